@@ -1,0 +1,56 @@
+"""What a key press becomes inside the input callback: a KeyClass, never a character or keycode."""
+
+from __future__ import annotations
+
+from vault.categories import KeyClass
+
+# pynput's special keys, by Key enum member name (the same names on X11, macOS and Windows).
+_SPECIAL: dict[str, KeyClass] = {
+    "space": KeyClass.SPACE,
+    "backspace": KeyClass.EDITING,
+    "delete": KeyClass.EDITING,
+    **{name: KeyClass.MODIFIER for name in (
+        "alt", "alt_l", "alt_r", "alt_gr", "ctrl", "ctrl_l", "ctrl_r", "shift", "shift_l", "shift_r",
+        "cmd", "cmd_l", "cmd_r", "caps_lock", "num_lock", "scroll_lock",
+    )},
+    **{name: KeyClass.NAVIGATION for name in (
+        "left", "right", "up", "down", "home", "end", "page_up", "page_down",
+    )},
+    **{f"f{n}": KeyClass.FUNCTION for n in range(1, 25)},
+}
+
+
+def classify_char(char: str) -> KeyClass:
+    if char.isalpha():
+        return KeyClass.LETTER
+    if char.isdigit():
+        return KeyClass.DIGIT
+    if char == " ":
+        return KeyClass.SPACE
+    if char.isprintable() and not char.isspace():
+        return KeyClass.PUNCTUATION
+    return KeyClass.OTHER  # control characters (ctrl+letter), tabs, newlines
+
+
+def classify_special(name: str) -> KeyClass:
+    return _SPECIAL.get(name, KeyClass.OTHER)
+
+
+def classify_key(key: object) -> KeyClass:
+    """Classify a pynput key: a ``KeyCode`` (has ``char``) or a ``Key`` member (has ``name``).
+
+    Duck-typed so that no pynput import is needed here; a KeyCode without a character (an unmapped
+    vk) is OTHER. Enter and Tab are OTHER too: they are neither editing nor text.
+    """
+    char = getattr(key, "char", None)
+    if char is not None:
+        return classify_char(char)
+    name = getattr(key, "name", None)
+    if name is not None:
+        return _SPECIAL.get(name, KeyClass.OTHER)
+    return KeyClass.OTHER
+
+
+def button_class(name: str | None) -> str:
+    """pynput ``Button`` member name to our MouseButton value (x1/x2/button8... are OTHER)."""
+    return name if name in ("left", "right", "middle") else "other"

@@ -1,0 +1,142 @@
+"""The employee's consent acts, each one ledger entry: grant, revoke, pause, resume.
+
+Revoking takes exactly what granting takes (one command, one entry), as GDPR Art. 7(3) asks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from vault.categories import Category
+from vault.consent import LAWFUL_BASIS, PURPOSES, GrantReceipt
+from vault.errors import ConsentError
+from vault.notices import Notice, load_notice
+from vault.policy import MachinePolicy
+from vault.timeutil import iso
+from vault.vault import Vault
+
+Method = Literal["cli", "tray", "api"]
+Confirmation = Literal["interactive-prompt", "yes-flag"]
+TOOL = "consentry/0.1.0"
+
+
+def recipients(policy: MachinePolicy) -> tuple[str, ...]:
+    return (policy.store.url,) if policy.store else ("nobody: no store is configured, data stays on this computer",)
+
+
+def notice_shown(category: Category, policy: MachinePolicy) -> tuple[Notice, str]:
+    """The notice and the exact text that is shown (and hashed into the receipt)."""
+    notice = load_notice(category)
+    return notice, notice.rendered(policy.retention_days, ", ".join(recipients(policy)))
+
+
+def grant(
+    vault: Vault,
+    policy: MachinePolicy,
+    category: Category,
+    *,
+    method: Method,
+    confirmation: Confirmation,
+    now: datetime,
+) -> tuple[GrantReceipt, bool]:
+    """Record a grant; returns (receipt, created). An active grant of the current notice is kept as is."""
+    if not policy.allows(category):
+        raise ConsentError(
+            f"the machine policy does not offer '{category.value}' on this computer; ask IT if you want it"
+        )
+    vault.kek()  # a vault whose key is wrong or missing must not collect anything
+    notice, text = notice_shown(category, policy)
+    with vault.transaction():
+        state = vault.consent(policy).categories[category]
+        if state.state == "granted" and state.receipt_id:
+            existing = vault.receipt_spans()[state.receipt_id].receipt
+            return existing, False
+        receipt = GrantReceipt(
+            receipt_id=uuid.uuid4().hex,
+            subject=vault.subject,
+            category=category,
+            purposes=PURPOSES,
+            retention_days=policy.retention_days,
+            recipients=recipients(policy),
+            notice_id=notice.notice_id,
+            notice_version=notice.version,
+            notice_sha256=_sha256(text),
+            collection_method=method,
+            collection_tool=TOOL,
+            confirmation=confirmation,
+            granted_at=iso(now),
+            lawful_basis=LAWFUL_BASIS,
+            policy_sha256=policy.digest(),
+        )
+        vault.ledger.append("grant", receipt.model_dump(mode="json"), now)
+    return receipt, True
+
+
+def revoke(vault: Vault, policy: MachinePolicy, categories: list[Category], *, method: Method, now: datetime) -> list[Category]:
+    """Withdraw consent for ``categories``; returns those that were in force (granted or suspended)."""
+    with vault.transaction():
+        snapshot = vault.consent(policy)
+        active = [c for c in categories if snapshot.categories[c].receipt_id is not None
+                  and snapshot.categories[c].state in ("granted", "suspended", "forbidden")]
+        if active:
+            vault.ledger.append(
+                "revoke",
+                {
+                    "categories": [c.value for c in active],
+                    "receipt_ids": [snapshot.categories[c].receipt_id for c in active],
+                    "method": method,
+                },
+                now,
+            )
+    return active
+
+
+def pause(vault: Vault, *, until: datetime | None, method: Method, now: datetime) -> None:
+    """Pause every category, until ``until`` or until resumed."""
+    if until is not None and until <= now:
+        raise ValueError("a pause must end in the future")
+    with vault.transaction():
+        vault.ledger.append("pause", {"until": None if until is None else iso(until), "method": method}, now)
+
+
+def resume(vault: Vault, policy: MachinePolicy, *, reason: Literal["employee", "pause-expired"], now: datetime) -> bool:
+    """End a pause; returns False when nothing was paused."""
+    with vault.transaction():
+        if vault.consent(policy).paused_until is None:
+            return False
+        vault.ledger.append("resume", {"reason": reason}, now)
+    return True
+
+
+def settle_expired_pause(vault: Vault, policy: MachinePolicy, now: datetime) -> bool:
+    """Record that a timed pause ran out, so the ledger shows when capture resumed by itself."""
+    snapshot = vault.consent(policy)
+    if snapshot.paused_until is not None and not snapshot.is_paused(now):
+        return resume(vault, policy, reason="pause-expired", now=now)
+    return False
+
+
+def record_policy(vault: Vault, policy: MachinePolicy, now: datetime) -> bool:
+    """Note a new machine policy in the ledger (once per distinct policy)."""
+    digest = policy.digest()
+    with vault.transaction():
+        last = None
+        for entry in vault.ledger.entries(("policy-changed",)):
+            last = entry.body.get("policy_sha256")
+        if last == digest:
+            return False
+        vault.ledger.append(
+            "policy-changed",
+            {"policy_sha256": digest, "allowed_categories": [c.value for c in policy.allowed_categories],
+             "retention_days": policy.retention_days},
+            now,
+        )
+    return True
+
+
+def _sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

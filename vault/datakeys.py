@@ -1,0 +1,64 @@
+"""Data keys: one AES-256 key per (category, UTC day), wrapped by the KEK, counted, shreddable.
+
+A key id reads ``<category>/<day>/<generation>``. Each key is used for at most ``MAX_USES`` records
+(far below NIST SP 800-38D's 2**32 limit for random 96-bit nonces), then a new generation starts.
+Unwrapped keys live only in this object's memory for the life of the vault handle.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from vault.envelope import new_key, open_blob, seal, wrap_context
+
+MAX_USES = 1 << 24
+
+
+def make_key_id(category: str, day: str, generation: int) -> str:
+    return f"{category}/{day}/{generation}"
+
+
+class DataKeys:
+    def __init__(self, conn: sqlite3.Connection, kek: Callable[[], bytes], now_iso: Callable[[], str]) -> None:
+        self._conn = conn
+        self._kek = kek
+        self._now_iso = now_iso
+        self._plain: dict[str, bytes] = {}
+
+    def unwrap(self, key_id: str) -> bytes:
+        """The plaintext data key; ``KeyError`` when it was shredded (its data is gone)."""
+        key = self._plain.get(key_id)
+        if key is None:
+            row = self._conn.execute("SELECT wrapped FROM data_keys WHERE key_id = ?", (key_id,)).fetchone()
+            if row is None:
+                raise KeyError(key_id)
+            key = open_blob(self._kek(), row[0], wrap_context(key_id))
+            self._plain[key_id] = key
+        return key
+
+    def for_write(self, category: str, day: str, count: int) -> tuple[str, bytes]:
+        """A key with room for ``count`` more records (caller holds the write transaction)."""
+        row = self._conn.execute(
+            "SELECT key_id, uses FROM data_keys WHERE category = ? AND day = ? ORDER BY rowid DESC LIMIT 1",
+            (category, day),
+        ).fetchone()
+        if row is not None and row[1] + count <= MAX_USES:
+            key_id = str(row[0])
+            key = self.unwrap(key_id)
+        else:
+            generation = 0 if row is None else int(str(row[0]).rsplit("/", 1)[1]) + 1
+            key_id = make_key_id(category, day, generation)
+            key = new_key()
+            self._conn.execute(
+                "INSERT INTO data_keys (key_id, category, day, wrapped, uses, created) VALUES (?, ?, ?, ?, 0, ?)",
+                (key_id, category, day, seal(self._kek(), key, wrap_context(key_id)), self._now_iso()),
+            )
+            self._plain[key_id] = key
+        self._conn.execute("UPDATE data_keys SET uses = uses + ? WHERE key_id = ?", (count, key_id))
+        return key_id, key
+
+    def forget(self, key_ids: list[str]) -> None:
+        """Drop shredded keys from memory too."""
+        for key_id in key_ids:
+            self._plain.pop(key_id, None)

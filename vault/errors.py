@@ -1,0 +1,58 @@
+"""The vault's exception tree: one root, opaque crypto failures, precise misuse errors.
+
+    VaultError
+    ├── InvalidRecord          any authenticated-decryption or signature failure (deliberately opaque)
+    ├── KeyUnavailable         the key-encryption key is missing or does not match this vault
+    ├── InsecurePermissions    a vault or key file that others can read; says how to fix it
+    ├── VaultCorrupted         the database file is truncated, corrupted or not a Consentry vault
+    ├── UnsupportedVersion     written by a newer Consentry; never guessed at
+    ├── PolicyError            the machine policy is missing a value, malformed or contradictory
+    ├── ConsentError           an operation that consent (or policy) does not cover
+    └── LedgerBroken           the consent ledger's hash chain or a checkpoint does not verify
+
+Misuse by a caller (wrong key length, unknown category) raises ValueError, as in pyca/cryptography.
+"""
+
+from __future__ import annotations
+
+
+class VaultError(Exception):
+    """Root of every error the vault raises on purpose."""
+
+
+class InvalidRecord(VaultError):
+    """A ciphertext, wrapped key or signature failed to authenticate.
+
+    Deliberately carries no detail: which byte was wrong is not information we give away.
+    """
+
+    def __init__(self, message: str = "record failed to authenticate") -> None:
+        super().__init__(message)
+
+
+class KeyUnavailable(VaultError):
+    """The key-encryption key cannot be found, or is not the key this vault was made with."""
+
+
+class InsecurePermissions(VaultError):
+    """A file or folder holding secrets is readable by other users."""
+
+
+class VaultCorrupted(VaultError):
+    """The vault database cannot be read as a Consentry vault."""
+
+
+class UnsupportedVersion(VaultError):
+    """A blob or database was written by a newer format version than this code understands."""
+
+
+class PolicyError(VaultError):
+    """The machine policy cannot be used."""
+
+
+class ConsentError(VaultError):
+    """The requested operation is not covered by the employee's consent or the machine policy."""
+
+
+class LedgerBroken(VaultError):
+    """The consent ledger's chain or a signed checkpoint does not verify."""

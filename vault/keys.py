@@ -1,0 +1,172 @@
+"""Where the key-encryption key (KEK) lives: the OS keyring, or a 0600 file in a 0700 folder.
+
+keyring's ``fail`` backend (every headless Linux host) and plaintext backends (``keyrings.alt``) are
+never used: there the KEK goes to ``<home>/keys/kek`` instead, and we refuse to read it, or a vault,
+if anyone but the owner could. ``CONSENTRY_KEYSTORE=file|keyring`` overrides the choice. The choice
+made when a vault is created is recorded in the vault, so later opens do not import keyring to ask.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from pathlib import Path
+from typing import Protocol
+
+from vault.envelope import KEY_BYTES, new_key
+from vault.errors import InsecurePermissions, KeyUnavailable
+
+KEYSTORE_ENV = "CONSENTRY_KEYSTORE"
+KEYRING_SERVICE = "consentry"
+
+
+class KekStore(Protocol):
+    """One place a KEK can be kept."""
+
+    kind: str
+
+    def load(self) -> bytes:
+        """Return the KEK, or raise KeyUnavailable."""
+        ...
+
+    def create(self) -> bytes:
+        """Make and store a new KEK; refuses to overwrite an existing one."""
+        ...
+
+    def destroy(self) -> None:
+        ...
+
+
+def check_private(path: Path, *, is_dir: bool) -> None:
+    """Refuse a secret file or folder that other users could read, saying how to fix it."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    loose = st.st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+    if loose:
+        wanted = "700" if is_dir else "600"
+        raise InsecurePermissions(
+            f"{path} is accessible by other users (mode {stat.S_IMODE(st.st_mode):o}); "
+            f"fix it with: chmod {wanted} '{path}'"
+        )
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise InsecurePermissions(f"{path} is owned by another user (uid {st.st_uid}); it must be yours")
+
+
+class FileKekStore:
+    """The KEK as base64 in a 0600 file inside a 0700 folder."""
+
+    kind = "file"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> bytes:
+        check_private(self.path.parent, is_dir=True)
+        check_private(self.path, is_dir=False)
+        try:
+            text = self.path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            raise KeyUnavailable(
+                f"the vault key file {self.path} is missing; without it the vault cannot be read. "
+                "Restore it from your backup, or erase the vault with: consentry erase --all --force"
+            ) from None
+        try:
+            key = base64.b64decode(text, validate=True)
+        except ValueError:
+            key = b""
+        if len(key) != KEY_BYTES:
+            raise KeyUnavailable(f"the vault key file {self.path} is damaged (not a {KEY_BYTES}-byte base64 key)")
+        return key
+
+    def create(self) -> bytes:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.path.parent, 0o700)
+        check_private(self.path.parent, is_dir=True)
+        key = new_key()
+        # O_EXCL: never overwrite a key that protects existing data.
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(base64.b64encode(key).decode("ascii") + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        return key
+
+    def destroy(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class KeyringKekStore:
+    """The KEK in the desktop's keyring (Secret Service, macOS Keychain, Windows Credential Manager)."""
+
+    kind = "keyring"
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+
+    def load(self) -> bytes:
+        import keyring
+        import keyring.errors
+
+        try:
+            text = keyring.get_password(KEYRING_SERVICE, self.account)
+        except keyring.errors.KeyringError as exc:
+            raise KeyUnavailable(f"the OS keyring could not be read: {type(exc).__name__}; unlock it and retry") from None
+        if text is None:
+            raise KeyUnavailable(
+                "the vault key is missing from the OS keyring; restore it, or erase the vault with: "
+                "consentry erase --all --force"
+            )
+        key = base64.b64decode(text)
+        if len(key) != KEY_BYTES:
+            raise KeyUnavailable("the vault key in the OS keyring is damaged")
+        return key
+
+    def create(self) -> bytes:
+        import keyring
+
+        key = new_key()
+        keyring.set_password(KEYRING_SERVICE, self.account, base64.b64encode(key).decode("ascii"))
+        return key
+
+    def destroy(self) -> None:
+        import keyring
+        import keyring.errors
+
+        try:
+            keyring.delete_password(KEYRING_SERVICE, self.account)
+        except keyring.errors.PasswordDeleteError:
+            pass
+
+
+def keyring_is_usable() -> bool:
+    """True when keyring's chosen backend is a real, encrypted OS keyring."""
+    try:
+        import keyring
+        from keyring.backends import fail
+    except ImportError:
+        return False
+    backend = keyring.get_keyring()
+    if isinstance(backend, fail.Keyring):
+        return False
+    module = type(backend).__module__
+    # keyrings.alt's plaintext and "encrypted" file backends keep the secret next to the data.
+    if module.startswith("keyrings.alt") or "plaintext" in type(backend).__name__.lower():
+        return False
+    priority = getattr(backend, "priority", 0)
+    return isinstance(priority, (int, float)) and priority >= 1
+
+
+def choose_kek_store(kind: str | None, *, key_file: Path, account: str) -> KekStore:
+    """The store recorded for a vault (``kind``), else the env override, else what this host offers."""
+    if kind is None:
+        kind = os.environ.get(KEYSTORE_ENV, "auto")
+    if kind == "auto":
+        kind = "keyring" if keyring_is_usable() else "file"
+    if kind == "file":
+        return FileKekStore(key_file)
+    if kind == "keyring":
+        return KeyringKekStore(account)
+    raise ValueError(f"{KEYSTORE_ENV} must be 'file', 'keyring' or 'auto', not {kind!r}")

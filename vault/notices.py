@@ -1,0 +1,46 @@
+"""The notice an employee reads before granting a category: shipped text, versioned, hashed.
+
+The grant receipt records the notice's id, version and the SHA-256 of the exact text shown, so it
+can later be proved what the employee agreed to. A new version suspends the grant until re-consent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+
+from vault.categories import Category
+
+
+@dataclass(frozen=True)
+class Notice:
+    category: Category
+    notice_id: str
+    version: int
+    text: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    def rendered(self, retention_days: int, recipients: str) -> str:
+        """The exact text shown at grant time; the receipt hashes this, not the template."""
+        return (
+            f"{self.text.rstrip()}\n\nRetention on this computer: {retention_days} days.\n"
+            f"Recipients of approved batches: {recipients}.\n"
+            f"Notice {self.notice_id} version {self.version}.\n"
+        )
+
+
+def _parse(category: Category, raw: str) -> Notice:
+    if not raw.startswith("---\n"):
+        raise ValueError(f"notice for {category} has no front matter")
+    head, _, text = raw[4:].partition("\n---\n")
+    fields = dict(line.split(": ", 1) for line in head.splitlines() if line.strip())
+    return Notice(category=category, notice_id=fields["id"], version=int(fields["version"]), text=text.lstrip("\n"))
+
+
+def load_notice(category: Category) -> Notice:
+    raw = resources.files("vault").joinpath("notices", f"{category.value}.md").read_text(encoding="utf-8")
+    return _parse(category, raw)

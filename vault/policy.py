@@ -1,0 +1,169 @@
+"""The machine policy that IT deploys: it narrows what may be offered and never grants anything.
+
+Loaded from ``/etc/xdg/consentry/policy.toml`` on Linux (see ``vault.paths.default_policy_path``). A
+missing file means the embedded defaults below; a file that exists but is invalid is a ``PolicyError``
+that names the file, the key and what is wrong, and capture does not run until it is fixed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vault.canonical import canonical_json, sha256_hex
+from vault.categories import ALL_CATEGORIES, AppCategory, Category
+from vault.errors import PolicyError
+
+_frozen = ConfigDict(frozen=True, extra="forbid")
+
+DEFAULT_EXCLUDED_APPS: tuple[str, ...] = (
+    # Password managers, banking and HR: nothing is captured while one of these has focus.
+    "keepassxc", "keepass2", "1password", "bitwarden", "lastpass", "enpass", "seahorse",
+    "gnome-keyring", "kwalletmanager5", "pinentry", "pinentry-gtk-2", "pinentry-qt",
+)
+DEFAULT_FILE_EXTENSIONS: tuple[str, ...] = (
+    "py", "js", "ts", "java", "c", "h", "cpp", "rs", "go", "rb", "md", "txt", "json", "toml",
+    "yaml", "yml", "csv", "html", "css", "sql", "sh", "pdf", "docx", "xlsx", "pptx", "odt", "ods", "png",
+    "jpg", "svg",
+)
+
+
+def _b64_key(value: str, what: str, length: int = 32) -> str:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{what} must be standard base64") from None
+    if len(raw) != length:
+        raise ValueError(f"{what} must decode to {length} bytes, got {len(raw)}")
+    return value
+
+
+class StoreConfig(BaseModel):
+    """Where approved batches go, and the store's keys (both 32-byte raw keys, base64)."""
+
+    model_config = _frozen
+
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/.*)?$", description="the on-prem store's base URL")]
+    public_key: str = Field(description="the store's X25519 HPKE public key, base64")
+    log_key: str | None = Field(default=None, description="the store's Ed25519 tree-head key, base64")
+
+    @field_validator("public_key")
+    @classmethod
+    def _public_key(cls, value: str) -> str:
+        return _b64_key(value, "store.public_key")
+
+    @field_validator("log_key")
+    @classmethod
+    def _log_key(cls, value: str | None) -> str | None:
+        return None if value is None else _b64_key(value, "store.log_key")
+
+
+class StewardConfig(BaseModel):
+    """The data stewards' Ed25519 public keys (base64, by name) and how many must approve a batch."""
+
+    model_config = _frozen
+
+    keys: dict[str, str] = Field(default_factory=dict)
+    approvals_required: int = Field(default=1, ge=1, le=16)
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, key in value.items():
+            _b64_key(key, f"stewards.keys.{name}")
+        if len(set(value.values())) != len(value):
+            raise ValueError("the same steward key is listed under two names")
+        return value
+
+    @model_validator(mode="after")
+    def _enough_stewards(self) -> "StewardConfig":
+        if self.keys and self.approvals_required > len(self.keys):
+            raise ValueError(
+                f"approvals_required is {self.approvals_required} but only {len(self.keys)} steward keys are listed"
+            )
+        return self
+
+
+class MachinePolicy(BaseModel):
+    """What IT allows on this machine. Nothing here can switch a category on."""
+
+    model_config = _frozen
+
+    version: int = Field(default=1, description="policy format version; only 1 exists")
+    allowed_categories: tuple[Category, ...] = Field(default=ALL_CATEGORIES)
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    aggregation_window_seconds: int = Field(default=60, ge=10, le=3600)
+    hold_hours: float = Field(default=24.0, ge=0.0, le=24 * 30)
+    excluded_apps: tuple[str, ...] = Field(default=DEFAULT_EXCLUDED_APPS)
+    app_categories: dict[str, AppCategory] = Field(default_factory=dict)
+    file_extensions: tuple[str, ...] = Field(default=DEFAULT_FILE_EXTENSIONS)
+    store: StoreConfig | None = None
+    stewards: StewardConfig = Field(default_factory=StewardConfig)
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError(f"policy version {value} is not supported by this Consentry (only 1)")
+        return value
+
+    @field_validator("excluded_apps")
+    @classmethod
+    def _lower_apps(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted({v.strip().lower() for v in value if v.strip()}))
+
+    @field_validator("app_categories")
+    @classmethod
+    def _lower_app_keys(cls, value: dict[str, AppCategory]) -> dict[str, AppCategory]:
+        return {k.strip().lower(): v for k, v in value.items()}
+
+    @field_validator("file_extensions")
+    @classmethod
+    def _extensions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(sorted({v.strip().lower().lstrip(".") for v in value}))
+        for ext in cleaned:
+            if not ext.isalnum() or len(ext) > 10:
+                raise ValueError(f"file extension {ext!r} must be 1-10 letters or digits")
+        return cleaned
+
+    def allows(self, category: Category) -> bool:
+        return category in self.allowed_categories
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical policy, recorded in every grant receipt."""
+        return sha256_hex(canonical_json(self.model_dump(mode="json")))
+
+
+def parse_policy(text: str, *, source: str = "<policy>") -> MachinePolicy:
+    """Parse TOML policy text, raising a ``PolicyError`` that names the source, key and problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return MachinePolicy.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check its spelling; the policy accepts no other keys)"
+            problems.append(f"{source}: {key}: {msg}")
+        raise PolicyError("invalid machine policy:\n  " + "\n  ".join(problems)) from None
+
+
+def load_policy(path: Path) -> MachinePolicy:
+    """Load the policy at ``path``; a missing file means the embedded defaults."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return MachinePolicy()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{path}: cannot read the machine policy: {exc}") from None
+    return parse_policy(text, source=str(path))

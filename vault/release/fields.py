@@ -1,0 +1,94 @@
+"""Field types and the versioned base model shared by every release wire format."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from vault.errors import UnsupportedVersion
+
+FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+# The "previous batch hash" of a device's first batch: there is no previous manifest.
+GENESIS_HASH = "0" * 64
+
+BatchId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits (a uuid4 hex)")]
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256, 64 lowercase hex digits")]
+KeyId = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$", description="a key id, e.g. vault.release.key_id(public key)")
+]
+Subject = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$", description="the subject pseudonym (random, rotated per period)")
+]
+Nonce = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="16 random bytes as hex")]
+EpochSeconds = Annotated[int, Field(ge=0, le=2**40, description="UTC seconds since the epoch")]
+
+
+def b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64decode(value: str) -> bytes:
+    """Strict standard base64; a ValueError (not binascii.Error) for anything else."""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not standard base64") from None
+
+
+def _check_b64(value: Any) -> Any:
+    if isinstance(value, str):
+        b64decode(value)
+    return value
+
+
+def _check_b64_32(value: Any) -> Any:
+    if isinstance(value, str) and len(b64decode(value)) != 32:
+        raise ValueError("must be 32 bytes, base64")
+    return value
+
+
+def _check_b64_64(value: Any) -> Any:
+    if isinstance(value, str) and len(b64decode(value)) != 64:
+        raise ValueError("must be a 64-byte Ed25519 signature, base64")
+    return value
+
+
+Base64 = Annotated[str, BeforeValidator(_check_b64), Field(description="standard base64")]
+PublicKey32 = Annotated[
+    str, BeforeValidator(_check_b64_32), Field(min_length=44, max_length=44, description="32-byte key, base64")
+]
+Signature64 = Annotated[
+    str, BeforeValidator(_check_b64_64), Field(min_length=88, max_length=88, description="Ed25519 signature, base64")
+]
+
+
+class Versioned(BaseModel):
+    """A frozen wire model whose ``v`` is checked before any other field.
+
+    An unknown version raises ``UnsupportedVersion`` (not a validation error), so a newer writer is never
+    half-parsed; pydantic lets non-ValueError exceptions through unchanged.
+    """
+
+    model_config = FROZEN
+    VERSION: ClassVar[int] = 1
+
+    v: int = Field(description="format version")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version_first(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            version = data.get("v")
+            if version != cls.VERSION:
+                if isinstance(version, int) and not isinstance(version, bool):
+                    raise UnsupportedVersion(f"{cls.__name__} version {version} is not supported (only {cls.VERSION})")
+                raise ValueError(f"v must be the integer {cls.VERSION}")
+        return data
+
+    def canonical_dict(self) -> dict[str, Any]:
+        """The JSON form that canonical_json hashes and signs."""
+        return self.model_dump(mode="json")

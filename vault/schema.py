@@ -1,0 +1,150 @@
+"""The vault database: opening it safely, and named migrations recorded in ``_migrations``.
+
+Each migration runs in its own transaction and is recorded by name. A database that records a
+migration this code does not know, or a ``format_version`` above ``FORMAT_VERSION``, was written by a
+newer Consentry and is refused rather than guessed at. Statements run one by one with ``execute``:
+``executescript`` and sqlite-utils' index helpers both COMMIT the caller's transaction, which would
+break the one-transaction-per-migration rule.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from vault.errors import UnsupportedVersion, VaultCorrupted
+from vault.keys import check_private
+
+FORMAT_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+
+
+@dataclass(frozen=True)
+class Migration:
+    """A named schema change: statements run one by one inside one transaction."""
+
+    name: str
+    statements: tuple[str, ...]
+
+
+_M0001_INITIAL = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE secrets (name TEXT PRIMARY KEY, blob BLOB NOT NULL)",
+    """CREATE TABLE data_keys (
+        key_id TEXT PRIMARY KEY, category TEXT NOT NULL, day TEXT NOT NULL,
+        wrapped BLOB NOT NULL, uses INTEGER NOT NULL, created TEXT NOT NULL)""",
+    "CREATE INDEX data_keys_category_day ON data_keys (category, day)",
+    """CREATE TABLE records (
+        record_id INTEGER PRIMARY KEY, category TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
+        key_id TEXT NOT NULL, receipt_id TEXT NOT NULL, blob BLOB NOT NULL, batch_id TEXT)""",
+    "CREATE INDEX records_category_start ON records (category, start)",
+    "CREATE INDEX records_key_id ON records (key_id)",
+    """CREATE TABLE ledger (
+        seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, at TEXT NOT NULL, body TEXT NOT NULL,
+        prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""",
+    """CREATE TABLE checkpoints (
+        seq INTEGER PRIMARY KEY, head_hash TEXT NOT NULL, at TEXT NOT NULL,
+        device_kid TEXT NOT NULL, signature TEXT NOT NULL)""",
+    # Append-only: the chain makes edits detectable; these triggers make them a loud error too.
+    """CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+        BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END""",
+    """CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+        BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END""",
+)
+
+
+MIGRATIONS: list[Migration] = [Migration("0001_initial", _M0001_INITIAL)]
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open the vault database with the pragmas Consentry relies on. Explicit transactions only."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise VaultCorrupted(f"{path}: cannot switch the vault to WAL mode (got {mode})")
+        # FULL: a committed record survives power loss, not only a crash of the process.
+        conn.execute("PRAGMA synchronous = FULL")
+        # Deleted content (shredded wrapped keys) is overwritten with zeros, not left in free pages.
+        conn.execute("PRAGMA secure_delete = ON")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise
+        raise VaultCorrupted(f"{path} is not a readable Consentry vault ({exc})") from None
+    return conn
+
+
+def create_file(path: Path) -> None:
+    """Create an empty, owner-only database file inside an owner-only folder."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+
+
+def check_file_permissions(path: Path) -> None:
+    check_private(path.parent, is_dir=True)
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        check_private(candidate, is_dir=False)
+
+
+def applied_migrations(conn: sqlite3.Connection) -> list[str]:
+    try:
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'"
+        ).fetchone()
+        if not exists:
+            return []
+        return [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
+    except sqlite3.DatabaseError as exc:
+        raise VaultCorrupted(f"the vault database is damaged ({exc})") from None
+
+
+def migrate(conn: sqlite3.Connection, now_iso: str) -> list[str]:
+    """Apply pending migrations in order, each in its own transaction; return the names applied."""
+    done = applied_migrations(conn)
+    known = [m.name for m in MIGRATIONS]
+    unknown = [name for name in done if name not in known]
+    if unknown:
+        raise UnsupportedVersion(
+            f"this vault was upgraded by a newer Consentry (migration {unknown[0]!r}); install that version"
+        )
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            # Another process may have applied it while we waited for the write lock.
+            if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (migration.name,)).fetchone():
+                conn.execute("ROLLBACK")
+                continue
+            for statement in migration.statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (migration.name, now_iso))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(migration.name)
+    return applied
+
+
+def check_format_version(stored: str | None) -> None:
+    if stored is None:
+        return
+    try:
+        version = int(stored)
+    except ValueError:
+        raise VaultCorrupted(f"the vault's format_version {stored!r} is not a number") from None
+    if version > FORMAT_VERSION:
+        raise UnsupportedVersion(
+            f"this vault was written by a newer Consentry (format {version}; this one reads up to "
+            f"{FORMAT_VERSION}); upgrade Consentry"
+        )

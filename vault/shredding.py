@@ -1,0 +1,62 @@
+"""Crypto-shredding: destroy data keys (and their records) so the data cannot come back.
+
+The wrapped keys and records are deleted in the same transaction as the ledger entry that records
+the erasure. Then, because a deleted row can linger in the WAL and in free pages, the WAL is
+checkpointed and truncated and the file is VACUUMed (``secure_delete`` is on, so freed pages are
+zeroed as well).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from vault.categories import Category
+from vault.policy import MachinePolicy
+from vault.timeutil import utc_day
+from vault.vault import Vault
+
+
+def _shred(vault: Vault, where: str, params: tuple[object, ...], kind: str, fields: dict[str, object], now: datetime) -> list[str]:
+    with vault.transaction():
+        key_ids = [row[0] for row in vault.db.execute(f"SELECT key_id FROM data_keys WHERE {where}", params)]
+        record_count = 0
+        for key_id in key_ids:
+            record_count += vault.db.execute("DELETE FROM records WHERE key_id = ?", (key_id,)).rowcount
+            vault.db.execute("DELETE FROM data_keys WHERE key_id = ?", (key_id,))
+        if key_ids or kind == "erase":
+            vault.ledger.append(kind, {**fields, "key_ids": key_ids, "records": record_count}, now)
+    vault.data_keys.forget(key_ids)
+    if key_ids:
+        compact(vault)
+    return key_ids
+
+
+def compact(vault: Vault) -> None:
+    """Push deleted bytes out of the WAL and free pages."""
+    vault.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    vault.db.execute("VACUUM")
+    vault.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def erase_categories(vault: Vault, categories: list[Category], *, now: datetime, revoked_too: bool) -> list[str]:
+    """Shred every key of ``categories``. The ledger entry also ends any grant still in force."""
+    names = [c.value for c in categories]
+    where = f"category IN ({', '.join('?' * len(names))})"
+    fields: dict[str, object] = {"scope": "categories", "categories": names if revoked_too else []}
+    fields["erased_categories"] = names
+    return _shred(vault, where, tuple(names), "erase", fields, now)
+
+
+def erase_period(vault: Vault, first_day: str, last_day: str, *, now: datetime) -> list[str]:
+    """Shred every key whose UTC day is within [first_day, last_day] (``YYYY-MM-DD``)."""
+    if first_day > last_day:
+        raise ValueError("the first day of the period is after its last day")
+    fields: dict[str, object] = {"scope": "period", "first_day": first_day, "last_day": last_day, "categories": []}
+    return _shred(vault, "day BETWEEN ? AND ?", (first_day, last_day), "erase", fields, now)
+
+
+def apply_retention(vault: Vault, policy: MachinePolicy, now: datetime) -> list[str]:
+    """Shred keys (and records) older than the policy's retention."""
+    cutoff = utc_day(now - timedelta(days=policy.retention_days))
+    fields: dict[str, object] = {"reason": "retention", "retention_days": policy.retention_days, "before_day": cutoff}
+    return _shred(vault, "day < ?", (cutoff,), "key-shredded", fields, now)

@@ -1,0 +1,319 @@
+"""The employee's vault: one SQLite file holding encrypted window records, keys and the ledger.
+
+Opening a vault never needs its key; reading or writing captured data does. Every write happens in
+one ``BEGIN IMMEDIATE`` transaction, so a crash leaves either all of a flush or none of it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from vault.consent import ConsentSnapshot, ReceiptSpan, derive_snapshot, receipt_spans
+from vault.datakeys import DataKeys
+from vault.envelope import (
+    BlobCipher,
+    kek_check_context,
+    new_key,
+    open_blob,
+    record_associated_data,
+    seal,
+    secret_context,
+)
+from vault.errors import ConsentError, InvalidRecord, KeyUnavailable, VaultCorrupted, VaultError
+from vault.keys import KekStore, choose_kek_store
+from vault.ledger import Ledger
+from vault.paths import Layout
+from vault.policy import MachinePolicy
+from vault.schema import (
+    FORMAT_VERSION,
+    check_file_permissions,
+    check_format_version,
+    connect,
+    create_file,
+    migrate,
+)
+from vault.signing import SigningKey
+from vault.timeutil import iso, utc_day, utc_now
+from vault.windows import AnyWindow, parse_window
+
+RECORDS_TABLE = "records"
+_KEK_CHECK_PLAINTEXT = b"consentry-kek-check-v1"
+DEVICE_KEY_SECRET = "device-key"
+
+Clock = Callable[[], datetime]
+
+
+class Vault:
+    """An open vault. Use ``Vault.open(layout)``; close it (or use ``with``) when done."""
+
+    def __init__(self, layout: Layout, conn: sqlite3.Connection, meta: dict[str, str], clock: Clock) -> None:
+        self.layout = layout
+        self.db = conn
+        self.meta = meta
+        self.clock = clock
+        self.ledger = Ledger(conn)
+        self._kek_store: KekStore = choose_kek_store(
+            meta.get("kek_store"), key_file=layout.kek_file, account=f"vault:{meta.get('vault_id', '')}"
+        )
+        self._kek: bytes | None = None
+        self._device_key: SigningKey | None = None
+        self.data_keys = DataKeys(conn, self.kek, lambda: iso(self.clock()))
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def exists(cls, layout: Layout) -> bool:
+        return layout.vault_db.exists()
+
+    @classmethod
+    def open(cls, layout: Layout, *, create: bool = True, clock: Clock = utc_now) -> "Vault":
+        path = layout.vault_db
+        if not path.exists():
+            if not create:
+                raise VaultError(f"no vault at {path} yet; it is created by your first: consentry consent grant")
+            create_file(path)
+        check_file_permissions(path)
+        conn = connect(path)
+        try:
+            migrate(conn, iso(clock()))
+            meta = _read_meta(conn)
+            check_format_version(meta.get("format_version"))
+            vault = cls(layout, conn, meta, clock)
+            if "vault_id" not in meta:
+                vault._initialise()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise VaultError("the vault is busy (locked by another process); retry in a moment") from None
+            raise VaultCorrupted(f"{path} is damaged and cannot be read as a Consentry vault ({exc})") from None
+        except BaseException:
+            conn.close()
+            raise
+        return vault
+
+    def _initialise(self) -> None:
+        """First open: make the KEK, the device key and the vault's identity, in one transaction."""
+        vault_id = uuid.uuid4().hex
+        store = choose_kek_store(None, key_file=self.layout.kek_file, account=f"vault:{vault_id}")
+        try:
+            kek = store.load()  # a previous initialisation may have died after making the key
+        except KeyUnavailable:
+            kek = store.create()
+        device = SigningKey.generate()
+        now = self.clock()
+        with self.transaction():
+            values = {
+                "vault_id": vault_id,
+                "format_version": str(FORMAT_VERSION),
+                "created": iso(now),
+                "kek_store": store.kind,
+                "subject": "subj-" + uuid.uuid4().hex,
+                "kek_check": seal(kek, _KEK_CHECK_PLAINTEXT, kek_check_context(vault_id)).hex(),
+            }
+            self.db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", list(values.items()))
+            self.db.execute(
+                "INSERT INTO secrets (name, blob) VALUES (?, ?)",
+                (DEVICE_KEY_SECRET, seal(kek, device.private_bytes(), secret_context(DEVICE_KEY_SECRET))),
+            )
+            self.ledger.append(
+                "vault-created", {"vault_id": vault_id, "device_kid": device.kid, "format_version": FORMAT_VERSION}, now
+            )
+        self.meta = values
+        self._kek_store = store
+        self._kek = kek
+        self._device_key = device
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Vault":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions and keys ------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back on any error."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    @property
+    def vault_id(self) -> str:
+        return self.meta["vault_id"]
+
+    @property
+    def subject(self) -> str:
+        return self.meta["subject"]
+
+    def kek(self) -> bytes:
+        """The key-encryption key, checked against this vault (wrong key -> KeyUnavailable)."""
+        if self._kek is None:
+            kek = self._kek_store.load()
+            try:
+                open_blob(kek, bytes.fromhex(self.meta["kek_check"]), kek_check_context(self.vault_id))
+            except InvalidRecord:
+                raise KeyUnavailable(
+                    "the vault key does not belong to this vault (was the key file replaced?); "
+                    "restore the original key, or erase the vault with: consentry erase --all --force"
+                ) from None
+            self._kek = kek
+        return self._kek
+
+    @property
+    def device_key(self) -> SigningKey:
+        if self._device_key is None:
+            self._device_key = SigningKey(self.local_secret(DEVICE_KEY_SECRET, create=False))
+        return self._device_key
+
+    def local_secret(self, name: str, *, create: bool = True) -> bytes:
+        """A 32-byte secret kept KEK-wrapped in the vault, made on first use."""
+        row = self.db.execute("SELECT blob FROM secrets WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            return open_blob(self.kek(), row[0], secret_context(name))
+        if not create:
+            raise VaultCorrupted(f"the vault has lost its {name!r} secret")
+        secret = new_key()
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO secrets (name, blob) VALUES (?, ?)",
+                (name, seal(self.kek(), secret, secret_context(name))),
+            )
+        return self.local_secret(name, create=False)
+
+    # -- consent ---------------------------------------------------------------------------------
+
+    def ledger_head(self) -> tuple[int, str]:
+        return self.ledger.head()
+
+    def consent(self, policy: MachinePolicy) -> ConsentSnapshot:
+        return derive_snapshot(self.ledger.entries(), policy)
+
+    def receipt_spans(self) -> dict[str, ReceiptSpan]:
+        return receipt_spans(self.ledger.entries(("grant", "revoke", "erase")))
+
+    # -- records -----------------------------------------------------------------------------------
+
+    def write_windows(self, records: Sequence[AnyWindow]) -> int:
+        """Encrypt and store ``records`` in one transaction; refuse all if any is not covered by consent."""
+        if not records:
+            return 0
+        spans = self.receipt_spans()
+        for record in records:
+            _check_covered(record, spans)
+        by_key: dict[tuple[str, str], list[AnyWindow]] = {}
+        for record in records:
+            day = utc_day(datetime.fromtimestamp(record.start, UTC))
+            by_key.setdefault((record.category, day), []).append(record)
+        rows = []
+        with self.transaction():
+            next_id = self._next_record_id()
+            for (category, day), group in by_key.items():
+                key_id, key = self.data_keys.for_write(category, day, len(group))
+                cipher = BlobCipher(key)
+                for record in group:
+                    aad = record_associated_data(RECORDS_TABLE, next_id, key_id, category)
+                    blob = cipher.seal(record.model_dump_json().encode(), aad)
+                    rows.append((next_id, category, record.start, record.end, key_id, record.receipt_id, blob))
+                    next_id += 1
+            self.db.executemany(
+                "INSERT INTO records (record_id, category, start, end, key_id, receipt_id, blob) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+    def _next_record_id(self) -> int:
+        row = self.db.execute("SELECT MAX(record_id) FROM records").fetchone()
+        return 1 if row[0] is None else int(row[0]) + 1
+
+    def read_windows(
+        self,
+        category: str | None = None,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        record_ids: Sequence[int] | None = None,
+    ) -> list[AnyWindow]:
+        """Decrypt and validate stored records; any tampering raises the opaque InvalidRecord."""
+        return [record for _, record in self.read_windows_with_ids(category, start=start, end=end, record_ids=record_ids)]
+
+    def read_windows_with_ids(
+        self,
+        category: str | None = None,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        record_ids: Sequence[int] | None = None,
+    ) -> list[tuple[int, AnyWindow]]:
+        sql, params = _record_filter(category, start, end, record_ids)
+        ciphers: dict[str, BlobCipher] = {}
+        out: list[tuple[int, AnyWindow]] = []
+        query = f"SELECT record_id, category, key_id, blob FROM records{sql} ORDER BY start, record_id"
+        for record_id, cat, key_id, blob in self.db.execute(query, params):
+            cipher = ciphers.get(key_id)
+            if cipher is None:
+                try:
+                    cipher = ciphers[key_id] = BlobCipher(self.data_keys.unwrap(key_id))
+                except KeyError:
+                    raise InvalidRecord() from None
+            plaintext = cipher.open(blob, record_associated_data(RECORDS_TABLE, record_id, key_id, cat))
+            record = parse_window(plaintext)
+            if record.category != cat:
+                raise InvalidRecord()
+            out.append((record_id, record))
+        return out
+
+    def count_windows(self, category: str | None = None, since: int | None = None) -> int:
+        sql, params = _record_filter(category, since, None, None)
+        return int(self.db.execute(f"SELECT COUNT(*) FROM records{sql}", params).fetchone()[0])
+
+    def path(self) -> Path:
+        return self.layout.vault_db
+
+
+def _record_filter(
+    category: str | None, start: int | None, end: int | None, record_ids: Sequence[int] | None
+) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if category is not None:
+        clauses.append("category = ?")
+        params.append(str(category))
+    if start is not None:
+        clauses.append("start >= ?")
+        params.append(start)
+    if end is not None:
+        clauses.append("start < ?")
+        params.append(end)
+    if record_ids is not None:
+        clauses.append(f"record_id IN ({', '.join('?' * len(record_ids))})")
+        params.extend(record_ids)
+    return ((" WHERE " + " AND ".join(clauses)) if clauses else "", params)
+
+
+def _check_covered(record: AnyWindow, spans: dict[str, ReceiptSpan]) -> None:
+    """A record is stored only under a grant of its category that was in force during its window."""
+    span = spans.get(record.receipt_id)
+    if span is None or span.receipt.category != record.category:
+        raise ConsentError(f"a {record.category} record names no grant of {record.category}; nothing was stored")
+    if record.end <= span.granted_at.timestamp():
+        raise ConsentError(f"a {record.category} record ends before its grant; nothing was stored")
+    if span.ended_at is not None and record.start >= span.ended_at.timestamp():
+        raise ConsentError(f"a {record.category} record starts after consent was withdrawn; nothing was stored")
+
+
+def _read_meta(conn: sqlite3.Connection) -> dict[str, str]:
+    return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
