@@ -12,7 +12,7 @@ from typing import Literal
 from vault.categories import Category
 from vault.consent import LAWFUL_BASIS, PURPOSES, GrantReceipt
 from vault.errors import ConsentError
-from vault.notices import Notice, load_notice
+from vault.notices import Notice, load_notice  # noqa: F401  (re-exported for the CLI)
 from vault.policy import MachinePolicy
 from vault.timeutil import iso
 from vault.vault import Vault

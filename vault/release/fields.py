@@ -15,13 +15,17 @@ FROZEN = ConfigDict(frozen=True, extra="forbid")
 # The "previous batch hash" of a device's first batch: there is no previous manifest.
 GENESIS_HASH = "0" * 64
 
-BatchId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits (a uuid4 hex)")]
+BatchId = Annotated[
+    str, Field(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits (a uuid4 hex)")
+]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256, 64 lowercase hex digits")]
 KeyId = Annotated[
-    str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$", description="a key id, e.g. vault.release.key_id(public key)")
+    str,
+    Field(pattern=r"^[A-Za-z0-9_-]{8,64}$", description="a key id, e.g. vault.release.key_id(public key)"),
 ]
 Subject = Annotated[
-    str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$", description="the subject pseudonym (random, rotated per period)")
+    str,
+    Field(pattern=r"^[A-Za-z0-9_-]{8,64}$", description="the subject pseudonym (random, rotated per period)"),
 ]
 Nonce = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="16 random bytes as hex")]
 EpochSeconds = Annotated[int, Field(ge=0, le=2**40, description="UTC seconds since the epoch")]
@@ -59,10 +63,14 @@ def _check_b64_64(value: Any) -> Any:
 
 Base64 = Annotated[str, BeforeValidator(_check_b64), Field(description="standard base64")]
 PublicKey32 = Annotated[
-    str, BeforeValidator(_check_b64_32), Field(min_length=44, max_length=44, description="32-byte key, base64")
+    str,
+    BeforeValidator(_check_b64_32),
+    Field(min_length=44, max_length=44, description="32-byte key, base64"),
 ]
 Signature64 = Annotated[
-    str, BeforeValidator(_check_b64_64), Field(min_length=88, max_length=88, description="Ed25519 signature, base64")
+    str,
+    BeforeValidator(_check_b64_64),
+    Field(min_length=88, max_length=88, description="Ed25519 signature, base64"),
 ]
 
 
@@ -85,7 +93,9 @@ class Versioned(BaseModel):
             version = data.get("v")
             if version != cls.VERSION:
                 if isinstance(version, int) and not isinstance(version, bool):
-                    raise UnsupportedVersion(f"{cls.__name__} version {version} is not supported (only {cls.VERSION})")
+                    raise UnsupportedVersion(
+                        f"{cls.__name__} version {version} is not supported (only {cls.VERSION})"
+                    )
                 raise ValueError(f"v must be the integer {cls.VERSION}")
         return data
 

@@ -53,7 +53,7 @@ class Ed25519Signer:
         self._kid = kid if kid is not None else key_id(self._public)
 
     @classmethod
-    def generate(cls) -> "Ed25519Signer":
+    def generate(cls) -> Ed25519Signer:
         raw = Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
         )

@@ -1,8 +1,8 @@
-"""What a key press becomes inside the input callback: a KeyClass, never a character or keycode."""
+"""What raw input becomes inside the callback: a KeyClass or MouseButton, never a character or keycode."""
 
 from __future__ import annotations
 
-from vault.categories import KeyClass
+from vault.categories import KeyClass, MouseButton
 
 # pynput's special keys, by Key enum member name (the same names on X11, macOS and Windows).
 _SPECIAL: dict[str, KeyClass] = {
@@ -51,6 +51,9 @@ def classify_key(key: object) -> KeyClass:
     return KeyClass.OTHER
 
 
-def button_class(name: str | None) -> str:
-    """pynput ``Button`` member name to our MouseButton value (x1/x2/button8... are OTHER)."""
-    return name if name in ("left", "right", "middle") else "other"
+_BUTTONS = {"left": MouseButton.LEFT, "right": MouseButton.RIGHT, "middle": MouseButton.MIDDLE}
+
+
+def classify_button(name: str | None) -> MouseButton:
+    """A pynput ``Button`` member name to a MouseButton (x1, x2, button8 ... are OTHER)."""
+    return _BUTTONS.get(name or "", MouseButton.OTHER)

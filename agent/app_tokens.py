@@ -1,0 +1,74 @@
+"""A focused application's name -> what may be kept: ``cat:<category>`` or a keyed ``anon:`` token.
+
+The name itself (WM_CLASS, macOS application name, Windows executable) never leaves ``resolve``.
+Names outside the allow-list become ``anon:`` + 16 hex of HMAC-SHA256(local secret, name): stable
+on this machine so focus time adds up, unlinkable elsewhere (the release step re-keys per batch), and
+not a plain hash, which a dictionary of application names would reverse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import tomllib
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from typing import NamedTuple
+
+from vault.categories import AppCategory
+from vault.policy import MachinePolicy
+
+ALLOW_LIST_RESOURCE = "app_categories.toml"
+TOKEN_SECRET_NAME = "app-token"
+
+
+class ResolvedApp(NamedTuple):
+    token: str | None  # None when the name is empty (no application has focus)
+    excluded: bool
+
+
+def load_allow_list() -> dict[str, AppCategory]:
+    """The application categories shipped with the agent (agent/data/app_categories.toml)."""
+    text = resources.files("agent").joinpath("data", ALLOW_LIST_RESOURCE).read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    if data.get("version") != 1:
+        raise ValueError(f"{ALLOW_LIST_RESOURCE}: unsupported version {data.get('version')!r}")
+    return {str(name).lower(): AppCategory(value) for name, value in data["apps"].items()}
+
+
+def normalise(name: str) -> str:
+    name = name.strip().lower()
+    return name[:-4] if name.endswith(".exe") else name
+
+
+class AppResolver:
+    """Maps application names to tokens and says whether they are excluded from capture."""
+
+    def __init__(self, categories: Mapping[str, AppCategory], excluded: Iterable[str], secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("the app-token secret must be at least 16 bytes")
+        self._categories = {normalise(k): v for k, v in categories.items()}
+        self._excluded = frozenset(normalise(name) for name in excluded if name.strip())
+        self._secret = secret
+
+    @classmethod
+    def for_policy(cls, policy: MachinePolicy, employee_excluded: Iterable[str], secret: bytes) -> "AppResolver":
+        categories = {**load_allow_list(), **policy.app_categories}
+        return cls(categories, (*policy.excluded_apps, *employee_excluded), secret)
+
+    def resolve(self, *names: str | None) -> ResolvedApp:
+        """Resolve an application known by one or more names, most specific first.
+
+        On X11 these are WM_CLASS's class and instance: the class names the application for its
+        category and token; either name being excluded is enough to exclude it.
+        """
+        cleaned = [normalise(n) for n in names if n and n.strip()]
+        if not cleaned:
+            return ResolvedApp(None, False)
+        excluded = any(name in self._excluded for name in cleaned)
+        primary = cleaned[0]
+        category = self._categories.get(primary)
+        if category is not None:
+            return ResolvedApp(f"cat:{category.value}", excluded)
+        digest = hmac.new(self._secret, primary.encode("utf-8"), hashlib.sha256).hexdigest()
+        return ResolvedApp(f"anon:{digest[:16]}", excluded)

@@ -1,0 +1,155 @@
+"""Employee consent commands: ``consent show|grant|revoke``, ``pause`` and ``resume``.
+
+Granting shows the notice and asks; revoking is the same single command in reverse and returns only
+once a running agent has confirmed it stopped (or no agent runs).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from agent.cli import common
+from agent.cli.agent_link import tell_agent
+from vault import consent_ops
+from vault.categories import Category
+from vault.timeutil import iso, utc_now
+
+
+@click.group()
+def consent() -> None:
+    """Show, grant or revoke consent, one category at a time.
+
+    Categories: keyboard, mouse, apps, files. All are off until you grant them.
+    """
+
+
+@consent.command("show")
+@common.json_option
+def show(as_json: bool) -> None:
+    """Show each category's state, since when, and the notice version."""
+    policy = common.policy()
+    lay = common.layout()
+    if not lay.vault_db.exists():
+        rows = [
+            {"category": c.value, "state": "not_granted" if policy.allows(c) else "forbidden", "since": None,
+             "receipt_id": None, "notice_version": consent_ops.load_notice(c).version, "reason": None}
+            for c in Category
+        ]
+    else:
+        with common.open_vault() as vault:
+            snapshot = vault.consent(policy)
+        rows = [
+            {"category": c.value, "state": s.state, "since": iso(s.since) if s.since else None,
+             "receipt_id": s.receipt_id, "notice_version": s.current_notice_version, "reason": s.reason}
+            for c, s in snapshot.categories.items()
+        ]
+    if as_json:
+        common.emit_json(rows)
+        return
+    click.echo(f"{'CATEGORY':<10} {'STATE':<12} {'SINCE (UTC)':<28} NOTICE")
+    for row in rows:
+        click.echo(f"{row['category']:<10} {row['state']:<12} {row['since'] or '-':<28} v{row['notice_version']}")
+        if row["reason"]:
+            click.echo(f"           {row['reason']}")
+    click.echo("\nGrant: consentry consent grant CATEGORY    Withdraw: consentry consent revoke CATEGORY")
+
+
+@consent.command("grant")
+@click.argument("categories", nargs=-1, required=True, type=common.CategoryType())
+@click.option("--yes", is_flag=True, help="Grant without the interactive question (still recorded as your explicit act).")
+@click.option(
+    "--folder", "folders", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="For 'files': a folder whose activity may be counted (repeatable). Names are never stored.",
+)
+def grant(categories: tuple[Category, ...], yes: bool, folders: tuple[Path, ...]) -> None:
+    """Grant consent for CATEGORIES after reading each notice.
+
+    Each notice says what is kept, what is never kept, the retention, who can see it and
+    how to withdraw. Nothing is captured for a category before this.
+    """
+    policy = common.policy()
+    if Category.FILES in categories and not folders:
+        raise click.UsageError("granting 'files' needs at least one --folder to watch")
+    if folders and Category.FILES not in categories:
+        raise click.UsageError("--folder only applies when granting 'files'")
+    for category in categories:
+        if not policy.allows(category):
+            raise click.ClickException(
+                f"the machine policy does not offer '{category.value}' on this computer; nothing was granted"
+            )
+    granted: list[str] = []
+    with common.open_vault(create=True) as vault:
+        for category in dict.fromkeys(categories):
+            _, text = consent_ops.notice_shown(category, policy)
+            click.echo(text)
+            if not yes and not click.confirm(f"Grant consent for '{category.value}'?", default=False):
+                click.echo(f"Not granted: {category.value}.")
+                continue
+            if category is Category.FILES:
+                from agent.watched_folders import write_watched_folders
+
+                write_watched_folders(vault.layout, list(folders))
+            receipt, created = consent_ops.grant(
+                vault, policy, category, method="cli",
+                confirmation="yes-flag" if yes else "interactive-prompt", now=utc_now(),
+            )
+            state = "granted" if created else "already granted"
+            click.echo(f"{category.value}: {state} (receipt {receipt.receipt_id}).")
+            granted.append(category.value)
+    if granted:
+        tell_agent(common.layout(), must_confirm=False)
+
+
+@consent.command("revoke")
+@click.argument("categories", nargs=-1, required=True, type=common.CategoryType())
+@click.option("--erase", is_flag=True, help="Also destroy everything already collected for these categories.")
+def revoke(categories: tuple[Category, ...], erase: bool) -> None:
+    """Withdraw consent for CATEGORIES. Capture stops at once.
+
+    Returns only after a running agent confirmed it stopped those sources and dropped
+    what it had not yet written. With --erase, the collected data is crypto-shredded too.
+    """
+    lay = common.layout()
+    if not lay.vault_db.exists():
+        click.echo("Nothing was ever granted on this computer; there is nothing to withdraw.")
+        return
+    policy = common.policy()
+    now = utc_now()
+    with common.open_vault() as vault:
+        withdrawn = consent_ops.revoke(vault, policy, list(dict.fromkeys(categories)), method="cli", now=now)
+        for category in categories:
+            click.echo(f"{category.value}: {'withdrawn' if category in withdrawn else 'was not granted'}.")
+        tell_agent(lay, must_confirm=True)
+        if erase:
+            from vault.shredding import erase_categories
+
+            keys = erase_categories(vault, list(categories), now=utc_now(), revoked_too=False)
+            click.echo(f"Erased: {len(keys)} data key(s) destroyed; that data can no longer be read by anyone.")
+
+
+@click.command()
+@click.option("--for", "duration", type=common.DurationType(), default=None,
+              help="Resume by itself after this long (e.g. 30m, 1h, 2h30m). Default: until you resume.")
+def pause(duration: timedelta | None) -> None:
+    """Pause all capture, for DURATION or until `consentry resume`."""
+    now = utc_now()
+    until = now + duration if duration else None
+    with common.open_vault(create=True) as vault:
+        consent_ops.pause(vault, until=until, method="cli", now=now)
+    tell_agent(common.layout(), must_confirm=True)
+    click.echo(f"Capture paused {'until ' + iso(until) if until else 'until you run: consentry resume'}.")
+
+
+@click.command()
+def resume() -> None:
+    """Resume capture after a pause (only granted categories are captured)."""
+    if not common.layout().vault_db.exists():
+        click.echo("Nothing is paused.")
+        return
+    with common.open_vault() as vault:
+        resumed = consent_ops.resume(vault, common.policy(), reason="employee", now=utc_now())
+    tell_agent(common.layout(), must_confirm=False)
+    click.echo("Capture resumed." if resumed else "Nothing was paused.")

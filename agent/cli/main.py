@@ -1,0 +1,101 @@
+"""The ``consentry`` root command: lazy subcommands and the one place errors become exit codes.
+
+Exit codes: 0 success, 1 an error with a next step (``click.ClickException``), 2 a usage error.
+Subcommands are imported only when invoked, so ``consentry status`` does not pay for the store,
+the capture sources or the export code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sqlite3
+from typing import Any
+
+import click
+
+from vault.errors import InvalidRecord, KeyUnavailable, VaultCorrupted, VaultError
+
+# name -> (module, attribute, one-line help shown in `consentry --help` without importing the module)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "consent": ("agent.cli.consent_cmd", "consent", "Show, grant or revoke consent per category."),
+    "status": ("agent.cli.status_cmd", "status", "What is being captured right now, and why or why not."),
+    "pause": ("agent.cli.consent_cmd", "pause", "Pause all capture, for a while or until you resume."),
+    "resume": ("agent.cli.consent_cmd", "resume", "Resume capture after a pause."),
+    "mydata": ("agent.cli.mydata_cmd", "mydata", "Show everything stored about you, decrypted, on this computer."),
+    "erase": ("agent.cli.mydata_cmd", "erase", "Erase your collected data (crypto-shredding)."),
+    "ledger": ("agent.cli.ledger_cmd", "ledger", "Show or verify the tamper-evident consent ledger."),
+    "policy": ("agent.cli.policy_cmd", "policy", "Show or validate the machine policy (for IT)."),
+    "doctor": ("agent.cli.doctor_cmd", "doctor", "Check the vault, its key, the ledger and the policy."),
+    "agent": ("agent.cli.agent_cmd", "agent", "Run the per-user capture agent."),
+    "batches": ("agent.cli.batches_cmd", "batches", "Preview, veto or release batches before they leave."),
+    "steward": ("agent.cli.steward_cmd", "steward", "Data stewards: review and approve or reject batches."),
+    "store": ("agent.cli.store_cmd", "store", "Run the on-prem store, export datasets, verify its log."),
+    "demo": ("agent.cli.demo_cmd", "demo", "Run the whole flow on this machine in a temporary home."),
+}
+
+
+def _hint(exc: VaultError) -> str:
+    if isinstance(exc, InvalidRecord):
+        return (
+            "stored data failed its integrity check (it was altered, or the wrong key was used); "
+            "nothing was changed. Run: consentry ledger verify"
+        )
+    if isinstance(exc, VaultCorrupted):
+        return f"{exc}. Nothing was changed. Run: consentry doctor, or restore the vault from a backup"
+    if isinstance(exc, KeyUnavailable):
+        return str(exc)
+    return str(exc)
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when it is used."""
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._lazy:
+            module, attribute, _ = self._lazy[cmd_name]
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help from the table above: `consentry --help` imports no subcommand.
+        rows = [(name, self._lazy[name][2]) for name in sorted(self._lazy)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VaultError as exc:
+            raise click.ClickException(_hint(exc)) from None
+        except sqlite3.OperationalError as exc:
+            raise click.ClickException(f"the vault could not be used right now ({exc}); nothing was changed") from None
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option("0.1.0", prog_name="consentry")
+def cli() -> None:
+    """Consentry: consent-first work telemetry with an encrypted local vault.
+
+    Nothing is captured until you grant a category; withdrawing is one command
+    (consentry consent revoke CATEGORY). Your data stays encrypted on this computer and
+    leaves it only in batches you can preview and veto, after data stewards approve them.
+
+    Files live in $CONSENTRY_HOME (default: your user data folder); the machine policy is
+    read from $CONSENTRY_POLICY (default: /etc/xdg/consentry/policy.toml on Linux).
+    """
+
+
+def main() -> None:
+    cli(prog_name="consentry")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""``consentry mydata`` (see everything, decrypted) and ``consentry erase`` (destroy it)."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from agent.cli import common
+from agent.cli.agent_link import tell_agent
+from vault.categories import ALL_CATEGORIES, Category
+from vault.errors import VaultError
+from vault.timeutil import utc_now
+from vault.windows import AnyWindow
+
+
+def _when(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _summary(record: AnyWindow) -> str:
+    data = record.model_dump(mode="json", exclude={"start", "end", "receipt_id", "category"})
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items() if v) or "-"
+        elif isinstance(value, list):
+            value = "; ".join(
+                " ".join(f"{k}={v}" for k, v in item.items()) if isinstance(item, dict) else str(item) for item in value
+            ) or "-"
+        parts.append(f"{key}: {value}")
+    return " | ".join(parts)
+
+
+@click.command()
+@click.option("--category", type=common.CategoryType(), default=None, help="Only this category.")
+@common.json_option
+def mydata(category: Category | None, as_json: bool) -> None:
+    """Show everything stored about you on this computer, decrypted.
+
+    This is the only command that prints collected data, and only to you. It also lists
+    your consent receipts and the folders you chose for 'files'.
+    """
+    lay = common.layout()
+    if not lay.vault_db.exists():
+        if as_json:
+            common.emit_json({"subject": None, "receipts": [], "records": [], "watched_folders": []})
+        else:
+            click.echo("Nothing has been collected about you on this computer.")
+        return
+    from agent.watched_folders import read_watched_folders
+
+    with common.open_vault() as vault:
+        records = vault.read_windows(category.value if category else None)
+        receipts = [span.receipt.model_dump(mode="json") | {"ended_at": span.ended_at.isoformat() if span.ended_at else None}
+                    for span in vault.receipt_spans().values()]
+        subject = vault.subject
+    try:
+        folders = [str(p) for p in read_watched_folders(lay).folders]
+    except ValueError as exc:
+        folders = [f"(unreadable: {exc})"]
+    if as_json:
+        common.emit_json({
+            "subject": subject,
+            "receipts": receipts,
+            "records": [r.model_dump(mode="json") for r in records],
+            "watched_folders": folders,
+        })
+        return
+    click.echo(f"Your pseudonym: {subject} (only this computer can link it to you)")
+    click.echo(f"Consent receipts: {len(receipts)}    Watched folders (files): {', '.join(folders) or 'none'}")
+    if not records:
+        click.echo("No records are stored.")
+        return
+    for cat in ALL_CATEGORIES:
+        rows = [r for r in records if r.category == cat.value]
+        if not rows:
+            continue
+        click.echo(f"\n== {cat.value}: {len(rows)} window(s)")
+        for record in rows:
+            click.echo(f"{_when(record.start)}–{_when(record.end)[11:]}  {_summary(record)}")
+
+
+@click.command()
+@click.option("--all", "everything", is_flag=True, help="Everything: every category and day. Also withdraws every grant.")
+@click.option("--category", "categories", multiple=True, type=common.CategoryType(), help="Only this category (repeatable).")
+@click.option("--from", "first_day", default=None, metavar="YYYY-MM-DD", help="First UTC day of a period to erase.")
+@click.option("--to", "last_day", default=None, metavar="YYYY-MM-DD", help="Last UTC day of a period to erase.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="With --all: delete the vault files even if the vault cannot be opened.")
+def erase(everything: bool, categories: tuple[Category, ...], first_day: str | None, last_day: str | None,
+          yes: bool, force: bool) -> None:
+    """Erase collected data by destroying its keys (crypto-shredding).
+
+    Choose --all, one or more --category, or a period with --from/--to. The erasure is
+    recorded in the consent ledger.
+    """
+    chosen = sum([everything, bool(categories), bool(first_day or last_day)])
+    if chosen != 1:
+        raise click.UsageError("choose exactly one of --all, --category, or --from/--to")
+    if force and not everything:
+        raise click.UsageError("--force only goes with --all")
+    if (first_day or last_day) and not (first_day and last_day):
+        raise click.UsageError("a period needs both --from and --to")
+    for day in (first_day, last_day):
+        if day:
+            try:
+                datetime.strptime(day, "%Y-%m-%d")
+            except ValueError:
+                raise click.UsageError(f"{day!r} is not a day; use YYYY-MM-DD") from None
+    lay = common.layout()
+    if not lay.vault_db.exists():
+        click.echo("There is no vault on this computer; nothing to erase.")
+        return
+    what = "everything collected about you" if everything else (
+        "all " + ", ".join(c.value for c in categories) + " data" if categories else f"data from {first_day} to {last_day}")
+    if not yes and not click.confirm(f"Erase {what}? This cannot be undone.", default=False):
+        raise click.ClickException("nothing was erased")
+    from vault.shredding import erase_categories, erase_period
+
+    try:
+        vault = common.open_vault()
+        if everything:
+            vault.kek()
+    except VaultError:
+        if not (everything and force):
+            raise
+        _delete_vault_files(lay)
+        click.echo("The vault could not be opened, so its files and key were deleted (--force). Nothing remains.")
+        return
+    with vault:
+        now = utc_now()
+        if everything:
+            keys = erase_categories(vault, list(ALL_CATEGORIES), now=now, revoked_too=True)
+        elif categories:
+            keys = erase_categories(vault, list(dict.fromkeys(categories)), now=now, revoked_too=False)
+        else:
+            assert first_day and last_day
+            keys = erase_period(vault, first_day, last_day, now=now)
+    tell_agent(lay, must_confirm=everything)
+    click.echo(f"Erased {what}: {len(keys)} data key(s) destroyed.")
+    if everything:
+        click.echo("Every grant is withdrawn as well; nothing more will be collected.")
+
+
+def _delete_vault_files(layout: Any) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        path = layout.vault_db.with_name(layout.vault_db.name + suffix)
+        path.unlink(missing_ok=True)
+    shutil.rmtree(layout.key_dir, ignore_errors=True)

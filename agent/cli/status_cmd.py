@@ -1,0 +1,96 @@
+"""``consentry status``: per category, whether it is captured right now, and why or why not."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from agent.cli import common
+from vault.errors import PolicyError
+from vault.policy import load_policy
+from vault.timeutil import iso, utc_now
+
+
+def _agent_status() -> dict[str, Any] | None:
+    from agent.control import query_status
+
+    try:
+        return query_status(common.layout())
+    except Exception:
+        return None
+
+
+def collect_status() -> dict[str, Any]:
+    now = utc_now()
+    lay = common.layout()
+    policy_file = common.policy_path()
+    report: dict[str, Any] = {"home": str(lay.home), "policy_file": str(policy_file), "now": iso(now)}
+    try:
+        policy = load_policy(policy_file)
+        report["policy"] = {"state": "ok", "sha256": policy.digest(), "exists": policy_file.exists()}
+    except PolicyError as exc:
+        policy = None
+        report["policy"] = {"state": "invalid", "message": str(exc)}
+    agent = _agent_status()
+    report["agent"] = agent if agent is not None else {"running": False}
+    categories: dict[str, Any] = {}
+    report["paused_until"] = None
+    report["records_today"] = 0
+    if lay.vault_db.exists():
+        with common.open_vault() as vault:
+            midnight = int(datetime(now.year, now.month, now.day, tzinfo=UTC).timestamp())
+            report["records_today"] = vault.count_windows(since=midnight)
+            if policy is not None:
+                snapshot = vault.consent(policy)
+                if snapshot.is_paused(now):
+                    report["paused_until"] = "indefinitely" if snapshot.paused_until and snapshot.paused_until.year == 9999 \
+                        else iso(snapshot.paused_until) if snapshot.paused_until else None
+                for category, state in snapshot.categories.items():
+                    categories[category.value] = {"consent": state.state, "since": iso(state.since) if state.since else None,
+                                                  "reason": state.reason}
+    agent_categories = (agent or {}).get("categories", {}) if agent else {}
+    from vault.categories import Category
+
+    for category in Category:
+        entry = categories.setdefault(category.value, {"consent": "not_granted", "since": None, "reason": None})
+        live = agent_categories.get(category.value) if isinstance(agent_categories, dict) else None
+        if live is not None:
+            entry["capture"] = live
+        else:
+            entry["capture"] = "agent not running" if entry["consent"] == "granted" else "off"
+    report["categories"] = categories
+    return report
+
+
+@click.command()
+@common.json_option
+def status(as_json: bool) -> None:
+    """What runs, per category: capturing, paused, not granted, forbidden by policy or unavailable.
+
+    Also the agent's last flush and how many records were stored today.
+    """
+    report = collect_status()
+    if as_json:
+        common.emit_json(report)
+        return
+    agent = report["agent"]
+    if agent.get("running", True) and agent.get("pid"):
+        click.echo(f"Agent: running (pid {agent['pid']}), last flush {agent.get('last_flush') or 'not yet'}")
+    else:
+        click.echo("Agent: not running (start it with: consentry agent run)")
+    policy = report["policy"]
+    if policy["state"] == "ok":
+        click.echo(f"Policy: ok ({'from ' + report['policy_file'] if policy['exists'] else 'embedded defaults'})")
+    else:
+        click.echo(f"Policy: INVALID, all capture stopped\n  {policy['message']}")
+    if report["paused_until"]:
+        click.echo(f"Paused until {report['paused_until']} (resume with: consentry resume)")
+    click.echo(f"\n{'CATEGORY':<10} {'CONSENT':<12} CAPTURE")
+    for name, entry in report["categories"].items():
+        capture = entry["capture"]
+        if isinstance(capture, dict):
+            capture = capture.get("state", "?") + (f" ({capture['reason']})" if capture.get("reason") else "")
+        click.echo(f"{name:<10} {entry['consent']:<12} {capture}")
+    click.echo(f"\nRecords stored today: {report['records_today']}")

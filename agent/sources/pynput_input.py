@@ -1,0 +1,144 @@
+"""Keyboard and mouse through pynput: the callback classifies, stamps and enqueues, nothing more."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agent.classify import classify_button, classify_key
+from agent.errors import SourceUnavailable, UnsupportedPlatform
+from agent.events import CLICK, MOVE, SCROLL, EventSink
+from agent.sources.session import session_problem
+
+log = logging.getLogger("consentry.agent")
+
+READY_TIMEOUT = 5.0
+LOST_REASON = "the input session went away (display closed or permission withdrawn)"
+
+
+def make_key_callback(put: Callable[[tuple[Any, ...]], None]) -> Callable[[Any], None]:
+    """The on_press callback: nothing of the key but its class survives this function."""
+    monotonic = time.monotonic
+    classify = classify_key
+
+    def on_press(key: Any) -> None:
+        put((monotonic(), classify(key)))
+
+    return on_press
+
+
+def make_mouse_callbacks(
+    put: Callable[[tuple[Any, ...]], None],
+) -> tuple[Callable[..., None], Callable[..., None], Callable[..., None]]:
+    monotonic = time.monotonic
+
+    def on_move(x: int, y: int) -> None:
+        put((monotonic(), MOVE, x, y))
+
+    def on_click(x: int, y: int, button: Any, pressed: bool) -> None:
+        if pressed:  # presses only: a release is not a click
+            put((monotonic(), CLICK, classify_button(getattr(button, "name", None)), 0))
+
+    def on_scroll(x: int, y: int, dx: int, dy: int) -> None:
+        put((monotonic(), SCROLL, abs(dx) + abs(dy), 0))
+
+    return on_move, on_click, on_scroll
+
+
+def _import_pynput(module: str) -> Any:
+    if sys.platform not in ("linux", "darwin", "win32") and not sys.platform.startswith("freebsd"):
+        raise UnsupportedPlatform(f"keyboard and mouse capture is not supported on {sys.platform}")
+    problem = session_problem(sys.platform, os.environ)
+    if problem:
+        raise SourceUnavailable(problem)
+    try:
+        if module == "keyboard":
+            from pynput import keyboard as mod
+        else:
+            from pynput import mouse as mod
+    except ImportError:
+        # pynput connects to the display at import time on X11; the message would name the display.
+        raise SourceUnavailable("cannot connect to the display for input capture") from None
+    return mod
+
+
+class _PynputSource:
+    """Owns one pynput listener thread and reports its unexpected death to the sink."""
+
+    module = ""
+
+    def __init__(self) -> None:
+        self._listener: Any = None
+
+    def _callbacks(self, put: Callable[[tuple[Any, ...]], None]) -> dict[str, Callable[..., None]]:
+        raise NotImplementedError
+
+    def start(self, sink: EventSink) -> None:
+        if self._listener is not None:
+            raise RuntimeError("source already started")
+        mod = _import_pynput(self.module)
+        listener = _supervised(mod.Listener, sink)(**self._callbacks(sink.put))
+        listener.start()
+        deadline = time.monotonic() + READY_TIMEOUT
+        # pynput's own wait() blocks forever if the thread dies before it is ready.
+        while not getattr(listener, "_ready", True) and listener.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if not listener.is_alive() or not getattr(listener, "_ready", True):
+            _stop_quietly(listener)
+            raise SourceUnavailable("the input listener could not start (display or permission problem)")
+        self._listener = listener
+
+    def stop(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            _stop_quietly(listener)
+            listener.join(timeout=2.0)
+
+
+class PynputKeyboardSource(_PynputSource):
+    module = "keyboard"
+
+    def _callbacks(self, put: Callable[[tuple[Any, ...]], None]) -> dict[str, Callable[..., None]]:
+        return {"on_press": make_key_callback(put)}
+
+
+class PynputMouseSource(_PynputSource):
+    module = "mouse"
+
+    def _callbacks(self, put: Callable[[tuple[Any, ...]], None]) -> dict[str, Callable[..., None]]:
+        on_move, on_click, on_scroll = make_mouse_callbacks(put)
+        return {"on_move": on_move, "on_click": on_click, "on_scroll": on_scroll}
+
+
+def _supervised(listener_cls: type, sink: EventSink) -> type:
+    """A Listener subclass whose thread tells the sink when it ends without being stopped."""
+
+    class Supervised(listener_cls):  # type: ignore[valid-type, misc]
+        consentry_stopping = False
+
+        def run(self) -> None:
+            try:
+                super().run()
+            except Exception as exc:  # X connection closed, permission revoked: the thread ends here
+                log.warning("input listener ended: %s", type(exc).__name__)
+            finally:
+                if not self.consentry_stopping:
+                    sink.unavailable(LOST_REASON)
+
+    return Supervised
+
+
+def _stop_quietly(listener: Any) -> None:
+    listener.consentry_stopping = True
+    try:
+        listener.stop()
+    except Exception as exc:  # stopping a listener whose display is gone raises; it is stopped anyway
+        log.debug("input listener stop: %s", type(exc).__name__)
+
+
+_lock = threading.Lock  # re-exported for type checkers of subclasses; no module state is kept

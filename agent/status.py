@@ -1,0 +1,78 @@
+"""What the agent reports about itself (``status.json`` in the runtime folder, and over the socket).
+
+Reasons are written for the employee; they never contain a path, a key or an application name.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.atomic import write_atomic
+from vault.categories import Category
+
+STATUS_VERSION = 1
+_frozen = ConfigDict(frozen=True, extra="forbid")
+
+
+class CaptureState(StrEnum):
+    CAPTURING = "capturing"
+    PAUSED = "paused"
+    NOT_GRANTED = "not_granted"
+    REVOKED = "revoked"
+    SUSPENDED = "suspended"  # granted under an older notice: re-consent needed
+    FORBIDDEN_BY_POLICY = "forbidden_by_policy"
+    UNAVAILABLE = "unavailable"
+    EXCLUDED_APP_FOCUSED = "excluded_app_focused"
+    STORAGE_ERROR = "storage_error"
+
+
+class CategoryStatus(BaseModel):
+    model_config = _frozen
+
+    state: CaptureState
+    reason: str | None = None
+    receipt_id: str | None = Field(default=None, description="the grant records are written under")
+
+
+class PolicyStatus(BaseModel):
+    model_config = _frozen
+
+    state: Literal["ok", "invalid"]
+    message: str | None = None
+
+
+class AgentStatus(BaseModel):
+    model_config = _frozen
+
+    version: Literal[1] = STATUS_VERSION
+    pid: int
+    started_at: datetime
+    updated_at: datetime
+    categories: dict[Category, CategoryStatus]
+    policy: PolicyStatus
+    paused_until: datetime | None = None
+    last_flush: datetime | None = None
+    records_written_today: int = Field(ge=0)
+    dropped_events: int = Field(default=0, ge=0, description="events lost to full buffers since start")
+    storage_error: str | None = None
+
+    def same_state(self, other: "AgentStatus | None") -> bool:
+        """Equal except for the heartbeat timestamp."""
+        return other is not None and self.model_copy(update={"updated_at": other.updated_at}) == other
+
+
+def write_status(path: Path, status: AgentStatus) -> None:
+    write_atomic(path, status.model_dump_json(indent=2).encode() + b"\n", mode=0o644)
+
+
+def read_status(path: Path) -> AgentStatus | None:
+    """The last status the agent wrote, or None when there is none (or it is unreadable)."""
+    try:
+        return AgentStatus.model_validate_json(path.read_bytes())
+    except (OSError, ValueError):
+        return None

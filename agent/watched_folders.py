@@ -1,0 +1,53 @@
+"""The folders the employee chose for the ``files`` category (``watched_folders.json`` in the home).
+
+The CLI writes this list at grant time; the agent reads it when the files source starts. The paths
+stay on this machine: captured file events keep only ``{root_class, depth, ext}``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agent.atomic import write_atomic
+from vault.paths import Layout
+
+FILE_NAME = "watched_folders.json"
+
+
+class WatchedFolders(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = Field(default=1, ge=1, le=1)
+    folders: tuple[Path, ...] = ()
+
+    @field_validator("folders")
+    @classmethod
+    def _absolute(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        for folder in value:
+            if not folder.is_absolute():
+                raise ValueError("watched folders must be absolute paths")
+        return tuple(dict.fromkeys(value))
+
+
+def watched_folders_path(layout: Layout) -> Path:
+    return layout.home / FILE_NAME
+
+
+def read_watched_folders(layout: Layout) -> WatchedFolders:
+    """The chosen folders; a missing file means none, a damaged one a ValueError."""
+    path = watched_folders_path(layout)
+    try:
+        return WatchedFolders.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        return WatchedFolders()
+    except ValidationError as exc:
+        raise ValueError(f"{FILE_NAME} is not a valid folder list: {exc.error_count()} problem(s)") from None
+
+
+def write_watched_folders(layout: Layout, folders: list[Path] | tuple[Path, ...]) -> WatchedFolders:
+    """Store the employee's choice (made absolute; they need not exist yet)."""
+    value = WatchedFolders(folders=tuple(Path(f).expanduser().resolve() for f in folders))
+    write_atomic(watched_folders_path(layout), value.model_dump_json(indent=2).encode() + b"\n")
+    return value

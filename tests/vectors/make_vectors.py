@@ -1,0 +1,82 @@
+"""Write the frozen known-answer vectors for the vault's v1 formats. Run once per new format version.
+
+Existing files are never rewritten (a new version adds files): this script refuses to overwrite.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from vault.envelope import associated_data, record_context, seal, secret_context, wrap_context
+from vault.ledger import GENESIS_HASH, chain_hash, checkpoint_bytes
+from vault.signing import SigningKey
+
+HERE = Path(__file__).parent
+
+
+def envelope_vectors() -> list[dict[str, object]]:
+    key = bytes(range(32))
+    nonce = bytes.fromhex("000102030405060708090a0b")
+    cases = [
+        ("record", b'{"category":"keyboard","start":0}', record_context("records", 1, "keyboard/2026-01-01/0", "keyboard")),
+        ("wrapped-dek", bytes(range(100, 132)), wrap_context("mouse/2026-01-02/3")),
+        ("secret", b"\x00" * 32, secret_context("device-key")),
+        ("empty", b"", record_context("records", 7, "apps/2026-12-31/0", "apps")),
+    ]
+    return [
+        {
+            "name": name,
+            "key": key.hex(),
+            "nonce": nonce.hex(),
+            "plaintext": plaintext.hex(),
+            "context": context,
+            "aad": associated_data(context).hex(),
+            "blob": seal(key, plaintext, context, nonce=nonce).hex(),
+        }
+        for name, plaintext, context in cases
+    ]
+
+
+def ledger_vectors() -> dict[str, object]:
+    bodies = [
+        {"v": 1, "seq": 1, "kind": "vault-created", "at": "2026-01-01T00:00:00.000000Z", "vault_id": "v" * 32},
+        {"v": 1, "seq": 2, "kind": "grant", "at": "2026-01-01T00:00:01.000000Z", "category": "mouse", "receipt_id": "r" * 32},
+        {"v": 1, "seq": 3, "kind": "revoke", "at": "2026-01-01T00:00:02.500000Z", "categories": ["mouse"], "ratio": 0.5},
+    ]
+    hashes = []
+    prev = GENESIS_HASH
+    for body in bodies:
+        prev = chain_hash(prev, body)
+        hashes.append(prev)
+    key = SigningKey(bytes(range(32, 64)))
+    at = "2026-01-01T00:00:03.000000Z"
+    signature = key.sign(checkpoint_bytes(3, hashes[-1], key.kid, at))
+    return {
+        "bodies": bodies,
+        "hashes": hashes,
+        "checkpoint": {
+            "private_key": key.private_bytes().hex(),
+            "public_key": key.public_bytes.hex(),
+            "kid": key.kid,
+            "seq": 3,
+            "head_hash": hashes[-1],
+            "at": at,
+            "signature": signature.hex(),
+        },
+    }
+
+
+def main() -> None:
+    for name, value in (("envelope-v1.json", envelope_vectors()), ("ledger-v1.json", ledger_vectors())):
+        path = HERE / name
+        if path.exists():
+            print(f"{path} exists; vectors are frozen, not rewritten", file=sys.stderr)
+            continue
+        path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
