@@ -1,4 +1,4 @@
-"""``python -m agent`` runs the ``consentry`` command line."""
+"""``python -m agent``: the ``consentry`` command line."""
 
 from agent.cli.main import main
 

@@ -43,9 +43,9 @@ class CategoryPipeline:
     def receipt_id(self) -> str | None:
         return None if self.window is None else self.window.receipt_id
 
-    def begin(self, receipt_id: str, mono: float, wall: float) -> None:
-        """Open a window at this instant (capture starts or resumes)."""
-        self.window = self._open(receipt_id, mono, wall, focused=None)
+    def begin(self, receipt_id: str, mono: float, wall: float, focused: str | None = None) -> None:
+        """Open a window at this instant (capture starts or resumes); ``focused``: apps only."""
+        self.window = self._open(receipt_id, mono, wall, focused)
 
     def _open(self, receipt_id: str, mono: float, wall: float, focused: str | None) -> OpenWindow:
         start = max(window_start(wall, self.size), self._last_end)

@@ -50,6 +50,7 @@ class AgentStatus(BaseModel):
     model_config = _frozen
 
     version: Literal[1] = STATUS_VERSION
+    agent_state: Literal["running", "stopped"] = "running"
     pid: int
     started_at: datetime
     updated_at: datetime

@@ -79,3 +79,9 @@ def test_policy_has_no_field_that_grants_consent() -> None:
     assert not {f for f in fields if "grant" in f or "consent" in f or "enable" in f}
     with pytest.raises(PolicyError, match="unknown key"):
         parse_policy('granted_categories = ["keyboard"]')
+
+
+def test_shipped_example_policy_is_valid() -> None:
+    example = Path(__file__).parent.parent / "packaging" / "policy.example.toml"
+    policy = load_policy(example)
+    assert policy.retention_days == 30 and "hr-portal" in policy.excluded_apps

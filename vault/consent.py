@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from vault.modelconfig import BOUNDARY
 from vault.categories import ALL_CATEGORIES, Category
 from vault.ledger import LedgerEntry
 from vault.notices import load_notice
@@ -21,7 +22,8 @@ from vault.timeutil import parse_iso
 
 RECEIPT_VERSION = "consentry-receipt-v1"
 LAWFUL_BASIS = "consent (GDPR Art. 6(1)(a)); withdrawable at any time (Art. 7(3))"
-PURPOSES: tuple[str, ...] = ("train internal models of how work is done",)
+# Purpose identifiers (slugs, as they travel in manifests); the notice explains them in words.
+PURPOSES: tuple[str, ...] = ("internal-work-pattern-models",)
 FOREVER = datetime.max.replace(tzinfo=UTC)
 
 ConsentStateName = Literal["granted", "not_granted", "revoked", "suspended", "forbidden"]
@@ -30,7 +32,7 @@ ConsentStateName = Literal["granted", "not_granted", "revoked", "suspended", "fo
 class GrantReceipt(BaseModel):
     """What the employee agreed to, after Kantara Consent Receipt v1.1 / ISO/IEC TS 27560 fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BOUNDARY
 
     receipt_version: Literal["consentry-receipt-v1"] = RECEIPT_VERSION
     receipt_id: str = Field(min_length=16, max_length=64)
@@ -51,7 +53,7 @@ class GrantReceipt(BaseModel):
 
 
 class CategoryConsent(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BOUNDARY
 
     category: Category
     state: ConsentStateName
@@ -65,7 +67,7 @@ class CategoryConsent(BaseModel):
 class ReceiptSpan(BaseModel):
     """When one grant was in force: from its grant to its revoke (or erase), if any."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BOUNDARY
 
     receipt: GrantReceipt
     granted_at: datetime
@@ -73,7 +75,7 @@ class ReceiptSpan(BaseModel):
 
 
 class ConsentSnapshot(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BOUNDARY
 
     categories: dict[Category, CategoryConsent]
     paused_until: datetime | None = None
@@ -120,7 +122,8 @@ def derive_snapshot(entries: Iterable[LedgerEntry], policy: MachinePolicy) -> Co
             latest[Category(entry.body["category"])] = entry
         elif entry.kind in ("revoke", "erase"):
             for name in entry.body.get("categories", []):
-                latest[Category(name)] = entry
+                if Category(name) in latest:  # withdrawing what was never granted changes nothing
+                    latest[Category(name)] = entry
         elif entry.kind == "pause":
             until = entry.body.get("until")
             paused_until = FOREVER if until is None else parse_iso(until)

@@ -35,6 +35,7 @@ NONCE_BYTES = 12
 TAG_BYTES = 16
 _HEADER_BYTES = 1 + NONCE_BYTES
 _AAD_DOMAIN = b"consentry-blob\x00"
+_VERSION_BYTE = bytes([BLOB_VERSION])
 
 
 def new_key() -> bytes:
@@ -90,15 +91,24 @@ def record_context(table: str, record_id: int, key_id: str, category: str) -> di
 
 
 def record_associated_data(table: str, record_id: int, key_id: str, category: str) -> bytes:
-    """``associated_data(record_context(...))`` without the generic canonicaliser, for the write path.
+    """``associated_data(record_context(...))`` without the generic canonicaliser."""
+    return RecordAad(table, key_id, category).for_record(record_id)
+
+
+class RecordAad:
+    """Associated data for many records under one key, built by splicing in the record id.
 
     Equal byte for byte to the generic form (a test checks it): the keys are written in RFC 8785
     order and json.dumps escapes ASCII strings exactly as RFC 8785 does.
     """
-    return b"%s{\"category\":%s,\"key_id\":%s,\"record_id\":%d,\"table\":%s,\"v\":%d}" % (
-        _AAD_DOMAIN, json.dumps(category).encode(), json.dumps(key_id).encode(), record_id,
-        json.dumps(table).encode(), BLOB_VERSION,
-    )
+
+    def __init__(self, table: str, key_id: str, category: str) -> None:
+        self._prefix = b"%s{\"category\":%s,\"key_id\":%s,\"record_id\":" % (
+            _AAD_DOMAIN, json.dumps(category).encode(), json.dumps(key_id).encode())
+        self._suffix = b",\"table\":%s,\"v\":%d}" % (json.dumps(table).encode(), BLOB_VERSION)
+
+    def for_record(self, record_id: int) -> bytes:
+        return b"%s%d%s" % (self._prefix, record_id, self._suffix)
 
 
 class BlobCipher:
@@ -110,7 +120,7 @@ class BlobCipher:
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
-        return bytes([BLOB_VERSION]) + nonce + self._aead.encrypt(nonce, plaintext, aad)
+        return _VERSION_BYTE + nonce + self._aead.encrypt(nonce, plaintext, aad)
 
     def open(self, blob: bytes, aad: bytes) -> bytes:
         version = blob_version(blob)

@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from vault.modelconfig import BOUNDARY
 from vault.canonical import canonical_json
 from vault.errors import LedgerBroken
 from vault.signing import SigningKey, verify_signature
@@ -45,7 +46,7 @@ KINDS = frozenset(
 
 
 class LedgerEntry(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BOUNDARY
 
     seq: int
     kind: str
@@ -58,7 +59,7 @@ class LedgerEntry(BaseModel):
 class Checkpoint(BaseModel):
     """A signed statement by the device that its ledger had head ``head_hash`` at ``seq``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BOUNDARY
 
     v: int = LEDGER_VERSION
     seq: int
@@ -76,7 +77,7 @@ class Checkpoint(BaseModel):
 
 
 class VerifyReport(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BOUNDARY
 
     ok: bool
     entries: int

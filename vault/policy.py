@@ -13,13 +13,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from vault.modelconfig import BOUNDARY
 from vault.canonical import canonical_json, sha256_hex
 from vault.categories import ALL_CATEGORIES, AppCategory, Category
 from vault.errors import PolicyError
 
-_frozen = ConfigDict(frozen=True, extra="forbid")
+_frozen = BOUNDARY
 
 DEFAULT_EXCLUDED_APPS: tuple[str, ...] = (
     # Password managers, banking and HR: nothing is captured while one of these has focus.

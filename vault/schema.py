@@ -55,7 +55,27 @@ _M0001_INITIAL = (
 )
 
 
-MIGRATIONS: list[Migration] = [Migration("0001_initial", _M0001_INITIAL)]
+_M0002_BATCHES = (
+    # A batch: records sealed for release. Its payload is encrypted under its own data key
+    # (data_keys.category = 'batch'), so vetoing or shipping it is a shred of that one key.
+    """CREATE TABLE batches (
+        batch_id TEXT PRIMARY KEY, state TEXT NOT NULL, created TEXT NOT NULL, hold_until TEXT NOT NULL,
+        period_start INTEGER NOT NULL, period_end INTEGER NOT NULL, record_counts TEXT NOT NULL,
+        key_id TEXT, payload BLOB, payload_sha256 TEXT NOT NULL, privacy_checks TEXT NOT NULL,
+        seq INTEGER UNIQUE, manifest TEXT, manifest_sha256 TEXT, receipt TEXT,
+        last_error TEXT, updated TEXT NOT NULL)""",
+    "CREATE INDEX batches_state ON batches (state)",
+    # Erasure requests for the store, kept until the store has acknowledged them.
+    """CREATE TABLE erasure_requests (
+        request_id TEXT PRIMARY KEY, created TEXT NOT NULL, scope TEXT NOT NULL, request TEXT NOT NULL,
+        receipt TEXT, last_error TEXT)""",
+)
+
+
+MIGRATIONS: list[Migration] = [
+    Migration("0001_initial", _M0001_INITIAL),
+    Migration("0002_batches", _M0002_BATCHES),
+]
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -8,25 +8,37 @@ zeroed as well).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
+from vault.batches import BatchInfo, erase_pending_batches
 from vault.categories import Category
 from vault.policy import MachinePolicy
 from vault.timeutil import utc_day
 from vault.vault import Vault
 
 
-def _shred(vault: Vault, where: str, params: tuple[object, ...], kind: str, fields: dict[str, object], now: datetime) -> list[str]:
+def _shred(
+    vault: Vault,
+    where: str,
+    params: tuple[object, ...],
+    kind: str,
+    fields: dict[str, object],
+    now: datetime,
+    batch_holds: Callable[[BatchInfo], bool],
+) -> list[str]:
+    """Delete matching data keys with their records, and unshipped batches that hold such data."""
     with vault.transaction():
+        batch_ids = erase_pending_batches(vault, batch_holds, now)
         key_ids = [row[0] for row in vault.db.execute(f"SELECT key_id FROM data_keys WHERE {where}", params)]
         record_count = 0
         for key_id in key_ids:
             record_count += vault.db.execute("DELETE FROM records WHERE key_id = ?", (key_id,)).rowcount
             vault.db.execute("DELETE FROM data_keys WHERE key_id = ?", (key_id,))
-        if key_ids or kind == "erase":
-            vault.ledger.append(kind, {**fields, "key_ids": key_ids, "records": record_count}, now)
+        if key_ids or batch_ids or kind == "erase":
+            vault.ledger.append(kind, {**fields, "key_ids": key_ids, "records": record_count, "batches": batch_ids}, now)
     vault.data_keys.forget(key_ids)
-    if key_ids:
+    if key_ids or batch_ids:
         compact(vault)
     return key_ids
 
@@ -44,7 +56,7 @@ def erase_categories(vault: Vault, categories: list[Category], *, now: datetime,
     where = f"category IN ({', '.join('?' * len(names))})"
     fields: dict[str, object] = {"scope": "categories", "categories": names if revoked_too else []}
     fields["erased_categories"] = names
-    return _shred(vault, where, tuple(names), "erase", fields, now)
+    return _shred(vault, where, tuple(names), "erase", fields, now, lambda b: bool(set(names) & set(b.record_counts)))
 
 
 def erase_period(vault: Vault, first_day: str, last_day: str, *, now: datetime) -> list[str]:
@@ -52,11 +64,16 @@ def erase_period(vault: Vault, first_day: str, last_day: str, *, now: datetime) 
     if first_day > last_day:
         raise ValueError("the first day of the period is after its last day")
     fields: dict[str, object] = {"scope": "period", "first_day": first_day, "last_day": last_day, "categories": []}
-    return _shred(vault, "day BETWEEN ? AND ?", (first_day, last_day), "erase", fields, now)
+    start = int(datetime.fromisoformat(first_day).replace(tzinfo=UTC).timestamp())
+    end = int((datetime.fromisoformat(last_day).replace(tzinfo=UTC) + timedelta(days=1)).timestamp())
+    return _shred(vault, "day BETWEEN ? AND ? AND category != 'batch'", (first_day, last_day), "erase", fields, now,
+                  lambda b: b.period_start < end and b.period_end > start)
 
 
 def apply_retention(vault: Vault, policy: MachinePolicy, now: datetime) -> list[str]:
     """Shred keys (and records) older than the policy's retention."""
     cutoff = utc_day(now - timedelta(days=policy.retention_days))
     fields: dict[str, object] = {"reason": "retention", "retention_days": policy.retention_days, "before_day": cutoff}
-    return _shred(vault, "day < ?", (cutoff,), "key-shredded", fields, now)
+    cutoff_ts = int(datetime.fromisoformat(cutoff).replace(tzinfo=UTC).timestamp())
+    return _shred(vault, "day < ? AND category != 'batch'", (cutoff,), "key-shredded", fields, now,
+                  lambda b: b.period_start < cutoff_ts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from vault.consent import ConsentSnapshot, ReceiptSpan, derive_snapshot, receipt
 from vault.datakeys import DataKeys
 from vault.envelope import (
     BlobCipher,
+    RecordAad,
     kek_check_context,
     new_key,
     open_blob,
@@ -39,7 +41,9 @@ from vault.schema import (
 )
 from vault.signing import SigningKey
 from vault.timeutil import iso, utc_day, utc_now
-from vault.windows import AnyWindow, parse_window
+
+if TYPE_CHECKING:
+    from vault.windows import AnyWindow
 
 RECORDS_TABLE = "records"
 _KEK_CHECK_PLAINTEXT = b"consentry-kek-check-v1"
@@ -210,22 +214,21 @@ class Vault:
         """Encrypt and store ``records`` in one transaction; refuse all if any is not covered by consent."""
         if not records:
             return 0
-        spans = self.receipt_spans()
+        coverage = _Coverage(self.receipt_spans())
+        by_key: dict[tuple[str, int], list[AnyWindow]] = {}
         for record in records:
-            _check_covered(record, spans)
-        by_key: dict[tuple[str, str], list[AnyWindow]] = {}
-        for record in records:
-            day = utc_day(datetime.fromtimestamp(record.start, UTC))
-            by_key.setdefault((record.category, day), []).append(record)
+            coverage.check(record)
+            by_key.setdefault((record.category, record.start // 86400), []).append(record)
         rows = []
         with self.transaction():
             next_id = self._next_record_id()
-            for (category, day), group in by_key.items():
+            for (category, day_number), group in by_key.items():
+                day = utc_day(datetime.fromtimestamp(day_number * 86400, UTC))
                 key_id, key = self.data_keys.for_write(category, day, len(group))
-                cipher = BlobCipher(key)
+                seal_one = BlobCipher(key).seal
+                aad = RecordAad(RECORDS_TABLE, key_id, category).for_record
                 for record in group:
-                    aad = record_associated_data(RECORDS_TABLE, next_id, key_id, category)
-                    blob = cipher.seal(record.model_dump_json().encode(), aad)
+                    blob = seal_one(record.__pydantic_serializer__.to_json(record), aad(next_id))
                     rows.append((next_id, category, record.start, record.end, key_id, record.receipt_id, blob))
                     next_id += 1
             self.db.executemany(
@@ -258,6 +261,8 @@ class Vault:
         end: int | None = None,
         record_ids: Sequence[int] | None = None,
     ) -> list[tuple[int, AnyWindow]]:
+        from vault.windows import parse_window  # only commands that read records pay for the schema
+
         sql, params = _record_filter(category, start, end, record_ids)
         ciphers: dict[str, BlobCipher] = {}
         out: list[tuple[int, AnyWindow]] = []
@@ -304,15 +309,24 @@ def _record_filter(
     return ((" WHERE " + " AND ".join(clauses)) if clauses else "", params)
 
 
-def _check_covered(record: AnyWindow, spans: dict[str, ReceiptSpan]) -> None:
+class _Coverage:
     """A record is stored only under a grant of its category that was in force during its window."""
-    span = spans.get(record.receipt_id)
-    if span is None or span.receipt.category != record.category:
-        raise ConsentError(f"a {record.category} record names no grant of {record.category}; nothing was stored")
-    if record.end <= span.granted_at.timestamp():
-        raise ConsentError(f"a {record.category} record ends before its grant; nothing was stored")
-    if span.ended_at is not None and record.start >= span.ended_at.timestamp():
-        raise ConsentError(f"a {record.category} record starts after consent was withdrawn; nothing was stored")
+
+    def __init__(self, spans: dict[str, ReceiptSpan]) -> None:
+        self._spans = {
+            rid: (span.receipt.category.value, span.granted_at.timestamp(),
+                  span.ended_at.timestamp() if span.ended_at else float("inf"))
+            for rid, span in spans.items()
+        }
+
+    def check(self, record: AnyWindow) -> None:
+        span = self._spans.get(record.receipt_id)
+        if span is None or span[0] != record.category:
+            raise ConsentError(f"a {record.category} record names no grant of {record.category}; nothing was stored")
+        if record.end <= span[1]:
+            raise ConsentError(f"a {record.category} record ends before its grant; nothing was stored")
+        if record.start >= span[2]:
+            raise ConsentError(f"a {record.category} record starts after consent was withdrawn; nothing was stored")
 
 
 def _read_meta(conn: sqlite3.Connection) -> dict[str, str]:

@@ -8,11 +8,13 @@ outside this schema a validation error, which the batch privacy checks rely on.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_validator
 
+from vault.modelconfig import BOUNDARY
 from vault.categories import FileEventKind, KeyClass, MouseButton, RootClass
 
 SCHEMA_VERSION = 1
@@ -33,7 +35,7 @@ APP_TOKEN_PATTERN = re.compile(r"^(cat:[a-z_]{2,32}|anon:[0-9a-f]{16})$")
 # An allow-listed extension: lowercase letters and digits only, never a name.
 EXTENSION_PATTERN = re.compile(r"^[a-z0-9]{1,10}$")
 
-_frozen = ConfigDict(frozen=True, extra="forbid")
+_frozen = BOUNDARY
 
 
 class _WindowBase(BaseModel):
@@ -121,17 +123,20 @@ class FilesWindow(_WindowBase):
 WindowRecord = Annotated[
     Union[KeyboardWindow, MouseWindow, AppsWindow, FilesWindow], Field(discriminator="category")
 ]
-WINDOW_RECORD_ADAPTER: TypeAdapter[KeyboardWindow | MouseWindow | AppsWindow | FilesWindow] = TypeAdapter(
-    WindowRecord
-)
 AnyWindow = KeyboardWindow | MouseWindow | AppsWindow | FilesWindow
+
+
+@functools.cache
+def window_adapter() -> TypeAdapter[AnyWindow]:
+    """The validator for any window record, built on first use (see vault.modelconfig)."""
+    return TypeAdapter(WindowRecord)
 
 
 def parse_window(data: bytes | str | dict[str, object]) -> AnyWindow:
     """Validate a window record from JSON bytes/str or a dict; raises pydantic.ValidationError."""
     if isinstance(data, (bytes, str)):
-        return WINDOW_RECORD_ADAPTER.validate_json(data)
-    return WINDOW_RECORD_ADAPTER.validate_python(data)
+        return window_adapter().validate_json(data)
+    return window_adapter().validate_python(data)
 
 
 def window_to_json_dict(record: AnyWindow) -> dict[str, object]:

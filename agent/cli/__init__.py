@@ -1,1 +1,1 @@
-"""The ``consentry`` command line: one click group whose subcommands load only when called."""
+"""The ``consentry`` command line (click): ``main.py`` holds the group, sub-groups live beside it."""

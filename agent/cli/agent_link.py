@@ -18,17 +18,16 @@ def tell_agent(layout: Layout, *, must_confirm: bool) -> None:
     """
     from agent.control import notify_consent_changed
 
+    from agent.errors import ControlError
+
     try:
         confirmed = notify_consent_changed(layout, timeout=CONFIRM_TIMEOUT_SECONDS)
-    except Exception as exc:  # the agent is unreachable in some other way: say so, never hang
+    except (ControlError, OSError) as exc:  # an agent is there but did not confirm: say so, never hang
         if must_confirm:
             raise click.ClickException(
                 f"the change is recorded, but the running agent could not be reached ({type(exc).__name__}). "
                 "It re-reads consent every second; check with: consentry status"
             ) from None
         return
-    if confirmed is None and must_confirm:
-        raise click.ClickException(
-            "the change is recorded, but the running agent did not confirm in time. "
-            "It re-reads consent every second; check with: consentry status"
-        )
+    if confirmed:
+        click.echo("The running agent confirmed the change.")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent.classify import classify_button, classify_key
@@ -50,10 +49,10 @@ def make_mouse_callbacks(
     return on_move, on_click, on_scroll
 
 
-def _import_pynput(module: str) -> Any:
-    if sys.platform not in ("linux", "darwin", "win32") and not sys.platform.startswith("freebsd"):
-        raise UnsupportedPlatform(f"keyboard and mouse capture is not supported on {sys.platform}")
-    problem = session_problem(sys.platform, os.environ)
+def _import_pynput(module: str, platform: str, env: Mapping[str, str]) -> Any:
+    if platform not in ("darwin", "win32") and not platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        raise UnsupportedPlatform(f"keyboard and mouse capture is not supported on {platform}")
+    problem = session_problem(platform, env)
     if problem:
         raise SourceUnavailable(problem)
     try:
@@ -72,7 +71,9 @@ class _PynputSource:
 
     module = ""
 
-    def __init__(self) -> None:
+    def __init__(self, platform: str = sys.platform, env: Mapping[str, str] | None = None) -> None:
+        self._platform = platform
+        self._env = dict(os.environ) if env is None else env
         self._listener: Any = None
 
     def _callbacks(self, put: Callable[[tuple[Any, ...]], None]) -> dict[str, Callable[..., None]]:
@@ -81,7 +82,7 @@ class _PynputSource:
     def start(self, sink: EventSink) -> None:
         if self._listener is not None:
             raise RuntimeError("source already started")
-        mod = _import_pynput(self.module)
+        mod = _import_pynput(self.module, self._platform, self._env)
         listener = _supervised(mod.Listener, sink)(**self._callbacks(sink.put))
         listener.start()
         deadline = time.monotonic() + READY_TIMEOUT
@@ -140,5 +141,3 @@ def _stop_quietly(listener: Any) -> None:
     except Exception as exc:  # stopping a listener whose display is gone raises; it is stopped anyway
         log.debug("input listener stop: %s", type(exc).__name__)
 
-
-_lock = threading.Lock  # re-exported for type checkers of subclasses; no module state is kept

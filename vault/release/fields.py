@@ -6,11 +6,12 @@ import base64
 import binascii
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from vault.errors import UnsupportedVersion
+from vault.modelconfig import BOUNDARY
 
-FROZEN = ConfigDict(frozen=True, extra="forbid")
+FROZEN = BOUNDARY
 
 # The "previous batch hash" of a device's first batch: there is no previous manifest.
 GENESIS_HASH = "0" * 64

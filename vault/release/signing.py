@@ -21,10 +21,10 @@ SIGNATURE_BYTES = 64
 
 
 def key_id(public_bytes: bytes) -> str:
-    """A short stable id for a public key: the first 16 bytes of its SHA-256, as hex."""
+    """A short stable id for a public key: the first 16 hex digits of its SHA-256 (as vault.signing)."""
     if len(public_bytes) != KEY_BYTES:
         raise ValueError(f"a public key is {KEY_BYTES} bytes, got {len(public_bytes)}")
-    return hashlib.sha256(public_bytes).hexdigest()[:32]
+    return hashlib.sha256(public_bytes).hexdigest()[:16]
 
 
 @runtime_checkable

@@ -1,0 +1,451 @@
+"""The capture agent: one loop that owns consent, sources, windows, flushing and status.
+
+Every ~0.25 s (or at once when the control socket or the policy watcher wakes it) the loop:
+serves control requests; once a second re-reads the ledger head, the policy file and the
+employee's settings; decides each category's state through the consent gate; starts and stops
+sources to match; moves buffered events into windows; flushes finished windows in one vault
+transaction; and writes status.json when something changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sqlite3
+import sys
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agent.app_tokens import TOKEN_SECRET_NAME, AppResolver
+from agent.capture import Capture
+from agent.clock import Clock, SystemClock
+from agent.control_protocol import ControlResponse
+from agent.control_server import PendingRequest
+from agent.errors import SourceUnavailable
+from agent.excluded_apps import excluded_apps_path, read_excluded_apps
+from agent.gate import DROP_STATES, OPEN_STATES, Circumstances, category_status, eligible
+from agent.policy_watch import PolicyWatcher, Stamp, policy_stamp
+from agent.recorder import Recorder, utc_midnight
+from agent.sources import Source, SourceContext, SourceKind, make_source
+from agent.sources.base import SOURCE_FOR_CATEGORY
+from agent.sources.select import ReplayConfig
+from agent.status import AgentStatus, CaptureState, CategoryStatus, PolicyStatus, write_status
+from agent.watched_folders import read_watched_folders, watched_folders_path
+from vault import consent_ops
+from vault.categories import ALL_CATEGORIES, Category
+from vault.consent import FOREVER, ConsentSnapshot
+from vault.errors import PolicyError, VaultError
+from vault.paths import Layout
+from vault.policy import MachinePolicy, load_policy
+from vault.vault import Vault
+
+log = logging.getLogger("consentry.agent")
+
+TICK_SECONDS = 0.25
+HOUSEKEEPING_SECONDS = 1.0
+STATUS_HEARTBEAT_SECONDS = 5.0
+FIRST_SOURCE_RETRY = 2.0
+MAX_SOURCE_RETRY = 60.0
+
+
+class Agent:
+    def __init__(
+        self,
+        layout: Layout,
+        vault: Vault,
+        policy_path: Path,
+        *,
+        clock: Clock | None = None,
+        replay: ReplayConfig | None = None,
+        platform: str = sys.platform,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.layout = layout
+        self.vault = vault
+        self.policy_path = policy_path
+        self.clock = clock or SystemClock()
+        self.replay = replay
+        self.platform = platform
+        self.env = dict(os.environ) if env is None else dict(env)
+        self.requests: queue.Queue[PendingRequest] = queue.Queue()
+        self.wake_event = threading.Event()
+        self.stop_event = threading.Event()
+        self._policy_dirty = threading.Event()
+
+        self.started_at = self._now()
+        self.policy = MachinePolicy()
+        self.policy_error: str | None = None
+        self._policy_stamp: Stamp = None
+        self._load_policy()
+        self.capture = Capture(self.policy.aggregation_window_seconds, self.clock)
+        self.recorder = Recorder(vault.write_windows, self.clock.monotonic, self._now)
+        self._secret = vault.local_secret(TOKEN_SECRET_NAME)
+        self._employee_excluded: tuple[str, ...] = ()
+        self._settings_stamp: tuple[Stamp, Stamp] = (None, None)
+        self.resolver = self._build_resolver()
+        self._folders: tuple[Path, ...] = ()
+        self.snapshot: ConsentSnapshot = vault.consent(self.policy)
+        self._head = vault.ledger_head()
+
+        self.sources: dict[SourceKind, Source] = {}
+        self.problems: dict[SourceKind, str] = {}
+        self._retry_at: dict[SourceKind, float] = {}
+        self._backoff: dict[SourceKind, float] = {}
+        self.statuses: dict[Category, CategoryStatus] = {}
+        self._last_status: AgentStatus | None = None
+        self._status_written_at = 0.0
+        self._day_start = utc_midnight(self._now())
+        self._written_before_today = vault.count_windows(since=self._day_start)
+        self._written_at_day_start = 0
+        self._watcher = PolicyWatcher(policy_path, self._policy_touched)
+
+    # -- small helpers ---------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.time(), UTC)
+
+    def wake(self) -> None:
+        self.wake_event.set()
+
+    def request_stop(self) -> None:
+        self.stop_event.set()
+        self.wake_event.set()
+
+    def _policy_touched(self) -> None:
+        self._policy_dirty.set()
+        self.wake_event.set()
+
+    # -- configuration ---------------------------------------------------------------------------
+
+    def _load_policy(self) -> bool:
+        """(Re)read the machine policy; returns True when what the agent runs under changed."""
+        self._policy_stamp = policy_stamp(self.policy_path)
+        try:
+            policy = load_policy(self.policy_path)
+        except PolicyError as exc:
+            changed = self.policy_error != str(exc)
+            if changed:
+                log.error("the machine policy is invalid: all capture stops until it is fixed")
+            self.policy_error = str(exc)
+            return changed
+        changed = self.policy_error is not None or policy != self.policy
+        if self.policy_error is not None:
+            log.info("the machine policy is valid again")
+        self.policy_error = None
+        self.policy = policy
+        return changed
+
+    def _build_resolver(self) -> AppResolver:
+        self._settings_stamp = (policy_stamp(excluded_apps_path(self.layout)), self._settings_stamp[1])
+        try:
+            self._employee_excluded = read_excluded_apps(self.layout).apps
+        except ValueError as exc:
+            log.error("%s; keeping the previous list", exc)
+        return AppResolver.for_policy(self.policy, self._employee_excluded, self._secret)
+
+    def _read_folders(self) -> tuple[Path, ...]:
+        self._settings_stamp = (self._settings_stamp[0], policy_stamp(watched_folders_path(self.layout)))
+        try:
+            return read_watched_folders(self.layout).folders
+        except ValueError as exc:
+            log.error("%s", exc)
+            return ()
+
+    def _source_context(self) -> SourceContext:
+        return SourceContext(
+            home=Path(self.env.get("HOME", str(Path.home()))),
+            resolver=lambda: self.resolver,
+            folders=self._folders,
+            extensions=frozenset(self.policy.file_extensions),
+            replay=self.replay,
+            platform=self.platform,
+            env=self.env,
+        )
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        if self.policy_error is None:
+            self._note_policy()
+        self._folders = self._read_folders()
+        self._watcher.start()
+        log.info("agent running (pid %d)", os.getpid())
+        next_housekeeping = 0.0
+        try:
+            while not self.stop_event.is_set():
+                self._serve_requests()
+                mono = self.clock.monotonic()
+                if self._policy_dirty.is_set() or mono >= next_housekeeping:
+                    self._housekeeping()
+                    next_housekeeping = mono + HOUSEKEEPING_SECONDS
+                self._step()
+                self.wake_event.wait(TICK_SECONDS)
+                self.wake_event.clear()
+        finally:
+            self._shutdown()
+
+    def _step(self) -> None:
+        self._collect_source_problems()
+        self._reconcile()
+        self.recorder.add(self.capture.pump())
+        if self.recorder.due():
+            was_error = self.recorder.error
+            self.recorder.flush()
+            if (was_error is None) != (self.recorder.error is None):
+                self._reconcile()
+        self._write_status()
+
+    def _housekeeping(self) -> None:
+        self._policy_dirty.clear()
+        if policy_stamp(self.policy_path) != self._policy_stamp:
+            self._apply_policy()
+        excluded_stamp, folders_stamp = self._settings_stamp
+        if policy_stamp(excluded_apps_path(self.layout)) != excluded_stamp:
+            self.resolver = self._build_resolver()
+        if policy_stamp(watched_folders_path(self.layout)) != folders_stamp:
+            self._reload_folders()
+        self._refresh_consent()
+        self._settle_pause()
+        if utc_midnight(self._now()) != self._day_start:
+            self._day_start = utc_midnight(self._now())
+            self._written_before_today = 0
+            self._written_at_day_start = self.recorder.written
+
+    def _apply_policy(self) -> None:
+        old_size = self.policy.aggregation_window_seconds
+        old_extensions = self.policy.file_extensions
+        if not self._load_policy():
+            return
+        if self.policy_error is not None:
+            self._reconcile()  # everything stops and drops before anything else happens
+            return
+        self._note_policy()
+        self.resolver = self._build_resolver()
+        self._refresh_consent(force=True)
+        if self.policy.aggregation_window_seconds != old_size:
+            for category in ALL_CATEGORIES:
+                if self.capture.is_open(category):
+                    self.recorder.add(self.capture.cut(category))
+            self.capture.set_window_seconds(self.policy.aggregation_window_seconds)
+        if self.policy.file_extensions != old_extensions:
+            self._restart(SourceKind.FILES)
+        self._reconcile()
+
+    def _note_policy(self) -> None:
+        try:
+            consent_ops.record_policy(self.vault, self.policy, self._now())
+        except (sqlite3.Error, OSError, VaultError) as exc:
+            log.warning("could not note the policy in the ledger (%s)", type(exc).__name__)
+
+    def _reload_folders(self) -> None:
+        folders = self._read_folders()
+        if folders != self._folders:
+            self._folders = folders
+            self._restart(SourceKind.FILES)
+
+    def _restart(self, kind: SourceKind) -> None:
+        self._stop_source(kind)
+        self.problems.pop(kind, None)
+        self._retry_at.pop(kind, None)
+
+    def _refresh_consent(self, force: bool = False) -> None:
+        head = self.vault.ledger_head()
+        if force or head != self._head:
+            self._head = head
+            self.snapshot = self.vault.consent(self.policy)
+
+    def _settle_pause(self) -> None:
+        until = self.snapshot.paused_until
+        if until is not None and until != FOREVER and self._now() >= until:
+            try:
+                consent_ops.settle_expired_pause(self.vault, self.policy, self._now())
+                log.info("the timed pause ended; capture resumes")
+            except (sqlite3.Error, OSError, VaultError) as exc:
+                log.warning("could not record the end of the pause (%s)", type(exc).__name__)
+            self._refresh_consent()
+
+    # -- control requests ------------------------------------------------------------------------
+
+    def _serve_requests(self) -> None:
+        while True:
+            try:
+                pending = self.requests.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                pending.answer(self._answer(pending))
+            except (sqlite3.Error, OSError, VaultError, ValueError) as exc:
+                pending.answer(ControlResponse(ok=False, error=f"{type(exc).__name__}: the request failed"))
+
+    def _answer(self, pending: PendingRequest) -> ControlResponse:
+        request = pending.request
+        log.info("control: %s", request.op)
+        if request.op == "pause":
+            consent_ops.pause(self.vault, until=request.until, method="cli", now=self._now())
+        elif request.op == "resume":
+            consent_ops.resume(self.vault, self.policy, reason="employee", now=self._now())
+        if request.op != "status":
+            self.resolver = self._build_resolver()
+            self._reload_folders()
+            self._refresh_consent(force=True)
+            self._step()
+        return ControlResponse(
+            ok=True, ledger_seq=self._head[0], status=self._build_status().model_dump(mode="json")
+        )
+
+    # -- the consent gate and sources ------------------------------------------------------------
+
+    def _circumstances(self) -> Circumstances:
+        return Circumstances(
+            now=self._now(),
+            policy_error=self.policy_error,
+            paused_until=self.snapshot.paused_until,
+            storage_error=self.recorder.error,
+            excluded_focused=self.capture.excluded,
+        )
+
+    def _reconcile(self) -> None:
+        c = self._circumstances()
+        consents = self.snapshot.categories
+        self._want(SourceKind.FOCUS, any(eligible(consents[cat], c) for cat in ALL_CATEGORIES))
+        c = self._circumstances()  # the focus source may have just reported an excluded app
+        focus_problem = self.problems.get(SourceKind.FOCUS)
+        for category in ALL_CATEGORIES:
+            kind = SOURCE_FOR_CATEGORY[category]
+            own_problem = self.problems.get(kind) if kind is not SourceKind.FOCUS else None
+            # Without focus tracking excluded applications cannot be honoured, so nothing runs.
+            status = category_status(consents[category], c, own_problem or focus_problem)
+            # A source that failed keeps being retried (with backoff) while it is otherwise allowed.
+            run = status.state is CaptureState.CAPTURING or (
+                status.state is CaptureState.UNAVAILABLE and own_problem is not None and focus_problem is None
+            )
+            if kind is not SourceKind.FOCUS and not run:
+                self._want(kind, False)
+            self._gate_window(category, status)
+            if kind is not SourceKind.FOCUS and run:
+                self._want(kind, True)
+                status = category_status(consents[category], c, self.problems.get(kind) or focus_problem)
+            previous = self.statuses.get(category)
+            if previous is None or previous.state != status.state:
+                log.info("%s: %s", category.value, status.state.value)
+            self.statuses[category] = status
+
+    def _gate_window(self, category: Category, status: CategoryStatus) -> None:
+        pipeline = self.capture.pipelines[category]
+        if status.state in OPEN_STATES and status.receipt_id is not None:
+            if pipeline.receipt_id != status.receipt_id:
+                if pipeline.window is not None:  # a different grant now: the old one ended in between
+                    self.capture.drop(category)
+                    self.recorder.discard(category.value)
+                self.capture.begin(category, status.receipt_id)
+            return
+        if status.state in DROP_STATES:
+            dropped = self.capture.drop(category)
+            discarded = self.recorder.discard(category.value)
+            if pipeline.window is not None or dropped or discarded:
+                log.info("%s: consent ended; dropped unwritten data", category.value)
+        elif pipeline.window is not None:
+            self.recorder.add(self.capture.cut(category))
+
+    def _want(self, kind: SourceKind, running: bool) -> None:
+        if not running:
+            self._stop_source(kind)
+            self.problems.pop(kind, None)
+            return
+        if kind in self.sources:
+            return
+        mono = self.clock.monotonic()
+        if kind in self.problems and mono < self._retry_at.get(kind, 0.0):
+            return
+        source = make_source(kind, self._source_context())
+        if kind is SourceKind.FOCUS:
+            self.capture.focus_started()
+        try:
+            source.start(self.capture.buffers[kind])
+        except SourceUnavailable as exc:
+            self._source_failed(kind, str(exc))
+            return
+        except Exception as exc:  # a backend bug must not take the agent down; its type is enough to log
+            log.error("%s source failed to start: %s", kind.value, type(exc).__name__)
+            self._source_failed(kind, f"the {kind.value} source failed to start ({type(exc).__name__})")
+            return
+        if kind in self.problems:
+            log.info("%s source available again", kind.value)
+        self.problems.pop(kind, None)
+        self._backoff.pop(kind, None)
+        self.sources[kind] = source
+
+    def _source_failed(self, kind: SourceKind, reason: str) -> None:
+        if kind is SourceKind.FOCUS:
+            self.capture.focus_stopped()
+        if self.problems.get(kind) != reason:
+            log.warning("%s source unavailable: %s", kind.value, reason)
+        self.problems[kind] = reason
+        backoff = self._backoff.get(kind, FIRST_SOURCE_RETRY)
+        self._retry_at[kind] = self.clock.monotonic() + backoff
+        self._backoff[kind] = min(MAX_SOURCE_RETRY, backoff * 2)
+
+    def _stop_source(self, kind: SourceKind) -> None:
+        source = self.sources.pop(kind, None)
+        if source is not None:
+            source.stop()
+            if kind is SourceKind.FOCUS:
+                self.capture.focus_stopped()
+
+    def _collect_source_problems(self) -> None:
+        for kind in list(self.sources):
+            buffer = self.capture.buffers[kind]
+            if buffer.problem is not None:
+                reason, buffer.problem = buffer.problem, None
+                self._stop_source(kind)
+                self._source_failed(kind, reason)
+
+    # -- status and shutdown ---------------------------------------------------------------------
+
+    def _build_status(self, running: bool = True) -> AgentStatus:
+        return AgentStatus(
+            agent_state="running" if running else "stopped",
+            pid=os.getpid(),
+            started_at=self.started_at,
+            updated_at=self._now(),
+            categories=dict(self.statuses),
+            policy=PolicyStatus(state="ok") if self.policy_error is None
+            else PolicyStatus(state="invalid", message=self.policy_error),
+            paused_until=self.snapshot.paused_until,
+            last_flush=self.recorder.last_flush,
+            records_written_today=self._written_before_today + self.recorder.written - self._written_at_day_start,
+            dropped_events=self.capture.dropped,
+            storage_error=self.recorder.error,
+        )
+
+    def _write_status(self, running: bool = True, force: bool = False) -> None:
+        if not self.statuses:
+            return
+        status = self._build_status(running)
+        mono = self.clock.monotonic()
+        if not force and status.same_state(self._last_status) and mono - self._status_written_at < STATUS_HEARTBEAT_SECONDS:
+            return
+        try:
+            write_status(self.layout.agent_status, status)
+        except OSError as exc:
+            log.warning("cannot write status.json (%s)", exc.strerror or type(exc).__name__)
+            return
+        self._last_status = status
+        self._status_written_at = mono
+
+    def _shutdown(self) -> None:
+        """Stop every source, close every window at this instant and flush what is held."""
+        log.info("agent stopping")
+        self._watcher.stop()
+        for kind in list(self.sources):
+            self._stop_source(kind)
+        for category in ALL_CATEGORIES:
+            if self.capture.is_open(category):
+                self.recorder.add(self.capture.cut(category))
+        if self.recorder.pending and not self.recorder.flush():
+            log.error("could not flush %d window(s) at shutdown: %s", len(self.recorder.pending), self.recorder.error)
+        self._write_status(running=False, force=True)
+        log.info("agent stopped")

@@ -1,0 +1,71 @@
+"""The consent gate: what each category's capture state is, from consent, policy and circumstances."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from agent.status import CaptureState, CategoryStatus
+from vault.consent import CategoryConsent
+
+# Leaving capture for one of these drops the open window and buffered events unwritten: consent (or
+# the policy) no longer covers them. Any other stop cuts the window and keeps what it holds.
+DROP_STATES = frozenset(
+    {CaptureState.NOT_GRANTED, CaptureState.REVOKED, CaptureState.SUSPENDED, CaptureState.FORBIDDEN_BY_POLICY}
+)
+# The window stays open in these states (events simply stop arriving for a while).
+OPEN_STATES = frozenset({CaptureState.CAPTURING, CaptureState.EXCLUDED_APP_FOCUSED, CaptureState.UNAVAILABLE})
+
+_CONSENT_STATES = {
+    "not_granted": CaptureState.NOT_GRANTED,
+    "revoked": CaptureState.REVOKED,
+    "suspended": CaptureState.SUSPENDED,
+    "forbidden": CaptureState.FORBIDDEN_BY_POLICY,
+}
+
+
+@dataclass(frozen=True)
+class Circumstances:
+    """Everything besides the employee's consent that decides whether capture runs."""
+
+    now: datetime
+    policy_error: str | None = None
+    paused_until: datetime | None = None
+    storage_error: str | None = None
+    excluded_focused: bool = False
+
+
+def eligible(consent: CategoryConsent, c: Circumstances) -> bool:
+    """Consent and policy allow capture and nothing pauses it (sources may still be unavailable)."""
+    return (
+        c.policy_error is None
+        and consent.state == "granted"
+        and not (c.paused_until is not None and c.now < c.paused_until)
+        and c.storage_error is None
+    )
+
+
+def category_status(consent: CategoryConsent, c: Circumstances, problem: str | None) -> CategoryStatus:
+    """The state shown for one category; ``problem`` is why its source cannot run, if it cannot."""
+    if c.policy_error is not None:
+        return CategoryStatus(
+            state=CaptureState.FORBIDDEN_BY_POLICY,
+            reason="the machine policy is invalid, so nothing is captured until IT fixes it",
+        )
+    if consent.state != "granted":
+        return CategoryStatus(state=_CONSENT_STATES[consent.state], reason=consent.reason)
+    receipt = consent.receipt_id
+    if c.paused_until is not None and c.now < c.paused_until:
+        until = "until resumed" if c.paused_until.year >= 9999 else f"until {c.paused_until.isoformat()}"
+        return CategoryStatus(state=CaptureState.PAUSED, reason=f"paused {until}", receipt_id=receipt)
+    if c.storage_error is not None:
+        return CategoryStatus(state=CaptureState.STORAGE_ERROR, reason=c.storage_error, receipt_id=receipt)
+    if problem is not None:
+        return CategoryStatus(state=CaptureState.UNAVAILABLE, reason=problem, receipt_id=receipt)
+    if c.excluded_focused:
+        return CategoryStatus(
+            state=CaptureState.EXCLUDED_APP_FOCUSED,
+            reason="an excluded application has focus: nothing is captured",
+            receipt_id=receipt,
+        )
+    return CategoryStatus(state=CaptureState.CAPTURING, receipt_id=receipt)

@@ -1,0 +1,38 @@
+"""Run the agent as a process: logging, the single-instance lock, the vault, the socket, signals."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+from agent.control_server import ControlServer
+from agent.daemon import Agent
+from agent.instance import InstanceLock
+from agent.logs import setup_logging
+from agent.sources.select import ReplayConfig
+from vault.paths import Layout
+from vault.vault import Vault
+
+
+def run_agent(layout: Layout, policy_path: Path, *, replay: ReplayConfig | None = None, verbose: bool = False) -> None:
+    """Run in the foreground until SIGTERM/SIGINT; raises AlreadyRunning or a VaultError at start."""
+    layout.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log = setup_logging(layout.log_dir, verbose)
+    with InstanceLock(layout.agent_lock):
+        with Vault.open(layout) as vault:
+            agent = Agent(layout, vault, policy_path, replay=replay)
+            server = ControlServer(layout.control_socket, agent.requests, agent.wake)
+            try:
+                server.start()
+            except OSError as exc:
+                log.warning("control socket unavailable (%s); the CLI cannot reach this agent",
+                            exc.strerror or type(exc).__name__)
+            previous = {sig: signal.signal(sig, lambda *_: agent.request_stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+            try:
+                agent.run()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+                server.stop()
+                logging.getLogger("consentry.agent").info("agent exited cleanly")

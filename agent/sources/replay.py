@@ -1,0 +1,110 @@
+"""The replay source: feeds a recorded or synthetic stream through the same sink as a live source.
+
+Events are stamped with the monotonic instant they were due, as a live callback would stamp them.
+Events due within ``BATCH_SECONDS`` of each other are delivered together, so replaying 1,000 pointer
+moves a second wakes the thread about a hundred times a second, not a thousand.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from agent.app_tokens import AppResolver
+from agent.events import EventSink
+from agent.replay_stream import StreamItem
+from agent.sources.base import SourceKind
+
+BATCH_SECONDS = 0.01
+FOCUS_HEARTBEAT_SECONDS = 0.25
+
+
+class ReplaySource:
+    def __init__(
+        self,
+        kind: SourceKind,
+        items: Callable[[], Iterable[StreamItem]],
+        *,
+        resolver: Callable[[], AppResolver] | None = None,
+        speed: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if speed <= 0:
+            raise ValueError("replay speed must be positive")
+        if kind is SourceKind.FOCUS and resolver is None:
+            raise ValueError("a focus replay needs an application resolver")
+        self._kind = kind
+        self._items = items
+        self._resolver = resolver
+        self._speed = speed
+        self._monotonic = monotonic
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, sink: EventSink) -> None:
+        if self._thread is not None:
+            raise RuntimeError("source already started")
+        self._stop.clear()
+        base = self._monotonic()
+        iterator = iter(self._items())
+        if self._kind is SourceKind.FOCUS:
+            # Like the live focus source: the first sample is in before start returns.
+            first = next(iterator, None)
+            self._focus = self._resolve("" if first is None else first[1][0])
+            sink.put((base, self._monotonic(), *self._focus))
+            if first is not None and first[0] > 0:
+                iterator = _chain_first(first, iterator)
+        self._thread = threading.Thread(
+            target=self._run, args=(iterator, sink, base), name=f"consentry-replay-{self._kind.value}", daemon=True
+        )
+        self._thread.start()
+
+    def _resolve(self, app: str) -> tuple[str | None, bool]:
+        assert self._resolver is not None
+        resolved = self._resolver().resolve(app)
+        return (resolved.token, resolved.excluded)
+
+    def _run(self, items: Iterable[StreamItem], sink: EventSink, base: float) -> None:
+        put = sink.put
+        focus = self._kind is SourceKind.FOCUS
+        last = base
+        for offset, payload in items:
+            due = base + offset / self._speed
+            while True:
+                now = self._monotonic()
+                if due <= now + BATCH_SECONDS:
+                    break
+                wait = due - now
+                if focus:
+                    wait = min(wait, FOCUS_HEARTBEAT_SECONDS)
+                if self._stop.wait(wait):
+                    return
+                if focus:
+                    last = self._heartbeat(sink, last)
+            if focus:
+                self._focus = self._resolve(payload[0])
+                put((last, due, *self._focus))
+                last = due
+            else:
+                put((due, *payload))
+        # A finished stream: the focus stays where it was until the source is stopped.
+        while focus and not self._stop.wait(FOCUS_HEARTBEAT_SECONDS):
+            last = self._heartbeat(sink, last)
+
+    def _heartbeat(self, sink: EventSink, last: float) -> float:
+        now = self._monotonic()
+        sink.put((last, now, *self._focus))
+        return now
+
+    def stop(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stop.set()
+            thread.join(timeout=2.0)
+
+
+def _chain_first(first: StreamItem, rest: Iterable[StreamItem]) -> Iterable[Any]:
+    yield first
+    yield from rest

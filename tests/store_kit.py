@@ -1,0 +1,193 @@
+"""Helpers for the release/store tests and benchmarks: synthetic agents, stewards, stores (no mocks)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from vault.categories import Category, KeyClass, MouseButton
+from vault.policy import StewardConfig
+from vault.release import (
+    GENESIS_HASH,
+    BatchManifest,
+    ConsentReceiptRef,
+    Ed25519Signer,
+    LedgerCheckpointRef,
+    SealedBatch,
+    b64encode,
+    build_header,
+    build_manifest,
+    encode_payload,
+    manifest_digest,
+    rekey_app_tokens,
+    seal_batch,
+    sign_approval,
+)
+from vault.store.backend import StoreBackend
+from vault.store.keys import StoreKeys
+from vault.store.settings import StoreSettings
+from vault.windows import AnyWindow, AppFocus, AppsWindow, KeyboardWindow, MouseWindow
+
+PG_DSN_ENV = "CONSENTRY_TEST_PG_DSN"
+DEFAULT_PG_DSN = "postgresql://consentry:consentry@127.0.0.1:5432/consentry_test"
+T0 = 1_700_000_000  # a fixed UTC time: tests never depend on the wall clock's date
+
+
+def pg_dsn() -> str:
+    return os.environ.get(PG_DSN_ENV, DEFAULT_PG_DSN)
+
+
+def postgres_available(dsn: str | None = None) -> bool:
+    try:
+        with psycopg.connect(dsn or pg_dsn(), connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def receipt_ref(category: Category, receipt_id: str, granted_at: int = T0 - 3600) -> ConsentReceiptRef:
+    return ConsentReceiptRef(
+        receipt_id=receipt_id,
+        category=category,
+        notice_id="consentry-notice",
+        notice_version="1",
+        notice_sha256="ab" * 32,
+        lawful_basis="consent",
+        purposes=("work-pattern-research",),
+        granted_at=granted_at,
+    )
+
+
+def make_records(n: int, *, start: int = T0, receipts: dict[Category, str] | None = None) -> list[AnyWindow]:
+    """``n`` windows cycling through keyboard, mouse and apps (60 s apart), with realistic field values."""
+    receipts = receipts or {c: f"r-{c.value}" for c in Category}
+    records: list[AnyWindow] = []
+    for i in range(n):
+        t = start + 60 * i
+        kind = i % 3
+        if kind == 0:
+            records.append(
+                KeyboardWindow(
+                    start=t, end=t + 60, receipt_id=receipts[Category.KEYBOARD],
+                    key_counts={KeyClass.LETTER: 120 + i % 7, KeyClass.SPACE: 20, KeyClass.EDITING: 3},
+                    iki_histogram=(1, 10, 30, 40, 20, 10, 5, 2, 1), bursts=6, longest_burst=40, pauses=3,
+                    correction_ratio=0.025,
+                )
+            )
+        elif kind == 1:
+            records.append(
+                MouseWindow(
+                    start=t, end=t + 60, receipt_id=receipts[Category.MOUSE],
+                    clicks={MouseButton.LEFT: 12, MouseButton.RIGHT: 1}, scroll_steps=30, moves=400,
+                    distance_px=5321.5, idle_seconds=12.0,
+                )
+            )
+        else:
+            records.append(
+                AppsWindow(
+                    start=t, end=t + 60, receipt_id=receipts[Category.APPS],
+                    focus=(AppFocus(app="cat:ide", seconds=40.0), AppFocus(app=f"anon:{i:016x}", seconds=20.0)),
+                    switches=4,
+                )
+            )
+    return records
+
+
+@dataclass
+class Agent:
+    """A simulated workstation: a device key and its manifest chain."""
+
+    device: Ed25519Signer = field(default_factory=Ed25519Signer.generate)
+    subject: str = field(default_factory=lambda: "subj-" + secrets.token_hex(8))
+    seq: int = 0
+    prev: str = GENESIS_HASH
+    ledger_seq: int = 5
+    ledger_head: str = "cd" * 32
+
+    def next_batch(self, n_records: int = 12, *, start: int = T0, created: int = T0 + 86_400) -> tuple[BatchManifest, bytes]:
+        batch_id = uuid.uuid4().hex
+        source = make_records(n_records, start=start)
+        released = rekey_app_tokens(source, secrets.token_bytes(32))
+        payload = encode_payload(batch_id, released)
+        self.seq += 1
+        manifest = build_manifest(
+            batch_id=batch_id, subject=self.subject, device_kid=self.device.kid, seq=self.seq,
+            prev_batch_hash=self.prev, records=released,
+            receipts=[receipt_ref(c, f"r-{c.value}") for c in Category], payload=payload, created=created,
+            source_records=source,
+        )
+        self.prev = manifest_digest(manifest)
+        return manifest, payload
+
+    def seal(self, manifest: BatchManifest, payload: bytes, store_public: bytes, *, created: int = T0 + 90_000) -> SealedBatch:
+        header = build_header(manifest, LedgerCheckpointRef(seq=self.ledger_seq, head_hash=self.ledger_head), created=created)
+        return seal_batch(header, payload, store_public, self.device)
+
+
+@dataclass
+class Stewards:
+    signers: list[Ed25519Signer]
+    required: int
+
+    @classmethod
+    def make(cls, n: int = 3, required: int = 2) -> Stewards:
+        return cls([Ed25519Signer.generate() for _ in range(n)], required)
+
+    def config(self, extra: dict[str, str] | None = None) -> StewardConfig:
+        keys = {f"steward{i}": b64encode(s.public_bytes) for i, s in enumerate(self.signers)}
+        keys.update(extra or {})
+        return StewardConfig(keys=keys, approvals_required=self.required)
+
+    def approvals(self, manifest: BatchManifest, count: int | None = None, *, created: int = T0 + 87_000) -> list:
+        digest = manifest_digest(manifest)
+        return [
+            sign_approval(s, manifest.batch_id, digest, "approve", created=created)
+            for s in self.signers[: self.required if count is None else count]
+        ]
+
+
+class FixedClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: int = T0 + 100_000) -> None:
+        self.t = now
+
+    def now(self) -> int:
+        return self.t
+
+
+def settings_for(stewards: Stewards, **overrides: object) -> StoreSettings:
+    return StoreSettings(stewards=stewards.config(), **overrides)  # type: ignore[arg-type]
+
+
+@contextmanager
+def open_test_backend(kind: str, tmp: Path) -> Iterator[StoreBackend]:
+    """A fresh backend: a new folder, or a new PostgreSQL schema dropped afterwards."""
+    if kind == "dir":
+        from vault.store.backends.dir import DirBackend
+
+        backend: StoreBackend = DirBackend(tmp / "store-data")
+        try:
+            yield backend
+        finally:
+            backend.close()
+        return
+    from vault.store.backends.postgres import PostgresBackend
+
+    pg = PostgresBackend(pg_dsn(), schema="t_" + secrets.token_hex(6))
+    try:
+        yield pg
+    finally:
+        pg.drop_schema()
+        pg.close()
+
+
+def new_store_keys() -> StoreKeys:
+    return StoreKeys.generate()

@@ -1,0 +1,20 @@
+"""Every command has help, and docs/cli.md is exactly what --help says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.cli.docgen import _walk, render
+from agent.cli.main import cli
+
+DOC = Path(__file__).parent.parent / "docs" / "cli.md"
+
+
+def test_every_command_has_help_text() -> None:
+    for path, text in _walk(cli, ["consentry"], None):
+        body = text.split("\n\n", 1)[1] if "\n\n" in text else ""
+        assert body.strip() and not body.strip().startswith("Options:"), f"{' '.join(path)} has no help text"
+
+
+def test_cli_reference_matches_help() -> None:
+    assert DOC.read_text() == render(), "docs/cli.md is stale: run python -m agent.cli.docgen > docs/cli.md"

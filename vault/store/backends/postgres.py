@@ -1,0 +1,152 @@
+"""The ``postgres`` backend: the catalog and every record in PostgreSQL, for many agents and scale-out.
+
+Records go in with one binary ``COPY`` per batch inside the batch's transaction. Several store processes
+may share one database: row locks (``SELECT ... FOR UPDATE``) order work on a batch or device, an
+advisory transaction lock orders audit-log appends, and unique constraints catch anything else.
+Migrations are named, applied in order under an advisory lock, and recorded in ``_migrations``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from vault.store.backend import BackendKind, BatchRow, StoredRecord
+from vault.store.backends.sql import CATALOG_MIGRATIONS, Migration, SqlTx
+from vault.store.errors import Unavailable
+
+_LOG_LOCK = 0x636F6E73  # "cons": one advisory lock id for the audit log
+_MIGRATION_LOCK = 0x636F6E74
+RECORD_COLUMNS = ("batch_id", "subject_digest", "category", "start_ts", "end_ts", "body")
+RECORD_TYPES = ("text", "text", "text", "int8", "int8", "jsonb")
+POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "0002_records",
+        """
+CREATE TABLE records (batch_id TEXT NOT NULL, subject_digest TEXT NOT NULL, category TEXT NOT NULL,
+    start_ts BIGINT NOT NULL, end_ts BIGINT NOT NULL, body JSONB NOT NULL);
+CREATE INDEX records_batch ON records (batch_id);
+CREATE INDEX records_category ON records (category)
+""",
+    ),
+)
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class PostgresTx(SqlTx):
+    placeholder = "%s"
+    for_update = " FOR UPDATE"
+
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        super().__init__(cursor)
+        self._pg = cursor
+
+    def lock_log(self) -> None:
+        self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (_LOG_LOCK,))
+
+    def store_records(self, batch: BatchRow, subject: str, payload: bytes, records: Sequence[dict[str, Any]]) -> None:
+        copy_records(self._pg, batch.batch_id, batch.subject_digest, records)
+
+    def erase_records(self, batch_ids: Sequence[str]) -> int:
+        if not batch_ids:
+            return 0
+        self._pg.execute("DELETE FROM records WHERE batch_id = ANY(%s)", (list(batch_ids),))
+        return int(self._pg.rowcount)
+
+    def iter_records(self, category: str, batch_ids: Sequence[str]) -> Iterator[StoredRecord]:
+        for start in range(0, len(batch_ids), 500):
+            chunk = list(batch_ids[start : start + 500])
+            self._pg.execute(
+                "SELECT r.batch_id, r.subject_digest, r.body FROM records r JOIN batches b USING (batch_id) "
+                "WHERE r.category = %s AND b.state = 'stored' AND r.batch_id = ANY(%s) ORDER BY r.batch_id, r.start_ts",
+                (category, chunk),
+            )
+            for batch_id, subject_digest, body in self._pg.fetchall():
+                yield StoredRecord(batch_id, subject_digest, category, body)
+
+
+def _as_is(text: Any) -> str:
+    return str(text)
+
+
+def copy_rows(cursor: psycopg.Cursor[Any], rows: Sequence[tuple[str, str, str, int, int, str]]) -> None:
+    """Binary COPY of prepared record rows (body as JSON text); the benchmark's baseline uses it too."""
+    with cursor.copy(f"COPY records ({', '.join(RECORD_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(list(RECORD_TYPES))
+        for batch_id, subject_digest, category, start, end, body in rows:
+            # Jsonb with an identity dumps: the body is already JSON text, so it is not encoded twice.
+            copy.write_row((batch_id, subject_digest, category, start, end, Jsonb(body, dumps=_as_is)))
+
+
+def record_rows(batch_id: str, subject_digest: str, records: Sequence[dict[str, Any]]) -> list[tuple[str, str, str, int, int, str]]:
+    return [
+        (batch_id, subject_digest, r["category"], r["start"], r["end"], json.dumps(r, separators=(",", ":")))
+        for r in records
+    ]
+
+
+def copy_records(cursor: psycopg.Cursor[Any], batch_id: str, subject_digest: str, records: Sequence[dict[str, Any]]) -> None:
+    copy_rows(cursor, record_rows(batch_id, subject_digest, records))
+
+
+class PostgresBackend:
+    """``StoreBackend`` over a psycopg connection pool, in its own schema (``schema``, default consentry)."""
+
+    kind: BackendKind = "postgres"
+
+    def __init__(self, dsn: str, *, schema: str = "consentry", min_size: int = 1, max_size: int = 8) -> None:
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"schema {schema!r} must be a lowercase SQL identifier")
+        self.schema = schema
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        except psycopg.OperationalError as exc:
+            raise Unavailable("backend_unavailable", f"cannot reach PostgreSQL: {exc}") from None
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"options": f"-c search_path={schema}"},
+            open=True,
+            timeout=30.0,
+        )
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            cur.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)")
+            cur.execute("SELECT name FROM _migrations")
+            done = {row[0] for row in cur.fetchall()}
+            for migration in CATALOG_MIGRATIONS + POSTGRES_MIGRATIONS:
+                if migration.name in done:
+                    continue
+                for statement in migration.sql.format(blob="BYTEA").split(";\n"):
+                    if statement.strip():
+                        cur.execute(statement)  # type: ignore[call-overload]  # trusted DDL, no parameters
+                cur.execute("INSERT INTO _migrations (name, applied_at) VALUES (%s, now())", (migration.name,))
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresTx]:
+        try:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                yield PostgresTx(cur)
+        except (psycopg.OperationalError, psycopg.errors.SerializationFailure) as exc:
+            # Connection lost or server restarting: nothing committed; the client retries on 503.
+            raise Unavailable("backend_unavailable", f"PostgreSQL is unavailable: {type(exc).__name__}") from None
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def drop_schema(self) -> None:
+        """Remove this backend's schema and everything in it (tests and benchmarks only)."""
+        with self._pool.connection() as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
