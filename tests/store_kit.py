@@ -191,3 +191,66 @@ def open_test_backend(kind: str, tmp: Path) -> Iterator[StoreBackend]:
 
 def new_store_keys() -> StoreKeys:
     return StoreKeys.generate()
+
+
+@dataclass
+class Harness:
+    """A real store: backend + keys + stewards, served by uvicorn on 127.0.0.1 in a thread."""
+
+    backend: StoreBackend
+    keys: StoreKeys
+    stewards: Stewards
+    settings: StoreSettings
+    url: str
+
+    def client(self, agent: Agent, **kwargs: object):  # -> StoreClient
+        from vault.store.client import RetryPolicy, StoreClient
+
+        kwargs.setdefault("retry", RetryPolicy(attempts=2, base_seconds=0.01, cap_seconds=0.05))
+        return StoreClient(self.url, signer=agent.device, log_public_key=self.keys.log.public_bytes, **kwargs)  # type: ignore[arg-type]
+
+    def steward_client(self, signer: Ed25519Signer):
+        from vault.store.client import StoreClient
+
+        return StoreClient(self.url, signer=signer, role="steward", log_public_key=self.keys.log.public_bytes)
+
+    def enroll(self, agent: Agent) -> None:
+        import time
+
+        from vault.store.auth import issue_token
+
+        with self.client(agent) as c:
+            c.enroll(issue_token(self.backend, self.settings, int(time.time())))
+
+    def approve(self, manifest: BatchManifest, count: int | None = None) -> None:
+        for signer, approval in zip(self.stewards.signers, self.stewards.approvals(manifest, count)):
+            with self.steward_client(signer) as c:
+                c.decide(approval)
+
+    def shippable(self, agent: Agent, n_records: int = 12) -> tuple[BatchManifest, SealedBatch]:
+        """A batch whose manifest is submitted and approved, sealed to this store."""
+        manifest, payload = agent.next_batch(n_records)
+        with self.client(agent) as c:
+            c.submit_manifest(manifest)
+        self.approve(manifest)
+        return manifest, agent.seal(manifest, payload, self.keys.seal.public_bytes)
+
+    def stored(self) -> tuple[int, int, int]:
+        """(stored batches, stored records, audit-log size): what "nothing was stored" compares."""
+        with self.backend.transaction() as tx:
+            batches = tx.stored_batches()
+            records = tx.count_rows("records") if self.backend.kind == "postgres" else sum(b.record_count for b in batches)
+            return len(batches), records, tx.log_size()
+
+
+@contextmanager
+def running_store(kind: str, tmp: Path, stewards: Stewards | None = None, **settings: object) -> Iterator[Harness]:
+    from vault.store.app import create_app
+    from vault.store.server import ThreadedServer
+
+    stewards = stewards or Stewards.make(3, 2)
+    with open_test_backend(kind, tmp) as backend:
+        keys = StoreKeys.generate()
+        store_settings = settings_for(stewards, **settings)
+        with ThreadedServer(create_app(backend, keys, store_settings)) as server:
+            yield Harness(backend, keys, stewards, store_settings, server.url)

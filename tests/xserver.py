@@ -48,11 +48,19 @@ class XServer:
             pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         os.close(write_fd)
+        data = b""
+        deadline = time.monotonic() + START_TIMEOUT
         try:
-            ready, _, _ = select.select([read_fd], [], [], START_TIMEOUT)
-            number = os.read(read_fd, 16).decode().strip() if ready else ""
+            # Read up to the newline: closing the pipe before Xvfb wrote all of it kills Xvfb (SIGPIPE).
+            while not data.endswith(b"\n") and time.monotonic() < deadline:
+                ready, _, _ = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))
+                chunk = os.read(read_fd, 16) if ready else b""
+                if not chunk:
+                    break
+                data += chunk
         finally:
             os.close(read_fd)
+        number = data.decode().strip()
         if not number:
             proc.kill()
             raise RuntimeError("Xvfb did not report a display number")

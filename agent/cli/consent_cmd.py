@@ -105,7 +105,8 @@ def grant(categories: tuple[Category, ...], yes: bool, folders: tuple[Path, ...]
 
 @consent.command("revoke")
 @click.argument("categories", nargs=-1, required=True, type=common.CategoryType())
-@click.option("--erase", is_flag=True, help="Also destroy everything already collected for these categories.")
+@click.option("--erase", is_flag=True, help="Also destroy what was collected for these categories here, and ask the "
+              "store to erase everything it holds under your pseudonym.")
 def revoke(categories: tuple[Category, ...], erase: bool) -> None:
     """Withdraw consent for CATEGORIES. Capture stops at once.
 
@@ -128,6 +129,11 @@ def revoke(categories: tuple[Category, ...], erase: bool) -> None:
 
             keys = erase_categories(vault, list(categories), now=utc_now(), revoked_too=False)
             click.echo(f"Erased: {len(keys)} data key(s) destroyed; that data can no longer be read by anyone.")
+            from agent.shipping import request_store_erasure
+
+            line = request_store_erasure(vault, policy, "revoke:" + ",".join(c.value for c in categories), utc_now())
+            if line:
+                click.echo(line)
 
 
 @click.command()

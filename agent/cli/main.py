@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ledger": ("agent.cli.ledger_cmd", "ledger", "Show or verify the tamper-evident consent ledger."),
     "policy": ("agent.cli.policy_cmd", "policy", "Show or validate the machine policy (for IT)."),
     "doctor": ("agent.cli.doctor_cmd", "doctor", "Check the vault, its key, the ledger and the policy."),
+    "enroll": ("agent.cli.enroll_cmd", "enroll", "Register this computer with the on-prem store (IT, once)."),
     "agent": ("agent.cli.agent_cmd", "agent", "Run the per-user capture agent."),
     "batches": ("agent.cli.batches_cmd", "batches", "Preview, veto or release batches before they leave."),
     "steward": ("agent.cli.steward_cmd", "steward", "Data stewards: review and approve or reject batches."),

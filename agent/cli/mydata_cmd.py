@@ -84,7 +84,8 @@ def mydata(category: Category | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--all", "everything", is_flag=True, help="Everything: every category and day. Also withdraws every grant.")
+@click.option("--all", "everything", is_flag=True, help="Everything: every category and day. Also withdraws every "
+              "grant and asks the store to erase what it holds under your pseudonym.")
 @click.option("--category", "categories", multiple=True, type=common.CategoryType(), help="Only this category (repeatable).")
 @click.option("--from", "first_day", default=None, metavar="YYYY-MM-DD", help="First UTC day of a period to erase.")
 @click.option("--to", "last_day", default=None, metavar="YYYY-MM-DD", help="Last UTC day of a period to erase.")
@@ -130,10 +131,14 @@ def erase(everything: bool, categories: tuple[Category, ...], first_day: str | N
         _delete_vault_files(lay)
         click.echo("The vault could not be opened, so its files and key were deleted (--force). Nothing remains.")
         return
+    store_line = None
     with vault:
         now = utc_now()
         if everything:
             keys = erase_categories(vault, list(ALL_CATEGORIES), now=now, revoked_too=True)
+            from agent.shipping import request_store_erasure
+
+            store_line = request_store_erasure(vault, common.policy(), "all", now)
         elif categories:
             keys = erase_categories(vault, list(dict.fromkeys(categories)), now=now, revoked_too=False)
         else:
@@ -143,6 +148,8 @@ def erase(everything: bool, categories: tuple[Category, ...], first_day: str | N
     click.echo(f"Erased {what}: {len(keys)} data key(s) destroyed.")
     if everything:
         click.echo("Every grant is withdrawn as well; nothing more will be collected.")
+    if store_line:
+        click.echo(store_line)
 
 
 def _delete_vault_files(layout: Any) -> None:

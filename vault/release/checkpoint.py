@@ -1,54 +1,65 @@
 """Signed consent-ledger checkpoints, which let the store witness each device's ledger.
 
-Signed message (version 1)::
+This is the checkpoint the vault's ledger already signs (``vault.ledger.Checkpoint``); the same bytes,
+version 1::
 
-    b"consentry-checkpoint-v1\\0" || canonical({"v", "device_kid", "seq", "head_hash", "created"})
+    b"consentry-checkpoint-v1\\0" || canonical({"v": 1, "seq", "head_hash", "device_kid", "at"})
+
+with ``at`` an ISO 8601 UTC time and the Ed25519 signature hex-encoded, so a ledger checkpoint is sent
+as it is: ``LedgerCheckpoint.model_validate(checkpoint.model_dump())``.
 
 The store keeps the highest checkpoint per device and refuses one with a lower ``seq`` (a rollback) or the
 same ``seq`` with another hash (a fork). Limit: without the ledger entries between two checkpoints the
 store cannot prove that a higher checkpoint *extends* the last one; a rewritten ledger is caught only
-where two checkpoints of the same ``seq`` disagree, or by the employee's own ``ledger verify``.
+where two checkpoints of the same ``seq`` disagree, or by the employee's own ``consentry ledger verify``.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Annotated
+
 from pydantic import Field
 
 from vault.canonical import canonical_json
-from vault.release.fields import EpochSeconds, KeyId, Sha256Hex, Signature64, Versioned, b64decode, b64encode
+from vault.release.fields import KeyId, Sha256Hex, Versioned
 from vault.release.signing import Signer, verify_signature
 
 CHECKPOINT_DOMAIN = b"consentry-checkpoint-v1\0"
+IsoTime = Annotated[
+    str, Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$", description="ISO 8601 UTC")
+]
 
 
 class LedgerCheckpoint(Versioned):
-    device_kid: KeyId
     seq: int = Field(ge=0, le=2**53)
     head_hash: Sha256Hex
-    created: EpochSeconds
-    signature: Signature64
+    device_kid: KeyId
+    at: IsoTime
+    signature: Annotated[str, Field(pattern=r"^[0-9a-f]{128}$", description="Ed25519 signature, hex")]
+
+    def epoch_seconds(self) -> int:
+        return int(datetime.fromisoformat(self.at.replace("Z", "+00:00")).timestamp())
 
 
-def checkpoint_message(device_kid: str, seq: int, head_hash: str, created: int) -> bytes:
-    body = {"v": 1, "device_kid": device_kid, "seq": seq, "head_hash": head_hash, "created": created}
+def checkpoint_message(seq: int, head_hash: str, device_kid: str, at: str) -> bytes:
+    body = {"v": 1, "seq": seq, "head_hash": head_hash, "device_kid": device_kid, "at": at}
     return CHECKPOINT_DOMAIN + canonical_json(body)
 
 
+def iso_utc(epoch_seconds: int) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def sign_checkpoint(device_key: Signer, seq: int, head_hash: str, *, created: int) -> LedgerCheckpoint:
-    signature = device_key.sign(checkpoint_message(device_key.kid, seq, head_hash, created))
+    at = iso_utc(created)
+    signature = device_key.sign(checkpoint_message(seq, head_hash, device_key.kid, at))
     return LedgerCheckpoint(
-        v=1,
-        device_kid=device_key.kid,
-        seq=seq,
-        head_hash=head_hash,
-        created=created,
-        signature=b64encode(signature),
+        v=1, seq=seq, head_hash=head_hash, device_kid=device_key.kid, at=at, signature=signature.hex()
     )
 
 
 def verify_checkpoint(checkpoint: LedgerCheckpoint, device_public_key: bytes) -> None:
     """``InvalidRecord`` unless the device key signed this checkpoint."""
-    message = checkpoint_message(
-        checkpoint.device_kid, checkpoint.seq, checkpoint.head_hash, checkpoint.created
-    )
-    verify_signature(device_public_key, message, b64decode(checkpoint.signature))
+    message = checkpoint_message(checkpoint.seq, checkpoint.head_hash, checkpoint.device_kid, checkpoint.at)
+    verify_signature(device_public_key, message, bytes.fromhex(checkpoint.signature))

@@ -295,7 +295,7 @@ class StoreService:
         with self.backend.transaction() as tx:
             device = self._device(tx, who.kid, lock=True)
             self._check_checkpoint(device, checkpoint.seq, checkpoint.head_hash)
-            tx.insert_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash, checkpoint.created, now)
+            tx.insert_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash, checkpoint.epoch_seconds(), now)
             if device.checkpoint_seq is None or checkpoint.seq > device.checkpoint_seq:
                 tx.set_device_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash)
         return CheckpointAck(device_kid=who.kid, seq=checkpoint.seq, head_hash=checkpoint.head_hash, witnessed_at=now)

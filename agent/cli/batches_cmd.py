@@ -1,0 +1,131 @@
+"""``consentry batches``: what would leave this computer, and the employee's veto and early release."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from agent.cli import common
+from vault import batches as batch_ops
+from vault.timeutil import utc_now
+
+
+def _when(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def batches(ctx: click.Context) -> None:
+    """Preview, veto or release batches before they leave this computer.
+
+    A batch is held for the policy's hold period; during it you can see exactly what
+    would leave (batches show ID) and veto it (its data is destroyed) or release it early.
+    After the hold, data stewards review its manifest; only approved batches are sent.
+    """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_cmd)
+
+
+@batches.command("list")
+@common.json_option
+def list_cmd(as_json: bool) -> None:
+    """List batches with their state, period, record counts and any error from the store."""
+    if not common.layout().vault_db.exists():
+        rows = []
+    else:
+        with common.open_vault() as vault:
+            rows = [b.model_dump() for b in batch_ops.list_batches(vault)]
+    if as_json:
+        common.emit_json(rows)
+        return
+    if not rows:
+        click.echo("No batches yet.")
+        return
+    click.echo(f"{'BATCH':<34} {'STATE':<10} {'PERIOD (UTC)':<34} RECORDS")
+    for row in rows:
+        counts = ", ".join(f"{k} {v}" for k, v in row["record_counts"].items())
+        period = f"{_when(row['period_start'])} – {_when(row['period_end'])}"
+        click.echo(f"{row['batch_id']:<34} {row['state']:<10} {period:<34} {counts}")
+        if row["state"] == "held":
+            click.echo(f"{'':<34} held until {row['hold_until']}: veto or release it now if you wish")
+        if row["last_error"]:
+            click.echo(f"{'':<34} store said: {row['last_error']}")
+
+
+@batches.command("show")
+@click.argument("batch_id")
+@common.json_option
+def show(batch_id: str, as_json: bool) -> None:
+    """Show exactly what batch BATCH_ID would send, record by record, and its privacy checks."""
+    from vault.release import decode_payload
+
+    with common.open_vault() as vault:
+        info = batch_ops.get(vault, batch_id)
+        records = list(decode_payload(batch_ops.payload(vault, batch_id)).records) if info.state in batch_ops.PENDING_STATES else []
+    if as_json:
+        common.emit_json({"batch": info.model_dump(), "records": records})
+        return
+    click.echo(f"Batch {info.batch_id}: {info.state}, {sum(info.record_counts.values())} record(s), "
+               f"payload sha256 {info.payload_sha256}")
+    for check in info.privacy_checks:
+        click.echo(f"  [{'pass' if check['passed'] else 'FAIL'}] {check['name']}: {check.get('detail', '')}")
+    for record in records:
+        fields = {k: v for k, v in record.items() if k not in ("start", "end", "category")}
+        click.echo(f"{_when(record['start'])} {record['category']:<8} {fields}")
+    if not records:
+        click.echo("This batch holds no data any more.")
+
+
+@batches.command("veto")
+@click.argument("batch_id")
+def veto(batch_id: str) -> None:
+    """Veto batch BATCH_ID: it never leaves, and its data is destroyed."""
+    with common.open_vault() as vault:
+        batch_ops.veto(vault, batch_id, utc_now())
+    click.echo(f"Batch {batch_id} vetoed; its data was destroyed and it will never leave this computer.")
+
+
+@batches.command("release")
+@click.argument("batch_id")
+def release(batch_id: str) -> None:
+    """End the hold of batch BATCH_ID early, sending it to steward review at the next sync."""
+    with common.open_vault() as vault:
+        batch_ops.release(vault, batch_id, utc_now())
+    click.echo(f"Batch {batch_id} released for steward review.")
+
+
+@batches.command("seal")
+@common.json_option
+def seal(as_json: bool) -> None:
+    """Seal the records not yet in a batch into a new held batch (the agent also does this daily)."""
+    with common.open_vault() as vault:
+        info = batch_ops.seal_pending(vault, common.policy(), utc_now())
+    if as_json:
+        common.emit_json(info.model_dump() if info else None)
+    elif info is None:
+        click.echo("Nothing to seal: every stored record is already in a batch.")
+    else:
+        click.echo(f"Sealed batch {info.batch_id}; held until {info.hold_until}. Preview: consentry batches show {info.batch_id}")
+
+
+@batches.command("sync")
+@common.json_option
+def sync(as_json: bool) -> None:
+    """Talk to the store once: submit due batches, fetch decisions, send approved ones and erasures."""
+    from agent.shipping import sync as run_sync
+
+    with common.open_vault() as vault:
+        report = run_sync(vault, common.policy(), utc_now())
+    if as_json:
+        common.emit_json(report.__dict__)
+        return
+    for name in ("submitted", "approved", "rejected", "shipped", "erasures_sent"):
+        values = getattr(report, name)
+        if values:
+            click.echo(f"{name.replace('_', ' ')}: {', '.join(values)}")
+    for error in report.errors:
+        click.echo(f"error: {error}", err=True)
+    if report.errors:
+        raise click.ClickException("some steps failed; they are retried at the next sync (see consentry status)")
