@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+import pytest
 
+from tests.components import require
 from vault.categories import Category, KeyClass, MouseButton
 from vault.policy import StewardConfig
 from vault.release import (
@@ -254,3 +256,11 @@ def running_store(kind: str, tmp: Path, stewards: Stewards | None = None, **sett
         store_settings = settings_for(stewards, **settings)
         with ThreadedServer(create_app(backend, keys, store_settings)) as server:
             yield Harness(backend, keys, stewards, store_settings, server.url)
+
+
+@pytest.fixture(params=["dir", "postgres"])
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    """Each store test runs on both backends; PostgreSQL is skipped locally without a server, fatal in CI."""
+    if request.param == "postgres":
+        require(postgres_available(), "PostgreSQL", f"run: bash scripts/start-postgres.sh and set {PG_DSN_ENV}")
+    return str(request.param)

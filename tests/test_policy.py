@@ -85,3 +85,13 @@ def test_shipped_example_policy_is_valid() -> None:
     example = Path(__file__).parent.parent / "packaging" / "policy.example.toml"
     policy = load_policy(example)
     assert policy.retention_days == 30 and "hr-portal" in policy.excluded_apps
+
+
+def test_it_guide_documents_every_policy_key() -> None:
+    guide = (Path(__file__).parent.parent / "docs" / "it.md").read_text()
+    from vault.policy import StewardConfig, StoreConfig
+
+    names = list(MachinePolicy.model_fields)
+    names += [f"store.{n}" for n in StoreConfig.model_fields] + [f"stewards.{n}" for n in StewardConfig.model_fields]
+    missing = [n for n in names if f"`{n}`" not in guide and n not in ("store", "stewards")]
+    assert not missing, f"docs/it.md does not document {missing}"
