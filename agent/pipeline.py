@@ -67,23 +67,27 @@ class CategoryPipeline:
         end_mono = window.end_mono
         add = window.acc.add
         for event in events:
-            if event[0] >= end_mono:
+            while event[0] >= end_mono:
                 window = self._roll(window, event[0], wall_offset, records)
                 end_mono = window.end_mono
                 add = window.acc.add
             add(event)
-        if horizon >= end_mono:
-            self._roll(window, horizon, wall_offset, records)
+        while horizon >= window.end_mono:
+            window = self._roll(window, horizon, wall_offset, records)
         return records
 
     def _roll(self, window: OpenWindow, mono: float, wall_offset: float, records: list[AnyWindow]) -> OpenWindow:
-        """Close ``window`` at its end and open the one holding ``mono`` (skipping empty ones)."""
+        """Close ``window`` at its end and open the next one.
+
+        Windows in which nothing can happen are skipped up to the one holding ``mono``; an apps
+        window with a focused application is not empty, so apps windows stay contiguous.
+        """
         record = window.acc.finish(window.start, window.end, window.receipt_id, window.end_mono)
         self._last_end = window.end
         if record is not None:
             records.append(record)
         focused = window.acc.current if isinstance(window.acc, AppsAccumulator) else None
-        wall = max(mono + wall_offset, float(window.end))
+        wall = float(window.end) if focused is not None else max(mono + wall_offset, float(window.end))
         start = window_start(wall, self.size)
         acc_start = start - wall_offset if start > window.end else window.end_mono
         # The new window's accumulator starts where it starts in monotonic time.

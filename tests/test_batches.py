@@ -142,3 +142,14 @@ def test_manifest_never_contains_records(vault: Vault) -> None:
     manifest = batches.build_submission(vault, info.batch_id, NOW)
     text = manifest.model_dump_json()
     assert "key_counts" not in text and "focus" not in text and json.loads(text)["record_counts"]["apps"] == 1
+
+
+def test_submitted_manifest_passes_every_privacy_check(vault: Vault) -> None:
+    """The first window is aligned before the grant instant; it is still covered (grant < window end)."""
+    r = grant(vault, Category.APPS, NOW)
+    aligned = int(NOW.timestamp()) // 60 * 60  # starts before the grant, ends after it
+    vault.write_windows([apps_window(aligned, r)])
+    info = batches.seal_pending(vault, POLICY, NOW + timedelta(minutes=2))
+    batches.release(vault, info.batch_id, NOW)
+    manifest = batches.build_submission(vault, info.batch_id, NOW)
+    assert manifest.failed_checks() == ()

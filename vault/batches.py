@@ -232,11 +232,13 @@ def build_submission(vault: Vault, batch_id: str, now: datetime) -> BatchManifes
 
     data = payload(vault, batch_id)
     records = [parse_window(r) for r in decode_payload(data).records]
+    source_ids = [int(r[0]) for r in vault.db.execute("SELECT record_id FROM records WHERE batch_id = ?", (batch_id,))]
     info = get(vault, batch_id)
     return build_manifest(
         batch_id=batch_id, subject=vault.subject, device_kid=vault.device_key.kid, seq=seq, prev_batch_hash=prev,
         records=records, receipts=receipt_refs(vault.receipt_spans()), payload=data,
         created=int(parse_iso(info.created).timestamp()),
+        source_records=vault.read_windows(record_ids=source_ids),  # lets the re-keying check run again
     )
 
 

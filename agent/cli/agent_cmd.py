@@ -13,7 +13,7 @@ def agent() -> None:
 
 
 def _replay_config(replay: str | None, speed: float) -> object:
-    from agent.replay_stream import SyntheticSpec
+    from agent.sources.replay_stream import SyntheticSpec
     from agent.sources.select import ReplayConfig
 
     if replay is None:
@@ -68,7 +68,7 @@ def run(replay: str | None, replay_speed: float, verbose: bool) -> None:
 @click.option("--options", default="", metavar="OPTS", help="More synthetic options: key_rate=10,move_rate=200")
 def make_recording(out: Path, seconds: float, seed: int, options: str) -> None:
     """Write a deterministic synthetic input recording for --replay (no real input is read)."""
-    from agent.replay_stream import SyntheticSpec, write_recording
+    from agent.sources.replay_stream import SyntheticSpec, write_recording
 
     try:
         spec = SyntheticSpec.parse(f"{options},seed={seed},seconds={seconds}")

@@ -126,7 +126,9 @@ def _supervised(listener_cls: type, sink: EventSink) -> type:
             try:
                 super().run()
             except Exception as exc:  # X connection closed, permission revoked: the thread ends here
-                log.warning("input listener ended: %s", type(exc).__name__)
+                # Stopping closes the display under the thread, which then raises: that is expected.
+                level = logging.DEBUG if self.consentry_stopping else logging.WARNING
+                log.log(level, "input listener ended: %s", type(exc).__name__)
             finally:
                 if not self.consentry_stopping:
                     sink.unavailable(LOST_REASON)

@@ -14,7 +14,7 @@ from typing import Any
 
 from agent.app_tokens import AppResolver
 from agent.events import EventSink
-from agent.replay_stream import StreamItem
+from agent.sources.replay_stream import StreamItem
 from agent.sources.base import SourceKind
 
 BATCH_SECONDS = 0.01

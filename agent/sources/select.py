@@ -10,7 +10,7 @@ from pathlib import Path
 
 from agent.app_tokens import AppResolver
 from agent.errors import SourceUnavailable, UnsupportedPlatform
-from agent.replay_stream import SyntheticSpec, read_recording, synthetic_stream
+from agent.sources.replay_stream import SyntheticSpec, read_recording, synthetic_stream
 from agent.sources.base import Source, SourceKind
 from agent.sources.focus import FocusBackend, FocusSource
 from agent.sources.session import session_problem

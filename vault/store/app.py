@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from vault.errors import UnsupportedVersion, VaultError
 from vault.release.approval import Approval
@@ -172,6 +173,12 @@ def create_app(
         where = ".".join(str(p) for p in first.get("loc", ()))
         # Never echo the input back: it may be a record.
         return _error(422, "malformed_request", f"{where}: {first.get('msg', 'invalid')}"[:300])
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        # Starlette's own refusals (unparsable body, unknown path, wrong method) in our error shape.
+        codes = {400: "malformed_request", 404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
+        return _error(exc.status_code, codes.get(exc.status_code, f"http_{exc.status_code}"), str(exc.detail)[:300])
 
     @app.exception_handler(VaultError)
     async def _vault(request: Request, exc: VaultError) -> JSONResponse:

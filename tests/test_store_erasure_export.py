@@ -1,0 +1,113 @@
+"""Erasure removes a subject from either backend; exports are complete, verifiable and marked on erasure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.store_kit import T0, Agent, Harness, backend_kind, running_store  # noqa: F401
+from vault.release import sign_erasure, subject_digest, verify_receipt
+from vault.store.errors import Forbidden
+from vault.store.export import export_parquet
+
+
+def _subject_left_in_backend(store: Harness, subject: str) -> list[str]:
+    """Where the subject's pseudonym still appears: any file under the dir store, any row in PostgreSQL."""
+    needle = subject.encode()
+    if store.backend.kind == "dir":
+        root: Path = store.backend.root  # type: ignore[attr-defined]
+        return [str(p) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+    found = []
+    with store.backend.transaction() as tx:
+        cur = tx._pg  # type: ignore[attr-defined]
+        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
+        for (table,) in cur.fetchall():
+            cur.execute(f"SELECT count(*) FROM {table} t WHERE strpos(t::text, %s) > 0", (subject,))
+            if cur.fetchone()[0]:
+                found.append(table)
+    return found
+
+
+def test_erasure_removes_the_subject_from_the_backend(backend_kind: str, tmp_path: Path) -> None:
+    with running_store(backend_kind, tmp_path) as store:
+        alice, bob = Agent(), Agent()
+        store.enroll(alice)
+        store.enroll(bob)
+        with store.client(alice) as a, store.client(bob) as b:
+            a.upload(store.shippable(alice, 15)[1])
+            a.upload(store.shippable(alice, 15)[1])
+            pending, _ = alice.next_batch()
+            a.submit_manifest(pending)  # still in review: erased too
+            b.upload(store.shippable(bob, 9)[1])
+            assert _subject_left_in_backend(store, alice.subject)
+            request = sign_erasure(alice.device, uuid.uuid4().hex, alice.subject, created=T0)
+            receipt = a.request_erasure(request)
+            verify_receipt(receipt, store.keys.log.public_bytes)
+            assert receipt.entry.body["records"] == 30 and receipt.entry.body["batches"] == 3
+            assert receipt.entry.body["subject_digest"] == subject_digest(alice.subject)
+            assert a.request_erasure(request) == receipt  # retried: same receipt, nothing erased twice
+            assert a.batch_status(pending.batch_id).state == "erased"
+            assert _subject_left_in_backend(store, alice.subject) == []
+            assert store.stored()[:2] == (1, 9)  # bob's batch is untouched
+            with pytest.raises(Forbidden) as info:  # nobody erases another device's subject
+                b.request_erasure(sign_erasure(bob.device, uuid.uuid4().hex, alice.subject, created=T0))
+            assert info.value.code == "subject_not_yours"
+
+
+def test_export_is_parquet_with_card_datasheet_manifest_and_a_logged_receipt(backend_kind: str, tmp_path: Path) -> None:
+    with running_store(backend_kind, tmp_path) as store:
+        agents = [Agent() for _ in range(2)]
+        for agent in agents:
+            store.enroll(agent)
+            with store.client(agent) as c:
+                c.upload(store.shippable(agent, 12)[1])
+        out = tmp_path / "export"
+        done: list[int] = []
+        result = export_parquet(store.backend, store.keys.log, out, now=T0, progress=done.append)
+        assert sum(done) == 2 * 4  # every batch, once per category pass
+        assert result.files == {"data/keyboard.parquet": 8, "data/mouse.parquet": 8, "data/apps.parquet": 8}
+        keyboard = pq.read_table(out / "data" / "keyboard.parquet")
+        assert keyboard.num_rows == 8 and "keys_letter" in keyboard.column_names
+        assert "device_kid" not in keyboard.column_names and "batch_id" not in keyboard.column_names
+        assert pq.ParquetFile(out / "data" / "apps.parquet").metadata.row_group(0).column(0).compression == "ZSTD"
+        manifest = json.loads((out / "manifest.json").read_text())
+        for entry in manifest["files"]:
+            assert hashlib.sha256((out / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
+        assert all(len(b["approvals"]) == 2 for b in manifest["batches"])
+        card = (out / "README.md").read_text()
+        assert card.startswith("---\n") and "split: keyboard" in card and "path: data/keyboard.parquet" in card
+        sheet = (out / "DATASHEET.md").read_text()
+        for section in ("Motivation", "Composition", "Collection process", "Preprocessing", "Uses", "Distribution", "Maintenance"):
+            assert f"## {section}" in sheet
+        assert "consentry-notice" in sheet and "fewer than 5" in sheet
+        receipt = result.receipt
+        verify_receipt(receipt, store.keys.log.public_bytes)
+        assert receipt.entry.body["manifest_sha256"] == hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
+        with pytest.raises(ValueError, match="not empty"):
+            export_parquet(store.backend, store.keys.log, out, now=T0)
+
+        with store.client(agents[0]) as c:
+            erasure = c.request_erasure(sign_erasure(agents[0].device, uuid.uuid4().hex, agents[0].subject, created=T0))
+        assert erasure.entry.body["exports_marked"] == [result.export_id]
+        with store.backend.transaction() as tx:
+            assert tx.export_flags() == {result.export_id: True}
+        later = export_parquet(store.backend, store.keys.log, tmp_path / "later", now=T0)
+        assert later.files == {"data/keyboard.parquet": 4, "data/mouse.parquet": 4, "data/apps.parquet": 4}
+
+
+def test_export_reads_with_hugging_face_datasets_when_installed(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    with running_store("dir", tmp_path) as store:
+        agent = Agent()
+        store.enroll(agent)
+        with store.client(agent) as c:
+            c.upload(store.shippable(agent, 6)[1])
+        result = export_parquet(store.backend, store.keys.log, tmp_path / "out", now=T0)
+    files = {Path(rel).stem: str(tmp_path / "out" / rel) for rel in result.files}
+    ds = datasets.load_dataset("parquet", data_files=files)
+    assert ds["keyboard"].num_rows == 2
