@@ -264,3 +264,73 @@ def backend_kind(request: pytest.FixtureRequest) -> str:
     if request.param == "postgres":
         require(postgres_available(), "PostgreSQL", f"run: bash scripts/start-postgres.sh and set {PG_DSN_ENV}")
     return str(request.param)
+
+
+def write_policy(path: Path, stewards: Stewards) -> Path:
+    """A machine policy naming the stewards, for ``consentry store serve --policy``."""
+    lines = ["[stewards]", f"approvals_required = {stewards.required}", "", "[stewards.keys]"]
+    lines += [f'steward{i} = "{b64encode(s.public_bytes)}"' for i, s in enumerate(stewards.signers)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class StoreProcess:
+    """``consentry store serve`` in a subprocess (the real CLI entry point), which tests may SIGKILL."""
+
+    def __init__(self, data_dir: Path, policy: Path, *, backend: str, port: int, schema: str = "consentry") -> None:
+        import sys
+
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.args = [
+            sys.executable, "-c", "from agent.cli.store_cmd import store; store()", "serve",
+            "--backend", backend, "--data", str(data_dir), "--policy", str(policy), "--port", str(port),
+            "--schema", schema,
+        ]
+        if backend == "postgres":
+            self.args += ["--dsn", pg_dsn()]
+        self.proc: object = None
+        self.log = data_dir / f"serve-{port}.log"
+
+    def start(self, timeout: float = 30.0) -> StoreProcess:
+        import subprocess
+        import time
+
+        import httpx
+
+        root = Path(__file__).resolve().parent.parent
+        log = self.log.open("ab")
+        self.proc = subprocess.Popen(self.args, cwd=root, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:  # type: ignore[attr-defined]
+                raise RuntimeError(f"store exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/v1/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("store did not become ready")
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, in-flight requests die mid-way."""
+        if self.proc is not None and self.proc.poll() is None:  # type: ignore[attr-defined]
+            self.proc.kill()  # type: ignore[attr-defined]
+            self.proc.wait()  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:  # type: ignore[attr-defined]
+            self.proc.terminate()  # type: ignore[attr-defined]
+            try:
+                self.proc.wait(timeout=10)  # type: ignore[attr-defined]
+            except Exception:
+                self.kill()
