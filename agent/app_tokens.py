@@ -38,7 +38,7 @@ def load_allow_list() -> dict[str, AppCategory]:
 
 def normalise(name: str) -> str:
     name = name.strip().lower()
-    return name[:-4] if name.endswith(".exe") else name
+    return name.removesuffix(".exe")
 
 
 class AppResolver:
@@ -52,7 +52,9 @@ class AppResolver:
         self._secret = secret
 
     @classmethod
-    def for_policy(cls, policy: MachinePolicy, employee_excluded: Iterable[str], secret: bytes) -> "AppResolver":
+    def for_policy(
+        cls, policy: MachinePolicy, employee_excluded: Iterable[str], secret: bytes
+    ) -> AppResolver:
         categories = {**load_allow_list(), **policy.app_categories}
         return cls(categories, (*policy.excluded_apps, *employee_excluded), secret)
 

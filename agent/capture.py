@@ -83,7 +83,7 @@ class Capture:
         return records + ([record] if record is not None else [])
 
     def drop(self, category: Category) -> int:
-        """Capture for ``category`` ends and nothing unwritten is kept (consent ended). Returns events dropped."""
+        """Capture for ``category`` ends, keeping nothing unwritten (consent ended); returns events dropped."""
         self.pipelines[category].drop()
         if category is Category.APPS:
             return 0  # the focus buffer also serves exclusions; apps data lives only in the window

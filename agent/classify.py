@@ -9,13 +9,40 @@ _SPECIAL: dict[str, KeyClass] = {
     "space": KeyClass.SPACE,
     "backspace": KeyClass.EDITING,
     "delete": KeyClass.EDITING,
-    **{name: KeyClass.MODIFIER for name in (
-        "alt", "alt_l", "alt_r", "alt_gr", "ctrl", "ctrl_l", "ctrl_r", "shift", "shift_l", "shift_r",
-        "cmd", "cmd_l", "cmd_r", "caps_lock", "num_lock", "scroll_lock",
-    )},
-    **{name: KeyClass.NAVIGATION for name in (
-        "left", "right", "up", "down", "home", "end", "page_up", "page_down",
-    )},
+    **{
+        name: KeyClass.MODIFIER
+        for name in (
+            "alt",
+            "alt_l",
+            "alt_r",
+            "alt_gr",
+            "ctrl",
+            "ctrl_l",
+            "ctrl_r",
+            "shift",
+            "shift_l",
+            "shift_r",
+            "cmd",
+            "cmd_l",
+            "cmd_r",
+            "caps_lock",
+            "num_lock",
+            "scroll_lock",
+        )
+    },
+    **{
+        name: KeyClass.NAVIGATION
+        for name in (
+            "left",
+            "right",
+            "up",
+            "down",
+            "home",
+            "end",
+            "page_up",
+            "page_down",
+        )
+    },
     **{f"f{n}": KeyClass.FUNCTION for n in range(1, 25)},
 }
 

@@ -1,8 +1,8 @@
 """The control socket's wire format: one JSON object per line each way, versioned.
 
-    request   {"v": 1, "op": "status" | "consent-changed" | "pause" | "resume", "until": ISO-8601 | null}
-    response  {"v": 1, "ok": true, "ledger_seq": int | null, "status": {...AgentStatus} | null}
-              {"v": 1, "ok": false, "error": "what went wrong"}
+request   {"v": 1, "op": "status" | "consent-changed" | "pause" | "resume", "until": ISO-8601 | null}
+response  {"v": 1, "ok": true, "ledger_seq": int | null, "status": {...AgentStatus} | null}
+          {"v": 1, "ok": false, "error": "what went wrong"}
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Literal[1] = 1
 MAX_LINE = 64 * 1024
 
 Op = Literal["status", "consent-changed", "pause", "resume"]
@@ -23,7 +23,9 @@ class ControlRequest(BaseModel):
 
     v: Literal[1] = PROTOCOL_VERSION
     op: Op
-    until: datetime | None = Field(default=None, description="pause only: when it ends (None = until resumed)")
+    until: datetime | None = Field(
+        default=None, description="pause only: when it ends (None = until resumed)"
+    )
 
 
 class ControlResponse(BaseModel):

@@ -36,7 +36,7 @@ class PendingRequest:
 
 
 class ControlServer:
-    def __init__(self, path: Path, requests: "queue.Queue[PendingRequest]", wake: Callable[[], None]) -> None:
+    def __init__(self, path: Path, requests: queue.Queue[PendingRequest], wake: Callable[[], None]) -> None:
         self._path = path
         self._requests = requests
         self._wake = wake

@@ -412,11 +412,14 @@ class Agent:
             started_at=self.started_at,
             updated_at=self._now(),
             categories=dict(self.statuses),
-            policy=PolicyStatus(state="ok") if self.policy_error is None
+            policy=PolicyStatus(state="ok")
+            if self.policy_error is None
             else PolicyStatus(state="invalid", message=self.policy_error),
             paused_until=self.snapshot.paused_until,
             last_flush=self.recorder.last_flush,
-            records_written_today=self._written_before_today + self.recorder.written - self._written_at_day_start,
+            records_written_today=self._written_before_today
+            + self.recorder.written
+            - self._written_at_day_start,
             dropped_events=self.capture.dropped,
             storage_error=self.recorder.error,
         )
@@ -426,7 +429,11 @@ class Agent:
             return
         status = self._build_status(running)
         mono = self.clock.monotonic()
-        if not force and status.same_state(self._last_status) and mono - self._status_written_at < STATUS_HEARTBEAT_SECONDS:
+        if (
+            not force
+            and status.same_state(self._last_status)
+            and mono - self._status_written_at < STATUS_HEARTBEAT_SECONDS
+        ):
             return
         try:
             write_status(self.layout.agent_status, status)
@@ -446,6 +453,10 @@ class Agent:
             if self.capture.is_open(category):
                 self.recorder.add(self.capture.cut(category))
         if self.recorder.pending and not self.recorder.flush():
-            log.error("could not flush %d window(s) at shutdown: %s", len(self.recorder.pending), self.recorder.error)
+            log.error(
+                "could not flush %d window(s) at shutdown: %s",
+                len(self.recorder.pending),
+                self.recorder.error,
+            )
         self._write_status(running=False, force=True)
         log.info("agent stopped")

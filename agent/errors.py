@@ -1,10 +1,10 @@
 """The agent's exception tree, one root; third-party errors are mapped where sources start.
 
-    AgentError
-    ├── AlreadyRunning        another agent holds this employee's lock
-    ├── SourceUnavailable     a capture source cannot run here (no X display, Wayland, missing folder)
-    │   └── UnsupportedPlatform   no backend exists for this operating system
-    └── ControlError          the control socket answered with an error or garbage
+AgentError
+├── AlreadyRunning        another agent holds this employee's lock
+├── SourceUnavailable     a capture source cannot run here (no X display, Wayland, missing folder)
+│   └── UnsupportedPlatform   no backend exists for this operating system
+└── ControlError          the control socket answered with an error or garbage
 """
 
 from __future__ import annotations

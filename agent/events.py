@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Protocol
 
-from vault.categories import FileEventKind, KeyClass, MouseButton, RootClass
+from vault.categories import FileEventKind, KeyClass, RootClass
 
 MOVE = 0
 CLICK = 1
@@ -44,7 +44,7 @@ class EventBuffer:
     ``deque.append``/``popleft`` are atomic in CPython, so one producer and one consumer need no lock.
     """
 
-    __slots__ = ("_events", "_capacity", "dropped", "problem")
+    __slots__ = ("_capacity", "_events", "dropped", "problem")
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         if capacity < 1:

@@ -31,7 +31,7 @@ class OpenWindow:
 
 
 class CategoryPipeline:
-    __slots__ = ("category", "size", "window", "_last_end")
+    __slots__ = ("_last_end", "category", "size", "window")
 
     def __init__(self, category: Category, window_seconds: int) -> None:
         self.category = category
@@ -76,7 +76,9 @@ class CategoryPipeline:
             window = self._roll(window, horizon, wall_offset, records)
         return records
 
-    def _roll(self, window: OpenWindow, mono: float, wall_offset: float, records: list[AnyWindow]) -> OpenWindow:
+    def _roll(
+        self, window: OpenWindow, mono: float, wall_offset: float, records: list[AnyWindow]
+    ) -> OpenWindow:
         """Close ``window`` at its end and open the next one.
 
         Windows in which nothing can happen are skipped up to the one holding ``mono``; an apps
@@ -91,8 +93,13 @@ class CategoryPipeline:
         start = window_start(wall, self.size)
         acc_start = start - wall_offset if start > window.end else window.end_mono
         # The new window's accumulator starts where it starts in monotonic time.
-        self.window = OpenWindow(start, start + self.size, wall_offset, window.receipt_id,
-                                 new_accumulator(self.category, acc_start, focused))
+        self.window = OpenWindow(
+            start,
+            start + self.size,
+            wall_offset,
+            window.receipt_id,
+            new_accumulator(self.category, acc_start, focused),
+        )
         return self.window
 
     def cut(self, mono: float) -> AnyWindow | None:

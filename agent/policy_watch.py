@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 log = logging.getLogger("consentry.agent")
 
@@ -44,7 +44,7 @@ class PolicyWatcher:
             return False
         observer = Observer()
         try:
-            observer.schedule(self, str(folder), recursive=False)
+            observer.schedule(cast(Any, self), str(folder), recursive=False)  # duck-typed handler
             observer.start()
         except OSError as exc:
             log.warning("cannot watch the policy folder (%s); checking it every second", type(exc).__name__)
@@ -53,7 +53,10 @@ class PolicyWatcher:
         return True
 
     def dispatch(self, event: Any) -> None:
-        names = {os.path.basename(str(event.src_path)), os.path.basename(str(getattr(event, "dest_path", "") or ""))}
+        names = {
+            os.path.basename(str(event.src_path)),
+            os.path.basename(str(getattr(event, "dest_path", "") or "")),
+        }
         if self._path.name in names:
             self._changed()
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.atomic import write_atomic
 from vault.categories import Category
 
-STATUS_VERSION = 1
+STATUS_VERSION: Literal[1] = 1
 _frozen = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -62,7 +62,7 @@ class AgentStatus(BaseModel):
     dropped_events: int = Field(default=0, ge=0, description="events lost to full buffers since start")
     storage_error: str | None = None
 
-    def same_state(self, other: "AgentStatus | None") -> bool:
+    def same_state(self, other: AgentStatus | None) -> bool:
         """Equal except for the heartbeat timestamp."""
         return other is not None and self.model_copy(update={"updated_at": other.updated_at}) == other
 

@@ -1,14 +1,14 @@
 """Capture benchmarks, each against a baseline measured in the same run; prints ratios and targets.
 
-    1  callback   classify + enqueue per input event vs an empty Python callback   (target median <= 5 us)
-    2  pipeline   replayed events through buffers -> windows -> encrypted vault vs
-                  merely iterating the same events                                 (target >= 200,000 events/s)
-    3  overhead   the real agent process replaying 1,000 moves/s + 10 keys/s: CPU % of one core and
-                  peak RSS, vs the same agent with nothing granted                 (target <= 2 %, <= 80 MB)
-    4  delivery   pynput under Xvfb: key presses and pointer moves received / sent by xdotool
-                  at full speed                                                    (target 100 %)
+1  callback   classify + enqueue per input event vs an empty Python callback   (target median <= 5 us)
+2  pipeline   replayed events through buffers -> windows -> encrypted vault vs
+              merely iterating the same events                                 (target >= 200,000 events/s)
+3  overhead   the real agent process replaying 1,000 moves/s + 10 keys/s: CPU % of one core and
+              peak RSS, vs the same agent with nothing granted                 (target <= 2 %, <= 80 MB)
+4  delivery   pynput under Xvfb: key presses and pointer moves received / sent by xdotool
+              at full speed                                                    (target 100 %)
 
-    python benchmarks/bench_capture.py [--only 1,2,3,4] [--seconds 60]
+python benchmarks/bench_capture.py [--only 1,2,3,4] [--seconds 60]
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def _xserver() -> Any:
 
 # -- 1 ----------------------------------------------------------------------------------------------
 
+
 def bench_callback(rounds: int = 300, batch: int = 1000) -> None:
     keys: list[Any]
     server = None
@@ -52,7 +53,11 @@ def bench_callback(rounds: int = 300, batch: int = 1000) -> None:
         os.environ["DISPLAY"] = server.display
         from pynput.keyboard import Key, KeyCode
 
-        keys = [KeyCode.from_char(c) for c in "the quick brown fox, 42"] + [Key.shift, Key.backspace, Key.left]
+        keys = [KeyCode.from_char(c) for c in "the quick brown fox, 42"] + [
+            Key.shift,
+            Key.backspace,
+            Key.left,
+        ]
         source = "real pynput Key/KeyCode objects"
     except Exception:  # no Xvfb: the same duck-typed shapes pynput hands the callback
         keys = [SimpleNamespace(char=c) for c in "the quick brown fox, 42"] + [SimpleNamespace(name="shift")]
@@ -87,12 +92,15 @@ def bench_callback(rounds: int = 300, batch: int = 1000) -> None:
     moves = per_call(on_move, list(range(batch)), two=True)
     print(f"[1] callback ({source}, median of {rounds} x {batch} calls)")
     print(f"    empty callback      {base:7.3f} us")
-    print(f"    on_press            {ours:7.3f} us   ratio {ours / base:5.1f}x   target <= 5 us: "
-          f"{'met' if ours <= 5 else 'MISSED'}")
+    print(
+        f"    on_press            {ours:7.3f} us   ratio {ours / base:5.1f}x   target <= 5 us: "
+        f"{'met' if ours <= 5 else 'MISSED'}"
+    )
     print(f"    on_move             {moves:7.3f} us   ratio {moves / base:5.1f}x")
 
 
 # -- 2 ----------------------------------------------------------------------------------------------
+
 
 def bench_pipeline(virtual_seconds: int = 300) -> None:
     from vault import consent_ops
@@ -102,8 +110,16 @@ def bench_pipeline(virtual_seconds: int = 300) -> None:
     from vault.timeutil import utc_now
     from vault.vault import Vault
 
-    spec = SyntheticSpec(seed=1, seconds=virtual_seconds, key_rate=100, move_rate=3000, click_rate=5,
-                         scroll_rate=5, file_rate=20, focus_every=5)
+    spec = SyntheticSpec(
+        seed=1,
+        seconds=virtual_seconds,
+        key_rate=100,
+        move_rate=3000,
+        click_rate=5,
+        scroll_rate=5,
+        file_rate=20,
+        focus_every=5,
+    )
     wall0 = float(int(time.time()) // 10 * 10)
     mono0 = 1000.0
     streams: dict[SourceKind, list[tuple[Any, ...]]] = {}
@@ -131,8 +147,9 @@ def bench_pipeline(virtual_seconds: int = 300) -> None:
             receipts = {}
             grant_at = utc_now().fromtimestamp(wall0 - 60, tz=utc_now().tzinfo)
             for category in Category:
-                receipt, _ = consent_ops.grant(vault, policy, category, method="api", confirmation="yes-flag",
-                                               now=grant_at)
+                receipt, _ = consent_ops.grant(
+                    vault, policy, category, method="api", confirmation="yes-flag", now=grant_at
+                )
                 receipts[category] = receipt.receipt_id
 
             t0 = time.perf_counter()
@@ -164,15 +181,21 @@ def bench_pipeline(virtual_seconds: int = 300) -> None:
                 if records:
                     written += vault.write_windows(records)
             ours = time.perf_counter() - t0
-    print(f"[2] pipeline ({total_input:,} input events, {virtual_seconds} s of replayed input, {written} windows "
-          f"written encrypted)")
+    print(
+        f"[2] pipeline ({total_input:,} input events, {virtual_seconds} s of replayed input, "
+        f"{written} windows written encrypted)"
+    )
     print(f"    baseline (iterate)  {n / baseline:14,.0f} events/s")
     rate = total_input / ours
-    print(f"    buffers->windows->vault {rate:10,.0f} events/s   ratio {rate / (n / baseline):.3f} of baseline   "
-          f"target >= 200,000/s: {'met' if rate >= 200_000 else 'MISSED'}")
+    print(
+        f"    buffers->windows->vault {rate:10,.0f} events/s   "
+        f"ratio {rate / (n / baseline):.3f} of baseline   "
+        f"target >= 200,000/s: {'met' if rate >= 200_000 else 'MISSED'}"
+    )
 
 
 # -- 3 ----------------------------------------------------------------------------------------------
+
 
 def _proc_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -198,19 +221,38 @@ def _run_agent(seconds: float, granted: bool) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         policy_path = Path(tmp) / "policy.toml"
-        env = {**os.environ, "CONSENTRY_HOME": str(home), "CONSENTRY_POLICY": str(policy_path),
-               "CONSENTRY_KEYSTORE": "file"}
+        env = {
+            **os.environ,
+            "CONSENTRY_HOME": str(home),
+            "CONSENTRY_POLICY": str(policy_path),
+            "CONSENTRY_KEYSTORE": "file",
+        }
         os.environ["CONSENTRY_KEYSTORE"] = "file"
         layout = Layout(home)
         with Vault.open(layout) as vault:
             if granted:
                 for category in (Category.KEYBOARD, Category.MOUSE, Category.APPS):
-                    consent_ops.grant(vault, load_policy(policy_path), category, method="api",
-                                      confirmation="yes-flag", now=utc_now())
+                    consent_ops.grant(
+                        vault,
+                        load_policy(policy_path),
+                        category,
+                        method="api",
+                        confirmation="yes-flag",
+                        now=utc_now(),
+                    )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli.agent_cmd", "run", "--replay",
-             "synthetic:seed=1,move_rate=1000,key_rate=10,click_rate=0,scroll_rate=0,file_rate=0,focus_every=30"],
-            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "agent.cli.agent_cmd",
+                "run",
+                "--replay",
+                "synthetic:seed=1,move_rate=1000,key_rate=10,click_rate=0,scroll_rate=0,file_rate=0,focus_every=30",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             time.sleep(3.0)  # start-up (imports, vault open) is not steady-state overhead
@@ -229,12 +271,15 @@ def bench_overhead(seconds: float) -> None:
     cpu, rss = _run_agent(seconds, granted=True)
     print(f"[3] agent overhead (replayed 1,000 moves/s + 10 keys/s for {seconds:g} s)")
     print(f"    idle agent (nothing granted)  CPU {idle_cpu:5.2f} %  peak RSS {idle_rss:6.1f} MB")
-    print(f"    capturing agent               CPU {cpu:5.2f} %  peak RSS {rss:6.1f} MB   "
-          f"ratio CPU {cpu / max(idle_cpu, 0.01):.1f}x, RSS {rss / idle_rss:.2f}x   "
-          f"target <= 2 % and <= 80 MB: {'met' if cpu <= 2 and rss <= 80 else 'MISSED'}")
+    print(
+        f"    capturing agent               CPU {cpu:5.2f} %  peak RSS {rss:6.1f} MB   "
+        f"ratio CPU {cpu / max(idle_cpu, 0.01):.1f}x, RSS {rss / idle_rss:.2f}x   "
+        f"target <= 2 % and <= 80 MB: {'met' if cpu <= 2 and rss <= 80 else 'MISSED'}"
+    )
 
 
 # -- 4 ----------------------------------------------------------------------------------------------
+
 
 def bench_delivery(keys: int = 2000, moves: int = 1000) -> None:
     server = _xserver()
@@ -265,15 +310,21 @@ def bench_delivery(keys: int = 2000, moves: int = 1000) -> None:
         got_keys, got_moves = len(kb_buffer), len(mouse_buffer)
     finally:
         server.stop()
-    print(f"[4] pynput delivery under Xvfb ({keys} key presses + {moves} pointer moves sent by xdotool "
-          f"at full speed in {sent_seconds:.2f} s)")
+    print(
+        f"[4] pynput delivery under Xvfb ({keys} key presses + {moves} pointer moves sent by xdotool "
+        f"at full speed in {sent_seconds:.2f} s)"
+    )
     print(f"    keys  received/sent  {got_keys}/{keys} = {100 * got_keys / keys:.1f} %")
-    print(f"    moves received/sent  {got_moves}/{moves} = {100 * got_moves / moves:.1f} %   target 100 %: "
-          f"{'met' if got_keys == keys and got_moves >= moves else 'MISSED'}")
+    print(
+        f"    moves received/sent  {got_moves}/{moves} = {100 * got_moves / moves:.1f} %   target 100 %: "
+        f"{'met' if got_keys == keys and got_moves >= moves else 'MISSED'}"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", default="1,2,3,4", help="comma-separated benchmark numbers")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the overhead run (bench 3)")
     args = parser.parse_args()

@@ -32,7 +32,9 @@ class AgentProcess:
         self._stderr = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent.cli.agent_cmd", "run", *args],
-            env=dict(env), stdout=subprocess.DEVNULL, stderr=self._stderr,
+            env=dict(env),
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
             cwd=Path(__file__).resolve().parent.parent,
         )
 
@@ -47,12 +49,16 @@ class AgentProcess:
             return None
         return data if data.get("pid") == self.proc.pid else None
 
-    def wait_status(self, predicate: Callable[[dict[str, Any]], bool], what: str, timeout: float = DEADLINE) -> dict[str, Any]:
+    def wait_status(
+        self, predicate: Callable[[dict[str, Any]], bool], what: str, timeout: float = DEADLINE
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         status: dict[str, Any] | None = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"the agent exited ({self.proc.returncode}) while waiting for {what}:\n{self.stderr}")
+                raise AssertionError(
+                    f"the agent exited ({self.proc.returncode}) while waiting for {what}:\n{self.stderr}"
+                )
             status = self.status()
             if status is not None and predicate(status):
                 return status
@@ -60,7 +66,9 @@ class AgentProcess:
         raise AssertionError(f"timed out waiting for {what}; last status: {json.dumps(status, indent=1)}")
 
     def wait_state(self, category: str, state: str, timeout: float = DEADLINE) -> dict[str, Any]:
-        return self.wait_status(lambda s: s["categories"][category]["state"] == state, f"{category} {state}", timeout)
+        return self.wait_status(
+            lambda s: s["categories"][category]["state"] == state, f"{category} {state}", timeout
+        )
 
     def stop(self, timeout: float = 20.0) -> int:
         if self.proc.poll() is None:
@@ -80,7 +88,9 @@ class AgentProcess:
         return self.proc.poll() is None
 
 
-def grant(layout: Layout, policy_path: Path, *categories: Category, now: datetime | None = None) -> dict[Category, str]:
+def grant(
+    layout: Layout, policy_path: Path, *categories: Category, now: datetime | None = None
+) -> dict[Category, str]:
     policy = load_policy(policy_path)
     receipts = {}
     with Vault.open(layout) as vault:
@@ -102,7 +112,9 @@ def records(layout: Layout, category: Category | None = None) -> list[AnyWindow]
         return vault.read_windows(None if category is None else category.value)
 
 
-def wait_records(layout: Layout, category: Category, at_least: int = 1, timeout: float = DEADLINE) -> list[AnyWindow]:
+def wait_records(
+    layout: Layout, category: Category, at_least: int = 1, timeout: float = DEADLINE
+) -> list[AnyWindow]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = records(layout, category)
@@ -113,7 +125,7 @@ def wait_records(layout: Layout, category: Category, at_least: int = 1, timeout:
 
 
 def key_total(windows: list[AnyWindow], key_class: str = "letter") -> int:
-    return sum(int(getattr(w, "key_counts")[key_class]) for w in windows if w.category == "keyboard")
+    return sum(int(w.key_counts[key_class]) for w in windows if w.category == "keyboard")
 
 
 def agent_env(home: Path, policy_path: Path, display: str | None) -> dict[str, str]:

@@ -22,11 +22,11 @@ from agent.events import EventBuffer
 from agent.excluded_apps import read_excluded_apps, write_excluded_apps
 from agent.file_paths import minimize_path, root_class_for, watched_roots
 from agent.instance import InstanceLock
-from agent.sources.replay_stream import SyntheticSpec, read_recording, synthetic_stream, write_recording
 from agent.sources import SourceContext, SourceKind, make_source
 from agent.sources.focus import FocusSource
 from agent.sources.macos_focus import MacFocusBackend
 from agent.sources.replay import ReplaySource
+from agent.sources.replay_stream import SyntheticSpec, read_recording, synthetic_stream, write_recording
 from agent.sources.session import NO_DISPLAY_REASON, WAYLAND_REASON, session_problem
 from agent.sources.windows_focus import WindowsFocusBackend
 from agent.watched_folders import read_watched_folders, write_watched_folders
@@ -105,12 +105,22 @@ def test_the_shipped_allow_list_is_valid() -> None:
 
 def test_file_paths_become_root_class_depth_and_allowed_extension() -> None:
     home = PurePosixPath("/home/ann")
-    roots = watched_roots([PurePosixPath("/home/ann/Documents"), PurePosixPath("/home/ann/Documents/projects"),
-                           PurePosixPath("/home/ann")], home)
+    roots = watched_roots(
+        [
+            PurePosixPath("/home/ann/Documents"),
+            PurePosixPath("/home/ann/Documents/projects"),
+            PurePosixPath("/home/ann"),
+        ],
+        home,
+    )
     exts = frozenset({"md", "py"})
     assert minimize_path("/home/ann/Documents/a.md", roots, exts) == (RootClass.DOCUMENTS, 0, "md")
     assert minimize_path("/home/ann/Documents/x/y/Salary.XLSX", roots, exts) == (RootClass.DOCUMENTS, 2, None)
-    assert minimize_path("/home/ann/Documents/projects/app/main.py", roots, exts) == (RootClass.PROJECTS, 1, "py")
+    assert minimize_path("/home/ann/Documents/projects/app/main.py", roots, exts) == (
+        RootClass.PROJECTS,
+        1,
+        "py",
+    )
     assert minimize_path("/home/ann/.bashrc", roots, exts) == (RootClass.HOME, 0, None)
     assert minimize_path("/etc/passwd", roots, exts) is None
     assert minimize_path("/home/annette/a.md", [roots[-1]], exts) is None  # a prefix is not a parent
@@ -130,7 +140,9 @@ def test_native_wayland_is_reported_even_with_xwayland_display() -> None:
 
 
 def test_live_sources_on_wayland_are_unavailable_when_started(tmp_path: Path) -> None:
-    ctx = SourceContext(home=tmp_path, resolver=_resolver, platform="linux", env={"WAYLAND_DISPLAY": "wayland-0"})
+    ctx = SourceContext(
+        home=tmp_path, resolver=_resolver, platform="linux", env={"WAYLAND_DISPLAY": "wayland-0"}
+    )
     for kind in (SourceKind.KEYBOARD, SourceKind.MOUSE, SourceKind.FOCUS):
         source = make_source(kind, ctx)  # choosing never fails...
         with pytest.raises(SourceUnavailable, match="Wayland"):
@@ -158,15 +170,15 @@ class _FakeForeground:
 
 
 class _FakeApp:
-    def localizedName(self) -> str:  # noqa: N802 - AppKit's name
+    def localizedName(self) -> str:
         return "1Password"
 
-    def bundleIdentifier(self) -> str:  # noqa: N802
+    def bundleIdentifier(self) -> str:
         return "com.1password.1password"
 
 
 class _FakeWorkspace:
-    def frontmostApplication(self) -> _FakeApp:  # noqa: N802
+    def frontmostApplication(self) -> _FakeApp:
         return _FakeApp()
 
 
@@ -177,7 +189,10 @@ def test_windows_and_macos_focus_backends_feed_the_same_focus_source() -> None:
     api.pid = None
     assert windows.focused_names() == ()
     api.pid = 42
-    for backend, expected in ((windows, ("cat:browser", False)), (MacFocusBackend(_FakeWorkspace()), (None, True))):
+    for backend, expected in (
+        (windows, ("cat:browser", False)),
+        (MacFocusBackend(_FakeWorkspace()), (None, True)),
+    ):
         buffer = EventBuffer()
         source = FocusSource(lambda b=backend: b, _resolver, poll_seconds=0.01)
         source.start(buffer)
@@ -197,12 +212,16 @@ def test_synthetic_streams_are_deterministic_per_seed() -> None:
     for kind in SourceKind:
         assert list(synthetic_stream(spec, kind)) == list(synthetic_stream(spec, kind))
     other = SyntheticSpec(seed=4, seconds=30, key_rate=8, move_rate=50)
-    assert list(synthetic_stream(spec, SourceKind.KEYBOARD)) != list(synthetic_stream(other, SourceKind.KEYBOARD))
+    assert list(synthetic_stream(spec, SourceKind.KEYBOARD)) != list(
+        synthetic_stream(other, SourceKind.KEYBOARD)
+    )
     assert SyntheticSpec.parse("seed=3,seconds=30,key_rate=8,move_rate=50,file_rate=1") == spec
 
 
 def test_a_recording_replays_exactly_the_synthetic_stream_it_was_made_from(tmp_path: Path) -> None:
-    spec = SyntheticSpec(seed=9, seconds=20, key_rate=5, move_rate=20, click_rate=1, scroll_rate=1, file_rate=1)
+    spec = SyntheticSpec(
+        seed=9, seconds=20, key_rate=5, move_rate=20, click_rate=1, scroll_rate=1, file_rate=1
+    )
     path = tmp_path / "rec.jsonl"
     count = write_recording(path, spec)
     total = 0
@@ -224,7 +243,9 @@ def test_a_recording_replays_exactly_the_synthetic_stream_it_was_made_from(tmp_p
 def test_the_replay_source_paces_events_through_a_sink() -> None:
     spec = SyntheticSpec(seed=1, seconds=2, key_rate=50)
     buffer = EventBuffer()
-    source = ReplaySource(SourceKind.KEYBOARD, lambda: synthetic_stream(spec, SourceKind.KEYBOARD), speed=20.0)
+    source = ReplaySource(
+        SourceKind.KEYBOARD, lambda: synthetic_stream(spec, SourceKind.KEYBOARD), speed=20.0
+    )
     source.start(buffer)
     deadline = time.monotonic() + 5
     expected = len(list(synthetic_stream(spec, SourceKind.KEYBOARD)))
@@ -250,9 +271,8 @@ def test_employee_settings_round_trip_owner_only(layout: Layout, tmp_path: Path)
 
 
 def test_one_agent_lock_per_employee(layout: Layout) -> None:
-    with InstanceLock(layout.agent_lock):
-        with pytest.raises(AlreadyRunning, match=str(os.getpid())):
-            InstanceLock(layout.agent_lock).acquire()
+    with InstanceLock(layout.agent_lock), pytest.raises(AlreadyRunning, match=str(os.getpid())):
+        InstanceLock(layout.agent_lock).acquire()
     with InstanceLock(layout.agent_lock):
         pass  # released
 

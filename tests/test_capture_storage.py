@@ -54,12 +54,17 @@ def _fill(folder: Path) -> Path:
     return filler
 
 
-def test_full_disk_gives_storage_error_status_and_recovers(small_disk_home: Layout, policy_path: Path) -> None:
+def test_full_disk_gives_storage_error_status_and_recovers(
+    small_disk_home: Layout, policy_path: Path
+) -> None:
     layout = small_disk_home
     policy_path.write_text(SHORT_WINDOW_POLICY)
     grant(layout, policy_path, Category.KEYBOARD)
     agent = AgentProcess(
-        layout, agent_env(layout.home, policy_path, None), "--replay", "synthetic:seed=7,key_rate=20,move_rate=0"
+        layout,
+        agent_env(layout.home, policy_path, None),
+        "--replay",
+        "synthetic:seed=7,key_rate=20,move_rate=0",
     )
     try:
         agent.wait_state("keyboard", "capturing")

@@ -55,8 +55,16 @@ def test_keyboard_source_delivers_only_classes_of_presses(on_display: XServer) -
         source.stop()
     assert all(len(e) == 2 and isinstance(e[0], float) and isinstance(e[1], KeyClass) for e in events)
     assert [e[1] for e in events] == [
-        KeyClass.MODIFIER, KeyClass.LETTER, KeyClass.LETTER, KeyClass.SPACE, KeyClass.DIGIT,
-        KeyClass.PUNCTUATION, KeyClass.EDITING, KeyClass.EDITING, KeyClass.NAVIGATION, KeyClass.FUNCTION,
+        KeyClass.MODIFIER,
+        KeyClass.LETTER,
+        KeyClass.LETTER,
+        KeyClass.SPACE,
+        KeyClass.DIGIT,
+        KeyClass.PUNCTUATION,
+        KeyClass.EDITING,
+        KeyClass.EDITING,
+        KeyClass.NAVIGATION,
+        KeyClass.FUNCTION,
         KeyClass.OTHER,
     ]
 
@@ -126,7 +134,9 @@ def test_focus_source_reports_tokens_and_exclusions_and_a_dead_display(x: XServe
             assert samples and all(s[3] is True for s in samples)  # keepassxc is excluded by default
             own.activate(own.open_window("xterm"))
             deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and not any(s[2] == "cat:terminal" and not s[3] for s in samples):
+            while time.monotonic() < deadline and not any(
+                s[2] == "cat:terminal" and not s[3] for s in samples
+            ):
                 time.sleep(0.05)
                 samples += buffer.take_until(float("inf"))
             assert any(s[2] == "cat:terminal" and not s[3] for s in samples)

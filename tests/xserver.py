@@ -1,9 +1,9 @@
 """A real X server for tests: Xvfb on a free display, optionally openbox, xdotool and xterm windows.
 
-    with XServer.start(window_manager=True) as x:
-        win = x.open_window("xterm", "-class", "ProbeApp")
-        x.activate(win)
-        x.xdotool("type", "--delay", "20", "hello")
+with XServer.start(window_manager=True) as x:
+    win = x.open_window("xterm", "-class", "ProbeApp")
+    x.activate(win)
+    x.xdotool("type", "--delay", "20", "hello")
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class XServer:
         return env
 
     @classmethod
-    def start(cls, window_manager: bool = False) -> "XServer":
+    def start(cls, window_manager: bool = False) -> XServer:
         """Start Xvfb on a display it picks itself (-displayfd), so parallel runs never collide."""
         xvfb = require_executable("Xvfb", "xvfb")
         require_executable("xdotool", "xdotool")
@@ -44,8 +44,20 @@ class XServer:
             require_executable("openbox", "openbox")
         read_fd, write_fd = os.pipe()
         proc = subprocess.Popen(
-            [xvfb, "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset"],
-            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                xvfb,
+                "-displayfd",
+                str(write_fd),
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+                "-noreset",
+            ],
+            pass_fds=(write_fd,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         os.close(write_fd)
         data = b""
@@ -67,17 +79,23 @@ class XServer:
         server = cls(display=f":{number}", xvfb=proc)
         if window_manager:
             server.children.append(
-                subprocess.Popen(["openbox", "--sm-disable"], env=server.env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.Popen(
+                    ["openbox", "--sm-disable"],
+                    env=server.env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             )
-            server.wait_for(lambda: server._root_has("_NET_SUPPORTING_WM_CHECK"), "openbox to manage the screen")
+            server.wait_for(
+                lambda: server._root_has("_NET_SUPPORTING_WM_CHECK"), "openbox to manage the screen"
+            )
         return server
 
     def _root_has(self, atom: str) -> bool:
         out = subprocess.run(["xprop", "-root", atom], env=self.env, capture_output=True, text=True)
         return out.returncode == 0 and "not found" not in out.stdout and "no such atom" not in out.stdout
 
-    def wait_for(self, predicate: "callable[[], bool]", what: str, timeout: float = START_TIMEOUT) -> None:  # type: ignore[valid-type]
+    def wait_for(self, predicate: callable[[], bool], what: str, timeout: float = START_TIMEOUT) -> None:  # type: ignore[valid-type]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():
@@ -96,13 +114,19 @@ class XServer:
 
     def open_window(self, *command: str, wm_class: str | None = None) -> str:
         """Start an X client (e.g. ``xterm -class Foo``) and return its window id once mapped."""
-        proc = subprocess.Popen(list(command), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            list(command), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self.children.append(proc)
         found: list[str] = []
 
         def mapped() -> bool:
-            out = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(proc.pid)],
-                                 env=self.env, capture_output=True, text=True)
+            out = subprocess.run(
+                ["xdotool", "search", "--onlyvisible", "--pid", str(proc.pid)],
+                env=self.env,
+                capture_output=True,
+                text=True,
+            )
             ids = out.stdout.split()
             if ids:
                 found.append(ids[0])

@@ -9,7 +9,7 @@ from vault.windows import AppFocus, AppsWindow
 
 
 class AppsAccumulator:
-    __slots__ = ("seconds", "switches", "current", "_since", "_last_token")
+    __slots__ = ("_last_token", "_since", "current", "seconds", "switches")
 
     def __init__(self, start: float, current: str | None = None) -> None:
         self.seconds: dict[str, float] = {}

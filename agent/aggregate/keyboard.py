@@ -15,7 +15,7 @@ _CLASSES = tuple(KeyClass)
 
 
 class KeyboardAccumulator:
-    __slots__ = ("counts", "histogram", "presses", "bursts", "longest_burst", "pauses", "_last", "_run")
+    __slots__ = ("_last", "_run", "bursts", "counts", "histogram", "longest_burst", "pauses", "presses")
 
     def __init__(self) -> None:
         self.counts: dict[KeyClass, int] = dict.fromkeys(_CLASSES, 0)

@@ -17,7 +17,7 @@ class MouseAccumulator:
     start, its events and its end. Distance is measured between consecutive pointer positions of
     this window (the first move of a window has no predecessor)."""
 
-    __slots__ = ("clicks", "scroll_steps", "moves", "distance", "idle", "events", "_start", "_last_t", "_pos")
+    __slots__ = ("_last_t", "_pos", "_start", "clicks", "distance", "events", "idle", "moves", "scroll_steps")
 
     def __init__(self, start: float) -> None:
         self.clicks: dict[MouseButton, int] = dict.fromkeys(_BUTTONS, 0)
@@ -35,8 +35,7 @@ class MouseAccumulator:
         gap = t - self._last_t
         if gap > MOUSE_IDLE_GAP_SECONDS:
             self.idle += gap
-        if t > self._last_t:
-            self._last_t = t
+        self._last_t = max(self._last_t, t)
         self.events += 1
         if kind == MOVE:
             self.moves += 1

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from agent.errors import SourceUnavailable
 from agent.events import EventSink
@@ -56,13 +56,18 @@ class WatchdogFileSource:
         observer = Observer()
         try:
             for folder in existing:
-                observer.schedule(handler, str(folder), recursive=True)
+                observer.schedule(cast(Any, handler), str(folder), recursive=True)  # duck-typed handler
             observer.start()
         except OSError as exc:  # inotify watch limit, permission denied; the message would name the path
-            raise SourceUnavailable(f"cannot watch the chosen folders ({exc.strerror or type(exc).__name__})") from None
+            raise SourceUnavailable(
+                f"cannot watch the chosen folders ({exc.strerror or type(exc).__name__})"
+            ) from None
         if len(existing) < len(self._folders):
-            log.info("files: %d of %d watched folders are missing", len(self._folders) - len(existing),
-                     len(self._folders))
+            log.info(
+                "files: %d of %d watched folders are missing",
+                len(self._folders) - len(existing),
+                len(self._folders),
+            )
         self._observer = observer
 
     def stop(self) -> None:
@@ -76,7 +81,10 @@ class _Handler:
     """A watchdog event handler (duck-typed: watchdog only calls ``dispatch``)."""
 
     def __init__(
-        self, roots: tuple[WatchedRoot, ...], extensions: frozenset[str], sink: EventSink,
+        self,
+        roots: tuple[WatchedRoot, ...],
+        extensions: frozenset[str],
+        sink: EventSink,
         monotonic: Callable[[], float],
     ) -> None:
         self._roots = roots

@@ -11,7 +11,7 @@ class MacFocusBackend:
     def __init__(self, workspace: Any = None) -> None:
         if workspace is None:
             try:
-                from AppKit import NSWorkspace  # type: ignore[import-not-found]
+                from AppKit import NSWorkspace
             except ImportError:
                 raise SourceUnavailable(
                     "focused-application tracking on macOS needs pyobjc (pip install pyobjc-framework-Cocoa)"

@@ -50,7 +50,9 @@ def make_mouse_callbacks(
 
 
 def _import_pynput(module: str, platform: str, env: Mapping[str, str]) -> Any:
-    if platform not in ("darwin", "win32") and not platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+    if platform not in ("darwin", "win32") and not platform.startswith(
+        ("linux", "freebsd", "openbsd", "netbsd")
+    ):
         raise UnsupportedPlatform(f"keyboard and mouse capture is not supported on {platform}")
     problem = session_problem(platform, env)
     if problem:
@@ -119,7 +121,7 @@ class PynputMouseSource(_PynputSource):
 def _supervised(listener_cls: type, sink: EventSink) -> type:
     """A Listener subclass whose thread tells the sink when it ends without being stopped."""
 
-    class Supervised(listener_cls):  # type: ignore[valid-type, misc]
+    class Supervised(listener_cls):
         consentry_stopping = False
 
         def run(self) -> None:
@@ -142,4 +144,3 @@ def _stop_quietly(listener: Any) -> None:
         listener.stop()
     except Exception as exc:  # stopping a listener whose display is gone raises; it is stopped anyway
         log.debug("input listener stop: %s", type(exc).__name__)
-

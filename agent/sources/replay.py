@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
 
 from agent.app_tokens import AppResolver
 from agent.events import EventSink
-from agent.sources.replay_stream import StreamItem
 from agent.sources.base import SourceKind
+from agent.sources.replay_stream import StreamItem
 
 BATCH_SECONDS = 0.01
 FOCUS_HEARTBEAT_SECONDS = 0.25
@@ -48,7 +47,7 @@ class ReplaySource:
             raise RuntimeError("source already started")
         self._stop.clear()
         base = self._monotonic()
-        iterator = iter(self._items())
+        iterator: Iterator[StreamItem] = iter(self._items())
         if self._kind is SourceKind.FOCUS:
             # Like the live focus source: the first sample is in before start returns.
             first = next(iterator, None)
@@ -57,7 +56,10 @@ class ReplaySource:
             if first is not None and first[0] > 0:
                 iterator = _chain_first(first, iterator)
         self._thread = threading.Thread(
-            target=self._run, args=(iterator, sink, base), name=f"consentry-replay-{self._kind.value}", daemon=True
+            target=self._run,
+            args=(iterator, sink, base),
+            name=f"consentry-replay-{self._kind.value}",
+            daemon=True,
         )
         self._thread.start()
 
@@ -105,6 +107,6 @@ class ReplaySource:
             thread.join(timeout=2.0)
 
 
-def _chain_first(first: StreamItem, rest: Iterable[StreamItem]) -> Iterable[Any]:
+def _chain_first(first: StreamItem, rest: Iterable[StreamItem]) -> Iterator[StreamItem]:
     yield first
     yield from rest

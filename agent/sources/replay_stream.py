@@ -21,7 +21,7 @@ import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -79,9 +79,11 @@ class FileLine(_Line):
 
 
 ReplayLine = Annotated[
-    Union[KeyLine, MoveLine, ClickLine, ScrollLine, FocusLine, FileLine], Field(discriminator="type")
+    KeyLine | MoveLine | ClickLine | ScrollLine | FocusLine | FileLine, Field(discriminator="type")
 ]
-_ADAPTER: TypeAdapter[KeyLine | MoveLine | ClickLine | ScrollLine | FocusLine | FileLine] = TypeAdapter(ReplayLine)
+_ADAPTER: TypeAdapter[KeyLine | MoveLine | ClickLine | ScrollLine | FocusLine | FileLine] = TypeAdapter(
+    ReplayLine
+)
 
 
 class Header(BaseModel):
@@ -90,7 +92,9 @@ class Header(BaseModel):
     version: Literal[1]
 
 
-def line_item(line: KeyLine | MoveLine | ClickLine | ScrollLine | FocusLine | FileLine) -> tuple[SourceKind, StreamItem]:
+def line_item(
+    line: KeyLine | MoveLine | ClickLine | ScrollLine | FocusLine | FileLine,
+) -> tuple[SourceKind, StreamItem]:
     if isinstance(line, KeyLine):
         return SourceKind.KEYBOARD, (line.t, (line.key_class,))
     if isinstance(line, MoveLine):
@@ -136,10 +140,18 @@ class SyntheticSpec(BaseModel):
     scroll_rate: float = Field(default=0.2, ge=0)
     file_rate: float = Field(default=0.1, ge=0)
     focus_every: float = Field(default=20.0, gt=0, description="mean seconds between focus changes")
-    apps: tuple[str, ...] = ("code", "firefox", "xterm", "slack", "thunderbird", "libreoffice", "inhouse-tool")
+    apps: tuple[str, ...] = (
+        "code",
+        "firefox",
+        "xterm",
+        "slack",
+        "thunderbird",
+        "libreoffice",
+        "inhouse-tool",
+    )
 
     @classmethod
-    def parse(cls, text: str) -> "SyntheticSpec":
+    def parse(cls, text: str) -> SyntheticSpec:
         """``seed=3,key_rate=10,move_rate=1000,seconds=60`` (any subset; apps as a|b|c)."""
         fields: dict[str, Any] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
@@ -152,9 +164,15 @@ class SyntheticSpec(BaseModel):
 
 # Relative frequencies of key classes in ordinary typing (roughly English prose plus editing).
 _KEY_WEIGHTS: tuple[tuple[KeyClass, float], ...] = (
-    (KeyClass.LETTER, 0.70), (KeyClass.SPACE, 0.13), (KeyClass.PUNCTUATION, 0.04),
-    (KeyClass.DIGIT, 0.02), (KeyClass.MODIFIER, 0.03), (KeyClass.EDITING, 0.05),
-    (KeyClass.NAVIGATION, 0.02), (KeyClass.FUNCTION, 0.002), (KeyClass.OTHER, 0.008),
+    (KeyClass.LETTER, 0.70),
+    (KeyClass.SPACE, 0.13),
+    (KeyClass.PUNCTUATION, 0.04),
+    (KeyClass.DIGIT, 0.02),
+    (KeyClass.MODIFIER, 0.03),
+    (KeyClass.EDITING, 0.05),
+    (KeyClass.NAVIGATION, 0.02),
+    (KeyClass.FUNCTION, 0.002),
+    (KeyClass.OTHER, 0.008),
 )
 _BUTTON_WEIGHTS = ((MouseButton.LEFT, 0.85), (MouseButton.RIGHT, 0.12), (MouseButton.MIDDLE, 0.03))
 

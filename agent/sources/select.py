@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.app_tokens import AppResolver
 from agent.errors import SourceUnavailable, UnsupportedPlatform
-from agent.sources.replay_stream import SyntheticSpec, read_recording, synthetic_stream
 from agent.sources.base import Source, SourceKind
 from agent.sources.focus import FocusBackend, FocusSource
+from agent.sources.replay_stream import StreamItem, SyntheticSpec, read_recording, synthetic_stream
 from agent.sources.session import session_problem
 
 
@@ -48,13 +48,14 @@ def make_source(kind: SourceKind, ctx: SourceContext) -> Source:
         from agent.sources.replay import ReplaySource
 
         replay = ctx.replay
-        if replay.recording is not None:
-            recording = replay.recording
-            items = lambda: read_recording(recording, kind)  # noqa: E731
-        else:
-            spec = replay.synthetic
+        recording, spec = replay.recording, replay.synthetic
+
+        def items() -> Iterator[StreamItem]:
+            if recording is not None:
+                return read_recording(recording, kind)
             assert spec is not None
-            items = lambda: synthetic_stream(spec, kind)  # noqa: E731
+            return synthetic_stream(spec, kind)
+
         return ReplaySource(
             kind, items, resolver=ctx.resolver if kind is SourceKind.FOCUS else None, speed=replay.speed
         )

@@ -85,11 +85,12 @@ def copy_rows(cursor: psycopg.Cursor[Any], rows: Sequence[tuple[str, str, str, i
             copy.write_row((batch_id, subject_digest, category, start, end, Jsonb(body, dumps=_as_is)))
 
 
+# One encoder object (immutable, reused): json.dumps would build a new one per record.
+_ENCODE_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+
+
 def record_rows(batch_id: str, subject_digest: str, records: Sequence[dict[str, Any]]) -> list[tuple[str, str, str, int, int, str]]:
-    return [
-        (batch_id, subject_digest, r["category"], r["start"], r["end"], json.dumps(r, separators=(",", ":")))
-        for r in records
-    ]
+    return [(batch_id, subject_digest, r["category"], r["start"], r["end"], _ENCODE_JSON(r)) for r in records]
 
 
 def copy_records(cursor: psycopg.Cursor[Any], batch_id: str, subject_digest: str, records: Sequence[dict[str, Any]]) -> None:

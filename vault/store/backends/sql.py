@@ -180,7 +180,7 @@ class SqlTx:
     def list_batches(self, states: Sequence[str], limit: int) -> list[BatchRow]:
         marks = ", ".join("?" for _ in states)
         rows = self._q(
-            f"SELECT {_BATCH_COLUMNS} FROM batches WHERE state IN ({marks}) ORDER BY submitted_at, batch_id LIMIT ?",
+            f"SELECT {_BATCH_COLUMNS} FROM batches WHERE state IN ({marks}) ORDER BY submitted_at, device_kid, seq LIMIT ?",
             (*states, limit),
         ).fetchall()
         return [self._batch(r) for r in rows]
