@@ -25,6 +25,7 @@ from agent.clock import Clock, SystemClock
 from agent.control_protocol import ControlResponse
 from agent.control_server import PendingRequest
 from agent.errors import SourceUnavailable
+from agent.housekeeping import Housekeeper
 from agent.excluded_apps import excluded_apps_path, read_excluded_apps
 from agent.gate import DROP_STATES, OPEN_STATES, Circumstances, category_status, eligible
 from agent.policy_watch import PolicyWatcher, Stamp, policy_stamp
@@ -101,6 +102,8 @@ class Agent:
         self._written_before_today = vault.count_windows(since=self._day_start)
         self._written_at_day_start = 0
         self._watcher = PolicyWatcher(policy_path, self._policy_touched)
+        # Retention, daily sealing and store sync: slow, sometimes networked, so never on this loop.
+        self._chores = Housekeeper(layout, lambda: self.policy if self.policy_error is None else None)
 
     # -- small helpers ---------------------------------------------------------------------------
 
@@ -172,16 +175,20 @@ class Agent:
             self._note_policy()
         self._folders = self._read_folders()
         self._watcher.start()
+        self._chores.start()
         log.info("agent running (pid %d)", os.getpid())
         next_housekeeping = 0.0
         try:
             while not self.stop_event.is_set():
-                self._serve_requests()
-                mono = self.clock.monotonic()
-                if self._policy_dirty.is_set() or mono >= next_housekeeping:
-                    self._housekeeping()
-                    next_housekeeping = mono + HOUSEKEEPING_SECONDS
-                self._step()
+                try:
+                    self._serve_requests()
+                    mono = self.clock.monotonic()
+                    if self._policy_dirty.is_set() or mono >= next_housekeeping:
+                        next_housekeeping = mono + HOUSEKEEPING_SECONDS
+                        self._housekeeping()
+                    self._step()
+                except Exception as exc:  # a bug must not end capture bookkeeping; the tick paces retries
+                    log.error("agent loop error: %s", type(exc).__name__)
                 self.wake_event.wait(TICK_SECONDS)
                 self.wake_event.clear()
         finally:
@@ -252,10 +259,13 @@ class Agent:
         self._retry_at.pop(kind, None)
 
     def _refresh_consent(self, force: bool = False) -> None:
-        head = self.vault.ledger_head()
-        if force or head != self._head:
-            self._head = head
-            self.snapshot = self.vault.consent(self.policy)
+        try:
+            head = self.vault.ledger_head()
+            if force or head != self._head:
+                self.snapshot = self.vault.consent(self.policy)
+                self._head = head
+        except sqlite3.Error as exc:  # busy or unreadable for a moment: keep the last state, retry in 1 s
+            log.warning("could not re-read the consent ledger (%s)", type(exc).__name__)
 
     def _settle_pause(self) -> None:
         until = self.snapshot.paused_until
@@ -422,6 +432,7 @@ class Agent:
             - self._written_at_day_start,
             dropped_events=self.capture.dropped,
             storage_error=self.recorder.error,
+            housekeeping_error=self._chores.last_error,
         )
 
     def _write_status(self, running: bool = True, force: bool = False) -> None:
@@ -447,6 +458,7 @@ class Agent:
         """Stop every source, close every window at this instant and flush what is held."""
         log.info("agent stopping")
         self._watcher.stop()
+        self._chores.stop()
         for kind in list(self.sources):
             self._stop_source(kind)
         for category in ALL_CATEGORIES:

@@ -38,9 +38,12 @@ def run_chores(layout: Layout, policy: MachinePolicy, now: datetime) -> dict[str
         sealed = batches.seal_pending(vault, policy, now, up_to=start_of_utc_day(now))
         done["sealed_batch"] = sealed.batch_id if sealed else None
         if policy.store is not None and "store_url" in vault.meta:
-            from agent.shipping import sync
+            from agent.shipping import client_for, sync
+            from vault.store.client import RetryPolicy
 
-            report = sync(vault, policy, now)
+            # Few, short retries: the next tick retries anyway, and shutdown must not wait long.
+            with client_for(vault, policy, retry=RetryPolicy(attempts=2, cap_seconds=2.0), timeout=10.0) as client:
+                report = sync(vault, policy, now, client)
             done["shipped"] = report.shipped
             done["sync_errors"] = report.errors
     return done
@@ -69,7 +72,7 @@ class Housekeeper:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 15.0) -> None:
         self._stop.set()
         self._thread.join(timeout)
 

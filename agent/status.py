@@ -61,6 +61,7 @@ class AgentStatus(BaseModel):
     records_written_today: int = Field(ge=0)
     dropped_events: int = Field(default=0, ge=0, description="events lost to full buffers since start")
     storage_error: str | None = None
+    housekeeping_error: str | None = Field(default=None, description="retention, sealing or store sync failed")
 
     def same_state(self, other: AgentStatus | None) -> bool:
         """Equal except for the heartbeat timestamp."""

@@ -77,25 +77,40 @@ def make_records(n: int, *, start: int = T0, receipts: dict[Category, str] | Non
         if kind == 0:
             records.append(
                 KeyboardWindow(
-                    start=t, end=t + 60, receipt_id=receipts[Category.KEYBOARD],
+                    start=t,
+                    end=t + 60,
+                    receipt_id=receipts[Category.KEYBOARD],
                     key_counts={KeyClass.LETTER: 120 + i % 7, KeyClass.SPACE: 20, KeyClass.EDITING: 3},
-                    iki_histogram=(1, 10, 30, 40, 20, 10, 5, 2, 1), bursts=6, longest_burst=40, pauses=3,
+                    iki_histogram=(1, 10, 30, 40, 20, 10, 5, 2, 1),
+                    bursts=6,
+                    longest_burst=40,
+                    pauses=3,
                     correction_ratio=0.025,
                 )
             )
         elif kind == 1:
             records.append(
                 MouseWindow(
-                    start=t, end=t + 60, receipt_id=receipts[Category.MOUSE],
-                    clicks={MouseButton.LEFT: 12, MouseButton.RIGHT: 1}, scroll_steps=30, moves=400,
-                    distance_px=5321.5, idle_seconds=12.0,
+                    start=t,
+                    end=t + 60,
+                    receipt_id=receipts[Category.MOUSE],
+                    clicks={MouseButton.LEFT: 12, MouseButton.RIGHT: 1},
+                    scroll_steps=30,
+                    moves=400,
+                    distance_px=5321.5,
+                    idle_seconds=12.0,
                 )
             )
         else:
             records.append(
                 AppsWindow(
-                    start=t, end=t + 60, receipt_id=receipts[Category.APPS],
-                    focus=(AppFocus(app="cat:ide", seconds=40.0), AppFocus(app=f"anon:{i:016x}", seconds=20.0)),
+                    start=t,
+                    end=t + 60,
+                    receipt_id=receipts[Category.APPS],
+                    focus=(
+                        AppFocus(app="cat:ide", seconds=40.0),
+                        AppFocus(app=f"anon:{i:016x}", seconds=20.0),
+                    ),
                     switches=4,
                 )
             )
@@ -113,23 +128,35 @@ class Agent:
     ledger_seq: int = 5
     ledger_head: str = "cd" * 32
 
-    def next_batch(self, n_records: int = 12, *, start: int = T0, created: int = T0 + 86_400) -> tuple[BatchManifest, bytes]:
+    def next_batch(
+        self, n_records: int = 12, *, start: int = T0, created: int = T0 + 86_400
+    ) -> tuple[BatchManifest, bytes]:
         batch_id = uuid.uuid4().hex
         source = make_records(n_records, start=start)
         released = rekey_app_tokens(source, secrets.token_bytes(32))
         payload = encode_payload(batch_id, released)
         self.seq += 1
         manifest = build_manifest(
-            batch_id=batch_id, subject=self.subject, device_kid=self.device.kid, seq=self.seq,
-            prev_batch_hash=self.prev, records=released,
-            receipts=[receipt_ref(c, f"r-{c.value}") for c in Category], payload=payload, created=created,
+            batch_id=batch_id,
+            subject=self.subject,
+            device_kid=self.device.kid,
+            seq=self.seq,
+            prev_batch_hash=self.prev,
+            records=released,
+            receipts=[receipt_ref(c, f"r-{c.value}") for c in Category],
+            payload=payload,
+            created=created,
             source_records=source,
         )
         self.prev = manifest_digest(manifest)
         return manifest, payload
 
-    def seal(self, manifest: BatchManifest, payload: bytes, store_public: bytes, *, created: int = T0 + 90_000) -> SealedBatch:
-        header = build_header(manifest, LedgerCheckpointRef(seq=self.ledger_seq, head_hash=self.ledger_head), created=created)
+    def seal(
+        self, manifest: BatchManifest, payload: bytes, store_public: bytes, *, created: int = T0 + 90_000
+    ) -> SealedBatch:
+        header = build_header(
+            manifest, LedgerCheckpointRef(seq=self.ledger_seq, head_hash=self.ledger_head), created=created
+        )
         return seal_batch(header, payload, store_public, self.device)
 
 
@@ -147,7 +174,9 @@ class Stewards:
         keys.update(extra or {})
         return StewardConfig(keys=keys, approvals_required=self.required)
 
-    def approvals(self, manifest: BatchManifest, count: int | None = None, *, created: int = T0 + 87_000) -> list:
+    def approvals(
+        self, manifest: BatchManifest, count: int | None = None, *, created: int = T0 + 87_000
+    ) -> list:
         digest = manifest_digest(manifest)
         return [
             sign_approval(s, manifest.batch_id, digest, "approve", created=created)
@@ -241,12 +270,18 @@ class Harness:
         """(stored batches, stored records, audit-log size): what "nothing was stored" compares."""
         with self.backend.transaction() as tx:
             batches = tx.stored_batches()
-            records = tx.count_rows("records") if self.backend.kind == "postgres" else sum(b.record_count for b in batches)
+            records = (
+                tx.count_rows("records")
+                if self.backend.kind == "postgres"
+                else sum(b.record_count for b in batches)
+            )
             return len(batches), records, tx.log_size()
 
 
 @contextmanager
-def running_store(kind: str, tmp: Path, stewards: Stewards | None = None, **settings: object) -> Iterator[Harness]:
+def running_store(
+    kind: str, tmp: Path, stewards: Stewards | None = None, **settings: object
+) -> Iterator[Harness]:
     from vault.store.app import create_app
     from vault.store.server import ThreadedServer
 
@@ -262,7 +297,9 @@ def running_store(kind: str, tmp: Path, stewards: Stewards | None = None, **sett
 def backend_kind(request: pytest.FixtureRequest) -> str:
     """Each store test runs on both backends; PostgreSQL is skipped locally without a server, fatal in CI."""
     if request.param == "postgres":
-        require(postgres_available(), "PostgreSQL", f"run: bash scripts/start-postgres.sh and set {PG_DSN_ENV}")
+        require(
+            postgres_available(), "PostgreSQL", f"run: bash scripts/start-postgres.sh and set {PG_DSN_ENV}"
+        )
     return str(request.param)
 
 
@@ -285,15 +322,28 @@ def free_port() -> int:
 class StoreProcess:
     """``consentry store serve`` in a subprocess (the real CLI entry point), which tests may SIGKILL."""
 
-    def __init__(self, data_dir: Path, policy: Path, *, backend: str, port: int, schema: str = "consentry") -> None:
+    def __init__(
+        self, data_dir: Path, policy: Path, *, backend: str, port: int, schema: str = "consentry"
+    ) -> None:
         import sys
 
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.args = [
-            sys.executable, "-c", "from agent.cli.store_cmd import store; store()", "serve",
-            "--backend", backend, "--data", str(data_dir), "--policy", str(policy), "--port", str(port),
-            "--schema", schema,
+            sys.executable,
+            "-c",
+            "from agent.cli.store_cmd import store; store()",
+            "serve",
+            "--backend",
+            backend,
+            "--data",
+            str(data_dir),
+            "--policy",
+            str(policy),
+            "--port",
+            str(port),
+            "--schema",
+            schema,
         ]
         if backend == "postgres":
             self.args += ["--dsn", pg_dsn()]
@@ -328,9 +378,11 @@ class StoreProcess:
             self.proc.wait()  # type: ignore[attr-defined]
 
     def stop(self) -> None:
+        import subprocess
+
         if self.proc is not None and self.proc.poll() is None:  # type: ignore[attr-defined]
             self.proc.terminate()  # type: ignore[attr-defined]
             try:
                 self.proc.wait(timeout=10)  # type: ignore[attr-defined]
-            except Exception:
+            except subprocess.TimeoutExpired:
                 self.kill()

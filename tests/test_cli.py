@@ -181,3 +181,17 @@ def test_console_script_runs_in_a_subprocess(home: Path) -> None:
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["consent", "--help"]])
 def test_help_and_version(args: list[str]) -> None:
     assert run(*args).exit_code == 0
+
+
+def test_employee_exclusion_list_is_kept_and_only_its_size_is_in_the_ledger(home: Path) -> None:
+    run("consent", "grant", "mouse", "--yes")
+    assert run("exclude", "add", "MyBank", "hr-portal").exit_code == 0
+    listed = json.loads(run("exclude", "list", "--json").output)
+    assert listed["employee"] == ["hr-portal", "mybank"] and "keepassxc" in listed["policy"]
+    assert run("exclude", "remove", "mybank").exit_code == 0
+    assert json.loads(run("exclude", "list", "--json").output)["employee"] == ["hr-portal"]
+    with Vault.open(Layout(home)) as vault:
+        entries = list(vault.ledger.entries(("excluded-apps-changed",)))
+        assert [e.body["count"] for e in entries] == [2, 1]
+    raw = b"".join(p.read_bytes() for p in Layout(home).home.glob("vault.sqlite3*"))
+    assert b"mybank" not in raw.lower()

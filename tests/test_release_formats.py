@@ -89,7 +89,9 @@ def test_edited_header_is_rejected_even_when_re_signed_by_the_device(sealed_setu
         "created": {"created": batch.header.created + 1},
         "subject": {"subject": "subj-someone-else"},
         "manifest_sha256": {"manifest_sha256": "00" * 32},
-        "ledger_checkpoint": {"ledger_checkpoint": batch.header.ledger_checkpoint.model_copy(update={"seq": 99})},
+        "ledger_checkpoint": {
+            "ledger_checkpoint": batch.header.ledger_checkpoint.model_copy(update={"seq": 99})
+        },
     }[field]
     edited = batch.header.model_copy(update=changes)
     tampered = batch.model_copy(update={"header": edited})
@@ -99,7 +101,11 @@ def test_edited_header_is_rejected_even_when_re_signed_by_the_device(sealed_setu
     from vault.release.sealing import batch_signature_message
 
     resigned = tampered.model_copy(
-        update={"signature": b64encode(agent.device.sign(batch_signature_message(edited, b64decode(batch.sealed))))}
+        update={
+            "signature": b64encode(
+                agent.device.sign(batch_signature_message(edited, b64decode(batch.sealed)))
+            )
+        }
     )
     with pytest.raises(InvalidRecord):
         open_batch(resigned, store, agent.device.public_bytes)
@@ -110,7 +116,9 @@ def test_flipped_signature_or_other_device_key_is_rejected(sealed_setup) -> None
     sig = bytearray(b64decode(batch.signature))
     sig[10] ^= 0x80
     with pytest.raises(InvalidRecord):
-        open_batch(batch.model_copy(update={"signature": b64encode(bytes(sig))}), store, agent.device.public_bytes)
+        open_batch(
+            batch.model_copy(update={"signature": b64encode(bytes(sig))}), store, agent.device.public_bytes
+        )
     with pytest.raises(InvalidRecord):
         open_batch(batch, store, Ed25519Signer.generate().public_bytes)
 
@@ -124,14 +132,16 @@ def test_batch_sealed_to_another_store_key_does_not_open(sealed_setup) -> None:
 
 
 def test_sealing_with_a_key_that_is_not_the_headers_device_is_misuse(sealed_setup) -> None:
-    _, store, manifest, payload, batch = sealed_setup
+    _, store, _manifest, payload, batch = sealed_setup
     with pytest.raises(ValueError, match="device_kid"):
         seal_batch(batch.header, payload, store.public_bytes, Ed25519Signer.generate())
     with pytest.raises(ValueError, match="32 bytes"):
         seal_batch(batch.header, payload, b"short", Ed25519Signer.generate())
 
 
-@pytest.mark.parametrize("model", [BatchManifest, BatchHeader, SealedBatch, Approval, LedgerCheckpoint, TreeHead])
+@pytest.mark.parametrize(
+    "model", [BatchManifest, BatchHeader, SealedBatch, Approval, LedgerCheckpoint, TreeHead]
+)
 def test_unknown_wire_version_is_refused_before_other_fields(model: type) -> None:
     with pytest.raises(UnsupportedVersion):
         model.model_validate({"v": 2, "anything": "else"})
@@ -216,7 +226,9 @@ def test_app_tokens_are_stable_within_a_batch_and_unlinkable_across_batches() ->
     a = rekey_app_tokens(records, secrets.token_bytes(32))
     b = rekey_app_tokens(records, secrets.token_bytes(32))
     same = rekey_app_tokens(records + records, bytes(32))
-    tokens = lambda rs: [f.app for r in rs if isinstance(r, AppsWindow) for f in r.focus if f.app.startswith("anon:")]
+    tokens = lambda rs: [
+        f.app for r in rs if isinstance(r, AppsWindow) for f in r.focus if f.app.startswith("anon:")
+    ]
     assert set(tokens(a)).isdisjoint(tokens(b)) and set(tokens(a)).isdisjoint(tokens(records))
     assert tokens(same)[: len(tokens(same)) // 2] == tokens(same)[len(tokens(same)) // 2 :]
     assert [f.app for r in a if isinstance(r, AppsWindow) for f in r.focus if f.app.startswith("cat:")]
@@ -231,8 +243,16 @@ def test_manifest_records_a_failed_rekey_check_when_tokens_were_not_rekeyed() ->
     batch_id = uuid.uuid4().hex
     payload = encode_payload(batch_id, records)
     manifest = build_manifest(
-        batch_id=batch_id, subject="subj-00000001", device_kid="dev0000000000001", seq=1, prev_batch_hash=GENESIS_HASH,
-        records=records, receipts=_receipts(), payload=payload, created=T0, source_records=records,
+        batch_id=batch_id,
+        subject="subj-00000001",
+        device_kid="dev0000000000001",
+        seq=1,
+        prev_batch_hash=GENESIS_HASH,
+        records=records,
+        receipts=_receipts(),
+        payload=payload,
+        created=T0,
+        source_records=records,
     )
     assert manifest.failed_checks() == ("app_tokens_rekeyed",)
 
@@ -270,7 +290,9 @@ def test_one_steward_counts_once(approval_setup) -> None:
 
 def test_unknown_key_counts_for_nothing(approval_setup) -> None:
     stewards, agent, manifest = approval_setup
-    stranger = sign_approval(Ed25519Signer.generate(), manifest.batch_id, manifest_digest(manifest), "approve", created=T0)
+    stranger = sign_approval(
+        Ed25519Signer.generate(), manifest.batch_id, manifest_digest(manifest), "approve", created=T0
+    )
     result = _tally(stewards, agent, manifest, stewards.approvals(manifest, 1) + [stranger])
     assert result.status == "pending" and [i.reason for i in result.ignored] == ["unknown_key"]
 
@@ -296,7 +318,9 @@ def test_tampered_approval_counts_for_nothing(approval_setup) -> None:
 
 def test_one_rejection_by_a_listed_steward_rejects(approval_setup) -> None:
     stewards, agent, manifest = approval_setup
-    no = sign_approval(stewards.signers[2], manifest.batch_id, manifest_digest(manifest), "reject", created=T0, reason="x")
+    no = sign_approval(
+        stewards.signers[2], manifest.batch_id, manifest_digest(manifest), "reject", created=T0, reason="x"
+    )
     assert _tally(stewards, agent, manifest, stewards.approvals(manifest, 2) + [no]).status == "rejected"
     with pytest.raises(ValueError, match="reason"):
         sign_approval(stewards.signers[2], manifest.batch_id, manifest_digest(manifest), "reject", created=T0)
@@ -320,7 +344,9 @@ def test_release_v1_vectors_still_verify_and_reproduce() -> None:
     sealed = SealedBatch.model_validate(v["sealed_batch"])
     assert open_batch(sealed, store, device.public_bytes) == payload
     approval = Approval.model_validate(v["approval"])
-    again = sign_approval(steward, approval.batch_id, approval.manifest_sha256, "approve", created=approval.created)
+    again = sign_approval(
+        steward, approval.batch_id, approval.manifest_sha256, "approve", created=approval.created
+    )
     assert again == approval  # Ed25519 is deterministic: same bytes signed, same signature
     checkpoint = LedgerCheckpoint.model_validate(v["checkpoint"])
     verify_checkpoint(checkpoint, device.public_bytes)

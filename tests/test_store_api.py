@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.store_kit import T0, Agent, Ed25519Signer, Harness, backend_kind, running_store  # noqa: F401
+from tests import store_kit
+from tests.store_kit import T0, Agent, Ed25519Signer, Harness, running_store
 from vault.release import (
     LedgerCheckpointRef,
     b64decode,
@@ -22,8 +23,17 @@ from vault.release import (
     sign_checkpoint,
     verify_receipt,
 )
-from vault.store.errors import Conflict, Forbidden, PayloadTooLarge, StoreError, Unauthenticated, Unprocessable
+from vault.store.errors import (
+    Conflict,
+    Forbidden,
+    PayloadTooLarge,
+    StoreError,
+    Unauthenticated,
+    Unprocessable,
+)
 from vault.store.request_signing import sign_request
+
+backend_kind = store_kit.backend_kind  # the fixture that runs each test on both backends
 
 
 @pytest.fixture
@@ -84,8 +94,14 @@ def test_rejected_batch_is_refused_even_with_enough_approvals(store: Harness, ag
     with store.client(agent) as client:
         client.submit_manifest(manifest)
         with store.steward_client(store.stewards.signers[2]) as steward:
-            no = sign_approval(store.stewards.signers[2], manifest.batch_id, manifest_digest(manifest), "reject",
-                               created=T0, reason="too much keyboard detail")
+            no = sign_approval(
+                store.stewards.signers[2],
+                manifest.batch_id,
+                manifest_digest(manifest),
+                "reject",
+                created=T0,
+                reason="too much keyboard detail",
+            )
             assert steward.decide(no).state == "rejected"
         sealed = agent.seal(manifest, payload, store.keys.seal.public_bytes)
         _refused(store, lambda: client.upload(sealed), Conflict, "batch_rejected")
@@ -111,7 +127,7 @@ def _flip(b64: str, position: int) -> str:
     ],
 )
 def test_tampered_batch_is_refused(store: Harness, agent: Agent, tamper: str, code: str) -> None:
-    manifest, sealed = store.shippable(agent)
+    _manifest, sealed = store.shippable(agent)
     header = sealed.header
     if tamper == "header_created":
         bad = sealed.model_copy(update={"header": header.model_copy(update={"created": header.created + 1})})
@@ -163,7 +179,9 @@ def test_approval_by_the_devices_own_key_does_not_count(backend_kind: str, tmp_p
         manifest, payload = agent.next_batch()
         with store.client(agent) as client:
             client.submit_manifest(manifest)
-            own = sign_approval(agent.device, manifest.batch_id, manifest_digest(manifest), "approve", created=T0)
+            own = sign_approval(
+                agent.device, manifest.batch_id, manifest_digest(manifest), "approve", created=T0
+            )
             one = store.stewards.approvals(manifest, 1)[0]
             with store.steward_client(agent.device) as as_steward:
                 assert as_steward.decide(own).approvals == 0
@@ -228,11 +246,17 @@ def test_stale_or_unsigned_or_badly_signed_request_is_refused(store: Harness, ag
     manifest, _ = agent.next_batch()
     with store.client(agent, clock=lambda: time.time() - 3600) as late:
         _refused(store, lambda: late.submit_manifest(manifest), Unauthenticated, "auth_stale")
-    r = httpx.post(store.url + "/v1/manifests", content=manifest.model_dump_json(), headers={"content-type": "application/json"})
+    r = httpx.post(
+        store.url + "/v1/manifests",
+        content=manifest.model_dump_json(),
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 401 and r.json()["error"]["code"] == "auth_missing"
     body = manifest.model_dump_json().encode()
     headers = sign_request(agent.device, "device", "POST", "/v1/manifests", body + b" ", now=int(time.time()))
-    r = httpx.post(store.url + "/v1/manifests", content=body, headers={**headers, "content-type": "application/json"})
+    r = httpx.post(
+        store.url + "/v1/manifests", content=body, headers={**headers, "content-type": "application/json"}
+    )
     assert r.status_code == 401 and r.json()["error"]["code"] == "auth_bad_signature"
 
 
@@ -293,7 +317,9 @@ def test_ledger_checkpoints_may_not_go_back_or_fork(store: Harness, agent: Agent
         store.approve(manifest)
         stale = seal_batch(
             build_header(manifest, LedgerCheckpointRef(seq=3, head_hash="cc" * 32), created=T0),
-            payload, store.keys.seal.public_bytes, agent.device,
+            payload,
+            store.keys.seal.public_bytes,
+            agent.device,
         )
         _refused(store, lambda: client.upload(stale), Conflict, "checkpoint_regressed")
 
@@ -303,7 +329,9 @@ def test_oversized_request_gets_413_and_stores_nothing(store: Harness, agent: Ag
     huge = sealed.model_copy(update={"sealed": b64encode(b"\x01" + bytes(400 * 1024))})
     with store.client(agent) as client:
         _refused(store, lambda: client.upload(huge), PayloadTooLarge, "body_too_large")
-    r = httpx.post(store.url + "/v1/uploads", content=b"{" * (300 * 1024), headers={"content-type": "application/json"})
+    r = httpx.post(
+        store.url + "/v1/uploads", content=b"{" * (300 * 1024), headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413
 
 
@@ -331,7 +359,6 @@ def test_steward_sees_manifest_and_checks_never_records(store: Harness, agent: A
 
 
 def test_unknown_batch_gets_404(store: Harness, agent: Agent) -> None:
-    with store.client(agent) as client:
-        with pytest.raises(StoreError) as info:
-            client.batch_status(uuid.uuid4().hex)
+    with store.client(agent) as client, pytest.raises(StoreError) as info:
+        client.batch_status(uuid.uuid4().hex)
     assert info.value.code == "unknown_batch"

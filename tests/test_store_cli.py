@@ -49,22 +49,47 @@ def test_steward_reviews_and_decides_through_the_cli(home: Path, tmp_path: Path)
         shown = _run(steward, ["show", first.batch_id, "--key-file", str(tmp_path / "a.key"), *common])
         assert "Check schema: passed" in shown.output and "letter" not in shown.output
         for name in "ab":
-            ok = _run(steward, ["approve", first.batch_id, "--key-file", str(tmp_path / f"{name}.key"), *common])
+            ok = _run(
+                steward, ["approve", first.batch_id, "--key-file", str(tmp_path / f"{name}.key"), *common]
+            )
             assert ok.exit_code == 0, ok.output
         assert "now approved (2/2" in ok.output
-        no = _run(steward, ["reject", second.batch_id, "--reason", "too wide a period", "--json",
-                            "--key-file", str(tmp_path / "a.key"), *common])
+        no = _run(
+            steward,
+            [
+                "reject",
+                second.batch_id,
+                "--reason",
+                "too wide a period",
+                "--json",
+                "--key-file",
+                str(tmp_path / "a.key"),
+                *common,
+            ],
+        )
         assert json.loads(no.stdout)["state"] == "rejected"
         twice = _run(steward, ["approve", first.batch_id, "--key-file", str(tmp_path / "a.key"), *common])
         assert twice.exit_code == 0  # the same signed decision again is idempotent
-        flip = _run(steward, ["reject", first.batch_id, "--reason", "changed my mind", "--key-file",
-                              str(tmp_path / "a.key"), *common])
+        flip = _run(
+            steward,
+            [
+                "reject",
+                first.batch_id,
+                "--reason",
+                "changed my mind",
+                "--key-file",
+                str(tmp_path / "a.key"),
+                *common,
+            ],
+        )
         assert flip.exit_code == 1 and "already_decided" in flip.output
         stranger = tmp_path / "c.key"
         _run(steward, ["init", "--key-file", str(stranger)])
         refused = _run(steward, ["queue", "--key-file", str(stranger), *common])
         assert refused.exit_code == 1 and "not_a_steward" in refused.output
-    missing = _run(steward, ["queue", "--key-file", str(tmp_path / "nope.key"), "--store-url", "http://127.0.0.1:9"])
+    missing = _run(
+        steward, ["queue", "--key-file", str(tmp_path / "nope.key"), "--store-url", "http://127.0.0.1:9"]
+    )
     assert missing.exit_code == 1 and "consentry steward init" in missing.output
 
 
@@ -83,7 +108,17 @@ def test_store_keygen_token_export_and_verify_log(home: Path, tmp_path: Path) ->
             client.upload(live.shippable(agent, 9)[1])
         log_key = b64encode(live.keys.log.public_bytes)
         state = tmp_path / "head.json"
-        args = ["verify-log", "--store-url", live.url, "--log-key", log_key, "--state", str(state), "--json", "--full"]
+        args = [
+            "verify-log",
+            "--store-url",
+            live.url,
+            "--log-key",
+            log_key,
+            "--state",
+            str(state),
+            "--json",
+            "--full",
+        ]
         first = json.loads(_run(store, args).output)
         assert first["signature"] == "ok" and first["entries_checked"] == first["size"] == 3
         with live.client(agent) as client:

@@ -9,25 +9,26 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
+from tests import store_kit
 from tests.components import require
 from tests.store_kit import (
     Agent,
-    StoreProcess,
     Stewards,
-    backend_kind,  # noqa: F401
+    StoreProcess,
     free_port,
     pg_dsn,
     postgres_available,
     write_policy,
 )
-from vault.release import BatchManifest, SealedBatch, sign_approval, manifest_digest, verify_receipt
+from vault.release import BatchManifest, SealedBatch, manifest_digest, sign_approval, verify_receipt
 from vault.store.auth import issue_token
 from vault.store.backends import open_backend
 from vault.store.client import RetryPolicy, StoreClient
 from vault.store.keys import StoreKeys
 from vault.store.settings import StoreSettings
+
+backend_kind = store_kit.backend_kind  # the fixture that runs each test on both backends
+
 
 AGENTS = 4
 BATCHES_PER_AGENT = 50  # 200 uploads
@@ -47,7 +48,9 @@ def _prepare(url: str, backend, stewards: Stewards, keys: StoreKeys, agents: int
                 manifest, payload = agent.next_batch(6)
                 client.submit_manifest(manifest)
                 for c, s in zip(steward_clients, stewards.signers[: stewards.required]):
-                    c.decide(sign_approval(s, manifest.batch_id, manifest_digest(manifest), "approve", created=0))
+                    c.decide(
+                        sign_approval(s, manifest.batch_id, manifest_digest(manifest), "approve", created=0)
+                    )
                 batches.append((manifest, agent.seal(manifest, payload, keys.seal.public_bytes)))
         plans.append((agent, batches))
     for c in steward_clients:
@@ -95,14 +98,20 @@ def test_store_killed_at_random_points_during_200_uploads_stores_each_batch_once
         def ship(agent: Agent, batches) -> None:
             retry = RetryPolicy(attempts=60, base_seconds=0.05, cap_seconds=0.5)
             try:
-                with StoreClient(server.url, signer=agent.device, log_public_key=keys.log.public_bytes, retry=retry,
-                                 timeout=10.0, rng=random.Random(rng.random())) as client:
+                with StoreClient(
+                    server.url,
+                    signer=agent.device,
+                    log_public_key=keys.log.public_bytes,
+                    retry=retry,
+                    timeout=10.0,
+                    rng=random.Random(rng.random()),
+                ) as client:
                     for _, sealed in batches:
                         receipt = client.upload(sealed)
                         with lock:
                             receipts.append(receipt)
                             progress[0] += 1
-            except BaseException as exc:  # surfaced below
+            except BaseException as exc:  # noqa: BLE001 -- re-raised in the main thread below
                 errors.append(exc)
 
         threads = [threading.Thread(target=ship, args=plan) for plan in plans]
@@ -156,7 +165,9 @@ def test_two_store_processes_on_one_database_store_each_batch_once(tmp_path: Pat
             for _, sealed in batches:
                 # The same upload hits both processes at the same moment.
                 got: list = []
-                threads = [threading.Thread(target=send, args=(u, agent, sealed, got)) for u in (a.url, b.url)]
+                threads = [
+                    threading.Thread(target=send, args=(u, agent, sealed, got)) for u in (a.url, b.url)
+                ]
                 for t in threads:
                     t.start()
                 for t in threads:

@@ -11,7 +11,9 @@ from agent.cli.main import cli
 
 
 def _walk(command: click.Command, path: list[str], ctx: click.Context | None) -> list[tuple[list[str], str]]:
-    sub_ctx = click.Context(command, info_name=path[-1], parent=ctx, terminal_width=100, max_content_width=100)
+    # The command's own context settings (e.g. -h as well as --help), as when a user runs it.
+    settings = {"terminal_width": 100, "max_content_width": 100, **command.context_settings}
+    sub_ctx = click.Context(command, info_name=path[-1], parent=ctx, **settings)
     out = [(path, command.get_help(sub_ctx))]
     if isinstance(command, click.Group):
         for name in command.list_commands(sub_ctx):

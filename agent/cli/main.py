@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "resume": ("agent.cli.consent_cmd", "resume", "Resume capture after a pause."),
     "mydata": ("agent.cli.mydata_cmd", "mydata", "Show everything stored about you, decrypted, on this computer."),
     "erase": ("agent.cli.mydata_cmd", "erase", "Erase your collected data (crypto-shredding)."),
+    "exclude": ("agent.cli.exclude_cmd", "exclude", "Applications during which nothing is captured."),
     "ledger": ("agent.cli.ledger_cmd", "ledger", "Show or verify the tamper-evident consent ledger."),
     "policy": ("agent.cli.policy_cmd", "policy", "Show or validate the machine policy (for IT)."),
     "doctor": ("agent.cli.doctor_cmd", "doctor", "Check the vault, its key, the ledger and the policy."),

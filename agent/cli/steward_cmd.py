@@ -28,7 +28,9 @@ key_file_option = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="The steward's private key file (default: $CONSENTRY_HOME/steward/steward-ed25519.key).",
 )
-store_url_option = click.option("--store-url", help="The store's base URL (default: the machine policy's store.url).")
+store_url_option = click.option(
+    "--store-url", help="The store's base URL (default: the machine policy's store.url)."
+)
 
 
 def _signer(key_file: Path | None) -> Any:
@@ -82,9 +84,13 @@ def _call(action: Any) -> Any:
             "already_decided": "You already decided on this batch.",
             "auth_stale": "Your clock is off; sync it (timedatectl) and retry.",
         }
-        raise click.ClickException(f"the store refused: {exc.code}: {exc.message}. {hints.get(exc.code, '')}".strip())
+        raise click.ClickException(
+            f"the store refused: {exc.code}: {exc.message}. {hints.get(exc.code, '')}".strip()
+        )
     except httpx.TransportError as exc:
-        raise click.ClickException(f"cannot reach the store ({type(exc).__name__}). Check --store-url and the network.")
+        raise click.ClickException(
+            f"cannot reach the store ({type(exc).__name__}). Check --store-url and the network."
+        )
 
 
 @click.group()
@@ -103,8 +109,9 @@ def init(key_file: Path | None, name: str | None, as_json: bool) -> None:
 
     path = key_file or _default_key_file()
     if path.exists():
-        raise click.ClickException(f"a steward key already exists at {path}; it was left unchanged. "
-                                   "Use --key-file for another one.")
+        raise click.ClickException(
+            f"a steward key already exists at {path}; it was left unchanged. Use --key-file for another one."
+        )
     signer = Ed25519Signer.generate()
     write_key_file(path, "ed25519", signer.private_bytes())
     public = b64encode(signer.public_bytes)
@@ -112,7 +119,9 @@ def init(key_file: Path | None, name: str | None, as_json: bool) -> None:
     if as_json:
         _emit({"public_key": public, "kid": signer.kid, "name": label})
         return
-    click.echo("Created your steward key. Ask IT to add this line under [stewards.keys] in the store's policy:")
+    click.echo(
+        "Created your steward key. Ask IT to add this line under [stewards.keys] in the store's policy:"
+    )
     click.echo(f'{label} = "{public}"')
 
 
@@ -148,8 +157,10 @@ def show(batch_id: str, key_file: Path | None, store_url: str | None, as_json: b
         _emit(review.model_dump(mode="json"))
         return
     m = review.manifest
-    click.echo(f"Batch {m.batch_id} (device {m.device_kid}, seq {m.seq}): {review.status.state}, "
-               f"{review.status.approvals}/{review.status.approvals_required} approvals")
+    click.echo(
+        f"Batch {m.batch_id} (device {m.device_kid}, seq {m.seq}): {review.status.state}, "
+        f"{review.status.approvals}/{review.status.approvals_required} approvals"
+    )
     click.echo(f"Period: {m.period_start} to {m.period_end} (UTC epoch seconds); schema v{m.schema_version}")
     click.echo("Records: " + ", ".join(f"{k}={v}" for k, v in sorted(m.record_counts.items())))
     for r in m.consent_receipts:
@@ -158,22 +169,34 @@ def show(batch_id: str, key_file: Path | None, store_url: str | None, as_json: b
         click.echo(f"Check {c.name}: {'passed' if c.passed else 'FAILED'} {c.detail}".rstrip())
 
 
-def _decide(batch_id: str, decision: str, reason: str | None, key_file: Path | None, store_url: str | None,
-            as_json: bool) -> None:
+def _decide(
+    batch_id: str,
+    decision: str,
+    reason: str | None,
+    key_file: Path | None,
+    store_url: str | None,
+    as_json: bool,
+) -> None:
     from vault.release import sign_approval
 
     with _client(store_url, key_file) as client:
         review = _call(lambda: client.review(batch_id))
         approval = sign_approval(
-            _signer(key_file), batch_id, review.status.manifest_sha256, decision,  # type: ignore[arg-type]
-            created=int(time.time()), reason=reason,
+            _signer(key_file),
+            batch_id,
+            review.status.manifest_sha256,
+            decision,  # type: ignore[arg-type]
+            created=int(time.time()),
+            reason=reason,
         )
         status = _call(lambda: client.decide(approval))
     if as_json:
         _emit(status.model_dump(mode="json"))
         return
-    click.echo(f"Recorded your {decision} of {batch_id}: now {status.state} "
-               f"({status.approvals}/{status.approvals_required} approvals).")
+    click.echo(
+        f"Recorded your {decision} of {batch_id}: now {status.state} "
+        f"({status.approvals}/{status.approvals_required} approvals)."
+    )
 
 
 @steward.command()
@@ -188,7 +211,9 @@ def approve(batch_id: str, key_file: Path | None, store_url: str | None, as_json
 
 @steward.command()
 @click.argument("batch_id")
-@click.option("--reason", required=True, help="Why (recorded in the store's audit log and shown to the employee).")
+@click.option(
+    "--reason", required=True, help="Why (recorded in the store's audit log and shown to the employee)."
+)
 @key_file_option
 @store_url_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")

@@ -21,7 +21,9 @@ def backend_options(func: F) -> F:
     func = click.option(
         "--schema", default="consentry", show_default=True, help="PostgreSQL schema for the store's tables."
     )(func)
-    func = click.option("--dsn", envvar="CONSENTRY_STORE_DSN", help="PostgreSQL DSN (backend postgres).")(func)
+    func = click.option("--dsn", envvar="CONSENTRY_STORE_DSN", help="PostgreSQL DSN (backend postgres).")(
+        func
+    )
     func = click.option(
         "--data",
         "data_dir",
@@ -49,7 +51,9 @@ def _open(backend: str, data_dir: Path, dsn: str | None, schema: str = "consentr
     try:
         return open_backend(backend, data_dir=data_dir / "data", dsn=dsn, schema=schema)
     except VaultError as exc:
-        raise click.ClickException(f"cannot open the {backend} backend: {exc}. Check --dsn and that the server runs.")
+        raise click.ClickException(
+            f"cannot open the {backend} backend: {exc}. Check --dsn and that the server runs."
+        )
 
 
 def _keys(data_dir: Path) -> tuple[Any, bool]:
@@ -101,7 +105,9 @@ def store() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Policy file whose [stewards] section says whose approvals count (default: the machine policy).",
 )
-@click.option("--max-body-mb", default=32, show_default=True, type=click.IntRange(1, 1024), help="Request size limit.")
+@click.option(
+    "--max-body-mb", default=32, show_default=True, type=click.IntRange(1, 1024), help="Request size limit."
+)
 def serve(
     backend: str,
     data_dir: Path,
@@ -122,7 +128,10 @@ def serve(
     storage = _open(backend, data_dir, dsn, schema)
     public = _public(keys)
     verb = "Created" if created else "Using"
-    click.echo(f"{verb} store keys in {data_dir / 'keys'}. Put these in the machine policy's [store] section:", err=True)
+    click.echo(
+        f"{verb} store keys in {data_dir / 'keys'}. Put these in the machine policy's [store] section:",
+        err=True,
+    )
     click.echo(f'  public_key = "{public["public_key"]}"\n  log_key = "{public["log_key"]}"', err=True)
     click.echo(f"Serving on http://{host}:{port} ({backend} backend); Ctrl-C stops.", err=True)
     settings = StoreSettings(stewards=stewards, max_body_bytes=max_body_mb * 1024 * 1024)
@@ -133,8 +142,14 @@ def serve(
 
 
 @store.command()
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              envvar="CONSENTRY_STORE_DATA", help="The store's folder.")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    envvar="CONSENTRY_STORE_DATA",
+    help="The store's folder.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def keygen(data_dir: Path, as_json: bool) -> None:
     """Create the store's keys if missing and print the public halves (for the machine policy)."""
@@ -168,8 +183,11 @@ def token(backend: str, data_dir: Path, dsn: str | None, schema: str, as_json: b
         _emit({"token": value, "expires_in_seconds": settings.token_ttl_seconds})
         return
     click.echo(value)
-    click.echo("Give it to the workstation's IT setup: consentry enroll --url URL --token-file FILE. "
-               f"It works once, within {settings.token_ttl_seconds // 86400} days.", err=True)
+    click.echo(
+        "Give it to the workstation's IT setup: consentry enroll --url URL --token-file FILE. "
+        f"It works once, within {settings.token_ttl_seconds // 86400} days.",
+        err=True,
+    )
 
 
 @store.command()
@@ -177,7 +195,9 @@ def token(backend: str, data_dir: Path, dsn: str | None, schema: str, as_json: b
 @click.option("--format", "fmt", type=click.Choice(["parquet"]), default="parquet", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-def export(backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str, as_json: bool, out: Path) -> None:
+def export(
+    backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str, as_json: bool, out: Path
+) -> None:
     """Export approved, non-erased data to OUT as Parquet with a dataset card, datasheet and manifest."""
     import time
 
@@ -188,15 +208,21 @@ def export(backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str,
     try:
         with storage.transaction() as tx:
             total = len(tx.stored_batches()) * 4  # four category passes over the batches
-        with click.progressbar(length=max(total, 1), label="Exporting", file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(
+            length=max(total, 1), label="Exporting", file=click.get_text_stream("stderr")
+        ) as bar:
             try:
                 result = export_parquet(storage, keys.log, out, now=int(time.time()), progress=bar.update)
             except ValueError as exc:
                 raise click.ClickException(f"{exc}") from None
     finally:
         storage.close()
-    summary = {"export_id": result.export_id, "files": result.files, "batches": result.batches,
-               "log_index": result.receipt.leaf_index}
+    summary = {
+        "export_id": result.export_id,
+        "files": result.files,
+        "batches": result.batches,
+        "log_index": result.receipt.leaf_index,
+    }
     if as_json:
         _emit(summary)
         return
@@ -206,12 +232,20 @@ def export(backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str,
 
 @store.command("verify-log")
 @click.option("--store-url", help="The store's base URL (default: the machine policy's store.url).")
-@click.option("--log-key", help="The store's Ed25519 log key, base64 (default: the machine policy's store.log_key).")
-@click.option("--state", "state_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="File keeping the last verified tree head; each run proves the log only grew since.")
+@click.option(
+    "--log-key", help="The store's Ed25519 log key, base64 (default: the machine policy's store.log_key)."
+)
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File keeping the last verified tree head; each run proves the log only grew since.",
+)
 @click.option("--full", is_flag=True, help="Also download every entry and recompute the root.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def verify_log(store_url: str | None, log_key: str | None, state_file: Path | None, full: bool, as_json: bool) -> None:
+def verify_log(
+    store_url: str | None, log_key: str | None, state_file: Path | None, full: bool, as_json: bool
+) -> None:
     """Check the store's signed tree head and that the log is append-only since the last check."""
     from vault.errors import InvalidRecord
     from vault.release import TreeHead, b64decode, merkle
@@ -241,17 +275,23 @@ def verify_log(store_url: str | None, log_key: str | None, state_file: Path | No
                     raise InvalidRecord("the log's entries do not hash to its signed root")
                 result["entries_checked"] = tree.size
     except InvalidRecord as exc:
-        raise click.ClickException(f"the store's log does NOT verify: {exc}. Keep the state file as evidence and "
-                                   "tell the data stewards.") from None
+        raise click.ClickException(
+            f"the store's log does NOT verify: {exc}. Keep the state file as evidence and "
+            "tell the data stewards."
+        ) from None
     except (StoreError, OSError) as exc:
-        raise click.ClickException(f"cannot check the log: {exc}. Is the store running at {store_url}?") from None
+        raise click.ClickException(
+            f"cannot check the log: {exc}. Is the store running at {store_url}?"
+        ) from None
     if state_file is not None:
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(head.model_dump_json() + "\n", encoding="utf-8")
     if as_json:
         _emit(result)
         return
-    extra = f", consistent with size {result['consistent_with_size']}" if "consistent_with_size" in result else ""
+    extra = (
+        f", consistent with size {result['consistent_with_size']}" if "consistent_with_size" in result else ""
+    )
     click.echo(f"Log OK: {head.size} entries, signed tree head verified{extra}.")
 
 

@@ -1,6 +1,6 @@
 """Generator of tests/vectors/release-v1.json. Run once per format version; never rerun over a frozen file.
 
-    python tests/vectors/make_release_vectors.py tests/vectors/release-v1.json
+python tests/vectors/make_release_vectors.py tests/vectors/release-v1.json
 """
 
 import json
@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.store_kit import make_records, receipt_ref, T0
+from tests.store_kit import T0, make_records, receipt_ref
 from vault.categories import Category
 from vault.release import *
-from vault.release.checkpoint import checkpoint_message
+
 device = Ed25519Signer(bytes(range(32)))
 steward = Ed25519Signer(bytes(range(32, 64)))
 log = Ed25519Signer(bytes(range(64, 96)))
@@ -19,32 +19,52 @@ store = StoreSealKey(bytes(range(96, 128)))
 batch_id = "0123456789abcdef0123456789abcdef"
 records = rekey_app_tokens(make_records(4), b"\x07" * 32)
 payload = encode_payload(batch_id, records)
-manifest = build_manifest(batch_id=batch_id, subject="subj-vector-0001", device_kid=device.kid, seq=1,
-    prev_batch_hash=GENESIS_HASH, records=records, receipts=[receipt_ref(c, f"r-{c.value}") for c in Category],
-    payload=payload, created=T0, source_records=make_records(4))
+manifest = build_manifest(
+    batch_id=batch_id,
+    subject="subj-vector-0001",
+    device_kid=device.kid,
+    seq=1,
+    prev_batch_hash=GENESIS_HASH,
+    records=records,
+    receipts=[receipt_ref(c, f"r-{c.value}") for c in Category],
+    payload=payload,
+    created=T0,
+    source_records=make_records(4),
+)
 header = build_header(manifest, LedgerCheckpointRef(seq=3, head_hash="ef" * 32), created=T0 + 10)
 sealed = seal_batch(header, payload, store.public_bytes, device)
 approval = sign_approval(steward, batch_id, manifest_digest(manifest), "approve", created=T0 + 20)
 cp = sign_checkpoint(device, 3, "ef" * 32, created=T0 + 5)
 er = sign_erasure(device, "fedcba9876543210fedcba9876543210", "subj-vector-0001", created=T0 + 30)
-th = sign_tree_head(log, 8, bytes.fromhex("5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"), timestamp=T0 + 40)
+th = sign_tree_head(
+    log,
+    8,
+    bytes.fromhex("5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"),
+    timestamp=T0 + 40,
+)
 out = {
-  "description": "Consentry release formats v1 known answers. Keys are fixed test keys (bytes 0..127). "
-                 "Ed25519 is deterministic, so signatures must be reproduced exactly; HPKE is randomised, "
-                 "so the sealed batch is checked by opening it.",
-  "device_private_key": device.private_bytes().hex(), "device_public_key": device.public_bytes.hex(), "device_kid": device.kid,
-  "steward_private_key": steward.private_bytes().hex(), "log_private_key": log.private_bytes().hex(),
-  "store_private_key": store.private_bytes().hex(), "store_public_key": store.public_bytes.hex(),
-  "app_token_batch_key": ("07" * 32),
-  "payload_hex": payload.hex(), "payload_sha256": payload_digest(payload),
-  "manifest": manifest.canonical_dict(),
-  "manifest_sha256": manifest_digest(manifest),
-  "header": header.canonical_dict(), "header_canonical_hex": header.canonical_bytes().hex(),
-  "sealed_batch": sealed.model_dump(mode="json"),
-  "approval": approval.model_dump(mode="json"),
-  "checkpoint": cp.model_dump(mode="json"),
-  "erasure": er.model_dump(mode="json"),
-  "tree_head": th.model_dump(mode="json"),
+    "description": "Consentry release formats v1 known answers. Keys are fixed test keys (bytes 0..127). "
+    "Ed25519 is deterministic, so signatures must be reproduced exactly; HPKE is randomised, "
+    "so the sealed batch is checked by opening it.",
+    "device_private_key": device.private_bytes().hex(),
+    "device_public_key": device.public_bytes.hex(),
+    "device_kid": device.kid,
+    "steward_private_key": steward.private_bytes().hex(),
+    "log_private_key": log.private_bytes().hex(),
+    "store_private_key": store.private_bytes().hex(),
+    "store_public_key": store.public_bytes.hex(),
+    "app_token_batch_key": ("07" * 32),
+    "payload_hex": payload.hex(),
+    "payload_sha256": payload_digest(payload),
+    "manifest": manifest.canonical_dict(),
+    "manifest_sha256": manifest_digest(manifest),
+    "header": header.canonical_dict(),
+    "header_canonical_hex": header.canonical_bytes().hex(),
+    "sealed_batch": sealed.model_dump(mode="json"),
+    "approval": approval.model_dump(mode="json"),
+    "checkpoint": cp.model_dump(mode="json"),
+    "erasure": er.model_dump(mode="json"),
+    "tree_head": th.model_dump(mode="json"),
 }
 target = Path(sys.argv[1])
 if target.exists():

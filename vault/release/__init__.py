@@ -16,6 +16,9 @@ The workstation side (the lead's shipping code) calls, in this order::
     # after approval: header = build_header(manifest, LedgerCheckpointRef(seq=, head_hash=), created=now)
     sealed = seal_batch(header, payload, store_public_key, device_key)   # device_key: any Signer
     receipt = StoreClient(...).upload(sealed)                             # a verified LogReceipt
+    StoreClient(...).submit_checkpoint(sign_checkpoint(device_key, seq, head, created=now))
+    # (same bytes as vault.ledger's own checkpoints: LedgerCheckpoint.model_validate(cp.model_dump()))
+    StoreClient(...).request_erasure(sign_erasure(device_key, uuid4().hex, subject, created=now))
 
 ``seq`` is assigned when a manifest is *submitted* (a vetoed batch never gets one), starting at 1;
 ``prev_batch_hash`` is ``manifest_digest`` of the previous submitted manifest. The store side calls

@@ -39,7 +39,7 @@ class LedgerCheckpoint(Versioned):
     signature: Annotated[str, Field(pattern=r"^[0-9a-f]{128}$", description="Ed25519 signature, hex")]
 
     def epoch_seconds(self) -> int:
-        return int(datetime.fromisoformat(self.at.replace("Z", "+00:00")).timestamp())
+        return int(datetime.fromisoformat(self.at).timestamp())
 
 
 def checkpoint_message(seq: int, head_hash: str, device_kid: str, at: str) -> bytes:

@@ -25,7 +25,14 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from vault.categories import Category
 from vault.release.fields import FROZEN
-from vault.windows import APP_TOKEN_PATTERN, EXTENSION_PATTERN, AnyWindow, AppsWindow, WindowRecord, parse_window
+from vault.windows import (
+    APP_TOKEN_PATTERN,
+    EXTENSION_PATTERN,
+    AnyWindow,
+    AppsWindow,
+    WindowRecord,
+    parse_window,
+)
 
 CheckName = Literal["schema", "no_free_text", "consent_coverage", "counts_match", "app_tokens_rekeyed"]
 REQUIRED_CHECKS: tuple[CheckName, ...] = (
@@ -152,7 +159,8 @@ def run_privacy_checks(
             # checked; one that failed is walked string by string.
             ids = set(by_id)
             bad = sum(
-                (p.receipt_id not in ids) if p is not None else _has_free_text(r, ids) for p, r in zip(parsed, records)
+                (p.receipt_id not in ids) if p is not None else _has_free_text(r, ids)
+                for p, r in zip(parsed, records)
             )
             results.append(_check(name, bad, "contain a string outside the closed vocabularies"))
         elif name == "consent_coverage":

@@ -85,7 +85,9 @@ class BodyLimit:
                 await _error(400, "malformed_request", "invalid Content-Length")(scope, receive, send)
                 return
             if int(declared) > self.max_bytes:
-                await _error(413, "body_too_large", f"the limit is {self.max_bytes} bytes")(scope, receive, send)
+                await _error(413, "body_too_large", f"the limit is {self.max_bytes} bytes")(
+                    scope, receive, send
+                )
                 return
         chunks: list[bytes] = []
         total = 0
@@ -96,7 +98,9 @@ class BodyLimit:
             body = message.get("body", b"")
             total += len(body)
             if total > self.max_bytes:
-                await _error(413, "body_too_large", f"the limit is {self.max_bytes} bytes")(scope, receive, send)
+                await _error(413, "body_too_large", f"the limit is {self.max_bytes} bytes")(
+                    scope, receive, send
+                )
                 return
             chunks.append(body)
             if not message.get("more_body", False):
@@ -177,8 +181,15 @@ def create_app(
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         # Starlette's own refusals (unparsable body, unknown path, wrong method) in our error shape.
-        codes = {400: "malformed_request", 404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
-        return _error(exc.status_code, codes.get(exc.status_code, f"http_{exc.status_code}"), str(exc.detail)[:300])
+        codes = {
+            400: "malformed_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            415: "unsupported_media_type",
+        }
+        return _error(
+            exc.status_code, codes.get(exc.status_code, f"http_{exc.status_code}"), str(exc.detail)[:300]
+        )
 
     @app.exception_handler(VaultError)
     async def _vault(request: Request, exc: VaultError) -> JSONResponse:
@@ -264,5 +275,5 @@ def create_app(
         with backend.transaction() as tx:
             return audit.entries(tx, start, end)
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -60,15 +60,23 @@ def enroll(backend: StoreBackend, request: EnrollRequest, now: int) -> DeviceRow
     public_key = b64decode(request.public_key)
     digest = token_hash(request.token)
     try:
-        verify_signature(public_key, enroll_message(digest, request.device_kid, request.public_key), b64decode(request.proof))
+        verify_signature(
+            public_key,
+            enroll_message(digest, request.device_kid, request.public_key),
+            b64decode(request.proof),
+        )
     except InvalidRecord:
-        raise Unauthenticated("auth_bad_signature", "the enrollment proof does not verify under the given key") from None
+        raise Unauthenticated(
+            "auth_bad_signature", "the enrollment proof does not verify under the given key"
+        ) from None
     with backend.transaction() as tx:
         existing = tx.get_device(request.device_kid, lock=True)
         if existing is not None:
             raise Conflict("key_taken", "this device kid is already enrolled; a device enrolls once")
         if not tx.consume_token(digest, request.device_kid, now):
-            raise Forbidden("token_invalid", "the enrollment token is unknown, used or expired; ask IT for a new one")
+            raise Forbidden(
+                "token_invalid", "the enrollment token is unknown, used or expired; ask IT for a new one"
+            )
         device = DeviceRow(request.device_kid, public_key, now, 0, GENESIS_HASH, None, None)
         if not tx.insert_device(device):
             raise Conflict("key_taken", "this device key is already enrolled under another kid")
@@ -89,13 +97,17 @@ class Authenticator:
 
     def authenticate(self, request: SignedRequest, role: Role) -> Principal:
         if not (request.key and request.timestamp and request.nonce and request.signature):
-            raise Unauthenticated("auth_missing", "this endpoint needs a signed request (Consentry-* headers)")
+            raise Unauthenticated(
+                "auth_missing", "this endpoint needs a signed request (Consentry-* headers)"
+            )
         match = _KEY.match(request.key)
         if match is None or not _NONCE.match(request.nonce) or not request.timestamp.isdigit():
             raise Unauthenticated("auth_missing", "malformed Consentry-Key, -Nonce or -Timestamp header")
         claimed_role, kid = match.group(1), match.group(2)
         if claimed_role != role:
-            raise Forbidden("not_a_steward" if role == "steward" else "device_mismatch", f"this endpoint is for {role}s")
+            raise Forbidden(
+                "not_a_steward" if role == "steward" else "device_mismatch", f"this endpoint is for {role}s"
+            )
         timestamp = int(request.timestamp)
         now = self._clock.now()
         if abs(now - timestamp) > self._settings.clock_skew_seconds:
@@ -105,7 +117,9 @@ class Authenticator:
             signature = b64decode(request.signature)
         except ValueError:
             raise Unauthenticated("auth_bad_signature", "the request signature is not base64") from None
-        message = request_message(request.method, request.target, request.body, request.key, timestamp, request.nonce)
+        message = request_message(
+            request.method, request.target, request.body, request.key, timestamp, request.nonce
+        )
         try:
             verify_signature(principal.public_key, message, signature)
         except InvalidRecord:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
@@ -43,6 +43,7 @@ from vault.release.erasure import ErasureRequest
 from vault.release.fields import b64decode, b64encode
 from vault.release.manifest import BatchManifest
 from vault.release.signing import Signer
+from vault.store.auth import token_hash
 from vault.store.errors import StoreError, error_for_status
 from vault.store.models import (
     BatchReview,
@@ -54,7 +55,6 @@ from vault.store.models import (
     StoreInfo,
     enroll_message,
 )
-from vault.store.auth import token_hash
 from vault.store.request_signing import sign_request
 
 M = TypeVar("M", bound=BaseModel)
@@ -112,7 +112,9 @@ class _SignedAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         target = request.url.raw_path.decode("ascii")
         request.headers.update(
-            sign_request(self._signer, self._role, request.method, target, request.content, now=int(self._clock()))
+            sign_request(
+                self._signer, self._role, request.method, target, request.content, now=int(self._clock())
+            )
         )
         yield request
 
@@ -147,7 +149,7 @@ class StoreClient:
         self._rng = rng or random.Random()
         self.last_tree_head: TreeHead | None = None
 
-    def __enter__(self) -> StoreClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -157,8 +159,16 @@ class StoreClient:
         self._http.close()
 
     # transport -------------------------------------------------------------------------------------------
-    def _request(self, method: str, path: str, *, body: BaseModel | None = None, params: dict[str, int] | None = None,
-                 signed: bool = True, retry: bool = True) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: BaseModel | None = None,
+        params: dict[str, int] | None = None,
+        signed: bool = True,
+        retry: bool = True,
+    ) -> Any:
         content = body.model_dump_json().encode("utf-8") if body is not None else None
         headers = {"content-type": "application/json"} if content is not None else {}
         auth = self._auth if signed else None
@@ -168,8 +178,14 @@ class StoreClient:
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = self._http.request(method, path, content=content, headers=headers, params=params,
-                                              auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT)
+                response = self._http.request(
+                    method,
+                    path,
+                    content=content,
+                    headers=headers,
+                    params=params,
+                    auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+                )
             except httpx.TransportError:
                 if last:
                     raise
@@ -210,7 +226,9 @@ class StoreClient:
             raise ValueError("enrollment needs the device key (signer=...)")
         public = b64encode(self._signer.public_bytes)
         proof = self._signer.sign(enroll_message(token_hash(token), self._signer.kid, public))
-        request = EnrollRequest(token=token, device_kid=self._signer.kid, public_key=public, proof=b64encode(proof))
+        request = EnrollRequest(
+            token=token, device_kid=self._signer.kid, public_key=public, proof=b64encode(proof)
+        )
         # Not retried: the token is single-use, so a blind retry would fail after a lost response.
         response = self._post(EnrollResponse, "/v1/enroll", request, signed=False, retry=False)
         if self.log_public_key is None:
@@ -283,7 +301,9 @@ class StoreClient:
         return self._get(TreeHead, f"/v1/log/heads/{size}", signed=False)
 
     def consistency(self, first: int, second: int) -> ConsistencyProof:
-        return self._get(ConsistencyProof, "/v1/log/consistency", params={"first": first, "second": second}, signed=False)
+        return self._get(
+            ConsistencyProof, "/v1/log/consistency", params={"first": first, "second": second}, signed=False
+        )
 
     def entries(self, start: int, end: int) -> list[LogEntry]:
         data = self._request("GET", "/v1/log/entries", params={"start": start, "end": end}, signed=False)
@@ -302,4 +322,3 @@ class StoreClient:
             return
         proof = self.consistency(older.size, newer.size)
         verify_heads_consistent(older, newer, proof, self.log_public_key)
-

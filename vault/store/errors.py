@@ -7,7 +7,7 @@
     ├── NotFound              404   unknown_batch, unknown_tree_size
     ├── Conflict              409   chain_broken, chain_out_of_order, batch_id_reused, not_approved,
     │                               batch_rejected, batch_erased, already_decided, already_stored,
-    │                               checkpoint_regressed, checkpoint_forked, key_taken, nonce...
+    │                               checkpoint_regressed, checkpoint_forked, key_taken
     ├── PayloadTooLarge       413   body_too_large
     ├── Unprocessable         422   malformed_request, schema_version_unsupported, privacy_check_failed,
     │                               header_mismatch, batch_signature_invalid, batch_undecryptable,
@@ -68,7 +68,17 @@ class Unavailable(StoreError):
 
 
 _BY_STATUS: dict[int, type[StoreError]] = {
-    cls.status: cls for cls in (BadRequest, Unauthenticated, Forbidden, NotFound, Conflict, PayloadTooLarge, Unprocessable, Unavailable)
+    cls.status: cls
+    for cls in (
+        BadRequest,
+        Unauthenticated,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        Unprocessable,
+        Unavailable,
+    )
 }
 
 

@@ -54,7 +54,12 @@ SCHEMAS: dict[Category, pa.Schema] = {
     Category.MOUSE: pa.schema(
         _COMMON
         + [(f"clicks_{b.value}", pa.int64()) for b in MouseButton]
-        + [("scroll_steps", pa.int64()), ("moves", pa.int64()), ("distance_px", pa.float64()), ("idle_seconds", pa.float64())]
+        + [
+            ("scroll_steps", pa.int64()),
+            ("moves", pa.int64()),
+            ("distance_px", pa.float64()),
+            ("idle_seconds", pa.float64()),
+        ]
     ),
     Category.APPS: pa.schema(
         _COMMON
@@ -139,14 +144,21 @@ def export_parquet(
     export_id = export_id or uuid.uuid4().hex
     with backend.transaction() as tx:
         batches = tx.stored_batches()
-        approvals = {b.batch_id: [Approval.model_validate_json(a) for a in tx.approvals_json(b.batch_id)] for b in batches}
-    manifests = {b.batch_id: BatchManifest.model_validate_json(b.manifest_json) for b in batches if b.manifest_json}
+        approvals = {
+            b.batch_id: [Approval.model_validate_json(a) for a in tx.approvals_json(b.batch_id)]
+            for b in batches
+        }
+    manifests = {
+        b.batch_id: BatchManifest.model_validate_json(b.manifest_json) for b in batches if b.manifest_json
+    }
     ids = [b.batch_id for b in batches if b.batch_id in manifests]
     (out / "data").mkdir(parents=True, exist_ok=True)
     files: dict[str, int] = {}
     subjects: set[str] = set()
     for category, schema in SCHEMAS.items():
-        rows = _write_category(backend, category, schema, ids, out / "data" / f"{category.value}.parquet", subjects, progress)
+        rows = _write_category(
+            backend, category, schema, ids, out / "data" / f"{category.value}.parquet", subjects, progress
+        )
         if rows:
             files[f"data/{category.value}.parquet"] = rows
         else:
@@ -155,7 +167,9 @@ def export_parquet(
     manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8") + b"\n"
     (out / "manifest.json").write_bytes(manifest_bytes)
     (out / "README.md").write_text(_card(export_id, files, len(subjects)), encoding="utf-8")
-    (out / "DATASHEET.md").write_text(_datasheet(export_id, now, files, ids, manifests, len(subjects)), encoding="utf-8")
+    (out / "DATASHEET.md").write_text(
+        _datasheet(export_id, now, files, ids, manifests, len(subjects)), encoding="utf-8"
+    )
     manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
     with backend.transaction() as tx:
         tx.insert_export(export_id, now, manifest_sha, sorted(subjects))
@@ -164,8 +178,13 @@ def export_parquet(
         if erased:
             for digest in {tx.get_batch(b).subject_digest for b in erased}:  # type: ignore[union-attr]
                 tx.mark_exports_with_subject(digest)
-        body = {"export_id": export_id, "manifest_sha256": manifest_sha, "batches": len(ids), "files": len(files),
-                "rows": sum(files.values())}
+        body = {
+            "export_id": export_id,
+            "manifest_sha256": manifest_sha,
+            "batches": len(ids),
+            "files": len(files),
+            "rows": sum(files.values()),
+        }
         receipt = append_entry(tx, log_key, LogEntry(v=1, kind="export", time=now, body=body))
     (out / "export_receipt.json").write_text(receipt.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return ExportResult(export_id, out, files, len(ids), len(subjects), receipt)
@@ -211,7 +230,12 @@ def _export_manifest(
         "format": "parquet",
         "compression": "zstd",
         "files": [
-            {"path": rel, "rows": rows, "bytes": (out / rel).stat().st_size, "sha256": _sha256_file(out / rel)}
+            {
+                "path": rel,
+                "rows": rows,
+                "bytes": (out / rel).stat().st_size,
+                "sha256": _sha256_file(out / rel),
+            }
             for rel, rows in sorted(files.items())
         ],
         "batches": [
@@ -219,7 +243,9 @@ def _export_manifest(
                 "batch_id": b,
                 "manifest_sha256": hashlib.sha256(canonical_json(manifests[b].canonical_dict())).hexdigest(),
                 "record_counts": {str(k): v for k, v in manifests[b].record_counts.items()},
-                "approvals": [a.model_dump(mode="json") for a in approvals.get(b, []) if a.decision == "approve"],
+                "approvals": [
+                    a.model_dump(mode="json") for a in approvals.get(b, []) if a.decision == "approve"
+                ],
             }
             for b in ids
         ],
@@ -269,15 +295,33 @@ See `DATASHEET.md` before using it: consent covers the stated purposes only, and
 
 
 def _datasheet(
-    export_id: str, now: int, files: dict[str, int], ids: Sequence[str], manifests: dict[str, BatchManifest], subjects: int
+    export_id: str,
+    now: int,
+    files: dict[str, int],
+    ids: Sequence[str],
+    manifests: dict[str, BatchManifest],
+    subjects: int,
 ) -> str:
     notices: set[tuple[str, str, str, str, str, str]] = set()
     for b in ids:
         for r in manifests[b].consent_receipts:
-            notices.add((r.category.value, r.notice_id, r.notice_version, r.notice_sha256[:16], r.lawful_basis, ",".join(r.purposes) or "-"))
+            notices.add(
+                (
+                    r.category.value,
+                    r.notice_id,
+                    r.notice_version,
+                    r.notice_sha256[:16],
+                    r.lawful_basis,
+                    ",".join(r.purposes) or "-",
+                )
+            )
     notice_rows = "\n".join(f"| {' | '.join(n)} |" for n in sorted(notices)) or "| - | - | - | - | - | - |"
     periods = [(manifests[b].period_start, manifests[b].period_end) for b in ids]
-    span = f"{min(p[0] for p in periods)} to {max(p[1] for p in periods)} (UTC epoch seconds)" if periods else "empty"
+    span = (
+        f"{min(p[0] for p in periods)} to {max(p[1] for p in periods)} (UTC epoch seconds)"
+        if periods
+        else "empty"
+    )
     counts = "\n".join(f"- `{rel}`: {n} rows" for rel, n in sorted(files.items())) or "- no records"
     return f"""# Datasheet: Consentry export {export_id}
 

@@ -37,5 +37,8 @@ class StoreKeys:
                     created = True
                 except FileExistsError:
                     pass  # another store process created it first; use theirs
-        keys = cls(StoreSealKey(read_key_file(seal_path, "x25519")), Ed25519Signer(read_key_file(log_path, "ed25519")))
+        keys = cls(
+            StoreSealKey(read_key_file(seal_path, "x25519")),
+            Ed25519Signer(read_key_file(log_path, "ed25519")),
+        )
         return keys, created

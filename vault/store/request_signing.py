@@ -39,7 +39,9 @@ def request_message(method: str, target: str, body: bytes, key: str, timestamp: 
     return REQUEST_DOMAIN + canonical_json(body_fields)
 
 
-def sign_request(signer: Signer, role: str, method: str, target: str, body: bytes, *, now: int, nonce: str | None = None) -> dict[str, str]:
+def sign_request(
+    signer: Signer, role: str, method: str, target: str, body: bytes, *, now: int, nonce: str | None = None
+) -> dict[str, str]:
     """The four auth headers for one attempt of a request."""
     if role not in ("device", "steward"):
         raise ValueError(f"role must be device or steward, not {role!r}")

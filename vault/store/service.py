@@ -10,10 +10,11 @@ records, its state, the audit-log entry and its receipt are committed in one tra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from vault.errors import InvalidRecord, UnsupportedVersion
 from vault.release.approval import Approval, Tally, approval_is_valid, tally
-from vault.release.auditlog import LogEntry, LogReceipt, subject_digest
+from vault.release.auditlog import EntryKind, LogEntry, LogReceipt, subject_digest
 from vault.release.batch import SealedBatch, header_mismatches
 from vault.release.checkpoint import LedgerCheckpoint, verify_checkpoint
 from vault.release.erasure import ErasureRequest, verify_erasure
@@ -38,7 +39,7 @@ class _Verified:
     """What the pre-ingest checks established about an upload."""
 
     manifest: BatchManifest
-    records: tuple[dict[str, object], ...]
+    records: tuple[dict[str, Any], ...]
     payload: bytes
 
 
@@ -55,7 +56,8 @@ class StoreService:
             raise Forbidden("device_mismatch", "a device submits only its own manifests")
         if manifest.schema_version != SCHEMA_VERSION:
             raise Unprocessable(
-                "schema_version_unsupported", f"record schema {manifest.schema_version} (store has {SCHEMA_VERSION})"
+                "schema_version_unsupported",
+                f"record schema {manifest.schema_version} (store has {SCHEMA_VERSION})",
             )
         self._check_manifest_checks(manifest)
         digest = manifest_digest(manifest)
@@ -98,7 +100,9 @@ class StoreService:
         missing = [n for n in REQUIRED_CHECKS if n not in names]
         failed = manifest.failed_checks()
         if missing or failed:
-            raise Unprocessable("privacy_check_failed", f"missing checks {missing}, failed checks {list(failed)}")
+            raise Unprocessable(
+                "privacy_check_failed", f"missing checks {missing}, failed checks {list(failed)}"
+            )
         covered = {r.category for r in manifest.consent_receipts}
         uncovered = [str(c) for c, n in manifest.record_counts.items() if n and c not in covered]
         if uncovered:
@@ -143,7 +147,9 @@ class StoreService:
             manifest = BatchManifest.model_validate_json(batch.manifest_json)
             status = self._status(tx, batch, self._device(tx, batch.device_kid))
             decisions = tuple(Approval.model_validate_json(a) for a in tx.approvals_json(batch_id))
-        return BatchReview(status=status, manifest=manifest, privacy_checks=manifest.privacy_checks, decisions=decisions)
+        return BatchReview(
+            status=status, manifest=manifest, privacy_checks=manifest.privacy_checks, decisions=decisions
+        )
 
     def decide(self, who: Principal, batch_id: str, approval: Approval) -> BatchStatus:
         if approval.batch_id != batch_id:
@@ -158,7 +164,9 @@ class StoreService:
             if approval.manifest_sha256 != batch.manifest_sha256:
                 raise Unprocessable("approval_signature_invalid", "the approval is for another manifest")
             self._refuse_terminal(batch)
-            if not tx.insert_approval(batch_id, approval.steward_key, approval.decision, approval.model_dump_json(), now):
+            if not tx.insert_approval(
+                batch_id, approval.steward_key, approval.decision, approval.model_dump_json(), now
+            ):
                 raise Conflict("already_decided", "this steward already decided on this batch")
             device = self._device(tx, batch.device_kid)
             t = self._tally(tx, batch, device)
@@ -166,7 +174,7 @@ class StoreService:
             if state != batch.state:
                 tx.update_batch(batch_id, state=state)
             counted = approval.steward_key not in {i.steward_key for i in t.ignored}
-            kind = "approval" if approval.decision == "approve" else "rejection"
+            kind: EntryKind = "approval" if approval.decision == "approve" else "rejection"
             body = {
                 "batch_id": batch_id,
                 "manifest_sha256": batch.manifest_sha256,
@@ -207,13 +215,17 @@ class StoreService:
             raise Conflict("batch_id_reused", "this batch was stored with another header")
         return LogReceipt.model_validate_json(row.receipt_json)  # a retry gets the same receipt
 
-    def _check_before_decrypt(self, tx: StoreTx, row: BatchRow, who: Principal, batch: SealedBatch) -> BatchManifest:
+    def _check_before_decrypt(
+        self, tx: StoreTx, row: BatchRow, who: Principal, batch: SealedBatch
+    ) -> BatchManifest:
         self._refuse_terminal(row)
         assert row.manifest_json is not None  # only erased batches lose it, and those were refused
         manifest = BatchManifest.model_validate_json(row.manifest_json)
         wrong = header_mismatches(batch.header, manifest)
         if wrong:
-            raise Unprocessable("header_mismatch", f"header fields disagree with the approved manifest: {list(wrong)}")
+            raise Unprocessable(
+                "header_mismatch", f"header fields disagree with the approved manifest: {list(wrong)}"
+            )
         device = self._device(tx, who.kid)
         t = self._tally(tx, row, device)
         if t.status == "rejected":
@@ -221,15 +233,21 @@ class StoreService:
         if t.status != "approved":
             raise Conflict("not_approved", f"{len(t.approved_by)} of {t.required} steward approvals so far")
         if tx.open_batches_before(who.kid, row.seq):
-            raise Conflict("chain_out_of_order", "an earlier batch of this device is not stored or closed yet")
-        self._check_checkpoint(device, batch.header.ledger_checkpoint.seq, batch.header.ledger_checkpoint.head_hash)
+            raise Conflict(
+                "chain_out_of_order", "an earlier batch of this device is not stored or closed yet"
+            )
+        self._check_checkpoint(
+            device, batch.header.ledger_checkpoint.seq, batch.header.ledger_checkpoint.head_hash
+        )
         return manifest
 
     def _decrypt_and_check(self, batch: SealedBatch, manifest: BatchManifest, who: Principal) -> _Verified:
         try:
             payload = open_batch(batch, self.keys.seal, who.public_key)
         except InvalidRecord:
-            raise Unprocessable("batch_undecryptable", "the batch does not decrypt with this store's key") from None
+            raise Unprocessable(
+                "batch_undecryptable", "the batch does not decrypt with this store's key"
+            ) from None
         if payload_digest(payload) != manifest.payload_sha256 or len(payload) != manifest.payload_bytes:
             raise Unprocessable("payload_mismatch", "the payload is not the one the manifest describes")
         try:
@@ -238,7 +256,9 @@ class StoreService:
             raise Unprocessable("payload_mismatch", str(exc)) from None
         if decoded.batch_id != manifest.batch_id:
             raise Unprocessable("payload_mismatch", "the payload names another batch")
-        checks = run_privacy_checks(decoded.records, manifest.consent_receipts, manifest.record_counts, names=STORE_CHECKS)
+        checks = run_privacy_checks(
+            decoded.records, manifest.consent_receipts, manifest.record_counts, names=STORE_CHECKS
+        )
         failed = [c.name for c in checks if not c.passed]
         if failed:
             raise Unprocessable("privacy_check_failed", f"the payload fails {failed}")
@@ -254,7 +274,7 @@ class StoreService:
             if previous is not None:
                 return previous  # another store process finished it while we decrypted
             self._check_before_decrypt(tx, row, who, batch)
-            tx.store_records(row, verified.manifest.subject, verified.payload, verified.records)  # type: ignore[arg-type]
+            tx.store_records(row, verified.manifest.subject, verified.payload, verified.records)
             entry = LogEntry(
                 v=1,
                 kind="batch-stored",
@@ -290,22 +310,30 @@ class StoreService:
         try:
             verify_checkpoint(checkpoint, who.public_key)
         except InvalidRecord:
-            raise Unprocessable("checkpoint_signature_invalid", "the checkpoint signature does not verify") from None
+            raise Unprocessable(
+                "checkpoint_signature_invalid", "the checkpoint signature does not verify"
+            ) from None
         now = self.clock.now()
         with self.backend.transaction() as tx:
             device = self._device(tx, who.kid, lock=True)
             self._check_checkpoint(device, checkpoint.seq, checkpoint.head_hash)
-            tx.insert_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash, checkpoint.epoch_seconds(), now)
+            tx.insert_checkpoint(
+                who.kid, checkpoint.seq, checkpoint.head_hash, checkpoint.epoch_seconds(), now
+            )
             if device.checkpoint_seq is None or checkpoint.seq > device.checkpoint_seq:
                 tx.set_device_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash)
-        return CheckpointAck(device_kid=who.kid, seq=checkpoint.seq, head_hash=checkpoint.head_hash, witnessed_at=now)
+        return CheckpointAck(
+            device_kid=who.kid, seq=checkpoint.seq, head_hash=checkpoint.head_hash, witnessed_at=now
+        )
 
     @staticmethod
     def _check_checkpoint(device: DeviceRow, seq: int, head_hash: str) -> None:
         if device.checkpoint_seq is None:
             return
         if seq < device.checkpoint_seq:
-            raise Conflict("checkpoint_regressed", f"ledger seq {seq} is below the witnessed {device.checkpoint_seq}")
+            raise Conflict(
+                "checkpoint_regressed", f"ledger seq {seq} is below the witnessed {device.checkpoint_seq}"
+            )
         if seq == device.checkpoint_seq and head_hash != device.checkpoint_hash:
             raise Conflict("checkpoint_forked", f"ledger seq {seq} was witnessed with another head hash")
 
@@ -316,7 +344,9 @@ class StoreService:
         try:
             verify_erasure(request, who.public_key)
         except InvalidRecord:
-            raise Unprocessable("erasure_signature_invalid", "the erasure request signature does not verify") from None
+            raise Unprocessable(
+                "erasure_signature_invalid", "the erasure request signature does not verify"
+            ) from None
         subject = subject_digest(request.subject)
         now = self.clock.now()
         with self.backend.transaction() as tx:

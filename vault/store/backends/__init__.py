@@ -7,7 +7,13 @@ from pathlib import Path
 from vault.store.backend import BackendKind, StoreBackend
 
 
-def open_backend(kind: BackendKind | str, *, data_dir: Path | None = None, dsn: str | None = None, schema: str = "consentry") -> StoreBackend:
+def open_backend(
+    kind: BackendKind | str,
+    *,
+    data_dir: Path | None = None,
+    dsn: str | None = None,
+    schema: str = "consentry",
+) -> StoreBackend:
     """``dir`` needs ``data_dir``; ``postgres`` needs ``dsn``. Imported lazily: psycopg only when used."""
     if kind == "dir":
         if data_dir is None:

@@ -36,7 +36,9 @@ class DirTx(SqlTx):
     def lock_log(self) -> None:
         """Nothing to do: BEGIN IMMEDIATE already made this the only writer."""
 
-    def store_records(self, batch: BatchRow, subject: str, payload: bytes, records: Sequence[dict[str, Any]]) -> None:
+    def store_records(
+        self, batch: BatchRow, subject: str, payload: bytes, records: Sequence[dict[str, Any]]
+    ) -> None:
         self._backend.write_payload(batch.batch_id, payload)
 
     def erase_records(self, batch_ids: Sequence[str]) -> int:
@@ -85,7 +87,9 @@ class DirBackend:
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)"
+            )
             done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
             for migration in CATALOG_MIGRATIONS:
                 if migration.name in done:
@@ -93,7 +97,10 @@ class DirBackend:
                 for statement in migration.sql.format(blob="BLOB").split(";\n"):
                     if statement.strip():
                         conn.execute(statement)
-                conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, strftime('%s','now'))", (migration.name,))
+                conn.execute(
+                    "INSERT INTO _migrations (name, applied_at) VALUES (?, strftime('%s','now'))",
+                    (migration.name,),
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

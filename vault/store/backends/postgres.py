@@ -51,7 +51,9 @@ class PostgresTx(SqlTx):
     def lock_log(self) -> None:
         self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (_LOG_LOCK,))
 
-    def store_records(self, batch: BatchRow, subject: str, payload: bytes, records: Sequence[dict[str, Any]]) -> None:
+    def store_records(
+        self, batch: BatchRow, subject: str, payload: bytes, records: Sequence[dict[str, Any]]
+    ) -> None:
         copy_records(self._pg, batch.batch_id, batch.subject_digest, records)
 
     def erase_records(self, batch_ids: Sequence[str]) -> int:
@@ -89,11 +91,15 @@ def copy_rows(cursor: psycopg.Cursor[Any], rows: Sequence[tuple[str, str, str, i
 _ENCODE_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
 
-def record_rows(batch_id: str, subject_digest: str, records: Sequence[dict[str, Any]]) -> list[tuple[str, str, str, int, int, str]]:
+def record_rows(
+    batch_id: str, subject_digest: str, records: Sequence[dict[str, Any]]
+) -> list[tuple[str, str, str, int, int, str]]:
     return [(batch_id, subject_digest, r["category"], r["start"], r["end"], _ENCODE_JSON(r)) for r in records]
 
 
-def copy_records(cursor: psycopg.Cursor[Any], batch_id: str, subject_digest: str, records: Sequence[dict[str, Any]]) -> None:
+def copy_records(
+    cursor: psycopg.Cursor[Any], batch_id: str, subject_digest: str, records: Sequence[dict[str, Any]]
+) -> None:
     copy_rows(cursor, record_rows(batch_id, subject_digest, records))
 
 
@@ -124,7 +130,9 @@ class PostgresBackend:
     def _migrate(self) -> None:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            cur.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)")
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+            )
             cur.execute("SELECT name FROM _migrations")
             done = {row[0] for row in cur.fetchall()}
             for migration in CATALOG_MIGRATIONS + POSTGRES_MIGRATIONS:
@@ -132,8 +140,10 @@ class PostgresBackend:
                     continue
                 for statement in migration.sql.format(blob="BYTEA").split(";\n"):
                     if statement.strip():
-                        cur.execute(statement)  # type: ignore[call-overload]  # trusted DDL, no parameters
-                cur.execute("INSERT INTO _migrations (name, applied_at) VALUES (%s, now())", (migration.name,))
+                        cur.execute(statement)  # trusted DDL from this module, no parameters
+                cur.execute(
+                    "INSERT INTO _migrations (name, applied_at) VALUES (%s, now())", (migration.name,)
+                )
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresTx]:
@@ -142,7 +152,9 @@ class PostgresBackend:
                 yield PostgresTx(cur)
         except (psycopg.OperationalError, psycopg.errors.SerializationFailure) as exc:
             # Connection lost or server restarting: nothing committed; the client retries on 503.
-            raise Unavailable("backend_unavailable", f"PostgreSQL is unavailable: {type(exc).__name__}") from None
+            raise Unavailable(
+                "backend_unavailable", f"PostgreSQL is unavailable: {type(exc).__name__}"
+            ) from None
 
     def close(self) -> None:
         self._pool.close()

@@ -60,15 +60,36 @@ _BATCH_COLUMNS = (
     "batch_id, device_kid, seq, subject_digest, manifest_json, manifest_sha256, state, submitted_at, "
     "header_sha256, stored_at, receipt_json, record_count"
 )
-_UPDATABLE = {"state", "header_sha256", "stored_at", "receipt_json", "record_count", "manifest_json", "subject_digest"}
+_UPDATABLE = {
+    "state",
+    "header_sha256",
+    "stored_at",
+    "receipt_json",
+    "record_count",
+    "manifest_json",
+    "subject_digest",
+}
 _TABLES = {
-    "devices", "enroll_tokens", "nonces", "subjects", "batches", "approvals", "checkpoints", "log_leaves",
-    "log_nodes", "log_heads", "erasures", "exports", "export_subjects", "records",
+    "devices",
+    "enroll_tokens",
+    "nonces",
+    "subjects",
+    "batches",
+    "approvals",
+    "checkpoints",
+    "log_leaves",
+    "log_nodes",
+    "log_heads",
+    "erasures",
+    "exports",
+    "export_subjects",
+    "records",
 }
 
 
 class Cursor(Protocol):
-    rowcount: int
+    @property
+    def rowcount(self) -> int: ...
 
     def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
     def fetchone(self) -> Any: ...
@@ -92,7 +113,10 @@ class SqlTx:
 
     # enrollment ------------------------------------------------------------------------------------------
     def insert_token(self, token_hash: str, created: int, expires: int) -> None:
-        self._q("INSERT INTO enroll_tokens (token_hash, created, expires) VALUES (?, ?, ?)", (token_hash, created, expires))
+        self._q(
+            "INSERT INTO enroll_tokens (token_hash, created, expires) VALUES (?, ?, ?)",
+            (token_hash, created, expires),
+        )
 
     def consume_token(self, token_hash: str, device_kid: str, now: int) -> bool:
         cur = self._q(
@@ -120,19 +144,28 @@ class SqlTx:
         return cur.rowcount == 1
 
     def set_device_chain(self, kid: str, seq: int, manifest_hash: str) -> None:
-        self._q("UPDATE devices SET last_seq = ?, last_manifest_hash = ? WHERE kid = ?", (seq, manifest_hash, kid))
+        self._q(
+            "UPDATE devices SET last_seq = ?, last_manifest_hash = ? WHERE kid = ?", (seq, manifest_hash, kid)
+        )
 
     def set_device_checkpoint(self, kid: str, seq: int, head_hash: str) -> None:
-        self._q("UPDATE devices SET checkpoint_seq = ?, checkpoint_hash = ? WHERE kid = ?", (seq, head_hash, kid))
+        self._q(
+            "UPDATE devices SET checkpoint_seq = ?, checkpoint_hash = ? WHERE kid = ?", (seq, head_hash, kid)
+        )
 
     def use_nonce(self, key: str, nonce: str, now: int, forget_before: int) -> bool:
         self._q("DELETE FROM nonces WHERE seen_at < ?", (forget_before,))
-        cur = self._q("INSERT INTO nonces (key, nonce, seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (key, nonce, now))
+        cur = self._q(
+            "INSERT INTO nonces (key, nonce, seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            (key, nonce, now),
+        )
         return cur.rowcount == 1
 
     # subjects, batches, approvals, checkpoints --------------------------------------------------------------
     def subject_owner(self, subject_digest: str) -> str | None:
-        row = self._q("SELECT device_kid FROM subjects WHERE subject_digest = ?", (subject_digest,)).fetchone()
+        row = self._q(
+            "SELECT device_kid FROM subjects WHERE subject_digest = ?", (subject_digest,)
+        ).fetchone()
         return None if row is None else str(row[0])
 
     def insert_subject(self, subject_digest: str, device_kid: str) -> None:
@@ -147,7 +180,8 @@ class SqlTx:
 
     def get_batch(self, batch_id: str, *, lock: bool = False) -> BatchRow | None:
         row = self._q(
-            f"SELECT {_BATCH_COLUMNS} FROM batches WHERE batch_id = ?" + (self.for_update if lock else ""), (batch_id,)
+            f"SELECT {_BATCH_COLUMNS} FROM batches WHERE batch_id = ?" + (self.for_update if lock else ""),
+            (batch_id,),
         ).fetchone()
         return None if row is None else self._batch(row)
 
@@ -155,9 +189,18 @@ class SqlTx:
         self._q(
             f"INSERT INTO batches ({_BATCH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                batch.batch_id, batch.device_kid, batch.seq, batch.subject_digest, batch.manifest_json,
-                batch.manifest_sha256, batch.state, batch.submitted_at, batch.header_sha256, batch.stored_at,
-                batch.receipt_json, batch.record_count,
+                batch.batch_id,
+                batch.device_kid,
+                batch.seq,
+                batch.subject_digest,
+                batch.manifest_json,
+                batch.manifest_sha256,
+                batch.state,
+                batch.submitted_at,
+                batch.header_sha256,
+                batch.stored_at,
+                batch.receipt_json,
+                batch.record_count,
             ),
         )
 
@@ -167,7 +210,9 @@ class SqlTx:
             raise ValueError(f"cannot update batch columns {sorted(unknown)}")
         names = sorted(fields)
         assignments = ", ".join(f"{name} = ?" for name in names)
-        self._q(f"UPDATE batches SET {assignments} WHERE batch_id = ?", [fields[n] for n in names] + [batch_id])
+        self._q(
+            f"UPDATE batches SET {assignments} WHERE batch_id = ?", [fields[n] for n in names] + [batch_id]
+        )
 
     def open_batches_before(self, device_kid: str, seq: int) -> int:
         marks = ", ".join("?" for _ in TERMINAL_STATES)
@@ -186,7 +231,9 @@ class SqlTx:
         return [self._batch(r) for r in rows]
 
     def stored_batches(self) -> list[BatchRow]:
-        rows = self._q(f"SELECT {_BATCH_COLUMNS} FROM batches WHERE state = 'stored' ORDER BY batch_id").fetchall()
+        rows = self._q(
+            f"SELECT {_BATCH_COLUMNS} FROM batches WHERE state = 'stored' ORDER BY batch_id"
+        ).fetchall()
         return [self._batch(r) for r in rows]
 
     def batches_of_subject(self, subject_digest: str) -> list[BatchRow]:
@@ -199,11 +246,14 @@ class SqlTx:
 
     def approvals_json(self, batch_id: str) -> list[str]:
         rows = self._q(
-            "SELECT approval_json FROM approvals WHERE batch_id = ? ORDER BY created, steward_key", (batch_id,)
+            "SELECT approval_json FROM approvals WHERE batch_id = ? ORDER BY created, steward_key",
+            (batch_id,),
         ).fetchall()
         return [str(r[0]) for r in rows]
 
-    def insert_approval(self, batch_id: str, steward_key: str, decision: str, approval_json: str, created: int) -> bool:
+    def insert_approval(
+        self, batch_id: str, steward_key: str, decision: str, approval_json: str, created: int
+    ) -> bool:
         cur = self._q(
             "INSERT INTO approvals (batch_id, steward_key, decision, approval_json, created) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",
@@ -211,7 +261,9 @@ class SqlTx:
         )
         return cur.rowcount == 1
 
-    def insert_checkpoint(self, device_kid: str, seq: int, head_hash: str, created: int, received: int) -> None:
+    def insert_checkpoint(
+        self, device_kid: str, seq: int, head_hash: str, created: int, received: int
+    ) -> None:
         self._q(
             "INSERT INTO checkpoints (device_kid, seq, head_hash, created, received) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",
@@ -224,7 +276,9 @@ class SqlTx:
         return int(row[0])
 
     def insert_leaf(self, index: int, kind: str, time: int, data: bytes) -> None:
-        self._q("INSERT INTO log_leaves (idx, kind, time, data) VALUES (?, ?, ?, ?)", (index, kind, time, data))
+        self._q(
+            "INSERT INTO log_leaves (idx, kind, time, data) VALUES (?, ?, ?, ?)", (index, kind, time, data)
+        )
 
     def insert_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
         for level, index, digest in nodes:
@@ -237,12 +291,16 @@ class SqlTx:
             chunk = wanted[start : start + 200]
             where = " OR ".join("(level = ? AND idx = ?)" for _ in chunk)
             params = [v for coord in chunk for v in coord]
-            for level, index, digest in self._q(f"SELECT level, idx, hash FROM log_nodes WHERE {where}", params).fetchall():
+            for level, index, digest in self._q(
+                f"SELECT level, idx, hash FROM log_nodes WHERE {where}", params
+            ).fetchall():
                 found[(int(level), int(index))] = bytes(digest)
         return found
 
     def insert_head(self, size: int, head_json: str) -> None:
-        self._q("INSERT INTO log_heads (size, head_json) VALUES (?, ?) ON CONFLICT DO NOTHING", (size, head_json))
+        self._q(
+            "INSERT INTO log_heads (size, head_json) VALUES (?, ?) ON CONFLICT DO NOTHING", (size, head_json)
+        )
 
     def get_head(self, size: int | None = None) -> str | None:
         if size is None:
@@ -252,7 +310,9 @@ class SqlTx:
         return None if row is None else str(row[0])
 
     def get_leaves(self, start: int, end: int) -> list[bytes]:
-        rows = self._q("SELECT data FROM log_leaves WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)).fetchall()
+        rows = self._q(
+            "SELECT data FROM log_leaves WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
+        ).fetchall()
         return [bytes(r[0]) for r in rows]
 
     # erasures and exports ------------------------------------------------------------------------------------
@@ -260,22 +320,30 @@ class SqlTx:
         row = self._q("SELECT receipt_json FROM erasures WHERE request_id = ?", (request_id,)).fetchone()
         return None if row is None else str(row[0])
 
-    def insert_erasure(self, request_id: str, subject_digest: str, device_kid: str, receipt_json: str, created: int) -> None:
+    def insert_erasure(
+        self, request_id: str, subject_digest: str, device_kid: str, receipt_json: str, created: int
+    ) -> None:
         self._q(
             "INSERT INTO erasures (request_id, subject_digest, device_kid, receipt_json, created) VALUES (?, ?, ?, ?, ?)",
             (request_id, subject_digest, device_kid, receipt_json, created),
         )
 
-    def insert_export(self, export_id: str, created: int, manifest_sha256: str, subject_digests: Sequence[str]) -> None:
+    def insert_export(
+        self, export_id: str, created: int, manifest_sha256: str, subject_digests: Sequence[str]
+    ) -> None:
         self._q(
-            "INSERT INTO exports (export_id, created, manifest_sha256) VALUES (?, ?, ?)", (export_id, created, manifest_sha256)
+            "INSERT INTO exports (export_id, created, manifest_sha256) VALUES (?, ?, ?)",
+            (export_id, created, manifest_sha256),
         )
         for digest in sorted(set(subject_digests)):
-            self._q("INSERT INTO export_subjects (export_id, subject_digest) VALUES (?, ?)", (export_id, digest))
+            self._q(
+                "INSERT INTO export_subjects (export_id, subject_digest) VALUES (?, ?)", (export_id, digest)
+            )
 
     def mark_exports_with_subject(self, subject_digest: str) -> list[str]:
         rows = self._q(
-            "SELECT export_id FROM export_subjects WHERE subject_digest = ? ORDER BY export_id", (subject_digest,)
+            "SELECT export_id FROM export_subjects WHERE subject_digest = ? ORDER BY export_id",
+            (subject_digest,),
         ).fetchall()
         ids = [str(r[0]) for r in rows]
         for export_id in ids:
