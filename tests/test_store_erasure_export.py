@@ -89,7 +89,7 @@ def test_export_is_parquet_with_card_datasheet_manifest_and_a_logged_receipt(
         assert all(len(b["approvals"]) == 2 for b in manifest["batches"])
         card = (out / "README.md").read_text()
         assert (
-            card.startswith("---\n") and "split: keyboard" in card and "path: data/keyboard.parquet" in card
+            card.startswith("---\n") and "config_name: keyboard" in card and "path: data/keyboard.parquet" in card
         )
         sheet = (out / "DATASHEET.md").read_text()
         for section in (
@@ -123,14 +123,22 @@ def test_export_is_parquet_with_card_datasheet_manifest_and_a_logged_receipt(
         assert later.files == {"data/keyboard.parquet": 4, "data/mouse.parquet": 4, "data/apps.parquet": 4}
 
 
-def test_export_reads_with_hugging_face_datasets_when_installed(tmp_path: Path) -> None:
-    datasets = pytest.importorskip("datasets")
+def test_export_reads_with_hugging_face_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # datasets is a test dependency; offline, with its cache in this test's folder.
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    import datasets
+
     with running_store("dir", tmp_path) as store:
         agent = Agent()
         store.enroll(agent)
         with store.client(agent) as c:
             c.upload(store.shippable(agent, 6)[1])
         result = export_parquet(store.backend, store.keys.log, tmp_path / "out", now=T0)
-    files = {Path(rel).stem: str(tmp_path / "out" / rel) for rel in result.files}
-    ds = datasets.load_dataset("parquet", data_files=files)
-    assert ds["keyboard"].num_rows == 2
+    for rel, rows in result.files.items():
+        category = Path(rel).stem
+        plain = datasets.load_dataset("parquet", data_files={"train": str(tmp_path / "out" / rel)})
+        via_card = datasets.load_dataset(str(tmp_path / "out"), category)  # the card's per-category configs
+        assert plain["train"].num_rows == via_card["train"].num_rows == rows
+        assert via_card["train"].column_names == plain["train"].column_names
+    assert result.files["data/keyboard.parquet"] == 2

@@ -1,10 +1,14 @@
 """How every pydantic model that crosses a boundary is configured.
 
-Frozen and ``extra="forbid"`` (a field outside the schema is an error, never silently kept).
-``defer_build``: a model's validator is built on first use rather than at import, so a CLI command
-pays only for the models it touches (it must start in well under 150 ms).
+Frozen and ``extra="forbid"``: a field outside the schema is an error, never silently kept.
+
+``BOUNDARY`` also defers building each model's validator to its first use, so a CLI command pays only
+for the models it touches (``consentry status`` must start in well under 150 ms). ``WIRE`` does not:
+the release and store models are used by networked commands and by the long-running store, and
+FastAPI warns when it meets a deferred model as a request body.
 """
 
 from pydantic import ConfigDict
 
 BOUNDARY = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+WIRE = ConfigDict(frozen=True, extra="forbid")

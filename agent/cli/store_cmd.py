@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -209,7 +210,7 @@ def export(
         with storage.transaction() as tx:
             total = len(tx.stored_batches()) * 4  # four category passes over the batches
         with click.progressbar(
-            length=max(total, 1), label="Exporting", file=click.get_text_stream("stderr")
+            length=max(total, 1), label="Exporting", file=sys.stderr
         ) as bar:
             try:
                 result = export_parquet(storage, keys.log, out, now=int(time.time()), progress=bar.update)

@@ -9,9 +9,9 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from vault.errors import UnsupportedVersion
-from vault.modelconfig import BOUNDARY
+from vault.modelconfig import WIRE
 
-FROZEN = BOUNDARY
+FROZEN = WIRE
 
 # The "previous batch hash" of a device's first batch: there is no previous manifest.
 GENESIS_HASH = "0" * 64

@@ -257,8 +257,12 @@ def _subjects_text(count: int) -> str:
 
 
 def _card(export_id: str, files: dict[str, int], subjects: int) -> str:
-    splits = "\n".join(f"  - split: {Path(rel).stem}\n    path: {rel}" for rel in sorted(files))
+    # One configuration per category: their columns differ, so they cannot be splits of one dataset.
+    configs = "\n".join(
+        f"- config_name: {Path(rel).stem}\n  data_files:\n  - split: train\n    path: {rel}" for rel in sorted(files)
+    )
     rows = "\n".join(f"| {Path(rel).stem} | {n} |" for rel, n in sorted(files.items()))
+    first = Path(sorted(files)[0]).stem if files else "keyboard"
     return f"""---
 pretty_name: Consentry workstation telemetry export {export_id}
 license: other
@@ -267,9 +271,7 @@ tags:
 - telemetry
 - consented
 configs:
-- config_name: default
-  data_files:
-{splits}
+{configs}
 ---
 
 # Consentry workstation telemetry ({export_id})
@@ -279,15 +281,19 @@ Consentry on-prem store. Every batch in it was previewed by the employee and app
 stewards; `manifest.json` lists each batch with its approvals and the SHA-256 of every file, and
 `export_receipt.json` is this export's entry in the store's verifiable audit log.
 
-| split | rows |
+| configuration (category) | rows |
 |---|---|
 {rows}
 
-Subjects: {_subjects_text(subjects)}. `subject` is a digest of a rotating pseudonym; there is no device id.
+Subjects: {_subjects_text(subjects)}. `subject` is a digest of the workstation's pseudonym; there is no
+device id.
+
+Each category is its own configuration, because their columns differ:
 
 ```python
 import datasets
-ds = datasets.load_dataset("parquet", data_files={{{", ".join(f'"{Path(r).stem}": "{r}"' for r in sorted(files))}}})
+ds = datasets.load_dataset("parquet", data_files={{"train": "data/{first}.parquet"}})
+ds = datasets.load_dataset("path/to/this/folder", "{first}")   # the same, through this card's configs
 ```
 
 See `DATASHEET.md` before using it: consent covers the stated purposes only, and subjects may withdraw.
