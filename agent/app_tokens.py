@@ -52,9 +52,7 @@ class AppResolver:
         self._secret = secret
 
     @classmethod
-    def for_policy(
-        cls, policy: MachinePolicy, employee_excluded: Iterable[str], secret: bytes
-    ) -> AppResolver:
+    def for_policy(cls, policy: MachinePolicy, employee_excluded: Iterable[str], secret: bytes) -> AppResolver:
         categories = {**load_allow_list(), **policy.app_categories}
         return cls(categories, (*policy.excluded_apps, *employee_excluded), secret)
 

@@ -42,9 +42,7 @@ def _ask(layout: Layout, request: ControlRequest, timeout: float) -> ControlResp
         except TimeoutError:
             raise ControlError(f"the agent did not answer within {timeout:g} s") from None
         except OSError as exc:
-            raise ControlError(
-                f"the agent connection failed ({exc.strerror or type(exc).__name__})"
-            ) from None
+            raise ControlError(f"the agent connection failed ({exc.strerror or type(exc).__name__})") from None
     finally:
         sock.close()
     try:

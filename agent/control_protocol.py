@@ -23,9 +23,7 @@ class ControlRequest(BaseModel):
 
     v: Literal[1] = PROTOCOL_VERSION
     op: Op
-    until: datetime | None = Field(
-        default=None, description="pause only: when it ends (None = until resumed)"
-    )
+    until: datetime | None = Field(default=None, description="pause only: when it ends (None = until resumed)")
 
 
 class ControlResponse(BaseModel):

@@ -25,9 +25,9 @@ from agent.clock import Clock, SystemClock
 from agent.control_protocol import ControlResponse
 from agent.control_server import PendingRequest
 from agent.errors import SourceUnavailable
-from agent.housekeeping import Housekeeper
 from agent.excluded_apps import excluded_apps_path, read_excluded_apps
 from agent.gate import DROP_STATES, OPEN_STATES, Circumstances, category_status, eligible
+from agent.housekeeping import Housekeeper
 from agent.policy_watch import PolicyWatcher, Stamp, policy_stamp
 from agent.recorder import Recorder, utc_midnight
 from agent.sources import Source, SourceContext, SourceKind, make_source
@@ -302,9 +302,7 @@ class Agent:
             self._reload_folders()
             self._refresh_consent(force=True)
             self._step()
-        return ControlResponse(
-            ok=True, ledger_seq=self._head[0], status=self._build_status().model_dump(mode="json")
-        )
+        return ControlResponse(ok=True, ledger_seq=self._head[0], status=self._build_status().model_dump(mode="json"))
 
     # -- the consent gate and sources ------------------------------------------------------------
 
@@ -427,9 +425,7 @@ class Agent:
             else PolicyStatus(state="invalid", message=self.policy_error),
             paused_until=self.snapshot.paused_until,
             last_flush=self.recorder.last_flush,
-            records_written_today=self._written_before_today
-            + self.recorder.written
-            - self._written_at_day_start,
+            records_written_today=self._written_before_today + self.recorder.written - self._written_at_day_start,
             dropped_events=self.capture.dropped,
             storage_error=self.recorder.error,
             housekeeping_error=self._chores.last_error,

@@ -42,9 +42,7 @@ def read_excluded_apps(layout: Layout) -> ExcludedApps:
     except FileNotFoundError:
         return ExcludedApps()
     except ValidationError as exc:
-        raise ValueError(
-            f"{FILE_NAME} is not a valid excluded-apps list: {exc.error_count()} problem(s)"
-        ) from None
+        raise ValueError(f"{FILE_NAME} is not a valid excluded-apps list: {exc.error_count()} problem(s)") from None
 
 
 def write_excluded_apps(layout: Layout, apps: tuple[str, ...] | list[str]) -> ExcludedApps:

@@ -49,9 +49,7 @@ def watched_roots(folders: Iterable[PurePath], home: PurePath) -> tuple[WatchedR
     return tuple(sorted(roots, key=lambda r: len(r.path), reverse=True))
 
 
-def minimize_path(
-    path: str, roots: Sequence[WatchedRoot], extensions: frozenset[str]
-) -> MinimizedPath | None:
+def minimize_path(path: str, roots: Sequence[WatchedRoot], extensions: frozenset[str]) -> MinimizedPath | None:
     """Minimise ``path`` against the watched roots; None when it is under none of them.
 
     depth = folders between the root and the file (a file directly in the root has depth 0),

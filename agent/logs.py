@@ -28,9 +28,7 @@ def setup_logging(log_dir: Path, verbose: bool = False) -> logging.Logger:
         handler.close()
     stream = logging.StreamHandler()
     stream.setFormatter(fmt)
-    rotating = logging.handlers.RotatingFileHandler(
-        path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8"
-    )
+    rotating = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
     rotating.setFormatter(fmt)
     logger.addHandler(stream)
     logger.addHandler(rotating)

@@ -76,9 +76,7 @@ class CategoryPipeline:
             window = self._roll(window, horizon, wall_offset, records)
         return records
 
-    def _roll(
-        self, window: OpenWindow, mono: float, wall_offset: float, records: list[AnyWindow]
-    ) -> OpenWindow:
+    def _roll(self, window: OpenWindow, mono: float, wall_offset: float, records: list[AnyWindow]) -> OpenWindow:
         """Close ``window`` at its end and open the next one.
 
         Windows in which nothing can happen are skipped up to the one holding ``mono``; an apps

@@ -15,9 +15,7 @@ from vault.paths import Layout
 from vault.vault import Vault
 
 
-def run_agent(
-    layout: Layout, policy_path: Path, *, replay: ReplayConfig | None = None, verbose: bool = False
-) -> None:
+def run_agent(layout: Layout, policy_path: Path, *, replay: ReplayConfig | None = None, verbose: bool = False) -> None:
     """Run in the foreground until SIGTERM/SIGINT; raises AlreadyRunning or a VaultError at start."""
     layout.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = setup_logging(layout.log_dir, verbose)
@@ -33,8 +31,7 @@ def run_agent(
                     exc.strerror or type(exc).__name__,
                 )
             previous = {
-                sig: signal.signal(sig, lambda *_: agent.request_stop())
-                for sig in (signal.SIGTERM, signal.SIGINT)
+                sig: signal.signal(sig, lambda *_: agent.request_stop()) for sig in (signal.SIGTERM, signal.SIGINT)
             }
             try:
                 agent.run()

@@ -63,7 +63,9 @@ def enrolled_store(vault: Vault, policy: MachinePolicy) -> tuple[str, bytes, byt
         raise ShippingError("the machine policy names no store, so nothing leaves this computer")
     url = vault.meta.get(META_URL)
     if url is None:
-        raise ShippingError("this computer is not enrolled with the store yet; IT runs: consentry enroll --token-file F")
+        raise ShippingError(
+            "this computer is not enrolled with the store yet; IT runs: consentry enroll --token-file F"
+        )
     if url.rstrip("/") != policy.store.url.rstrip("/"):
         raise ShippingError(f"enrolled with {url}, but the policy now names {policy.store.url}; enroll again")
     store_key = vault.meta[META_STORE_KEY]
@@ -76,8 +78,13 @@ def client_for(vault: Vault, policy: MachinePolicy, **kwargs: Any) -> StoreClien
     from vault.store.client import JsonlReceiptSink, StoreClient
 
     url, _, log_key = enrolled_store(vault, policy)
-    return StoreClient(url, signer=vault.device_key, log_public_key=log_key,
-                       receipts=JsonlReceiptSink(vault.layout.home / "receipts.jsonl"), **kwargs)
+    return StoreClient(
+        url,
+        signer=vault.device_key,
+        log_public_key=log_key,
+        receipts=JsonlReceiptSink(vault.layout.home / "receipts.jsonl"),
+        **kwargs,
+    )
 
 
 def enroll(vault: Vault, policy: MachinePolicy, token: str, now: datetime, **client_kwargs: Any) -> str:
@@ -92,8 +99,15 @@ def enroll(vault: Vault, policy: MachinePolicy, token: str, now: datetime, **cli
         raise ShippingError("the store answered with a key that is not the one in the machine policy; not enrolled")
     if policy.store.log_key is not None and response.store.log_public_key != policy.store.log_key:
         raise ShippingError("the store's log key is not the one in the machine policy; not enrolled")
-    _set_meta(vault, {META_URL: policy.store.url, META_STORE_KEY: response.store.store_public_key,
-                      META_LOG_KEY: response.store.log_public_key, "enrolled_at": iso(now)})
+    _set_meta(
+        vault,
+        {
+            META_URL: policy.store.url,
+            META_STORE_KEY: response.store.store_public_key,
+            META_LOG_KEY: response.store.log_public_key,
+            "enrolled_at": iso(now),
+        },
+    )
     return response.device_kid
 
 
@@ -114,8 +128,16 @@ def erasure_requests(vault: Vault) -> list[dict[str, Any]]:
     rows = vault.db.execute(
         "SELECT request_id, created, scope, receipt, last_error FROM erasure_requests ORDER BY created"
     ).fetchall()
-    return [{"request_id": r[0], "created": r[1], "scope": r[2], "receipt": json.loads(r[3]) if r[3] else None,
-             "last_error": r[4]} for r in rows]
+    return [
+        {
+            "request_id": r[0],
+            "created": r[1],
+            "scope": r[2],
+            "receipt": json.loads(r[3]) if r[3] else None,
+            "last_error": r[4],
+        }
+        for r in rows
+    ]
 
 
 def _store_error(exc: Exception) -> str:
@@ -197,14 +219,17 @@ def _send_erasures(vault: Vault, client: StoreClient, report: SyncReport) -> Non
         except Exception as exc:
             message = _store_error(exc)
             with vault.transaction():
-                vault.db.execute("UPDATE erasure_requests SET last_error = ? WHERE request_id = ?", (message, request_id))
+                vault.db.execute(
+                    "UPDATE erasure_requests SET last_error = ? WHERE request_id = ?", (message, request_id)
+                )
             report.errors.append(f"erasure {request_id}: {message}")
             continue
         with vault.transaction():
-            vault.db.execute("UPDATE erasure_requests SET receipt = ?, last_error = NULL WHERE request_id = ?",
-                             (json.dumps(receipt.model_dump(mode="json"), sort_keys=True), request_id))
+            vault.db.execute(
+                "UPDATE erasure_requests SET receipt = ?, last_error = NULL WHERE request_id = ?",
+                (json.dumps(receipt.model_dump(mode="json"), sort_keys=True), request_id),
+            )
         report.erasures_sent.append(request_id)
-
 
 
 def request_store_erasure(vault: Vault, policy: MachinePolicy, scope: str, now: datetime) -> str | None:

@@ -154,7 +154,7 @@ def bench_pipeline(virtual_seconds: int = 300) -> None:
 
             t0 = time.perf_counter()
             n = 0
-            for kind, events in streams.items():
+            for events in streams.values():
                 for _ in events:
                     n += 1
             baseline = time.perf_counter() - t0
@@ -322,9 +322,7 @@ def bench_delivery(keys: int = 2000, moves: int = 1000) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="1,2,3,4", help="comma-separated benchmark numbers")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the overhead run (bench 3)")
     args = parser.parse_args()

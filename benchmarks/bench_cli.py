@@ -34,15 +34,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "CONSENTRY_HOME": str(Path(tmp) / "home"),
-               "CONSENTRY_POLICY": str(Path(tmp) / "policy.toml"), "CONSENTRY_KEYSTORE": "file"}
+        env = {
+            **os.environ,
+            "CONSENTRY_HOME": str(Path(tmp) / "home"),
+            "CONSENTRY_POLICY": str(Path(tmp) / "policy.toml"),
+            "CONSENTRY_KEYSTORE": "file",
+        }
         cli = [sys.executable, "-m", "agent"]
         subprocess.run([*cli, "consent", "grant", "mouse", "--yes"], env=env, check=True, stdout=subprocess.DEVNULL)
         base = wall_ms([sys.executable, "-c", "pass"], env, args.runs)
         rows = [
             ("python -c pass", base),
             ("consentry status", wall_ms([*cli, "status"], env, args.runs)),
-            ("consentry consent grant mouse --yes", wall_ms([*cli, "consent", "grant", "mouse", "--yes"], env, args.runs)),
+            (
+                "consentry consent grant mouse --yes",
+                wall_ms([*cli, "consent", "grant", "mouse", "--yes"], env, args.runs),
+            ),
             ("consentry consent show", wall_ms([*cli, "consent", "show"], env, args.runs)),
         ]
     print(f"CLI wall time, median of {args.runs} fresh processes (target: median <= {TARGET_MS:.0f} ms)")

@@ -37,15 +37,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--batches", type=int, default=3, help="batches per agent")
-    parser.add_argument(
-        "--records", type=int, default=60, help="records per batch (60 = one hour of windows)"
-    )
+    parser.add_argument("--records", type=int, default=60, help="records per batch (60 = one hour of windows)")
     parser.add_argument("--backend", choices=["dir", "postgres"], default="postgres")
     args = parser.parse_args()
     if args.backend == "postgres" and not postgres_available():
-        sys.exit(
-            "PostgreSQL is not reachable: run bash scripts/start-postgres.sh and set CONSENTRY_TEST_PG_DSN"
-        )
+        sys.exit("PostgreSQL is not reachable: run bash scripts/start-postgres.sh and set CONSENTRY_TEST_PG_DSN")
     tmp = Path(tempfile.mkdtemp(prefix="consentry-bench-"))
     schema = "bench_" + secrets.token_hex(4)
     stewards = Stewards.make(2, 2)
@@ -65,15 +61,13 @@ def main() -> None:
         for _ in range(args.agents):
             agent = Agent()
             with backend.transaction() as tx:
-                tx.insert_device(
-                    DeviceRow(agent.device.kid, agent.device.public_bytes, 0, 0, GENESIS_HASH, None, None)
-                )
+                tx.insert_device(DeviceRow(agent.device.kid, agent.device.public_bytes, 0, 0, GENESIS_HASH, None, None))
             who = Principal("device", agent.device.kid, agent.device.public_bytes, agent.device.kid)
             sealed = []
             for _ in range(args.batches):
                 manifest, payload = agent.next_batch(args.records)
                 service.submit_manifest(who, manifest)
-                for signer, approval in zip(stewards.signers, stewards.approvals(manifest)):
+                for signer, approval in zip(stewards.signers, stewards.approvals(manifest), strict=False):
                     service.decide(
                         Principal("steward", signer.kid, signer.public_bytes, "s"),
                         manifest.batch_id,
@@ -123,14 +117,10 @@ def main() -> None:
                 record_dupes = tx._pg.fetchone()[0] - len(stored) * args.records  # type: ignore[attr-defined]
         logged = Counter(e.body["batch_id"] for e in entries if e.kind == "batch-stored")
         lost = len(expected - stored)
-        duplicated = sum(n - 1 for n in logged.values() if n > 1) + max(record_dupes, 0) // max(
-            args.records, 1
-        )
+        duplicated = sum(n - 1 for n in logged.values() if n > 1) + max(record_dupes, 0) // max(args.records, 1)
         total = len(latencies)
         latencies.sort()
-        print(
-            f"agents={args.agents} batches/agent={args.batches} records/batch={args.records} backend={args.backend}"
-        )
+        print(f"agents={args.agents} batches/agent={args.batches} records/batch={args.records} backend={args.backend}")
         print(
             f"uploads: {total} in {elapsed:.2f} s -> {total / elapsed:,.1f} batches/s, "
             f"{total * args.records / elapsed:,.0f} records/s"

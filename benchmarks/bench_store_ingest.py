@@ -37,23 +37,17 @@ def run_once(batches: int, records: int) -> tuple[float, float]:
         service = StoreService(backend, keys, StoreSettings(stewards=stewards.config()), SystemClock())
         agent = Agent()
         with backend.transaction() as tx:
-            tx.insert_device(
-                DeviceRow(agent.device.kid, agent.device.public_bytes, 0, 0, GENESIS_HASH, None, None)
-            )
+            tx.insert_device(DeviceRow(agent.device.kid, agent.device.public_bytes, 0, 0, GENESIS_HASH, None, None))
         who = Principal("device", agent.device.kid, agent.device.public_bytes, agent.device.kid)
         sealed, raw_rows = [], []
         for _ in range(batches):
             manifest, payload = agent.next_batch(records)
             service.submit_manifest(who, manifest)
-            for signer, approval in zip(stewards.signers, stewards.approvals(manifest)):
-                service.decide(
-                    Principal("steward", signer.kid, signer.public_bytes, "s"), manifest.batch_id, approval
-                )
+            for signer, approval in zip(stewards.signers, stewards.approvals(manifest), strict=False):
+                service.decide(Principal("steward", signer.kid, signer.public_bytes, "s"), manifest.batch_id, approval)
             sealed.append(agent.seal(manifest, payload, keys.seal.public_bytes))
             raw_rows.append(
-                record_rows(
-                    manifest.batch_id, subject_digest(manifest.subject), decode_payload(payload).records
-                )
+                record_rows(manifest.batch_id, subject_digest(manifest.subject), decode_payload(payload).records)
             )
         start = time.perf_counter()
         for batch in sealed:
@@ -80,9 +74,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     if not postgres_available():
-        sys.exit(
-            "PostgreSQL is not reachable: run bash scripts/start-postgres.sh and set CONSENTRY_TEST_PG_DSN"
-        )
+        sys.exit("PostgreSQL is not reachable: run bash scripts/start-postgres.sh and set CONSENTRY_TEST_PG_DSN")
     results = [run_once(args.batches, args.records) for _ in range(args.repeat)]
     ours = statistics.median(r[0] for r in results)
     raw = statistics.median(r[1] for r in results)

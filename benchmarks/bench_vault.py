@@ -39,8 +39,11 @@ def raw_rate(rows: list[tuple[object, ...]], batch: int, folder: Path) -> float:
     t0 = time.perf_counter()
     for i in range(0, len(rows), batch):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO records (record_id, category, start, end, key_id, receipt_id, blob) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?)", rows[i : i + batch])
+        conn.executemany(
+            "INSERT INTO records (record_id, category, start, end, key_id, receipt_id, blob) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows[i : i + batch],
+        )
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - t0
     conn.close()
@@ -77,16 +80,23 @@ def main() -> None:
             records = [keyboard_window(start + 60 * (i % 1440), rid, letters=i % 97) for i in range(args.records)]
             plain = [r.model_dump_json().encode() for r in records]
             size = int(statistics.mean(len(p) for p in plain))
-            rows = [(i + 1, "keyboard", r.start, r.end, "keyboard/x/0", rid, p) for i, (r, p) in enumerate(zip(records, plain))]
+            rows = [
+                (i + 1, "keyboard", r.start, r.end, "keyboard/x/0", rid, p)
+                for i, (r, p) in enumerate(zip(records, plain, strict=True))
+            ]
             raw = raw_rate(rows, args.batch, folder)
             ours = vault_rate(records, args.batch, layout)
             raw_all.append(raw)
             ours_all.append(ours)
             ratios.append(ours / raw)
-    print(f"vault writes: {args.records} keyboard window records of ~{size} bytes, batches of {args.batch}, {args.repeat} runs")
+    print(
+        f"vault writes: {args.records} keyboard window records of ~{size} bytes, batches of {args.batch}, {args.repeat} runs"
+    )
     print(f"  raw sqlite3 executemany (plaintext): {statistics.median(raw_all):>10,.0f} rows/s")
-    print(f"  consentry Vault.write_windows      : {statistics.median(ours_all):>10,.0f} records/s "
-          "(consent check + serialise + AES-256-GCM + insert)")
+    print(
+        f"  consentry Vault.write_windows      : {statistics.median(ours_all):>10,.0f} records/s "
+        "(consent check + serialise + AES-256-GCM + insert)"
+    )
     print(f"  ratio ours/raw (median): {statistics.median(ratios):.2f}   target >= 0.50")
 
 

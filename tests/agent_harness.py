@@ -66,9 +66,7 @@ class AgentProcess:
         raise AssertionError(f"timed out waiting for {what}; last status: {json.dumps(status, indent=1)}")
 
     def wait_state(self, category: str, state: str, timeout: float = DEADLINE) -> dict[str, Any]:
-        return self.wait_status(
-            lambda s: s["categories"][category]["state"] == state, f"{category} {state}", timeout
-        )
+        return self.wait_status(lambda s: s["categories"][category]["state"] == state, f"{category} {state}", timeout)
 
     def stop(self, timeout: float = 20.0) -> int:
         if self.proc.poll() is None:
@@ -88,9 +86,7 @@ class AgentProcess:
         return self.proc.poll() is None
 
 
-def grant(
-    layout: Layout, policy_path: Path, *categories: Category, now: datetime | None = None
-) -> dict[Category, str]:
+def grant(layout: Layout, policy_path: Path, *categories: Category, now: datetime | None = None) -> dict[Category, str]:
     policy = load_policy(policy_path)
     receipts = {}
     with Vault.open(layout) as vault:
@@ -112,9 +108,7 @@ def records(layout: Layout, category: Category | None = None) -> list[AnyWindow]
         return vault.read_windows(None if category is None else category.value)
 
 
-def wait_records(
-    layout: Layout, category: Category, at_least: int = 1, timeout: float = DEADLINE
-) -> list[AnyWindow]:
+def wait_records(layout: Layout, category: Category, at_least: int = 1, timeout: float = DEADLINE) -> list[AnyWindow]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = records(layout, category)

@@ -174,9 +174,7 @@ class Stewards:
         keys.update(extra or {})
         return StewardConfig(keys=keys, approvals_required=self.required)
 
-    def approvals(
-        self, manifest: BatchManifest, count: int | None = None, *, created: int = T0 + 87_000
-    ) -> list:
+    def approvals(self, manifest: BatchManifest, count: int | None = None, *, created: int = T0 + 87_000) -> list:
         digest = manifest_digest(manifest)
         return [
             sign_approval(s, manifest.batch_id, digest, "approve", created=created)
@@ -254,7 +252,7 @@ class Harness:
             c.enroll(issue_token(self.backend, self.settings, int(time.time())))
 
     def approve(self, manifest: BatchManifest, count: int | None = None) -> None:
-        for signer, approval in zip(self.stewards.signers, self.stewards.approvals(manifest, count)):
+        for signer, approval in zip(self.stewards.signers, self.stewards.approvals(manifest, count), strict=False):
             with self.steward_client(signer) as c:
                 c.decide(approval)
 
@@ -271,17 +269,13 @@ class Harness:
         with self.backend.transaction() as tx:
             batches = tx.stored_batches()
             records = (
-                tx.count_rows("records")
-                if self.backend.kind == "postgres"
-                else sum(b.record_count for b in batches)
+                tx.count_rows("records") if self.backend.kind == "postgres" else sum(b.record_count for b in batches)
             )
             return len(batches), records, tx.log_size()
 
 
 @contextmanager
-def running_store(
-    kind: str, tmp: Path, stewards: Stewards | None = None, **settings: object
-) -> Iterator[Harness]:
+def running_store(kind: str, tmp: Path, stewards: Stewards | None = None, **settings: object) -> Iterator[Harness]:
     from vault.store.app import create_app
     from vault.store.server import ThreadedServer
 
@@ -297,9 +291,7 @@ def running_store(
 def backend_kind(request: pytest.FixtureRequest) -> str:
     """Each store test runs on both backends; PostgreSQL is skipped locally without a server, fatal in CI."""
     if request.param == "postgres":
-        require(
-            postgres_available(), "PostgreSQL", f"run: bash scripts/start-postgres.sh and set {PG_DSN_ENV}"
-        )
+        require(postgres_available(), "PostgreSQL", f"run: bash scripts/start-postgres.sh and set {PG_DSN_ENV}")
     return str(request.param)
 
 
@@ -322,9 +314,7 @@ def free_port() -> int:
 class StoreProcess:
     """``consentry store serve`` in a subprocess (the real CLI entry point), which tests may SIGKILL."""
 
-    def __init__(
-        self, data_dir: Path, policy: Path, *, backend: str, port: int, schema: str = "consentry"
-    ) -> None:
+    def __init__(self, data_dir: Path, policy: Path, *, backend: str, port: int, schema: str = "consentry") -> None:
         import sys
 
         self.port = port

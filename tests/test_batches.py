@@ -32,8 +32,13 @@ def vault(layout: Layout) -> Vault:
 
 def _fill(vault: Vault) -> dict[Category, str]:
     r = {c: grant(vault, c, NOW - timedelta(hours=2)) for c in (Category.KEYBOARD, Category.MOUSE, Category.APPS)}
-    vault.write_windows([keyboard_window(T, r[Category.KEYBOARD]), mouse_window(T, r[Category.MOUSE]),
-                         apps_window(T + 60, r[Category.APPS])])
+    vault.write_windows(
+        [
+            keyboard_window(T, r[Category.KEYBOARD]),
+            mouse_window(T, r[Category.MOUSE]),
+            apps_window(T + 60, r[Category.APPS]),
+        ]
+    )
     return r
 
 
@@ -79,8 +84,11 @@ def test_veto_shreds_the_batch_and_its_records(vault: Vault, layout: Layout) -> 
     (payload_blob,) = vault.db.execute("SELECT payload FROM batches").fetchone()
     vetoed = batches.veto(vault, info.batch_id, NOW)
     assert vetoed.state == "vetoed" and vault.count_windows() == 0
-    raw = b"".join(Path(f"{layout.vault_db}{s}").read_bytes() for s in ("", "-wal", "-shm")
-                   if Path(f"{layout.vault_db}{s}").exists())
+    raw = b"".join(
+        Path(f"{layout.vault_db}{s}").read_bytes()
+        for s in ("", "-wal", "-shm")
+        if Path(f"{layout.vault_db}{s}").exists()
+    )
     assert payload_blob not in raw
     with pytest.raises(Exception, match="holds no data"):
         batches.payload(vault, info.batch_id)

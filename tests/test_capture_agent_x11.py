@@ -90,9 +90,7 @@ def test_nothing_before_grant_nothing_after_revoke_and_records_carry_their_recei
         assert span.ended_at is None or window.start < span.ended_at.timestamp()
 
 
-def test_typed_password_never_reaches_vault_logs_or_any_file(
-    x: XServer, layout: Layout, short_policy: Path
-) -> None:
+def test_typed_password_never_reaches_vault_logs_or_any_file(x: XServer, layout: Layout, short_policy: Path) -> None:
     term = x.open_window("xterm", "-class", "ConsentryProbeApp", "-title", "TitleNeverStored")
     x.activate(term)
     grant(layout, short_policy, Category.KEYBOARD, Category.MOUSE, Category.APPS)
@@ -101,9 +99,7 @@ def test_typed_password_never_reaches_vault_logs_or_any_file(
         for category in ("keyboard", "mouse", "apps"):
             agent.wait_state(category, "capturing")
         x.type(SECRET)
-        x.xdotool(
-            "mousemove", "100", "100", "click", "1", "mousemove", "300", "250", "click", "3", "click", "1"
-        )
+        x.xdotool("mousemove", "100", "100", "click", "1", "mousemove", "300", "250", "click", "3", "click", "1")
         time.sleep(0.5)  # let the last events reach the agent before it stops
     finally:
         assert agent.stop() == 0
@@ -137,9 +133,7 @@ def test_typed_password_never_reaches_vault_logs_or_any_file(
     assert str(layout.home) not in log_text  # no paths in logs
 
 
-def test_focusing_an_excluded_app_suspends_every_source(
-    x: XServer, layout: Layout, short_policy: Path
-) -> None:
+def test_focusing_an_excluded_app_suspends_every_source(x: XServer, layout: Layout, short_policy: Path) -> None:
     normal = x.open_window("xterm")
     vault_app = x.open_window("xterm", "-class", "KeePassXC")  # excluded by the default policy
     x.activate(normal)
@@ -166,9 +160,7 @@ def test_focusing_an_excluded_app_suspends_every_source(
     assert {f.app for w in apps for f in w.focus} == {"cat:terminal"}  # type: ignore[union-attr]
 
 
-def test_pause_and_timed_pause_stop_capture_and_resume(
-    x: XServer, layout: Layout, short_policy: Path
-) -> None:
+def test_pause_and_timed_pause_stop_capture_and_resume(x: XServer, layout: Layout, short_policy: Path) -> None:
     x.activate(x.open_window("xterm"))
     grant(layout, short_policy, Category.KEYBOARD)
     agent = _start(layout, short_policy, x)
@@ -233,9 +225,7 @@ def test_killed_x_server_leaves_agent_running_and_reports_sources_unavailable(
         server.type("abc")
         server.kill()
         status = agent.wait_status(
-            lambda s: all(
-                s["categories"][c]["state"] == "unavailable" for c in ("keyboard", "mouse", "apps")
-            ),
+            lambda s: all(s["categories"][c]["state"] == "unavailable" for c in ("keyboard", "mouse", "apps")),
             "sources to be reported unavailable",
         )
         assert status["categories"]["keyboard"]["reason"]

@@ -140,9 +140,7 @@ def test_native_wayland_is_reported_even_with_xwayland_display() -> None:
 
 
 def test_live_sources_on_wayland_are_unavailable_when_started(tmp_path: Path) -> None:
-    ctx = SourceContext(
-        home=tmp_path, resolver=_resolver, platform="linux", env={"WAYLAND_DISPLAY": "wayland-0"}
-    )
+    ctx = SourceContext(home=tmp_path, resolver=_resolver, platform="linux", env={"WAYLAND_DISPLAY": "wayland-0"})
     for kind in (SourceKind.KEYBOARD, SourceKind.MOUSE, SourceKind.FOCUS):
         source = make_source(kind, ctx)  # choosing never fails...
         with pytest.raises(SourceUnavailable, match="Wayland"):
@@ -212,16 +210,12 @@ def test_synthetic_streams_are_deterministic_per_seed() -> None:
     for kind in SourceKind:
         assert list(synthetic_stream(spec, kind)) == list(synthetic_stream(spec, kind))
     other = SyntheticSpec(seed=4, seconds=30, key_rate=8, move_rate=50)
-    assert list(synthetic_stream(spec, SourceKind.KEYBOARD)) != list(
-        synthetic_stream(other, SourceKind.KEYBOARD)
-    )
+    assert list(synthetic_stream(spec, SourceKind.KEYBOARD)) != list(synthetic_stream(other, SourceKind.KEYBOARD))
     assert SyntheticSpec.parse("seed=3,seconds=30,key_rate=8,move_rate=50,file_rate=1") == spec
 
 
 def test_a_recording_replays_exactly_the_synthetic_stream_it_was_made_from(tmp_path: Path) -> None:
-    spec = SyntheticSpec(
-        seed=9, seconds=20, key_rate=5, move_rate=20, click_rate=1, scroll_rate=1, file_rate=1
-    )
+    spec = SyntheticSpec(seed=9, seconds=20, key_rate=5, move_rate=20, click_rate=1, scroll_rate=1, file_rate=1)
     path = tmp_path / "rec.jsonl"
     count = write_recording(path, spec)
     total = 0
@@ -243,9 +237,7 @@ def test_a_recording_replays_exactly_the_synthetic_stream_it_was_made_from(tmp_p
 def test_the_replay_source_paces_events_through_a_sink() -> None:
     spec = SyntheticSpec(seed=1, seconds=2, key_rate=50)
     buffer = EventBuffer()
-    source = ReplaySource(
-        SourceKind.KEYBOARD, lambda: synthetic_stream(spec, SourceKind.KEYBOARD), speed=20.0
-    )
+    source = ReplaySource(SourceKind.KEYBOARD, lambda: synthetic_stream(spec, SourceKind.KEYBOARD), speed=20.0)
     source.start(buffer)
     deadline = time.monotonic() + 5
     expected = len(list(synthetic_stream(spec, SourceKind.KEYBOARD)))

@@ -54,9 +54,7 @@ def _fill(folder: Path) -> Path:
     return filler
 
 
-def test_full_disk_gives_storage_error_status_and_recovers(
-    small_disk_home: Layout, policy_path: Path
-) -> None:
+def test_full_disk_gives_storage_error_status_and_recovers(small_disk_home: Layout, policy_path: Path) -> None:
     layout = small_disk_home
     policy_path.write_text(SHORT_WINDOW_POLICY)
     grant(layout, policy_path, Category.KEYBOARD)

@@ -134,9 +134,7 @@ def test_focus_source_reports_tokens_and_exclusions_and_a_dead_display(x: XServe
             assert samples and all(s[3] is True for s in samples)  # keepassxc is excluded by default
             own.activate(own.open_window("xterm"))
             deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and not any(
-                s[2] == "cat:terminal" and not s[3] for s in samples
-            ):
+            while time.monotonic() < deadline and not any(s[2] == "cat:terminal" and not s[3] for s in samples):
                 time.sleep(0.05)
                 samples += buffer.take_until(float("inf"))
             assert any(s[2] == "cat:terminal" and not s[3] for s in samples)

@@ -165,16 +165,28 @@ def test_doctor_reports_all_ok_on_a_healthy_vault(home: Path) -> None:
 
 def test_every_read_command_has_json(home: Path) -> None:
     run("consent", "grant", "keyboard", "--yes")
-    for args in (["consent", "show"], ["status"], ["mydata"], ["ledger", "show"], ["ledger", "verify"],
-                 ["policy", "show"], ["doctor"]):
+    for args in (
+        ["consent", "show"],
+        ["status"],
+        ["mydata"],
+        ["ledger", "show"],
+        ["ledger", "verify"],
+        ["policy", "show"],
+        ["doctor"],
+    ):
         result = run(*args, "--json")
         assert result.exit_code == 0, args
         json.loads(result.output)
 
 
 def test_console_script_runs_in_a_subprocess(home: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "agent", "consent", "show"], capture_output=True, text=True,
-                         env={**os.environ}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "agent", "consent", "show"],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        check=True,
+    )
     assert "keyboard" in out.stdout
 
 

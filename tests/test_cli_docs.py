@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import subprocess
 import sys
+from pathlib import Path
 
 from agent.cli.docgen import _walk
 from agent.cli.main import cli
@@ -21,6 +20,7 @@ def test_every_command_has_help_text() -> None:
 
 def test_cli_reference_matches_help() -> None:
     # A fresh interpreter, as a user's shell: click caches help options on commands other tests invoked.
-    fresh = subprocess.run([sys.executable, "-m", "agent.cli.docgen"], capture_output=True, text=True, check=True,
-                           cwd=DOC.parent.parent).stdout
+    fresh = subprocess.run(
+        [sys.executable, "-m", "agent.cli.docgen"], capture_output=True, text=True, check=True, cwd=DOC.parent.parent
+    ).stdout
     assert DOC.read_text() == fresh, "docs/cli.md is stale: run python -m agent.cli.docgen > docs/cli.md"

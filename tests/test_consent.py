@@ -27,8 +27,9 @@ def test_everything_is_off_by_default(layout: Layout) -> None:
 
 def test_grant_receipt_carries_the_required_fields(layout: Layout) -> None:
     with Vault.open(layout) as vault:
-        receipt, created = consent_ops.grant(vault, POLICY, Category.MOUSE, method="cli",
-                                             confirmation="interactive-prompt", now=NOW)
+        receipt, created = consent_ops.grant(
+            vault, POLICY, Category.MOUSE, method="cli", confirmation="interactive-prompt", now=NOW
+        )
         assert created
         _, shown = consent_ops.notice_shown(Category.MOUSE, POLICY)
         import hashlib

@@ -14,8 +14,13 @@ import pyarrow.parquet as pq
 def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
-    done = subprocess.run([sys.executable, "-m", "agent", "demo", "--out", str(out), "--seconds", "14"],
-                          capture_output=True, text=True, env=env, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "demo", "--out", str(out), "--seconds", "14"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "shipped:" in done.stdout and "Ledger OK" in done.stdout
     dataset = out / "dataset"

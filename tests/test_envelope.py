@@ -34,7 +34,10 @@ def test_documented_layout_decrypts_with_plain_aes_gcm(vector: dict) -> None:
     """The byte layout in the module docstring is the truth: version | nonce | ciphertext+tag."""
     blob = bytes.fromhex(vector["blob"])
     assert blob[0] == 1
-    aad = b"consentry-blob\x00" + json.dumps({"v": 1, **vector["context"]}, sort_keys=True, separators=(",", ":")).encode()
+    aad = (
+        b"consentry-blob\x00"
+        + json.dumps({"v": 1, **vector["context"]}, sort_keys=True, separators=(",", ":")).encode()
+    )
     assert aad.hex() == vector["aad"]
     plain = AESGCM(bytes.fromhex(vector["key"])).decrypt(blob[1:13], blob[13:], aad)
     assert plain.hex() == vector["plaintext"]

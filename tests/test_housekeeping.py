@@ -21,8 +21,9 @@ def test_chores_shred_old_data_and_seal_only_finished_days(layout: Layout) -> No
     today = start_of_utc_day(NOW)
     with Vault.open(layout) as vault:
         rid = grant(vault, Category.MOUSE, NOW - timedelta(days=10), policy)
-        vault.write_windows([mouse_window(today - 86400 * 8, rid), mouse_window(today - 3600, rid),
-                             mouse_window(today, rid)])
+        vault.write_windows(
+            [mouse_window(today - 86400 * 8, rid), mouse_window(today - 3600, rid), mouse_window(today, rid)]
+        )
     done = run_chores(layout, policy, NOW)
     assert done["retention_shredded_keys"] == 1 and done["sealed_batch"]
     with Vault.open(layout) as vault:

@@ -104,8 +104,10 @@ def test_rewritten_chain_is_caught_by_the_signed_checkpoint(layout: Layout) -> N
         digest = chain_hash(prev, body)
         from vault.canonical import canonical_json
 
-        conn.execute("UPDATE ledger SET body = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-                     (canonical_json(body).decode(), prev, digest, seq))
+        conn.execute(
+            "UPDATE ledger SET body = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+            (canonical_json(body).decode(), prev, digest, seq),
+        )
         prev = digest
     conn.commit()
     conn.close()

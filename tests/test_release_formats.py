@@ -89,9 +89,7 @@ def test_edited_header_is_rejected_even_when_re_signed_by_the_device(sealed_setu
         "created": {"created": batch.header.created + 1},
         "subject": {"subject": "subj-someone-else"},
         "manifest_sha256": {"manifest_sha256": "00" * 32},
-        "ledger_checkpoint": {
-            "ledger_checkpoint": batch.header.ledger_checkpoint.model_copy(update={"seq": 99})
-        },
+        "ledger_checkpoint": {"ledger_checkpoint": batch.header.ledger_checkpoint.model_copy(update={"seq": 99})},
     }[field]
     edited = batch.header.model_copy(update=changes)
     tampered = batch.model_copy(update={"header": edited})
@@ -101,11 +99,7 @@ def test_edited_header_is_rejected_even_when_re_signed_by_the_device(sealed_setu
     from vault.release.sealing import batch_signature_message
 
     resigned = tampered.model_copy(
-        update={
-            "signature": b64encode(
-                agent.device.sign(batch_signature_message(edited, b64decode(batch.sealed)))
-            )
-        }
+        update={"signature": b64encode(agent.device.sign(batch_signature_message(edited, b64decode(batch.sealed))))}
     )
     with pytest.raises(InvalidRecord):
         open_batch(resigned, store, agent.device.public_bytes)
@@ -116,9 +110,7 @@ def test_flipped_signature_or_other_device_key_is_rejected(sealed_setup) -> None
     sig = bytearray(b64decode(batch.signature))
     sig[10] ^= 0x80
     with pytest.raises(InvalidRecord):
-        open_batch(
-            batch.model_copy(update={"signature": b64encode(bytes(sig))}), store, agent.device.public_bytes
-        )
+        open_batch(batch.model_copy(update={"signature": b64encode(bytes(sig))}), store, agent.device.public_bytes)
     with pytest.raises(InvalidRecord):
         open_batch(batch, store, Ed25519Signer.generate().public_bytes)
 
@@ -139,9 +131,7 @@ def test_sealing_with_a_key_that_is_not_the_headers_device_is_misuse(sealed_setu
         seal_batch(batch.header, payload, b"short", Ed25519Signer.generate())
 
 
-@pytest.mark.parametrize(
-    "model", [BatchManifest, BatchHeader, SealedBatch, Approval, LedgerCheckpoint, TreeHead]
-)
+@pytest.mark.parametrize("model", [BatchManifest, BatchHeader, SealedBatch, Approval, LedgerCheckpoint, TreeHead])
 def test_unknown_wire_version_is_refused_before_other_fields(model: type) -> None:
     with pytest.raises(UnsupportedVersion):
         model.model_validate({"v": 2, "anything": "else"})
@@ -226,9 +216,10 @@ def test_app_tokens_are_stable_within_a_batch_and_unlinkable_across_batches() ->
     a = rekey_app_tokens(records, secrets.token_bytes(32))
     b = rekey_app_tokens(records, secrets.token_bytes(32))
     same = rekey_app_tokens(records + records, bytes(32))
-    tokens = lambda rs: [
-        f.app for r in rs if isinstance(r, AppsWindow) for f in r.focus if f.app.startswith("anon:")
-    ]
+
+    def tokens(rs: list) -> list[str]:
+        return [f.app for r in rs if isinstance(r, AppsWindow) for f in r.focus if f.app.startswith("anon:")]
+
     assert set(tokens(a)).isdisjoint(tokens(b)) and set(tokens(a)).isdisjoint(tokens(records))
     assert tokens(same)[: len(tokens(same)) // 2] == tokens(same)[len(tokens(same)) // 2 :]
     assert [f.app for r in a if isinstance(r, AppsWindow) for f in r.focus if f.app.startswith("cat:")]
@@ -344,9 +335,7 @@ def test_release_v1_vectors_still_verify_and_reproduce() -> None:
     sealed = SealedBatch.model_validate(v["sealed_batch"])
     assert open_batch(sealed, store, device.public_bytes) == payload
     approval = Approval.model_validate(v["approval"])
-    again = sign_approval(
-        steward, approval.batch_id, approval.manifest_sha256, "approve", created=approval.created
-    )
+    again = sign_approval(steward, approval.batch_id, approval.manifest_sha256, "approve", created=approval.created)
     assert again == approval  # Ed25519 is deterministic: same bytes signed, same signature
     checkpoint = LedgerCheckpoint.model_validate(v["checkpoint"])
     verify_checkpoint(checkpoint, device.public_bytes)

@@ -76,9 +76,7 @@ def test_inclusion_proofs_match_rfc6962_reference_values(case: dict) -> None:
     path = merkle.inclusion_path(case["index"], case["size"], tree.get)
     assert [p.hex() for p in path] == case["path"]
     root = bytes.fromhex(VECTORS["roots"][str(case["size"])])
-    assert merkle.verify_inclusion(
-        merkle.leaf_hash(LEAVES[case["index"]]), case["index"], case["size"], path, root
-    )
+    assert merkle.verify_inclusion(merkle.leaf_hash(LEAVES[case["index"]]), case["index"], case["size"], path, root)
 
 
 @pytest.mark.parametrize("case", VECTORS["consistency"], ids=lambda c: f"{c['first']}-to-{c['second']}")
@@ -136,6 +134,4 @@ def test_nodes_for_names_exactly_the_perfect_subtrees_a_proof_reads() -> None:
     tree = _tree([bytes([i]) for i in range(13)])
     wanted = merkle.nodes_for(lambda g: merkle.inclusion_path(6, 13, g))
     nodes = {c: tree.get(*c) for c in wanted}
-    assert merkle.inclusion_path(6, 13, lambda lv, i: nodes[(lv, i)]) == merkle.inclusion_path(
-        6, 13, tree.get
-    )
+    assert merkle.inclusion_path(6, 13, lambda lv, i: nodes[(lv, i)]) == merkle.inclusion_path(6, 13, tree.get)

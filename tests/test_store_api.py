@@ -179,9 +179,7 @@ def test_approval_by_the_devices_own_key_does_not_count(backend_kind: str, tmp_p
         manifest, payload = agent.next_batch()
         with store.client(agent) as client:
             client.submit_manifest(manifest)
-            own = sign_approval(
-                agent.device, manifest.batch_id, manifest_digest(manifest), "approve", created=T0
-            )
+            own = sign_approval(agent.device, manifest.batch_id, manifest_digest(manifest), "approve", created=T0)
             one = store.stewards.approvals(manifest, 1)[0]
             with store.steward_client(agent.device) as as_steward:
                 assert as_steward.decide(own).approvals == 0
@@ -254,9 +252,7 @@ def test_stale_or_unsigned_or_badly_signed_request_is_refused(store: Harness, ag
     assert r.status_code == 401 and r.json()["error"]["code"] == "auth_missing"
     body = manifest.model_dump_json().encode()
     headers = sign_request(agent.device, "device", "POST", "/v1/manifests", body + b" ", now=int(time.time()))
-    r = httpx.post(
-        store.url + "/v1/manifests", content=body, headers={**headers, "content-type": "application/json"}
-    )
+    r = httpx.post(store.url + "/v1/manifests", content=body, headers={**headers, "content-type": "application/json"})
     assert r.status_code == 401 and r.json()["error"]["code"] == "auth_bad_signature"
 
 
@@ -329,9 +325,7 @@ def test_oversized_request_gets_413_and_stores_nothing(store: Harness, agent: Ag
     huge = sealed.model_copy(update={"sealed": b64encode(b"\x01" + bytes(400 * 1024))})
     with store.client(agent) as client:
         _refused(store, lambda: client.upload(huge), PayloadTooLarge, "body_too_large")
-    r = httpx.post(
-        store.url + "/v1/uploads", content=b"{" * (300 * 1024), headers={"content-type": "application/json"}
-    )
+    r = httpx.post(store.url + "/v1/uploads", content=b"{" * (300 * 1024), headers={"content-type": "application/json"})
     assert r.status_code == 413
 
 

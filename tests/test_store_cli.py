@@ -49,9 +49,7 @@ def test_steward_reviews_and_decides_through_the_cli(home: Path, tmp_path: Path)
         shown = _run(steward, ["show", first.batch_id, "--key-file", str(tmp_path / "a.key"), *common])
         assert "Check schema: passed" in shown.output and "letter" not in shown.output
         for name in "ab":
-            ok = _run(
-                steward, ["approve", first.batch_id, "--key-file", str(tmp_path / f"{name}.key"), *common]
-            )
+            ok = _run(steward, ["approve", first.batch_id, "--key-file", str(tmp_path / f"{name}.key"), *common])
             assert ok.exit_code == 0, ok.output
         assert "now approved (2/2" in ok.output
         no = _run(
@@ -87,9 +85,7 @@ def test_steward_reviews_and_decides_through_the_cli(home: Path, tmp_path: Path)
         _run(steward, ["init", "--key-file", str(stranger)])
         refused = _run(steward, ["queue", "--key-file", str(stranger), *common])
         assert refused.exit_code == 1 and "not_a_steward" in refused.output
-    missing = _run(
-        steward, ["queue", "--key-file", str(tmp_path / "nope.key"), "--store-url", "http://127.0.0.1:9"]
-    )
+    missing = _run(steward, ["queue", "--key-file", str(tmp_path / "nope.key"), "--store-url", "http://127.0.0.1:9"])
     assert missing.exit_code == 1 and "consentry steward init" in missing.output
 
 

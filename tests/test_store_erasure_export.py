@@ -62,9 +62,7 @@ def test_erasure_removes_the_subject_from_the_backend(backend_kind: str, tmp_pat
             assert info.value.code == "subject_not_yours"
 
 
-def test_export_is_parquet_with_card_datasheet_manifest_and_a_logged_receipt(
-    backend_kind: str, tmp_path: Path
-) -> None:
+def test_export_is_parquet_with_card_datasheet_manifest_and_a_logged_receipt(backend_kind: str, tmp_path: Path) -> None:
     with running_store(backend_kind, tmp_path) as store:
         agents = [Agent() for _ in range(2)]
         for agent in agents:
@@ -79,18 +77,13 @@ def test_export_is_parquet_with_card_datasheet_manifest_and_a_logged_receipt(
         keyboard = pq.read_table(out / "data" / "keyboard.parquet")
         assert keyboard.num_rows == 8 and "keys_letter" in keyboard.column_names
         assert "device_kid" not in keyboard.column_names and "batch_id" not in keyboard.column_names
-        assert (
-            pq.ParquetFile(out / "data" / "apps.parquet").metadata.row_group(0).column(0).compression
-            == "ZSTD"
-        )
+        assert pq.ParquetFile(out / "data" / "apps.parquet").metadata.row_group(0).column(0).compression == "ZSTD"
         manifest = json.loads((out / "manifest.json").read_text())
         for entry in manifest["files"]:
             assert hashlib.sha256((out / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
         assert all(len(b["approvals"]) == 2 for b in manifest["batches"])
         card = (out / "README.md").read_text()
-        assert (
-            card.startswith("---\n") and "config_name: keyboard" in card and "path: data/keyboard.parquet" in card
-        )
+        assert card.startswith("---\n") and "config_name: keyboard" in card and "path: data/keyboard.parquet" in card
         sheet = (out / "DATASHEET.md").read_text()
         for section in (
             "Motivation",
@@ -105,17 +98,12 @@ def test_export_is_parquet_with_card_datasheet_manifest_and_a_logged_receipt(
         assert "consentry-notice" in sheet and "fewer than 5" in sheet
         receipt = result.receipt
         verify_receipt(receipt, store.keys.log.public_bytes)
-        assert (
-            receipt.entry.body["manifest_sha256"]
-            == hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
-        )
+        assert receipt.entry.body["manifest_sha256"] == hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
         with pytest.raises(ValueError, match="not empty"):
             export_parquet(store.backend, store.keys.log, out, now=T0)
 
         with store.client(agents[0]) as c:
-            erasure = c.request_erasure(
-                sign_erasure(agents[0].device, uuid.uuid4().hex, agents[0].subject, created=T0)
-            )
+            erasure = c.request_erasure(sign_erasure(agents[0].device, uuid.uuid4().hex, agents[0].subject, created=T0))
         assert erasure.entry.body["exports_marked"] == [result.export_id]
         with store.backend.transaction() as tx:
             assert tx.export_flags() == {result.export_id: True}

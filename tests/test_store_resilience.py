@@ -47,10 +47,8 @@ def _prepare(url: str, backend, stewards: Stewards, keys: StoreKeys, agents: int
             for _ in range(per_agent):
                 manifest, payload = agent.next_batch(6)
                 client.submit_manifest(manifest)
-                for c, s in zip(steward_clients, stewards.signers[: stewards.required]):
-                    c.decide(
-                        sign_approval(s, manifest.batch_id, manifest_digest(manifest), "approve", created=0)
-                    )
+                for c, s in zip(steward_clients, stewards.signers[: stewards.required], strict=False):
+                    c.decide(sign_approval(s, manifest.batch_id, manifest_digest(manifest), "approve", created=0))
                 batches.append((manifest, agent.seal(manifest, payload, keys.seal.public_bytes)))
         plans.append((agent, batches))
     for c in steward_clients:
@@ -70,7 +68,7 @@ def _check_exactly_once(backend, plans, receipts, log_key: bytes) -> None:
     assert stored == expected
     from vault.release import LogEntry
 
-    stored_entries = [LogEntry.model_validate_json(l) for l in leaves]
+    stored_entries = [LogEntry.model_validate_json(leaf) for leaf in leaves]
     ids = [e.body["batch_id"] for e in stored_entries if e.kind == "batch-stored"]
     assert sorted(ids) == sorted(expected), "each batch is logged as stored exactly once"
     for receipt in receipts:
@@ -165,9 +163,7 @@ def test_two_store_processes_on_one_database_store_each_batch_once(tmp_path: Pat
             for _, sealed in batches:
                 # The same upload hits both processes at the same moment.
                 got: list = []
-                threads = [
-                    threading.Thread(target=send, args=(u, agent, sealed, got)) for u in (a.url, b.url)
-                ]
+                threads = [threading.Thread(target=send, args=(u, agent, sealed, got)) for u in (a.url, b.url)]
                 for t in threads:
                     t.start()
                 for t in threads:

@@ -54,8 +54,10 @@ def granted(layout: Layout) -> tuple[Vault, dict[Category, str]]:
 def test_records_round_trip_for_every_category(granted) -> None:
     vault, r = granted
     records = [
-        keyboard_window(MINUTE, r[Category.KEYBOARD]), mouse_window(MINUTE, r[Category.MOUSE]),
-        apps_window(MINUTE, r[Category.APPS]), files_window(MINUTE, r[Category.FILES]),
+        keyboard_window(MINUTE, r[Category.KEYBOARD]),
+        mouse_window(MINUTE, r[Category.MOUSE]),
+        apps_window(MINUTE, r[Category.APPS]),
+        files_window(MINUTE, r[Category.FILES]),
     ]
     assert vault.write_windows(records) == 4
     assert sorted(vault.read_windows(), key=lambda w: w.category) == sorted(records, key=lambda w: w.category)
@@ -75,7 +77,9 @@ def test_only_ciphertext_is_on_disk(granted) -> None:
 
 def test_swapped_records_fail_to_decrypt(granted) -> None:
     vault, r = granted
-    vault.write_windows([keyboard_window(MINUTE, r[Category.KEYBOARD], 1), keyboard_window(MINUTE + 60, r[Category.KEYBOARD], 2)])
+    vault.write_windows(
+        [keyboard_window(MINUTE, r[Category.KEYBOARD], 1), keyboard_window(MINUTE + 60, r[Category.KEYBOARD], 2)]
+    )
     (a, blob_a), (b, blob_b) = vault.db.execute("SELECT record_id, blob FROM records ORDER BY record_id").fetchall()
     vault.db.execute("UPDATE records SET blob = ? WHERE record_id = ?", (blob_b, a))
     vault.db.execute("UPDATE records SET blob = ? WHERE record_id = ?", (blob_a, b))
@@ -129,8 +133,9 @@ def test_wrong_key_is_refused_and_changes_nothing(layout: Layout) -> None:
         with pytest.raises(KeyUnavailable):
             grant(vault, Category.MOUSE)
     after = _digest_files(layout)
-    assert {k: v for k, v in after.items() if not k.endswith(("-wal", "-shm"))} == \
-        {k: v for k, v in before.items() if not k.endswith(("-wal", "-shm"))}
+    assert {k: v for k, v in after.items() if not k.endswith(("-wal", "-shm"))} == {
+        k: v for k, v in before.items() if not k.endswith(("-wal", "-shm"))
+    }
 
 
 def test_missing_key_says_how_to_recover(layout: Layout) -> None:
@@ -145,8 +150,10 @@ def test_missing_key_says_how_to_recover(layout: Layout) -> None:
 def test_files_others_can_read_are_refused_with_the_fix(layout: Layout, target: str) -> None:
     Vault.open(layout).close()
     path, mode = {
-        "vault": (layout.vault_db, 0o644), "key": (layout.kek_file, 0o640),
-        "key_dir": (layout.key_dir, 0o755), "home": (layout.home, 0o755),
+        "vault": (layout.vault_db, 0o644),
+        "key": (layout.kek_file, 0o640),
+        "key_dir": (layout.key_dir, 0o755),
+        "home": (layout.home, 0o755),
     }[target]
     os.chmod(path, mode)
     with pytest.raises(InsecurePermissions, match="chmod"):
@@ -301,8 +308,12 @@ while True:
 
 
 def test_kill_9_mid_write_loses_no_committed_record(layout: Layout) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(layout.home)], stdout=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).parent.parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(layout.home)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
     assert proc.stdout is not None
     committed = 0
     deadline = time.monotonic() + 60

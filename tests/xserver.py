@@ -86,9 +86,7 @@ class XServer:
                     stderr=subprocess.DEVNULL,
                 )
             )
-            server.wait_for(
-                lambda: server._root_has("_NET_SUPPORTING_WM_CHECK"), "openbox to manage the screen"
-            )
+            server.wait_for(lambda: server._root_has("_NET_SUPPORTING_WM_CHECK"), "openbox to manage the screen")
         return server
 
     def _root_has(self, atom: str) -> bool:
@@ -114,9 +112,7 @@ class XServer:
 
     def open_window(self, *command: str, wm_class: str | None = None) -> str:
         """Start an X client (e.g. ``xterm -class Foo``) and return its window id once mapped."""
-        proc = subprocess.Popen(
-            list(command), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        proc = subprocess.Popen(list(command), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.children.append(proc)
         found: list[str] = []
 

@@ -10,17 +10,37 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
-    "ALL_CATEGORIES": "vault.categories", "AppCategory": "vault.categories", "Category": "vault.categories",
-    "KeyClass": "vault.categories", "MouseButton": "vault.categories", "parse_category": "vault.categories",
-    "CategoryConsent": "vault.consent", "ConsentSnapshot": "vault.consent", "GrantReceipt": "vault.consent",
-    "ConsentError": "vault.errors", "InsecurePermissions": "vault.errors", "InvalidRecord": "vault.errors",
-    "KeyUnavailable": "vault.errors", "LedgerBroken": "vault.errors", "PolicyError": "vault.errors",
-    "UnsupportedVersion": "vault.errors", "VaultCorrupted": "vault.errors", "VaultError": "vault.errors",
-    "Layout": "vault.paths", "default_layout": "vault.paths", "default_policy_path": "vault.paths",
-    "MachinePolicy": "vault.policy", "load_policy": "vault.policy", "parse_policy": "vault.policy",
+    "ALL_CATEGORIES": "vault.categories",
+    "AppCategory": "vault.categories",
+    "Category": "vault.categories",
+    "KeyClass": "vault.categories",
+    "MouseButton": "vault.categories",
+    "parse_category": "vault.categories",
+    "CategoryConsent": "vault.consent",
+    "ConsentSnapshot": "vault.consent",
+    "GrantReceipt": "vault.consent",
+    "ConsentError": "vault.errors",
+    "InsecurePermissions": "vault.errors",
+    "InvalidRecord": "vault.errors",
+    "KeyUnavailable": "vault.errors",
+    "LedgerBroken": "vault.errors",
+    "PolicyError": "vault.errors",
+    "UnsupportedVersion": "vault.errors",
+    "VaultCorrupted": "vault.errors",
+    "VaultError": "vault.errors",
+    "Layout": "vault.paths",
+    "default_layout": "vault.paths",
+    "default_policy_path": "vault.paths",
+    "MachinePolicy": "vault.policy",
+    "load_policy": "vault.policy",
+    "parse_policy": "vault.policy",
     "Vault": "vault.vault",
-    "AnyWindow": "vault.windows", "AppsWindow": "vault.windows", "FilesWindow": "vault.windows",
-    "KeyboardWindow": "vault.windows", "MouseWindow": "vault.windows", "parse_window": "vault.windows",
+    "AnyWindow": "vault.windows",
+    "AppsWindow": "vault.windows",
+    "FilesWindow": "vault.windows",
+    "KeyboardWindow": "vault.windows",
+    "MouseWindow": "vault.windows",
+    "parse_window": "vault.windows",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -41,8 +61,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from vault.categories import ALL_CATEGORIES, AppCategory, Category, KeyClass, MouseButton, parse_category
     from vault.consent import CategoryConsent, ConsentSnapshot, GrantReceipt
     from vault.errors import (
-        ConsentError, InsecurePermissions, InvalidRecord, KeyUnavailable, LedgerBroken, PolicyError,
-        UnsupportedVersion, VaultCorrupted, VaultError,
+        ConsentError,
+        InsecurePermissions,
+        InvalidRecord,
+        KeyUnavailable,
+        LedgerBroken,
+        PolicyError,
+        UnsupportedVersion,
+        VaultCorrupted,
+        VaultError,
     )
     from vault.paths import Layout, default_layout, default_policy_path
     from vault.policy import MachinePolicy, load_policy, parse_policy

@@ -15,17 +15,17 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from datetime import datetime, timedelta
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from vault.modelconfig import BOUNDARY
 from vault.categories import Category
 from vault.consent import ReceiptSpan
 from vault.envelope import new_key, open_blob, seal, wrap_context
 from vault.errors import ConsentError, VaultError
+from vault.modelconfig import BOUNDARY
 from vault.policy import MachinePolicy
 from vault.release import (
     GENESIS_HASH,
@@ -70,9 +70,14 @@ def _payload_context(batch_id: str) -> dict[str, object]:
 def receipt_refs(spans: dict[str, ReceiptSpan]) -> list[ConsentReceiptRef]:
     return [
         ConsentReceiptRef(
-            receipt_id=rid, category=span.receipt.category, notice_id=span.receipt.notice_id,
-            notice_version=str(span.receipt.notice_version), notice_sha256=span.receipt.notice_sha256,
-            lawful_basis="consent", purposes=span.receipt.purposes, granted_at=int(span.granted_at.timestamp()),
+            receipt_id=rid,
+            category=span.receipt.category,
+            notice_id=span.receipt.notice_id,
+            notice_version=str(span.receipt.notice_version),
+            notice_sha256=span.receipt.notice_sha256,
+            lawful_basis="consent",
+            purposes=span.receipt.purposes,
+            granted_at=int(span.granted_at.timestamp()),
         )
         for rid, span in spans.items()
     ]
@@ -84,10 +89,12 @@ def seal_pending(vault: Vault, policy: MachinePolicy, now: datetime, *, up_to: i
     live = {rid for rid, span in spans.items() if span.ended_at is None and policy.allows(span.receipt.category)}
     cutoff = int(now.timestamp()) if up_to is None else up_to
     ids = [
-        int(row[0]) for row in vault.db.execute(
+        int(row[0])
+        for row in vault.db.execute(
             "SELECT record_id, receipt_id FROM records WHERE batch_id IS NULL AND end <= ? ORDER BY start LIMIT ?",
             (cutoff, MAX_RECORDS_PER_BATCH),
-        ) if row[1] in live
+        )
+        if row[1] in live
     ]
     if not ids:
         return None
@@ -97,9 +104,16 @@ def seal_pending(vault: Vault, policy: MachinePolicy, now: datetime, *, up_to: i
     released = rekey_app_tokens(records, os.urandom(32))  # the per-batch key is never stored
     payload = encode_payload(batch_id, released)
     preview = build_manifest(
-        batch_id=batch_id, subject=vault.subject, device_kid=vault.device_key.kid, seq=1,
-        prev_batch_hash=GENESIS_HASH, records=released, receipts=receipt_refs(spans), payload=payload,
-        created=int(now.timestamp()), source_records=records,
+        batch_id=batch_id,
+        subject=vault.subject,
+        device_kid=vault.device_key.kid,
+        seq=1,
+        prev_batch_hash=GENESIS_HASH,
+        records=released,
+        receipts=receipt_refs(spans),
+        payload=payload,
+        created=int(now.timestamp()),
+        source_records=records,
     )
     key = new_key()
     key_id = f"batch/{batch_id}"
@@ -113,15 +127,29 @@ def seal_pending(vault: Vault, policy: MachinePolicy, now: datetime, *, up_to: i
         vault.db.execute(
             "INSERT INTO batches (batch_id, state, created, hold_until, period_start, period_end, record_counts,"
             " key_id, payload, payload_sha256, privacy_checks, updated) VALUES (?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (batch_id, iso(now), iso(hold_until), preview.period_start, preview.period_end, json.dumps(counts),
-             key_id, seal(key, payload, _payload_context(batch_id)), preview.payload_sha256,
-             json.dumps([c.model_dump(mode="json") for c in preview.privacy_checks]), iso(now)),
+            (
+                batch_id,
+                iso(now),
+                iso(hold_until),
+                preview.period_start,
+                preview.period_end,
+                json.dumps(counts),
+                key_id,
+                seal(key, payload, _payload_context(batch_id)),
+                preview.payload_sha256,
+                json.dumps([c.model_dump(mode="json") for c in preview.privacy_checks]),
+                iso(now),
+            ),
         )
         vault.db.executemany("UPDATE records SET batch_id = ? WHERE record_id = ?", [(batch_id, i) for i in ids])
         vault.ledger.append(
             "batch-sealed",
-            {"batch_id": batch_id, "payload_sha256": preview.payload_sha256, "record_counts": counts,
-             "hold_until": iso(hold_until)},
+            {
+                "batch_id": batch_id,
+                "payload_sha256": preview.payload_sha256,
+                "record_counts": counts,
+                "hold_until": iso(hold_until),
+            },
             now,
         )
     return get(vault, batch_id)
@@ -140,9 +168,19 @@ def get(vault: Vault, batch_id: str) -> BatchInfo:
 
 def _info(row: tuple[Any, ...]) -> BatchInfo:
     return BatchInfo(
-        batch_id=row[0], state=row[1], created=row[2], hold_until=row[3], period_start=row[4], period_end=row[5],
-        record_counts=json.loads(row[6]), payload_sha256=row[7], privacy_checks=json.loads(row[8]), seq=row[9],
-        manifest_sha256=row[10], receipt=json.loads(row[11]) if row[11] else None, last_error=row[12],
+        batch_id=row[0],
+        state=row[1],
+        created=row[2],
+        hold_until=row[3],
+        period_start=row[4],
+        period_end=row[5],
+        record_counts=json.loads(row[6]),
+        payload_sha256=row[7],
+        privacy_checks=json.loads(row[8]),
+        seq=row[9],
+        manifest_sha256=row[10],
+        receipt=json.loads(row[11]) if row[11] else None,
+        last_error=row[12],
     )
 
 
@@ -212,8 +250,9 @@ def due_for_review(vault: Vault, now: datetime) -> list[BatchInfo]:
     for info in list_batches(vault):
         if info.state == "held" and parse_iso(info.hold_until) <= now:
             with vault.transaction():
-                vault.db.execute("UPDATE batches SET state = 'released', updated = ? WHERE batch_id = ?",
-                                 (iso(now), info.batch_id))
+                vault.db.execute(
+                    "UPDATE batches SET state = 'released', updated = ? WHERE batch_id = ?", (iso(now), info.batch_id)
+                )
                 vault.ledger.append("batch-released", {"batch_id": info.batch_id, "by": "hold-expired"}, now)
             info = get(vault, info.batch_id)
         if info.state == "released":
@@ -235,8 +274,14 @@ def build_submission(vault: Vault, batch_id: str, now: datetime) -> BatchManifes
     source_ids = [int(r[0]) for r in vault.db.execute("SELECT record_id FROM records WHERE batch_id = ?", (batch_id,))]
     info = get(vault, batch_id)
     return build_manifest(
-        batch_id=batch_id, subject=vault.subject, device_kid=vault.device_key.kid, seq=seq, prev_batch_hash=prev,
-        records=records, receipts=receipt_refs(vault.receipt_spans()), payload=data,
+        batch_id=batch_id,
+        subject=vault.subject,
+        device_kid=vault.device_key.kid,
+        seq=seq,
+        prev_batch_hash=prev,
+        records=records,
+        receipts=receipt_refs(vault.receipt_spans()),
+        payload=data,
         created=int(parse_iso(info.created).timestamp()),
         source_records=vault.read_windows(record_ids=source_ids),  # lets the re-keying check run again
     )
@@ -258,7 +303,9 @@ def manifest_of(vault: Vault, batch_id: str) -> BatchManifest:
     return BatchManifest.model_validate_json(row[0])
 
 
-def mark_decision(vault: Vault, batch_id: str, decision: Literal["approved", "rejected"], detail: str, now: datetime) -> None:
+def mark_decision(
+    vault: Vault, batch_id: str, decision: Literal["approved", "rejected"], detail: str, now: datetime
+) -> None:
     with vault.transaction():
         vault.db.execute(
             "UPDATE batches SET state = ?, last_error = ?, updated = ? WHERE batch_id = ? AND state = 'submitted'",
@@ -276,15 +323,19 @@ def mark_shipped(vault: Vault, batch_id: str, receipt: dict[str, Any], now: date
 
     with vault.transaction():
         _shred_batch(vault, batch_id, "shipped", now)
-        vault.db.execute("UPDATE batches SET receipt = ?, last_error = NULL WHERE batch_id = ?",
-                         (json.dumps(receipt, sort_keys=True), batch_id))
+        vault.db.execute(
+            "UPDATE batches SET receipt = ?, last_error = NULL WHERE batch_id = ?",
+            (json.dumps(receipt, sort_keys=True), batch_id),
+        )
         vault.ledger.append("batch-shipped", {"batch_id": batch_id, "receipt_leaf": receipt.get("leaf_index")}, now)
     compact(vault)
 
 
 def record_error(vault: Vault, batch_id: str, message: str, now: datetime) -> None:
     with vault.transaction():
-        vault.db.execute("UPDATE batches SET last_error = ?, updated = ? WHERE batch_id = ?", (message, iso(now), batch_id))
+        vault.db.execute(
+            "UPDATE batches SET last_error = ?, updated = ? WHERE batch_id = ?", (message, iso(now), batch_id)
+        )
 
 
 def erase_pending_batches(vault: Vault, holds: Callable[[BatchInfo], bool], now: datetime) -> list[str]:

@@ -13,14 +13,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from vault.modelconfig import BOUNDARY
 from vault.categories import ALL_CATEGORIES, Category
 from vault.ledger import LedgerEntry
+from vault.modelconfig import BOUNDARY
 from vault.notices import load_notice
 from vault.policy import MachinePolicy
 from vault.timeutil import parse_iso
 
-RECEIPT_VERSION = "consentry-receipt-v1"
+RECEIPT_VERSION: Literal["consentry-receipt-v1"] = "consentry-receipt-v1"
 LAWFUL_BASIS = "consent (GDPR Art. 6(1)(a)); withdrawable at any time (Art. 7(3))"
 # Purpose identifiers (slugs, as they travel in manifests); the notice explains them in words.
 PURPOSES: tuple[str, ...] = ("internal-work-pattern-models",)
@@ -130,35 +130,38 @@ def derive_snapshot(entries: Iterable[LedgerEntry], policy: MachinePolicy) -> Co
         elif entry.kind == "resume":
             paused_until = None
 
-    categories: dict[Category, CategoryConsent] = {}
-    for category in ALL_CATEGORIES:
-        current = load_notice(category).version
-        entry = latest.get(category)
-        base = {"category": category, "current_notice_version": current}
-        if entry is None:
-            state = CategoryConsent(state="not_granted", **base)
-        elif entry.kind == "grant":
-            granted_version = int(entry.body["notice_version"])
-            common = {
-                "receipt_id": entry.body["receipt_id"],
-                "since": parse_iso(entry.at),
-                "granted_notice_version": granted_version,
-                **base,
-            }
-            if granted_version != current:
-                state = CategoryConsent(
-                    state="suspended",
-                    reason=f"the notice changed (version {granted_version} -> {current}); "
-                    f"read it and grant again: consentry consent grant {category.value}",
-                    **common,
-                )
-            else:
-                state = CategoryConsent(state="granted", **common)
-        else:
-            state = CategoryConsent(state="revoked", since=parse_iso(entry.at), **base)
-        if not policy.allows(category) and state.state in ("granted", "suspended"):
-            state = state.model_copy(
-                update={"state": "forbidden", "reason": "the machine policy does not offer this category"}
-            )
-        categories[category] = state
+    categories = {c: _category_state(c, latest.get(c), policy) for c in ALL_CATEGORIES}
     return ConsentSnapshot(categories=categories, paused_until=paused_until, policy_sha256=policy.digest())
+
+
+def _category_state(category: Category, entry: LedgerEntry | None, policy: MachinePolicy) -> CategoryConsent:
+    """One category's state from its latest grant/revoke/erase entry (None: never granted)."""
+    current = load_notice(category).version
+    if entry is None:
+        state = CategoryConsent(category=category, state="not_granted", current_notice_version=current)
+    elif entry.kind != "grant":
+        state = CategoryConsent(
+            category=category, state="revoked", since=parse_iso(entry.at), current_notice_version=current
+        )
+    else:
+        granted_version = int(entry.body["notice_version"])
+        stale = granted_version != current
+        state = CategoryConsent(
+            category=category,
+            state="suspended" if stale else "granted",
+            receipt_id=entry.body["receipt_id"],
+            since=parse_iso(entry.at),
+            granted_notice_version=granted_version,
+            current_notice_version=current,
+            reason=(
+                f"the notice changed (version {granted_version} -> {current}); "
+                f"read it and grant again: consentry consent grant {category.value}"
+            )
+            if stale
+            else None,
+        )
+    if not policy.allows(category) and state.state in ("granted", "suspended"):
+        state = state.model_copy(
+            update={"state": "forbidden", "reason": "the machine policy does not offer this category"}
+        )
+    return state

@@ -74,12 +74,18 @@ def grant(
     return receipt, True
 
 
-def revoke(vault: Vault, policy: MachinePolicy, categories: list[Category], *, method: Method, now: datetime) -> list[Category]:
+def revoke(
+    vault: Vault, policy: MachinePolicy, categories: list[Category], *, method: Method, now: datetime
+) -> list[Category]:
     """Withdraw consent for ``categories``; returns those that were in force (granted or suspended)."""
     with vault.transaction():
         snapshot = vault.consent(policy)
-        active = [c for c in categories if snapshot.categories[c].receipt_id is not None
-                  and snapshot.categories[c].state in ("granted", "suspended", "forbidden")]
+        active = [
+            c
+            for c in categories
+            if snapshot.categories[c].receipt_id is not None
+            and snapshot.categories[c].state in ("granted", "suspended", "forbidden")
+        ]
         if active:
             vault.ledger.append(
                 "revoke",
@@ -129,8 +135,11 @@ def record_policy(vault: Vault, policy: MachinePolicy, now: datetime) -> bool:
             return False
         vault.ledger.append(
             "policy-changed",
-            {"policy_sha256": digest, "allowed_categories": [c.value for c in policy.allowed_categories],
-             "retention_days": policy.retention_days},
+            {
+                "policy_sha256": digest,
+                "allowed_categories": [c.value for c in policy.allowed_categories],
+                "retention_days": policy.retention_days,
+            },
             now,
         )
     return True

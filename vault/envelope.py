@@ -103,9 +103,12 @@ class RecordAad:
     """
 
     def __init__(self, table: str, key_id: str, category: str) -> None:
-        self._prefix = b"%s{\"category\":%s,\"key_id\":%s,\"record_id\":" % (
-            _AAD_DOMAIN, json.dumps(category).encode(), json.dumps(key_id).encode())
-        self._suffix = b",\"table\":%s,\"v\":%d}" % (json.dumps(table).encode(), BLOB_VERSION)
+        self._prefix = b'%s{"category":%s,"key_id":%s,"record_id":' % (
+            _AAD_DOMAIN,
+            json.dumps(category).encode(),
+            json.dumps(key_id).encode(),
+        )
+        self._suffix = b',"table":%s,"v":%d}' % (json.dumps(table).encode(), BLOB_VERSION)
 
     def for_record(self, record_id: int) -> bytes:
         return b"%s%d%s" % (self._prefix, record_id, self._suffix)

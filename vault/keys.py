@@ -34,8 +34,7 @@ class KekStore(Protocol):
         """Make and store a new KEK; refuses to overwrite an existing one."""
         ...
 
-    def destroy(self) -> None:
-        ...
+    def destroy(self) -> None: ...
 
 
 def check_private(path: Path, *, is_dir: bool) -> None:
@@ -113,7 +112,9 @@ class KeyringKekStore:
         try:
             text = keyring.get_password(KEYRING_SERVICE, self.account)
         except keyring.errors.KeyringError as exc:
-            raise KeyUnavailable(f"the OS keyring could not be read: {type(exc).__name__}; unlock it and retry") from None
+            raise KeyUnavailable(
+                f"the OS keyring could not be read: {type(exc).__name__}; unlock it and retry"
+            ) from None
         if text is None:
             raise KeyUnavailable(
                 "the vault key is missing from the OS keyring; restore it, or erase the vault with: "

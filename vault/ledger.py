@@ -24,9 +24,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from vault.modelconfig import BOUNDARY
 from vault.canonical import canonical_json
 from vault.errors import LedgerBroken
+from vault.modelconfig import BOUNDARY
 from vault.signing import SigningKey, verify_signature
 from vault.timeutil import iso
 
@@ -38,9 +38,22 @@ GENESIS_HASH = "00" * 32
 # Every kind of entry the ledger holds. Anything else is a programming error.
 KINDS = frozenset(
     {
-        "vault-created", "grant", "revoke", "erase", "pause", "resume", "policy-changed",
-        "batch-sealed", "batch-vetoed", "batch-released", "batch-approved", "batch-rejected",
-        "batch-shipped", "key-shredded", "erasure-requested", "excluded-apps-changed",
+        "vault-created",
+        "grant",
+        "revoke",
+        "erase",
+        "pause",
+        "resume",
+        "policy-changed",
+        "batch-sealed",
+        "batch-vetoed",
+        "batch-released",
+        "batch-approved",
+        "batch-rejected",
+        "batch-shipped",
+        "key-shredded",
+        "erasure-requested",
+        "excluded-apps-changed",
     }
 )
 
@@ -139,40 +152,29 @@ class Ledger:
         rows = self._conn.execute("SELECT seq, kind, at, body, prev_hash, hash FROM ledger ORDER BY seq")
         for seq, kind, at, body_text, stored_prev, stored_hash in rows:
             count += 1
-
-            def broken(reason: str, seq: int = seq) -> VerifyReport:
-                return VerifyReport(ok=False, entries=count, head_hash=prev, first_broken_seq=seq, reason=reason)
-
-            if seq != count:
-                return broken(f"entry {seq} is out of sequence (expected {count}); an entry is missing")
-            try:
-                body = json.loads(body_text)
-            except ValueError:
-                return broken("the entry's body is not valid JSON")
-            if not isinstance(body, dict) or body.get("seq") != seq or body.get("kind") != kind or body.get("at") != at:
-                return broken("the entry's columns do not match its hashed body")
-            if stored_prev != prev:
-                return broken("the entry does not link to the previous entry's hash")
-            try:
-                expected = chain_hash(prev, body)
-            except (ValueError, TypeError):
-                return broken("the entry's body cannot be canonicalised")
-            if expected != stored_hash:
-                return broken("the entry's hash does not match its content")
+            problem = _entry_problem(seq, count, kind, at, body_text, stored_prev, stored_hash, prev)
+            if problem is not None:
+                return VerifyReport(ok=False, entries=count, head_hash=prev, first_broken_seq=seq, reason=problem)
             prev = stored_hash
             hashes[seq] = stored_hash
         if device_public_key is not None:
             for cp in self.checkpoints():
                 if hashes.get(cp.seq) != cp.head_hash:
                     return VerifyReport(
-                        ok=False, entries=count, head_hash=prev, first_broken_seq=cp.seq,
+                        ok=False,
+                        entries=count,
+                        head_hash=prev,
+                        first_broken_seq=cp.seq,
                         reason=f"signed checkpoint at entry {cp.seq} names a different head than the ledger holds",
                     )
                 try:
                     cp.verify(device_public_key)
                 except Exception:
                     return VerifyReport(
-                        ok=False, entries=count, head_hash=prev, first_broken_seq=cp.seq,
+                        ok=False,
+                        entries=count,
+                        head_hash=prev,
+                        first_broken_seq=cp.seq,
                         reason=f"the signature of the checkpoint at entry {cp.seq} does not verify",
                     )
         return VerifyReport(ok=True, entries=count, head_hash=prev)
@@ -197,3 +199,26 @@ class Ledger:
     def checkpoints(self) -> list[Checkpoint]:
         rows = self._conn.execute("SELECT seq, head_hash, device_kid, at, signature FROM checkpoints ORDER BY seq")
         return [Checkpoint(seq=s, head_hash=h, device_kid=k, at=a, signature=sig) for s, h, k, a, sig in rows]
+
+
+def _entry_problem(
+    seq: int, expected_seq: int, kind: str, at: str, body_text: str, stored_prev: str, stored_hash: str, prev: str
+) -> str | None:
+    """Why one stored entry does not continue the chain ending in ``prev``, or None when it does."""
+    if seq != expected_seq:
+        return f"entry {seq} is out of sequence (expected {expected_seq}); an entry is missing"
+    try:
+        body = json.loads(body_text)
+    except ValueError:
+        return "the entry's body is not valid JSON"
+    if not isinstance(body, dict) or body.get("seq") != seq or body.get("kind") != kind or body.get("at") != at:
+        return "the entry's columns do not match its hashed body"
+    if stored_prev != prev:
+        return "the entry does not link to the previous entry's hash"
+    try:
+        expected = chain_hash(prev, body)
+    except (ValueError, TypeError):
+        return "the entry's body cannot be canonicalised"
+    if expected != stored_hash:
+        return "the entry's hash does not match its content"
+    return None

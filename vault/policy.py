@@ -15,22 +15,59 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from vault.modelconfig import BOUNDARY
 from vault.canonical import canonical_json, sha256_hex
 from vault.categories import ALL_CATEGORIES, AppCategory, Category
 from vault.errors import PolicyError
+from vault.modelconfig import BOUNDARY
 
 _frozen = BOUNDARY
 
 DEFAULT_EXCLUDED_APPS: tuple[str, ...] = (
     # Password managers, banking and HR: nothing is captured while one of these has focus.
-    "keepassxc", "keepass2", "1password", "bitwarden", "lastpass", "enpass", "seahorse",
-    "gnome-keyring", "kwalletmanager5", "pinentry", "pinentry-gtk-2", "pinentry-qt",
+    "keepassxc",
+    "keepass2",
+    "1password",
+    "bitwarden",
+    "lastpass",
+    "enpass",
+    "seahorse",
+    "gnome-keyring",
+    "kwalletmanager5",
+    "pinentry",
+    "pinentry-gtk-2",
+    "pinentry-qt",
 )
 DEFAULT_FILE_EXTENSIONS: tuple[str, ...] = (
-    "py", "js", "ts", "java", "c", "h", "cpp", "rs", "go", "rb", "md", "txt", "json", "toml",
-    "yaml", "yml", "csv", "html", "css", "sql", "sh", "pdf", "docx", "xlsx", "pptx", "odt", "ods", "png",
-    "jpg", "svg",
+    "py",
+    "js",
+    "ts",
+    "java",
+    "c",
+    "h",
+    "cpp",
+    "rs",
+    "go",
+    "rb",
+    "md",
+    "txt",
+    "json",
+    "toml",
+    "yaml",
+    "yml",
+    "csv",
+    "html",
+    "css",
+    "sql",
+    "sh",
+    "pdf",
+    "docx",
+    "xlsx",
+    "pptx",
+    "odt",
+    "ods",
+    "png",
+    "jpg",
+    "svg",
 )
 
 
@@ -82,7 +119,7 @@ class StewardConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _enough_stewards(self) -> "StewardConfig":
+    def _enough_stewards(self) -> StewardConfig:
         if self.keys and self.approvals_required > len(self.keys):
             raise ValueError(
                 f"approvals_required is {self.approvals_required} but only {len(self.keys)} steward keys are listed"

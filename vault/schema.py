@@ -115,9 +115,7 @@ def check_file_permissions(path: Path) -> None:
 
 def applied_migrations(conn: sqlite3.Connection) -> list[str]:
     try:
-        exists = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'"
-        ).fetchone()
+        exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'").fetchone()
         if not exists:
             return []
         return [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY rowid")]

@@ -36,7 +36,9 @@ def _shred(
             record_count += vault.db.execute("DELETE FROM records WHERE key_id = ?", (key_id,)).rowcount
             vault.db.execute("DELETE FROM data_keys WHERE key_id = ?", (key_id,))
         if key_ids or batch_ids or kind == "erase":
-            vault.ledger.append(kind, {**fields, "key_ids": key_ids, "records": record_count, "batches": batch_ids}, now)
+            vault.ledger.append(
+                kind, {**fields, "key_ids": key_ids, "records": record_count, "batches": batch_ids}, now
+            )
     vault.data_keys.forget(key_ids)
     if key_ids or batch_ids:
         compact(vault)
@@ -66,8 +68,15 @@ def erase_period(vault: Vault, first_day: str, last_day: str, *, now: datetime) 
     fields: dict[str, object] = {"scope": "period", "first_day": first_day, "last_day": last_day, "categories": []}
     start = int(datetime.fromisoformat(first_day).replace(tzinfo=UTC).timestamp())
     end = int((datetime.fromisoformat(last_day).replace(tzinfo=UTC) + timedelta(days=1)).timestamp())
-    return _shred(vault, "day BETWEEN ? AND ? AND category != 'batch'", (first_day, last_day), "erase", fields, now,
-                  lambda b: b.period_start < end and b.period_end > start)
+    return _shred(
+        vault,
+        "day BETWEEN ? AND ? AND category != 'batch'",
+        (first_day, last_day),
+        "erase",
+        fields,
+        now,
+        lambda b: b.period_start < end and b.period_end > start,
+    )
 
 
 def apply_retention(vault: Vault, policy: MachinePolicy, now: datetime) -> list[str]:
@@ -75,5 +84,12 @@ def apply_retention(vault: Vault, policy: MachinePolicy, now: datetime) -> list[
     cutoff = utc_day(now - timedelta(days=policy.retention_days))
     fields: dict[str, object] = {"reason": "retention", "retention_days": policy.retention_days, "before_day": cutoff}
     cutoff_ts = int(datetime.fromisoformat(cutoff).replace(tzinfo=UTC).timestamp())
-    return _shred(vault, "day < ? AND category != 'batch'", (cutoff,), "key-shredded", fields, now,
-                  lambda b: b.period_start < cutoff_ts)
+    return _shred(
+        vault,
+        "day < ? AND category != 'batch'",
+        (cutoff,),
+        "key-shredded",
+        fields,
+        now,
+        lambda b: b.period_start < cutoff_ts,
+    )

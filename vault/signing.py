@@ -30,7 +30,7 @@ class SigningKey:
         self.kid = key_id(self.public_bytes)
 
     @classmethod
-    def generate(cls) -> "SigningKey":
+    def generate(cls) -> SigningKey:
         return cls(Ed25519PrivateKey.generate().private_bytes_raw())
 
     def private_bytes(self) -> bytes:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vault.consent import ConsentSnapshot, ReceiptSpan, derive_snapshot, receipt_spans
 from vault.datakeys import DataKeys
@@ -75,7 +75,7 @@ class Vault:
         return layout.vault_db.exists()
 
     @classmethod
-    def open(cls, layout: Layout, *, create: bool = True, clock: Clock = utc_now) -> "Vault":
+    def open(cls, layout: Layout, *, create: bool = True, clock: Clock = utc_now) -> Vault:
         path = layout.vault_db
         if not path.exists():
             if not create:
@@ -135,7 +135,7 @@ class Vault:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> "Vault":
+    def __enter__(self) -> Vault:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -251,7 +251,9 @@ class Vault:
         record_ids: Sequence[int] | None = None,
     ) -> list[AnyWindow]:
         """Decrypt and validate stored records; any tampering raises the opaque InvalidRecord."""
-        return [record for _, record in self.read_windows_with_ids(category, start=start, end=end, record_ids=record_ids)]
+        return [
+            record for _, record in self.read_windows_with_ids(category, start=start, end=end, record_ids=record_ids)
+        ]
 
     def read_windows_with_ids(
         self,
@@ -314,8 +316,11 @@ class _Coverage:
 
     def __init__(self, spans: dict[str, ReceiptSpan]) -> None:
         self._spans = {
-            rid: (span.receipt.category.value, span.granted_at.timestamp(),
-                  span.ended_at.timestamp() if span.ended_at else float("inf"))
+            rid: (
+                span.receipt.category.value,
+                span.granted_at.timestamp(),
+                span.ended_at.timestamp() if span.ended_at else float("inf"),
+            )
             for rid, span in spans.items()
         }
 

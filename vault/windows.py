@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_validator
 
-from vault.modelconfig import BOUNDARY
 from vault.categories import FileEventKind, KeyClass, MouseButton, RootClass
+from vault.modelconfig import BOUNDARY
 
 SCHEMA_VERSION = 1
 
@@ -46,7 +46,7 @@ class _WindowBase(BaseModel):
     receipt_id: str = Field(min_length=1, max_length=64, description="the consent grant active at capture")
 
     @model_validator(mode="after")
-    def _end_after_start(self) -> "_WindowBase":
+    def _end_after_start(self) -> _WindowBase:
         if self.end <= self.start:
             raise ValueError(f"window end ({self.end}) must be after its start ({self.start})")
         return self
@@ -120,9 +120,7 @@ class FilesWindow(_WindowBase):
     events: tuple[FileEventCount, ...]
 
 
-WindowRecord = Annotated[
-    Union[KeyboardWindow, MouseWindow, AppsWindow, FilesWindow], Field(discriminator="category")
-]
+WindowRecord = Annotated[KeyboardWindow | MouseWindow | AppsWindow | FilesWindow, Field(discriminator="category")]
 AnyWindow = KeyboardWindow | MouseWindow | AppsWindow | FilesWindow
 
 

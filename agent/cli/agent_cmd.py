@@ -28,9 +28,7 @@ def _replay_config(replay: str | None, speed: float) -> object:
         return ReplayConfig(synthetic=spec, speed=speed)
     path = Path(replay)
     if not path.is_file():
-        raise click.BadParameter(
-            "no such recording file (or use synthetic[:seed=N,...])", param_hint="--replay"
-        )
+        raise click.BadParameter("no such recording file (or use synthetic[:seed=N,...])", param_hint="--replay")
     return ReplayConfig(recording=path, speed=speed)
 
 
@@ -67,9 +65,7 @@ def run(replay: str | None, replay_speed: float, verbose: bool) -> None:
 @click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 @click.option("--seconds", type=float, default=60.0, show_default=True, help="Length of the stream.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same stream.")
-@click.option(
-    "--options", default="", metavar="OPTS", help="More synthetic options: key_rate=10,move_rate=200"
-)
+@click.option("--options", default="", metavar="OPTS", help="More synthetic options: key_rate=10,move_rate=200")
 def make_recording(out: Path, seconds: float, seed: int, options: str) -> None:
     """Write a deterministic synthetic input recording for --replay (no real input is read)."""
     from agent.sources.replay_stream import SyntheticSpec, write_recording

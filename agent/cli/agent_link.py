@@ -17,7 +17,6 @@ def tell_agent(layout: Layout, *, must_confirm: bool) -> None:
     by itself within a second.
     """
     from agent.control import notify_consent_changed
-
     from agent.errors import ControlError
 
     try:

@@ -63,12 +63,18 @@ def show(batch_id: str, as_json: bool) -> None:
 
     with common.open_vault() as vault:
         info = batch_ops.get(vault, batch_id)
-        records = list(decode_payload(batch_ops.payload(vault, batch_id)).records) if info.state in batch_ops.PENDING_STATES else []
+        records = (
+            list(decode_payload(batch_ops.payload(vault, batch_id)).records)
+            if info.state in batch_ops.PENDING_STATES
+            else []
+        )
     if as_json:
         common.emit_json({"batch": info.model_dump(), "records": records})
         return
-    click.echo(f"Batch {info.batch_id}: {info.state}, {sum(info.record_counts.values())} record(s), "
-               f"payload sha256 {info.payload_sha256}")
+    click.echo(
+        f"Batch {info.batch_id}: {info.state}, {sum(info.record_counts.values())} record(s), "
+        f"payload sha256 {info.payload_sha256}"
+    )
     for check in info.privacy_checks:
         click.echo(f"  [{'pass' if check['passed'] else 'FAIL'}] {check['name']}: {check.get('detail', '')}")
     for record in records:
@@ -107,7 +113,9 @@ def seal(as_json: bool) -> None:
     elif info is None:
         click.echo("Nothing to seal: every stored record is already in a batch.")
     else:
-        click.echo(f"Sealed batch {info.batch_id}; held until {info.hold_until}. Preview: consentry batches show {info.batch_id}")
+        click.echo(
+            f"Sealed batch {info.batch_id}; held until {info.hold_until}. Preview: consentry batches show {info.batch_id}"
+        )
 
 
 @batches.command("sync")

@@ -34,16 +34,28 @@ def show(as_json: bool) -> None:
     lay = common.layout()
     if not lay.vault_db.exists():
         rows = [
-            {"category": c.value, "state": "not_granted" if policy.allows(c) else "forbidden", "since": None,
-             "receipt_id": None, "notice_version": consent_ops.load_notice(c).version, "reason": None}
+            {
+                "category": c.value,
+                "state": "not_granted" if policy.allows(c) else "forbidden",
+                "since": None,
+                "receipt_id": None,
+                "notice_version": consent_ops.load_notice(c).version,
+                "reason": None,
+            }
             for c in Category
         ]
     else:
         with common.open_vault() as vault:
             snapshot = vault.consent(policy)
         rows = [
-            {"category": c.value, "state": s.state, "since": iso(s.since) if s.since else None,
-             "receipt_id": s.receipt_id, "notice_version": s.current_notice_version, "reason": s.reason}
+            {
+                "category": c.value,
+                "state": s.state,
+                "since": iso(s.since) if s.since else None,
+                "receipt_id": s.receipt_id,
+                "notice_version": s.current_notice_version,
+                "reason": s.reason,
+            }
             for c, s in snapshot.categories.items()
         ]
     if as_json:
@@ -59,9 +71,14 @@ def show(as_json: bool) -> None:
 
 @consent.command("grant")
 @click.argument("categories", nargs=-1, required=True, type=common.CategoryType())
-@click.option("--yes", is_flag=True, help="Grant without the interactive question (still recorded as your explicit act).")
 @click.option(
-    "--folder", "folders", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+    "--yes", is_flag=True, help="Grant without the interactive question (still recorded as your explicit act)."
+)
+@click.option(
+    "--folder",
+    "folders",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="For 'files': a folder whose activity may be counted (repeatable). Names are never stored.",
 )
 def grant(categories: tuple[Category, ...], yes: bool, folders: tuple[Path, ...]) -> None:
@@ -93,8 +110,12 @@ def grant(categories: tuple[Category, ...], yes: bool, folders: tuple[Path, ...]
 
                 write_watched_folders(vault.layout, list(folders))
             receipt, created = consent_ops.grant(
-                vault, policy, category, method="cli",
-                confirmation="yes-flag" if yes else "interactive-prompt", now=utc_now(),
+                vault,
+                policy,
+                category,
+                method="cli",
+                confirmation="yes-flag" if yes else "interactive-prompt",
+                now=utc_now(),
             )
             state = "granted" if created else "already granted"
             click.echo(f"{category.value}: {state} (receipt {receipt.receipt_id}).")
@@ -105,8 +126,12 @@ def grant(categories: tuple[Category, ...], yes: bool, folders: tuple[Path, ...]
 
 @consent.command("revoke")
 @click.argument("categories", nargs=-1, required=True, type=common.CategoryType())
-@click.option("--erase", is_flag=True, help="Also destroy what was collected for these categories here, and ask the "
-              "store to erase everything it holds under your pseudonym.")
+@click.option(
+    "--erase",
+    is_flag=True,
+    help="Also destroy what was collected for these categories here, and ask the "
+    "store to erase everything it holds under your pseudonym.",
+)
 def revoke(categories: tuple[Category, ...], erase: bool) -> None:
     """Withdraw consent for CATEGORIES. Capture stops at once.
 
@@ -137,8 +162,13 @@ def revoke(categories: tuple[Category, ...], erase: bool) -> None:
 
 
 @click.command()
-@click.option("--for", "duration", type=common.DurationType(), default=None,
-              help="Resume by itself after this long (e.g. 30m, 1h, 2h30m). Default: until you resume.")
+@click.option(
+    "--for",
+    "duration",
+    type=common.DurationType(),
+    default=None,
+    help="Resume by itself after this long (e.g. 30m, 1h, 2h30m). Default: until you resume.",
+)
 def pause(duration: timedelta | None) -> None:
     """Pause all capture, for DURATION or until `consentry resume`."""
     now = utc_now()

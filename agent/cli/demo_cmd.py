@@ -35,8 +35,13 @@ class Demo:
         self.store_dir = out / "store"
         self.steward_key = out / "steward" / "steward-ed25519.key"
         self.dataset = out / "dataset"
-        self.env = {**os.environ, "CONSENTRY_HOME": str(self.home), "CONSENTRY_POLICY": str(self.policy_file),
-                    "CONSENTRY_KEYSTORE": "file", "PYTHONWARNINGS": "ignore"}
+        self.env = {
+            **os.environ,
+            "CONSENTRY_HOME": str(self.home),
+            "CONSENTRY_POLICY": str(self.policy_file),
+            "CONSENTRY_KEYSTORE": "file",
+            "PYTHONWARNINGS": "ignore",
+        }
 
     @staticmethod
     def step(title: str) -> None:
@@ -97,8 +102,12 @@ def _stop(proc: subprocess.Popen[str], timeout: float = 20.0) -> int:
 
 
 @click.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for everything the demo makes (default: a new temporary folder).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for everything the demo makes (default: a new temporary folder).",
+)
 @click.option("--seconds", type=float, default=25.0, show_default=True, help="How long the agent captures.")
 def demo(out: Path | None, seconds: float) -> None:
     """Run the whole flow on this machine in a temporary home.
@@ -124,8 +133,17 @@ def demo(out: Path | None, seconds: float) -> None:
     d.run("policy", "validate", str(d.policy_file), show=1)
 
     store_log = (out / "store.log").open("w")
-    store = d.start("store", "serve", "--data", str(d.store_dir), "--port", url.rsplit(":", 1)[1],
-                    "--policy", str(d.policy_file), log=store_log)
+    store = d.start(
+        "store",
+        "serve",
+        "--data",
+        str(d.store_dir),
+        "--port",
+        url.rsplit(":", 1)[1],
+        "--policy",
+        str(d.policy_file),
+        log=store_log,
+    )
     try:
         _wait_for_store(url, store)
         click.echo(f"  store listening on {url}")

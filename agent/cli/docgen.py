@@ -1,6 +1,6 @@
 """Generate docs/cli.md from the commands' own ``--help``, so the reference cannot drift.
 
-    python -m agent.cli.docgen > docs/cli.md
+python -m agent.cli.docgen > docs/cli.md
 """
 
 from __future__ import annotations

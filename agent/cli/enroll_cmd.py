@@ -11,8 +11,12 @@ from vault.timeutil import utc_now
 
 
 @click.command()
-@click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="File holding the one-time enrollment token from IT (consentry store token).")
+@click.option(
+    "--token-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="File holding the one-time enrollment token from IT (consentry store token).",
+)
 def enroll(token_file: Path) -> None:
     """Enroll this computer with the store named in the machine policy.
 

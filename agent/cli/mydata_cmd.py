@@ -27,9 +27,13 @@ def _summary(record: AnyWindow) -> str:
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items() if v) or "-"
         elif isinstance(value, list):
-            value = "; ".join(
-                " ".join(f"{k}={v}" for k, v in item.items()) if isinstance(item, dict) else str(item) for item in value
-            ) or "-"
+            value = (
+                "; ".join(
+                    " ".join(f"{k}={v}" for k, v in item.items()) if isinstance(item, dict) else str(item)
+                    for item in value
+                )
+                or "-"
+            )
         parts.append(f"{key}: {value}")
     return " | ".join(parts)
 
@@ -54,20 +58,24 @@ def mydata(category: Category | None, as_json: bool) -> None:
 
     with common.open_vault() as vault:
         records = vault.read_windows(category.value if category else None)
-        receipts = [span.receipt.model_dump(mode="json") | {"ended_at": span.ended_at.isoformat() if span.ended_at else None}
-                    for span in vault.receipt_spans().values()]
+        receipts = [
+            span.receipt.model_dump(mode="json") | {"ended_at": span.ended_at.isoformat() if span.ended_at else None}
+            for span in vault.receipt_spans().values()
+        ]
         subject = vault.subject
     try:
         folders = [str(p) for p in read_watched_folders(lay).folders]
     except ValueError as exc:
         folders = [f"(unreadable: {exc})"]
     if as_json:
-        common.emit_json({
-            "subject": subject,
-            "receipts": receipts,
-            "records": [r.model_dump(mode="json") for r in records],
-            "watched_folders": folders,
-        })
+        common.emit_json(
+            {
+                "subject": subject,
+                "receipts": receipts,
+                "records": [r.model_dump(mode="json") for r in records],
+                "watched_folders": folders,
+            }
+        )
         return
     click.echo(f"Your pseudonym: {subject} (only this computer can link it to you)")
     click.echo(f"Consent receipts: {len(receipts)}    Watched folders (files): {', '.join(folders) or 'none'}")
@@ -84,15 +92,28 @@ def mydata(category: Category | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--all", "everything", is_flag=True, help="Everything: every category and day. Also withdraws every "
-              "grant and asks the store to erase what it holds under your pseudonym.")
-@click.option("--category", "categories", multiple=True, type=common.CategoryType(), help="Only this category (repeatable).")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Everything: every category and day. Also withdraws every "
+    "grant and asks the store to erase what it holds under your pseudonym.",
+)
+@click.option(
+    "--category", "categories", multiple=True, type=common.CategoryType(), help="Only this category (repeatable)."
+)
 @click.option("--from", "first_day", default=None, metavar="YYYY-MM-DD", help="First UTC day of a period to erase.")
 @click.option("--to", "last_day", default=None, metavar="YYYY-MM-DD", help="Last UTC day of a period to erase.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="With --all: delete the vault files even if the vault cannot be opened.")
-def erase(everything: bool, categories: tuple[Category, ...], first_day: str | None, last_day: str | None,
-          yes: bool, force: bool) -> None:
+def erase(
+    everything: bool,
+    categories: tuple[Category, ...],
+    first_day: str | None,
+    last_day: str | None,
+    yes: bool,
+    force: bool,
+) -> None:
     """Erase collected data by destroying its keys (crypto-shredding).
 
     Choose --all, one or more --category, or a period with --from/--to. The erasure is
@@ -115,8 +136,15 @@ def erase(everything: bool, categories: tuple[Category, ...], first_day: str | N
     if not lay.vault_db.exists():
         click.echo("There is no vault on this computer; nothing to erase.")
         return
-    what = "everything collected about you" if everything else (
-        "all " + ", ".join(c.value for c in categories) + " data" if categories else f"data from {first_day} to {last_day}")
+    what = (
+        "everything collected about you"
+        if everything
+        else (
+            "all " + ", ".join(c.value for c in categories) + " data"
+            if categories
+            else f"data from {first_day} to {last_day}"
+        )
+    )
     if not yes and not click.confirm(f"Erase {what}? This cannot be undone.", default=False):
         raise click.ClickException("nothing was erased")
     from vault.shredding import erase_categories, erase_period

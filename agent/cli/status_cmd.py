@@ -45,11 +45,19 @@ def collect_status() -> dict[str, Any]:
             if policy is not None:
                 snapshot = vault.consent(policy)
                 if snapshot.is_paused(now):
-                    report["paused_until"] = "indefinitely" if snapshot.paused_until and snapshot.paused_until.year == 9999 \
-                        else iso(snapshot.paused_until) if snapshot.paused_until else None
+                    report["paused_until"] = (
+                        "indefinitely"
+                        if snapshot.paused_until and snapshot.paused_until.year == 9999
+                        else iso(snapshot.paused_until)
+                        if snapshot.paused_until
+                        else None
+                    )
                 for category, state in snapshot.categories.items():
-                    categories[category.value] = {"consent": state.state, "since": iso(state.since) if state.since else None,
-                                                  "reason": state.reason}
+                    categories[category.value] = {
+                        "consent": state.state,
+                        "since": iso(state.since) if state.since else None,
+                        "reason": state.reason,
+                    }
     agent_categories = (agent or {}).get("categories", {}) if agent else {}
     from vault.categories import Category
 

@@ -28,9 +28,7 @@ key_file_option = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="The steward's private key file (default: $CONSENTRY_HOME/steward/steward-ed25519.key).",
 )
-store_url_option = click.option(
-    "--store-url", help="The store's base URL (default: the machine policy's store.url)."
-)
+store_url_option = click.option("--store-url", help="The store's base URL (default: the machine policy's store.url).")
 
 
 def _signer(key_file: Path | None) -> Any:
@@ -86,11 +84,11 @@ def _call(action: Any) -> Any:
         }
         raise click.ClickException(
             f"the store refused: {exc.code}: {exc.message}. {hints.get(exc.code, '')}".strip()
-        )
+        ) from None
     except httpx.TransportError as exc:
         raise click.ClickException(
             f"cannot reach the store ({type(exc).__name__}). Check --store-url and the network."
-        )
+        ) from None
 
 
 @click.group()
@@ -119,9 +117,7 @@ def init(key_file: Path | None, name: str | None, as_json: bool) -> None:
     if as_json:
         _emit({"public_key": public, "kid": signer.kid, "name": label})
         return
-    click.echo(
-        "Created your steward key. Ask IT to add this line under [stewards.keys] in the store's policy:"
-    )
+    click.echo("Created your steward key. Ask IT to add this line under [stewards.keys] in the store's policy:")
     click.echo(f'{label} = "{public}"')
 
 
@@ -211,9 +207,7 @@ def approve(batch_id: str, key_file: Path | None, store_url: str | None, as_json
 
 @steward.command()
 @click.argument("batch_id")
-@click.option(
-    "--reason", required=True, help="Why (recorded in the store's audit log and shown to the employee)."
-)
+@click.option("--reason", required=True, help="Why (recorded in the store's audit log and shown to the employee).")
 @key_file_option
 @store_url_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")

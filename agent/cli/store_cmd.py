@@ -22,9 +22,7 @@ def backend_options(func: F) -> F:
     func = click.option(
         "--schema", default="consentry", show_default=True, help="PostgreSQL schema for the store's tables."
     )(func)
-    func = click.option("--dsn", envvar="CONSENTRY_STORE_DSN", help="PostgreSQL DSN (backend postgres).")(
-        func
-    )
+    func = click.option("--dsn", envvar="CONSENTRY_STORE_DSN", help="PostgreSQL DSN (backend postgres).")(func)
     func = click.option(
         "--data",
         "data_dir",
@@ -54,7 +52,7 @@ def _open(backend: str, data_dir: Path, dsn: str | None, schema: str = "consentr
     except VaultError as exc:
         raise click.ClickException(
             f"cannot open the {backend} backend: {exc}. Check --dsn and that the server runs."
-        )
+        ) from None
 
 
 def _keys(data_dir: Path) -> tuple[Any, bool]:
@@ -106,9 +104,7 @@ def store() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Policy file whose [stewards] section says whose approvals count (default: the machine policy).",
 )
-@click.option(
-    "--max-body-mb", default=32, show_default=True, type=click.IntRange(1, 1024), help="Request size limit."
-)
+@click.option("--max-body-mb", default=32, show_default=True, type=click.IntRange(1, 1024), help="Request size limit.")
 def serve(
     backend: str,
     data_dir: Path,
@@ -196,9 +192,7 @@ def token(backend: str, data_dir: Path, dsn: str | None, schema: str, as_json: b
 @click.option("--format", "fmt", type=click.Choice(["parquet"]), default="parquet", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-def export(
-    backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str, as_json: bool, out: Path
-) -> None:
+def export(backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str, as_json: bool, out: Path) -> None:
     """Export approved, non-erased data to OUT as Parquet with a dataset card, datasheet and manifest."""
     import time
 
@@ -209,9 +203,7 @@ def export(
     try:
         with storage.transaction() as tx:
             total = len(tx.stored_batches()) * 4  # four category passes over the batches
-        with click.progressbar(
-            length=max(total, 1), label="Exporting", file=sys.stderr
-        ) as bar:
+        with click.progressbar(length=max(total, 1), label="Exporting", file=sys.stderr) as bar:
             try:
                 result = export_parquet(storage, keys.log, out, now=int(time.time()), progress=bar.update)
             except ValueError as exc:
@@ -233,9 +225,7 @@ def export(
 
 @store.command("verify-log")
 @click.option("--store-url", help="The store's base URL (default: the machine policy's store.url).")
-@click.option(
-    "--log-key", help="The store's Ed25519 log key, base64 (default: the machine policy's store.log_key)."
-)
+@click.option("--log-key", help="The store's Ed25519 log key, base64 (default: the machine policy's store.log_key).")
 @click.option(
     "--state",
     "state_file",
@@ -244,9 +234,7 @@ def export(
 )
 @click.option("--full", is_flag=True, help="Also download every entry and recompute the root.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def verify_log(
-    store_url: str | None, log_key: str | None, state_file: Path | None, full: bool, as_json: bool
-) -> None:
+def verify_log(store_url: str | None, log_key: str | None, state_file: Path | None, full: bool, as_json: bool) -> None:
     """Check the store's signed tree head and that the log is append-only since the last check."""
     from vault.errors import InvalidRecord
     from vault.release import TreeHead, b64decode, merkle
@@ -277,22 +265,17 @@ def verify_log(
                 result["entries_checked"] = tree.size
     except InvalidRecord as exc:
         raise click.ClickException(
-            f"the store's log does NOT verify: {exc}. Keep the state file as evidence and "
-            "tell the data stewards."
+            f"the store's log does NOT verify: {exc}. Keep the state file as evidence and tell the data stewards."
         ) from None
     except (StoreError, OSError) as exc:
-        raise click.ClickException(
-            f"cannot check the log: {exc}. Is the store running at {store_url}?"
-        ) from None
+        raise click.ClickException(f"cannot check the log: {exc}. Is the store running at {store_url}?") from None
     if state_file is not None:
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(head.model_dump_json() + "\n", encoding="utf-8")
     if as_json:
         _emit(result)
         return
-    extra = (
-        f", consistent with size {result['consistent_with_size']}" if "consistent_with_size" in result else ""
-    )
+    extra = f", consistent with size {result['consistent_with_size']}" if "consistent_with_size" in result else ""
     click.echo(f"Log OK: {head.size} entries, signed tree head verified{extra}.")
 
 

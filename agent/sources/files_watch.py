@@ -59,9 +59,7 @@ class WatchdogFileSource:
                 observer.schedule(cast(Any, handler), str(folder), recursive=True)  # duck-typed handler
             observer.start()
         except OSError as exc:  # inotify watch limit, permission denied; the message would name the path
-            raise SourceUnavailable(
-                f"cannot watch the chosen folders ({exc.strerror or type(exc).__name__})"
-            ) from None
+            raise SourceUnavailable(f"cannot watch the chosen folders ({exc.strerror or type(exc).__name__})") from None
         if len(existing) < len(self._folders):
             log.info(
                 "files: %d of %d watched folders are missing",

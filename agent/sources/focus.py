@@ -65,9 +65,7 @@ class FocusSource:
         # one are covered from their first event on.
         sink.put((t0, self._monotonic(), first.token, first.excluded))
         self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, args=(backend, sink), name="consentry-focus", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, args=(backend, sink), name="consentry-focus", daemon=True)
         self._thread.start()
 
     def _run(self, backend: FocusBackend, sink: EventSink) -> None:

@@ -50,9 +50,7 @@ def make_mouse_callbacks(
 
 
 def _import_pynput(module: str, platform: str, env: Mapping[str, str]) -> Any:
-    if platform not in ("darwin", "win32") and not platform.startswith(
-        ("linux", "freebsd", "openbsd", "netbsd")
-    ):
+    if platform not in ("darwin", "win32") and not platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
         raise UnsupportedPlatform(f"keyboard and mouse capture is not supported on {platform}")
     problem = session_problem(platform, env)
     if problem:

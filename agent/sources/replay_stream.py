@@ -78,12 +78,8 @@ class FileLine(_Line):
     kind: FileEventKind
 
 
-ReplayLine = Annotated[
-    KeyLine | MoveLine | ClickLine | ScrollLine | FocusLine | FileLine, Field(discriminator="type")
-]
-_ADAPTER: TypeAdapter[KeyLine | MoveLine | ClickLine | ScrollLine | FocusLine | FileLine] = TypeAdapter(
-    ReplayLine
-)
+ReplayLine = Annotated[KeyLine | MoveLine | ClickLine | ScrollLine | FocusLine | FileLine, Field(discriminator="type")]
+_ADAPTER: TypeAdapter[KeyLine | MoveLine | ClickLine | ScrollLine | FocusLine | FileLine] = TypeAdapter(ReplayLine)
 
 
 class Header(BaseModel):

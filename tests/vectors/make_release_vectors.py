@@ -10,7 +10,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.store_kit import T0, make_records, receipt_ref
 from vault.categories import Category
-from vault.release import *
+from vault.release import (
+    GENESIS_HASH,
+    Ed25519Signer,
+    LedgerCheckpointRef,
+    StoreSealKey,
+    build_header,
+    build_manifest,
+    encode_payload,
+    manifest_digest,
+    payload_digest,
+    rekey_app_tokens,
+    seal_batch,
+    sign_approval,
+    sign_checkpoint,
+    sign_erasure,
+    sign_tree_head,
+)
 
 device = Ed25519Signer(bytes(range(32)))
 steward = Ed25519Signer(bytes(range(32, 64)))

@@ -20,7 +20,11 @@ def envelope_vectors() -> list[dict[str, object]]:
     key = bytes(range(32))
     nonce = bytes.fromhex("000102030405060708090a0b")
     cases = [
-        ("record", b'{"category":"keyboard","start":0}', record_context("records", 1, "keyboard/2026-01-01/0", "keyboard")),
+        (
+            "record",
+            b'{"category":"keyboard","start":0}',
+            record_context("records", 1, "keyboard/2026-01-01/0", "keyboard"),
+        ),
         ("wrapped-dek", bytes(range(100, 132)), wrap_context("mouse/2026-01-02/3")),
         ("secret", b"\x00" * 32, secret_context("device-key")),
         ("empty", b"", record_context("records", 7, "apps/2026-12-31/0", "apps")),
@@ -42,8 +46,22 @@ def envelope_vectors() -> list[dict[str, object]]:
 def ledger_vectors() -> dict[str, object]:
     bodies = [
         {"v": 1, "seq": 1, "kind": "vault-created", "at": "2026-01-01T00:00:00.000000Z", "vault_id": "v" * 32},
-        {"v": 1, "seq": 2, "kind": "grant", "at": "2026-01-01T00:00:01.000000Z", "category": "mouse", "receipt_id": "r" * 32},
-        {"v": 1, "seq": 3, "kind": "revoke", "at": "2026-01-01T00:00:02.500000Z", "categories": ["mouse"], "ratio": 0.5},
+        {
+            "v": 1,
+            "seq": 2,
+            "kind": "grant",
+            "at": "2026-01-01T00:00:01.000000Z",
+            "category": "mouse",
+            "receipt_id": "r" * 32,
+        },
+        {
+            "v": 1,
+            "seq": 3,
+            "kind": "revoke",
+            "at": "2026-01-01T00:00:02.500000Z",
+            "categories": ["mouse"],
+            "ratio": 0.5,
+        },
     ]
     hashes = []
     prev = GENESIS_HASH

@@ -49,12 +49,7 @@ class Approval(Versioned):
 
 
 def approval_message(batch_id: str, manifest_sha256: str, decision: str) -> bytes:
-    return (
-        APPROVAL_DOMAIN
-        + batch_id.encode("ascii")
-        + manifest_sha256.encode("ascii")
-        + decision.encode("ascii")
-    )
+    return APPROVAL_DOMAIN + batch_id.encode("ascii") + manifest_sha256.encode("ascii") + decision.encode("ascii")
 
 
 def sign_approval(

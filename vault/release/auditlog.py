@@ -72,9 +72,7 @@ def subject_digest(subject: str) -> str:
 
 
 def tree_head_message(size: int, root_hash: str, timestamp: int) -> bytes:
-    return TREE_HEAD_DOMAIN + canonical_json(
-        {"v": 1, "size": size, "root_hash": root_hash, "timestamp": timestamp}
-    )
+    return TREE_HEAD_DOMAIN + canonical_json({"v": 1, "size": size, "root_hash": root_hash, "timestamp": timestamp})
 
 
 def sign_tree_head(log_key: Signer, size: int, root: bytes, *, timestamp: int) -> TreeHead:
@@ -106,9 +104,7 @@ def verify_receipt(receipt: LogReceipt, log_public_key: bytes) -> None:
         raise InvalidRecord("the receipt's inclusion proof does not verify")
 
 
-def verify_heads_consistent(
-    older: TreeHead, newer: TreeHead, proof: ConsistencyProof, log_public_key: bytes
-) -> None:
+def verify_heads_consistent(older: TreeHead, newer: TreeHead, proof: ConsistencyProof, log_public_key: bytes) -> None:
     """Both heads signed by the log key, and ``newer``'s tree extends ``older``'s (RFC 9162 §2.1.4.2)."""
     verify_tree_head(older, log_public_key)
     verify_tree_head(newer, log_public_key)

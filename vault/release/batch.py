@@ -59,9 +59,7 @@ class SealedBatch(Versioned):
     signature: Signature64
 
 
-def build_header(
-    manifest: BatchManifest, ledger_checkpoint: LedgerCheckpointRef, *, created: int
-) -> BatchHeader:
+def build_header(manifest: BatchManifest, ledger_checkpoint: LedgerCheckpointRef, *, created: int) -> BatchHeader:
     """The header for shipping the batch that ``manifest`` describes (copies its ids, binds its digest)."""
     return BatchHeader(
         v=1,

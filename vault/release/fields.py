@@ -16,9 +16,7 @@ FROZEN = WIRE
 # The "previous batch hash" of a device's first batch: there is no previous manifest.
 GENESIS_HASH = "0" * 64
 
-BatchId = Annotated[
-    str, Field(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits (a uuid4 hex)")
-]
+BatchId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits (a uuid4 hex)")]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256, 64 lowercase hex digits")]
 KeyId = Annotated[
     str,
@@ -94,9 +92,7 @@ class Versioned(BaseModel):
             version = data.get("v")
             if version != cls.VERSION:
                 if isinstance(version, int) and not isinstance(version, bool):
-                    raise UnsupportedVersion(
-                        f"{cls.__name__} version {version} is not supported (only {cls.VERSION})"
-                    )
+                    raise UnsupportedVersion(f"{cls.__name__} version {version} is not supported (only {cls.VERSION})")
                 raise ValueError(f"v must be the integer {cls.VERSION}")
         return data
 

@@ -35,9 +35,7 @@ class BatchManifest(Versioned):
     batch_id: BatchId
     subject: Subject
     device_kid: KeyId
-    seq: int = Field(
-        ge=1, le=2**53, description="1 for a device's first batch, then +1 per manifest submitted"
-    )
+    seq: int = Field(ge=1, le=2**53, description="1 for a device's first batch, then +1 per manifest submitted")
     prev_batch_hash: Sha256Hex = Field(description="manifest digest of the previous batch, or 64 zeros")
     period_start: EpochSeconds
     period_end: EpochSeconds

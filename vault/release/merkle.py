@@ -126,9 +126,7 @@ def verify_inclusion(leaf: bytes, index: int, size: int, path: Sequence[bytes], 
     return sn == 0 and r == root
 
 
-def verify_consistency(
-    first: int, second: int, first_root: bytes, second_root: bytes, path: Sequence[bytes]
-) -> bool:
+def verify_consistency(first: int, second: int, first_root: bytes, second_root: bytes, path: Sequence[bytes]) -> bool:
     """RFC 9162 §2.1.4.2: is the tree (second, second_root) an append-only extension of (first, first_root)?"""
     if first < 0 or first > second:
         return False
@@ -174,9 +172,7 @@ class MemoryTree:
         index = self.size
         self._nodes[(0, index)] = leaf_hash(data)
         for level, i in completed_nodes(index):
-            self._nodes[(level, i)] = node_hash(
-                self._nodes[(level - 1, 2 * i)], self._nodes[(level - 1, 2 * i + 1)]
-            )
+            self._nodes[(level, i)] = node_hash(self._nodes[(level - 1, 2 * i)], self._nodes[(level - 1, 2 * i + 1)])
         self.size += 1
         return index
 

@@ -160,7 +160,7 @@ def run_privacy_checks(
             ids = set(by_id)
             bad = sum(
                 (p.receipt_id not in ids) if p is not None else _has_free_text(r, ids)
-                for p, r in zip(parsed, records)
+                for p, r in zip(parsed, records, strict=True)
             )
             results.append(_check(name, bad, "contain a string outside the closed vocabularies"))
         elif name == "consent_coverage":
@@ -186,9 +186,7 @@ def run_privacy_checks(
             if actual == expected and None not in parsed:
                 results.append(PrivacyCheck(name=name, passed=True))
             else:
-                results.append(
-                    PrivacyCheck(name=name, passed=False, detail="record counts differ from the manifest")
-                )
+                results.append(PrivacyCheck(name=name, passed=False, detail="record counts differ from the manifest"))
         elif name == "app_tokens_rekeyed":
             if source_records is None:
                 results.append(PrivacyCheck(name=name, passed=False, detail="source records not given"))

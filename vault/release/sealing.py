@@ -74,9 +74,7 @@ def batch_signature_message(header: BatchHeader, sealed: bytes) -> bytes:
     return BATCH_SIGNATURE_DOMAIN + header.canonical_bytes() + hashlib.sha256(sealed).digest()
 
 
-def seal_batch(
-    header: BatchHeader, payload: bytes, store_public_key: bytes, device_key: Signer
-) -> SealedBatch:
+def seal_batch(header: BatchHeader, payload: bytes, store_public_key: bytes, device_key: Signer) -> SealedBatch:
     """Encrypt ``payload`` to the store and sign it with the device key.
 
     ``device_key.kid`` must be the header's ``device_kid`` (a ValueError otherwise: a batch signed by

@@ -47,9 +47,7 @@ class Ed25519Signer:
         if len(private_bytes) != KEY_BYTES:
             raise ValueError(f"an Ed25519 private key is {KEY_BYTES} bytes, got {len(private_bytes)}")
         self._key = Ed25519PrivateKey.from_private_bytes(private_bytes)
-        self._public = self._key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+        self._public = self._key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         self._kid = kid if kid is not None else key_id(self._public)
 
     @classmethod

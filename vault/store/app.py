@@ -85,9 +85,7 @@ class BodyLimit:
                 await _error(400, "malformed_request", "invalid Content-Length")(scope, receive, send)
                 return
             if int(declared) > self.max_bytes:
-                await _error(413, "body_too_large", f"the limit is {self.max_bytes} bytes")(
-                    scope, receive, send
-                )
+                await _error(413, "body_too_large", f"the limit is {self.max_bytes} bytes")(scope, receive, send)
                 return
         chunks: list[bytes] = []
         total = 0
@@ -98,9 +96,7 @@ class BodyLimit:
             body = message.get("body", b"")
             total += len(body)
             if total > self.max_bytes:
-                await _error(413, "body_too_large", f"the limit is {self.max_bytes} bytes")(
-                    scope, receive, send
-                )
+                await _error(413, "body_too_large", f"the limit is {self.max_bytes} bytes")(scope, receive, send)
                 return
             chunks.append(body)
             if not message.get("more_body", False):
@@ -187,9 +183,7 @@ def create_app(
             405: "method_not_allowed",
             415: "unsupported_media_type",
         }
-        return _error(
-            exc.status_code, codes.get(exc.status_code, f"http_{exc.status_code}"), str(exc.detail)[:300]
-        )
+        return _error(exc.status_code, codes.get(exc.status_code, f"http_{exc.status_code}"), str(exc.detail)[:300])
 
     @app.exception_handler(VaultError)
     async def _vault(request: Request, exc: VaultError) -> JSONResponse:

@@ -32,9 +32,7 @@ def append_entry(tx: StoreTx, log_key: Signer, entry: LogEntry) -> LogReceipt:
         known[(level, i)] = merkle.node_hash(lefts[(level - 1, 2 * i)], known[(level - 1, 2 * i + 1)])
     tx.insert_nodes((level, i, digest) for (level, i), digest in sorted(known.items()))
     size = index + 1
-    nodes = tx.get_nodes(
-        merkle.nodes_for(lambda g: (merkle.root_hash(size, g), merkle.inclusion_path(index, size, g)))
-    )
+    nodes = tx.get_nodes(merkle.nodes_for(lambda g: (merkle.root_hash(size, g), merkle.inclusion_path(index, size, g))))
     nodes.update(known)
 
     def get(level: int, i: int) -> bytes:

@@ -74,9 +74,7 @@ def enroll(backend: StoreBackend, request: EnrollRequest, now: int) -> DeviceRow
         if existing is not None:
             raise Conflict("key_taken", "this device kid is already enrolled; a device enrolls once")
         if not tx.consume_token(digest, request.device_kid, now):
-            raise Forbidden(
-                "token_invalid", "the enrollment token is unknown, used or expired; ask IT for a new one"
-            )
+            raise Forbidden("token_invalid", "the enrollment token is unknown, used or expired; ask IT for a new one")
         device = DeviceRow(request.device_kid, public_key, now, 0, GENESIS_HASH, None, None)
         if not tx.insert_device(device):
             raise Conflict("key_taken", "this device key is already enrolled under another kid")
@@ -97,9 +95,7 @@ class Authenticator:
 
     def authenticate(self, request: SignedRequest, role: Role) -> Principal:
         if not (request.key and request.timestamp and request.nonce and request.signature):
-            raise Unauthenticated(
-                "auth_missing", "this endpoint needs a signed request (Consentry-* headers)"
-            )
+            raise Unauthenticated("auth_missing", "this endpoint needs a signed request (Consentry-* headers)")
         match = _KEY.match(request.key)
         if match is None or not _NONCE.match(request.nonce) or not request.timestamp.isdigit():
             raise Unauthenticated("auth_missing", "malformed Consentry-Key, -Nonce or -Timestamp header")
@@ -117,9 +113,7 @@ class Authenticator:
             signature = b64decode(request.signature)
         except ValueError:
             raise Unauthenticated("auth_bad_signature", "the request signature is not base64") from None
-        message = request_message(
-            request.method, request.target, request.body, request.key, timestamp, request.nonce
-        )
+        message = request_message(request.method, request.target, request.body, request.key, timestamp, request.nonce)
         try:
             verify_signature(principal.public_key, message, signature)
         except InvalidRecord:

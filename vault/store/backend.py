@@ -78,9 +78,7 @@ class StoreTx(Protocol):
     def insert_approval(
         self, batch_id: str, steward_key: str, decision: str, approval_json: str, created: int
     ) -> bool: ...
-    def insert_checkpoint(
-        self, device_kid: str, seq: int, head_hash: str, created: int, received: int
-    ) -> None: ...
+    def insert_checkpoint(self, device_kid: str, seq: int, head_hash: str, created: int, received: int) -> None: ...
 
     # records
     def store_records(

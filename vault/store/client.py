@@ -112,9 +112,7 @@ class _SignedAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         target = request.url.raw_path.decode("ascii")
         request.headers.update(
-            sign_request(
-                self._signer, self._role, request.method, target, request.content, now=int(self._clock())
-            )
+            sign_request(self._signer, self._role, request.method, target, request.content, now=int(self._clock()))
         )
         yield request
 
@@ -226,9 +224,7 @@ class StoreClient:
             raise ValueError("enrollment needs the device key (signer=...)")
         public = b64encode(self._signer.public_bytes)
         proof = self._signer.sign(enroll_message(token_hash(token), self._signer.kid, public))
-        request = EnrollRequest(
-            token=token, device_kid=self._signer.kid, public_key=public, proof=b64encode(proof)
-        )
+        request = EnrollRequest(token=token, device_kid=self._signer.kid, public_key=public, proof=b64encode(proof))
         # Not retried: the token is single-use, so a blind retry would fail after a lost response.
         response = self._post(EnrollResponse, "/v1/enroll", request, signed=False, retry=False)
         if self.log_public_key is None:

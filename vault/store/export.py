@@ -145,12 +145,9 @@ def export_parquet(
     with backend.transaction() as tx:
         batches = tx.stored_batches()
         approvals = {
-            b.batch_id: [Approval.model_validate_json(a) for a in tx.approvals_json(b.batch_id)]
-            for b in batches
+            b.batch_id: [Approval.model_validate_json(a) for a in tx.approvals_json(b.batch_id)] for b in batches
         }
-    manifests = {
-        b.batch_id: BatchManifest.model_validate_json(b.manifest_json) for b in batches if b.manifest_json
-    }
+    manifests = {b.batch_id: BatchManifest.model_validate_json(b.manifest_json) for b in batches if b.manifest_json}
     ids = [b.batch_id for b in batches if b.batch_id in manifests]
     (out / "data").mkdir(parents=True, exist_ok=True)
     files: dict[str, int] = {}
@@ -243,9 +240,7 @@ def _export_manifest(
                 "batch_id": b,
                 "manifest_sha256": hashlib.sha256(canonical_json(manifests[b].canonical_dict())).hexdigest(),
                 "record_counts": {str(k): v for k, v in manifests[b].record_counts.items()},
-                "approvals": [
-                    a.model_dump(mode="json") for a in approvals.get(b, []) if a.decision == "approve"
-                ],
+                "approvals": [a.model_dump(mode="json") for a in approvals.get(b, []) if a.decision == "approve"],
             }
             for b in ids
         ],
@@ -323,11 +318,7 @@ def _datasheet(
             )
     notice_rows = "\n".join(f"| {' | '.join(n)} |" for n in sorted(notices)) or "| - | - | - | - | - | - |"
     periods = [(manifests[b].period_start, manifests[b].period_end) for b in ids]
-    span = (
-        f"{min(p[0] for p in periods)} to {max(p[1] for p in periods)} (UTC epoch seconds)"
-        if periods
-        else "empty"
-    )
+    span = f"{min(p[0] for p in periods)} to {max(p[1] for p in periods)} (UTC epoch seconds)" if periods else "empty"
     counts = "\n".join(f"- `{rel}`: {n} rows" for rel, n in sorted(files.items())) or "- no records"
     return f"""# Datasheet: Consentry export {export_id}
 

@@ -18,9 +18,7 @@ def serve(app: FastAPI, host: str, port: int, *, log_level: str = "warning") -> 
     """Serve until interrupted; uvicorn drains in-flight requests on SIGTERM/SIGINT."""
     import uvicorn
 
-    uvicorn.run(
-        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10, access_log=False
-    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10, access_log=False)
 
 
 class ThreadedServer:
@@ -35,9 +33,7 @@ class ThreadedServer:
 
         config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
 
     @property
     def url(self) -> str:

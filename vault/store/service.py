@@ -100,9 +100,7 @@ class StoreService:
         missing = [n for n in REQUIRED_CHECKS if n not in names]
         failed = manifest.failed_checks()
         if missing or failed:
-            raise Unprocessable(
-                "privacy_check_failed", f"missing checks {missing}, failed checks {list(failed)}"
-            )
+            raise Unprocessable("privacy_check_failed", f"missing checks {missing}, failed checks {list(failed)}")
         covered = {r.category for r in manifest.consent_receipts}
         uncovered = [str(c) for c, n in manifest.record_counts.items() if n and c not in covered]
         if uncovered:
@@ -215,17 +213,13 @@ class StoreService:
             raise Conflict("batch_id_reused", "this batch was stored with another header")
         return LogReceipt.model_validate_json(row.receipt_json)  # a retry gets the same receipt
 
-    def _check_before_decrypt(
-        self, tx: StoreTx, row: BatchRow, who: Principal, batch: SealedBatch
-    ) -> BatchManifest:
+    def _check_before_decrypt(self, tx: StoreTx, row: BatchRow, who: Principal, batch: SealedBatch) -> BatchManifest:
         self._refuse_terminal(row)
         assert row.manifest_json is not None  # only erased batches lose it, and those were refused
         manifest = BatchManifest.model_validate_json(row.manifest_json)
         wrong = header_mismatches(batch.header, manifest)
         if wrong:
-            raise Unprocessable(
-                "header_mismatch", f"header fields disagree with the approved manifest: {list(wrong)}"
-            )
+            raise Unprocessable("header_mismatch", f"header fields disagree with the approved manifest: {list(wrong)}")
         device = self._device(tx, who.kid)
         t = self._tally(tx, row, device)
         if t.status == "rejected":
@@ -233,21 +227,15 @@ class StoreService:
         if t.status != "approved":
             raise Conflict("not_approved", f"{len(t.approved_by)} of {t.required} steward approvals so far")
         if tx.open_batches_before(who.kid, row.seq):
-            raise Conflict(
-                "chain_out_of_order", "an earlier batch of this device is not stored or closed yet"
-            )
-        self._check_checkpoint(
-            device, batch.header.ledger_checkpoint.seq, batch.header.ledger_checkpoint.head_hash
-        )
+            raise Conflict("chain_out_of_order", "an earlier batch of this device is not stored or closed yet")
+        self._check_checkpoint(device, batch.header.ledger_checkpoint.seq, batch.header.ledger_checkpoint.head_hash)
         return manifest
 
     def _decrypt_and_check(self, batch: SealedBatch, manifest: BatchManifest, who: Principal) -> _Verified:
         try:
             payload = open_batch(batch, self.keys.seal, who.public_key)
         except InvalidRecord:
-            raise Unprocessable(
-                "batch_undecryptable", "the batch does not decrypt with this store's key"
-            ) from None
+            raise Unprocessable("batch_undecryptable", "the batch does not decrypt with this store's key") from None
         if payload_digest(payload) != manifest.payload_sha256 or len(payload) != manifest.payload_bytes:
             raise Unprocessable("payload_mismatch", "the payload is not the one the manifest describes")
         try:
@@ -310,30 +298,22 @@ class StoreService:
         try:
             verify_checkpoint(checkpoint, who.public_key)
         except InvalidRecord:
-            raise Unprocessable(
-                "checkpoint_signature_invalid", "the checkpoint signature does not verify"
-            ) from None
+            raise Unprocessable("checkpoint_signature_invalid", "the checkpoint signature does not verify") from None
         now = self.clock.now()
         with self.backend.transaction() as tx:
             device = self._device(tx, who.kid, lock=True)
             self._check_checkpoint(device, checkpoint.seq, checkpoint.head_hash)
-            tx.insert_checkpoint(
-                who.kid, checkpoint.seq, checkpoint.head_hash, checkpoint.epoch_seconds(), now
-            )
+            tx.insert_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash, checkpoint.epoch_seconds(), now)
             if device.checkpoint_seq is None or checkpoint.seq > device.checkpoint_seq:
                 tx.set_device_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash)
-        return CheckpointAck(
-            device_kid=who.kid, seq=checkpoint.seq, head_hash=checkpoint.head_hash, witnessed_at=now
-        )
+        return CheckpointAck(device_kid=who.kid, seq=checkpoint.seq, head_hash=checkpoint.head_hash, witnessed_at=now)
 
     @staticmethod
     def _check_checkpoint(device: DeviceRow, seq: int, head_hash: str) -> None:
         if device.checkpoint_seq is None:
             return
         if seq < device.checkpoint_seq:
-            raise Conflict(
-                "checkpoint_regressed", f"ledger seq {seq} is below the witnessed {device.checkpoint_seq}"
-            )
+            raise Conflict("checkpoint_regressed", f"ledger seq {seq} is below the witnessed {device.checkpoint_seq}")
         if seq == device.checkpoint_seq and head_hash != device.checkpoint_hash:
             raise Conflict("checkpoint_forked", f"ledger seq {seq} was witnessed with another head hash")
 
@@ -344,9 +324,7 @@ class StoreService:
         try:
             verify_erasure(request, who.public_key)
         except InvalidRecord:
-            raise Unprocessable(
-                "erasure_signature_invalid", "the erasure request signature does not verify"
-            ) from None
+            raise Unprocessable("erasure_signature_invalid", "the erasure request signature does not verify") from None
         subject = subject_digest(request.subject)
         now = self.clock.now()
         with self.backend.transaction() as tx:

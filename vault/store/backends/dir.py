@@ -36,9 +36,7 @@ class DirTx(SqlTx):
     def lock_log(self) -> None:
         """Nothing to do: BEGIN IMMEDIATE already made this the only writer."""
 
-    def store_records(
-        self, batch: BatchRow, subject: str, payload: bytes, records: Sequence[dict[str, Any]]
-    ) -> None:
+    def store_records(self, batch: BatchRow, subject: str, payload: bytes, records: Sequence[dict[str, Any]]) -> None:
         self._backend.write_payload(batch.batch_id, payload)
 
     def erase_records(self, batch_ids: Sequence[str]) -> int:
@@ -87,9 +85,7 @@ class DirBackend:
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)"
-            )
+            conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)")
             done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
             for migration in CATALOG_MIGRATIONS:
                 if migration.name in done:

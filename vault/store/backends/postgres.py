@@ -51,9 +51,7 @@ class PostgresTx(SqlTx):
     def lock_log(self) -> None:
         self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (_LOG_LOCK,))
 
-    def store_records(
-        self, batch: BatchRow, subject: str, payload: bytes, records: Sequence[dict[str, Any]]
-    ) -> None:
+    def store_records(self, batch: BatchRow, subject: str, payload: bytes, records: Sequence[dict[str, Any]]) -> None:
         copy_records(self._pg, batch.batch_id, batch.subject_digest, records)
 
     def erase_records(self, batch_ids: Sequence[str]) -> int:
@@ -141,9 +139,7 @@ class PostgresBackend:
                 for statement in migration.sql.format(blob="BYTEA").split(";\n"):
                     if statement.strip():
                         cur.execute(statement)  # trusted DDL from this module, no parameters
-                cur.execute(
-                    "INSERT INTO _migrations (name, applied_at) VALUES (%s, now())", (migration.name,)
-                )
+                cur.execute("INSERT INTO _migrations (name, applied_at) VALUES (%s, now())", (migration.name,))
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresTx]:
@@ -152,9 +148,7 @@ class PostgresBackend:
                 yield PostgresTx(cur)
         except (psycopg.OperationalError, psycopg.errors.SerializationFailure) as exc:
             # Connection lost or server restarting: nothing committed; the client retries on 503.
-            raise Unavailable(
-                "backend_unavailable", f"PostgreSQL is unavailable: {type(exc).__name__}"
-            ) from None
+            raise Unavailable("backend_unavailable", f"PostgreSQL is unavailable: {type(exc).__name__}") from None
 
     def close(self) -> None:
         self._pool.close()

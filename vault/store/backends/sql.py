@@ -144,14 +144,10 @@ class SqlTx:
         return cur.rowcount == 1
 
     def set_device_chain(self, kid: str, seq: int, manifest_hash: str) -> None:
-        self._q(
-            "UPDATE devices SET last_seq = ?, last_manifest_hash = ? WHERE kid = ?", (seq, manifest_hash, kid)
-        )
+        self._q("UPDATE devices SET last_seq = ?, last_manifest_hash = ? WHERE kid = ?", (seq, manifest_hash, kid))
 
     def set_device_checkpoint(self, kid: str, seq: int, head_hash: str) -> None:
-        self._q(
-            "UPDATE devices SET checkpoint_seq = ?, checkpoint_hash = ? WHERE kid = ?", (seq, head_hash, kid)
-        )
+        self._q("UPDATE devices SET checkpoint_seq = ?, checkpoint_hash = ? WHERE kid = ?", (seq, head_hash, kid))
 
     def use_nonce(self, key: str, nonce: str, now: int, forget_before: int) -> bool:
         self._q("DELETE FROM nonces WHERE seen_at < ?", (forget_before,))
@@ -163,9 +159,7 @@ class SqlTx:
 
     # subjects, batches, approvals, checkpoints --------------------------------------------------------------
     def subject_owner(self, subject_digest: str) -> str | None:
-        row = self._q(
-            "SELECT device_kid FROM subjects WHERE subject_digest = ?", (subject_digest,)
-        ).fetchone()
+        row = self._q("SELECT device_kid FROM subjects WHERE subject_digest = ?", (subject_digest,)).fetchone()
         return None if row is None else str(row[0])
 
     def insert_subject(self, subject_digest: str, device_kid: str) -> None:
@@ -210,9 +204,7 @@ class SqlTx:
             raise ValueError(f"cannot update batch columns {sorted(unknown)}")
         names = sorted(fields)
         assignments = ", ".join(f"{name} = ?" for name in names)
-        self._q(
-            f"UPDATE batches SET {assignments} WHERE batch_id = ?", [fields[n] for n in names] + [batch_id]
-        )
+        self._q(f"UPDATE batches SET {assignments} WHERE batch_id = ?", [fields[n] for n in names] + [batch_id])
 
     def open_batches_before(self, device_kid: str, seq: int) -> int:
         marks = ", ".join("?" for _ in TERMINAL_STATES)
@@ -231,15 +223,12 @@ class SqlTx:
         return [self._batch(r) for r in rows]
 
     def stored_batches(self) -> list[BatchRow]:
-        rows = self._q(
-            f"SELECT {_BATCH_COLUMNS} FROM batches WHERE state = 'stored' ORDER BY batch_id"
-        ).fetchall()
+        rows = self._q(f"SELECT {_BATCH_COLUMNS} FROM batches WHERE state = 'stored' ORDER BY batch_id").fetchall()
         return [self._batch(r) for r in rows]
 
     def batches_of_subject(self, subject_digest: str) -> list[BatchRow]:
         rows = self._q(
-            f"SELECT {_BATCH_COLUMNS} FROM batches WHERE subject_digest = ? ORDER BY device_kid, seq"
-            + self.for_update,
+            f"SELECT {_BATCH_COLUMNS} FROM batches WHERE subject_digest = ? ORDER BY device_kid, seq" + self.for_update,
             (subject_digest,),
         ).fetchall()
         return [self._batch(r) for r in rows]
@@ -251,9 +240,7 @@ class SqlTx:
         ).fetchall()
         return [str(r[0]) for r in rows]
 
-    def insert_approval(
-        self, batch_id: str, steward_key: str, decision: str, approval_json: str, created: int
-    ) -> bool:
+    def insert_approval(self, batch_id: str, steward_key: str, decision: str, approval_json: str, created: int) -> bool:
         cur = self._q(
             "INSERT INTO approvals (batch_id, steward_key, decision, approval_json, created) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",
@@ -261,9 +248,7 @@ class SqlTx:
         )
         return cur.rowcount == 1
 
-    def insert_checkpoint(
-        self, device_kid: str, seq: int, head_hash: str, created: int, received: int
-    ) -> None:
+    def insert_checkpoint(self, device_kid: str, seq: int, head_hash: str, created: int, received: int) -> None:
         self._q(
             "INSERT INTO checkpoints (device_kid, seq, head_hash, created, received) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",
@@ -276,9 +261,7 @@ class SqlTx:
         return int(row[0])
 
     def insert_leaf(self, index: int, kind: str, time: int, data: bytes) -> None:
-        self._q(
-            "INSERT INTO log_leaves (idx, kind, time, data) VALUES (?, ?, ?, ?)", (index, kind, time, data)
-        )
+        self._q("INSERT INTO log_leaves (idx, kind, time, data) VALUES (?, ?, ?, ?)", (index, kind, time, data))
 
     def insert_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
         for level, index, digest in nodes:
@@ -298,9 +281,7 @@ class SqlTx:
         return found
 
     def insert_head(self, size: int, head_json: str) -> None:
-        self._q(
-            "INSERT INTO log_heads (size, head_json) VALUES (?, ?) ON CONFLICT DO NOTHING", (size, head_json)
-        )
+        self._q("INSERT INTO log_heads (size, head_json) VALUES (?, ?) ON CONFLICT DO NOTHING", (size, head_json))
 
     def get_head(self, size: int | None = None) -> str | None:
         if size is None:
@@ -310,9 +291,7 @@ class SqlTx:
         return None if row is None else str(row[0])
 
     def get_leaves(self, start: int, end: int) -> list[bytes]:
-        rows = self._q(
-            "SELECT data FROM log_leaves WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
-        ).fetchall()
+        rows = self._q("SELECT data FROM log_leaves WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)).fetchall()
         return [bytes(r[0]) for r in rows]
 
     # erasures and exports ------------------------------------------------------------------------------------
@@ -328,17 +307,13 @@ class SqlTx:
             (request_id, subject_digest, device_kid, receipt_json, created),
         )
 
-    def insert_export(
-        self, export_id: str, created: int, manifest_sha256: str, subject_digests: Sequence[str]
-    ) -> None:
+    def insert_export(self, export_id: str, created: int, manifest_sha256: str, subject_digests: Sequence[str]) -> None:
         self._q(
             "INSERT INTO exports (export_id, created, manifest_sha256) VALUES (?, ?, ?)",
             (export_id, created, manifest_sha256),
         )
         for digest in sorted(set(subject_digests)):
-            self._q(
-                "INSERT INTO export_subjects (export_id, subject_digest) VALUES (?, ?)", (export_id, digest)
-            )
+            self._q("INSERT INTO export_subjects (export_id, subject_digest) VALUES (?, ?)", (export_id, digest))
 
     def mark_exports_with_subject(self, subject_digest: str) -> list[str]:
         rows = self._q(
