@@ -20,9 +20,9 @@ from vault.release import (
     GENESIS_HASH,
     BatchManifest,
     ConsentReceiptRef,
-    Ed25519Signer,
     LedgerCheckpointRef,
     SealedBatch,
+    SigningKey,
     b64encode,
     build_header,
     build_manifest,
@@ -121,7 +121,7 @@ def make_records(n: int, *, start: int = T0, receipts: dict[Category, str] | Non
 class Agent:
     """A simulated workstation: a device key and its manifest chain."""
 
-    device: Ed25519Signer = field(default_factory=Ed25519Signer.generate)
+    device: SigningKey = field(default_factory=SigningKey.generate)
     subject: str = field(default_factory=lambda: "subj-" + secrets.token_hex(8))
     seq: int = 0
     prev: str = GENESIS_HASH
@@ -162,12 +162,12 @@ class Agent:
 
 @dataclass
 class Stewards:
-    signers: list[Ed25519Signer]
+    signers: list[SigningKey]
     required: int
 
     @classmethod
     def make(cls, n: int = 3, required: int = 2) -> Stewards:
-        return cls([Ed25519Signer.generate() for _ in range(n)], required)
+        return cls([SigningKey.generate() for _ in range(n)], required)
 
     def config(self, extra: dict[str, str] | None = None) -> StewardConfig:
         keys = {f"steward{i}": b64encode(s.public_bytes) for i, s in enumerate(self.signers)}
@@ -238,7 +238,7 @@ class Harness:
         kwargs.setdefault("retry", RetryPolicy(attempts=2, base_seconds=0.01, cap_seconds=0.05))
         return StoreClient(self.url, signer=agent.device, log_public_key=self.keys.log.public_bytes, **kwargs)  # type: ignore[arg-type]
 
-    def steward_client(self, signer: Ed25519Signer):
+    def steward_client(self, signer: SigningKey):
         from vault.store.client import StoreClient
 
         return StoreClient(self.url, signer=signer, role="steward", log_public_key=self.keys.log.public_bytes)

@@ -32,7 +32,7 @@ def test_known_answer_checkpoint_signature() -> None:
     assert key.public_bytes.hex() == cp["public_key"] and key.kid == cp["kid"]
     data = checkpoint_bytes(cp["seq"], cp["head_hash"], cp["kid"], cp["at"])
     assert key.sign(data).hex() == cp["signature"]  # Ed25519 is deterministic
-    verify_signature(key.public_bytes, bytes.fromhex(cp["signature"]), data)
+    verify_signature(key.public_bytes, data, bytes.fromhex(cp["signature"]))
 
 
 def _vault_with_entries(layout: Layout, n: int) -> Vault:

@@ -17,9 +17,9 @@ from vault.release import (
     Approval,
     BatchHeader,
     BatchManifest,
-    Ed25519Signer,
     LedgerCheckpoint,
     SealedBatch,
+    SigningKey,
     StoreSealKey,
     TreeHead,
     b64decode,
@@ -112,7 +112,7 @@ def test_flipped_signature_or_other_device_key_is_rejected(sealed_setup) -> None
     with pytest.raises(InvalidRecord):
         open_batch(batch.model_copy(update={"signature": b64encode(bytes(sig))}), store, agent.device.public_bytes)
     with pytest.raises(InvalidRecord):
-        open_batch(batch, store, Ed25519Signer.generate().public_bytes)
+        open_batch(batch, store, SigningKey.generate().public_bytes)
 
 
 def test_batch_sealed_to_another_store_key_does_not_open(sealed_setup) -> None:
@@ -126,9 +126,9 @@ def test_batch_sealed_to_another_store_key_does_not_open(sealed_setup) -> None:
 def test_sealing_with_a_key_that_is_not_the_headers_device_is_misuse(sealed_setup) -> None:
     _, store, _manifest, payload, batch = sealed_setup
     with pytest.raises(ValueError, match="device_kid"):
-        seal_batch(batch.header, payload, store.public_bytes, Ed25519Signer.generate())
+        seal_batch(batch.header, payload, store.public_bytes, SigningKey.generate())
     with pytest.raises(ValueError, match="32 bytes"):
-        seal_batch(batch.header, payload, b"short", Ed25519Signer.generate())
+        seal_batch(batch.header, payload, b"short", SigningKey.generate())
 
 
 @pytest.mark.parametrize("model", [BatchManifest, BatchHeader, SealedBatch, Approval, LedgerCheckpoint, TreeHead])
@@ -281,9 +281,7 @@ def test_one_steward_counts_once(approval_setup) -> None:
 
 def test_unknown_key_counts_for_nothing(approval_setup) -> None:
     stewards, agent, manifest = approval_setup
-    stranger = sign_approval(
-        Ed25519Signer.generate(), manifest.batch_id, manifest_digest(manifest), "approve", created=T0
-    )
+    stranger = sign_approval(SigningKey.generate(), manifest.batch_id, manifest_digest(manifest), "approve", created=T0)
     result = _tally(stewards, agent, manifest, stewards.approvals(manifest, 1) + [stranger])
     assert result.status == "pending" and [i.reason for i in result.ignored] == ["unknown_key"]
 
@@ -320,9 +318,9 @@ def test_one_rejection_by_a_listed_steward_rejects(approval_setup) -> None:
 # --- frozen known-answer vectors -----------------------------------------------------------------------
 def test_release_v1_vectors_still_verify_and_reproduce() -> None:
     v = VECTORS
-    device = Ed25519Signer(bytes.fromhex(v["device_private_key"]))
-    steward = Ed25519Signer(bytes.fromhex(v["steward_private_key"]))
-    log = Ed25519Signer(bytes.fromhex(v["log_private_key"]))
+    device = SigningKey(bytes.fromhex(v["device_private_key"]))
+    steward = SigningKey(bytes.fromhex(v["steward_private_key"]))
+    log = SigningKey(bytes.fromhex(v["log_private_key"]))
     store = StoreSealKey(bytes.fromhex(v["store_private_key"]))
     assert device.kid == v["device_kid"] and store.public_bytes.hex() == v["store_public_key"]
     payload = bytes.fromhex(v["payload_hex"])

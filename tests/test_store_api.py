@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests import store_kit
-from tests.store_kit import T0, Agent, Ed25519Signer, Harness, running_store
+from tests.store_kit import T0, Agent, Harness, SigningKey, running_store
 from vault.release import (
     LedgerCheckpointRef,
     b64decode,
@@ -193,7 +193,7 @@ def test_unknown_steward_key_is_refused(store: Harness, agent: Agent) -> None:
     manifest, _ = agent.next_batch()
     with store.client(agent) as client:
         client.submit_manifest(manifest)
-    stranger = Ed25519Signer.generate()
+    stranger = SigningKey.generate()
     approval = sign_approval(stranger, manifest.batch_id, manifest_digest(manifest), "approve", created=T0)
     with store.steward_client(stranger) as c:
         with pytest.raises(Forbidden) as info:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from agent.cli.steward_cmd import steward
 from agent.cli.store_cmd import store
-from tests.store_kit import Agent, Ed25519Signer, Stewards, running_store
+from tests.store_kit import Agent, SigningKey, Stewards, running_store
 from vault.release import b64encode
 from vault.release.keyfile import read_key_file
 
@@ -26,7 +26,7 @@ def test_steward_init_writes_a_private_0600_key_and_prints_the_public_key(home: 
     key_file = home / "steward" / "steward-ed25519.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
-    assert out["public_key"] == b64encode(Ed25519Signer(read_key_file(key_file, "ed25519")).public_bytes)
+    assert out["public_key"] == b64encode(SigningKey(read_key_file(key_file, "ed25519")).public_bytes)
     again = _run(steward, ["init"])
     assert again.exit_code == 1 and "already exists" in again.output
 
@@ -34,7 +34,7 @@ def test_steward_init_writes_a_private_0600_key_and_prints_the_public_key(home: 
 def test_steward_reviews_and_decides_through_the_cli(home: Path, tmp_path: Path) -> None:
     assert _run(steward, ["init", "--key-file", str(tmp_path / "a.key")]).exit_code == 0
     assert _run(steward, ["init", "--key-file", str(tmp_path / "b.key")]).exit_code == 0
-    signers = [Ed25519Signer(read_key_file(tmp_path / f"{n}.key", "ed25519")) for n in "ab"]
+    signers = [SigningKey(read_key_file(tmp_path / f"{n}.key", "ed25519")) for n in "ab"]
     with running_store("dir", tmp_path / "s", Stewards(signers, 2)) as live:
         agent = Agent()
         live.enroll(agent)

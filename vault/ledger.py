@@ -86,7 +86,7 @@ class Checkpoint(BaseModel):
 
     def verify(self, device_public_key: bytes) -> None:
         """Raise InvalidRecord unless the signature is the device's over this checkpoint."""
-        verify_signature(device_public_key, bytes.fromhex(self.signature), self.signed_bytes())
+        verify_signature(device_public_key, self.signed_bytes(), bytes.fromhex(self.signature))
 
 
 class VerifyReport(BaseModel):

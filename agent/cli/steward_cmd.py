@@ -33,14 +33,14 @@ store_url_option = click.option("--store-url", help="The store's base URL (defau
 
 def _signer(key_file: Path | None) -> Any:
     from vault.errors import InsecurePermissions, InvalidRecord
-    from vault.release import Ed25519Signer
+    from vault.release import SigningKey
     from vault.release.keyfile import read_key_file
 
     path = key_file or _default_key_file()
     if not path.exists():
         raise click.ClickException(f"no steward key at {path}. Run: consentry steward init")
     try:
-        return Ed25519Signer(read_key_file(path, "ed25519"))
+        return SigningKey(read_key_file(path, "ed25519"))
     except (InsecurePermissions, InvalidRecord) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -102,7 +102,7 @@ def steward() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def init(key_file: Path | None, name: str | None, as_json: bool) -> None:
     """Create your steward key pair (private key 0600 in your own folder) and print the public key."""
-    from vault.release import Ed25519Signer, b64encode
+    from vault.release import SigningKey, b64encode
     from vault.release.keyfile import write_key_file
 
     path = key_file or _default_key_file()
@@ -110,7 +110,7 @@ def init(key_file: Path | None, name: str | None, as_json: bool) -> None:
         raise click.ClickException(
             f"a steward key already exists at {path}; it was left unchanged. Use --key-file for another one."
         )
-    signer = Ed25519Signer.generate()
+    signer = SigningKey.generate()
     write_key_file(path, "ed25519", signer.private_bytes())
     public = b64encode(signer.public_bytes)
     label = name or os.environ.get("USER", "steward")

@@ -12,8 +12,8 @@ from tests.store_kit import T0, make_records, receipt_ref
 from vault.categories import Category
 from vault.release import (
     GENESIS_HASH,
-    Ed25519Signer,
     LedgerCheckpointRef,
+    SigningKey,
     StoreSealKey,
     build_header,
     build_manifest,
@@ -28,9 +28,9 @@ from vault.release import (
     sign_tree_head,
 )
 
-device = Ed25519Signer(bytes(range(32)))
-steward = Ed25519Signer(bytes(range(32, 64)))
-log = Ed25519Signer(bytes(range(64, 96)))
+device = SigningKey(bytes(range(32)))
+steward = SigningKey(bytes(range(32, 64)))
+log = SigningKey(bytes(range(64, 96)))
 store = StoreSealKey(bytes(range(96, 128)))
 batch_id = "0123456789abcdef0123456789abcdef"
 records = rekey_app_tokens(make_records(4), b"\x07" * 32)

@@ -57,7 +57,7 @@ from vault.release.privacy import (
     run_privacy_checks,
 )
 from vault.release.sealing import StoreSealKey, open_batch, seal_batch, verify_batch_signature
-from vault.release.signing import Ed25519Signer, Signer, is_valid_signature, key_id, verify_signature
+from vault.signing import Signer, SigningKey, is_valid_signature, key_id, verify_signature
 
 __all__ = [
     "GENESIS_HASH",
@@ -68,7 +68,7 @@ __all__ = [
     "BatchManifest",
     "ConsentReceiptRef",
     "ConsistencyProof",
-    "Ed25519Signer",
+    "SigningKey",
     "ErasureRequest",
     "InclusionProof",
     "LedgerCheckpoint",

@@ -29,7 +29,7 @@ from vault.release.fields import (
     b64decode,
     b64encode,
 )
-from vault.release.signing import Signer, is_valid_signature
+from vault.signing import Signer, is_valid_signature
 
 APPROVAL_DOMAIN = b"consentry-approve-v1\0"
 Decision = Literal["approve", "reject"]

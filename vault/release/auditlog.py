@@ -23,7 +23,7 @@ from vault.canonical import canonical_json
 from vault.errors import InvalidRecord
 from vault.release import merkle
 from vault.release.fields import EpochSeconds, Sha256Hex, Signature64, Versioned, b64decode, b64encode
-from vault.release.signing import Signer, verify_signature
+from vault.signing import Signer, verify_signature
 
 TREE_HEAD_DOMAIN = b"consentry-treehead-v1\0"
 EntryKind = Literal["batch-stored", "approval", "rejection", "erasure", "export", "enrollment"]

@@ -23,7 +23,7 @@ from pydantic import Field
 
 from vault.canonical import canonical_json
 from vault.release.fields import KeyId, Sha256Hex, Versioned
-from vault.release.signing import Signer, verify_signature
+from vault.signing import Signer, verify_signature
 
 CHECKPOINT_DOMAIN = b"consentry-checkpoint-v1\0"
 IsoTime = Annotated[

@@ -21,7 +21,7 @@ from vault.release.fields import (
     b64decode,
     b64encode,
 )
-from vault.release.signing import Signer, verify_signature
+from vault.signing import Signer, verify_signature
 
 ERASURE_DOMAIN = b"consentry-erase-v1\0"
 

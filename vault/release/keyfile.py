@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 import os
-import stat
 from pathlib import Path
 
-from vault.errors import InsecurePermissions, InvalidRecord
+from vault.errors import InvalidRecord
+from vault.keys import check_private
 
 _HEADER = "consentry-key-v1"
 
@@ -31,9 +31,8 @@ def write_key_file(path: Path, kind: str, private_bytes: bytes) -> None:
 
 def read_key_file(path: Path, kind: str) -> bytes:
     """Read a key written by ``write_key_file``; ``InsecurePermissions`` if group/others can access it."""
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise InsecurePermissions(f"{path} is readable by other users; run: chmod 600 {path}")
+    check_private(path.parent, is_dir=True)
+    check_private(path, is_dir=False)
     fields = path.read_text(encoding="ascii").split()
     if len(fields) != 3 or fields[0] != _HEADER or fields[1] != kind:
         raise InvalidRecord(f"{path} is not a Consentry {kind} key file")

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from vault.errors import InvalidRecord, UnsupportedVersion
 from vault.release.batch import BatchHeader, SealedBatch
 from vault.release.fields import b64decode, b64encode
-from vault.release.signing import Signer, verify_signature
+from vault.signing import Signer, verify_signature
 
 SEALED_VERSION = 1
 BATCH_SIGNATURE_DOMAIN = b"consentry-batch-v1\0"

@@ -11,7 +11,7 @@ from vault.release.auditlog import (
     TreeHead,
     sign_tree_head,
 )
-from vault.release.signing import Signer
+from vault.signing import Signer
 from vault.store.backend import StoreTx
 from vault.store.errors import NotFound, Unprocessable
 

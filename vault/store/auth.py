@@ -10,7 +10,7 @@ from typing import Literal
 
 from vault.errors import InvalidRecord
 from vault.release.fields import GENESIS_HASH, b64decode
-from vault.release.signing import key_id, verify_signature
+from vault.signing import key_id, verify_signature
 from vault.store.backend import DeviceRow, StoreBackend
 from vault.store.errors import Conflict, Forbidden, Unauthenticated
 from vault.store.models import EnrollRequest, enroll_message

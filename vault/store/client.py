@@ -42,7 +42,7 @@ from vault.release.checkpoint import LedgerCheckpoint
 from vault.release.erasure import ErasureRequest
 from vault.release.fields import b64decode, b64encode
 from vault.release.manifest import BatchManifest
-from vault.release.signing import Signer
+from vault.signing import Signer
 from vault.store.auth import token_hash
 from vault.store.errors import StoreError, error_for_status
 from vault.store.models import (

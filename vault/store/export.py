@@ -30,7 +30,7 @@ from vault.categories import Category, FileEventKind, KeyClass, MouseButton, Roo
 from vault.release.approval import Approval
 from vault.release.auditlog import LogEntry, LogReceipt
 from vault.release.manifest import BatchManifest
-from vault.release.signing import Signer
+from vault.signing import Signer
 from vault.store.audit import append_entry
 from vault.store.backend import StoreBackend, StoredRecord
 from vault.windows import IKI_BIN_EDGES_MS

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from vault.release.keyfile import read_key_file, write_key_file
 from vault.release.sealing import StoreSealKey
-from vault.release.signing import Ed25519Signer
+from vault.signing import SigningKey
 
 SEAL_KEY_FILE = "store-x25519.key"
 LOG_KEY_FILE = "store-log-ed25519.key"
@@ -16,11 +16,11 @@ LOG_KEY_FILE = "store-log-ed25519.key"
 @dataclass(frozen=True)
 class StoreKeys:
     seal: StoreSealKey
-    log: Ed25519Signer
+    log: SigningKey
 
     @classmethod
     def generate(cls) -> StoreKeys:
-        return cls(StoreSealKey.generate(), Ed25519Signer.generate())
+        return cls(StoreSealKey.generate(), SigningKey.generate())
 
     @classmethod
     def load_or_create(cls, key_dir: Path) -> tuple[StoreKeys, bool]:
@@ -29,7 +29,7 @@ class StoreKeys:
         created = False
         for path, kind, fresh in (
             (seal_path, "x25519", lambda: StoreSealKey.generate().private_bytes()),
-            (log_path, "ed25519", lambda: Ed25519Signer.generate().private_bytes()),
+            (log_path, "ed25519", lambda: SigningKey.generate().private_bytes()),
         ):
             if not path.exists():
                 try:
@@ -39,6 +39,6 @@ class StoreKeys:
                     pass  # another store process created it first; use theirs
         keys = cls(
             StoreSealKey(read_key_file(seal_path, "x25519")),
-            Ed25519Signer(read_key_file(log_path, "ed25519")),
+            SigningKey(read_key_file(log_path, "ed25519")),
         )
         return keys, created

@@ -17,7 +17,7 @@ import secrets
 
 from vault.canonical import canonical_json, sha256_hex
 from vault.release.fields import b64encode
-from vault.release.signing import Signer
+from vault.signing import Signer
 
 KEY_HEADER = "consentry-key"
 TIMESTAMP_HEADER = "consentry-timestamp"

@@ -23,7 +23,7 @@ from vault.release.manifest import BatchManifest, manifest_digest
 from vault.release.payload import decode_payload, payload_digest
 from vault.release.privacy import REQUIRED_CHECKS, STORE_CHECKS, run_privacy_checks
 from vault.release.sealing import open_batch, verify_batch_signature
-from vault.release.signing import key_id
+from vault.signing import key_id
 from vault.store.audit import append_entry
 from vault.store.auth import Principal
 from vault.store.backend import BatchRow, DeviceRow, StoreBackend, StoreTx
