@@ -137,3 +137,12 @@ def test_unknown_kind_and_reserved_fields_are_misuse(layout: Layout) -> None:
             vault.ledger.append("made-up", {}, T0)
         with pytest.raises(ValueError, match="reserved"):
             vault.ledger.append("pause", {"seq": 5}, T0)
+
+
+def test_checkpoint_signature_that_is_not_even_hex_is_reported(layout: Layout) -> None:
+    with _vault_with_entries(layout, 1) as vault:
+        with vault.transaction():
+            cp = vault.ledger.checkpoint(vault.device_key, T0)
+        vault.db.execute("UPDATE checkpoints SET signature = 'zz' WHERE seq = ?", (cp.seq,))
+        report = vault.ledger.verify(vault.device_key.public_bytes)
+        assert not report.ok and report.first_broken_seq == cp.seq
