@@ -1,0 +1,182 @@
+"""The agent's side of the release path against a real store on 127.0.0.1 (dir backend)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from agent import shipping
+from agent.cli.main import cli
+from tests.factories import apps_window, grant, keyboard_window, mouse_window
+from tests.store_kit import Harness, Stewards, StoreProcess, free_port, running_store, write_policy
+from vault import batches
+from vault.categories import Category
+from vault.paths import Layout
+from vault.policy import MachinePolicy, StewardConfig, StoreConfig
+from vault.release import b64encode, manifest_digest, sign_approval
+from vault.store.auth import issue_token
+from vault.store.client import RetryPolicy, StoreClient
+from vault.store.keys import StoreKeys
+from vault.vault import Vault
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+T = int(NOW.timestamp()) // 60 * 60 - 3600
+
+
+def _policy(url: str, store_public: bytes, log_key: bytes, stewards: Stewards) -> MachinePolicy:
+    keys = {f"steward{i}": b64encode(s.public_bytes) for i, s in enumerate(stewards.signers)}
+    return MachinePolicy(
+        hold_hours=1,
+        store=StoreConfig(url=url, public_key=b64encode(store_public), log_key=b64encode(log_key)),
+        stewards=StewardConfig(keys=keys, approvals_required=stewards.required),
+    )
+
+
+def _filled_vault(layout: Layout) -> Vault:
+    vault = Vault.open(layout)
+    r = {c: grant(vault, c, NOW - timedelta(hours=3)) for c in (Category.KEYBOARD, Category.MOUSE, Category.APPS)}
+    vault.write_windows(
+        [keyboard_window(T, r[Category.KEYBOARD]), mouse_window(T, r[Category.MOUSE]), apps_window(T, r[Category.APPS])]
+    )
+    return vault
+
+
+def _approve(store: Harness, batch_id: str, decision: str = "approve", reason: str | None = None) -> None:
+    with store.steward_client(store.stewards.signers[0]) as client:
+        digest = client.review(batch_id).status.manifest_sha256
+        client.decide(
+            sign_approval(
+                store.stewards.signers[0], batch_id, digest, decision, created=int(NOW.timestamp()), reason=reason
+            )
+        )  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Harness:
+    with running_store("dir", tmp_path, Stewards.make(1, 1)) as harness:
+        yield harness
+
+
+@pytest.fixture
+def enrolled(store: Harness, layout: Layout) -> tuple[Vault, MachinePolicy]:
+    policy = _policy(store.url, store.keys.seal.public_bytes, store.keys.log.public_bytes, store.stewards)
+    vault = _filled_vault(layout)
+    shipping.enroll(vault, policy, issue_token(store.backend, store.settings, int(NOW.timestamp())), NOW)
+    yield vault, policy
+    vault.close()
+
+
+def test_approved_batch_is_shipped_once_with_a_verified_receipt_and_shredded_locally(store, enrolled) -> None:
+    vault, policy = enrolled
+    info = batches.seal_pending(vault, policy, NOW)
+    assert shipping.sync(vault, policy, NOW).submitted == []  # still held: nothing leaves
+    batches.release(vault, info.batch_id, NOW)
+    assert shipping.sync(vault, policy, NOW).submitted == [info.batch_id]
+    assert store.stored()[0] == 0  # submitted is not stored: the stewards have not approved
+    _approve(store, info.batch_id)
+    report = shipping.sync(vault, policy, NOW)
+    assert report.approved == report.shipped == [info.batch_id] and not report.errors
+    shipped = batches.get(vault, info.batch_id)
+    assert shipped.state == "shipped" and shipped.receipt and vault.count_windows() == 0
+    assert store.stored()[:2] == (1, 3)
+    assert shipping.sync(vault, policy, NOW).shipped == []  # nothing twice
+    assert store.stored()[:2] == (1, 3)
+    kinds = [e.kind for e in vault.ledger.entries()]
+    assert (
+        kinds.index("batch-sealed")
+        < kinds.index("batch-released")
+        < kinds.index("batch-approved")
+        < kinds.index("batch-shipped")
+    )
+
+
+def test_vetoed_batch_never_reaches_the_store(store, enrolled) -> None:
+    vault, policy = enrolled
+    info = batches.seal_pending(vault, policy, NOW)
+    batches.veto(vault, info.batch_id, NOW)
+    report = shipping.sync(vault, policy, NOW + timedelta(days=2))  # long after the hold
+    assert report.submitted == [] and report.shipped == []
+    with store.steward_client(store.stewards.signers[0]) as client:
+        assert client.queue() == []
+    assert store.stored() == (0, 0, 0)
+
+
+def test_rejection_reaches_the_employee_and_nothing_is_stored(store, enrolled) -> None:
+    vault, policy = enrolled
+    info = batches.seal_pending(vault, policy, NOW)
+    batches.release(vault, info.batch_id, NOW)
+    shipping.sync(vault, policy, NOW)
+    _approve(store, info.batch_id, "reject", "too few subjects this week")
+    assert shipping.sync(vault, policy, NOW).rejected == [info.batch_id]
+    rejected = batches.get(vault, info.batch_id)
+    assert rejected.state == "rejected" and "too few subjects" in (rejected.last_error or "")
+    assert store.stored()[:2] == (0, 0)
+
+
+def test_enrollment_refuses_a_store_whose_key_is_not_the_policys(store, layout) -> None:
+    other = _policy(store.url, bytes(32), store.keys.log.public_bytes, store.stewards)
+    with Vault.open(layout) as vault:
+        with pytest.raises(shipping.ShippingError, match="not the one in the machine policy"):
+            shipping.enroll(vault, other, issue_token(store.backend, store.settings, int(NOW.timestamp())), NOW)
+        assert "store_url" not in vault.meta
+
+
+def test_store_outage_keeps_the_batch_encrypted_and_shows_why_then_ships(tmp_path: Path, layout: Layout) -> None:
+    stewards = Stewards.make(1, 1)
+    data = tmp_path / "store"
+    data.mkdir()
+    port = free_port()
+    proc = StoreProcess(data, write_policy(tmp_path / "store-policy.toml", stewards), backend="dir", port=port).start()
+    try:
+        keys_dir = data / "keys"
+        keys, _ = StoreKeys.load_or_create(keys_dir)
+        policy = _policy(proc.url, keys.seal.public_bytes, keys.log.public_bytes, stewards)
+        token = CliRunner().invoke(cli, ["store", "token", "--data", str(data), "--json"]).output
+        vault = _filled_vault(layout)
+        shipping.enroll(vault, policy, json.loads(token)["token"], NOW)
+        info = batches.seal_pending(vault, policy, NOW)
+        batches.release(vault, info.batch_id, NOW)
+        proc.stop()
+        with shipping.client_for(vault, policy, retry=RetryPolicy(attempts=1)) as client:
+            report = shipping.sync(vault, policy, NOW, client)
+        assert report.submitted == [] and report.errors
+        held = batches.get(vault, info.batch_id)
+        assert held.state == "released" and held.last_error and vault.count_windows() == 3
+        assert "ConnectError" in held.last_error or "TransportError" in held.last_error or "Connect" in held.last_error
+        proc.start()
+        assert shipping.sync(vault, policy, NOW).submitted == [info.batch_id]
+        with StoreClient(proc.url, signer=stewards.signers[0], role="steward") as client:
+            manifest = batches.manifest_of(vault, info.batch_id)
+            client.decide(
+                sign_approval(
+                    stewards.signers[0],
+                    info.batch_id,
+                    manifest_digest(manifest),
+                    "approve",
+                    created=int(NOW.timestamp()),
+                )
+            )
+        assert shipping.sync(vault, policy, NOW).shipped == [info.batch_id]
+        assert batches.get(vault, info.batch_id).last_error is None
+        vault.close()
+    finally:
+        proc.stop()
+
+
+def test_erasure_request_reaches_the_store_and_its_receipt_is_kept(store, enrolled) -> None:
+    vault, policy = enrolled
+    info = batches.seal_pending(vault, policy, NOW)
+    batches.release(vault, info.batch_id, NOW)
+    shipping.sync(vault, policy, NOW)
+    _approve(store, info.batch_id)
+    shipping.sync(vault, policy, NOW)
+    assert store.stored()[:2] == (1, 3)
+    line = shipping.request_store_erasure(vault, policy, "all", NOW)
+    assert line and "erased" in line
+    (request,) = shipping.erasure_requests(vault)
+    assert request["receipt"] is not None and request["last_error"] is None
+    assert store.stored()[1] == 0  # the subject's records are gone from the store
