@@ -180,3 +180,18 @@ def test_erasure_request_reaches_the_store_and_its_receipt_is_kept(store, enroll
     (request,) = shipping.erasure_requests(vault)
     assert request["receipt"] is not None and request["last_error"] is None
     assert store.stored()[1] == 0  # the subject's records are gone from the store
+
+
+def test_status_shows_what_the_store_said(store, enrolled, monkeypatch: pytest.MonkeyPatch, layout: Layout) -> None:
+    vault, policy = enrolled
+    info = batches.seal_pending(vault, policy, NOW)
+    batches.release(vault, info.batch_id, NOW)
+    batches.record_error(vault, info.batch_id, "chain_broken: batch 2 does not extend batch 1", NOW)
+    result = CliRunner().invoke(cli, ["status", "--json"])
+    release = json.loads(result.output)["release"]
+    assert release["batches"] == {"released": 1}
+    assert release["problems"] == [
+        {"batch_id": info.batch_id, "state": "released", "error": "chain_broken: batch 2 does not extend batch 1"}
+    ]
+    text = CliRunner().invoke(cli, ["status"]).output
+    assert "chain_broken" in text and "1 released" in text

@@ -38,10 +38,12 @@ def collect_status() -> dict[str, Any]:
     categories: dict[str, Any] = {}
     report["paused_until"] = None
     report["records_today"] = 0
+    report["release"] = {"batches": {}, "problems": [], "erasures_pending": 0}
     if lay.vault_db.exists():
         with common.open_vault() as vault:
             midnight = int(datetime(now.year, now.month, now.day, tzinfo=UTC).timestamp())
             report["records_today"] = vault.count_windows(since=midnight)
+            report["release"] = _release_summary(vault)
             if policy is not None:
                 snapshot = vault.consent(policy)
                 if snapshot.is_paused(now):
@@ -70,6 +72,19 @@ def collect_status() -> dict[str, Any]:
             entry["capture"] = "agent not running" if entry["consent"] == "granted" else "off"
     report["categories"] = categories
     return report
+
+
+def _release_summary(vault: Any) -> dict[str, Any]:
+    """Batches by state, and what the store last said about any that is stuck (from the vault)."""
+    counts: dict[str, int] = {}
+    problems = []
+    rows = vault.db.execute("SELECT batch_id, state, last_error FROM batches").fetchall()
+    for batch_id, state, error in rows:
+        counts[state] = counts.get(state, 0) + 1
+        if error and state not in ("shipped", "vetoed", "erased"):
+            problems.append({"batch_id": batch_id, "state": state, "error": error})
+    pending = vault.db.execute("SELECT COUNT(*) FROM erasure_requests WHERE receipt IS NULL").fetchone()[0]
+    return {"batches": counts, "problems": problems, "erasures_pending": int(pending)}
 
 
 @click.command()
@@ -102,3 +117,11 @@ def status(as_json: bool) -> None:
             capture = capture.get("state", "?") + (f" ({capture['reason']})" if capture.get("reason") else "")
         click.echo(f"{name:<10} {entry['consent']:<12} {capture}")
     click.echo(f"\nRecords stored today: {report['records_today']}")
+    release = report["release"]
+    if release["batches"]:
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(release["batches"].items()))
+        click.echo(f"Batches: {summary} (details: consentry batches)")
+    for problem in release["problems"]:
+        click.echo(f"  batch {problem['batch_id']} ({problem['state']}): {problem['error']}")
+    if release["erasures_pending"]:
+        click.echo(f"Erasure requests waiting for the store: {release['erasures_pending']}")
