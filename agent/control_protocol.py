@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from vault.modelconfig import BOUNDARY
 
 PROTOCOL_VERSION: Literal[1] = 1
 MAX_LINE = 64 * 1024
@@ -19,7 +21,7 @@ Op = Literal["status", "consent-changed", "pause", "resume"]
 
 
 class ControlRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BOUNDARY  # built on first use: `consentry status` with no agent never needs it
 
     v: Literal[1] = PROTOCOL_VERSION
     op: Op
@@ -27,7 +29,7 @@ class ControlRequest(BaseModel):
 
 
 class ControlResponse(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = BOUNDARY  # built on first use: `consentry status` with no agent never needs it
 
     v: Literal[1] = PROTOCOL_VERSION
     ok: bool

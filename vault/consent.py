@@ -8,6 +8,7 @@ policy can make a granted category ``forbidden``; it can never make an ungranted
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -52,34 +53,35 @@ class GrantReceipt(BaseModel):
     policy_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
-class CategoryConsent(BaseModel):
-    model_config = BOUNDARY
+@dataclass(frozen=True)
+class CategoryConsent:
+    """One category's consent state (derived from the ledger; not a boundary model)."""
 
     category: Category
     state: ConsentStateName
+    current_notice_version: int
     receipt_id: str | None = None
     since: datetime | None = None
     granted_notice_version: int | None = None
-    current_notice_version: int
     reason: str | None = None
 
 
-class ReceiptSpan(BaseModel):
+@dataclass(frozen=True)
+class ReceiptSpan:
     """When one grant was in force: from its grant to its revoke (or erase), if any."""
-
-    model_config = BOUNDARY
 
     receipt: GrantReceipt
     granted_at: datetime
     ended_at: datetime | None = None
 
 
-class ConsentSnapshot(BaseModel):
-    model_config = BOUNDARY
+@dataclass(frozen=True)
+class ConsentSnapshot:
+    """Every category's state and the pause, at one ledger head."""
 
     categories: dict[Category, CategoryConsent]
-    paused_until: datetime | None = None
     policy_sha256: str
+    paused_until: datetime | None = None
 
     def is_paused(self, now: datetime) -> bool:
         return self.paused_until is not None and now < self.paused_until
@@ -102,14 +104,14 @@ def receipt_spans(entries: Iterable[LedgerEntry]) -> dict[str, ReceiptSpan]:
             receipt = GrantReceipt.model_validate(fields)
             previous = active.get(receipt.category.value)
             if previous is not None and spans[previous].ended_at is None:
-                spans[previous] = spans[previous].model_copy(update={"ended_at": parse_iso(entry.at)})
+                spans[previous] = replace(spans[previous], ended_at=parse_iso(entry.at))
             spans[receipt.receipt_id] = ReceiptSpan(receipt=receipt, granted_at=parse_iso(entry.at))
             active[receipt.category.value] = receipt.receipt_id
         elif entry.kind in ("revoke", "erase"):
             for name in entry.body.get("categories", []):
                 rid = active.pop(name, None)
                 if rid is not None:
-                    spans[rid] = spans[rid].model_copy(update={"ended_at": parse_iso(entry.at)})
+                    spans[rid] = replace(spans[rid], ended_at=parse_iso(entry.at))
     return spans
 
 
@@ -161,7 +163,5 @@ def _category_state(category: Category, entry: LedgerEntry | None, policy: Machi
             else None,
         )
     if not policy.allows(category) and state.state in ("granted", "suspended"):
-        state = state.model_copy(
-            update={"state": "forbidden", "reason": "the machine policy does not offer this category"}
-        )
+        state = replace(state, state="forbidden", reason="the machine policy does not offer this category")
     return state

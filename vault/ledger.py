@@ -19,6 +19,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -58,8 +59,9 @@ KINDS = frozenset(
 )
 
 
-class LedgerEntry(BaseModel):
-    model_config = BOUNDARY
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One stored entry; ``verify`` is what establishes that it is genuine."""
 
     seq: int
     kind: str
@@ -89,9 +91,8 @@ class Checkpoint(BaseModel):
         verify_signature(device_public_key, self.signed_bytes(), bytes.fromhex(self.signature))
 
 
-class VerifyReport(BaseModel):
-    model_config = BOUNDARY
-
+@dataclass(frozen=True)
+class VerifyReport:
     ok: bool
     entries: int
     head_hash: str

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 
 from vault.categories import Category
+
+NOTICE_DIR = Path(__file__).with_name("notices")
 
 
 @dataclass(frozen=True)
@@ -42,5 +44,7 @@ def _parse(category: Category, raw: str) -> Notice:
 
 
 def load_notice(category: Category) -> Notice:
-    raw = resources.files("vault").joinpath("notices", f"{category.value}.md").read_text(encoding="utf-8")
+    # A plain path, not importlib.resources: the notices ship inside the package directory, and
+    # importlib.resources pulls zipfile into every CLI start-up.
+    raw = (NOTICE_DIR / f"{category.value}.md").read_text(encoding="utf-8")
     return _parse(category, raw)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import click
 
 from agent.cli import common
@@ -19,7 +21,7 @@ def show(as_json: bool) -> None:
     with common.open_vault() as vault:
         entries = list(vault.ledger.entries())
     if as_json:
-        common.emit_json([e.model_dump() for e in entries])
+        common.emit_json([asdict(e) for e in entries])
         return
     for entry in entries:
         detail = entry.body.get("category") or ",".join(entry.body.get("categories", []) or []) or ""
@@ -33,7 +35,7 @@ def verify(as_json: bool) -> None:
     with common.open_vault() as vault:
         report = vault.ledger.verify(vault.device_key.public_bytes)
     if as_json:
-        common.emit_json(report.model_dump())
+        common.emit_json(asdict(report))
     elif report.ok:
         click.echo(f"Ledger OK: {report.entries} entries, head {report.head_hash}")
     if not report.ok:
