@@ -1,4 +1,4 @@
-"""A vault that cannot be written (full disk) pauses capture with a clear status; it never crashes."""
+"""A vault that cannot be written (full disk, read-only) pauses capture with a clear status; it never crashes."""
 
 from __future__ import annotations
 
@@ -79,3 +79,38 @@ def test_full_disk_gives_storage_error_status_and_recovers(small_disk_home: Layo
     finally:
         assert agent.stop() == 0
     assert len(records(layout, Category.KEYBOARD)) > before
+
+
+def _set_immutable(paths: list[Path], on: bool) -> None:
+    subprocess.run(["chattr", "+i" if on else "-i", *map(str, paths)], check=True, capture_output=True)
+
+
+def test_read_only_vault_gives_storage_error_status_and_recovers(layout: Layout, policy_path: Path) -> None:
+    """chattr +i makes the database and its WAL read-only even for root (file modes do not)."""
+    chattr = shutil.which("chattr")
+    require(chattr is not None and os.geteuid() == 0, "chattr as root", "apt-get install e2fsprogs; run as root")
+    policy_path.write_text(SHORT_WINDOW_POLICY)
+    grant(layout, policy_path, Category.KEYBOARD)
+    agent = AgentProcess(
+        layout, agent_env(layout.home, policy_path, None), "--replay", "synthetic:seed=8,key_rate=20,move_rate=0"
+    )
+    frozen = [layout.vault_db, Path(f"{layout.vault_db}-wal")]  # not -shm: SQLite maps it, and a frozen map is SIGBUS
+    try:
+        agent.wait_state("keyboard", "capturing")
+        before = len(wait_records(layout, Category.KEYBOARD))
+        probe = subprocess.run(["chattr", "+i", str(frozen[0])], capture_output=True, text=True)
+        if probe.returncode != 0:
+            require(False, "chattr +i on this filesystem", probe.stderr.strip() or "unsupported")
+        _set_immutable(frozen, True)
+        try:
+            status = agent.wait_state("keyboard", "storage_error", timeout=40)
+            assert status["storage_error"] and str(layout.home) not in str(status)
+            assert agent.alive()
+        finally:
+            _set_immutable(frozen, False)
+        agent.wait_state("keyboard", "capturing", timeout=60)
+        wait_records(layout, Category.KEYBOARD, at_least=before + 1, timeout=30)
+    finally:
+        if frozen[0].exists():
+            _set_immutable([p for p in frozen if p.exists()], False)
+        assert agent.stop() == 0
