@@ -207,3 +207,13 @@ def test_employee_exclusion_list_is_kept_and_only_its_size_is_in_the_ledger(home
         assert [e.body["count"] for e in entries] == [2, 1]
     raw = b"".join(p.read_bytes() for p in Layout(home).home.glob("vault.sqlite3*"))
     assert b"mybank" not in raw.lower()
+
+
+def test_status_with_an_invalid_policy_shows_consent_and_stopped_capture(home: Path, policy_path: Path) -> None:
+    run("consent", "grant", "keyboard", "--yes")
+    policy_path.write_text("retention_days = 0\n")
+    report = json.loads(run("status", "--json").output)
+    assert report["policy"]["state"] == "invalid" and "retention_days" in report["policy"]["message"]
+    assert report["categories"]["keyboard"]["consent"] == "granted"
+    assert report["categories"]["keyboard"]["capture"].startswith("stopped")
+    assert "INVALID" in run("status").output

@@ -8,18 +8,27 @@ from typing import Any
 import click
 
 from agent.cli import common
+from vault.categories import Category
+from vault.consent import FOREVER, ConsentSnapshot
 from vault.errors import PolicyError
-from vault.policy import load_policy
+from vault.policy import MachinePolicy, load_policy
 from vault.timeutil import iso, utc_now
 
 
 def _agent_status() -> dict[str, Any] | None:
     from agent.control import query_status
+    from agent.errors import ControlError
 
     try:
         return query_status(common.layout())
-    except Exception:
+    except (ControlError, OSError):  # an agent that does not answer is reported as not running
         return None
+
+
+def _paused_until(snapshot: ConsentSnapshot, now: datetime) -> str | None:
+    if not snapshot.is_paused(now) or snapshot.paused_until is None:
+        return None
+    return "indefinitely" if snapshot.paused_until == FOREVER else iso(snapshot.paused_until)
 
 
 def collect_status() -> dict[str, Any]:
@@ -27,6 +36,7 @@ def collect_status() -> dict[str, Any]:
     lay = common.layout()
     policy_file = common.policy_path()
     report: dict[str, Any] = {"home": str(lay.home), "policy_file": str(policy_file), "now": iso(now)}
+    policy: MachinePolicy | None
     try:
         policy = load_policy(policy_file)
         report["policy"] = {"state": "ok", "sha256": policy.digest(), "exists": policy_file.exists()}
@@ -35,42 +45,28 @@ def collect_status() -> dict[str, Any]:
         report["policy"] = {"state": "invalid", "message": str(exc)}
     agent = _agent_status()
     report["agent"] = agent if agent is not None else {"running": False}
-    categories: dict[str, Any] = {}
-    report["paused_until"] = None
-    report["records_today"] = 0
-    report["release"] = {"batches": {}, "problems": [], "erasures_pending": 0}
+    report.update(paused_until=None, records_today=0, release={"batches": {}, "problems": [], "erasures_pending": 0})
+    consent: dict[str, Any] = {c.value: {"consent": "not_granted", "since": None, "reason": None} for c in Category}
     if lay.vault_db.exists():
         with common.open_vault() as vault:
             midnight = int(datetime(now.year, now.month, now.day, tzinfo=UTC).timestamp())
             report["records_today"] = vault.count_windows(since=midnight)
             report["release"] = _release_summary(vault)
-            if policy is not None:
-                snapshot = vault.consent(policy)
-                if snapshot.is_paused(now):
-                    report["paused_until"] = (
-                        "indefinitely"
-                        if snapshot.paused_until and snapshot.paused_until.year == 9999
-                        else iso(snapshot.paused_until)
-                        if snapshot.paused_until
-                        else None
-                    )
-                for category, state in snapshot.categories.items():
-                    categories[category.value] = {
-                        "consent": state.state,
-                        "since": iso(state.since) if state.since else None,
-                        "reason": state.reason,
-                    }
-    agent_categories = (agent or {}).get("categories", {}) if agent else {}
-    from vault.categories import Category
-
-    for category in Category:
-        entry = categories.setdefault(category.value, {"consent": "not_granted", "since": None, "reason": None})
-        live = agent_categories.get(category.value) if isinstance(agent_categories, dict) else None
-        if live is not None:
-            entry["capture"] = live
+            # With an invalid policy the employee's own consent is still shown; capture is stopped.
+            snapshot = vault.consent(policy or MachinePolicy())
+            report["paused_until"] = _paused_until(snapshot, now)
+            for category, state in snapshot.categories.items():
+                since = iso(state.since) if state.since else None
+                consent[category.value] = {"consent": state.state, "since": since, "reason": state.reason}
+    live = agent.get("categories", {}) if agent else {}
+    for name, entry in consent.items():
+        if policy is None:
+            entry["capture"] = "stopped: the machine policy is invalid"
+        elif isinstance(live, dict) and name in live:
+            entry["capture"] = live[name]
         else:
             entry["capture"] = "agent not running" if entry["consent"] == "granted" else "off"
-    report["categories"] = categories
+    report["categories"] = consent
     return report
 
 
