@@ -3,7 +3,8 @@
 Ours: ``StoreService.upload`` on approved batches -- device signature, approval count, chain and
 checkpoint checks, HPKE decryption, payload digest, privacy checks over every record, binary COPY, the
 audit-log append and the commit. Raw: a binary COPY of the already-prepared rows into the same table in
-one transaction per batch. Both run in the same process against the same database. Target ratio >= 0.3.
+one transaction per batch. Both run in the same process against the same database, after the same
+``gc.freeze()`` that ``consentry store serve`` does at start-up. Target ratio >= 0.3.
 
     python benchmarks/bench_store_ingest.py [--batches 20] [--records 2000] [--repeat 3]
 """
@@ -25,6 +26,7 @@ from vault.store.auth import Principal
 from vault.store.backend import DeviceRow
 from vault.store.backends.postgres import PostgresBackend, copy_rows, record_rows
 from vault.store.keys import StoreKeys
+from vault.store.server import freeze_startup_objects
 from vault.store.service import StoreService
 from vault.store.settings import StoreSettings, SystemClock
 
@@ -49,6 +51,7 @@ def run_once(batches: int, records: int) -> tuple[float, float]:
             raw_rows.append(
                 record_rows(manifest.batch_id, subject_digest(manifest.subject), decode_payload(payload).records)
             )
+        freeze_startup_objects()  # as `consentry store serve` does before taking requests
         start = time.perf_counter()
         for batch in sealed:
             service.upload(who, batch)

@@ -63,9 +63,9 @@ class Demo:
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "--json", show=0))
 
-    def start(self, *args: str, log: IO[str]) -> subprocess.Popen[str]:
+    def start(self, *args: str, log: IO[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         click.secho(f"$ consentry {' '.join(args)} &", fg="cyan")
-        return subprocess.Popen(self.command(*args), env=self.env, stdout=log, stderr=log, text=True)
+        return subprocess.Popen(self.command(*args), env=env or self.env, stdout=log, stderr=log, text=True)
 
 
 def _free_port() -> int:
@@ -101,6 +101,30 @@ def _stop(proc: subprocess.Popen[str], timeout: float = 20.0) -> int:
     return proc.returncode
 
 
+def _capture(d: Demo, seconds: float, use_x11: bool) -> None:
+    """Run the real agent for ``seconds``: on a virtual X display with a typist, or on a replay stream."""
+    from agent.cli import demo_display
+
+    agent_log = (d.out / "agent.log").open("w")
+    if not use_x11:
+        Demo.step(f"Agent: capture for {seconds:.0f} s (a synthetic input stream through the real pipeline)")
+        agent = d.start("agent", "run", "--replay", SYNTHETIC_INPUT, log=agent_log)
+        time.sleep(seconds)
+        code = _stop(agent)
+    else:
+        Demo.step(f"Agent: capture real X input for {seconds:.0f} s (Xvfb; xdotool types, moves, clicks, switches)")
+        with demo_display.VirtualDisplay(d.out / "display.log") as display:
+            click.echo(f"  virtual display {display.display}; the typist types: {demo_display.TYPED_TEXT!r}")
+            x_env = {k: v for k, v in d.env.items() if k not in ("WAYLAND_DISPLAY", "XDG_SESSION_TYPE")}
+            agent = d.start("agent", "run", log=agent_log, env={**x_env, "DISPLAY": display.display})
+            time.sleep(2)  # let the sources start before the typist does
+            demo_display.run_typist_in_background(display, seconds).join(seconds + 30)
+            code = _stop(agent)  # while the display still exists: the agent flushes, then exits
+    agent_log.close()
+    if code not in (0, -signal.SIGTERM):
+        raise click.ClickException(f"the agent stopped with exit code {code}; see {agent_log.name}")
+
+
 @click.command()
 @click.option(
     "--out",
@@ -109,14 +133,30 @@ def _stop(proc: subprocess.Popen[str], timeout: float = 20.0) -> int:
     help="Folder for everything the demo makes (default: a new temporary folder).",
 )
 @click.option("--seconds", type=float, default=25.0, show_default=True, help="How long the agent captures.")
-def demo(out: Path | None, seconds: float) -> None:
+@click.option(
+    "--input",
+    "input_mode",
+    type=click.Choice(["auto", "x11", "replay"]),
+    default="auto",
+    show_default=True,
+    help="x11: a virtual X display (Xvfb) typed on by xdotool; replay: a synthetic input stream; "
+    "auto: x11 when Xvfb, openbox, xterm and xdotool are installed.",
+)
+def demo(out: Path | None, seconds: float, input_mode: str) -> None:
     """Run the whole flow on this machine in a temporary home.
 
-    A store on 127.0.0.1, a steward key, consent, capture by the real agent (on a synthetic
-    input stream), a sealed batch, the employee's preview and release, steward approval,
+    A store on 127.0.0.1, a steward key, consent, capture by the real agent (real X input on
+    a virtual display when Xvfb is installed, else a synthetic input stream), a sealed batch, the employee's preview and release, steward approval,
     shipping with a verified receipt, and a Parquet dataset export. Prints where each
     artifact is. Touches nothing outside --out.
     """
+    from agent.cli import demo_display
+
+    use_x11 = input_mode == "x11" or (input_mode == "auto" and demo_display.available())
+    if use_x11 and not demo_display.available():
+        raise click.UsageError(
+            f"--input x11 needs {', '.join(demo_display.TOOLS)} (apt-get install xvfb openbox xterm xdotool)"
+        )
     out = (out or Path(tempfile.mkdtemp(prefix="consentry-demo-"))).resolve()
     out.mkdir(parents=True, exist_ok=True)
     d = Demo(out)
@@ -153,14 +193,7 @@ def demo(out: Path | None, seconds: float) -> None:
         d.step("Employee: read the notices and grant keyboard, mouse and apps")
         d.run("consent", "grant", "keyboard", "mouse", "apps", "--yes", show=3)
 
-        d.step(f"Agent: capture for {seconds:.0f} s (a synthetic input stream through the real pipeline)")
-        agent_log = (out / "agent.log").open("w")
-        agent = d.start("agent", "run", "--replay", SYNTHETIC_INPUT, log=agent_log)
-        time.sleep(seconds)
-        code = _stop(agent)
-        agent_log.close()
-        if code not in (0, -signal.SIGTERM):
-            raise click.ClickException(f"the agent stopped with exit code {code}; see {agent_log.name}")
+        _capture(d, seconds, use_x11)
         d.run("status", show=8)
 
         d.step("Employee: see exactly what was stored (decrypted, only on this computer)")

@@ -11,10 +11,11 @@ only by the privacy checks (``vault.release.privacy``), which need the raw dicts
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic_core import from_json
 
 from vault.canonical import canonical_json, sha256_hex
 from vault.errors import UnsupportedVersion
@@ -45,8 +46,9 @@ def payload_digest(payload: bytes) -> str:
 def decode_payload(payload: bytes) -> DecodedPayload:
     """Parse payload bytes into raw record dicts; ``ValueError`` for anything that is not a v1 payload."""
     try:
-        data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+        # pydantic-core's parser: about twice as fast as json.loads on a large payload; no NaN/Infinity.
+        data = from_json(payload, allow_inf_nan=False)
+    except ValueError:
         raise ValueError("payload is not JSON") from None
     if not isinstance(data, dict):
         raise ValueError("payload is not a JSON object")  # noqa: TRY004 -- bad input, not caller misuse

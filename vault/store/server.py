@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 import time
@@ -14,10 +15,22 @@ if TYPE_CHECKING:
 # uvicorn is imported inside the functions: importing it pulls in click, which vault must not import.
 
 
+def freeze_startup_objects() -> None:
+    """Exempt everything alive at start-up (modules, the app, keys, pools) from cyclic GC scans.
+
+    Each upload allocates tens of thousands of short-lived objects, and every collection they
+    trigger would rescan ~85,000 start-up objects: freezing them makes ingest about 20 % faster
+    (``benchmarks/bench_store_ingest.py``). Objects created later are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def serve(app: FastAPI, host: str, port: int, *, log_level: str = "warning") -> None:
     """Serve until interrupted; uvicorn drains in-flight requests on SIGTERM/SIGINT."""
     import uvicorn
 
+    freeze_startup_objects()
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10, access_log=False)
 
 
