@@ -9,25 +9,37 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
+
+from agent.cli import demo_display
+from tests.components import require
 
 
-def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
+@pytest.mark.parametrize("input_mode", ["x11", "replay"])
+def test_demo_runs_the_whole_flow(tmp_path: Path, input_mode: str) -> None:
+    if input_mode == "x11":
+        require(
+            demo_display.available(),
+            "Xvfb, openbox, xterm, xdotool and xprop",
+            "apt-get install xvfb openbox xterm xdotool x11-utils",
+        )
     out = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
     done = subprocess.run(
-        [sys.executable, "-m", "agent", "demo", "--out", str(out), "--seconds", "14"],
+        [sys.executable, "-m", "agent", "demo", "--out", str(out), "--seconds", "14", "--input", input_mode],
         capture_output=True,
         text=True,
         env=env,
-        timeout=240,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "shipped:" in done.stdout and "Ledger OK" in done.stdout
+    assert "shipped:" in done.stdout and "Ledger OK" in done.stdout and "Log OK" in done.stdout
+    if input_mode == "x11":
+        assert "files containing the typed password 'hunter2-Secret!': 0" in done.stdout
+        assert not demo_display.files_containing(out, b"hunter2", skip=("display.log",))
     dataset = out / "dataset"
     manifest = json.loads((dataset / "manifest.json").read_text())
     assert manifest["files"]
-    tables = [pq.read_table(path) for path in (dataset / "data").glob("*.parquet")]
-    assert tables and sum(t.num_rows for t in tables) > 0
+    rows = {path.stem: pq.read_table(path).num_rows for path in (dataset / "data").glob("*.parquet")}
+    assert rows.get("keyboard", 0) > 0 and rows.get("mouse", 0) > 0, rows
     assert (out / "employee-home" / "vault.sqlite3").stat().st_mode & 0o077 == 0
-    # Nothing of the demo leaked into a real home: it set its own CONSENTRY_HOME.
-    assert "employee-home" in done.stdout

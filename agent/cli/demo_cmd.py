@@ -105,24 +105,24 @@ def _capture(d: Demo, seconds: float, use_x11: bool) -> None:
     """Run the real agent for ``seconds``: on a virtual X display with a typist, or on a replay stream."""
     from agent.cli import demo_display
 
-    agent_log = (d.out / "agent.log").open("w")
-    if not use_x11:
-        Demo.step(f"Agent: capture for {seconds:.0f} s (a synthetic input stream through the real pipeline)")
-        agent = d.start("agent", "run", "--replay", SYNTHETIC_INPUT, log=agent_log)
-        time.sleep(seconds)
-        code = _stop(agent)
-    else:
-        Demo.step(f"Agent: capture real X input for {seconds:.0f} s (Xvfb; xdotool types, moves, clicks, switches)")
-        with demo_display.VirtualDisplay(d.out / "display.log") as display:
-            click.echo(f"  virtual display {display.display}; the typist types: {demo_display.TYPED_TEXT!r}")
-            x_env = {k: v for k, v in d.env.items() if k not in ("WAYLAND_DISPLAY", "XDG_SESSION_TYPE")}
-            agent = d.start("agent", "run", log=agent_log, env={**x_env, "DISPLAY": display.display})
-            time.sleep(2)  # let the sources start before the typist does
-            demo_display.run_typist_in_background(display, seconds).join(seconds + 30)
-            code = _stop(agent)  # while the display still exists: the agent flushes, then exits
-    agent_log.close()
+    log_path = d.out / "agent.log"
+    with log_path.open("w") as agent_log:
+        if not use_x11:
+            Demo.step(f"Agent: capture for {seconds:.0f} s (a synthetic input stream through the real pipeline)")
+            agent = d.start("agent", "run", "--replay", SYNTHETIC_INPUT, log=agent_log)
+            time.sleep(seconds)
+            code = _stop(agent)
+        else:
+            Demo.step(f"Agent: capture real X input for {seconds:.0f} s (Xvfb; xdotool types, moves, clicks)")
+            with demo_display.VirtualDisplay(d.out / "display.log") as display:
+                click.echo(f"  virtual display {display.display}; the typist types: {demo_display.TYPED_TEXT!r}")
+                x_env = {k: v for k, v in d.env.items() if k not in ("WAYLAND_DISPLAY", "XDG_SESSION_TYPE")}
+                agent = d.start("agent", "run", log=agent_log, env={**x_env, "DISPLAY": display.display})
+                time.sleep(2)  # let the sources start before the typist does
+                demo_display.run_typist_in_background(display, seconds).join(seconds + 30)
+                code = _stop(agent)  # while the display still exists: the agent flushes, then exits
     if code not in (0, -signal.SIGTERM):
-        raise click.ClickException(f"the agent stopped with exit code {code}; see {agent_log.name}")
+        raise click.ClickException(f"the agent stopped with exit code {code}; see {log_path}")
 
 
 @click.command()
@@ -193,11 +193,24 @@ def demo(out: Path | None, seconds: float, input_mode: str) -> None:
         d.step("Employee: read the notices and grant keyboard, mouse and apps")
         d.run("consent", "grant", "keyboard", "mouse", "apps", "--yes", show=3)
 
-        _capture(d, seconds, use_x11)
+        try:
+            _capture(d, seconds, use_x11)
+        except RuntimeError as exc:  # the virtual display did not come up
+            if input_mode == "x11":
+                raise click.ClickException(f"the virtual X display failed: {exc}") from None
+            click.echo(f"  the virtual X display failed ({exc}); capturing a synthetic stream instead")
+            use_x11 = False
+            _capture(d, seconds, use_x11)
         d.run("status", show=8)
 
         d.step("Employee: see exactly what was stored (decrypted, only on this computer)")
         d.run("mydata", show=8)
+        if use_x11:
+            secret = demo_display.TYPED_TEXT.split()[-1].encode()
+            found = demo_display.files_containing(d.out, secret, skip=("display.log",))
+            click.echo(f"  files containing the typed password {secret.decode()!r}: {len(found)}")
+            if found:
+                raise click.ClickException(f"typed text was stored in {found}; this is a bug, please report it")
 
         d.step("Agent: seal a batch; the employee previews it during the hold and releases it early")
         sealed = d.json("batches", "seal")

@@ -11,9 +11,10 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-TOOLS = ("Xvfb", "openbox", "xterm", "xdotool")
+TOOLS = ("Xvfb", "openbox", "xterm", "xdotool", "xprop")
 # What the simulated employee types, password included: the demo then shows that only key
 # classes were stored, never a character.
 TYPED_TEXT = "Quarterly report draft, login hunter2-Secret! "
@@ -33,6 +34,14 @@ class VirtualDisplay:
         self.windows: list[str] = []
 
     def __enter__(self) -> VirtualDisplay:
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__()  # never leave an Xvfb, openbox or xterm behind
+            raise
+        return self
+
+    def _start(self) -> None:
         read_fd, write_fd = os.pipe()
         xvfb = subprocess.Popen(
             ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
@@ -44,13 +53,15 @@ class VirtualDisplay:
         self._procs.append(xvfb)
         with os.fdopen(read_fd) as pipe:
             self.display = ":" + pipe.readline().strip()
-        self._procs.append(subprocess.Popen(["openbox"], env=self.env, stdout=self._log, stderr=self._log))
+        self._procs.append(
+            subprocess.Popen(["openbox", "--sm-disable"], env=self.env, stdout=self._log, stderr=self._log)
+        )
+        # Windows mapped before the window manager manages the screen can be missed by xdotool.
+        self._wait_for(self._window_manager_ready, "openbox to manage the screen")
         for wm_class in ("xterm", "ConsentryDemoTool"):  # an allow-listed terminal, and an unlisted app
-            self._procs.append(
-                subprocess.Popen(["xterm", "-class", wm_class], env=self.env, stdout=self._log, stderr=self._log)
-            )
-            self.windows.append(self._wait_window(wm_class))
-        return self
+            proc = subprocess.Popen(["xterm", "-class", wm_class], env=self.env, stdout=self._log, stderr=self._log)
+            self._procs.append(proc)
+            self.windows.append(self._wait_window(proc.pid, wm_class))
 
     @property
     def env(self) -> dict[str, str]:
@@ -62,14 +73,30 @@ class VirtualDisplay:
         done = subprocess.run(["xdotool", *args], env=self.env, capture_output=True, text=True, timeout=10)
         return done.stdout.strip()
 
-    def _wait_window(self, wm_class: str, timeout: float = 15.0) -> str:
+    def _window_manager_ready(self) -> bool:
+        done = subprocess.run(
+            ["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"], env=self.env, capture_output=True, text=True
+        )
+        return done.returncode == 0 and "window id" in done.stdout
+
+    @staticmethod
+    def _wait_for(ready: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = self.xdotool("search", "--onlyvisible", "--class", wm_class)
-            if found:
-                return found.splitlines()[0]
+            if ready():
+                return
             time.sleep(0.1)
-        raise RuntimeError(f"no {wm_class} window appeared on the virtual display")
+        raise RuntimeError(f"timed out waiting for {what}")
+
+    def _wait_window(self, pid: int, wm_class: str) -> str:
+        found: list[str] = []
+
+        def mapped() -> bool:
+            found.extend(self.xdotool("search", "--onlyvisible", "--pid", str(pid)).split())
+            return bool(found)
+
+        self._wait_for(mapped, f"a {wm_class} window on the virtual display")
+        return found[0]
 
     def play_typist(self, seconds: float) -> None:
         """Switch between the windows, type, move and click, for about ``seconds``."""
@@ -99,3 +126,12 @@ def run_typist_in_background(display: VirtualDisplay, seconds: float) -> threadi
     thread = threading.Thread(target=display.play_typist, args=(seconds,), daemon=True)
     thread.start()
     return thread
+
+
+def files_containing(root: Path, needle: bytes, skip: tuple[str, ...] = ()) -> list[Path]:
+    """Every file under ``root`` whose bytes contain ``needle`` (the demo's privacy check)."""
+    return [
+        path
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.name not in skip and needle in path.read_bytes()
+    ]
