@@ -3,6 +3,8 @@
 # Prints the DSN on stdout; everything else goes to stderr. Usage: eval "export CONSENTRY_TEST_PG_DSN=$(bash .ci/start-postgres.sh)"
 set -euo pipefail
 
+# The newest installed server (15 on Debian 12, 16 on Ubuntu 24.04) unless PG_VERSION says otherwise.
+PG_VERSION="${PG_VERSION:-$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -n 1)}"
 PG_VERSION="${PG_VERSION:-15}"
 PG_CLUSTER="${PG_CLUSTER:-main}"
 DB_USER="${CONSENTRY_PG_USER:-consentry}"

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from vault.errors import InvalidRecord, KeyUnavailable, VaultCorrupted, VaultError
+from vault.errors import InvalidRecord, VaultCorrupted, VaultError
 
 # name -> (module, attribute, one-line help shown in `consentry --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 def _hint(exc: VaultError) -> str:
+    """The message for the employee, with the next step where the error itself has none."""
     if isinstance(exc, InvalidRecord):
         return (
             "stored data failed its integrity check (it was altered, or the wrong key was used); "
@@ -44,8 +45,6 @@ def _hint(exc: VaultError) -> str:
         )
     if isinstance(exc, VaultCorrupted):
         return f"{exc}. Nothing was changed. Run: consentry doctor, or restore the vault from a backup"
-    if isinstance(exc, KeyUnavailable):
-        return str(exc)
     return str(exc)
 
 
