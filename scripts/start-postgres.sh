@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Start the Debian PostgreSQL 15 cluster and create the Consentry test role and database (idempotent).
-# Prints the DSN on stdout; everything else goes to stderr. Usage: eval "export CONSENTRY_TEST_PG_DSN=$(bash .ci/start-postgres.sh)"
+# Start the Debian/Ubuntu PostgreSQL cluster and create the Consentry test role and database (idempotent).
+# Prints the DSN on stdout; everything else goes to stderr.
+# Usage: export CONSENTRY_TEST_PG_DSN="$(bash scripts/start-postgres.sh)"
+
 set -euo pipefail
 
 # The newest installed server (15 on Debian 12, 16 on Ubuntu 24.04) unless PG_VERSION says otherwise.
