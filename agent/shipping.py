@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from vault import batches
 from vault.errors import VaultError
+from vault.ledger import Checkpoint
 from vault.policy import MachinePolicy
 from vault.release import (
+    LedgerCheckpoint,
     LedgerCheckpointRef,
+    SealedBatch,
     b64decode,
     build_header,
     seal_batch,
-    sign_checkpoint,
     sign_erasure,
 )
 from vault.timeutil import iso
@@ -88,26 +91,27 @@ def client_for(vault: Vault, policy: MachinePolicy, **kwargs: Any) -> StoreClien
 
 
 def enroll(vault: Vault, policy: MachinePolicy, token: str, now: datetime, **client_kwargs: Any) -> str:
-    """Register this device's key with the store named by the policy, using IT's one-time token."""
+    """Register this device's key with the store named by the policy, using IT's one-time token.
+
+    The store's keys are compared with the policy's before the token is spent, so a wrong URL or a
+    typo in the policy costs no token; enrolling again after a lost answer is harmless.
+    """
     from vault.store.client import StoreClient
 
     if policy.store is None:
         raise ShippingError("the machine policy names no store to enroll with")
     with StoreClient(policy.store.url, signer=vault.device_key, **client_kwargs) as client:
+        info = client.info()
+        if info.store_public_key != policy.store.public_key:
+            raise ShippingError("the store's key is not the one in the machine policy; not enrolled")
+        if policy.store.log_key is not None and info.log_public_key != policy.store.log_key:
+            raise ShippingError("the store's log key is not the one in the machine policy; not enrolled")
         response = client.enroll(token)
-    if response.store.store_public_key != policy.store.public_key:
-        raise ShippingError("the store answered with a key that is not the one in the machine policy; not enrolled")
-    if policy.store.log_key is not None and response.store.log_public_key != policy.store.log_key:
-        raise ShippingError("the store's log key is not the one in the machine policy; not enrolled")
     _set_meta(
         vault,
-        {
-            META_URL: policy.store.url,
-            META_STORE_KEY: response.store.store_public_key,
-            META_LOG_KEY: response.store.log_public_key,
-            "enrolled_at": iso(now),
-        },
-    )
+        {META_URL: policy.store.url, META_STORE_KEY: response.store.store_public_key,
+         META_LOG_KEY: response.store.log_public_key, "enrolled_at": iso(now)},
+    )  # fmt: skip
     return response.device_kid
 
 
@@ -141,72 +145,103 @@ def erasure_requests(vault: Vault) -> list[dict[str, Any]]:
 
 
 def _store_error(exc: Exception) -> str:
-    code = getattr(exc, "code", None)
-    return f"{code}: {exc}" if code else f"{type(exc).__name__}: {exc}"
+    """What the store (or the network) said, for ``consentry status``: its code once, then its message."""
+    code, message = getattr(exc, "code", None), getattr(exc, "message", None)
+    if code and message:
+        return f"{code}: {message}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def sync(vault: Vault, policy: MachinePolicy, now: datetime, client: StoreClient | None = None) -> SyncReport:
-    """One pass: submit due manifests, poll decisions, ship approved batches, send erasure requests."""
+    """One pass: erasures and withdrawals first, then submit due manifests, poll decisions, ship.
+
+    Every step is safe to repeat: what was sent before is sent again byte for byte.
+    """
     report = SyncReport()
     own_client = client is None
     if client is None:
         client = client_for(vault, policy)
     try:
         _send_erasures(vault, client, report)
-        for info in batches.due_for_review(vault, now):
-            try:
-                manifest = batches.build_submission(vault, info.batch_id, now)
-                client.submit_manifest(manifest)
-                batches.mark_submitted(vault, manifest, now)
-                report.submitted.append(info.batch_id)
-            except Exception as exc:  # a refused or unreachable store: keep the batch, show why
-                _failed(vault, info.batch_id, exc, now, report)
-        for info in batches.list_batches(vault):
-            if info.state != "submitted":
-                continue
-            try:
-                status = client.batch_status(info.batch_id)
-            except Exception as exc:
-                _failed(vault, info.batch_id, exc, now, report)
-                continue
-            if status.state == "approved":
-                batches.mark_decision(vault, info.batch_id, "approved", f"{status.approvals} approval(s)", now)
-                report.approved.append(info.batch_id)
-            elif status.state == "rejected":
-                reasons = "; ".join(status.rejection_reasons) or "rejected by the data stewards"
-                batches.mark_decision(vault, info.batch_id, "rejected", reasons, now)
-                report.rejected.append(info.batch_id)
-        for info in batches.list_batches(vault):
-            if info.state == "approved":
-                try:
-                    _ship(vault, policy, client, info.batch_id, now)
-                    report.shipped.append(info.batch_id)
-                except Exception as exc:
-                    _failed(vault, info.batch_id, exc, now, report)
+        _send_withdrawals(vault, client, now, report)
+        batches.release_expired_holds(vault, now)
+        for info in batches.list_batches(vault, ("released", "submitting")):
+            _step(vault, info.batch_id, now, report, lambda b: _submit(vault, client, b, now, report))
+        for info in batches.list_batches(vault, ("submitted",)):
+            _step(vault, info.batch_id, now, report, lambda b: _poll(vault, client, b, now, report))
+        for info in batches.list_batches(vault, ("approved",)):
+            _step(vault, info.batch_id, now, report, lambda b: _ship(vault, policy, client, b, now, report))
     finally:
         if own_client:
             client.close()
     return report
 
 
-def _failed(vault: Vault, batch_id: str, exc: Exception, now: datetime, report: SyncReport) -> None:
-    message = _store_error(exc)
-    batches.record_error(vault, batch_id, message, now)
-    report.errors.append(f"{batch_id}: {message}")
+def _step(vault: Vault, batch_id: str, now: datetime, report: SyncReport, action: Callable[[str], None]) -> None:
+    """Run one batch's step; a refused or unreachable store keeps the batch and says why."""
+    try:
+        action(batch_id)
+    except Exception as exc:
+        message = _store_error(exc)
+        batches.record_error(vault, batch_id, message, now)
+        report.errors.append(f"{batch_id}: {message}")
 
 
-def _ship(vault: Vault, policy: MachinePolicy, client: StoreClient, batch_id: str, now: datetime) -> None:
+def _submit(vault: Vault, client: StoreClient, batch_id: str, now: datetime, report: SyncReport) -> None:
+    if batches.get(vault, batch_id).state == "released":
+        batches.prepare_submission(vault, batch_id, now)  # numbered and stored before it is sent
+    client.submit_manifest(batches.manifest_of(vault, batch_id))  # the store accepts an identical retry
+    if batches.mark_submitted(vault, batch_id, now):
+        report.submitted.append(batch_id)
+
+
+def _poll(vault: Vault, client: StoreClient, batch_id: str, now: datetime, report: SyncReport) -> None:
+    status = client.batch_status(batch_id)
+    if status.state == "approved":
+        if batches.mark_decision(vault, batch_id, "approved", f"{status.approvals} approval(s)", now):
+            report.approved.append(batch_id)
+    elif status.state == "rejected":
+        reasons = "; ".join(status.rejection_reasons) or "rejected by the data stewards"
+        if batches.mark_decision(vault, batch_id, "rejected", reasons, now):
+            report.rejected.append(batch_id)
+
+
+def _ship(vault: Vault, policy: MachinePolicy, client: StoreClient, batch_id: str, now: datetime,
+          report: SyncReport) -> None:  # fmt: skip
     _, store_key, _ = enrolled_store(vault, policy)
     manifest = batches.manifest_of(vault, batch_id)
-    with vault.transaction():  # the device keeps a signed checkpoint of what it shows the store
-        local = vault.ledger.checkpoint(vault.device_key, now)
-    seq, head = local.seq, local.head_hash
-    checkpoint = sign_checkpoint(vault.device_key, seq, head, created=int(now.timestamp()))
-    client.submit_checkpoint(checkpoint)
-    header = build_header(manifest, LedgerCheckpointRef(seq=seq, head_hash=head), created=int(now.timestamp()))
-    sealed = seal_batch(header, batches.payload(vault, batch_id), store_key, vault.device_key)
+
+    def seal_locally(payload: bytes, checkpoint: Checkpoint) -> SealedBatch:
+        ref = LedgerCheckpointRef(seq=checkpoint.seq, head_hash=checkpoint.head_hash)
+        header = build_header(manifest, ref, created=int(now.timestamp()))
+        return seal_batch(header, payload, store_key, vault.device_key)
+
+    sealed, checkpoint = batches.upload_of(vault, batch_id, seal_locally, now)
+    # The store witnesses the very checkpoint the device keeps (same signed bytes).
+    client.submit_checkpoint(LedgerCheckpoint.model_validate(checkpoint.model_dump()))
     receipt = client.upload(sealed)  # verified: signature on the tree head and inclusion proof
-    batches.mark_shipped(vault, batch_id, receipt.model_dump(mode="json"), now)
+    body = receipt.entry.body
+    if receipt.entry.kind != "batch-stored" or body.get("batch_id") != batch_id or \
+            body.get("header_sha256") != sealed.header.digest():  # fmt: skip
+        raise ShippingError("the store's receipt is not for this batch; the local copy is kept")
+    if batches.mark_shipped(vault, batch_id, receipt.model_dump(mode="json"), now):
+        report.shipped.append(batch_id)
+
+
+def _send_withdrawals(vault: Vault, client: StoreClient, now: datetime, report: SyncReport) -> None:
+    """Tell the store about submitted batches erased here, so later batches can follow them."""
+    from vault.store.errors import NotFound
+
+    for info in batches.list_batches(vault, ("withdrawing",)):
+        try:
+            client.withdraw(info.batch_id)
+        except NotFound:
+            pass  # the store never received it: nothing to close
+        except Exception as exc:
+            batches.record_error(vault, info.batch_id, _store_error(exc), now)
+            report.errors.append(f"{info.batch_id}: {_store_error(exc)}")
+            continue
+        batches.mark_withdrawn(vault, info.batch_id, now)
 
 
 def _send_erasures(vault: Vault, client: StoreClient, report: SyncReport) -> None:

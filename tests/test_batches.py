@@ -100,15 +100,15 @@ def test_veto_shreds_the_batch_and_its_records(vault: Vault, layout: Layout) -> 
 def test_release_ends_the_hold_early(vault: Vault) -> None:
     _fill(vault)
     info = batches.seal_pending(vault, POLICY, NOW)
-    assert batches.due_for_review(vault, NOW) == []
+    assert batches.release_expired_holds(vault, NOW) == []
     batches.release(vault, info.batch_id, NOW)
-    assert [b.batch_id for b in batches.due_for_review(vault, NOW)] == [info.batch_id]
+    assert batches.get(vault, info.batch_id).state == "released"
 
 
 def test_hold_expiry_makes_a_batch_due_and_is_recorded(vault: Vault) -> None:
     _fill(vault)
     info = batches.seal_pending(vault, POLICY, NOW)
-    assert [b.batch_id for b in batches.due_for_review(vault, NOW + timedelta(hours=25))] == [info.batch_id]
+    assert batches.release_expired_holds(vault, NOW + timedelta(hours=25)) == [info.batch_id]
     last = list(vault.ledger.entries(("batch-released",)))[-1]
     assert (last.body["batch_id"], last.body["by"]) == (info.batch_id, "hold-expired")
     with pytest.raises(ConsentError):  # already released by the expiry
@@ -119,13 +119,13 @@ def test_submissions_chain_by_sequence(vault: Vault) -> None:
     _fill(vault)
     first = batches.seal_pending(vault, POLICY, NOW)
     batches.release(vault, first.batch_id, NOW)
-    m1 = batches.build_submission(vault, first.batch_id, NOW)
-    batches.mark_submitted(vault, m1, NOW)
+    m1 = batches.prepare_submission(vault, first.batch_id, NOW)
+    assert batches.mark_submitted(vault, first.batch_id, NOW)
     r = vault.consent(POLICY).receipt_for(Category.MOUSE)
     vault.write_windows([mouse_window(T + 120, r)])
     second = batches.seal_pending(vault, POLICY, NOW)
     batches.release(vault, second.batch_id, NOW)
-    m2 = batches.build_submission(vault, second.batch_id, NOW)
+    m2 = batches.prepare_submission(vault, second.batch_id, NOW)
     from vault.release import GENESIS_HASH, manifest_digest
 
     assert (m1.seq, m1.prev_batch_hash) == (1, GENESIS_HASH)
@@ -147,7 +147,7 @@ def test_manifest_never_contains_records(vault: Vault) -> None:
     _fill(vault)
     info = batches.seal_pending(vault, POLICY, NOW)
     batches.release(vault, info.batch_id, NOW)
-    manifest = batches.build_submission(vault, info.batch_id, NOW)
+    manifest = batches.prepare_submission(vault, info.batch_id, NOW)
     text = manifest.model_dump_json()
     assert "key_counts" not in text and "focus" not in text and json.loads(text)["record_counts"]["apps"] == 1
 
@@ -159,5 +159,53 @@ def test_submitted_manifest_passes_every_privacy_check(vault: Vault) -> None:
     vault.write_windows([apps_window(aligned, r)])
     info = batches.seal_pending(vault, POLICY, NOW + timedelta(minutes=2))
     batches.release(vault, info.batch_id, NOW)
-    manifest = batches.build_submission(vault, info.batch_id, NOW)
+    manifest = batches.prepare_submission(vault, info.batch_id, NOW)
     assert manifest.failed_checks() == ()
+
+
+def test_numbered_batch_cannot_be_vetoed_and_keeps_its_number(vault: Vault) -> None:
+    """Once a manifest is numbered it may already be at the store: a veto would leave a hole in the chain."""
+    _fill(vault)
+    info = batches.seal_pending(vault, POLICY, NOW)
+    batches.release(vault, info.batch_id, NOW)
+    manifest = batches.prepare_submission(vault, info.batch_id, NOW)
+    with pytest.raises(ConsentError):
+        batches.veto(vault, info.batch_id, NOW)
+    assert batches.manifest_of(vault, info.batch_id) == manifest  # a retry sends exactly this
+    with pytest.raises(ConsentError):
+        batches.prepare_submission(vault, info.batch_id, NOW)  # never numbered twice
+
+
+def test_state_changes_are_guarded_against_interleaving(vault: Vault, layout: Layout) -> None:
+    """A second handle (another process) acting in between cannot be overwritten by a stale first one."""
+    _fill(vault)
+    info = batches.seal_pending(vault, POLICY, NOW)
+    with Vault.open(layout) as other:
+        batches.veto(other, info.batch_id, NOW)
+    assert batches.release_expired_holds(vault, NOW + timedelta(days=2)) == []
+    assert batches.get(vault, info.batch_id).state == "vetoed"
+    assert not batches.mark_submitted(vault, info.batch_id, NOW)
+    assert not batches.mark_decision(vault, info.batch_id, "approved", "", NOW)
+    assert not batches.mark_shipped(vault, info.batch_id, {}, NOW)
+    assert batches.get(vault, info.batch_id).state == "vetoed"
+
+
+def test_sealing_is_atomic_so_records_go_to_one_batch_only(vault: Vault, layout: Layout) -> None:
+    _fill(vault)
+    with Vault.open(layout) as other:
+        first = batches.seal_pending(other, POLICY, NOW)
+    assert batches.seal_pending(vault, POLICY, NOW) is None
+    assert sum(first.record_counts.values()) == vault.count_windows() == 3
+    assert {r[0] for r in vault.db.execute("SELECT batch_id FROM records")} == {first.batch_id}
+
+
+def test_erasing_a_submitted_batch_marks_it_for_withdrawal(vault: Vault) -> None:
+    _fill(vault)
+    info = batches.seal_pending(vault, POLICY, NOW)
+    batches.release(vault, info.batch_id, NOW)
+    batches.prepare_submission(vault, info.batch_id, NOW)
+    erase_categories(vault, [Category.MOUSE], now=NOW, revoked_too=False)
+    assert batches.get(vault, info.batch_id).state == "withdrawing"
+    assert vault.count_windows() == 0
+    batches.mark_withdrawn(vault, info.batch_id, NOW)
+    assert batches.get(vault, info.batch_id).state == "erased"

@@ -17,7 +17,7 @@ from vault import batches
 from vault.categories import Category
 from vault.paths import Layout
 from vault.policy import MachinePolicy, StewardConfig, StoreConfig
-from vault.release import b64encode, manifest_digest, sign_approval
+from vault.release import b64decode, b64encode, manifest_digest, sign_approval
 from vault.store.auth import issue_token
 from vault.store.client import RetryPolicy, StoreClient
 from vault.store.keys import StoreKeys
@@ -79,7 +79,7 @@ def test_approved_batch_is_shipped_once_with_a_verified_receipt_and_shredded_loc
     assert store.stored()[0] == 0  # submitted is not stored: the stewards have not approved
     _approve(store, info.batch_id)
     report = shipping.sync(vault, policy, NOW)
-    assert report.approved == report.shipped == [info.batch_id] and not report.errors
+    assert report.approved == report.shipped == [info.batch_id] and not report.errors, report.errors
     shipped = batches.get(vault, info.batch_id)
     assert shipped.state == "shipped" and shipped.receipt and vault.count_windows() == 0
     assert store.stored()[:2] == (1, 3)
@@ -117,12 +117,17 @@ def test_rejection_reaches_the_employee_and_nothing_is_stored(store, enrolled) -
     assert store.stored()[:2] == (0, 0)
 
 
-def test_enrollment_refuses_a_store_whose_key_is_not_the_policys(store, layout) -> None:
+def test_enrollment_refuses_a_store_whose_key_is_not_the_policys_without_spending_the_token(store, layout) -> None:
     other = _policy(store.url, bytes(32), store.keys.log.public_bytes, store.stewards)
+    token = issue_token(store.backend, store.settings, int(NOW.timestamp()))
     with Vault.open(layout) as vault:
         with pytest.raises(shipping.ShippingError, match="not the one in the machine policy"):
-            shipping.enroll(vault, other, issue_token(store.backend, store.settings, int(NOW.timestamp())), NOW)
+            shipping.enroll(vault, other, token, NOW)
         assert "store_url" not in vault.meta
+        right = _policy(store.url, store.keys.seal.public_bytes, store.keys.log.public_bytes, store.stewards)
+        assert shipping.enroll(vault, right, token, NOW) == vault.device_key.kid  # the same token still works
+        again = issue_token(store.backend, store.settings, int(NOW.timestamp()))
+        assert shipping.enroll(vault, right, again, NOW) == vault.device_key.kid  # a lost answer: enroll again
 
 
 def test_store_outage_keeps_the_batch_encrypted_and_shows_why_then_ships(tmp_path: Path, layout: Layout) -> None:
@@ -145,7 +150,7 @@ def test_store_outage_keeps_the_batch_encrypted_and_shows_why_then_ships(tmp_pat
             report = shipping.sync(vault, policy, NOW, client)
         assert report.submitted == [] and report.errors
         held = batches.get(vault, info.batch_id)
-        assert held.state == "released" and held.last_error and vault.count_windows() == 3
+        assert held.state == "submitting" and held.last_error and vault.count_windows() == 3  # numbered, kept
         assert "ConnectError" in held.last_error or "TransportError" in held.last_error or "Connect" in held.last_error
         proc.start()
         assert shipping.sync(vault, policy, NOW).submitted == [info.batch_id]
@@ -195,3 +200,56 @@ def test_status_shows_what_the_store_said(store, enrolled, monkeypatch: pytest.M
     ]
     text = CliRunner().invoke(cli, ["status"]).output
     assert "chain_broken" in text and "1 released" in text
+
+
+def test_upload_retried_after_a_crash_is_acknowledged_once(store, enrolled) -> None:
+    """The store stored the batch but the agent died before recording it: the retry gets the same receipt."""
+    vault, policy = enrolled
+    info = batches.seal_pending(vault, policy, NOW)
+    batches.release(vault, info.batch_id, NOW)
+    shipping.sync(vault, policy, NOW)
+    _approve(store, info.batch_id)
+    # Approve locally, then do exactly what _ship does up to the upload, and "crash" there.
+    client = shipping.client_for(vault, policy)
+    status = client.batch_status(info.batch_id)
+    assert batches.mark_decision(vault, info.batch_id, "approved", f"{status.approvals}", NOW)
+    store_key = b64decode(vault.meta["store_public_key"])
+    from vault.release import LedgerCheckpoint, LedgerCheckpointRef, build_header, seal_batch
+
+    manifest = batches.manifest_of(vault, info.batch_id)
+    sealed, checkpoint = batches.upload_of(
+        vault, info.batch_id,
+        lambda data, cp: seal_batch(build_header(manifest, LedgerCheckpointRef(seq=cp.seq, head_hash=cp.head_hash),
+                                                 created=int(NOW.timestamp())), data, store_key, vault.device_key),
+        NOW,
+    )  # fmt: skip
+    client.submit_checkpoint(LedgerCheckpoint.model_validate(checkpoint.model_dump()))
+    first = client.upload(sealed)
+    client.close()
+    report = shipping.sync(vault, policy, NOW + timedelta(minutes=5))  # after the "restart"
+    assert report.shipped == [info.batch_id] and not report.errors, report.errors
+    assert batches.get(vault, info.batch_id).receipt["leaf_index"] == first.leaf_index
+    assert store.stored()[:2] == (1, 3)
+
+
+def test_batch_erased_after_submission_is_withdrawn_and_later_batches_still_ship(store, enrolled) -> None:
+    vault, policy = enrolled
+    first = batches.seal_pending(vault, policy, NOW)
+    batches.release(vault, first.batch_id, NOW)
+    shipping.sync(vault, policy, NOW)
+    from vault.shredding import erase_categories
+
+    erase_categories(vault, [Category.MOUSE], now=NOW, revoked_too=False)
+    assert batches.get(vault, first.batch_id).state == "withdrawing"
+    shipping.sync(vault, policy, NOW)
+    assert batches.get(vault, first.batch_id).state == "erased"
+    with store.steward_client(store.stewards.signers[0]) as client:
+        assert client.queue() == []  # the store closed it
+    r = vault.consent(policy).receipt_for(Category.KEYBOARD)
+    vault.write_windows([keyboard_window(T + 600, r)])
+    second = batches.seal_pending(vault, policy, NOW)
+    batches.release(vault, second.batch_id, NOW)
+    shipping.sync(vault, policy, NOW)
+    _approve(store, second.batch_id)
+    report = shipping.sync(vault, policy, NOW)
+    assert report.shipped == [second.batch_id] and not report.errors, report.errors

@@ -219,17 +219,35 @@ def test_record_without_a_grant_is_not_stored(layout: Layout) -> None:
         assert vault.count_windows() == 0
 
 
-def test_record_after_revocation_is_not_stored_and_the_batch_is_atomic(layout: Layout) -> None:
+def test_nothing_of_a_withdrawn_grant_is_written_and_the_batch_is_atomic(layout: Layout) -> None:
+    """After a revocation nothing more of that grant is stored, even a window captured before it."""
     policy = MachinePolicy()
     with Vault.open(layout) as vault:
-        rid = grant(vault, Category.KEYBOARD, NOW - timedelta(hours=1))
+        kb = grant(vault, Category.KEYBOARD, NOW - timedelta(hours=1))
+        ms = grant(vault, Category.MOUSE, NOW - timedelta(hours=1))
+        written_before = keyboard_window(MINUTE - 1200, kb)
+        assert vault.write_windows([written_before]) == 1
         consent_ops.revoke(vault, policy, [Category.KEYBOARD], method="api", now=NOW)
-        before_revoke = keyboard_window(MINUTE - 600, rid)
-        after_revoke = keyboard_window(MINUTE + 60, rid)
-        with pytest.raises(ConsentError, match="after consent was withdrawn"):
-            vault.write_windows([before_revoke, after_revoke])
-        assert vault.count_windows() == 0
-        assert vault.write_windows([before_revoke]) == 1
+        unwritten = keyboard_window(MINUTE - 600, kb)  # captured before the revocation, still unwritten
+        with pytest.raises(ConsentError, match="withdrawn grant"):
+            vault.write_windows([mouse_window(MINUTE, ms), unwritten])
+        assert vault.count_windows() == 1  # nothing of the refused batch, not even the mouse record
+        assert vault.write_windows([mouse_window(MINUTE, ms)]) == 1
+
+
+def test_data_captured_before_an_erasure_cannot_be_written_after_it(layout: Layout) -> None:
+    with Vault.open(layout) as vault:
+        kb = grant(vault, Category.KEYBOARD, NOW - timedelta(days=3))
+        erase_categories(vault, [Category.KEYBOARD], now=NOW, revoked_too=False)  # the grant stays
+        with pytest.raises(ConsentError, match="before its category was erased"):
+            vault.write_windows([keyboard_window(MINUTE - 600, kb)])
+        assert vault.write_windows([keyboard_window(int(NOW.timestamp()) + 60, kb)]) == 1  # later capture is fine
+        ms = grant(vault, Category.MOUSE, NOW - timedelta(days=3))
+        day = datetime.fromtimestamp(MINUTE - 86400, UTC).strftime("%Y-%m-%d")
+        erase_period(vault, day, day, now=NOW)
+        with pytest.raises(ConsentError, match="erased period"):
+            vault.write_windows([mouse_window(MINUTE - 86400, ms)])
+        assert vault.write_windows([mouse_window(MINUTE, ms)]) == 1  # outside the period
 
 
 def test_record_before_its_grant_is_not_stored(layout: Layout) -> None:

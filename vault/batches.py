@@ -5,9 +5,16 @@ the policy still allows. Its payload (the records with app tokens re-keyed for t
 encrypted under a data key of its own, so a veto, an erasure or a successful shipment destroys it by
 shredding that key. States::
 
-    held --(hold passes | release)--> released --submit--> submitted --> approved --upload--> shipped
-      \\--veto--> vetoed                              \\--> rejected        (erasure at any point before
-                                                                           shipping --> erased)
+    held --(hold passes | release)--> released --(seq assigned)--> submitting --(store has it)--> submitted
+      |                                  |                                                          |
+      +--veto--> vetoed <----------------+                          rejected <--+-- approved --> shipped
+                                                                                |
+    an erasure: held/released --> erased;   submitting/submitted/approved --> withdrawing --> erased
+
+Every transition is one ``BEGIN IMMEDIATE`` transaction that checks the state it leaves, so the
+agent's housekeeping thread and the employee's commands cannot interleave into an impossible state.
+What is sent to the store (the manifest, then the sealed upload) is stored before it is sent, so a
+retry after a crash or a lost answer sends the same bytes and gets the same answer.
 """
 
 from __future__ import annotations
@@ -21,28 +28,39 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from vault.categories import Category
 from vault.consent import ReceiptSpan
 from vault.envelope import new_key, open_blob, seal, wrap_context
 from vault.errors import ConsentError, VaultError
+from vault.ledger import Checkpoint
 from vault.modelconfig import BOUNDARY
 from vault.policy import MachinePolicy
 from vault.release import (
     GENESIS_HASH,
     BatchManifest,
     ConsentReceiptRef,
+    SealedBatch,
     build_manifest,
+    decode_payload,
     encode_payload,
     manifest_digest,
     rekey_app_tokens,
 )
 from vault.timeutil import iso, parse_iso, utc_day
 from vault.vault import Vault
-from vault.windows import AnyWindow
+from vault.windows import AnyWindow, parse_window
 
-BatchState = Literal["held", "released", "vetoed", "submitted", "approved", "rejected", "shipped", "erased"]
-PENDING_STATES = ("held", "released", "submitted", "approved")
+BatchState = Literal[
+    "held", "released", "submitting", "submitted", "approved", "shipped", "vetoed", "rejected", "withdrawing", "erased"
+]
+# Batches whose data is still on this computer and may still leave it.
+PENDING_STATES = ("held", "released", "submitting", "submitted", "approved")
+# Of those, the ones the store already knows about (an erasure must tell it).
+AT_STORE_STATES = ("submitting", "submitted", "approved")
 MAX_RECORDS_PER_BATCH = 50_000
+_COLUMNS = (
+    "batch_id, state, created, hold_until, period_start, period_end, record_counts, payload_sha256,"
+    " privacy_checks, seq, manifest_sha256, receipt, last_error"
+)
 
 
 class BatchInfo(BaseModel):
@@ -84,42 +102,43 @@ def receipt_refs(spans: dict[str, ReceiptSpan]) -> list[ConsentReceiptRef]:
 
 
 def seal_pending(vault: Vault, policy: MachinePolicy, now: datetime, *, up_to: int | None = None) -> BatchInfo | None:
-    """Seal the records not yet in a batch (ending by ``up_to``) into a held batch; None if there are none."""
-    spans = vault.receipt_spans()
-    live = {rid for rid, span in spans.items() if span.ended_at is None and policy.allows(span.receipt.category)}
+    """Seal the records not yet in a batch (ending by ``up_to``) into a held batch; None if there are none.
+
+    One transaction from the first read to the last write: a concurrent seal cannot take the same
+    records, and an erasure either happens before (its records are not read) or after (it finds the
+    new batch and erases it too).
+    """
     cutoff = int(now.timestamp()) if up_to is None else up_to
-    ids = [
-        int(row[0])
-        for row in vault.db.execute(
+    with vault.transaction():
+        spans = vault.receipt_spans()
+        live = {rid for rid, span in spans.items() if span.ended_at is None and policy.allows(span.receipt.category)}
+        rows = vault.db.execute(
             "SELECT record_id, receipt_id FROM records WHERE batch_id IS NULL AND end <= ? ORDER BY start LIMIT ?",
             (cutoff, MAX_RECORDS_PER_BATCH),
+        ).fetchall()
+        ids = [int(record_id) for record_id, receipt_id in rows if receipt_id in live]
+        if not ids:
+            return None
+        records: list[AnyWindow] = [record for _, record in vault.read_windows_with_ids(record_ids=ids)]
+        batch_id = uuid.uuid4().hex
+        released = rekey_app_tokens(records, os.urandom(32))  # the per-batch key is never stored
+        payload_bytes = encode_payload(batch_id, released)
+        preview = build_manifest(
+            batch_id=batch_id,
+            subject=vault.subject,
+            device_kid=vault.device_key.kid,
+            seq=1,
+            prev_batch_hash=GENESIS_HASH,
+            records=released,
+            receipts=receipt_refs(spans),
+            payload=payload_bytes,
+            created=int(now.timestamp()),
+            source_records=records,
         )
-        if row[1] in live
-    ]
-    if not ids:
-        return None
-    pairs = vault.read_windows_with_ids(record_ids=ids)
-    records: list[AnyWindow] = [record for _, record in pairs]
-    batch_id = uuid.uuid4().hex
-    released = rekey_app_tokens(records, os.urandom(32))  # the per-batch key is never stored
-    payload = encode_payload(batch_id, released)
-    preview = build_manifest(
-        batch_id=batch_id,
-        subject=vault.subject,
-        device_kid=vault.device_key.kid,
-        seq=1,
-        prev_batch_hash=GENESIS_HASH,
-        records=released,
-        receipts=receipt_refs(spans),
-        payload=payload,
-        created=int(now.timestamp()),
-        source_records=records,
-    )
-    key = new_key()
-    key_id = f"batch/{batch_id}"
-    hold_until = now + timedelta(hours=policy.hold_hours)
-    counts = {c.value: n for c, n in preview.record_counts.items()}
-    with vault.transaction():
+        key = new_key()
+        key_id = f"batch/{batch_id}"
+        hold_until = now + timedelta(hours=policy.hold_hours)
+        counts = {c.value: n for c, n in preview.record_counts.items()}
         vault.db.execute(
             "INSERT INTO data_keys (key_id, category, day, wrapped, uses, created) VALUES (?, 'batch', ?, ?, 1, ?)",
             (key_id, utc_day(now), seal(vault.kek(), key, wrap_context(key_id)), iso(now)),
@@ -128,39 +147,23 @@ def seal_pending(vault: Vault, policy: MachinePolicy, now: datetime, *, up_to: i
             "INSERT INTO batches (batch_id, state, created, hold_until, period_start, period_end, record_counts,"
             " key_id, payload, payload_sha256, privacy_checks, updated) VALUES (?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                batch_id,
-                iso(now),
-                iso(hold_until),
-                preview.period_start,
-                preview.period_end,
-                json.dumps(counts),
-                key_id,
-                seal(key, payload, _payload_context(batch_id)),
-                preview.payload_sha256,
-                json.dumps([c.model_dump(mode="json") for c in preview.privacy_checks]),
-                iso(now),
+                batch_id, iso(now), iso(hold_until), preview.period_start, preview.period_end, json.dumps(counts),
+                key_id, seal(key, payload_bytes, _payload_context(batch_id)), preview.payload_sha256,
+                json.dumps([c.model_dump(mode="json") for c in preview.privacy_checks]), iso(now),
             ),
-        )
+        )  # fmt: skip
         vault.db.executemany("UPDATE records SET batch_id = ? WHERE record_id = ?", [(batch_id, i) for i in ids])
         vault.ledger.append(
             "batch-sealed",
-            {
-                "batch_id": batch_id,
-                "payload_sha256": preview.payload_sha256,
-                "record_counts": counts,
-                "hold_until": iso(hold_until),
-            },
+            {"batch_id": batch_id, "payload_sha256": preview.payload_sha256, "record_counts": counts,
+             "hold_until": iso(hold_until)},
             now,
-        )
+        )  # fmt: skip
     return get(vault, batch_id)
 
 
 def get(vault: Vault, batch_id: str) -> BatchInfo:
-    row = vault.db.execute(
-        "SELECT batch_id, state, created, hold_until, period_start, period_end, record_counts, payload_sha256,"
-        " privacy_checks, seq, manifest_sha256, receipt, last_error FROM batches WHERE batch_id = ?",
-        (batch_id,),
-    ).fetchone()
+    row = vault.db.execute(f"SELECT {_COLUMNS} FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
     if row is None:
         raise VaultError(f"there is no batch {batch_id!r}; list them with: consentry batches list")
     return _info(row)
@@ -168,28 +171,17 @@ def get(vault: Vault, batch_id: str) -> BatchInfo:
 
 def _info(row: tuple[Any, ...]) -> BatchInfo:
     return BatchInfo(
-        batch_id=row[0],
-        state=row[1],
-        created=row[2],
-        hold_until=row[3],
-        period_start=row[4],
-        period_end=row[5],
-        record_counts=json.loads(row[6]),
-        payload_sha256=row[7],
-        privacy_checks=json.loads(row[8]),
-        seq=row[9],
-        manifest_sha256=row[10],
-        receipt=json.loads(row[11]) if row[11] else None,
-        last_error=row[12],
-    )
+        batch_id=row[0], state=row[1], created=row[2], hold_until=row[3], period_start=row[4], period_end=row[5],
+        record_counts=json.loads(row[6]), payload_sha256=row[7], privacy_checks=json.loads(row[8]), seq=row[9],
+        manifest_sha256=row[10], receipt=json.loads(row[11]) if row[11] else None, last_error=row[12],
+    )  # fmt: skip
 
 
-def list_batches(vault: Vault) -> list[BatchInfo]:
-    rows = vault.db.execute(
-        "SELECT batch_id, state, created, hold_until, period_start, period_end, record_counts, payload_sha256,"
-        " privacy_checks, seq, manifest_sha256, receipt, last_error FROM batches ORDER BY created"
-    ).fetchall()
-    return [_info(row) for row in rows]
+def list_batches(vault: Vault, states: tuple[str, ...] | None = None) -> list[BatchInfo]:
+    sql = f"SELECT {_COLUMNS} FROM batches"
+    if states:
+        sql += f" WHERE state IN ({', '.join('?' * len(states))})"
+    return [_info(row) for row in vault.db.execute(sql + " ORDER BY created", states or ())]
 
 
 def payload(vault: Vault, batch_id: str) -> bytes:
@@ -201,20 +193,26 @@ def payload(vault: Vault, batch_id: str) -> bytes:
     return open_blob(key, row[1], _payload_context(batch_id))
 
 
-def _require_state(info: BatchInfo, allowed: tuple[str, ...], action: str) -> None:
-    if info.state not in allowed:
-        raise ConsentError(f"batch {info.batch_id} is {info.state}; it can no longer be {action}")
+def _move(
+    vault: Vault, batch_id: str, leaving: tuple[str, ...], action: str, now: datetime, **fields: Any
+) -> BatchInfo:
+    """Inside a transaction: change a batch's state (and ``fields``) if it is in one of ``leaving``."""
+    info = get(vault, batch_id)
+    if info.state not in leaving:
+        raise ConsentError(f"batch {batch_id} is {info.state}; it can no longer be {action}")
+    assignments = ", ".join(f"{name} = ?" for name in fields)
+    vault.db.execute(
+        f"UPDATE batches SET {assignments}, updated = ? WHERE batch_id = ?", (*fields.values(), iso(now), batch_id)
+    )
+    return info
 
 
-def _shred_batch(vault: Vault, batch_id: str, state: BatchState, now: datetime) -> None:
+def _shred_batch(vault: Vault, batch_id: str) -> None:
     """Inside a transaction: destroy the payload key, the payload and the batch's records."""
     key_id = f"batch/{batch_id}"
     vault.db.execute("DELETE FROM data_keys WHERE key_id = ?", (key_id,))
     vault.db.execute("DELETE FROM records WHERE batch_id = ?", (batch_id,))
-    vault.db.execute(
-        "UPDATE batches SET state = ?, payload = NULL, key_id = NULL, updated = ? WHERE batch_id = ?",
-        (state, iso(now), batch_id),
-    )
+    vault.db.execute("UPDATE batches SET payload = NULL, key_id = NULL, upload = NULL WHERE batch_id = ?", (batch_id,))
     vault.data_keys.forget([key_id])
 
 
@@ -223,9 +221,9 @@ def veto(vault: Vault, batch_id: str, now: datetime) -> BatchInfo:
     from vault.shredding import compact
 
     with vault.transaction():
-        info = get(vault, batch_id)
-        _require_state(info, ("held", "released"), "vetoed (it was already submitted for review)")
-        _shred_batch(vault, batch_id, "vetoed", now)
+        info = _move(vault, batch_id, ("held", "released"), "vetoed (it was already submitted for review)", now,
+                     state="vetoed")  # fmt: skip
+        _shred_batch(vault, batch_id)
         vault.ledger.append("batch-vetoed", {"batch_id": batch_id, "record_counts": info.record_counts}, now)
     compact(vault)
     return get(vault, batch_id)
@@ -234,66 +232,52 @@ def veto(vault: Vault, batch_id: str, now: datetime) -> BatchInfo:
 def release(vault: Vault, batch_id: str, now: datetime) -> BatchInfo:
     """The employee ends the hold early: the batch goes to steward review at the next sync."""
     with vault.transaction():
-        info = get(vault, batch_id)
-        _require_state(info, ("held",), "released early")
-        vault.db.execute(
-            "UPDATE batches SET state = 'released', hold_until = ?, updated = ? WHERE batch_id = ?",
-            (iso(now), iso(now), batch_id),
-        )
+        _move(vault, batch_id, ("held",), "released early", now, state="released", hold_until=iso(now))
         vault.ledger.append("batch-released", {"batch_id": batch_id, "by": "employee"}, now)
     return get(vault, batch_id)
 
 
-def due_for_review(vault: Vault, now: datetime) -> list[BatchInfo]:
-    """Held batches whose hold has passed (recorded as released), and released ones, oldest first."""
-    out = []
-    for info in list_batches(vault):
-        if info.state == "held" and parse_iso(info.hold_until) <= now:
-            with vault.transaction():
-                vault.db.execute(
-                    "UPDATE batches SET state = 'released', updated = ? WHERE batch_id = ?", (iso(now), info.batch_id)
-                )
-                vault.ledger.append("batch-released", {"batch_id": info.batch_id, "by": "hold-expired"}, now)
-            info = get(vault, info.batch_id)
-        if info.state == "released":
-            out.append(info)
-    return out
+def release_expired_holds(vault: Vault, now: datetime) -> list[str]:
+    """Held batches whose hold has passed become released (recorded in the ledger)."""
+    released = []
+    for info in list_batches(vault, ("held",)):
+        if parse_iso(info.hold_until) > now:
+            continue
+        with vault.transaction():
+            if get(vault, info.batch_id).state != "held":  # vetoed or erased meanwhile
+                continue
+            _move(vault, info.batch_id, ("held",), "released", now, state="released")
+            vault.ledger.append("batch-released", {"batch_id": info.batch_id, "by": "hold-expired"}, now)
+        released.append(info.batch_id)
+    return released
 
 
-def build_submission(vault: Vault, batch_id: str, now: datetime) -> BatchManifest:
-    """The manifest to submit: the next sequence number, chained to the last submitted manifest."""
-    row = vault.db.execute(
-        "SELECT seq, manifest_sha256 FROM batches WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
-    ).fetchone()
-    seq, prev = (1, GENESIS_HASH) if row is None else (int(row[0]) + 1, str(row[1]))
-    from vault.release import decode_payload
-    from vault.windows import parse_window
+def prepare_submission(vault: Vault, batch_id: str, now: datetime) -> BatchManifest:
+    """Assign the next sequence number and store the manifest, before anything is sent.
 
-    data = payload(vault, batch_id)
-    records = [parse_window(r) for r in decode_payload(data).records]
-    source_ids = [int(r[0]) for r in vault.db.execute("SELECT record_id FROM records WHERE batch_id = ?", (batch_id,))]
-    info = get(vault, batch_id)
-    return build_manifest(
-        batch_id=batch_id,
-        subject=vault.subject,
-        device_kid=vault.device_key.kid,
-        seq=seq,
-        prev_batch_hash=prev,
-        records=records,
-        receipts=receipt_refs(vault.receipt_spans()),
-        payload=data,
-        created=int(parse_iso(info.created).timestamp()),
-        source_records=vault.read_windows(record_ids=source_ids),  # lets the re-keying check run again
-    )
-
-
-def mark_submitted(vault: Vault, manifest: BatchManifest, now: datetime) -> None:
+    Chained to the last manifest this device ever numbered, whatever became of it, so the chain the
+    store checks never has a gap or a repeated number.
+    """
     with vault.transaction():
-        vault.db.execute(
-            "UPDATE batches SET state = 'submitted', seq = ?, manifest = ?, manifest_sha256 = ?, last_error = NULL,"
-            " updated = ? WHERE batch_id = ? AND state = 'released'",
-            (manifest.seq, manifest.model_dump_json(), manifest_digest(manifest), iso(now), manifest.batch_id),
-        )
+        row = vault.db.execute(
+            "SELECT seq, manifest_sha256 FROM batches WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        seq, prev = (1, GENESIS_HASH) if row is None else (int(row[0]) + 1, str(row[1]))
+        info = get(vault, batch_id)
+        data = payload(vault, batch_id)
+        records = [parse_window(r) for r in decode_payload(data).records]
+        source_ids = [
+            int(r[0]) for r in vault.db.execute("SELECT record_id FROM records WHERE batch_id = ?", (batch_id,))
+        ]
+        manifest = build_manifest(
+            batch_id=batch_id, subject=vault.subject, device_kid=vault.device_key.kid, seq=seq, prev_batch_hash=prev,
+            records=records, receipts=receipt_refs(vault.receipt_spans()), payload=data,
+            created=int(parse_iso(info.created).timestamp()),
+            source_records=vault.read_windows(record_ids=source_ids),  # lets the re-keying check run again
+        )  # fmt: skip
+        _move(vault, batch_id, ("released",), "submitted", now, state="submitting", seq=seq,
+              manifest=manifest.model_dump_json(), manifest_sha256=manifest_digest(manifest))  # fmt: skip
+    return manifest
 
 
 def manifest_of(vault: Vault, batch_id: str) -> BatchManifest:
@@ -303,32 +287,74 @@ def manifest_of(vault: Vault, batch_id: str) -> BatchManifest:
     return BatchManifest.model_validate_json(row[0])
 
 
+def mark_submitted(vault: Vault, batch_id: str, now: datetime) -> bool:
+    """The store acknowledged the manifest. False when the batch left 'submitting' meanwhile."""
+    with vault.transaction():
+        if get(vault, batch_id).state != "submitting":
+            return False
+        _move(vault, batch_id, ("submitting",), "submitted", now, state="submitted", last_error=None)
+    return True
+
+
 def mark_decision(
     vault: Vault, batch_id: str, decision: Literal["approved", "rejected"], detail: str, now: datetime
-) -> None:
+) -> bool:
+    """Record the stewards' decision; a rejected batch is shredded here. False if no longer submitted."""
     with vault.transaction():
-        vault.db.execute(
-            "UPDATE batches SET state = ?, last_error = ?, updated = ? WHERE batch_id = ? AND state = 'submitted'",
-            (decision, detail if decision == "rejected" else None, iso(now), batch_id),
-        )
+        if get(vault, batch_id).state != "submitted":
+            return False
+        _move(vault, batch_id, ("submitted",), decision, now, state=decision,
+              last_error=detail if decision == "rejected" else None)  # fmt: skip
         kind = "batch-approved" if decision == "approved" else "batch-rejected"
         vault.ledger.append(kind, {"batch_id": batch_id, "detail": detail}, now)
         if decision == "rejected":
-            _shred_batch(vault, batch_id, "rejected", now)
+            _shred_batch(vault, batch_id)
+    return True
 
 
-def mark_shipped(vault: Vault, batch_id: str, receipt: dict[str, Any], now: datetime) -> None:
+def upload_of(
+    vault: Vault, batch_id: str, seal_payload: Callable[[bytes, Checkpoint], SealedBatch], now: datetime
+) -> tuple[SealedBatch, Checkpoint]:
+    """The sealed upload of an approved batch and the signed ledger checkpoint its header names.
+
+    Made once, from a fresh checkpoint, and stored; every later call returns the same two, so a retry
+    sends identical bytes. ``seal_payload`` must be local work only: this runs inside a transaction.
+    """
+    with vault.transaction():
+        row = vault.db.execute("SELECT state, upload FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+        if row is None or row[0] != "approved":
+            raise ConsentError(f"batch {batch_id} is not approved for upload")
+        if row[1] is not None:
+            sealed = SealedBatch.model_validate_json(row[1])
+            seq = sealed.header.ledger_checkpoint.seq
+            checkpoint = next(cp for cp in vault.ledger.checkpoints() if cp.seq == seq)
+            return sealed, checkpoint
+        checkpoint = vault.ledger.checkpoint(vault.device_key, now)
+        sealed = seal_payload(payload(vault, batch_id), checkpoint)
+        vault.db.execute("UPDATE batches SET upload = ? WHERE batch_id = ?", (sealed.model_dump_json(), batch_id))
+    return sealed, checkpoint
+
+
+def mark_shipped(vault: Vault, batch_id: str, receipt: dict[str, Any], now: datetime) -> bool:
     """The store acknowledged durable storage: keep its receipt, shred the local copy."""
     from vault.shredding import compact
 
     with vault.transaction():
-        _shred_batch(vault, batch_id, "shipped", now)
-        vault.db.execute(
-            "UPDATE batches SET receipt = ?, last_error = NULL WHERE batch_id = ?",
-            (json.dumps(receipt, sort_keys=True), batch_id),
-        )
+        if get(vault, batch_id).state != "approved":
+            return False
+        _move(vault, batch_id, ("approved",), "shipped", now, state="shipped", last_error=None,
+              receipt=json.dumps(receipt, sort_keys=True))  # fmt: skip
+        _shred_batch(vault, batch_id)
         vault.ledger.append("batch-shipped", {"batch_id": batch_id, "receipt_leaf": receipt.get("leaf_index")}, now)
     compact(vault)
+    return True
+
+
+def mark_withdrawn(vault: Vault, batch_id: str, now: datetime) -> None:
+    """The store closed a batch this computer erased before shipping it."""
+    with vault.transaction():
+        if get(vault, batch_id).state == "withdrawing":
+            _move(vault, batch_id, ("withdrawing",), "withdrawn", now, state="erased", last_error=None)
 
 
 def record_error(vault: Vault, batch_id: str, message: str, now: datetime) -> None:
@@ -339,14 +365,18 @@ def record_error(vault: Vault, batch_id: str, message: str, now: datetime) -> No
 
 
 def erase_pending_batches(vault: Vault, holds: Callable[[BatchInfo], bool], now: datetime) -> list[str]:
-    """Inside the caller's transaction: shred every unshipped batch for which ``holds(batch)``."""
+    """Inside the caller's transaction: shred every unshipped batch for which ``holds(batch)``.
+
+    A batch the store already knows about becomes ``withdrawing``: the next sync tells the store,
+    so that the device's later batches are not held up behind one that will never arrive.
+    """
     erased = []
-    for info in list_batches(vault):
-        if info.state in PENDING_STATES and holds(info):
-            _shred_batch(vault, info.batch_id, "erased", now)
+    for info in list_batches(vault, PENDING_STATES):
+        if holds(info):
+            state = "withdrawing" if info.state in AT_STORE_STATES else "erased"
+            vault.db.execute(
+                "UPDATE batches SET state = ?, updated = ? WHERE batch_id = ?", (state, iso(now), info.batch_id)
+            )
+            _shred_batch(vault, info.batch_id)
             erased.append(info.batch_id)
     return erased
-
-
-def categories_of(info: BatchInfo) -> list[Category]:
-    return [Category(c) for c in info.record_counts]

@@ -72,9 +72,17 @@ _M0002_BATCHES = (
 )
 
 
+_M0003_BATCH_UPLOADS = (
+    # The sealed upload, kept from its first attempt so every retry sends identical bytes (the store
+    # answers an identical retry with the receipt it already gave).
+    "ALTER TABLE batches ADD COLUMN upload TEXT",
+)
+
+
 MIGRATIONS: list[Migration] = [
     Migration("0001_initial", _M0001_INITIAL),
     Migration("0002_batches", _M0002_BATCHES),
+    Migration("0003_batch_uploads", _M0003_BATCH_UPLOADS),
 ]
 
 

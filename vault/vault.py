@@ -28,7 +28,7 @@ from vault.envelope import (
 )
 from vault.errors import ConsentError, InvalidRecord, KeyUnavailable, VaultCorrupted, VaultError
 from vault.keys import KekStore, choose_kek_store
-from vault.ledger import Ledger
+from vault.ledger import Ledger, LedgerEntry
 from vault.paths import Layout
 from vault.policy import MachinePolicy
 from vault.schema import (
@@ -40,7 +40,7 @@ from vault.schema import (
     migrate,
 )
 from vault.signing import SigningKey
-from vault.timeutil import iso, utc_day, utc_now
+from vault.timeutil import iso, parse_iso, utc_day, utc_now
 
 if TYPE_CHECKING:
     from vault.windows import AnyWindow
@@ -214,7 +214,7 @@ class Vault:
         """Encrypt and store ``records`` in one transaction; refuse all if any is not covered by consent."""
         if not records:
             return 0
-        coverage = _Coverage(self.receipt_spans())
+        coverage = _Coverage(self.receipt_spans(), list(self.ledger.entries(("erase",))))
         by_key: dict[tuple[str, int], list[AnyWindow]] = {}
         for record in records:
             coverage.check(record)
@@ -312,26 +312,44 @@ def _record_filter(
 
 
 class _Coverage:
-    """A record is stored only under a grant of its category that was in force during its window."""
+    """Which records may be written now: consent must cover them, and no erasure may have overtaken them.
 
-    def __init__(self, spans: dict[str, ReceiptSpan]) -> None:
+    - the record names a grant of its category that began before the window ended;
+    - that grant is still in force: after a revocation nothing more of it is written, even a window
+      that was still open when it came (the agent drops those; this is the backstop);
+    - no erasure of its category, or of a period holding its start, happened after the window began
+      (otherwise data captured before an erasure could be written after it).
+    """
+
+    def __init__(self, spans: dict[str, ReceiptSpan], erasures: list[LedgerEntry]) -> None:
         self._spans = {
-            rid: (
-                span.receipt.category.value,
-                span.granted_at.timestamp(),
-                span.ended_at.timestamp() if span.ended_at else float("inf"),
-            )
+            rid: (span.receipt.category.value, span.granted_at.timestamp(), span.ended_at is not None)
             for rid, span in spans.items()
         }
+        self._erased_after: dict[str, float] = {}  # category -> latest erasure time
+        self._erased_periods: list[tuple[float, float, float]] = []  # (first second, end, erased at)
+        for entry in erasures:
+            at = parse_iso(entry.at).timestamp()
+            for category in entry.body.get("erased_categories", []):
+                self._erased_after[category] = max(at, self._erased_after.get(category, 0.0))
+            if entry.body.get("scope") == "period":
+                first = datetime.fromisoformat(entry.body["first_day"]).replace(tzinfo=UTC).timestamp()
+                last = datetime.fromisoformat(entry.body["last_day"]).replace(tzinfo=UTC).timestamp() + 86400
+                self._erased_periods.append((first, last, at))
 
     def check(self, record: AnyWindow) -> None:
+        what = f"a {record.category} record"
         span = self._spans.get(record.receipt_id)
         if span is None or span[0] != record.category:
-            raise ConsentError(f"a {record.category} record names no grant of {record.category}; nothing was stored")
+            raise ConsentError(f"{what} names no grant of {record.category}; nothing was stored")
         if record.end <= span[1]:
-            raise ConsentError(f"a {record.category} record ends before its grant; nothing was stored")
-        if record.start >= span[2]:
-            raise ConsentError(f"a {record.category} record starts after consent was withdrawn; nothing was stored")
+            raise ConsentError(f"{what} ends before its grant; nothing was stored")
+        if span[2]:
+            raise ConsentError(f"{what} belongs to a withdrawn grant; nothing was stored")
+        if record.start < self._erased_after.get(record.category, float("-inf")):
+            raise ConsentError(f"{what} began before its category was erased; nothing was stored")
+        if any(first <= record.start < end and record.start < at for first, end, at in self._erased_periods):
+            raise ConsentError(f"{what} lies in an erased period; nothing was stored")
 
 
 def _read_meta(conn: sqlite3.Connection) -> dict[str, str]:

@@ -26,7 +26,7 @@ from vault.release.fields import EpochSeconds, Sha256Hex, Signature64, Versioned
 from vault.signing import Signer, verify_signature
 
 TREE_HEAD_DOMAIN = b"consentry-treehead-v1\0"
-EntryKind = Literal["batch-stored", "approval", "rejection", "erasure", "export", "enrollment"]
+EntryKind = Literal["batch-stored", "approval", "rejection", "erasure", "export", "enrollment", "withdrawal"]
 
 
 class LogEntry(Versioned):

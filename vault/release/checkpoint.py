@@ -21,11 +21,10 @@ from typing import Annotated
 
 from pydantic import Field
 
-from vault.canonical import canonical_json
+from vault.ledger import checkpoint_bytes
 from vault.release.fields import KeyId, Sha256Hex, Versioned
 from vault.signing import Signer, verify_signature
 
-CHECKPOINT_DOMAIN = b"consentry-checkpoint-v1\0"
 IsoTime = Annotated[
     str, Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$", description="ISO 8601 UTC")
 ]
@@ -43,8 +42,7 @@ class LedgerCheckpoint(Versioned):
 
 
 def checkpoint_message(seq: int, head_hash: str, device_kid: str, at: str) -> bytes:
-    body = {"v": 1, "seq": seq, "head_hash": head_hash, "device_kid": device_kid, "at": at}
-    return CHECKPOINT_DOMAIN + canonical_json(body)
+    return checkpoint_bytes(seq, head_hash, device_kid, at)  # one definition, in the ledger
 
 
 def iso_utc(epoch_seconds: int) -> str:

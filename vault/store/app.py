@@ -214,6 +214,10 @@ def create_app(
     def upload(body: SealedBatch, signed: Signed) -> LogReceipt:
         return service.upload(auth.authenticate(signed, "device"), body)
 
+    @app.post("/v1/batches/{batch_id}/withdrawal", response_model=BatchStatus, tags=["agent"])
+    def withdraw(signed: Signed, batch_id: str = BATCH_ID) -> BatchStatus:
+        return service.withdraw(auth.authenticate(signed, "device"), batch_id)
+
     @app.post("/v1/checkpoints", response_model=CheckpointAck, tags=["agent"])
     def checkpoint(body: LedgerCheckpoint, signed: Signed) -> CheckpointAck:
         return service.checkpoint(auth.authenticate(signed, "device"), body)

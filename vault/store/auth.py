@@ -12,7 +12,7 @@ from vault.errors import InvalidRecord
 from vault.release.fields import GENESIS_HASH, b64decode
 from vault.signing import key_id, verify_signature
 from vault.store.backend import DeviceRow, StoreBackend
-from vault.store.errors import Conflict, Forbidden, Unauthenticated
+from vault.store.errors import Conflict, Forbidden, Unauthenticated, Unprocessable
 from vault.store.models import EnrollRequest, enroll_message
 from vault.store.request_signing import request_message
 from vault.store.settings import Clock, StoreSettings
@@ -69,9 +69,13 @@ def enroll(backend: StoreBackend, request: EnrollRequest, now: int) -> DeviceRow
         raise Unauthenticated(
             "auth_bad_signature", "the enrollment proof does not verify under the given key"
         ) from None
+    if request.device_kid != key_id(public_key):
+        raise Unprocessable("malformed_request", "device_kid must be the key id of public_key")
     with backend.transaction() as tx:
         existing = tx.get_device(request.device_kid, lock=True)
         if existing is not None:
+            if existing.public_key == public_key:
+                return existing  # the same device again (its first answer was lost): nothing changes
             raise Conflict("key_taken", "this device kid is already enrolled; a device enrolls once")
         if not tx.consume_token(digest, request.device_kid, now):
             raise Forbidden("token_invalid", "the enrollment token is unknown, used or expired; ask IT for a new one")

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 BackendKind = Literal["dir", "postgres"]
-TERMINAL_STATES = ("stored", "rejected", "erased")
+# "withdrawn": the device erased the batch locally before shipping it; it will never arrive.
+TERMINAL_STATES = ("stored", "rejected", "erased", "withdrawn")
 
 
 @dataclass(frozen=True)

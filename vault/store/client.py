@@ -237,8 +237,9 @@ class StoreClient:
     def batch_status(self, batch_id: str) -> BatchStatus:
         return self._get(BatchStatus, f"/v1/batches/{batch_id}")
 
-    def poll_decisions(self, batch_ids: list[str]) -> dict[str, BatchStatus]:
-        return {batch_id: self.batch_status(batch_id) for batch_id in batch_ids}
+    def withdraw(self, batch_id: str) -> BatchStatus:
+        """Close a submitted batch this device erased locally (it will never be uploaded)."""
+        return BatchStatus.model_validate(self._request("POST", f"/v1/batches/{batch_id}/withdrawal"))
 
     def upload(self, batch: SealedBatch) -> LogReceipt:
         """Upload a sealed, approved batch; returns the store's receipt after verifying its proof."""

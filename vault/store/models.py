@@ -13,7 +13,7 @@ from vault.release.fields import FROZEN, BatchId, EpochSeconds, KeyId, PublicKey
 from vault.release.manifest import BatchManifest
 from vault.release.privacy import PrivacyCheck
 
-BatchState = Literal["review", "approved", "rejected", "stored", "erased"]
+BatchState = Literal["review", "approved", "rejected", "stored", "erased", "withdrawn"]
 ENROLL_DOMAIN = b"consentry-enroll-v1\0"
 
 

@@ -351,6 +351,25 @@ class StoreService:
             tx.insert_erasure(request.request_id, subject, who.kid, receipt.model_dump_json(), now)
         return receipt
 
+    def withdraw(self, who: Principal, batch_id: str) -> BatchStatus:
+        """The device erased a submitted batch before shipping it: close it so later batches can follow.
+
+        Idempotent. A batch already stored cannot be withdrawn (a subject erasure removes it instead).
+        """
+        now = self.clock.now()
+        with self.backend.transaction() as tx:
+            device = self._device(tx, who.kid, lock=True)
+            batch = self._batch(tx, batch_id, lock=True)
+            if batch.device_kid != who.kid:
+                raise NotFound("unknown_batch", "no such batch for this device")
+            if batch.state == "stored":
+                raise Conflict("already_stored", "the batch is stored; request an erasure of the subject instead")
+            if batch.state in ("review", "approved"):
+                tx.update_batch(batch_id, state="withdrawn", manifest_json=None)
+                body = {"batch_id": batch_id, "device_kid": who.kid, "seq": batch.seq}
+                append_entry(tx, self.keys.log, LogEntry(v=1, kind="withdrawal", time=now, body=body))
+            return self._status(tx, self._batch(tx, batch_id), device)
+
     # helpers -----------------------------------------------------------------------------------------------
     @staticmethod
     def _device(tx: StoreTx, kid: str, *, lock: bool = False) -> DeviceRow:
