@@ -258,7 +258,8 @@ class Agent:
         self.problems.pop(kind, None)
         self._retry_at.pop(kind, None)
 
-    def _refresh_consent(self, force: bool = False) -> None:
+    def _refresh_consent(self, force: bool = False) -> bool:
+        """Re-read consent from the ledger; False (keeping the last state) when it could not be read."""
         try:
             head = self.vault.ledger_head()
             if force or head != self._head:
@@ -266,6 +267,8 @@ class Agent:
                 self._head = head
         except sqlite3.Error as exc:  # busy or unreadable for a moment: keep the last state, retry in 1 s
             log.warning("could not re-read the consent ledger (%s)", type(exc).__name__)
+            return False
+        return True
 
     def _settle_pause(self) -> None:
         until = self.snapshot.paused_until
@@ -300,7 +303,9 @@ class Agent:
         if request.op != "status":
             self.resolver = self._build_resolver()
             self._reload_folders()
-            self._refresh_consent(force=True)
+            if not self._refresh_consent(force=True):
+                # Never confirm a change the agent has not applied: the CLI then says so.
+                return ControlResponse(ok=False, error="the consent ledger could not be read; retrying")
             self._step()
         return ControlResponse(ok=True, ledger_seq=self._head[0], status=self._build_status().model_dump(mode="json"))
 

@@ -84,6 +84,6 @@ class Housekeeper:
             try:
                 self.last_result = run_chores(self._layout, policy, self._clock())
                 self.last_error = None
-            except (VaultError, OSError) as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # e.g. "database is locked": report it, retry next tick, never die
+                self.last_error = f"{type(exc).__name__}: {exc}" if isinstance(exc, VaultError) else type(exc).__name__
                 log.warning("housekeeping failed: %s", type(exc).__name__)

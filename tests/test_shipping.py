@@ -253,3 +253,19 @@ def test_batch_erased_after_submission_is_withdrawn_and_later_batches_still_ship
     _approve(store, second.batch_id)
     report = shipping.sync(vault, policy, NOW)
     assert report.shipped == [second.batch_id] and not report.errors, report.errors
+
+
+def test_enrollment_must_name_the_key_id_of_its_own_key(store) -> None:
+    import httpx
+
+    from vault.signing import SigningKey
+    from vault.store.auth import token_hash
+    from vault.store.models import enroll_message
+
+    device, other = SigningKey.generate(), SigningKey.generate()
+    token = issue_token(store.backend, store.settings, int(NOW.timestamp()))
+    public = b64encode(device.public_bytes)
+    proof = device.sign(enroll_message(token_hash(token), other.kid, public))
+    body = {"token": token, "device_kid": other.kid, "public_key": public, "proof": b64encode(proof)}
+    response = httpx.post(f"{store.url}/v1/enroll", json=body)
+    assert response.status_code == 422 and "key id" in response.json()["error"]["message"]

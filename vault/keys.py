@@ -54,6 +54,16 @@ def check_private(path: Path, *, is_dir: bool) -> None:
         raise InsecurePermissions(f"{path} is owned by another user (uid {st.st_uid}); it must be yours")
 
 
+def check_not_writable_by_others(folder: Path) -> None:
+    """A folder holding a key file may be readable (a home folder), but nobody else may swap its files."""
+    st = folder.stat()
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise InsecurePermissions(
+            f"{folder} can be written by other users, who could replace a key file in it; "
+            f"use a private folder, or fix it with: chmod go-w '{folder}'"
+        )
+
+
 class FileKekStore:
     """The KEK as base64 in a 0600 file inside a 0700 folder."""
 
@@ -120,7 +130,10 @@ class KeyringKekStore:
                 "the vault key is missing from the OS keyring; restore it, or erase the vault with: "
                 "consentry erase --all --force"
             )
-        key = base64.b64decode(text)
+        try:
+            key = base64.b64decode(text, validate=True)
+        except ValueError:
+            key = b""
         if len(key) != KEY_BYTES:
             raise KeyUnavailable("the vault key in the OS keyring is damaged")
         return key

@@ -8,11 +8,13 @@ zeroed as well).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from vault.batches import BatchInfo, erase_pending_batches
 from vault.categories import Category
+from vault.errors import VaultError
 from vault.policy import MachinePolicy
 from vault.timeutil import utc_day
 from vault.vault import Vault
@@ -45,11 +47,30 @@ def _shred(
     return key_ids
 
 
+CHECKPOINT_ATTEMPTS = 50
+
+
 def compact(vault: Vault) -> None:
-    """Push deleted bytes out of the WAL and free pages."""
-    vault.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    """Push deleted bytes out of the WAL and free pages.
+
+    A checkpoint reports "busy" while another connection (the agent, a CLI command) is reading; it is
+    retried for a few seconds, and if it still cannot finish, that is an error, not a silent success.
+    """
+    _checkpoint(vault)
     vault.db.execute("VACUUM")
-    vault.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    _checkpoint(vault)
+
+
+def _checkpoint(vault: Vault) -> None:
+    for _ in range(CHECKPOINT_ATTEMPTS):
+        busy, _, _ = vault.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if not busy:
+            return
+        time.sleep(0.1)
+    raise VaultError(
+        "the data was destroyed, but another program kept the write-ahead log busy, so its old copy is not "
+        "overwritten yet; run the command again once the agent is idle (consentry doctor shows the state)"
+    )
 
 
 def erase_categories(vault: Vault, categories: list[Category], *, now: datetime, revoked_too: bool) -> list[str]:

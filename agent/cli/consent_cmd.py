@@ -148,7 +148,8 @@ def revoke(categories: tuple[Category, ...], erase: bool) -> None:
         withdrawn = consent_ops.revoke(vault, policy, list(dict.fromkeys(categories)), method="cli", now=now)
         for category in categories:
             click.echo(f"{category.value}: {'withdrawn' if category in withdrawn else 'was not granted'}.")
-        tell_agent(lay, must_confirm=True)
+        # Erase before asking the agent: the vault already refuses anything of a withdrawn grant, so
+        # an agent that cannot be reached must not keep the erasure from happening.
         if erase:
             from vault.shredding import erase_categories
 
@@ -159,6 +160,7 @@ def revoke(categories: tuple[Category, ...], erase: bool) -> None:
             line = request_store_erasure(vault, policy, "revoke:" + ",".join(c.value for c in categories), utc_now())
             if line:
                 click.echo(line)
+    tell_agent(lay, must_confirm=True)
 
 
 @click.command()

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from vault.errors import InvalidRecord
-from vault.keys import check_private
+from vault.keys import check_not_writable_by_others, check_private
 
 _HEADER = "consentry-key-v1"
 
@@ -18,8 +18,9 @@ def write_key_file(path: Path, kind: str, private_bytes: bytes) -> None:
         raise ValueError(f"a private key is 32 bytes, got {len(private_bytes)}")
     if not kind.isidentifier():
         raise ValueError(f"key kind {kind!r} must be an identifier")
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    check_not_writable_by_others(path.parent)  # an existing folder is never changed, only checked
     text = f"{_HEADER} {kind} {base64.b64encode(private_bytes).decode('ascii')}\n"
     # O_EXCL: two processes starting at once must not each write a different key.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -31,7 +32,7 @@ def write_key_file(path: Path, kind: str, private_bytes: bytes) -> None:
 
 def read_key_file(path: Path, kind: str) -> bytes:
     """Read a key written by ``write_key_file``; ``InsecurePermissions`` if group/others can access it."""
-    check_private(path.parent, is_dir=True)
+    check_not_writable_by_others(path.parent)
     check_private(path, is_dir=False)
     fields = path.read_text(encoding="ascii").split()
     if len(fields) != 3 or fields[0] != _HEADER or fields[1] != kind:

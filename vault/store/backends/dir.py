@@ -146,13 +146,15 @@ class DirBackend:
 
     def sweep(self) -> int:
         """Delete payload files whose batch is not stored (crash leftovers); return how many."""
+        removed = 0
+        # Under the catalog's write lock: another store process writes a payload only inside its own
+        # write transaction, so no file deleted here can be one that is about to be committed.
         with self.transaction() as tx:
             stored = {b.batch_id for b in tx.stored_batches()}
-        removed = 0
-        for path in (self.root / "batches").glob("*/*"):
-            if path.stem not in stored or path.suffix != ".json":
-                path.unlink(missing_ok=True)
-                removed += 1
+            for path in (self.root / "batches").glob("*/*"):
+                if path.stem not in stored or path.suffix != ".json":
+                    path.unlink(missing_ok=True)
+                    removed += 1
         return removed
 
     def close(self) -> None:
