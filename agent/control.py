@@ -6,7 +6,6 @@ and raises ``ControlError`` when an agent is there but refuses or does not answe
 
 from __future__ import annotations
 
-import json
 import socket
 from datetime import datetime
 from typing import Any
@@ -75,10 +74,3 @@ def request_pause(layout: Layout, until: datetime | None, timeout: float = 5.0) 
 def request_resume(layout: Layout, timeout: float = 5.0) -> bool:
     """Have the running agent record a resume in the ledger; False if none runs."""
     return _ask(layout, ControlRequest(op="resume"), timeout) is not None
-
-
-def status_from_json(data: dict[str, Any]) -> Any:
-    """Parse a status dict (from ``query_status``) into an AgentStatus."""
-    from agent.status import AgentStatus
-
-    return AgentStatus.model_validate_json(json.dumps(data))

@@ -70,11 +70,3 @@ class AgentStatus(BaseModel):
 
 def write_status(path: Path, status: AgentStatus) -> None:
     write_atomic(path, status.model_dump_json(indent=2).encode() + b"\n", mode=0o644)
-
-
-def read_status(path: Path) -> AgentStatus | None:
-    """The last status the agent wrote, or None when there is none (or it is unreadable)."""
-    try:
-        return AgentStatus.model_validate_json(path.read_bytes())
-    except (OSError, ValueError):
-        return None
