@@ -217,3 +217,18 @@ def test_status_with_an_invalid_policy_shows_consent_and_stopped_capture(home: P
     assert report["categories"]["keyboard"]["consent"] == "granted"
     assert report["categories"]["keyboard"]["capture"].startswith("stopped")
     assert "INVALID" in run("status").output
+
+
+def test_an_invalid_policy_never_blocks_withdrawing(home: Path, policy_path: Path) -> None:
+    run("consent", "grant", "keyboard", "mouse", "--yes")
+    run("pause")
+    policy_path.write_text("retention_days = 0\n")
+    assert CliRunner().invoke(cli, ["consent", "grant", "apps", "--yes"]).exit_code == 1  # granting: refused
+    revoked = CliRunner().invoke(cli, ["consent", "revoke", "keyboard", "--erase"])
+    assert revoked.exit_code == 0 and "keyboard: withdrawn" in revoked.output
+    assert CliRunner().invoke(cli, ["resume"]).exit_code == 0
+    assert CliRunner().invoke(cli, ["erase", "--all", "--yes"]).exit_code == 0
+    states = {
+        r["category"]: r["state"] for r in json.loads(CliRunner().invoke(cli, ["consent", "show", "--json"]).stdout)
+    }
+    assert states["keyboard"] == states["mouse"] == "revoked"

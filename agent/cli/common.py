@@ -36,6 +36,18 @@ def policy() -> MachinePolicy:
         raise click.ClickException(f"{exc}\nAsk IT to fix the policy; capture stays stopped until then.") from None
 
 
+def policy_or_defaults() -> MachinePolicy:
+    """For withdrawing or looking (revoke, resume, erase, show): an invalid policy never blocks them.
+
+    The embedded defaults are used instead; they can only make a withdrawal wider, never a grant.
+    """
+    try:
+        return load_policy(policy_path())
+    except PolicyError as exc:
+        click.echo(f"warning: {exc}\n(capture is stopped until IT fixes it; this command goes ahead)", err=True)
+        return MachinePolicy()
+
+
 def open_vault(*, create: bool = False) -> Vault:
     lay = layout()
     if not create and not Vault.exists(lay):

@@ -30,7 +30,7 @@ def consent() -> None:
 @common.json_option
 def show(as_json: bool) -> None:
     """Show each category's state, since when, and the notice version."""
-    policy = common.policy()
+    policy = common.policy_or_defaults()
     lay = common.layout()
     if not lay.vault_db.exists():
         rows = [
@@ -142,7 +142,7 @@ def revoke(categories: tuple[Category, ...], erase: bool) -> None:
     if not lay.vault_db.exists():
         click.echo("Nothing was ever granted on this computer; there is nothing to withdraw.")
         return
-    policy = common.policy()
+    policy = common.policy_or_defaults()
     now = utc_now()
     with common.open_vault() as vault:
         withdrawn = consent_ops.revoke(vault, policy, list(dict.fromkeys(categories)), method="cli", now=now)
@@ -188,6 +188,6 @@ def resume() -> None:
         click.echo("Nothing is paused.")
         return
     with common.open_vault() as vault:
-        resumed = consent_ops.resume(vault, common.policy(), reason="employee", now=utc_now())
+        resumed = consent_ops.resume(vault, common.policy_or_defaults(), reason="employee", now=utc_now())
     tell_agent(common.layout(), must_confirm=False)
     click.echo("Capture resumed." if resumed else "Nothing was paused.")

@@ -43,7 +43,7 @@ def _current() -> list[str]:
 @common.json_option
 def list_cmd(as_json: bool) -> None:
     """Show your list and the policy's."""
-    mine, policy = _current(), list(common.policy().excluded_apps)
+    mine, policy = _current(), list(common.policy_or_defaults().excluded_apps)
     if as_json:
         common.emit_json({"employee": mine, "policy": policy})
         return

@@ -166,7 +166,7 @@ def erase(
             keys = erase_categories(vault, list(ALL_CATEGORIES), now=now, revoked_too=True)
             from agent.shipping import request_store_erasure
 
-            store_line = request_store_erasure(vault, common.policy(), "all", now)
+            store_line = request_store_erasure(vault, common.policy_or_defaults(), "all", now)
         elif categories:
             keys = erase_categories(vault, list(dict.fromkeys(categories)), now=now, revoked_too=False)
         else:
