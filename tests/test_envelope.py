@@ -118,3 +118,11 @@ def test_blob_cipher_interoperates_with_seal() -> None:
     cipher = BlobCipher(key)
     assert open_blob(key, cipher.seal(b"abc", associated_data(context)), context) == b"abc"
     assert cipher.open(seal(key, b"def", context), associated_data(context)) == b"def"
+
+
+def test_seal_many_matches_seal_and_never_repeats_a_nonce() -> None:
+    cipher = BlobCipher(bytes(range(32)))
+    items = [(f"record {i}".encode(), f"aad {i}".encode()) for i in range(200)]
+    blobs = cipher.seal_many(items)
+    assert [cipher.open(b, aad) for b, (_, aad) in zip(blobs, items, strict=True)] == [p for p, _ in items]
+    assert len({b[1:13] for b in blobs}) == len(blobs)

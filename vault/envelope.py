@@ -125,6 +125,16 @@ class BlobCipher:
         nonce = os.urandom(NONCE_BYTES)
         return _VERSION_BYTE + nonce + self._aead.encrypt(nonce, plaintext, aad)
 
+    def seal_many(self, items: list[tuple[bytes, bytes]]) -> list[bytes]:
+        """``seal`` for many (plaintext, aad) pairs; the random nonces come from one os.urandom call."""
+        nonces = os.urandom(NONCE_BYTES * len(items))
+        encrypt = self._aead.encrypt
+        out = []
+        for i, (plaintext, aad) in enumerate(items):
+            nonce = nonces[i * NONCE_BYTES : (i + 1) * NONCE_BYTES]
+            out.append(_VERSION_BYTE + nonce + encrypt(nonce, plaintext, aad))
+        return out
+
     def open(self, blob: bytes, aad: bytes) -> bytes:
         version = blob_version(blob)
         if version > BLOB_VERSION:

@@ -219,18 +219,22 @@ class Vault:
         for record in records:
             coverage.check(record)
             by_key.setdefault((record.category, record.start // 86400), []).append(record)
-        rows = []
+        rows: list[tuple[int, str, int, int, str, str, bytes]] = []
         with self.transaction():
             next_id = self._next_record_id()
             for (category, day_number), group in by_key.items():
                 day = utc_day(datetime.fromtimestamp(day_number * 86400, UTC))
                 key_id, key = self.data_keys.for_write(category, day, len(group))
-                seal_one = BlobCipher(key).seal
                 aad = RecordAad(RECORDS_TABLE, key_id, category).for_record
-                for record in group:
-                    blob = seal_one(record.__pydantic_serializer__.to_json(record), aad(next_id))
-                    rows.append((next_id, category, record.start, record.end, key_id, record.receipt_id, blob))
-                    next_id += 1
+                ids = range(next_id, next_id + len(group))
+                blobs = BlobCipher(key).seal_many(
+                    [(r.__pydantic_serializer__.to_json(r), aad(i)) for i, r in zip(ids, group, strict=True)]
+                )
+                rows.extend(
+                    (i, category, r.start, r.end, key_id, r.receipt_id, blob)
+                    for i, r, blob in zip(ids, group, blobs, strict=True)
+                )
+                next_id += len(group)
             self.db.executemany(
                 "INSERT INTO records (record_id, category, start, end, key_id, receipt_id, blob) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
