@@ -269,3 +269,25 @@ def test_enrollment_must_name_the_key_id_of_its_own_key(store) -> None:
     body = {"token": token, "device_kid": other.kid, "public_key": public, "proof": b64encode(proof)}
     response = httpx.post(f"{store.url}/v1/enroll", json=body)
     assert response.status_code == 422 and "key id" in response.json()["error"]["message"]
+
+
+def test_a_withdrawn_batch_takes_no_further_decision_or_upload(store, enrolled) -> None:
+    vault, policy = enrolled
+    info = batches.seal_pending(vault, policy, NOW)
+    batches.release(vault, info.batch_id, NOW)
+    shipping.sync(vault, policy, NOW)
+    with shipping.client_for(vault, policy) as client:
+        client.withdraw(info.batch_id)
+        assert client.withdraw(info.batch_id).state == "withdrawn"  # idempotent
+    from vault.store.errors import Conflict
+
+    with pytest.raises(Conflict) as refused:
+        _approve(store, info.batch_id)  # the review already says why
+    assert refused.value.code == "batch_withdrawn"
+    steward = store.stewards.signers[0]
+    digest = manifest_digest(batches.manifest_of(vault, info.batch_id))
+    with store.steward_client(steward) as client, pytest.raises(Conflict) as decided:
+        client.decide(sign_approval(steward, info.batch_id, digest, "approve", created=int(NOW.timestamp())))
+    assert decided.value.code == "batch_withdrawn"  # never approved again
+    with store.steward_client(store.stewards.signers[0]) as client:
+        assert client.queue() == []

@@ -26,12 +26,19 @@ from vault.release.sealing import open_batch, verify_batch_signature
 from vault.signing import key_id
 from vault.store.audit import append_entry
 from vault.store.auth import Principal
-from vault.store.backend import BatchRow, DeviceRow, StoreBackend, StoreTx
+from vault.store.backend import TERMINAL_STATES, BatchRow, DeviceRow, StoreBackend, StoreTx
 from vault.store.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from vault.store.keys import StoreKeys
 from vault.store.models import BatchReview, BatchStatus, CheckpointAck, QueueItem
 from vault.store.settings import Clock, StoreSettings
 from vault.windows import SCHEMA_VERSION
+
+_TERMINAL_REFUSALS: dict[str, tuple[str, str]] = {
+    "stored": ("already_stored", "this batch is already stored"),
+    "rejected": ("batch_rejected", "a steward rejected this batch"),
+    "erased": ("batch_erased", "the subject of this batch was erased"),
+    "withdrawn": ("batch_withdrawn", "the device withdrew this batch; it will never be uploaded"),
+}
 
 
 @dataclass(frozen=True)
@@ -140,8 +147,8 @@ class StoreService:
     def review(self, batch_id: str) -> BatchReview:
         with self.backend.transaction() as tx:
             batch = self._batch(tx, batch_id)
-            if batch.manifest_json is None:
-                raise Conflict("batch_erased", "the subject of this batch was erased")
+            if batch.manifest_json is None:  # erased or withdrawn: the manifest is gone
+                raise Conflict(*_TERMINAL_REFUSALS.get(batch.state, _TERMINAL_REFUSALS["erased"]))
             manifest = BatchManifest.model_validate_json(batch.manifest_json)
             status = self._status(tx, batch, self._device(tx, batch.device_kid))
             decisions = tuple(Approval.model_validate_json(a) for a in tx.approvals_json(batch_id))
@@ -387,12 +394,10 @@ class StoreService:
 
     @staticmethod
     def _refuse_terminal(batch: BatchRow) -> None:
-        if batch.state == "stored":
-            raise Conflict("already_stored", "this batch is already stored")
-        if batch.state == "rejected":
-            raise Conflict("batch_rejected", "a steward rejected this batch")
-        if batch.state == "erased":
-            raise Conflict("batch_erased", "the subject of this batch was erased")
+        """Refuse any further step on a batch in a final state (every one of TERMINAL_STATES)."""
+        if batch.state in TERMINAL_STATES:
+            code, message = _TERMINAL_REFUSALS[batch.state]
+            raise Conflict(code, message)
 
     def _tally(self, tx: StoreTx, batch: BatchRow, device: DeviceRow) -> Tally:
         approvals = [Approval.model_validate_json(a) for a in tx.approvals_json(batch.batch_id)]
