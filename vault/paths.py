@@ -49,6 +49,11 @@ class Layout:
     def agent_status(self) -> Path:
         return self.runtime_dir / "status.json"
 
+    @property
+    def page_link(self) -> Path:
+        """Where the agent's local page says its address and session token (0600, see agent/page_link.py)."""
+        return self.runtime_dir / "page.json"
+
 
 def default_home() -> Path:
     """``$CONSENTRY_HOME`` if set (tests, demos), else the platform's per-user data directory."""
