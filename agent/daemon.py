@@ -25,19 +25,20 @@ from agent.clock import Clock, SystemClock
 from agent.control_protocol import ControlResponse
 from agent.control_server import PendingRequest
 from agent.errors import SourceUnavailable
-from agent.excluded_apps import excluded_apps_path, read_excluded_apps
+from agent.excluded_apps import excluded_apps_path
 from agent.gate import DROP_STATES, OPEN_STATES, Circumstances, category_status, eligible
 from agent.housekeeping import Housekeeper
 from agent.policy_watch import PolicyWatcher, Stamp, policy_stamp
 from agent.recorder import Recorder, utc_midnight
+from agent.settings import read_exclusions, read_folders, scope_problem
 from agent.sources import Source, SourceContext, SourceKind, make_source
 from agent.sources.base import SOURCE_FOR_CATEGORY
 from agent.sources.select import ReplayConfig
 from agent.status import AgentStatus, CaptureState, CategoryStatus, PolicyStatus, write_status
-from agent.watched_folders import read_watched_folders, watched_folders_path
+from agent.watched_folders import watched_folders_path
 from vault import consent_ops
 from vault.categories import ALL_CATEGORIES, Category
-from vault.consent import FOREVER, ConsentSnapshot
+from vault.consent import FOREVER, SCOPE_SECRET_NAME, ConsentSnapshot
 from vault.errors import PolicyError, VaultError
 from vault.paths import Layout
 from vault.policy import MachinePolicy, load_policy
@@ -85,6 +86,12 @@ class Agent:
         self.recorder = Recorder(vault.write_windows, self.clock.monotonic, self._now)
         self._secret = vault.local_secret(TOKEN_SECRET_NAME)
         self._employee_excluded: tuple[str, ...] = ()
+        # Unreadable employee settings fail closed (see agent/settings.py): None while they are fine.
+        self._excluded_error: str | None = None
+        self._folders_error: str | None = None
+        self._scope_secret = vault.local_secret(SCOPE_SECRET_NAME)
+        self._scope_checked: tuple[object, ...] | None = None
+        self._scope_error: str | None = None
         self._settings_stamp: tuple[Stamp, Stamp] = (None, None)
         self.resolver = self._build_resolver()
         self._folders: tuple[Path, ...] = ()
@@ -143,19 +150,34 @@ class Agent:
 
     def _build_resolver(self) -> AppResolver:
         self._settings_stamp = (policy_stamp(excluded_apps_path(self.layout)), self._settings_stamp[1])
-        try:
-            self._employee_excluded = read_excluded_apps(self.layout).apps
-        except ValueError as exc:
-            log.error("%s; keeping the previous list", exc)
+        apps, problem = read_exclusions(self.layout)
+        if problem is not None and self._excluded_error is None:
+            log.error("the employee's exclusion list cannot be read: all capture stops until it is fixed")
+        elif problem is None and self._excluded_error is not None:
+            log.info("the employee's exclusion list is readable again")
+        self._excluded_error = problem
+        if problem is None:
+            self._employee_excluded = apps
         return AppResolver.for_policy(self.policy, self._employee_excluded, self._secret)
 
     def _read_folders(self) -> tuple[Path, ...]:
         self._settings_stamp = (self._settings_stamp[0], policy_stamp(watched_folders_path(self.layout)))
-        try:
-            return read_watched_folders(self.layout).folders
-        except ValueError as exc:
-            log.error("%s", exc)
-            return ()
+        folders, problem = read_folders(self.layout)
+        if problem is not None and self._folders_error is None:
+            log.error("the employee's folder list cannot be read: files capture stops until it is fixed")
+        self._folders_error = problem
+        return folders
+
+    def _files_scope_error(self) -> str | None:
+        """Why files capture may not run on the current folder list (None: it may)."""
+        if self._folders_error is not None:
+            return self._folders_error
+        files = self.snapshot.categories[Category.FILES]
+        checked = (self._folders, files.state, files.receipt_id)
+        if checked != self._scope_checked:  # the keyed hash only when the folders or the grant changed
+            self._scope_checked = checked
+            self._scope_error = scope_problem(self._folders, files, self._scope_secret)
+        return self._scope_error
 
     def _source_context(self) -> SourceContext:
         return SourceContext(
@@ -173,6 +195,7 @@ class Agent:
     def run(self) -> None:
         if self.policy_error is None:
             self._note_policy()
+        self._warn_policy()
         self._folders = self._read_folders()
         self._watcher.start()
         self._chores.start()
@@ -230,6 +253,7 @@ class Agent:
             self._reconcile()  # everything stops and drops before anything else happens
             return
         self._note_policy()
+        self._warn_policy()
         self.resolver = self._build_resolver()
         self._refresh_consent(force=True)
         if self.policy.aggregation_window_seconds != old_size:
@@ -240,6 +264,10 @@ class Agent:
         if self.policy.file_extensions != old_extensions:
             self._restart(SourceKind.FILES)
         self._reconcile()
+
+    def _warn_policy(self) -> None:
+        for warning in self.policy.warnings():  # test/demo-only settings: said at every start and change
+            log.warning("machine policy: %s", warning)
 
     def _note_policy(self) -> None:
         try:
@@ -318,6 +346,8 @@ class Agent:
             paused_until=self.snapshot.paused_until,
             storage_error=self.recorder.error,
             excluded_focused=self.capture.excluded,
+            settings_error=self._excluded_error,
+            scope_error=self._files_scope_error(),
         )
 
     def _reconcile(self) -> None:

@@ -35,14 +35,22 @@ def excluded_apps_path(layout: Layout) -> Path:
 
 
 def read_excluded_apps(layout: Layout) -> ExcludedApps:
-    """The employee's list; a missing file is an empty list, a damaged one a ValueError."""
+    """The employee's list; a missing file is an empty list.
+
+    A damaged or unreadable one is a ValueError naming the file (never its path); the agent then
+    captures nothing until it is fixed.
+    """
     path = excluded_apps_path(layout)
     try:
         return ExcludedApps.model_validate_json(path.read_bytes())
     except FileNotFoundError:
         return ExcludedApps()
+    except OSError as exc:  # a folder in its place, no permission, an I/O error: never the path
+        raise ValueError(f"{FILE_NAME} cannot be read ({exc.strerror or type(exc).__name__})") from None
     except ValidationError as exc:
-        raise ValueError(f"{FILE_NAME} is not a valid excluded-apps list: {exc.error_count()} problem(s)") from None
+        raise ValueError(
+            f"{FILE_NAME} cannot be read (not a valid excluded-apps list: {exc.error_count()} problem(s))"
+        ) from None
 
 
 def write_excluded_apps(layout: Layout, apps: tuple[str, ...] | list[str]) -> ExcludedApps:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agent.status import CaptureState, CategoryStatus
+from vault.categories import Category
 from vault.consent import CategoryConsent
 
 # Leaving capture for one of these drops the open window and buffered events unwritten: consent (or
@@ -33,6 +34,15 @@ class Circumstances:
     paused_until: datetime | None = None
     storage_error: str | None = None
     excluded_focused: bool = False
+    # An employee settings file that cannot be trusted: the exclusion list stops every category, the
+    # folder list (unreadable, or not the scope the files grant recorded) stops files only.
+    settings_error: str | None = None
+    scope_error: str | None = None
+
+    def settings_problem(self, category: Category) -> str | None:
+        if self.settings_error is not None:
+            return self.settings_error
+        return self.scope_error if category is Category.FILES else None
 
 
 def eligible(consent: CategoryConsent, c: Circumstances) -> bool:
@@ -42,6 +52,7 @@ def eligible(consent: CategoryConsent, c: Circumstances) -> bool:
         and consent.state == "granted"
         and not (c.paused_until is not None and c.now < c.paused_until)
         and c.storage_error is None
+        and c.settings_problem(consent.category) is None
     )
 
 
@@ -55,6 +66,9 @@ def category_status(consent: CategoryConsent, c: Circumstances, problem: str | N
     if consent.state != "granted":
         return CategoryStatus(state=_CONSENT_STATES[consent.state], reason=consent.reason)
     receipt = consent.receipt_id
+    settings = c.settings_problem(consent.category)
+    if settings is not None:
+        return CategoryStatus(state=CaptureState.SETTINGS_ERROR, reason=settings, receipt_id=receipt)
     if c.paused_until is not None and c.now < c.paused_until:
         until = "until resumed" if c.paused_until.year >= 9999 else f"until {c.paused_until.isoformat()}"
         return CategoryStatus(state=CaptureState.PAUSED, reason=f"paused {until}", receipt_id=receipt)

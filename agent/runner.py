@@ -11,6 +11,7 @@ from agent.daemon import Agent
 from agent.instance import InstanceLock
 from agent.logs import setup_logging
 from agent.sources.select import ReplayConfig
+from agent.web.launch import start_employee_page, stop_employee_page
 from vault.paths import Layout
 from vault.vault import Vault
 
@@ -30,6 +31,7 @@ def run_agent(layout: Layout, policy_path: Path, *, replay: ReplayConfig | None 
                     "control socket unavailable (%s); the CLI cannot reach this agent",
                     exc.strerror or type(exc).__name__,
                 )
+            page = start_employee_page(layout, policy_path)  # the employee's page; writes run/page.json
             previous = {
                 sig: signal.signal(sig, lambda *_: agent.request_stop()) for sig in (signal.SIGTERM, signal.SIGINT)
             }
@@ -38,5 +40,6 @@ def run_agent(layout: Layout, policy_path: Path, *, replay: ReplayConfig | None 
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
+                stop_employee_page(layout, page)
                 server.stop()
                 logging.getLogger("consentry.agent").info("agent exited cleanly")

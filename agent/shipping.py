@@ -17,17 +17,20 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from vault import batches
-from vault.errors import VaultError
+from vault.errors import InvalidRecord, VaultError
 from vault.ledger import Checkpoint
 from vault.policy import MachinePolicy
 from vault.release import (
+    MAX_LINKS,
     LedgerCheckpoint,
     LedgerCheckpointRef,
     SealedBatch,
     b64decode,
     build_header,
     seal_batch,
+    sign_checkpoint,
     sign_erasure,
+    with_proof,
 )
 from vault.timeutil import iso
 from vault.vault import Vault
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from vault.store.client import StoreClient
 
 META_URL = "store_url"
+META_WITNESSED = "store_witnessed_seq"  # the last ledger checkpoint the store acknowledged
 META_STORE_KEY = "store_public_key"
 META_LOG_KEY = "store_log_key"
 
@@ -86,6 +90,7 @@ def client_for(vault: Vault, policy: MachinePolicy, **kwargs: Any) -> StoreClien
         signer=vault.device_key,
         log_public_key=log_key,
         receipts=JsonlReceiptSink(vault.layout.home / "receipts.jsonl"),
+        tls_ca=policy.store.tls_ca if policy.store else None,  # the pinned store certificate, if any
         **kwargs,
     )
 
@@ -100,7 +105,7 @@ def enroll(vault: Vault, policy: MachinePolicy, token: str, now: datetime, **cli
 
     if policy.store is None:
         raise ShippingError("the machine policy names no store to enroll with")
-    with StoreClient(policy.store.url, signer=vault.device_key, **client_kwargs) as client:
+    with StoreClient(policy.store.url, signer=vault.device_key, tls_ca=policy.store.tls_ca, **client_kwargs) as client:
         info = client.info()
         if info.store_public_key != policy.store.public_key:
             raise ShippingError("the store's key is not the one in the machine policy; not enrolled")
@@ -115,10 +120,11 @@ def enroll(vault: Vault, policy: MachinePolicy, token: str, now: datetime, **cli
     return response.device_kid
 
 
-def queue_erasure(vault: Vault, scope: str, now: datetime) -> str:
-    """Record a signed request that the store erase this subject; sent by the next sync."""
+def queue_erasure(vault: Vault, scope: str, now: datetime, subject: str | None = None) -> str:
+    """Record a signed request that the store erase ``subject`` (default: the vault's first); sent at next sync."""
     request_id = uuid.uuid4().hex
-    request = sign_erasure(vault.device_key, request_id, vault.subject, created=int(now.timestamp()))
+    subject = subject or vault.subject
+    request = sign_erasure(vault.device_key, request_id, subject, created=int(now.timestamp()))
     with vault.transaction():
         vault.db.execute(
             "INSERT INTO erasure_requests (request_id, created, scope, request) VALUES (?, ?, ?, ?)",
@@ -166,7 +172,7 @@ def sync(vault: Vault, policy: MachinePolicy, now: datetime, client: StoreClient
         _send_withdrawals(vault, client, now, report)
         batches.release_expired_holds(vault, now)
         for info in batches.list_batches(vault, ("released", "submitting")):
-            _step(vault, info.batch_id, now, report, lambda b: _submit(vault, client, b, now, report))
+            _step(vault, info.batch_id, now, report, lambda b: _submit(vault, policy, client, b, now, report))
         for info in batches.list_batches(vault, ("submitted",)):
             _step(vault, info.batch_id, now, report, lambda b: _poll(vault, client, b, now, report))
         for info in batches.list_batches(vault, ("approved",)):
@@ -187,7 +193,9 @@ def _step(vault: Vault, batch_id: str, now: datetime, report: SyncReport, action
         report.errors.append(f"{batch_id}: {message}")
 
 
-def _submit(vault: Vault, client: StoreClient, batch_id: str, now: datetime, report: SyncReport) -> None:
+def _submit(vault: Vault, policy: MachinePolicy, client: StoreClient, batch_id: str, now: datetime,
+            report: SyncReport) -> None:  # fmt: skip
+    batches.check_terms(vault, batch_id, policy)  # never under wider terms than the records were captured under
     if batches.get(vault, batch_id).state == "released":
         batches.prepare_submission(vault, batch_id, now)  # numbered and stored before it is sent
     client.submit_manifest(batches.manifest_of(vault, batch_id))  # the store accepts an identical retry
@@ -209,6 +217,7 @@ def _poll(vault: Vault, client: StoreClient, batch_id: str, now: datetime, repor
 def _ship(vault: Vault, policy: MachinePolicy, client: StoreClient, batch_id: str, now: datetime,
           report: SyncReport) -> None:  # fmt: skip
     _, store_key, _ = enrolled_store(vault, policy)
+    batches.check_terms(vault, batch_id, policy)  # the policy may have widened since review
     manifest = batches.manifest_of(vault, batch_id)
 
     def seal_locally(payload: bytes, checkpoint: Checkpoint) -> SealedBatch:
@@ -217,8 +226,9 @@ def _ship(vault: Vault, policy: MachinePolicy, client: StoreClient, batch_id: st
         return seal_batch(header, payload, store_key, vault.device_key)
 
     sealed, checkpoint = batches.upload_of(vault, batch_id, seal_locally, now)
-    # The store witnesses the very checkpoint the device keeps (same signed bytes).
-    client.submit_checkpoint(LedgerCheckpoint.model_validate(checkpoint.model_dump()))
+    # The store witnesses the very checkpoint the device keeps (same signed bytes), with the proof that
+    # it extends the one witnessed before.
+    witness_checkpoint(vault, client, checkpoint, now)
     receipt = client.upload(sealed)  # verified: signature on the tree head and inclusion proof
     body = receipt.entry.body
     if receipt.entry.kind != "batch-stored" or body.get("batch_id") != batch_id or \
@@ -226,6 +236,45 @@ def _ship(vault: Vault, policy: MachinePolicy, client: StoreClient, batch_id: st
         raise ShippingError("the store's receipt is not for this batch; the local copy is kept")
     if batches.mark_shipped(vault, batch_id, receipt.model_dump(mode="json"), now):
         report.shipped.append(batch_id)
+
+
+def witness_checkpoint(vault: Vault, client: StoreClient, checkpoint: Checkpoint, now: datetime) -> None:
+    """Send a checkpoint with the links from the one the store last acknowledged (else the previous one
+    kept here, else the genesis), and remember it as acknowledged.
+
+    The store refuses a higher checkpoint that does not extend what it witnessed (docs/store.md). A gap
+    longer than MAX_LINKS goes in steps, each an intermediate checkpoint signed here.
+    """
+    from vault.store.errors import Conflict
+
+    target = LedgerCheckpoint.model_validate(checkpoint.model_dump())
+    acknowledged = vault.meta.get(META_WITNESSED, "")
+    earlier = [cp.seq for cp in vault.ledger.checkpoints() if cp.seq < target.seq]
+    candidates = [int(acknowledged)] if acknowledged.isdigit() else []
+    candidates += [max(earlier)] if earlier else []
+    starts = [s for s in dict.fromkeys([*candidates, 0]) if s <= target.seq]
+    for start in starts:
+        try:
+            _submit_extending(vault, client, target, start, now)
+            break
+        except Conflict as exc:
+            if exc.code != "checkpoint_unproven" or start == starts[-1]:
+                raise  # a refused extension is the store catching a rewritten ledger: never retried around
+    with vault.transaction():
+        vault.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (META_WITNESSED, str(target.seq)))
+    vault.meta = {**vault.meta, META_WITNESSED: str(target.seq)}
+
+
+def _submit_extending(vault: Vault, client: StoreClient, target: LedgerCheckpoint, start: int, now: datetime) -> None:
+    while target.seq - start > MAX_LINKS:
+        step = start + MAX_LINKS
+        step_hash = vault.ledger.hash_at(step)
+        if step_hash is None:
+            raise ShippingError(f"the consent ledger has no entry {step}; run: consentry ledger verify")
+        middle = sign_checkpoint(vault.device_key, step, step_hash, created=int(now.timestamp()))
+        client.submit_checkpoint(with_proof(middle, start, vault.ledger.extension_links(start, step)))
+        start = step
+    client.submit_checkpoint(with_proof(target, start, vault.ledger.extension_links(start, target.seq)))
 
 
 def _send_withdrawals(vault: Vault, client: StoreClient, now: datetime, report: SyncReport) -> None:
@@ -250,9 +299,13 @@ def _send_erasures(vault: Vault, client: StoreClient, report: SyncReport) -> Non
     rows = vault.db.execute("SELECT request_id, request FROM erasure_requests WHERE receipt IS NULL").fetchall()
     for request_id, text in rows:
         try:
+            # Verified against this very request (id, subject, scope, log index, inclusion proof): a
+            # replayed or forged answer raises, so the request stays queued and the next sync resends it.
             receipt = client.request_erasure(ErasureRequest.model_validate_json(text))
         except Exception as exc:
             message = _store_error(exc)
+            if isinstance(exc, InvalidRecord):
+                message = f"the store's receipt was refused ({exc}); the request is sent again"
             with vault.transaction():
                 vault.db.execute(
                     "UPDATE erasure_requests SET last_error = ? WHERE request_id = ?", (message, request_id)
@@ -275,15 +328,24 @@ def request_store_erasure(vault: Vault, policy: MachinePolicy, scope: str, now: 
     """
     if META_URL not in vault.meta:
         return None
+    from vault import subjects
     from vault.store.client import RetryPolicy
 
-    request_id = queue_erasure(vault, scope, now)
+    # One request per pseudonym this vault ever used (one per policy period); new data gets a new one.
+    used = subjects.all_subjects(vault)
+    request_ids = [queue_erasure(vault, scope, now, subject) for subject in used]
+    with vault.transaction():
+        subjects.retire(vault, used)
+    request_id = ", ".join(request_ids)
     report = SyncReport()
     try:
         with client_for(vault, policy, retry=RetryPolicy(attempts=1), timeout=5.0) as client:
             _send_erasures(vault, client, report)
     except ShippingError as exc:
         return f"Erasure request {request_id} is queued for the store ({exc})."
-    if request_id in report.erasures_sent:
-        return f"The store erased what it held under your pseudonym (receipt for request {request_id} kept)."
+    if set(request_ids) <= set(report.erasures_sent):
+        return (
+            f"The store erased what it held under your {len(used)} pseudonym(s) "
+            f"(receipts for request {request_id} kept)."
+        )
     return f"Erasure request {request_id} is queued; it is sent when the store is reachable."

@@ -29,6 +29,7 @@ class CaptureState(StrEnum):
     UNAVAILABLE = "unavailable"
     EXCLUDED_APP_FOCUSED = "excluded_app_focused"
     STORAGE_ERROR = "storage_error"
+    SETTINGS_ERROR = "settings_error"  # an employee settings file is unreadable or not what was granted
 
 
 class CategoryStatus(BaseModel):

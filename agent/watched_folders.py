@@ -36,14 +36,22 @@ def watched_folders_path(layout: Layout) -> Path:
 
 
 def read_watched_folders(layout: Layout) -> WatchedFolders:
-    """The chosen folders; a missing file means none, a damaged one a ValueError."""
+    """The chosen folders; a missing file means none.
+
+    A damaged or unreadable one is a ValueError naming the file (never its path); the agent then
+    stops files capture until the employee chooses the folders again.
+    """
     path = watched_folders_path(layout)
     try:
         return WatchedFolders.model_validate_json(path.read_bytes())
     except FileNotFoundError:
         return WatchedFolders()
+    except OSError as exc:  # a folder in its place, no permission, an I/O error: never the path
+        raise ValueError(f"{FILE_NAME} cannot be read ({exc.strerror or type(exc).__name__})") from None
     except ValidationError as exc:
-        raise ValueError(f"{FILE_NAME} is not a valid folder list: {exc.error_count()} problem(s)") from None
+        raise ValueError(
+            f"{FILE_NAME} cannot be read (not a valid folder list: {exc.error_count()} problem(s))"
+        ) from None
 
 
 def write_watched_folders(layout: Layout, folders: list[Path] | tuple[Path, ...]) -> WatchedFolders:

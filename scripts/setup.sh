@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-pip xvfb xdotool openbox x11-utils xterm postgresql e2fsprogs)
+APT_PACKAGES=(python3 python3-venv python3-pip xvfb xdotool openbox x11-utils xterm postgresql e2fsprogs trayer desktop-file-utils rpm chromium chromium-driver)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
@@ -29,8 +29,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-    echo "==> pip install -e .[test]" >&2
+    echo "==> pip install -e .[test,docs]" >&2
     .venv/bin/python -m pip install -q --upgrade pip >&2
-    .venv/bin/python -m pip install -q -e '.[test]' >&2
+    .venv/bin/python -m pip install -q -e '.[test,docs]' >&2
     touch "$stamp"
 fi

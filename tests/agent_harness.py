@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agent.watched_folders import read_watched_folders
 from vault import consent_ops
 from vault.categories import Category
 from vault.paths import Layout
@@ -91,8 +92,10 @@ def grant(layout: Layout, policy_path: Path, *categories: Category, now: datetim
     receipts = {}
     with Vault.open(layout) as vault:
         for category in categories:
+            # A files grant covers exactly the folder list written before it, as `consent grant` does.
+            folders = read_watched_folders(layout).folders if category is Category.FILES else None
             receipt, _ = consent_ops.grant(
-                vault, policy, category, method="cli", confirmation="yes-flag", now=now or utc_now()
+                vault, policy, category, method="cli", confirmation="yes-flag", now=now or utc_now(), folders=folders
             )
             receipts[category] = receipt.receipt_id
     return receipts

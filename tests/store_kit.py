@@ -129,10 +129,16 @@ class Agent:
     ledger_head: str = "cd" * 32
 
     def next_batch(
-        self, n_records: int = 12, *, start: int = T0, created: int = T0 + 86_400
+        self,
+        n_records: int = 12,
+        *,
+        start: int = T0,
+        created: int = T0 + 86_400,
+        receipts: dict[Category, str] | None = None,
     ) -> tuple[BatchManifest, bytes]:
         batch_id = uuid.uuid4().hex
-        source = make_records(n_records, start=start)
+        receipts = receipts or {c: f"r-{c.value}" for c in Category}
+        source = make_records(n_records, start=start, receipts=receipts)
         released = rekey_app_tokens(source, secrets.token_bytes(32))
         payload = encode_payload(batch_id, released)
         self.seq += 1
@@ -143,7 +149,7 @@ class Agent:
             seq=self.seq,
             prev_batch_hash=self.prev,
             records=released,
-            receipts=[receipt_ref(c, f"r-{c.value}") for c in Category],
+            receipts=[receipt_ref(c, receipts[c]) for c in Category],
             payload=payload,
             created=created,
             source_records=source,
@@ -314,11 +320,23 @@ def free_port() -> int:
 class StoreProcess:
     """``consentry store serve`` in a subprocess (the real CLI entry point), which tests may SIGKILL."""
 
-    def __init__(self, data_dir: Path, policy: Path, *, backend: str, port: int, schema: str = "consentry") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        policy: Path,
+        *,
+        backend: str,
+        port: int,
+        schema: str = "consentry",
+        tls: tuple[Path, Path] | None = None,  # (certificate, key) PEM files: serve https
+        extra: tuple[str, ...] = (),
+    ) -> None:
         import sys
 
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.data_dir = data_dir
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         self.args = [
             sys.executable,
             "-c",
@@ -337,24 +355,30 @@ class StoreProcess:
         ]
         if backend == "postgres":
             self.args += ["--dsn", pg_dsn()]
+        if tls is not None:
+            self.args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+        self.args += list(extra)
         self.proc: object = None
         self.log = data_dir / f"serve-{port}.log"
 
     def start(self, timeout: float = 30.0) -> StoreProcess:
+        import ssl
         import subprocess
         import time
 
         import httpx
 
         root = Path(__file__).resolve().parent.parent
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log.open("ab")
+        verify = ssl.create_default_context(cafile=str(self.tls[0])) if self.tls else True
         self.proc = subprocess.Popen(self.args, cwd=root, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:  # type: ignore[attr-defined]
                 raise RuntimeError(f"store exited: {self.log.read_text()[-2000:]}")
             try:
-                if httpx.get(self.url + "/v1/health", timeout=1.0).status_code == 200:
+                if httpx.get(self.url + "/v1/health", timeout=1.0, verify=verify).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass

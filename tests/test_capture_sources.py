@@ -91,7 +91,8 @@ def test_policy_app_categories_extend_the_allow_list() -> None:
 
 def test_excluded_apps_match_class_or_instance_from_policy_and_employee() -> None:
     resolver = _resolver(MachinePolicy(excluded_apps=("bankapp",)), employee=("hr-portal",))
-    assert resolver.resolve("KeePassXC", "xterm").excluded is False  # the policy replaced the defaults
+    assert resolver.resolve("KeePassXC", "xterm").excluded is True  # the policy adds to the defaults (a floor)
+    assert resolver.resolve("xterm").excluded is False
     assert resolver.resolve("Foo", "bankapp").excluded is True
     assert resolver.resolve("HR-Portal").excluded is True
     assert _resolver().resolve("xterm", "keepassxc").excluded is True

@@ -31,14 +31,18 @@ def _policy(url: str, store_public: bytes, log_key: bytes, stewards: Stewards) -
     keys = {f"steward{i}": b64encode(s.public_bytes) for i, s in enumerate(stewards.signers)}
     return MachinePolicy(
         hold_hours=1,
+        allow_short_hold_for_testing=True,  # below the 24 h floor: tests only
         store=StoreConfig(url=url, public_key=b64encode(store_public), log_key=b64encode(log_key)),
         stewards=StewardConfig(keys=keys, approvals_required=stewards.required),
     )
 
 
-def _filled_vault(layout: Layout) -> Vault:
+def _filled_vault(layout: Layout, policy: MachinePolicy) -> Vault:
     vault = Vault.open(layout)
-    r = {c: grant(vault, c, NOW - timedelta(hours=3)) for c in (Category.KEYBOARD, Category.MOUSE, Category.APPS)}
+    # Granted under the policy that ships: a grant made with no store would not cover sending anything.
+    r = {
+        c: grant(vault, c, NOW - timedelta(hours=3), policy) for c in (Category.KEYBOARD, Category.MOUSE, Category.APPS)
+    }
     vault.write_windows(
         [keyboard_window(T, r[Category.KEYBOARD]), mouse_window(T, r[Category.MOUSE]), apps_window(T, r[Category.APPS])]
     )
@@ -64,7 +68,7 @@ def store(tmp_path: Path) -> Harness:
 @pytest.fixture
 def enrolled(store: Harness, layout: Layout) -> tuple[Vault, MachinePolicy]:
     policy = _policy(store.url, store.keys.seal.public_bytes, store.keys.log.public_bytes, store.stewards)
-    vault = _filled_vault(layout)
+    vault = _filled_vault(layout, policy)
     shipping.enroll(vault, policy, issue_token(store.backend, store.settings, int(NOW.timestamp())), NOW)
     yield vault, policy
     vault.close()
@@ -141,7 +145,7 @@ def test_store_outage_keeps_the_batch_encrypted_and_shows_why_then_ships(tmp_pat
         keys, _ = StoreKeys.load_or_create(keys_dir)
         policy = _policy(proc.url, keys.seal.public_bytes, keys.log.public_bytes, stewards)
         token = CliRunner().invoke(cli, ["store", "token", "--data", str(data), "--json"]).output
-        vault = _filled_vault(layout)
+        vault = _filled_vault(layout, policy)
         shipping.enroll(vault, policy, json.loads(token)["token"], NOW)
         info = batches.seal_pending(vault, policy, NOW)
         batches.release(vault, info.batch_id, NOW)

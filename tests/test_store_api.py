@@ -325,8 +325,12 @@ def test_oversized_request_gets_413_and_stores_nothing(store: Harness, agent: Ag
     huge = sealed.model_copy(update={"sealed": b64encode(b"\x01" + bytes(400 * 1024))})
     with store.client(agent) as client:
         _refused(store, lambda: client.upload(huge), PayloadTooLarge, "body_too_large")
-    r = httpx.post(store.url + "/v1/uploads", content=b"{" * (300 * 1024), headers={"content-type": "application/json"})
+    body = b"{" * (300 * 1024)
+    headers = sign_request(agent.device, "device", "POST", "/v1/uploads", body, now=int(time.time()))
+    r = httpx.post(store.url + "/v1/uploads", content=body, headers={**headers, "content-type": "application/json"})
     assert r.status_code == 413
+    unsigned = httpx.post(store.url + "/v1/uploads", content=body, headers={"content-type": "application/json"})
+    assert unsigned.status_code == 401  # who is asking comes before how much they send
 
 
 def test_audit_log_heads_are_consistent_and_cover_approvals_and_uploads(store: Harness, agent: Agent) -> None:

@@ -97,7 +97,11 @@ def test_store_keygen_token_export_and_verify_log(home: Path, tmp_path: Path) ->
     assert len(json.loads(token.output)["token"]) >= 40
     assert _run(store, ["token", "--backend", "postgres", "--data", str(data)]).exit_code == 2  # needs --dsn
 
-    with running_store("dir", tmp_path / "live") as live:
+    # --full reads the log's entries, which only devices and stewards may: it signs with a steward key.
+    key_file = tmp_path / "steward.key"
+    assert _run(steward, ["init", "--key-file", str(key_file)]).exit_code == 0
+    stewards = Stewards([SigningKey(read_key_file(key_file, "ed25519")), SigningKey.generate()], 2)
+    with running_store("dir", tmp_path / "live", stewards) as live:
         agent = Agent()
         live.enroll(agent)
         with live.client(agent) as client:
@@ -114,7 +118,13 @@ def test_store_keygen_token_export_and_verify_log(home: Path, tmp_path: Path) ->
             str(state),
             "--json",
             "--full",
+            "--key-file",
+            str(key_file),
         ]
+        stranger = tmp_path / "stranger.key"
+        _run(steward, ["init", "--key-file", str(stranger)])
+        refused = _run(store, [*args[:-1], str(stranger)])
+        assert refused.exit_code == 1 and "not_a_steward" in refused.output
         first = json.loads(_run(store, args).output)
         assert first["signature"] == "ok" and first["entries_checked"] == first["size"] == 3
         with live.client(agent) as client:

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from vault.consent import ReceiptSpan
+from vault.consent import ReceiptSpan, sealable_receipts, uncovered
 from vault.envelope import new_key, open_blob, seal, wrap_context
 from vault.errors import ConsentError, VaultError
 from vault.ledger import Checkpoint
@@ -45,6 +45,7 @@ from vault.release import (
     manifest_digest,
     rekey_app_tokens,
 )
+from vault.subjects import RECEIPT_ALIAS_SECRET, cite_receipts, cite_records, period_of, subject_at
 from vault.timeutil import iso, parse_iso, utc_day
 from vault.vault import Vault
 from vault.windows import AnyWindow, parse_window
@@ -109,28 +110,34 @@ def seal_pending(vault: Vault, policy: MachinePolicy, now: datetime, *, up_to: i
     new batch and erases it too).
     """
     cutoff = int(now.timestamp()) if up_to is None else up_to
+    alias_key = vault.local_secret(RECEIPT_ALIAS_SECRET)  # outside the transaction: made on first use
     with vault.transaction():
         spans = vault.receipt_spans()
-        live = {rid for rid, span in spans.items() if span.ended_at is None and policy.allows(span.receipt.category)}
+        live = sealable_receipts(spans, policy)  # consent in force, category allowed, terms not widened
         rows = vault.db.execute(
-            "SELECT record_id, receipt_id FROM records WHERE batch_id IS NULL AND end <= ? ORDER BY start LIMIT ?",
+            "SELECT record_id, receipt_id, start FROM records WHERE batch_id IS NULL AND end <= ?"
+            " ORDER BY start LIMIT ?",
             (cutoff, MAX_RECORDS_PER_BATCH),
         ).fetchall()
-        ids = [int(record_id) for record_id, receipt_id in rows if receipt_id in live]
-        if not ids:
+        eligible = [(int(record_id), int(start)) for record_id, receipt_id, start in rows if receipt_id in live]
+        if not eligible:
             return None
+        # One subject period per batch: a batch never carries two subjects (later periods wait their turn).
+        period = subject_at(vault, eligible[0][1], policy.subject_rotation_days, now)
+        ids = [i for i, start in eligible if period.period_start <= start < period.period_end]
         records: list[AnyWindow] = [record for _, record in vault.read_windows_with_ids(record_ids=ids)]
         batch_id = uuid.uuid4().hex
         released = rekey_app_tokens(records, os.urandom(32))  # the per-batch key is never stored
+        released = cite_records(released, alias_key, period.subject)
         payload_bytes = encode_payload(batch_id, released)
         preview = build_manifest(
             batch_id=batch_id,
-            subject=vault.subject,
+            subject=period.subject,
             device_kid=vault.device_key.kid,
             seq=1,
             prev_batch_hash=GENESIS_HASH,
             records=released,
-            receipts=receipt_refs(spans),
+            receipts=cite_receipts(receipt_refs(spans), alias_key, period),
             payload=payload_bytes,
             created=int(now.timestamp()),
             source_records=records,
@@ -144,10 +151,12 @@ def seal_pending(vault: Vault, policy: MachinePolicy, now: datetime, *, up_to: i
             (key_id, utc_day(now), seal(vault.kek(), key, wrap_context(key_id)), iso(now)),
         )
         vault.db.execute(
-            "INSERT INTO batches (batch_id, state, created, hold_until, period_start, period_end, record_counts,"
-            " key_id, payload, payload_sha256, privacy_checks, updated) VALUES (?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO batches (batch_id, subject, state, created, hold_until, period_start, period_end,"
+            " record_counts, key_id, payload, payload_sha256, privacy_checks, updated)"
+            " VALUES (?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                batch_id, iso(now), iso(hold_until), preview.period_start, preview.period_end, json.dumps(counts),
+                batch_id, period.subject, iso(now), iso(hold_until), preview.period_start, preview.period_end,
+                json.dumps(counts),
                 key_id, seal(key, payload_bytes, _payload_context(batch_id)), preview.payload_sha256,
                 json.dumps([c.model_dump(mode="json") for c in preview.privacy_checks]), iso(now),
             ),
@@ -156,10 +165,28 @@ def seal_pending(vault: Vault, policy: MachinePolicy, now: datetime, *, up_to: i
         vault.ledger.append(
             "batch-sealed",
             {"batch_id": batch_id, "payload_sha256": preview.payload_sha256, "record_counts": counts,
-             "hold_until": iso(hold_until)},
+             "hold_until": iso(hold_until), "subject": period.subject},
             now,
         )  # fmt: skip
     return get(vault, batch_id)
+
+
+def check_terms(vault: Vault, batch_id: str, policy: MachinePolicy) -> None:
+    """Refuse (ConsentError) to send a batch whose records were captured under narrower terms than ``policy``'s.
+
+    Called before a batch goes to review and before it is uploaded: a policy that added a store, a
+    recipient or longer retention after capture never carries earlier records out under its terms.
+    """
+    spans = vault.receipt_spans()
+    rows = vault.db.execute("SELECT DISTINCT receipt_id FROM records WHERE batch_id = ?", (batch_id,)).fetchall()
+    for (receipt_id,) in rows:
+        span = spans.get(receipt_id)
+        changes = ["its grant is not in the ledger"] if span is None else uncovered(span.receipt, policy)
+        if changes:
+            raise ConsentError(
+                f"batch {batch_id} was captured under narrower terms than the machine policy's now "
+                f"({'; '.join(changes)}); it stays on this computer and is not sent"
+            )
 
 
 def get(vault: Vault, batch_id: str) -> BatchInfo:
@@ -258,26 +285,38 @@ def prepare_submission(vault: Vault, batch_id: str, now: datetime) -> BatchManif
     Chained to the last manifest this device ever numbered, whatever became of it, so the chain the
     store checks never has a gap or a repeated number.
     """
+    alias_key = vault.local_secret(RECEIPT_ALIAS_SECRET)
     with vault.transaction():
         row = vault.db.execute(
             "SELECT seq, manifest_sha256 FROM batches WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
         ).fetchone()
         seq, prev = (1, GENESIS_HASH) if row is None else (int(row[0]) + 1, str(row[1]))
         info = get(vault, batch_id)
+        subject = subject_of(vault, batch_id)
+        receipts = receipt_refs(vault.receipt_spans())
+        (sealed_under,) = vault.db.execute("SELECT subject FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+        if sealed_under and (period := period_of(vault, sealed_under)) is not None:  # else sealed before rotation
+            receipts = cite_receipts(receipts, alias_key, period)
         data = payload(vault, batch_id)
         records = [parse_window(r) for r in decode_payload(data).records]
         source_ids = [
             int(r[0]) for r in vault.db.execute("SELECT record_id FROM records WHERE batch_id = ?", (batch_id,))
         ]
         manifest = build_manifest(
-            batch_id=batch_id, subject=vault.subject, device_kid=vault.device_key.kid, seq=seq, prev_batch_hash=prev,
-            records=records, receipts=receipt_refs(vault.receipt_spans()), payload=data,
+            batch_id=batch_id, subject=subject, device_kid=vault.device_key.kid, seq=seq, prev_batch_hash=prev,
+            records=records, receipts=receipts, payload=data,
             created=int(parse_iso(info.created).timestamp()),
             source_records=vault.read_windows(record_ids=source_ids),  # lets the re-keying check run again
         )  # fmt: skip
         _move(vault, batch_id, ("released",), "submitted", now, state="submitting", seq=seq,
               manifest=manifest.model_dump_json(), manifest_sha256=manifest_digest(manifest))  # fmt: skip
     return manifest
+
+
+def subject_of(vault: Vault, batch_id: str) -> str:
+    """The subject a batch was sealed under (batches sealed before rotation: the vault's original one)."""
+    row = vault.db.execute("SELECT subject FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+    return str(row[0]) if row is not None and row[0] else vault.subject
 
 
 def manifest_of(vault: Vault, batch_id: str) -> BatchManifest:

@@ -1,12 +1,16 @@
 """Consent receipts and the consent state, which is derived from the ledger and nothing else.
 
 A category is capturable only when the employee's latest act for it is a grant, the grant's notice
-version is the current one, the machine policy allows the category, and capture is not paused. The
-policy can make a granted category ``forbidden``; it can never make an ungranted one capturable.
+version is the current one, the grant's recorded terms cover the machine policy's terms, the policy
+allows the category, and capture is not paused. The policy can make a granted category ``forbidden``
+or ``suspended``; it can never make an ungranted one capturable, nor widen what a grant covers.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -17,17 +21,57 @@ from pydantic import BaseModel, Field
 from vault.categories import ALL_CATEGORIES, Category
 from vault.ledger import LedgerEntry
 from vault.modelconfig import BOUNDARY
-from vault.notices import load_notice
+from vault.notices import Terms, load_notice
 from vault.policy import MachinePolicy
 from vault.timeutil import parse_iso
 
-RECEIPT_VERSION: Literal["consentry-receipt-v1"] = "consentry-receipt-v1"
+# v2 receipts record every term shown (store key, time window, file extensions, folder scope); a v1
+# receipt cannot prove what it covered, so it is suspended until the employee grants again.
+RECEIPT_VERSION: Literal["consentry-receipt-v2"] = "consentry-receipt-v2"
 LAWFUL_BASIS = "consent (GDPR Art. 6(1)(a)); withdrawable at any time (Art. 7(3))"
 # Purpose identifiers (slugs, as they travel in manifests); the notice explains them in words.
 PURPOSES: tuple[str, ...] = ("internal-work-pattern-models",)
 FOREVER = datetime.max.replace(tzinfo=UTC)
+NOBODY = "nobody: no store is configured, data stays on this computer"
+# The vault secret that keys the folder-scope hash, so the hash proves nothing about a guessed path.
+SCOPE_SECRET_NAME = "folder-scope"
 
 ConsentStateName = Literal["granted", "not_granted", "revoked", "suspended", "forbidden"]
+
+
+class FolderScope(BaseModel):
+    """Which folders a ``files`` grant covers: a count and a keyed hash, never a path."""
+
+    model_config = BOUNDARY
+
+    folders: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+def folder_scope(folders: Iterable[object], secret: bytes) -> FolderScope:
+    """The scope of exactly these folders (as written in watched_folders.json), keyed by ``secret``."""
+    names = sorted({str(folder) for folder in folders})
+    message = b"consentry-folder-scope-v1\x00" + "\x00".join(names).encode("utf-8")
+    return FolderScope(folders=len(names), sha256=hmac.new(secret, message, hashlib.sha256).hexdigest())
+
+
+def recipients(policy: MachinePolicy) -> tuple[str, ...]:
+    return (policy.store.url,) if policy.store else (NOBODY,)
+
+
+def policy_terms(category: Category, policy: MachinePolicy) -> Terms:
+    """The terms the machine policy sets for ``category`` now: what a notice shows and a grant covers."""
+    store_key = None
+    if policy.store is not None:
+        store_key = hashlib.sha256(base64.b64decode(policy.store.public_key)).hexdigest()
+    return Terms(
+        purposes=PURPOSES,
+        window_seconds=policy.aggregation_window_seconds,
+        retention_days=policy.retention_days,
+        recipients=recipients(policy),
+        store_key_sha256=store_key,
+        file_extensions=policy.file_extensions if category is Category.FILES else None,
+    )
 
 
 class GrantReceipt(BaseModel):
@@ -35,7 +79,7 @@ class GrantReceipt(BaseModel):
 
     model_config = BOUNDARY
 
-    receipt_version: Literal["consentry-receipt-v1"] = RECEIPT_VERSION
+    receipt_version: Literal["consentry-receipt-v1", "consentry-receipt-v2"] = RECEIPT_VERSION
     receipt_id: str = Field(min_length=16, max_length=64)
     subject: str
     category: Category
@@ -45,12 +89,68 @@ class GrantReceipt(BaseModel):
     notice_id: str
     notice_version: int
     notice_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    collection_method: Literal["cli", "tray", "api"]
+    collection_method: Literal["cli", "tray", "api", "page"]
     collection_tool: str
-    confirmation: Literal["interactive-prompt", "yes-flag"]
+    confirmation: Literal["interactive-prompt", "yes-flag", "page-checkbox"]
     granted_at: str
     lawful_basis: str = LAWFUL_BASIS
     policy_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # Since v2: the rest of the terms shown (None in a v1 receipt, or when there is no store).
+    window_seconds: int | None = None
+    store_key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    file_extensions: tuple[str, ...] | None = None
+    scope: FolderScope | None = None
+
+    def terms(self) -> Terms | None:
+        """The terms this grant covers; None for a v1 receipt, which did not record them all."""
+        if self.receipt_version == "consentry-receipt-v1" or self.window_seconds is None:
+            return None
+        return Terms(
+            purposes=self.purposes,
+            window_seconds=self.window_seconds,
+            retention_days=self.retention_days,
+            recipients=self.recipients,
+            store_key_sha256=self.store_key_sha256,
+            file_extensions=self.file_extensions,
+        )
+
+
+def _real_recipients(names: Iterable[str]) -> set[str]:
+    return {name.rstrip("/") for name in names if name != NOBODY}
+
+
+def widening(granted: Terms, current: Terms) -> list[str]:
+    """How ``current`` goes beyond ``granted``, in words (empty: the grant covers it).
+
+    Material: longer retention, a new purpose, a new recipient or store key, a shorter time window
+    (finer records), more file extensions. Narrowing (shorter retention, no store, a longer window,
+    fewer extensions or purposes) is not: it gives the data less reach than the employee accepted.
+    """
+    changes = []
+    if current.retention_days > granted.retention_days:
+        changes.append(f"retention {granted.retention_days} -> {current.retention_days} days")
+    new_purposes = sorted(set(current.purposes) - set(granted.purposes))
+    if new_purposes:
+        changes.append(f"new purpose: {', '.join(new_purposes)}")
+    if _real_recipients(current.recipients) - _real_recipients(granted.recipients):
+        changes.append("a new recipient of approved batches")
+    elif current.store_key_sha256 is not None and current.store_key_sha256 != granted.store_key_sha256:
+        changes.append("the store's key changed")
+    if current.window_seconds < granted.window_seconds:
+        changes.append(f"time window {granted.window_seconds} -> {current.window_seconds} s (finer records)")
+    if current.file_extensions is not None:
+        more = set(current.file_extensions) - set(granted.file_extensions or ())
+        if more:
+            changes.append(f"{len(more)} more file extension(s) recorded")
+    return changes
+
+
+def uncovered(receipt: GrantReceipt, policy: MachinePolicy) -> list[str]:
+    """Why ``receipt`` does not cover the policy's terms for its category (empty: it does)."""
+    granted = receipt.terms()
+    if granted is None:
+        return ["this grant was recorded before receipts covered every term shown"]
+    return widening(granted, policy_terms(receipt.category, policy))
 
 
 @dataclass(frozen=True)
@@ -64,6 +164,8 @@ class CategoryConsent:
     since: datetime | None = None
     granted_notice_version: int | None = None
     reason: str | None = None
+    changes: tuple[str, ...] = ()  # how the policy's terms now go beyond the grant's (when suspended)
+    scope: FolderScope | None = None  # files: the folder scope the grant covers
 
 
 @dataclass(frozen=True)
@@ -73,6 +175,7 @@ class ReceiptSpan:
     receipt: GrantReceipt
     granted_at: datetime
     ended_at: datetime | None = None
+    replaced_by: str | None = None  # a later grant of the category ended it, not a withdrawal
 
 
 @dataclass(frozen=True)
@@ -104,7 +207,7 @@ def receipt_spans(entries: Iterable[LedgerEntry]) -> dict[str, ReceiptSpan]:
             receipt = GrantReceipt.model_validate(fields)
             previous = active.get(receipt.category.value)
             if previous is not None and spans[previous].ended_at is None:
-                spans[previous] = replace(spans[previous], ended_at=parse_iso(entry.at))
+                spans[previous] = replace(spans[previous], ended_at=parse_iso(entry.at), replaced_by=receipt.receipt_id)
             spans[receipt.receipt_id] = ReceiptSpan(receipt=receipt, granted_at=parse_iso(entry.at))
             active[receipt.category.value] = receipt.receipt_id
         elif entry.kind in ("revoke", "erase"):
@@ -113,6 +216,34 @@ def receipt_spans(entries: Iterable[LedgerEntry]) -> dict[str, ReceiptSpan]:
                 if rid is not None:
                     spans[rid] = replace(spans[rid], ended_at=parse_iso(entry.at))
     return spans
+
+
+def sealable_receipts(spans: dict[str, ReceiptSpan], policy: MachinePolicy) -> set[str]:
+    """Receipts whose records may go into a batch under ``policy`` now.
+
+    Consent for the category must still be in force (this grant, or later grants that replaced it
+    with no withdrawal in between), the policy must allow the category, and the receipt's own terms
+    must cover the policy's: records are never released under wider terms than they were captured
+    under, even after the employee accepted the wider terms for what is captured from then on.
+    """
+
+    def in_force(rid: str) -> bool:
+        seen = set()
+        while rid not in seen:
+            seen.add(rid)
+            span = spans[rid]
+            if span.ended_at is None:
+                return True
+            if span.replaced_by is None or span.replaced_by not in spans:
+                return False
+            rid = span.replaced_by
+        return False
+
+    return {
+        rid
+        for rid, span in spans.items()
+        if policy.allows(span.receipt.category) and in_force(rid) and not uncovered(span.receipt, policy)
+    }
 
 
 def derive_snapshot(entries: Iterable[LedgerEntry], policy: MachinePolicy) -> ConsentSnapshot:
@@ -146,21 +277,32 @@ def _category_state(category: Category, entry: LedgerEntry | None, policy: Machi
             category=category, state="revoked", since=parse_iso(entry.at), current_notice_version=current
         )
     else:
-        granted_version = int(entry.body["notice_version"])
-        stale = granted_version != current
-        state = CategoryConsent(
-            category=category,
-            state="suspended" if stale else "granted",
-            receipt_id=entry.body["receipt_id"],
-            since=parse_iso(entry.at),
-            granted_notice_version=granted_version,
-            current_notice_version=current,
-            reason=(
+        receipt = GrantReceipt.model_validate(
+            {k: v for k, v in entry.body.items() if k not in ("v", "seq", "kind", "at")}
+        )
+        granted_version = receipt.notice_version
+        changes = tuple(uncovered(receipt, policy))
+        reason = None
+        if granted_version != current:
+            reason = (
                 f"the notice changed (version {granted_version} -> {current}); "
                 f"read it and grant again: consentry consent grant {category.value}"
             )
-            if stale
-            else None,
+        elif changes:
+            reason = (
+                f"the terms changed since you granted ({'; '.join(changes)}); nothing is captured until "
+                f"you read the new notice and grant again: consentry consent grant {category.value}"
+            )
+        state = CategoryConsent(
+            category=category,
+            state="granted" if reason is None else "suspended",
+            receipt_id=receipt.receipt_id,
+            since=parse_iso(entry.at),
+            granted_notice_version=granted_version,
+            current_notice_version=current,
+            reason=reason,
+            changes=changes,
+            scope=receipt.scope,
         )
     if not policy.allows(category) and state.state in ("granted", "suspended"):
         state = replace(state, state="forbidden", reason="the machine policy does not offer this category")

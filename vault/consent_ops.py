@@ -5,31 +5,47 @@ Revoking takes exactly what granting takes (one command, one entry), as GDPR Art
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from vault.categories import Category
-from vault.consent import LAWFUL_BASIS, PURPOSES, GrantReceipt
+from vault.consent import (
+    LAWFUL_BASIS,
+    SCOPE_SECRET_NAME,
+    FolderScope,
+    GrantReceipt,
+    folder_scope,
+    policy_terms,
+    recipients,  # noqa: F401  (re-exported)
+)
 from vault.errors import ConsentError
 from vault.notices import Notice, load_notice  # noqa: F401  (re-exported for the CLI)
 from vault.policy import MachinePolicy
 from vault.timeutil import iso
 from vault.vault import Vault
 
-Method = Literal["cli", "tray", "api"]
-Confirmation = Literal["interactive-prompt", "yes-flag"]
+Method = Literal["cli", "tray", "api", "page"]
+Confirmation = Literal["interactive-prompt", "yes-flag", "page-checkbox"]
 TOOL = "consentry/0.1.0"
 
 
-def recipients(policy: MachinePolicy) -> tuple[str, ...]:
-    return (policy.store.url,) if policy.store else ("nobody: no store is configured, data stays on this computer",)
-
-
 def notice_shown(category: Category, policy: MachinePolicy) -> tuple[Notice, str]:
-    """The notice and the exact text that is shown (and hashed into the receipt)."""
+    """The notice and the exact text that is shown (and hashed into the receipt).
+
+    A files grant's folders are not in it (the hash travels in batch manifests): the receipt records
+    them apart, as a count and a keyed hash (``scope``).
+    """
     notice = load_notice(category)
-    return notice, notice.rendered(policy.retention_days, ", ".join(recipients(policy)))
+    return notice, notice.rendered(policy_terms(category, policy))
+
+
+def scope_of(vault: Vault, folders: Sequence[Path]) -> FolderScope:
+    """The keyed scope of ``folders`` exactly as watched_folders.json lists them."""
+    return folder_scope(folders, vault.local_secret(SCOPE_SECRET_NAME))
 
 
 def grant(
@@ -40,37 +56,51 @@ def grant(
     method: Method,
     confirmation: Confirmation,
     now: datetime,
+    folders: Sequence[Path] | None = None,
 ) -> tuple[GrantReceipt, bool]:
-    """Record a grant; returns (receipt, created). An active grant of the current notice is kept as is."""
+    """Record a grant; returns (receipt, created).
+
+    An active grant that already covers these terms (and, for ``files``, exactly these ``folders``)
+    is kept as is. Anything else is a new ledger entry with a new receipt: a changed folder scope, or
+    terms wider than the ones granted (the category is then suspended until this is called).
+    """
     if not policy.allows(category):
         raise ConsentError(
             f"the machine policy does not offer '{category.value}' on this computer; ask IT if you want it"
         )
+    if folders is not None and category is not Category.FILES:
+        raise ConsentError("only 'files' is granted for folders")
     vault.kek()  # a vault whose key is wrong or missing must not collect anything
+    scope = scope_of(vault, folders) if folders is not None else None
     notice, text = notice_shown(category, policy)
+    terms = policy_terms(category, policy)
     with vault.transaction():
         state = vault.consent(policy).categories[category]
-        if state.state == "granted" and state.receipt_id:
+        if state.state == "granted" and state.receipt_id and state.scope == scope:
             existing = vault.receipt_spans()[state.receipt_id].receipt
             return existing, False
         receipt = GrantReceipt(
             receipt_id=uuid.uuid4().hex,
             subject=vault.subject,
             category=category,
-            purposes=PURPOSES,
-            retention_days=policy.retention_days,
-            recipients=recipients(policy),
+            purposes=terms.purposes,
+            retention_days=terms.retention_days,
+            recipients=terms.recipients,
             notice_id=notice.notice_id,
             notice_version=notice.version,
-            notice_sha256=_sha256(text),
+            notice_sha256=notice_sha256(text),
             collection_method=method,
             collection_tool=TOOL,
             confirmation=confirmation,
             granted_at=iso(now),
             lawful_basis=LAWFUL_BASIS,
             policy_sha256=policy.digest(),
+            window_seconds=terms.window_seconds,
+            store_key_sha256=terms.store_key_sha256,
+            file_extensions=terms.file_extensions,
+            scope=scope,
         )
-        vault.ledger.append("grant", receipt.model_dump(mode="json"), now)
+        vault.ledger.append("grant", receipt.model_dump(mode="json", exclude_none=True), now)
     return receipt, True
 
 
@@ -139,13 +169,15 @@ def record_policy(vault: Vault, policy: MachinePolicy, now: datetime) -> bool:
                 "policy_sha256": digest,
                 "allowed_categories": [c.value for c in policy.allowed_categories],
                 "retention_days": policy.retention_days,
+                "hold_hours": policy.hold_hours,
+                # The test/demo-only override is auditable here, not only in the agent's log.
+                "allow_short_hold_for_testing": policy.allow_short_hold_for_testing,
             },
             now,
         )
     return True
 
 
-def _sha256(text: str) -> str:
-    import hashlib
-
+def notice_sha256(text: str) -> str:
+    """What a receipt records of the notice shown: the SHA-256 of exactly that text (the local page checks it too)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -9,6 +9,7 @@
     ├── PolicyError            the machine policy is missing a value, malformed or contradictory
     ├── ConsentError           an operation that consent (or policy) does not cover
     └── LedgerBroken           the consent ledger's hash chain or a checkpoint does not verify
+        └── LedgerRolledBack   the ledger does not match its signed head (truncated, restored, rewritten)
 
 Misuse by a caller (wrong key length, unknown category) raises ValueError, as in pyca/cryptography.
 """
@@ -56,3 +57,7 @@ class ConsentError(VaultError):
 
 class LedgerBroken(VaultError):
     """The consent ledger's chain or a signed checkpoint does not verify."""
+
+
+class LedgerRolledBack(LedgerBroken):
+    """The ledger does not match the signed head kept outside the database (vault/ledger_head.py)."""

@@ -1,5 +1,10 @@
 """Where the key-encryption key (KEK) lives: the OS keyring, or a 0600 file in a 0700 folder.
 
+A KEK is replaced in three steps so that a crash never loses the vault: ``stage`` keeps the new key
+beside the old one (``kek.next`` / account ``<account>:next``); the vault re-wraps its keys under it in
+one transaction; ``promote`` then makes it the current key and destroys the old one. A vault whose
+current key does not fit but whose staged key does finishes the ``promote`` when it is next opened.
+
 keyring's ``fail`` backend (every headless Linux host) and plaintext backends (``keyrings.alt``) are
 never used: there the KEK goes to ``<home>/keys/kek`` instead, and we refuse to read it, or a vault,
 if anyone but the owner could. ``CONSENTRY_KEYSTORE=file|keyring`` overrides the choice. The choice
@@ -34,7 +39,21 @@ class KekStore(Protocol):
         """Make and store a new KEK; refuses to overwrite an existing one."""
         ...
 
-    def destroy(self) -> None: ...
+    def stage(self, key: bytes) -> None:
+        """Keep ``key`` as the next KEK beside the current one (replacing any earlier staged key)."""
+        ...
+
+    def staged(self) -> bytes | None:
+        """The staged next KEK, or None."""
+        ...
+
+    def promote(self) -> None:
+        """The staged KEK becomes the current one; the old current KEK is destroyed."""
+        ...
+
+    def destroy(self) -> None:
+        """Destroy the current and any staged KEK."""
+        ...
 
 
 def check_private(path: Path, *, is_dir: bool) -> None:
@@ -72,6 +91,10 @@ class FileKekStore:
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    @property
+    def next_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".next")
+
     def load(self) -> bytes:
         check_private(self.path.parent, is_dir=True)
         check_private(self.path, is_dir=False)
@@ -82,29 +105,94 @@ class FileKekStore:
                 f"the vault key file {self.path} is missing; without it the vault cannot be read. "
                 "Restore it from your backup, or erase the vault with: consentry erase --all --force"
             ) from None
-        try:
-            key = base64.b64decode(text, validate=True)
-        except ValueError:
-            key = b""
-        if len(key) != KEY_BYTES:
+        key = _decode(text)
+        if key is None:
             raise KeyUnavailable(f"the vault key file {self.path} is damaged (not a {KEY_BYTES}-byte base64 key)")
         return key
 
     def create(self) -> bytes:
+        self._private_folder()
+        key = new_key()
+        # O_EXCL: never overwrite a key that protects existing data.
+        _write_new(self.path, key)
+        return key
+
+    def stage(self, key: bytes) -> None:
+        self._private_folder()
+        _shred_file(self.next_path)
+        _write_new(self.next_path, key)
+        _fsync_dir(self.path.parent)
+
+    def staged(self) -> bytes | None:
+        check_private(self.next_path, is_dir=False)
+        try:
+            return _decode(self.next_path.read_text(encoding="ascii").strip())
+        except FileNotFoundError:
+            return None
+
+    def promote(self) -> None:
+        _overwrite(self.path)  # the old key's bytes, not only its name, are gone (as far as the disk allows)
+        os.replace(self.next_path, self.path)
+        _fsync_dir(self.path.parent)
+
+    def destroy(self) -> None:
+        _shred_file(self.path)
+        _shred_file(self.next_path)
+        _fsync_dir(self.path.parent)
+
+    def _private_folder(self) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.path.parent, 0o700)
         check_private(self.path.parent, is_dir=True)
-        key = new_key()
-        # O_EXCL: never overwrite a key that protects existing data.
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(base64.b64encode(key).decode("ascii") + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        return key
 
-    def destroy(self) -> None:
-        self.path.unlink(missing_ok=True)
+
+def _decode(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    try:
+        key = base64.b64decode(text, validate=True)
+    except ValueError:
+        return None
+    return key if len(key) == KEY_BYTES else None
+
+
+def _write_new(path: Path, key: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(base64.b64encode(key).decode("ascii") + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _overwrite(path: Path) -> None:
+    """Zero a key file in place before it is unlinked or replaced.
+
+    On a journaling or copy-on-write file system or an SSD the old blocks may survive anyway; what
+    this guarantees is that no file, and no later read of this one, returns the key.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        return
+    try:
+        size = os.fstat(fd).st_size
+        os.write(fd, b"\0" * size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _shred_file(path: Path) -> None:
+    _overwrite(path)
+    path.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class KeyringKekStore:
@@ -130,11 +218,8 @@ class KeyringKekStore:
                 "the vault key is missing from the OS keyring; restore it, or erase the vault with: "
                 "consentry erase --all --force"
             )
-        try:
-            key = base64.b64decode(text, validate=True)
-        except ValueError:
-            key = b""
-        if len(key) != KEY_BYTES:
+        key = _decode(text)
+        if key is None:
             raise KeyUnavailable("the vault key in the OS keyring is damaged")
         return key
 
@@ -145,12 +230,58 @@ class KeyringKekStore:
         keyring.set_password(KEYRING_SERVICE, self.account, base64.b64encode(key).decode("ascii"))
         return key
 
-    def destroy(self) -> None:
+    @property
+    def next_account(self) -> str:
+        return self.account + ":next"
+
+    def stage(self, key: bytes) -> None:
         import keyring
         import keyring.errors
 
         try:
-            keyring.delete_password(KEYRING_SERVICE, self.account)
+            keyring.set_password(KEYRING_SERVICE, self.next_account, base64.b64encode(key).decode("ascii"))
+        except keyring.errors.KeyringError as exc:
+            raise KeyUnavailable(
+                f"the OS keyring could not be written ({type(exc).__name__}); the vault key was not replaced. "
+                "Unlock the keyring and run the command again"
+            ) from None
+
+    def staged(self) -> bytes | None:
+        import keyring
+        import keyring.errors
+
+        try:
+            return _decode(keyring.get_password(KEYRING_SERVICE, self.next_account))
+        except keyring.errors.KeyringError:
+            return None
+
+    def promote(self) -> None:
+        import keyring
+        import keyring.errors
+
+        try:
+            text = keyring.get_password(KEYRING_SERVICE, self.next_account)
+            if _decode(text) is None:
+                raise KeyUnavailable("the new vault key is missing from the OS keyring; unlock it and retry")
+            keyring.set_password(KEYRING_SERVICE, self.account, str(text))  # overwrites the old key's entry
+        except keyring.errors.KeyringError as exc:
+            # The vault already uses the new key: the next open finishes the swap (Vault.kek).
+            raise KeyUnavailable(
+                f"the OS keyring could not be written ({type(exc).__name__}); unlock it, then run: consentry doctor"
+            ) from None
+        self._delete(self.next_account)
+
+    def destroy(self) -> None:
+        self._delete(self.account)
+        self._delete(self.next_account)
+
+    @staticmethod
+    def _delete(account: str) -> None:
+        import keyring
+        import keyring.errors
+
+        try:
+            keyring.delete_password(KEYRING_SERVICE, account)
         except keyring.errors.PasswordDeleteError:
             pass
 

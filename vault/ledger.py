@@ -1,24 +1,35 @@
 """The consent ledger: an append-only, hash-chained log of every consent and release event.
 
+Each entry's body says its version. Version 2 (every new entry)::
+
+    body_i   = {"v": 2, "seq", "kind", "at", "salt": 16 random bytes hex, ...fields}
+    digest_i = SHA-256(b"consentry-ledger-entry-v2\\x00" || canonical_json(body_i))
+    hash_i   = SHA-256(b"consentry-ledger-v2\\x00" || hash_{i-1} || digest_i)
+
+Version 1 (entries written before; still verified)::
+
     hash_i = SHA-256(b"consentry-ledger-v1\\x00" || hash_{i-1} || canonical_json(body_i))
 
-with ``hash_0``'s predecessor 32 zero bytes and ``body_i = {"v": 1, "seq", "kind", "at", ...fields}``
-(``seq`` inside the body, so entries cannot be reordered). Signed checkpoints bind a head to the
-device key::
+with ``hash_0``'s predecessor 32 zero bytes and ``seq`` inside the body, so entries cannot be reordered.
+Version 2 chains over a per-entry digest so the store can check that a newer checkpoint extends the one it
+witnessed from the digests alone (``extension_links``); the salt keeps a digest from confirming a guessed
+body. Signed checkpoints bind a head to the device key::
 
     signature = Ed25519(device_key, b"consentry-checkpoint-v1\\x00" || canonical_json(checkpoint_body))
     checkpoint_body = {"v": 1, "seq", "head_hash", "device_kid", "at"}
 
 Checkpoints travel with every batch so the store witnesses the chain. ``verify`` recomputes every
-link and names the first entry that does not match.
+link and names the first entry that does not match. The signed head outside the database (which catches
+a truncated ledger or a restored old copy) is ``vault.ledger_head``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,8 +42,12 @@ from vault.modelconfig import BOUNDARY
 from vault.signing import SigningKey, is_valid_signature, verify_signature
 from vault.timeutil import iso
 
-LEDGER_VERSION = 1
+LEDGER_VERSION = 1  # of checkpoints (and of entries written before version 2)
+ENTRY_VERSION = 2  # of every entry appended now
 _DOMAIN = b"consentry-ledger-v1\x00"
+_DOMAIN_V2 = b"consentry-ledger-v2\x00"
+_ENTRY_DOMAIN_V2 = b"consentry-ledger-entry-v2\x00"
+_RESERVED = frozenset({"v", "seq", "kind", "at", "salt"})
 _CHECKPOINT_DOMAIN = b"consentry-checkpoint-v1\x00"
 GENESIS_HASH = "00" * 32
 
@@ -55,8 +70,20 @@ KINDS = frozenset(
         "key-shredded",
         "erasure-requested",
         "excluded-apps-changed",
+        "ledger-rollback-accepted",
     }
 )
+
+# Entries that can only narrow what is collected or released. While the signed head says the ledger was
+# rolled back, only these may be appended (withdrawing always works), and they are the only ones accepted
+# past the signed head when it could not be signed (the vault key was unavailable).
+NARROWING_KINDS = frozenset(
+    {"revoke", "erase", "pause", "key-shredded", "erasure-requested", "batch-vetoed", "batch-rejected"}
+)
+
+# Called before every append and checkpoint with the entry kind ("checkpoint" for a checkpoint); raises to
+# refuse it. The vault installs one that refuses widening entries while the ledger is rolled back.
+AppendGuard = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -66,7 +93,7 @@ class LedgerEntry:
     seq: int
     kind: str
     at: str
-    body: dict[str, Any]
+    body: dict[str, Any]  # without the salt, which only serves the hash
     prev_hash: str
     hash: str
 
@@ -105,36 +132,69 @@ def checkpoint_bytes(seq: int, head_hash: str, device_kid: str, at: str) -> byte
     return _CHECKPOINT_DOMAIN + canonical_json(body)
 
 
+def entry_digest(body: dict[str, Any]) -> str:
+    """A version-2 entry's digest: what the chain (and an extension proof) carries instead of the body."""
+    return hashlib.sha256(_ENTRY_DOMAIN_V2 + canonical_json(body)).hexdigest()
+
+
+def link_hash(prev_hash: str, digest: str) -> str:
+    """The version-2 chain step from the previous hash and an entry digest."""
+    return hashlib.sha256(_DOMAIN_V2 + bytes.fromhex(prev_hash) + bytes.fromhex(digest)).hexdigest()
+
+
 def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:
-    return hashlib.sha256(_DOMAIN + bytes.fromhex(prev_hash) + canonical_json(body)).hexdigest()
+    """The chain step for ``body``, by the version the body names (1 or 2)."""
+    version = body.get("v")
+    if version == 1:
+        return hashlib.sha256(_DOMAIN + bytes.fromhex(prev_hash) + canonical_json(body)).hexdigest()
+    if version == 2:
+        return link_hash(prev_hash, entry_digest(body))
+    raise ValueError(f"unknown ledger entry version {version!r}")
 
 
 class Ledger:
     """The ledger table of one vault. Appends must run inside the caller's write transaction."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, guard: AppendGuard | None = None) -> None:
         self._conn = conn
+        self._guard = guard
 
     def head(self) -> tuple[int, str]:
         row = self._conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
         return (0, GENESIS_HASH) if row is None else (int(row[0]), str(row[1]))
 
+    def hash_at(self, seq: int) -> str | None:
+        """The stored hash of entry ``seq`` (GENESIS_HASH for 0), or None when there is no such entry."""
+        if seq == 0:
+            return GENESIS_HASH
+        row = self._conn.execute("SELECT hash FROM ledger WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def kinds_after(self, seq: int, *, upto: int | None = None) -> list[str]:
+        """The kinds of the entries after ``seq`` (up to and including ``upto``), in order."""
+        last = 2**62 if upto is None else upto
+        rows = self._conn.execute("SELECT kind FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq", (seq, last))
+        return [str(r[0]) for r in rows]
+
     def append(self, kind: str, fields: dict[str, Any], now: datetime) -> LedgerEntry:
         """Append one entry. The caller holds a write transaction (BEGIN IMMEDIATE)."""
         if kind not in KINDS:
             raise ValueError(f"unknown ledger entry kind {kind!r}")
-        reserved = {"v", "seq", "kind", "at"} & fields.keys()
+        reserved = _RESERVED & fields.keys()
         if reserved:
             raise ValueError(f"ledger fields may not use the reserved names {sorted(reserved)}")
+        if self._guard is not None:
+            self._guard(kind)
         seq, prev = self.head()
         at = iso(now)
-        body = {"v": LEDGER_VERSION, "seq": seq + 1, "kind": kind, "at": at, **fields}
+        salt = secrets.token_hex(16)
+        body = {"v": ENTRY_VERSION, "seq": seq + 1, "kind": kind, "at": at, "salt": salt, **fields}
         digest = chain_hash(prev, body)
         self._conn.execute(
             "INSERT INTO ledger (seq, kind, at, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
             (seq + 1, kind, at, canonical_json(body).decode("utf-8"), prev, digest),
         )
-        return LedgerEntry(seq=seq + 1, kind=kind, at=at, body=body, prev_hash=prev, hash=digest)
+        return LedgerEntry(seq=seq + 1, kind=kind, at=at, body=_public(body), prev_hash=prev, hash=digest)
 
     def entries(self, kinds: tuple[str, ...] | None = None) -> Iterator[LedgerEntry]:
         sql = "SELECT seq, kind, at, body, prev_hash, hash FROM ledger"
@@ -143,7 +203,32 @@ class Ledger:
             sql += f" WHERE kind IN ({', '.join('?' * len(kinds))})"
             params = kinds
         for seq, kind, at, body, prev, digest in self._conn.execute(sql + " ORDER BY seq", params):
-            yield LedgerEntry(seq=seq, kind=kind, at=at, body=json.loads(body), prev_hash=prev, hash=digest)
+            yield LedgerEntry(seq=seq, kind=kind, at=at, body=_public(json.loads(body)), prev_hash=prev, hash=digest)
+
+    def extension_links(self, from_seq: int, to_seq: int) -> list[dict[str, Any]]:
+        """What lets the store recompute the chain from entry ``from_seq`` to ``to_seq`` without the bodies.
+
+        A version-2 entry gives only its digest (salted, so it reveals nothing); a version-1 entry, which
+        predates digests, can only be proven by its body (see docs/store.md). Raises LedgerBroken when the
+        stored entries do not chain (verify says where).
+        """
+        links: list[dict[str, Any]] = []
+        prev = self.hash_at(from_seq)
+        if prev is None:
+            raise LedgerBroken(f"the ledger has no entry {from_seq}")
+        rows = self._conn.execute(
+            "SELECT seq, body, hash FROM ledger WHERE seq > ? AND seq <= ? ORDER BY seq", (from_seq, to_seq)
+        )
+        for seq, body_text, stored in rows:
+            body = json.loads(body_text)
+            link: dict[str, Any] = {"digest": entry_digest(body)} if body.get("v") == ENTRY_VERSION else {"body": body}
+            prev = chain_hash(prev, body)
+            if prev != stored:
+                raise LedgerBroken(f"consent ledger broken at entry {seq}; run: consentry ledger verify")
+            links.append(link)
+        if len(links) != to_seq - from_seq:
+            raise LedgerBroken(f"the ledger does not hold entries {from_seq + 1} to {to_seq}")
+        return links
 
     def verify(self, device_public_key: bytes | None = None) -> VerifyReport:
         """Recompute the chain (and check signed checkpoints); report the first broken entry."""
@@ -179,6 +264,8 @@ class Ledger:
 
     def checkpoint(self, key: SigningKey, now: datetime) -> Checkpoint:
         """Sign the current head and keep the checkpoint (caller holds a write transaction)."""
+        if self._guard is not None:
+            self._guard("checkpoint")  # never vouch for a ledger the signed head says was rolled back
         seq, head = self.head()
         at = iso(now)
         signature = key.sign(checkpoint_bytes(seq, head, key.kid, at)).hex()
@@ -191,6 +278,11 @@ class Ledger:
     def checkpoints(self) -> list[Checkpoint]:
         rows = self._conn.execute("SELECT seq, head_hash, device_kid, at, signature FROM checkpoints ORDER BY seq")
         return [Checkpoint(seq=s, head_hash=h, device_kid=k, at=a, signature=sig) for s, h, k, a, sig in rows]
+
+
+def _public(body: dict[str, Any]) -> dict[str, Any]:
+    """The body as readers see it: the salt only serves the hash."""
+    return {k: v for k, v in body.items() if k != "salt"}
 
 
 def _entry_problem(
@@ -210,7 +302,7 @@ def _entry_problem(
     try:
         expected = chain_hash(prev, body)
     except (ValueError, TypeError):
-        return "the entry's body cannot be canonicalised"
+        return "the entry's body cannot be canonicalised or names an unknown version"
     if expected != stored_hash:
         return "the entry's hash does not match its content"
     return None

@@ -1,7 +1,9 @@
 """The notice an employee reads before granting a category: shipped text, versioned, hashed.
 
-The grant receipt records the notice's id, version and the SHA-256 of the exact text shown, so it
-can later be proved what the employee agreed to. A new version suspends the grant until re-consent.
+The grant receipt records the notice's id, version and the SHA-256 of the exact text shown (the
+template plus every term the machine policy sets: purposes, time window, retention, recipients and
+the store's key), so it can later be proved what the employee agreed to. A new version, or terms
+wider than those shown, suspends the grant until re-consent.
 """
 
 from __future__ import annotations
@@ -16,6 +18,18 @@ NOTICE_DIR = Path(__file__).with_name("notices")
 
 
 @dataclass(frozen=True)
+class Terms:
+    """The terms a grant covers, as the machine policy sets them (see vault.consent.widening)."""
+
+    purposes: tuple[str, ...]
+    window_seconds: int
+    retention_days: int
+    recipients: tuple[str, ...]
+    store_key_sha256: str | None
+    file_extensions: tuple[str, ...] | None = None  # files only: which extensions are recorded
+
+
+@dataclass(frozen=True)
 class Notice:
     category: Category
     notice_id: str
@@ -26,13 +40,21 @@ class Notice:
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
-    def rendered(self, retention_days: int, recipients: str) -> str:
+    def rendered(self, terms: Terms) -> str:
         """The exact text shown at grant time; the receipt hashes this, not the template."""
-        return (
-            f"{self.text.rstrip()}\n\nRetention on this computer: {retention_days} days.\n"
-            f"Recipients of approved batches: {recipients}.\n"
-            f"Notice {self.notice_id} version {self.version}.\n"
-        )
+        lines = [
+            f"{self.text.rstrip()}\n",
+            f"Purposes: {', '.join(terms.purposes)} (training internal models of how work is done).",
+            f"Time window: {terms.window_seconds} seconds per record.",
+            f"Retention on this computer: {terms.retention_days} days.",
+            f"Recipients of approved batches: {', '.join(terms.recipients)}.",
+        ]
+        if terms.store_key_sha256 is not None:
+            lines.append(f"Store key (SHA-256): {terms.store_key_sha256}.")
+        if terms.file_extensions is not None:
+            lines.append(f"File extensions recorded: {', '.join(terms.file_extensions) or 'none'}.")
+        lines.append(f"Notice {self.notice_id} version {self.version}.")
+        return "\n".join(lines) + "\n"
 
 
 def _parse(category: Category, raw: str) -> Notice:

@@ -46,6 +46,11 @@ class Layout:
         return self.runtime_dir / "agent.lock"
 
     @property
+    def tray_lock(self) -> Path:
+        """Held by the running ``consentry tray``, so a second autostart does not add a second icon."""
+        return self.runtime_dir / "tray.lock"
+
+    @property
     def agent_status(self) -> Path:
         return self.runtime_dir / "status.json"
 

@@ -22,6 +22,7 @@ from vault.modelconfig import BOUNDARY
 
 _frozen = BOUNDARY
 
+HOLD_HOURS_MINIMUM = 24.0
 DEFAULT_EXCLUDED_APPS: tuple[str, ...] = (
     # Password managers, banking and HR: nothing is captured while one of these has focus.
     "keepassxc",
@@ -89,6 +90,21 @@ class StoreConfig(BaseModel):
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/.*)?$", description="the on-prem store's base URL")]
     public_key: str = Field(description="the store's X25519 HPKE public key, base64")
     log_key: str | None = Field(default=None, description="the store's Ed25519 tree-head key, base64")
+    tls_ca: str | None = Field(
+        default=None,
+        description="PEM file the store's TLS certificate must chain to (a private CA, or the store's own "
+        "self-signed certificate): the only trust anchor the agent uses for the store",
+    )
+
+    @model_validator(mode="after")
+    def _tls_ca_needs_https(self) -> StoreConfig:
+        # A pin on a plain-http URL would protect nothing while looking as if it did.
+        if self.tls_ca is not None:
+            if not self.url.startswith("https://"):
+                raise ValueError("store.tls_ca is set, so store.url must start with https://")
+            if not Path(self.tls_ca).is_absolute():
+                raise ValueError("store.tls_ca must be an absolute path to a PEM file")
+        return self
 
     @field_validator("public_key")
     @classmethod
@@ -136,7 +152,13 @@ class MachinePolicy(BaseModel):
     allowed_categories: tuple[Category, ...] = Field(default=ALL_CATEGORIES)
     retention_days: int = Field(default=30, ge=1, le=3650)
     aggregation_window_seconds: int = Field(default=60, ge=10, le=3600)
+    # A new random subject pseudonym per period of this many days, aligned to the UTC epoch so the whole
+    # fleet rotates at the same moment (see vault/subjects.py).
+    subject_rotation_days: int = Field(default=30, ge=1, le=366)
+    # Floors (issue 7): hold_hours may not go below HOLD_HOURS_MINIMUM unless the explicit, logged
+    # test/demo override is set; excluded_apps can only add to DEFAULT_EXCLUDED_APPS.
     hold_hours: float = Field(default=24.0, ge=0.0, le=24 * 30)
+    allow_short_hold_for_testing: bool = Field(default=False, description="test/demo only; warned about everywhere")
     excluded_apps: tuple[str, ...] = Field(default=DEFAULT_EXCLUDED_APPS)
     app_categories: dict[str, AppCategory] = Field(default_factory=dict)
     file_extensions: tuple[str, ...] = Field(default=DEFAULT_FILE_EXTENSIONS)
@@ -153,7 +175,27 @@ class MachinePolicy(BaseModel):
     @field_validator("excluded_apps")
     @classmethod
     def _lower_apps(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(sorted({v.strip().lower() for v in value if v.strip()}))
+        # The built-in list is a floor: a policy adds to it and can never remove from it.
+        return tuple(sorted({v.strip().lower() for v in (*DEFAULT_EXCLUDED_APPS, *value) if v.strip()}))
+
+    @model_validator(mode="after")
+    def _hold_floor(self) -> MachinePolicy:
+        if self.hold_hours < HOLD_HOURS_MINIMUM and not self.allow_short_hold_for_testing:
+            raise ValueError(
+                f"hold_hours is {self.hold_hours:g} but the minimum is {HOLD_HOURS_MINIMUM:g} (the employee's "
+                "time to preview and veto a batch); a shorter hold is for tests and demos only, with "
+                "allow_short_hold_for_testing = true"
+            )
+        return self
+
+    def warnings(self) -> list[str]:
+        """What IT should know is unfit for production in this policy (shown by status, doctor, the agent)."""
+        if not self.allow_short_hold_for_testing:
+            return []
+        return [
+            f"allow_short_hold_for_testing = true: batches are held {self.hold_hours:g} h (the minimum for "
+            f"employees is {HOLD_HOURS_MINIMUM:g} h); for tests and demos only, never in production"
+        ]
 
     @field_validator("app_categories")
     @classmethod

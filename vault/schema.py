@@ -79,10 +79,22 @@ _M0003_BATCH_UPLOADS = (
 )
 
 
+_M0004_SUBJECT_PERIODS = (
+    # One random subject pseudonym per policy period (vault/subjects.py); only the vault can link them.
+    """CREATE TABLE subjects (
+        subject TEXT PRIMARY KEY, period_start INTEGER NOT NULL, period_end INTEGER NOT NULL,
+        retired INTEGER NOT NULL DEFAULT 0, created TEXT NOT NULL)""",
+    "CREATE INDEX subjects_period ON subjects (period_start)",
+    # The subject a batch was sealed under (NULL: sealed before rotation, under meta.subject).
+    "ALTER TABLE batches ADD COLUMN subject TEXT",
+)
+
+
 MIGRATIONS: list[Migration] = [
     Migration("0001_initial", _M0001_INITIAL),
     Migration("0002_batches", _M0002_BATCHES),
     Migration("0003_batch_uploads", _M0003_BATCH_UPLOADS),
+    Migration("0004_subject_periods", _M0004_SUBJECT_PERIODS),
 ]
 
 

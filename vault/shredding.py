@@ -47,6 +47,18 @@ def _shred(
     return key_ids
 
 
+def destroy_kek(vault: Vault) -> None:
+    """Replace the vault key (KEK) and destroy the old one, then push the old wrapped keys out of the file.
+
+    After ``erase --all`` nothing captured is left, but a copy of the vault file made earlier (a backup,
+    a stolen disk image) still holds data keys wrapped by the old KEK: destroying that KEK is what makes
+    such a copy unreadable. The device key and other secrets are re-wrapped, so the device stays
+    enrolled and queued store erasures can still be sent.
+    """
+    vault.replace_kek()
+    compact(vault)
+
+
 CHECKPOINT_ATTEMPTS = 50
 
 
@@ -101,16 +113,38 @@ def erase_period(vault: Vault, first_day: str, last_day: str, *, now: datetime) 
 
 
 def apply_retention(vault: Vault, policy: MachinePolicy, now: datetime) -> list[str]:
-    """Shred keys (and records) older than the policy's retention."""
+    """Shred keys (and records) older than their retention: the policy's, or, for a category whose
+    records include some granted under a shorter retention, that shorter one (a policy that raises
+    retention never keeps earlier records longer than the grant they were captured under said)."""
+    days = _retention_days(vault, policy)
+    cutoffs = {category: utc_day(now - timedelta(days=n)) for category, n in days.items()}
     cutoff = utc_day(now - timedelta(days=policy.retention_days))
     fields: dict[str, object] = {"reason": "retention", "retention_days": policy.retention_days, "before_day": cutoff}
-    cutoff_ts = int(datetime.fromisoformat(cutoff).replace(tzinfo=UTC).timestamp())
+    shorter = {category: n for category, n in days.items() if n < policy.retention_days}
+    if shorter:
+        fields["shorter_by_grant"] = shorter
+    cutoff_ts = {
+        category: int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()) for category, day in cutoffs.items()
+    }
+    where = " OR ".join("(category = ? AND day < ?)" for _ in cutoffs)
     return _shred(
         vault,
-        "day < ? AND category != 'batch'",
-        (cutoff,),
+        f"({where}) AND category != 'batch'",
+        tuple(value for item in cutoffs.items() for value in item),
         "key-shredded",
         fields,
         now,
-        lambda b: b.period_start < cutoff_ts,
+        lambda b: any(b.period_start < cutoff_ts.get(c, 0) for c in b.record_counts),
     )
+
+
+def _retention_days(vault: Vault, policy: MachinePolicy) -> dict[str, int]:
+    """Per category: the policy's retention, lowered by any grant whose records are still here."""
+    days = {category.value: policy.retention_days for category in Category}
+    spans = vault.receipt_spans()
+    for (receipt_id,) in vault.db.execute("SELECT DISTINCT receipt_id FROM records"):
+        span = spans.get(receipt_id)
+        if span is not None:
+            name = span.receipt.category.value
+            days[name] = min(days[name], span.receipt.retention_days)
+    return days

@@ -10,6 +10,7 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,10 +26,12 @@ from vault.envelope import (
     record_associated_data,
     seal,
     secret_context,
+    wrap_context,
 )
-from vault.errors import ConsentError, InvalidRecord, KeyUnavailable, VaultCorrupted, VaultError
+from vault.errors import ConsentError, InvalidRecord, KeyUnavailable, LedgerRolledBack, VaultCorrupted, VaultError
 from vault.keys import KekStore, choose_kek_store
-from vault.ledger import Ledger, LedgerEntry
+from vault.ledger import NARROWING_KINDS, Ledger, LedgerEntry
+from vault.ledger_head import HeadState, check_head, head_path, read_head, sign_head, write_head
 from vault.paths import Layout
 from vault.policy import MachinePolicy
 from vault.schema import (
@@ -60,7 +63,9 @@ class Vault:
         self.db = conn
         self.meta = meta
         self.clock = clock
-        self.ledger = Ledger(conn)
+        self.ledger = Ledger(conn, guard=self._guard_append)
+        self._head_path = head_path(layout.key_dir)
+        self._reanchor = False  # set only by accept_rollback: sign the head whatever the old one said
         self._kek_store: KekStore = choose_kek_store(
             meta.get("kek_store"), key_file=layout.kek_file, account=f"vault:{meta.get('vault_id', '')}"
         )
@@ -80,7 +85,10 @@ class Vault:
         if not path.exists():
             if not create:
                 raise VaultError(f"no vault at {path} yet; it is created by your first: consentry consent grant")
-            create_file(path)
+            try:
+                create_file(path)
+            except FileExistsError:
+                pass  # another process created it a moment ago; _initialise lets only one of us set it up
         check_file_permissions(path)
         conn = connect(path)
         try:
@@ -102,15 +110,25 @@ class Vault:
 
     def _initialise(self) -> None:
         """First open: make the KEK, the device key and the vault's identity, in one transaction."""
-        vault_id = uuid.uuid4().hex
-        store = choose_kek_store(None, key_file=self.layout.kek_file, account=f"vault:{vault_id}")
-        try:
-            kek = store.load()  # a previous initialisation may have died after making the key
-        except KeyUnavailable:
-            kek = store.create()
-        device = SigningKey.generate()
-        now = self.clock()
         with self.transaction():
+            # Several processes may open a new file at once (the agent starting, `consentry status`, the
+            # tray): the write lock orders them, and only the first makes the keys and the identity.
+            if self.db.execute("SELECT 1 FROM meta WHERE key = 'vault_id'").fetchone():
+                self.meta = _read_meta(self.db)
+                self._kek_store = choose_kek_store(
+                    self.meta.get("kek_store"), key_file=self.layout.kek_file, account=f"vault:{self.meta['vault_id']}"
+                )
+                return
+            vault_id = uuid.uuid4().hex
+            store = choose_kek_store(None, key_file=self.layout.kek_file, account=f"vault:{vault_id}")
+            try:
+                kek = store.load()  # a previous initialisation may have died after making the key
+            except KeyUnavailable:
+                kek = store.create()
+            device = SigningKey.generate()
+            now = self.clock()
+            # Known before the first append, so the transaction can sign the ledger head.
+            self._kek_store, self._kek, self._device_key = store, kek, device
             values = {
                 "vault_id": vault_id,
                 "format_version": str(FORMAT_VERSION),
@@ -120,17 +138,17 @@ class Vault:
                 "kek_check": seal(kek, _KEK_CHECK_PLAINTEXT, kek_check_context(vault_id)).hex(),
             }
             self.db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", list(values.items()))
+            self.meta = values
             self.db.execute(
                 "INSERT INTO secrets (name, blob) VALUES (?, ?)",
                 (DEVICE_KEY_SECRET, seal(kek, device.private_bytes(), secret_context(DEVICE_KEY_SECRET))),
             )
             self.ledger.append(
-                "vault-created", {"vault_id": vault_id, "device_kid": device.kid, "format_version": FORMAT_VERSION}, now
+                "vault-created",
+                # ledger_head: this vault keeps a signed head from its first entry, so one missing is tampering.
+                {"vault_id": vault_id, "device_kid": device.kid, "format_version": FORMAT_VERSION, "ledger_head": 1},
+                now,
             )
-        self.meta = values
-        self._kek_store = store
-        self._kek = kek
-        self._device_key = device
 
     def close(self) -> None:
         self.db.close()
@@ -145,14 +163,102 @@ class Vault:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back on any error."""
+        """One write transaction; rolled back on any error. Ledger appends also move the signed head."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
+            before = self.ledger.head()
             yield self.db
+            after = self.ledger.head()
+            signed = after != before and self._publish_head(before, after)
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+        if signed:
+            self._settle_head(after)
+
+    # -- the signed ledger head (vault/ledger_head.py) -----------------------------------------------
+
+    def ledger_head_state(self, db_head: tuple[int, str] | None = None) -> HeadState:
+        """How the ledger stands against its signed head outside the database."""
+        try:
+            public_key: bytes | None = self.device_key.public_bytes
+        except VaultError:  # no vault key: the signature cannot be checked, and nothing can be captured
+            public_key = None
+        return check_head(
+            self.ledger,
+            read_head(self._head_path),
+            vault_id=self.vault_id,
+            required=self._head_required(),
+            public_key=public_key,
+            db_head=db_head,
+        )
+
+    @property
+    def head_file(self) -> Path:
+        return self._head_path
+
+    def _head_required(self) -> bool:
+        if self.meta.get("ledger_head") == "1":
+            return True
+        created = next(self.ledger.entries(("vault-created",)), None)
+        return created is not None and created.body.get("ledger_head") == 1
+
+    def _guard_append(self, kind: str) -> None:
+        """Refuse widening entries (and checkpoints) while the ledger does not match its signed head."""
+        if kind in NARROWING_KINDS or kind == "vault-created" or self._reanchor:
+            return
+        state = self.ledger_head_state()
+        if not state.ok:
+            raise LedgerRolledBack(state.explain())
+
+    def _publish_head(self, before: tuple[int, str], after: tuple[int, str]) -> bool:
+        """Inside the transaction, before COMMIT: sign the new head (``before`` stays acceptable)."""
+        new_kinds = self.ledger.kinds_after(before[0], upto=after[0])
+        narrowing = all(k in NARROWING_KINDS for k in new_kinds)
+        if not self._reanchor and before[0] > 0 and not self.ledger_head_state(db_head=before).ok:
+            return False  # keep the evidence: only narrowing entries got past the guard
+        try:
+            key = self.device_key
+            write_head(self._head_path, sign_head(key, self.vault_id, after, before, iso(self.clock())))
+        except (VaultError, OSError) as exc:
+            if narrowing:  # a withdrawal is recorded even when the head cannot be signed or written
+                return False
+            raise VaultError(
+                f"the consent ledger's signed head could not be written ({type(exc).__name__}); nothing was "
+                "changed. Run: consentry doctor"
+            ) from None
+        if self.meta.get("ledger_head") != "1":
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('ledger_head', '1')")
+            self.meta = {**self.meta, "ledger_head": "1"}
+        return True
+
+    def _settle_head(self, after: tuple[int, str]) -> None:
+        """After COMMIT: drop ``prev`` from the head, so deleting the new entries is caught from now on.
+
+        Under a fresh write lock, and only if nobody appended since; if the lock is busy the next append
+        settles it instead.
+        """
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return
+        try:
+            if self.ledger.head() == after:
+                write_head(self._head_path, sign_head(self.device_key, self.vault_id, after, None, iso(self.clock())))
+        except (VaultError, OSError):
+            pass  # the head still names this state (with prev); the next append settles it
+        finally:
+            self.db.execute("ROLLBACK")
+
+    @contextmanager
+    def reanchoring(self) -> Iterator[None]:
+        """For accepting a rollback only: the next transaction signs the head over the ledger as it is."""
+        self._reanchor = True
+        try:
+            yield
+        finally:
+            self._reanchor = False
 
     @property
     def vault_id(self) -> str:
@@ -166,15 +272,54 @@ class Vault:
         """The key-encryption key, checked against this vault (wrong key -> KeyUnavailable)."""
         if self._kek is None:
             kek = self._kek_store.load()
-            try:
-                open_blob(kek, bytes.fromhex(self.meta["kek_check"]), kek_check_context(self.vault_id))
-            except InvalidRecord:
-                raise KeyUnavailable(
-                    "the vault key does not belong to this vault (was the key file replaced?); "
-                    "restore the original key, or erase the vault with: consentry erase --all --force"
-                ) from None
+            if not self._kek_fits(kek):
+                # A replacement (replace_kek) committed but crashed before its swap: finish it.
+                staged = self._kek_store.staged()
+                if staged is None or not self._kek_fits(staged):
+                    raise KeyUnavailable(
+                        "the vault key does not belong to this vault (was the key file replaced?); "
+                        "restore the original key, or erase the vault with: consentry erase --all --force"
+                    )
+                self._kek_store.promote()
+                kek = staged
             self._kek = kek
         return self._kek
+
+    def _kek_fits(self, kek: bytes) -> bool:
+        try:
+            open_blob(kek, bytes.fromhex(self.meta["kek_check"]), kek_check_context(self.vault_id))
+        except InvalidRecord:
+            return False
+        return True
+
+    def replace_kek(self, *, promote: bool = True) -> bytes:
+        """Re-wrap every key under a new KEK and destroy the old one (``consentry erase --all``).
+
+        A copy of the vault file taken before cannot be opened with any key that exists afterwards.
+        The new KEK is stored beside the old one before the one transaction that re-wraps the secrets
+        and data keys, and becomes the only one after it (``promote=False``: tests of a crash there).
+        """
+        old, new = self.kek(), new_key()
+        self._kek_store.stage(new)
+        with self.transaction():
+            for name, blob in self.db.execute("SELECT name, blob FROM secrets").fetchall():
+                plain = open_blob(old, blob, secret_context(name))
+                self.db.execute(
+                    "UPDATE secrets SET blob = ? WHERE name = ?", (seal(new, plain, secret_context(name)), name)
+                )
+            for key_id, wrapped in self.db.execute("SELECT key_id, wrapped FROM data_keys").fetchall():
+                plain = open_blob(old, wrapped, wrap_context(key_id))
+                self.db.execute(
+                    "UPDATE data_keys SET wrapped = ? WHERE key_id = ?",
+                    (seal(new, plain, wrap_context(key_id)), key_id),
+                )
+            check = seal(new, _KEK_CHECK_PLAINTEXT, kek_check_context(self.vault_id)).hex()
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'kek_check'", (check,))
+        self.meta["kek_check"] = check
+        if promote:
+            self._kek_store.promote()
+        self._kek = new
+        return new
 
     @property
     def device_key(self) -> SigningKey:
@@ -203,7 +348,10 @@ class Vault:
         return self.ledger.head()
 
     def consent(self, policy: MachinePolicy) -> ConsentSnapshot:
-        return derive_snapshot(self.ledger.entries(), policy)
+        """The consent state; none of it is capturable while the ledger does not match its signed head."""
+        snapshot = derive_snapshot(self.ledger.entries(), policy)
+        state = self.ledger_head_state()
+        return snapshot if state.ok else _withheld(snapshot, state.explain())
 
     def receipt_spans(self) -> dict[str, ReceiptSpan]:
         return receipt_spans(self.ledger.entries(("grant", "revoke", "erase")))
@@ -293,6 +441,15 @@ class Vault:
 
     def path(self) -> Path:
         return self.layout.vault_db
+
+
+def _withheld(snapshot: ConsentSnapshot, reason: str) -> ConsentSnapshot:
+    """Every grant held back (fail closed) because the ledger it comes from cannot be trusted."""
+    categories = {
+        c: replace(s, state="suspended", reason=reason) if s.state in ("granted", "suspended") else s
+        for c, s in snapshot.categories.items()
+    }
+    return replace(snapshot, categories=categories)
 
 
 def _record_filter(

@@ -98,17 +98,33 @@ def grant(categories: tuple[Category, ...], yes: bool, folders: tuple[Path, ...]
                 f"the machine policy does not offer '{category.value}' on this computer; nothing was granted"
             )
     granted: list[str] = []
+    # Exactly what watched_folders.json will list, so the receipt's scope matches what the agent reads.
+    chosen = tuple(dict.fromkeys(Path(f).expanduser().resolve() for f in folders))
     with common.open_vault(create=True) as vault:
+        snapshot = vault.consent(policy)
         for category in dict.fromkeys(categories):
+            files = category is Category.FILES
+            state = snapshot.categories[category]
+            if state.state == "suspended" and state.changes:
+                click.echo(
+                    f"The terms for '{category.value}' changed since you granted it: {'; '.join(state.changes)}."
+                )
+                click.echo(
+                    "Your grant does not cover them; nothing is captured unless you agree to the notice below.\n"
+                )
             _, text = consent_ops.notice_shown(category, policy)
             click.echo(text)
+            if files:
+                click.echo(f"Folders you are choosing: {len(chosen)} (their names never leave this computer).")
             if not yes and not click.confirm(f"Grant consent for '{category.value}'?", default=False):
                 click.echo(f"Not granted: {category.value}.")
                 continue
-            if category is Category.FILES:
+            if files:
                 from agent.watched_folders import write_watched_folders
 
-                write_watched_folders(vault.layout, list(folders))
+                # Written first: if the grant below fails, the list no longer matches the last receipt
+                # and the agent stops files capture (fail closed) instead of watching unconsented folders.
+                chosen = write_watched_folders(vault.layout, list(chosen)).folders
             receipt, created = consent_ops.grant(
                 vault,
                 policy,
@@ -116,9 +132,11 @@ def grant(categories: tuple[Category, ...], yes: bool, folders: tuple[Path, ...]
                 method="cli",
                 confirmation="yes-flag" if yes else "interactive-prompt",
                 now=utc_now(),
+                folders=chosen if files else None,
             )
-            state = "granted" if created else "already granted"
-            click.echo(f"{category.value}: {state} (receipt {receipt.receipt_id}).")
+            state_text = "granted" if created else "already granted"
+            scope = f" for {len(chosen)} folder(s)" if files else ""
+            click.echo(f"{category.value}: {state_text}{scope} (receipt {receipt.receipt_id}).")
             granted.append(category.value)
     if granted:
         tell_agent(common.layout(), must_confirm=False)

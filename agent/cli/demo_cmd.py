@@ -22,6 +22,17 @@ from typing import IO, Any
 import click
 
 SYNTHETIC_INPUT = "synthetic:seed=7,key_rate=8,move_rate=120,focus_every=4"
+
+
+def use_color() -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set to anything (https://no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def styled(text: str, **style: Any) -> None:
+    click.secho(text, color=use_color(), **style)
+
+
 WINDOW_SECONDS = 10
 
 
@@ -45,13 +56,13 @@ class Demo:
 
     @staticmethod
     def step(title: str) -> None:
-        click.secho(f"\n== {title}", bold=True)
+        styled(f"\n== {title}", bold=True)
 
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "agent", *args]
 
     def run(self, *args: str, show: int = 12) -> str:
-        click.secho(f"$ consentry {' '.join(args)}", fg="cyan")
+        styled(f"$ consentry {' '.join(args)}", fg="cyan")
         done = subprocess.run(self.command(*args), env=self.env, capture_output=True, text=True)
         lines = (done.stdout + done.stderr).rstrip().splitlines()
         for line in lines[-show:] if show else []:
@@ -64,7 +75,7 @@ class Demo:
         return json.loads(self.run(*args, "--json", show=0))
 
     def start(self, *args: str, log: IO[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        click.secho(f"$ consentry {' '.join(args)} &", fg="cyan")
+        styled(f"$ consentry {' '.join(args)} &", fg="cyan")
         return subprocess.Popen(self.command(*args), env=env or self.env, stdout=log, stderr=log, text=True)
 
 

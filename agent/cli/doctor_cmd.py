@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from agent.cli import common
 from vault.errors import VaultError
+from vault.paths import Layout
+from vault.vault import Vault
 
 
 @click.command()
@@ -18,7 +22,8 @@ def doctor(as_json: bool) -> None:
         checks.append({"check": name, "result": "ok" if ok else "FAIL", "detail": detail})
 
     try:
-        common.policy()
+        for warning in common.policy().warnings():
+            checks.append({"check": "policy", "result": "WARN", "detail": warning})
         record("policy", True, str(common.policy_path()))
     except click.ClickException as exc:
         record("policy", False, exc.message)
@@ -34,12 +39,26 @@ def doctor(as_json: bool) -> None:
                 record("vault key", True, f"found in the {vault.meta.get('kek_store')} key store and matches")
                 report = vault.ledger.verify(vault.device_key.public_bytes)
                 record("consent ledger", report.ok, report.reason or f"{report.entries} entries")
+                head = vault.ledger_head_state()
+                record("ledger head", head.ok, head.explain())
+                _check_settings(record, lay, vault)
         except VaultError as exc:
             record("vault", False, str(exc))
+    if not lay.vault_db.exists():
+        _check_settings(record, lay, None)
     if as_json:
         common.emit_json(checks)
     else:
         for check in checks:
             click.echo(f"{check['result']:<5} {check['check']}: {check['detail']}")
-    if any(c["result"] != "ok" for c in checks):
+    if any(c["result"] == "FAIL" for c in checks):
         raise click.ClickException("some checks failed; see above")
+
+
+def _check_settings(record: Callable[[str, bool, str], None], lay: Layout, vault: Vault | None) -> None:
+    """The employee's settings files: readable, and the folder list is the one the files grant covers."""
+    from agent.settings import check_settings
+
+    snapshot = vault.consent(common.policy_or_defaults()) if vault is not None else None
+    problems = check_settings(lay, vault, snapshot)
+    record("employee settings", not problems, "; ".join(problems) or "readable and as granted")

@@ -1,4 +1,4 @@
-"""``consentry ledger show|verify``: the consent ledger, readable and checkable by the employee."""
+"""``consentry ledger show|verify|accept-rollback``: the consent ledger, readable and checkable by the employee."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import asdict
 import click
 
 from agent.cli import common
+from vault.timeutil import utc_now
 
 
 @click.group()
@@ -31,15 +32,55 @@ def show(as_json: bool) -> None:
 @ledger.command("verify")
 @common.json_option
 def verify(as_json: bool) -> None:
-    """Recompute the hash chain and check signed checkpoints; exit 1 at the first broken entry."""
+    """Recompute the hash chain, check signed checkpoints and the signed head; exit 1 on any problem.
+
+    The signed head, kept outside the vault file, catches a ledger whose last entries were deleted or
+    an old copy of the vault put back.
+    """
     with common.open_vault() as vault:
         report = vault.ledger.verify(vault.device_key.public_bytes)
+        head = vault.ledger_head_state()
     if as_json:
-        common.emit_json(asdict(report))
-    elif report.ok:
-        click.echo(f"Ledger OK: {report.entries} entries, head {report.head_hash}")
+        common.emit_json({**asdict(report), "head": {"status": head.status, "ok": head.ok, "message": head.message}})
+    elif report.ok and head.ok:
+        click.echo(f"Ledger OK: {report.entries} entries, head {report.head_hash}, matches its signed head")
     if not report.ok:
         raise click.ClickException(
             f"ledger broken at entry {report.first_broken_seq}: {report.reason}. "
             "The vault was changed outside Consentry; keep a copy and tell your IT security contact."
         )
+    if not head.ok:
+        raise click.ClickException(
+            f"ledger rolled back: {head.message}. The vault was changed outside Consentry; keep a copy and "
+            "tell your IT security contact. Capture stays stopped. To go on: consentry ledger accept-rollback "
+            "(records the rollback in the ledger, withdraws every grant and erases what was collected here; "
+            "you can then grant again)."
+        )
+
+
+@ledger.command("accept-rollback")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def accept_rollback(yes: bool) -> None:
+    """After a detected rollback: record it, withdraw every grant and erase the data kept here.
+
+    The lost entries may have withdrawn consent or erased data, so nothing collected or granted before
+    is trusted again. The ledger keeps everything, plus an entry naming the lost head; grant again
+    afterwards if you want to.
+    """
+    from vault.ledger_rollback import accept_rollback as accept
+
+    with common.open_vault() as vault:
+        state = vault.ledger_head_state()
+        if state.ok:
+            click.echo("The consent ledger matches its signed head; there is nothing to accept.")
+            return
+        click.echo(f"Problem: {state.message}.")
+        if not yes and not click.confirm(
+            "Record the rollback, withdraw every grant and erase everything collected here?", default=False
+        ):
+            raise click.ClickException("nothing was changed; capture stays stopped")
+        done = accept(vault, utc_now())
+    click.echo(
+        f"Rollback recorded as ledger entry {done.seq}; every grant was withdrawn and {done.erased_keys} data "
+        "key(s) destroyed. Grant again with: consentry consent grant CATEGORY"
+    )

@@ -1,6 +1,7 @@
 """The ``consentry`` root command: lazy subcommands and the one place errors become exit codes.
 
 Exit codes: 0 success, 1 an error with a next step (``click.ClickException``), 2 a usage error.
+Any other exception becomes a one-line error too (``agent.cli.crash``): no traceback reaches the user.
 Subcommands are imported only when invoked, so ``consentry status`` does not pay for the store,
 the capture sources or the export code.
 """
@@ -9,19 +10,24 @@ from __future__ import annotations
 
 import importlib
 import sqlite3
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
+from agent.cli import crash
 from vault.errors import InvalidRecord, VaultCorrupted, VaultError
 
 # name -> (module, attribute, one-line help shown in `consentry --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "consent": ("agent.cli.consent_cmd", "consent", "Show, grant or revoke consent per category."),
     "status": ("agent.cli.status_cmd", "status", "What is being captured right now, and why or why not."),
+    "tray": ("agent.cli.tray_cmd", "tray", "Show Consentry in the system tray (state, revoke, pause)."),
     "pause": ("agent.cli.consent_cmd", "pause", "Pause all capture, for a while or until you resume."),
     "resume": ("agent.cli.consent_cmd", "resume", "Resume capture after a pause."),
     "mydata": ("agent.cli.mydata_cmd", "mydata", "Show everything stored about you, decrypted, on this computer."),
+    "page": ("agent.cli.page_cmd", "page", "Open your local page: consent, my data, batches, ledger."),
     "erase": ("agent.cli.mydata_cmd", "erase", "Erase your collected data (crypto-shredding)."),
     "exclude": ("agent.cli.exclude_cmd", "exclude", "Applications during which nothing is captured."),
     "ledger": ("agent.cli.ledger_cmd", "ledger", "Show or verify the tamper-evident consent ledger."),
@@ -74,10 +80,23 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except VaultError as exc:
             raise click.ClickException(_hint(exc)) from None
         except sqlite3.OperationalError as exc:
             raise click.ClickException(f"the vault could not be used right now ({exc}); nothing was changed") from None
+        except Exception as exc:  # the one boundary: no traceback (and nothing it might quote) reaches the user
+            raise click.ClickException(crash.one_line(exc, _log_dir())) from None
+
+
+def _log_dir() -> Path | None:
+    try:
+        from vault.paths import default_layout
+
+        return default_layout().log_dir
+    except Exception:  # no usable home: the one-line message still goes out
+        return None
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,7 +114,11 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli(prog_name="consentry")
+    try:
+        cli(prog_name="consentry")
+    except Exception as exc:  # raised outside a subcommand (argument parsing, output): still one line
+        click.echo(f"Error: {crash.one_line(exc, _log_dir())}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

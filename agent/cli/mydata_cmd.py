@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,6 +15,8 @@ from agent.cli import common
 from agent.cli.agent_link import tell_agent
 from vault.categories import ALL_CATEGORIES, Category
 from vault.errors import VaultError
+from vault.keys import FileKekStore, KeyringKekStore
+from vault.paths import Layout
 from vault.timeutil import utc_now
 from vault.windows import AnyWindow
 
@@ -40,17 +45,29 @@ def _summary(record: AnyWindow) -> str:
 
 @click.command()
 @click.option("--category", type=common.CategoryType(), default=None, help="Only this category.")
+@click.option(
+    "--export",
+    "export_to",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Write all of it, decrypted, into a new plain SQLite file (0600; never overwrites).",
+)
 @common.json_option
-def mydata(category: Category | None, as_json: bool) -> None:
+def mydata(category: Category | None, export_to: Path | None, as_json: bool) -> None:
     """Show everything stored about you on this computer, decrypted.
 
     This is the only command that prints collected data, and only to you. It also lists
-    your consent receipts and the folders you chose for 'files'.
+    your consent receipts and the folders you chose for 'files'. With --export FILE.db it
+    writes your records (one table per category), consent receipts and ledger into a plain
+    SQLite file any SQLite tool can read.
     """
     lay = common.layout()
+    if export_to is not None:
+        _export(lay, export_to, as_json)
+        return
     if not lay.vault_db.exists():
         if as_json:
-            common.emit_json({"subject": None, "receipts": [], "records": [], "watched_folders": []})
+            common.emit_json({"subject": None, "subjects": [], "receipts": [], "records": [], "watched_folders": []})
         else:
             click.echo("Nothing has been collected about you on this computer.")
         return
@@ -63,6 +80,14 @@ def mydata(category: Category | None, as_json: bool) -> None:
             for span in vault.receipt_spans().values()
         ]
         subject = vault.subject
+        from vault.subjects import periods
+
+        # One pseudonym per policy period; the store cannot link them, only this vault can.
+        used = [
+            {"subject": p.subject, "from": _when(p.period_start), "to": _when(p.period_end), "erased": p.retired}
+            for p in periods(vault)
+            if p.period_end > p.period_start
+        ]
     try:
         folders = [str(p) for p in read_watched_folders(lay).folders]
     except ValueError as exc:
@@ -71,13 +96,20 @@ def mydata(category: Category | None, as_json: bool) -> None:
         common.emit_json(
             {
                 "subject": subject,
+                "subjects": used,
                 "receipts": receipts,
                 "records": [r.model_dump(mode="json") for r in records],
                 "watched_folders": folders,
             }
         )
         return
-    click.echo(f"Your pseudonym: {subject} (only this computer can link it to you)")
+    if used:
+        click.echo("Your pseudonyms, one per policy period (only this computer can link them to you or each other):")
+        for entry in used:
+            note = "  (erased at the store; replaced)" if entry["erased"] else ""
+            click.echo(f"  {entry['subject']}  {entry['from'][:10]} until {entry['to'][:10]}{note}")
+    else:
+        click.echo(f"Your pseudonym: {subject} (only this computer can link it to you; a new one each policy period)")
     click.echo(f"Consent receipts: {len(receipts)}    Watched folders (files): {', '.join(folders) or 'none'}")
     if not records:
         click.echo("No records are stored.")
@@ -89,6 +121,28 @@ def mydata(category: Category | None, as_json: bool) -> None:
         click.echo(f"\n== {cat.value}: {len(rows)} window(s)")
         for record in rows:
             click.echo(f"{_when(record.start)}–{_when(record.end)[11:]}  {_summary(record)}")
+
+
+def _export(lay: Layout, path: Path, as_json: bool) -> None:
+    from agent.mydata_export import export_my_data
+
+    if not lay.vault_db.exists():
+        raise click.ClickException("nothing has been collected about you on this computer; there is nothing to export")
+    if path.exists() or path.is_symlink():
+        raise click.ClickException(f"{path} already exists; choose a new file name (it is never overwritten)")
+    if not path.parent.is_dir():
+        raise click.ClickException(f"the folder {path.parent} does not exist; create it or choose another file")
+    with common.open_vault() as vault:
+        summary = export_my_data(vault, path)
+    if as_json:
+        common.emit_json({"file": str(summary.path), "rows": summary.rows, "plaintext": True})
+        return
+    click.echo(f"Exported to {summary.path} (owner-only, 0600):")
+    for table, count in summary.rows.items():
+        click.echo(f"  {table}: {count} row(s)")
+    click.echo(
+        "Warning: this file is NOT encrypted. Anyone who can read it sees your data; delete it when done.", err=True
+    )
 
 
 @click.command()
@@ -147,7 +201,7 @@ def erase(
     )
     if not yes and not click.confirm(f"Erase {what}? This cannot be undone.", default=False):
         raise click.ClickException("nothing was erased")
-    from vault.shredding import erase_categories, erase_period
+    from vault.shredding import destroy_kek, erase_categories, erase_period
 
     try:
         vault = common.open_vault()
@@ -167,6 +221,7 @@ def erase(
             from agent.shipping import request_store_erasure
 
             store_line = request_store_erasure(vault, common.policy_or_defaults(), "all", now)
+            destroy_kek(vault)  # a copy of the vault made before this cannot be opened any more
         elif categories:
             keys = erase_categories(vault, list(dict.fromkeys(categories)), now=now, revoked_too=False)
         else:
@@ -176,12 +231,29 @@ def erase(
     click.echo(f"Erased {what}: {len(keys)} data key(s) destroyed.")
     if everything:
         click.echo("Every grant is withdrawn as well; nothing more will be collected.")
+        click.echo("The vault key was replaced and the old one destroyed: earlier copies of the vault cannot be read.")
     if store_line:
         click.echo(store_line)
 
 
 def _delete_vault_files(layout: Any) -> None:
+    _destroy_keyring_kek(layout.vault_db)
+    FileKekStore(layout.kek_file).destroy()  # zeroed, not only unlinked
     for suffix in ("", "-wal", "-shm"):
         path = layout.vault_db.with_name(layout.vault_db.name + suffix)
         path.unlink(missing_ok=True)
     shutil.rmtree(layout.key_dir, ignore_errors=True)
+
+
+def _destroy_keyring_kek(db: Path) -> None:
+    """A vault that cannot be opened may still name its KEK in the OS keyring: remove it too (best effort)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('kek_store', 'vault_id')"))
+    except sqlite3.Error:
+        return
+    if meta.get("kek_store") == "keyring" and meta.get("vault_id"):
+        try:
+            KeyringKekStore(f"vault:{meta['vault_id']}").destroy()
+        except Exception:  # no usable keyring here: nothing of ours can be in it
+            pass

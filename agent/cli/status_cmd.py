@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from agent.cli import common
+from agent.settings import check_settings
 from vault.categories import Category
 from vault.consent import FOREVER, ConsentSnapshot
 from vault.errors import PolicyError
@@ -35,11 +36,12 @@ def collect_status() -> dict[str, Any]:
     now = utc_now()
     lay = common.layout()
     policy_file = common.policy_path()
-    report: dict[str, Any] = {"home": str(lay.home), "policy_file": str(policy_file), "now": iso(now)}
+    report: dict[str, Any] = {"home": str(lay.home), "policy_file": str(policy_file), "now": iso(now), "warnings": []}
     policy: MachinePolicy | None
     try:
         policy = load_policy(policy_file)
         report["policy"] = {"state": "ok", "sha256": policy.digest(), "exists": policy_file.exists()}
+        report["warnings"] = policy.warnings()
     except PolicyError as exc:
         policy = None
         report["policy"] = {"state": "invalid", "message": str(exc)}
@@ -54,10 +56,15 @@ def collect_status() -> dict[str, Any]:
             report["release"] = _release_summary(vault)
             # With an invalid policy the employee's own consent is still shown; capture is stopped.
             snapshot = vault.consent(policy or MachinePolicy())
+            head = vault.ledger_head_state()
+            report["ledger"] = {"ok": head.ok, "state": head.status, "message": None if head.ok else head.explain()}
             report["paused_until"] = _paused_until(snapshot, now)
+            report["settings_problems"] = check_settings(lay, vault, snapshot)
             for category, state in snapshot.categories.items():
                 since = iso(state.since) if state.since else None
                 consent[category.value] = {"consent": state.state, "since": since, "reason": state.reason}
+    if "settings_problems" not in report:
+        report["settings_problems"] = check_settings(lay, None, None)
     live = agent.get("categories", {}) if agent else {}
     for name, entry in consent.items():
         if policy is None:
@@ -104,6 +111,13 @@ def status(as_json: bool) -> None:
         click.echo(f"Policy: ok ({'from ' + report['policy_file'] if policy['exists'] else 'embedded defaults'})")
     else:
         click.echo(f"Policy: INVALID, all capture stopped\n  {policy['message']}")
+    for warning in report["warnings"]:
+        click.echo(f"Policy WARNING: {warning}")
+    for problem in report["settings_problems"]:
+        click.echo(f"Settings: DAMAGED, capture stopped\n  {problem}")
+    ledger = report.get("ledger")
+    if ledger and not ledger["ok"]:
+        click.echo(f"Ledger: ROLLED BACK, all capture stopped\n  {ledger['message']}")
     if report["paused_until"]:
         click.echo(f"Paused until {report['paused_until']} (resume with: consentry resume)")
     click.echo(f"\n{'CATEGORY':<10} {'CONSENT':<12} CAPTURE")
@@ -111,6 +125,8 @@ def status(as_json: bool) -> None:
         capture = entry["capture"]
         if isinstance(capture, dict):
             capture = capture.get("state", "?") + (f" ({capture['reason']})" if capture.get("reason") else "")
+        elif entry.get("reason"):  # no agent to say why (a suspended grant, say): the ledger does
+            capture = f"{capture} ({entry['reason']})"
         click.echo(f"{name:<10} {entry['consent']:<12} {capture}")
     click.echo(f"\nRecords stored today: {report['records_today']}")
     release = report["release"]

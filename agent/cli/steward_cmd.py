@@ -165,6 +165,28 @@ def show(batch_id: str, key_file: Path | None, store_url: str | None, as_json: b
         click.echo(f"Check {c.name}: {'passed' if c.passed else 'FAILED'} {c.detail}".rstrip())
 
 
+def _digest_of_shown_manifest(batch_id: str, review: Any) -> str:
+    """The hash a steward signs: recomputed from the manifest the store showed, never taken on its word.
+
+    A store (or anything between it and the steward) that shows one manifest but names another's hash
+    would otherwise collect a signature for a batch nobody reviewed.
+    """
+    from vault.release import manifest_digest
+
+    if review.manifest.batch_id != batch_id or review.status.batch_id != batch_id:
+        raise click.ClickException(
+            f"the store answered with another batch than {batch_id}; nothing was signed. "
+            "Tell the store operator; check the id with: consentry steward queue"
+        )
+    digest: str = manifest_digest(review.manifest)
+    if digest != review.status.manifest_sha256:
+        raise click.ClickException(
+            f"the hash the store names for batch {batch_id} does not match the manifest it showed; "
+            "nothing was signed. Tell the store operator and the other data stewards."
+        )
+    return digest
+
+
 def _decide(
     batch_id: str,
     decision: str,
@@ -177,10 +199,11 @@ def _decide(
 
     with _client(store_url, key_file) as client:
         review = _call(lambda: client.review(batch_id))
+        digest = _digest_of_shown_manifest(batch_id, review)
         approval = sign_approval(
             _signer(key_file),
             batch_id,
-            review.status.manifest_sha256,
+            digest,
             decision,  # type: ignore[arg-type]
             created=int(time.time()),
             reason=reason,
@@ -214,3 +237,12 @@ def approve(batch_id: str, key_file: Path | None, store_url: str | None, as_json
 def reject(batch_id: str, reason: str, key_file: Path | None, store_url: str | None, as_json: bool) -> None:
     """Sign your rejection of a batch; one steward's rejection stops it."""
     _decide(batch_id, "reject", reason, key_file, store_url, as_json)
+
+
+def _register_review() -> None:
+    from agent.cli.steward_review_cmd import review  # the review page lives in its own module
+
+    steward.add_command(review)
+
+
+_register_review()

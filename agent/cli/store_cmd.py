@@ -105,6 +105,15 @@ def store() -> None:
     help="Policy file whose [stewards] section says whose approvals count (default: the machine policy).",
 )
 @click.option("--max-body-mb", default=32, show_default=True, type=click.IntRange(1, 1024), help="Request size limit.")
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Serve HTTPS with this PEM certificate (chain); needs --tls-key.",
+)
+@click.option(
+    "--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The certificate's PEM private key."
+)
+@click.option("--docs", is_flag=True, help="Also serve the interactive API docs (/docs, /redoc, /openapi.json).")
 def serve(
     backend: str,
     data_dir: Path,
@@ -114,12 +123,16 @@ def serve(
     port: int,
     policy_file: Path | None,
     max_body_mb: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    docs: bool,
 ) -> None:
     """Serve the store API until interrupted (first run creates the store's keys in --data)."""
     from vault.store.app import create_app
     from vault.store.server import serve as run
     from vault.store.settings import StoreSettings
 
+    _check_tls(tls_cert, tls_key)
     stewards = _stewards(policy_file)
     keys, created = _keys(data_dir)
     storage = _open(backend, data_dir, dsn, schema)
@@ -130,12 +143,30 @@ def serve(
         err=True,
     )
     click.echo(f'  public_key = "{public["public_key"]}"\n  log_key = "{public["log_key"]}"', err=True)
-    click.echo(f"Serving on http://{host}:{port} ({backend} backend); Ctrl-C stops.", err=True)
-    settings = StoreSettings(stewards=stewards, max_body_bytes=max_body_mb * 1024 * 1024)
+    scheme = "https" if tls_cert else "http"
+    click.echo(f"Serving on {scheme}://{host}:{port} ({backend} backend); Ctrl-C stops.", err=True)
+    settings = StoreSettings(stewards=stewards, max_body_bytes=max_body_mb * 1024 * 1024, api_docs=docs)
     try:
-        run(create_app(storage, keys, settings), host, port)
+        run(create_app(storage, keys, settings), host, port, tls_cert=tls_cert, tls_key=tls_key)
     finally:
         storage.close()
+
+
+def _check_tls(cert: Path | None, key: Path | None) -> None:
+    """Both or neither, and a pair that loads: found now rather than as a failed start inside uvicorn."""
+    import ssl
+
+    if (cert is None) != (key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together: pass both (or neither, behind a TLS proxy)")
+    if cert is None or key is None:
+        return
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise click.ClickException(
+            f"cannot use {cert} with {key}: {getattr(exc, 'reason', None) or type(exc).__name__}. "
+            "Both must be PEM, and the key must belong to the certificate."
+        ) from None
 
 
 @store.command()
@@ -196,6 +227,7 @@ def export(backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str,
     """Export approved, non-erased data to OUT as Parquet with a dataset card, datasheet and manifest."""
     import time
 
+    from vault.errors import VaultError
     from vault.store.export import export_parquet
 
     keys, _ = _keys(data_dir)
@@ -205,8 +237,8 @@ def export(backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str,
             total = len(tx.stored_batches()) * 4  # four category passes over the batches
         with click.progressbar(length=max(total, 1), label="Exporting", file=sys.stderr) as bar:
             try:
-                result = export_parquet(storage, keys.log, out, now=int(time.time()), progress=bar.update)
-            except ValueError as exc:
+                result = export_parquet(storage, keys, out, now=int(time.time()), progress=bar.update)
+            except (ValueError, VaultError) as exc:
                 raise click.ClickException(f"{exc}") from None
     finally:
         storage.close()
@@ -232,9 +264,24 @@ def export(backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str,
     type=click.Path(dir_okay=False, path_type=Path),
     help="File keeping the last verified tree head; each run proves the log only grew since.",
 )
-@click.option("--full", is_flag=True, help="Also download every entry and recompute the root.")
+@click.option(
+    "--full", is_flag=True, help="Also download every entry and recompute the root (signed: needs a steward key)."
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --full: the steward key that signs the entry requests "
+    "(default: $CONSENTRY_HOME/steward/steward-ed25519.key).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def verify_log(store_url: str | None, log_key: str | None, state_file: Path | None, full: bool, as_json: bool) -> None:
+def verify_log(
+    store_url: str | None,
+    log_key: str | None,
+    state_file: Path | None,
+    full: bool,
+    key_file: Path | None,
+    as_json: bool,
+) -> None:
     """Check the store's signed tree head and that the log is append-only since the last check."""
     from vault.errors import InvalidRecord
     from vault.release import TreeHead, b64decode, merkle
@@ -245,8 +292,10 @@ def verify_log(store_url: str | None, log_key: str | None, state_file: Path | No
     if log_key is None:
         raise click.UsageError("no log key: pass --log-key or set store.log_key in the machine policy")
     result: dict[str, Any] = {"store_url": store_url}
+    # Tree heads and proofs are public; the entries show per-device activity, so only stewards read them.
+    signer = _steward_signer(key_file) if full else None
     try:
-        with StoreClient(store_url, log_public_key=b64decode(log_key)) as client:
+        with StoreClient(store_url, signer=signer, role="steward", log_public_key=b64decode(log_key)) as client:
             head = client.tree_head()
             result.update(size=head.size, root_hash=head.root_hash, timestamp=head.timestamp, signature="ok")
             if state_file is not None and state_file.exists():
@@ -277,6 +326,12 @@ def verify_log(store_url: str | None, log_key: str | None, state_file: Path | No
         return
     extra = f", consistent with size {result['consistent_with_size']}" if "consistent_with_size" in result else ""
     click.echo(f"Log OK: {head.size} entries, signed tree head verified{extra}.")
+
+
+def _steward_signer(key_file: Path | None) -> Any:
+    from agent.cli.steward_cmd import _signer
+
+    return _signer(key_file)
 
 
 def _store_from_policy(store_url: str | None, log_key: str | None) -> tuple[str, str | None]:

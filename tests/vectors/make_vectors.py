@@ -86,8 +86,42 @@ def ledger_vectors() -> dict[str, object]:
     }
 
 
+def ledger_v2_vectors() -> dict[str, object]:
+    """Version-2 entries (salted per-entry digests) and a signed ledger head over them."""
+    from vault.ledger import entry_digest
+    from vault.ledger_head import sign_head
+
+    bodies = [
+        {"v": 2, "seq": 1, "kind": "vault-created", "at": "2026-01-01T00:00:00.000000Z", "salt": "01" * 16,
+         "vault_id": "v" * 32, "ledger_head": 1},
+        {"v": 2, "seq": 2, "kind": "grant", "at": "2026-01-01T00:00:01.000000Z", "salt": "02" * 16,
+         "category": "mouse", "receipt_id": "r" * 32},
+        {"v": 2, "seq": 3, "kind": "revoke", "at": "2026-01-01T00:00:02.500000Z", "salt": "03" * 16,
+         "categories": ["mouse"]},
+    ]  # fmt: skip
+    digests, hashes = [], []
+    prev = GENESIS_HASH
+    for body in bodies:
+        digests.append(entry_digest(body))
+        prev = chain_hash(prev, body)
+        hashes.append(prev)
+    key = SigningKey(bytes(range(64, 96)))
+    head = sign_head(key, "v" * 32, (3, hashes[-1]), (2, hashes[1]), "2026-01-01T00:00:03.000000Z")
+    return {
+        "bodies": bodies,
+        "digests": digests,
+        "hashes": hashes,
+        "head": {"private_key": key.private_bytes().hex(), "file": head.model_dump(mode="json")},
+    }
+
+
 def main() -> None:
-    for name, value in (("envelope-v1.json", envelope_vectors()), ("ledger-v1.json", ledger_vectors())):
+    files = (
+        ("envelope-v1.json", envelope_vectors()),
+        ("ledger-v1.json", ledger_vectors()),
+        ("ledger-v2.json", ledger_v2_vectors()),
+    )
+    for name, value in files:
         path = HERE / name
         if path.exists():
             print(f"{path} exists; vectors are frozen, not rewritten", file=sys.stderr)

@@ -19,6 +19,7 @@ The workstation side (the lead's shipping code) calls, in this order::
     StoreClient(...).submit_checkpoint(sign_checkpoint(device_key, seq, head, created=now))
     # (same bytes as vault.ledger's own checkpoints: LedgerCheckpoint.model_validate(cp.model_dump()))
     StoreClient(...).request_erasure(sign_erasure(device_key, uuid4().hex, subject, created=now))
+    # -> an ErasureReceipt, checked by verify_erasure_receipt against that very request
 
 ``seq`` is assigned when a manifest is *submitted* (a vetoed batch never gets one), starting at 1;
 ``prev_batch_hash`` is ``manifest_digest`` of the previous submitted manifest. The store side calls
@@ -43,9 +44,25 @@ from vault.release.auditlog import (
     verify_tree_head,
 )
 from vault.release.batch import BatchHeader, LedgerCheckpointRef, SealedBatch, build_header, header_mismatches
-from vault.release.checkpoint import LedgerCheckpoint, sign_checkpoint, verify_checkpoint
+from vault.release.checkpoint import (
+    MAX_LINKS,
+    ExtensionProof,
+    LedgerCheckpoint,
+    LedgerLink,
+    extend_chain,
+    sign_checkpoint,
+    verify_checkpoint,
+    with_proof,
+)
 from vault.release.consent_ref import ConsentReceiptRef
-from vault.release.erasure import ErasureRequest, sign_erasure, verify_erasure
+from vault.release.erasure import (
+    ErasureReceipt,
+    ErasureRequest,
+    sign_erasure,
+    sign_erasure_receipt,
+    verify_erasure,
+    verify_erasure_receipt,
+)
 from vault.release.fields import GENESIS_HASH, b64decode, b64encode
 from vault.release.manifest import BatchManifest, build_manifest, manifest_digest
 from vault.release.payload import decode_payload, encode_payload, payload_digest
@@ -61,6 +78,7 @@ from vault.signing import Signer, SigningKey, is_valid_signature, key_id, verify
 
 __all__ = [
     "GENESIS_HASH",
+    "MAX_LINKS",
     "REQUIRED_CHECKS",
     "STORE_CHECKS",
     "Approval",
@@ -69,10 +87,13 @@ __all__ = [
     "ConsentReceiptRef",
     "ConsistencyProof",
     "SigningKey",
+    "ErasureReceipt",
     "ErasureRequest",
+    "ExtensionProof",
     "InclusionProof",
     "LedgerCheckpoint",
     "LedgerCheckpointRef",
+    "LedgerLink",
     "LogEntry",
     "LogReceipt",
     "PrivacyCheck",
@@ -89,6 +110,7 @@ __all__ = [
     "build_manifest",
     "decode_payload",
     "encode_payload",
+    "extend_chain",
     "header_mismatches",
     "is_valid_signature",
     "key_id",
@@ -101,14 +123,17 @@ __all__ = [
     "sign_approval",
     "sign_checkpoint",
     "sign_erasure",
+    "sign_erasure_receipt",
     "sign_tree_head",
     "subject_digest",
     "tally",
     "verify_batch_signature",
     "verify_checkpoint",
     "verify_erasure",
+    "verify_erasure_receipt",
     "verify_heads_consistent",
     "verify_receipt",
     "verify_signature",
     "verify_tree_head",
+    "with_proof",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
@@ -60,16 +60,20 @@ def _check_b64_64(value: Any) -> Any:
     return value
 
 
-Base64 = Annotated[str, BeforeValidator(_check_b64), Field(description="standard base64")]
+# The patterns put in the published schema exactly what the validators accept (padded standard base64
+# whose length decodes to the stated size), so a schema-valid request is never refused for its shape.
+_B64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+# (Field before the validator: pydantic then keeps the constraints in the schema it publishes.)
+Base64 = Annotated[str, Field(pattern=_B64_PATTERN, description="standard base64"), BeforeValidator(_check_b64)]
 PublicKey32 = Annotated[
     str,
+    Field(min_length=44, max_length=44, pattern=r"^[A-Za-z0-9+/]{43}=$", description="32-byte key, base64"),
     BeforeValidator(_check_b64_32),
-    Field(min_length=44, max_length=44, description="32-byte key, base64"),
 ]
 Signature64 = Annotated[
     str,
+    Field(min_length=88, max_length=88, pattern=r"^[A-Za-z0-9+/]{86}==$", description="Ed25519 signature, base64"),
     BeforeValidator(_check_b64_64),
-    Field(min_length=88, max_length=88, description="Ed25519 signature, base64"),
 ]
 
 
@@ -83,14 +87,15 @@ class Versioned(BaseModel):
     model_config = FROZEN
     VERSION: ClassVar[int] = 1
 
-    v: int = Field(description="format version")
+    # Literal, so the published schema says exactly what is accepted (a new version adds a new model).
+    v: Literal[1] = Field(description="format version")
 
     @model_validator(mode="before")
     @classmethod
     def _version_first(cls, data: Any) -> Any:
         if isinstance(data, dict):
             version = data.get("v")
-            if version != cls.VERSION:
+            if version != cls.VERSION or isinstance(version, bool):  # True == 1 in Python, not in the schema
                 if isinstance(version, int) and not isinstance(version, bool):
                     raise UnsupportedVersion(f"{cls.__name__} version {version} is not supported (only {cls.VERSION})")
                 raise ValueError(f"v must be the integer {cls.VERSION}")

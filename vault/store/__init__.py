@@ -42,6 +42,7 @@ from vault.store.errors import (
     Unauthenticated,
     Unavailable,
     Unprocessable,
+    UntrustedStore,
 )
 from vault.store.export import ExportResult, export_parquet
 from vault.store.keys import StoreKeys
@@ -93,6 +94,7 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "Unprocessable",
+    "UntrustedStore",
     "create_app",
     "export_parquet",
     "issue_token",

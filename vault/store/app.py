@@ -1,17 +1,18 @@
-"""The store's HTTP API (FastAPI): routes, the request-size limit, and the one place errors become HTTP.
+"""The store's HTTP API (FastAPI): routes, each route's gate rule, and the one place errors become HTTP.
 
 ``create_app(backend, keys, settings)`` builds the ASGI app; run it under uvicorn (``vault.store.server``).
-Every rejection is a 4xx whose JSON body is ``{"error": {"code": <reason>, "message": <text>}}``.
+Every request passes ``vault.store.gate.RequestGate`` first (sender, then body size, then body).
+Every rejection is a 4xx (503: retry) whose JSON body is ``{"error": {"code": <reason>, "message": <text>}}``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from vault.errors import UnsupportedVersion, VaultError
@@ -19,13 +20,14 @@ from vault.release.approval import Approval
 from vault.release.auditlog import ConsistencyProof, InclusionProof, LogEntry, LogReceipt, TreeHead
 from vault.release.batch import SealedBatch
 from vault.release.checkpoint import LedgerCheckpoint
-from vault.release.erasure import ErasureRequest
+from vault.release.erasure import ErasureReceipt, ErasureRequest
 from vault.release.fields import b64encode
 from vault.release.manifest import BatchManifest
 from vault.store import audit
-from vault.store.auth import Authenticator, SignedRequest, enroll
+from vault.store.auth import Authenticator, Principal, Role, enroll
 from vault.store.backend import StoreBackend
-from vault.store.errors import StoreError, Unprocessable
+from vault.store.errors import StoreError, Unauthenticated
+from vault.store.gate import PRINCIPAL_KEY, RequestGate, Rule, error_response
 from vault.store.keys import StoreKeys
 from vault.store.models import (
     BatchReview,
@@ -41,12 +43,6 @@ from vault.store.models import (
 from vault.store.service import StoreService
 from vault.store.settings import Clock, StoreSettings, SystemClock
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 BATCH_ID = Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
@@ -58,85 +54,62 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (409, "conflicts with the store's state (chain, approvals, replays)"),
         (413, "request body too large"),
         (422, "well-formed but invalid (signatures, manifest, payload, privacy checks)"),
-        (503, "backend unavailable; retry"),
+        (405, "method not allowed here (the Allow header lists the methods)"),
+        (503, "backend unavailable or busy with other large uploads; retry (Retry-After)"),
     )
 }
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
+ENTRIES_PAGE = 1000  # log entries per request
+_error = error_response
 
 
-class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413 before any route sees them."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                await _error(400, "malformed_request", "invalid Content-Length")(scope, receive, send)
-                return
-            if int(declared) > self.max_bytes:
-                await _error(413, "body_too_large", f"the limit is {self.max_bytes} bytes")(scope, receive, send)
-                return
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body = message.get("body", b"")
-            total += len(body)
-            if total > self.max_bytes:
-                await _error(413, "body_too_large", f"the limit is {self.max_bytes} bytes")(scope, receive, send)
-                return
-            chunks.append(body)
-            if not message.get("more_body", False):
-                break
-        whole = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": whole, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-async def signed_request(
+def _principal(
     request: Request,
-    consentry_key: Annotated[str | None, Header(max_length=80)] = None,
-    consentry_timestamp: Annotated[str | None, Header(max_length=20)] = None,
-    consentry_nonce: Annotated[str | None, Header(max_length=64)] = None,
-    consentry_signature: Annotated[str | None, Header(max_length=200)] = None,
-) -> SignedRequest:
-    """The signed parts of the request; checked by ``Authenticator`` in the route."""
-    target = request.scope.get("raw_path") or request.url.path.encode()
-    query = request.scope.get("query_string") or b""
-    text = target.decode("latin-1") + (("?" + query.decode("latin-1")) if query else "")
-    return SignedRequest(
-        method=request.method,
-        target=text,
-        body=await request.body(),
-        key=consentry_key,
-        timestamp=consentry_timestamp,
-        nonce=consentry_nonce,
-        signature=consentry_signature,
-    )
+    consentry_key: Annotated[str | None, Header(max_length=72, description="device:<kid> or steward:<kid>")] = None,
+    consentry_timestamp: Annotated[str | None, Header(max_length=12, description="UTC seconds")] = None,
+    consentry_nonce: Annotated[str | None, Header(max_length=32, description="32 hex digits, fresh")] = None,
+    consentry_signature: Annotated[str | None, Header(max_length=88, description="Ed25519, base64")] = None,
+) -> Principal:
+    """The sender ``RequestGate`` verified (headers declared here so the schema documents them)."""
+    found = request.scope.get(PRINCIPAL_KEY)
+    if not isinstance(found, Principal):
+        # Only reachable if a signed route had no gate rule: refuse rather than serve it unauthenticated.
+        raise Unauthenticated("auth_missing", "this endpoint needs a signed request (Consentry-* headers)")
+    return found
 
 
-Signed = Annotated[SignedRequest, Depends(signed_request)]
+Signed = Annotated[Principal, Depends(_principal)]
+
+# What each route takes (by route name): who may call it and its largest body. Sizes are generous for
+# what honest clients send; only uploads may be large (max_body_bytes).
+SMALL_BODY = 64 * 1024
+MANIFEST_BODY = 1024 * 1024
+ENROLL_BODY = 4 * 1024
+
+
+def route_rules(settings: StoreSettings) -> dict[str, Rule]:
+    device: tuple[Role, ...] = ("device",)
+    steward: tuple[Role, ...] = ("steward",)
+    return {
+        "health": Rule((), 0),
+        "store_info": Rule((), 0),
+        "enroll_device": Rule((), ENROLL_BODY),
+        "submit_manifest": Rule(device, MANIFEST_BODY),
+        "batch_status": Rule(device, 0),
+        "upload": Rule(device, settings.max_body_bytes),
+        "withdraw": Rule(device, 0),
+        "checkpoint": Rule(device, SMALL_BODY),
+        "erase": Rule(device, SMALL_BODY),
+        "steward_queue": Rule(steward, 0),
+        "steward_show": Rule(steward, 0),
+        "steward_decide": Rule(steward, SMALL_BODY),
+        "log_head": Rule((), 0),
+        "log_head_at": Rule((), 0),
+        "log_consistency": Rule((), 0),
+        "log_inclusion": Rule((), 0),
+        "log_entries": Rule(("device", "steward"), 0),
+    }
 
 
 def create_app(
@@ -156,6 +129,10 @@ def create_app(
         version="1",
         description="The on-prem store: enrollment, steward review, verified batch upload, erasure, audit log.",
         responses=ERRORS,
+        # The interactive docs map every endpoint for anyone who asks: opt-in (store serve --docs).
+        openapi_url="/openapi.json" if settings.api_docs else None,
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
     )
     app.state.service = service
 
@@ -183,7 +160,9 @@ def create_app(
             405: "method_not_allowed",
             415: "unsupported_media_type",
         }
-        return _error(exc.status_code, codes.get(exc.status_code, f"http_{exc.status_code}"), str(exc.detail)[:300])
+        code = codes.get(exc.status_code, f"http_{exc.status_code}")
+        # Keep Starlette's headers: a 405 must say which methods the resource allows (RFC 9110 15.5.6).
+        return _error(exc.status_code, code, str(exc.detail)[:300], exc.headers)
 
     @app.exception_handler(VaultError)
     async def _vault(request: Request, exc: VaultError) -> JSONResponse:
@@ -204,41 +183,39 @@ def create_app(
 
     @app.post("/v1/manifests", response_model=BatchStatus, tags=["agent"])
     def submit_manifest(body: BatchManifest, signed: Signed) -> BatchStatus:
-        return service.submit_manifest(auth.authenticate(signed, "device"), body)
+        return service.submit_manifest(signed, body)
 
     @app.get("/v1/batches/{batch_id}", response_model=BatchStatus, tags=["agent"])
     def batch_status(signed: Signed, batch_id: str = BATCH_ID) -> BatchStatus:
-        return service.batch_status(auth.authenticate(signed, "device"), batch_id)
+        return service.batch_status(signed, batch_id)
 
     @app.post("/v1/uploads", response_model=LogReceipt, tags=["agent"])
     def upload(body: SealedBatch, signed: Signed) -> LogReceipt:
-        return service.upload(auth.authenticate(signed, "device"), body)
+        return service.upload(signed, body)
 
     @app.post("/v1/batches/{batch_id}/withdrawal", response_model=BatchStatus, tags=["agent"])
     def withdraw(signed: Signed, batch_id: str = BATCH_ID) -> BatchStatus:
-        return service.withdraw(auth.authenticate(signed, "device"), batch_id)
+        return service.withdraw(signed, batch_id)
 
     @app.post("/v1/checkpoints", response_model=CheckpointAck, tags=["agent"])
     def checkpoint(body: LedgerCheckpoint, signed: Signed) -> CheckpointAck:
-        return service.checkpoint(auth.authenticate(signed, "device"), body)
+        return service.checkpoint(signed, body)
 
-    @app.post("/v1/erasures", response_model=LogReceipt, tags=["agent"])
-    def erase(body: ErasureRequest, signed: Signed) -> LogReceipt:
-        return service.erase(auth.authenticate(signed, "device"), body)
+    @app.post("/v1/erasures", response_model=ErasureReceipt, tags=["agent"])
+    def erase(body: ErasureRequest, signed: Signed) -> ErasureReceipt:
+        return service.erase(signed, body)
 
     @app.get("/v1/steward/queue", response_model=list[QueueItem], tags=["steward"])
     def steward_queue(signed: Signed) -> list[QueueItem]:
-        auth.authenticate(signed, "steward")
         return service.queue()
 
     @app.get("/v1/steward/batches/{batch_id}", response_model=BatchReview, tags=["steward"])
     def steward_show(signed: Signed, batch_id: str = BATCH_ID) -> BatchReview:
-        auth.authenticate(signed, "steward")
         return service.review(batch_id)
 
     @app.post("/v1/steward/batches/{batch_id}/decisions", response_model=BatchStatus, tags=["steward"])
     def steward_decide(body: Approval, signed: Signed, batch_id: str = BATCH_ID) -> BatchStatus:
-        return service.decide(auth.authenticate(signed, "steward"), batch_id, body)
+        return service.decide(signed, batch_id, body)
 
     @app.get("/v1/log/head", response_model=TreeHead, tags=["log"])
     def log_head() -> TreeHead:
@@ -266,12 +243,18 @@ def create_app(
 
     @app.get("/v1/log/entries", response_model=list[LogEntry], tags=["log"])
     def log_entries(
-        start: Annotated[int, Query(ge=0, le=2**53)], end: Annotated[int, Query(ge=0, le=2**53)]
+        signed: Signed,
+        start: Annotated[int, Query(ge=0, le=2**53)],
+        limit: Annotated[int, Query(ge=1, le=ENTRIES_PAGE, description="at most this many entries")] = ENTRIES_PAGE,
     ) -> list[LogEntry]:
-        if not start <= end <= start + 1000:
-            raise Unprocessable("malformed_request", "need start <= end <= start + 1000")
+        """Entries ``start`` .. ``start + limit - 1`` that exist: fewer (or none) at the end of the log."""
         with backend.transaction() as tx:
-            return audit.entries(tx, start, end)
+            end = min(start + limit, tx.log_size())
+            return audit.entries(tx, start, end) if start < end else []
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    rules = route_rules(settings)
+    unruled = [r.name for r in app.routes if isinstance(r, APIRoute) and r.name not in rules]
+    if unruled:
+        raise RuntimeError(f"routes without a gate rule: {unruled}")  # a programming error, caught by any test
+    app.add_middleware(RequestGate, router=app.router, rules=rules, auth=auth, settings=settings)
     return app

@@ -13,7 +13,7 @@ from vault.release.auditlog import (
 )
 from vault.signing import Signer
 from vault.store.backend import StoreTx
-from vault.store.errors import NotFound, Unprocessable
+from vault.store.errors import NotFound
 
 
 def append_entry(tx: StoreTx, log_key: Signer, entry: LogEntry) -> LogReceipt:
@@ -66,8 +66,9 @@ def _getter(tx: StoreTx, compute_nodes: set[tuple[int, int]]) -> merkle.NodeGett
 
 def consistency(tx: StoreTx, first: int, second: int) -> ConsistencyProof:
     size = tx.log_size()
+    # Sizes are schema-valid; a proof between trees the log does not have simply does not exist (404).
     if not 0 < first <= second <= size:
-        raise Unprocessable("malformed_request", f"need 0 < first <= second <= {size}")
+        raise NotFound("unknown_tree_size", f"no consistency proof from {first} to {second}; the log has {size}")
     get = _getter(tx, merkle.nodes_for(lambda g: merkle.consistency_path(first, second, g)))
     path = tuple(p.hex() for p in merkle.consistency_path(first, second, get))
     return ConsistencyProof(v=1, first=first, second=second, path=path)
@@ -75,7 +76,7 @@ def consistency(tx: StoreTx, first: int, second: int) -> ConsistencyProof:
 
 def inclusion(tx: StoreTx, index: int, size: int) -> InclusionProof:
     if not 0 <= index < size <= tx.log_size():
-        raise Unprocessable("malformed_request", "need 0 <= index < size <= the log's size")
+        raise NotFound("unknown_tree_size", f"no leaf {index} in a tree of size {size} of this log")
     get = _getter(tx, merkle.nodes_for(lambda g: merkle.inclusion_path(index, size, g)))
     path = tuple(p.hex() for p in merkle.inclusion_path(index, size, get))
     return InclusionProof(v=1, leaf_index=index, tree_size=size, path=path)

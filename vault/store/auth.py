@@ -5,34 +5,46 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from vault.canonical import sha256_hex
 from vault.errors import InvalidRecord
 from vault.release.fields import GENESIS_HASH, b64decode
 from vault.signing import key_id, verify_signature
 from vault.store.backend import DeviceRow, StoreBackend
 from vault.store.errors import Conflict, Forbidden, Unauthenticated, Unprocessable
 from vault.store.models import EnrollRequest, enroll_message
-from vault.store.request_signing import request_message
+from vault.store.request_signing import KEY_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, digest_message
 from vault.store.settings import Clock, StoreSettings
 
 Role = Literal["device", "steward"]
 _KEY = re.compile(r"^(device|steward):([A-Za-z0-9_-]{8,64})$")
 _NONCE = re.compile(r"^[0-9a-f]{32}$")
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+_SIGNATURE = re.compile(r"^[A-Za-z0-9+/]{86}==$")  # 64 bytes, standard base64
 
 
 @dataclass(frozen=True)
-class SignedRequest:
-    """The parts of an HTTP request that its signature covers, as the app received them."""
+class AuthHeaders:
+    """The four ``Consentry-*`` headers of a request, as received (any may be missing)."""
 
-    method: str
-    target: str
-    body: bytes
     key: str | None
     timestamp: str | None
     nonce: str | None
     signature: str | None
+
+    @classmethod
+    def from_asgi(cls, headers: Iterable[tuple[bytes, bytes]]) -> AuthHeaders:
+        found: dict[bytes, str] = {}
+        for name, value in headers:
+            if name.lower() in _HEADER_NAMES:
+                found[name.lower()] = value.decode("latin-1")
+        return cls(*(found.get(name) for name in _HEADER_NAMES))
+
+
+_HEADER_NAMES = tuple(h.encode("ascii") for h in (KEY_HEADER, TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER))
 
 
 @dataclass(frozen=True)
@@ -86,7 +98,13 @@ def enroll(backend: StoreBackend, request: EnrollRequest, now: int) -> DeviceRow
 
 
 class Authenticator:
-    """Checks a ``SignedRequest``: known key of the right role, fresh timestamp, unseen nonce, signature."""
+    """Checks signed requests in two steps, so nobody unknown gets the store to read a body.
+
+    ``identify`` uses only the headers (``claim``: well-formed, role allowed here, timestamp fresh;
+    ``principal``: key known);
+    ``verify`` checks the signature over the body's digest once the body has streamed in, then
+    records the nonce.
+    """
 
     def __init__(self, backend: StoreBackend, settings: StoreSettings, clock: Clock) -> None:
         self._backend = backend
@@ -97,39 +115,59 @@ class Authenticator:
             key_id(b64decode(pub)): (name, b64decode(pub)) for name, pub in settings.stewards.keys.items()
         }
 
-    def authenticate(self, request: SignedRequest, role: Role) -> Principal:
-        if not (request.key and request.timestamp and request.nonce and request.signature):
+    def identify(self, headers: AuthHeaders, roles: tuple[Role, ...]) -> Principal:
+        """The principal the headers claim, if it may use this endpoint; no body needed."""
+        return self.principal(*self.claim(headers, roles))
+
+    def claim(self, headers: AuthHeaders, roles: tuple[Role, ...]) -> tuple[Role, str]:
+        """(role, kid) the headers claim, checked without I/O: well-formed, role allowed, timestamp fresh."""
+        if not (headers.key and headers.timestamp and headers.nonce and headers.signature):
             raise Unauthenticated("auth_missing", "this endpoint needs a signed request (Consentry-* headers)")
-        match = _KEY.match(request.key)
-        if match is None or not _NONCE.match(request.nonce) or not request.timestamp.isdigit():
-            raise Unauthenticated("auth_missing", "malformed Consentry-Key, -Nonce or -Timestamp header")
+        match = _KEY.match(headers.key)
+        if (
+            match is None
+            or not _NONCE.match(headers.nonce)
+            or not _TIMESTAMP.match(headers.timestamp)
+            or not _SIGNATURE.match(headers.signature)
+        ):
+            raise Unauthenticated("auth_missing", "malformed Consentry-Key, -Timestamp, -Nonce or -Signature header")
         claimed_role, kid = match.group(1), match.group(2)
-        if claimed_role != role:
+        if claimed_role not in roles:
+            wanted = " or ".join(f"{r}s" for r in roles)
             raise Forbidden(
-                "not_a_steward" if role == "steward" else "device_mismatch", f"this endpoint is for {role}s"
+                "not_a_steward" if roles == ("steward",) else "device_mismatch", f"this endpoint is for {wanted}"
             )
-        timestamp = int(request.timestamp)
-        now = self._clock.now()
-        if abs(now - timestamp) > self._settings.clock_skew_seconds:
+        if abs(self._clock.now() - int(headers.timestamp)) > self._settings.clock_skew_seconds:
             raise Unauthenticated("auth_stale", "the request timestamp is outside the allowed clock skew")
-        principal = self._principal(role, kid)
+        return claimed_role, kid  # the regex allows only the two roles
+
+    def verify(self, principal: Principal, headers: AuthHeaders, method: str, target: str, body_sha256: str) -> None:
+        """The signature over (method, target, body digest, headers); then the nonce is spent."""
+        if not (headers.key and headers.timestamp and headers.nonce and headers.signature):
+            raise Unauthenticated("auth_missing", "this endpoint needs a signed request (Consentry-* headers)")
+        timestamp = int(headers.timestamp)
+        message = digest_message(method, target, body_sha256, headers.key, timestamp, headers.nonce)
         try:
-            signature = b64decode(request.signature)
-        except ValueError:
-            raise Unauthenticated("auth_bad_signature", "the request signature is not base64") from None
-        message = request_message(request.method, request.target, request.body, request.key, timestamp, request.nonce)
-        try:
-            verify_signature(principal.public_key, message, signature)
-        except InvalidRecord:
+            verify_signature(principal.public_key, message, b64decode(headers.signature))
+        except (InvalidRecord, ValueError):
             raise Unauthenticated("auth_bad_signature", "the request signature does not verify") from None
         # The nonce is recorded only for validly signed requests, so nobody can burn another key's nonces.
+        now = self._clock.now()
         with self._backend.transaction() as tx:
-            fresh = tx.use_nonce(request.key, request.nonce, now, now - 2 * self._settings.clock_skew_seconds)
+            fresh = tx.use_nonce(headers.key, headers.nonce, now, now - 2 * self._settings.clock_skew_seconds)
         if not fresh:
             raise Unauthenticated("auth_replayed", "this request was already received (replayed nonce)")
+
+    def authenticate(
+        self, headers: AuthHeaders, roles: tuple[Role, ...], method: str, target: str, body: bytes
+    ) -> Principal:
+        """Both steps at once, for a request whose body is already in hand."""
+        principal = self.identify(headers, roles)
+        self.verify(principal, headers, method, target, sha256_hex(body))
         return principal
 
-    def _principal(self, role: Role, kid: str) -> Principal:
+    def principal(self, role: Role, kid: str) -> Principal:
+        """The enrolled device or configured steward behind ``kid`` (devices: a database lookup)."""
         if role == "steward":
             if kid not in self._stewards:
                 raise Forbidden("not_a_steward", "this key is not a steward key in the store's configuration")

@@ -6,7 +6,7 @@
     client.batch_status(batch_id)           # -> BatchStatus; poll until state == "approved"
     receipt = client.upload(sealed_batch)   # -> LogReceipt, inclusion proof verified; retried safely
     client.submit_checkpoint(checkpoint)    # -> CheckpointAck
-    client.request_erasure(request)         # -> LogReceipt, verified
+    client.request_erasure(request)         # -> ErasureReceipt, bound to the request and verified
 
 Every POST is idempotent on the store side (a resubmitted manifest, upload, checkpoint or erasure
 returns the same answer), so transport errors and 5xx are retried with exponential backoff and full
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import ssl
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -39,12 +40,12 @@ from vault.release.auditlog import (
 )
 from vault.release.batch import SealedBatch
 from vault.release.checkpoint import LedgerCheckpoint
-from vault.release.erasure import ErasureRequest
+from vault.release.erasure import ErasureReceipt, ErasureRequest, verify_erasure_receipt
 from vault.release.fields import b64decode, b64encode
 from vault.release.manifest import BatchManifest
 from vault.signing import Signer
 from vault.store.auth import token_hash
-from vault.store.errors import StoreError, error_for_status
+from vault.store.errors import StoreError, UntrustedStore, error_for_status
 from vault.store.models import (
     BatchReview,
     BatchStatus,
@@ -99,6 +100,26 @@ class JsonlReceiptSink:
         return [LogReceipt.model_validate_json(line) for line in lines if line.strip()]
 
 
+def _pinned_context(tls_ca: str | Path) -> ssl.SSLContext:
+    """Trust only ``tls_ca`` (the policy's [store] tls_ca: a private CA or the store's own certificate)."""
+    try:
+        return ssl.create_default_context(cafile=str(tls_ca))
+    except (OSError, ssl.SSLError):
+        raise UntrustedStore(
+            "tls_ca_unreadable", "cannot read [store] tls_ca as a PEM certificate; check the file IT deployed"
+        ) from None
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether a connection failed because the server's certificate did not verify."""
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        current = current.__cause__ or current.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
 class _SignedAuth(httpx.Auth):
     """Signs every attempt afresh (new nonce and timestamp), so a retry is never a replay."""
 
@@ -134,10 +155,12 @@ class StoreClient:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        tls_ca: str | Path | None = None,
     ) -> None:
         if role not in ("device", "steward"):
             raise ValueError(f"role must be device or steward, not {role!r}")
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
+        verify = True if tls_ca is None else _pinned_context(tls_ca)
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, verify=verify)
         self._auth = _SignedAuth(signer, role, clock) if signer is not None else None
         self._signer = signer
         self.log_public_key = log_public_key
@@ -184,6 +207,18 @@ class StoreClient:
                     params=params,
                     auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
                 )
+            except httpx.ConnectError as exc:
+                if _certificate_refused(exc):
+                    # Not retried: a wrong certificate does not fix itself, and nothing was sent.
+                    raise UntrustedStore(
+                        "tls_untrusted",
+                        "the store's TLS certificate is not trusted (not the one [store] tls_ca pins, or "
+                        "no tls_ca for a private certificate); nothing was sent",
+                    ) from None
+                if last:
+                    raise
+                self._sleep(self._retry.delay(attempt, self._rng))
+                continue
             except httpx.TransportError:
                 if last:
                     raise
@@ -250,12 +285,26 @@ class StoreClient:
     def submit_checkpoint(self, checkpoint: LedgerCheckpoint) -> CheckpointAck:
         return self._post(CheckpointAck, "/v1/checkpoints", checkpoint)
 
-    def request_erasure(self, request: ErasureRequest) -> LogReceipt:
-        receipt = self._post(LogReceipt, "/v1/erasures", request)
-        self._accept(receipt)
+    def request_erasure(self, request: ErasureRequest) -> ErasureReceipt:
+        """Send a signed erasure request; returns the store's receipt once it is proven to be for it.
+
+        ``InvalidRecord`` when the answer is not a receipt the pinned log key bound to this very request
+        (request id, subject, scope, log index) with a verified inclusion proof: e.g. a replayed receipt
+        of an earlier batch or erasure. The request is then not done and must be sent again.
+        """
+        data = self._request("POST", "/v1/erasures", body=request)
+        try:
+            receipt = ErasureReceipt.model_validate(data)
+        except ValueError:
+            raise InvalidRecord("the store's answer is not an erasure receipt; the request is kept") from None
+        if self.log_public_key is None:
+            raise ValueError("no pinned store log key to verify receipts with (log_public_key=...)")
+        verify_erasure_receipt(receipt, request, self.log_public_key)
+        self._accept(receipt.log)
         return receipt
 
     def _accept(self, receipt: LogReceipt) -> None:
+        """Check a log receipt (signed head, inclusion), that the log only grew since the last one, then keep it."""
         if self.log_public_key is None:
             raise ValueError("no pinned store log key to verify receipts with (log_public_key=...)")
         verify_receipt(receipt, self.log_public_key)
@@ -303,8 +352,19 @@ class StoreClient:
         )
 
     def entries(self, start: int, end: int) -> list[LogEntry]:
-        data = self._request("GET", "/v1/log/entries", params={"start": start, "end": end}, signed=False)
-        return TypeAdapter(list[LogEntry]).validate_python(data)
+        """Log entries ``start`` .. ``end - 1`` that exist (signed: entries show per-device activity).
+
+        The store answers at most 1000 per request, so this pages; it stops early at the log's end.
+        """
+        found: list[LogEntry] = []
+        while start < end:
+            params = {"start": start, "limit": min(end - start, 1000)}
+            page = TypeAdapter(list[LogEntry]).validate_python(self._request("GET", "/v1/log/entries", params=params))
+            found.extend(page)
+            if not page:
+                break
+            start += len(page)
+        return found
 
     def check_consistency(self, older: TreeHead, newer: TreeHead) -> None:
         """``InvalidRecord`` unless ``newer`` extends ``older`` (both signed by the pinned log key)."""

@@ -7,13 +7,17 @@
     ├── NotFound              404   unknown_batch, unknown_tree_size
     ├── Conflict              409   chain_broken, chain_out_of_order, batch_id_reused, not_approved,
     │                               batch_rejected, batch_erased, already_decided, already_stored,
-    │                               checkpoint_regressed, checkpoint_forked, key_taken
+    │                               checkpoint_regressed, checkpoint_forked, checkpoint_unproven,
+    │                               checkpoint_not_extending, proof_malformed, key_taken,
+    │                               request_id_reused
     ├── PayloadTooLarge       413   body_too_large
     ├── Unprocessable         422   malformed_request, schema_version_unsupported, privacy_check_failed,
     │                               header_mismatch, batch_signature_invalid, batch_undecryptable,
     │                               payload_mismatch, approval_signature_invalid, checkpoint_signature_invalid,
     │                               erasure_signature_invalid, proof_invalid
-    └── Unavailable           503   backend_unavailable (the client retries)
+    ├── Unavailable           503   backend_unavailable, busy (the client retries; Retry-After)
+    └── UntrustedStore        -     tls_untrusted (client side: the store's TLS certificate is not the
+                                    pinned one, so the client sent nothing)
 
 Only ``vault.store.app`` turns these into HTTP responses (one boundary); the client turns responses
 back into the same classes, so agent code handles one tree.
@@ -65,6 +69,12 @@ class Unprocessable(StoreError):
 
 class Unavailable(StoreError):
     status = 503
+
+
+class UntrustedStore(StoreError):
+    """Raised by the client, never answered by a store: the TLS handshake failed certificate verification."""
+
+    status = 0  # no HTTP exchange took place
 
 
 _BY_STATUS: dict[int, type[StoreError]] = {

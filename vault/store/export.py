@@ -1,14 +1,17 @@
 """Dataset export for ML engineers: Parquet per category, a dataset card, a datasheet and a manifest.
 
-Layout of ``OUT`` (which must be empty or absent)::
+Layout of ``OUT`` (which must be empty or absent; made 0700, every file 0600: it holds personal data)::
 
-    data/<category>.parquet   zstd; one row per window record; no device id, subject as a digest
+    data/<category>.parquet   zstd; one row per window record; no device id, subject as a digest; each row
+                              names its batch (``batch_id``) and consent grant (``receipt_id``)
     README.md                 dataset card (YAML front matter lists the files, one split per category)
     DATASHEET.md              Gebru et al. "Datasheets for Datasets" sections
-    manifest.json             SHA-256 and row count per file, every batch with the approvals it rests on
+    manifest.json             SHA-256 and row count per file; every batch with its period, the consent
+                              receipts and the steward approvals it rests on
     export_receipt.json       the audit-log receipt of this export (names manifest.json's SHA-256)
 
-``datasets.load_dataset("parquet", data_files={"keyboard": "OUT/data/keyboard.parquet", ...})`` reads it.
+``datasets.load_dataset("parquet", data_files={"train": "OUT/data/keyboard.parquet"})`` reads one category
+(their columns differ, so each is its own configuration; docs/release.md runs this as a test).
 Only stored, non-erased batches are exported; an erasure afterwards marks the export in the store.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,18 +31,26 @@ import pyarrow.parquet as pq
 
 from vault.canonical import canonical_json
 from vault.categories import Category, FileEventKind, KeyClass, MouseButton, RootClass
+from vault.policy import MachinePolicy
 from vault.release.approval import Approval
 from vault.release.auditlog import LogEntry, LogReceipt
 from vault.release.manifest import BatchManifest
-from vault.signing import Signer
 from vault.store.audit import append_entry
 from vault.store.backend import StoreBackend, StoredRecord
+from vault.store.keys import StoreKeys
+from vault.store.record_keys import RecordKeyring, seal_legacy_records
 from vault.windows import IKI_BIN_EDGES_MS
 
 MIN_GROUP_SIZE = 5  # fleet figures shown outside the steward domain need k >= 5 subjects
 _CHUNK = 200
 _TS = pa.timestamp("s", tz="UTC")
-_COMMON = [("subject", pa.string()), ("start", _TS), ("end", _TS)]
+_COMMON = [
+    ("subject", pa.string()),
+    ("batch_id", pa.string()),  # -> manifest.json "batches": period, consent receipts, approvals
+    ("receipt_id", pa.string()),  # the consent grant the window was captured under
+    ("start", _TS),
+    ("end", _TS),
+]
 SCHEMAS: dict[Category, pa.Schema] = {
     Category.KEYBOARD: pa.schema(
         _COMMON
@@ -90,9 +102,14 @@ SCHEMAS: dict[Category, pa.Schema] = {
 }
 
 
-def _row(record: StoredRecord) -> dict[str, Any]:
-    body = record.body
-    row: dict[str, Any] = {"subject": record.subject, "start": body["start"], "end": body["end"]}
+def _row(record: StoredRecord, body: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "subject": record.subject,
+        "batch_id": record.batch_id,
+        "receipt_id": body["receipt_id"],
+        "start": body["start"],
+        "end": body["end"],
+    }
     if record.category == Category.KEYBOARD:
         for k in KeyClass:
             row[f"keys_{k.value}"] = body["key_counts"].get(k.value, 0)
@@ -129,9 +146,26 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _private_folder(path: Path) -> None:
+    """Create ``path`` 0700 (or make an existing, empty one 0700): the export is personal data."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)  # mkdir's mode is cut by the umask, and an existing folder keeps its own
+
+
+def _private_file(path: Path) -> Any:
+    """A new file opened for writing, 0600 from its creation on (never readable by others, not even briefly)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    return os.fdopen(fd, "wb")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    with _private_file(path) as handle:
+        handle.write(data)
+
+
 def export_parquet(
     backend: StoreBackend,
-    log_key: Signer,
+    keys: StoreKeys,
     out: Path,
     *,
     now: int,
@@ -142,6 +176,8 @@ def export_parquet(
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty; export into a new folder")
     export_id = export_id or uuid.uuid4().hex
+    keyring = RecordKeyring(keys.records)
+    seal_legacy_records(backend, keyring, now)  # records of an older store are sealed before anything is read
     with backend.transaction() as tx:
         batches = tx.stored_batches()
         approvals = {
@@ -149,12 +185,13 @@ def export_parquet(
         }
     manifests = {b.batch_id: BatchManifest.model_validate_json(b.manifest_json) for b in batches if b.manifest_json}
     ids = [b.batch_id for b in batches if b.batch_id in manifests]
-    (out / "data").mkdir(parents=True, exist_ok=True)
+    _private_folder(out)
+    _private_folder(out / "data")
     files: dict[str, int] = {}
     subjects: set[str] = set()
     for category, schema in SCHEMAS.items():
         rows = _write_category(
-            backend, category, schema, ids, out / "data" / f"{category.value}.parquet", subjects, progress
+            backend, keyring, category, schema, ids, out / "data" / f"{category.value}.parquet", subjects, progress
         )
         if rows:
             files[f"data/{category.value}.parquet"] = rows
@@ -162,10 +199,13 @@ def export_parquet(
             (out / "data" / f"{category.value}.parquet").unlink(missing_ok=True)
     manifest = _export_manifest(export_id, now, out, files, ids, manifests, approvals)
     manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8") + b"\n"
-    (out / "manifest.json").write_bytes(manifest_bytes)
-    (out / "README.md").write_text(_card(export_id, files, len(subjects)), encoding="utf-8")
-    (out / "DATASHEET.md").write_text(
-        _datasheet(export_id, now, files, ids, manifests, len(subjects)), encoding="utf-8"
+    _write_private(out / "manifest.json", manifest_bytes)
+    _write_private(out / "README.md", _card(export_id, files, len(subjects)).encode("utf-8"))
+    _write_private(
+        out / "DATASHEET.md",
+        _datasheet(export_id, now, files, ids, manifests, len(subjects), windows=_window_lengths(out, files)).encode(
+            "utf-8"
+        ),
     )
     manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
     with backend.transaction() as tx:
@@ -182,13 +222,14 @@ def export_parquet(
             "files": len(files),
             "rows": sum(files.values()),
         }
-        receipt = append_entry(tx, log_key, LogEntry(v=1, kind="export", time=now, body=body))
-    (out / "export_receipt.json").write_text(receipt.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        receipt = append_entry(tx, keys.log, LogEntry(v=1, kind="export", time=now, body=body))
+    _write_private(out / "export_receipt.json", (receipt.model_dump_json(indent=2) + "\n").encode("utf-8"))
     return ExportResult(export_id, out, files, len(ids), len(subjects), receipt)
 
 
 def _write_category(
     backend: StoreBackend,
+    keyring: RecordKeyring,
     category: Category,
     schema: pa.Schema,
     ids: Sequence[str],
@@ -197,14 +238,16 @@ def _write_category(
     progress: Callable[[int], None] | None,
 ) -> int:
     rows = 0
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+    with _private_file(path) as handle, pq.ParquetWriter(handle, schema, compression="zstd") as writer:
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             with backend.transaction() as tx:  # short transactions: an export never blocks uploads for long
-                records = list(tx.iter_records(category.value, chunk))
+                # Decrypted under the subject keys read in the same transaction: a subject erased
+                # meanwhile has no key left, and its records are skipped.
+                records = list(keyring.open_records(tx, tx.iter_records(category.value, chunk)))
             if records:
-                subjects.update(r.subject for r in records)
-                writer.write_table(pa.Table.from_pylist([_row(r) for r in records], schema=schema))
+                subjects.update(r.subject for r, _ in records)
+                writer.write_table(pa.Table.from_pylist([_row(r, body) for r, body in records], schema=schema))
                 rows += len(records)
             if progress is not None:
                 progress(len(chunk))
@@ -240,6 +283,8 @@ def _export_manifest(
                 "batch_id": b,
                 "manifest_sha256": hashlib.sha256(canonical_json(manifests[b].canonical_dict())).hexdigest(),
                 "record_counts": {str(k): v for k, v in manifests[b].record_counts.items()},
+                "period": {"from": manifests[b].period_start, "to": manifests[b].period_end},
+                "receipts": [r.model_dump(mode="json") for r in manifests[b].consent_receipts],
                 "approvals": [a.model_dump(mode="json") for a in approvals.get(b, []) if a.decision == "approve"],
             }
             for b in ids
@@ -280,19 +325,52 @@ stewards; `manifest.json` lists each batch with its approvals and the SHA-256 of
 |---|---|
 {rows}
 
-Subjects: {_subjects_text(subjects)}. `subject` is a digest of the workstation's pseudonym; there is no
-device id.
+Subjects: {_subjects_text(subjects)}. `subject` is a digest of the workstation's pseudonym for one policy period
+(it rotates, and is not linkable across periods); there is no device id.
 
-Each category is its own configuration, because their columns differ:
+Every row starts with `subject`, `batch_id`, `receipt_id`, `start`, `end`: `batch_id` finds the batch in
+`manifest.json` (its period, consent receipts and steward approvals), `receipt_id` the consent grant the
+window was captured under (one of that batch's receipts).
+
+Each category is its own configuration, because their columns differ. From this folder:
 
 ```python
+import os
 import datasets
 ds = datasets.load_dataset("parquet", data_files={{"train": "data/{first}.parquet"}})
-ds = datasets.load_dataset("path/to/this/folder", "{first}")   # the same, through this card's configs
+ds = datasets.load_dataset(os.getcwd(), "{first}")  # the same, through this card's configs
 ```
 
 See `DATASHEET.md` before using it: consent covers the stated purposes only, and subjects may withdraw.
 """
+
+
+def _window_lengths(out: Path, files: dict[str, int]) -> list[int]:
+    """The distinct window lengths (seconds) in the written files: the datasheet states what is there."""
+    lengths: set[int] = set()
+    for rel in files:
+        table = pq.read_table(out / rel, columns=["start", "end"])
+        for start, end in zip(table["start"].to_pylist(), table["end"].to_pylist(), strict=True):
+            lengths.add(int((end - start).total_seconds()))
+    return sorted(lengths)
+
+
+def _windows_text(lengths: Sequence[int]) -> str:
+    default = MachinePolicy.model_fields["aggregation_window_seconds"].default
+    found = " and ".join(f"{n} s" for n in lengths) if lengths else "none"
+    return f"to windows of {found} in this export; policy `aggregation_window_seconds`, default {default} s"
+
+
+def _rotation_text() -> str:
+    default = MachinePolicy.model_fields["subject_rotation_days"].default
+    return (
+        "`subject` is a SHA-256 digest of a random pseudonym that the workstation replaces every policy period\n"
+        f"(`subject_rotation_days`, default {default} days, aligned to the UTC epoch so every workstation rotates at\n"
+        "once). A new subject is not derived from the old one, so rows of one person in two periods carry\n"
+        "unrelated subjects and a batch never spans two; each period also cites its consent grants under its\n"
+        "own `receipt_id` alias. Nothing in this export links them; only the employee's vault (and the\n"
+        "store, which authenticates the submitting device) can."
+    )
 
 
 def _datasheet(
@@ -302,6 +380,8 @@ def _datasheet(
     ids: Sequence[str],
     manifests: dict[str, BatchManifest],
     subjects: int,
+    *,
+    windows: Sequence[int] = (),
 ) -> str:
     notices: set[tuple[str, str, str, str, str, str]] = set()
     for b in ids:
@@ -333,12 +413,14 @@ Created by the store operator on {now} (UTC epoch seconds) with `consentry store
 {counts}
 
 {len(ids)} batches; subjects: {_subjects_text(subjects)}; period {span}.
-Each row summarises one aggregation window. There is no free text: keys are classes (letter, digit,
+Each row summarises one aggregation window and names its batch (`batch_id`; `manifest.json` gives the
+batch's period, consent receipts and approvals) and the consent grant it was captured under
+(`receipt_id`, a receipt of the table below). There is no free text: keys are classes (letter, digit,
 ...), inter-key intervals are a coarse histogram (bins {list(IKI_BIN_EDGES_MS)} ms), applications are
 allow-listed categories or per-batch pseudonyms (`anon:`; unlinkable across batches), files are
 `{{root_class, depth, extension}}` with root classes {[r.value for r in RootClass]} and kinds
 {[k.value for k in FileEventKind]}. No window titles, characters, paths, names or device ids.
-`subject` is a SHA-256 digest of a pseudonym that rotates per policy period.
+{_rotation_text()}
 
 ## Collection process
 Captured on employees' workstations by the Consentry agent, only for categories the employee granted
@@ -351,7 +433,7 @@ Consent basis and notice versions of the records in this export:
 {notice_rows}
 
 ## Preprocessing
-On the workstation: key presses classified in the input callback, windows aggregated (default 60 s),
+On the workstation: key presses classified in the input callback, windows aggregated ({_windows_text(windows)}),
 application tokens re-keyed per batch (HMAC-SHA-256 under a discarded per-batch key). In the store:
 records validated against the window schema and privacy checks; flattened to one column per key class
 and mouse button for Parquet.

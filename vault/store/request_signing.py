@@ -9,6 +9,8 @@ over, version 1::
 
 ``target`` is the raw path plus ``?query`` when there is one. The server refuses a timestamp outside its
 clock-skew window and a nonce it has seen for that key (nonces are kept for twice the window).
+Everything but the signature itself is checked from the headers before the body is read
+(``vault.store.gate``); the body's digest and the signature are checked once it has streamed in.
 """
 
 from __future__ import annotations
@@ -27,11 +29,16 @@ REQUEST_DOMAIN = b"consentry-request-v1\0"
 
 
 def request_message(method: str, target: str, body: bytes, key: str, timestamp: int, nonce: str) -> bytes:
+    return digest_message(method, target, sha256_hex(body), key, timestamp, nonce)
+
+
+def digest_message(method: str, target: str, body_sha256: str, key: str, timestamp: int, nonce: str) -> bytes:
+    """The signed message given the body's SHA-256 (hex): the store hashes the body as it streams in."""
     body_fields = {
         "v": 1,
         "method": method.upper(),
         "target": target,
-        "body_sha256": sha256_hex(body),
+        "body_sha256": body_sha256,
         "key": key,
         "timestamp": timestamp,
         "nonce": nonce,

@@ -6,6 +6,7 @@ import gc
 import socket
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -26,12 +27,33 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def serve(app: FastAPI, host: str, port: int, *, log_level: str = "warning") -> None:
-    """Serve until interrupted; uvicorn drains in-flight requests on SIGTERM/SIGINT."""
+def serve(
+    app: FastAPI,
+    host: str,
+    port: int,
+    *,
+    log_level: str = "warning",
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> None:
+    """Serve until interrupted; uvicorn drains in-flight requests on SIGTERM/SIGINT.
+
+    With ``tls_cert``/``tls_key`` (PEM files) it serves HTTPS itself; behind a TLS-terminating reverse
+    proxy it serves plain HTTP on a loopback address (docs/store.md).
+    """
     import uvicorn
 
     freeze_startup_objects()
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10, access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=10,
+        access_log=False,
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+    )
 
 
 class ThreadedServer:

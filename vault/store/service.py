@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from vault.errors import InvalidRecord, UnsupportedVersion
+from vault.ledger import GENESIS_HASH as LEDGER_GENESIS
 from vault.release.approval import Approval, Tally, approval_is_valid, tally
 from vault.release.auditlog import EntryKind, LogEntry, LogReceipt, subject_digest
 from vault.release.batch import SealedBatch, header_mismatches
-from vault.release.checkpoint import LedgerCheckpoint, verify_checkpoint
-from vault.release.erasure import ErasureRequest, verify_erasure
+from vault.release.checkpoint import LedgerCheckpoint, extend_chain, verify_checkpoint
+from vault.release.erasure import ErasureReceipt, ErasureRequest, sign_erasure_receipt, verify_erasure
 from vault.release.fields import b64encode
 from vault.release.manifest import BatchManifest, manifest_digest
 from vault.release.payload import decode_payload, payload_digest
@@ -30,6 +31,7 @@ from vault.store.backend import TERMINAL_STATES, BatchRow, DeviceRow, StoreBacke
 from vault.store.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from vault.store.keys import StoreKeys
 from vault.store.models import BatchReview, BatchStatus, CheckpointAck, QueueItem
+from vault.store.record_keys import RecordKeyring, seal_legacy_records
 from vault.store.settings import Clock, StoreSettings
 from vault.windows import SCHEMA_VERSION
 
@@ -56,6 +58,8 @@ class StoreService:
         self.keys = keys
         self.settings = settings
         self.clock = clock
+        self.record_keys = RecordKeyring(keys.records)
+        seal_legacy_records(backend, self.record_keys, clock.now())  # a store from before records were sealed
 
     # review queue ------------------------------------------------------------------------------------------
     def submit_manifest(self, who: Principal, manifest: BatchManifest) -> BatchStatus:
@@ -235,7 +239,14 @@ class StoreService:
             raise Conflict("not_approved", f"{len(t.approved_by)} of {t.required} steward approvals so far")
         if tx.open_batches_before(who.kid, row.seq):
             raise Conflict("chain_out_of_order", "an earlier batch of this device is not stored or closed yet")
-        self._check_checkpoint(device, batch.header.ledger_checkpoint.seq, batch.header.ledger_checkpoint.head_hash)
+        ref = batch.header.ledger_checkpoint
+        self._check_checkpoint(device, ref.seq, ref.head_hash)
+        if device.checkpoint_seq is not None and ref.seq > device.checkpoint_seq:
+            raise Conflict(
+                "checkpoint_unproven",
+                f"ledger seq {ref.seq} is above the witnessed {device.checkpoint_seq}; submit that checkpoint with "
+                "its extension proof first (POST /v1/checkpoints)",
+            )
         return manifest
 
     def _decrypt_and_check(self, batch: SealedBatch, manifest: BatchManifest, who: Principal) -> _Verified:
@@ -269,7 +280,8 @@ class StoreService:
             if previous is not None:
                 return previous  # another store process finished it while we decrypted
             self._check_before_decrypt(tx, row, who, batch)
-            tx.store_records(row, verified.manifest.subject, verified.payload, verified.records)
+            sealed = self.record_keys.seal_batch(tx, row.batch_id, row.subject_digest, verified.records, now)
+            tx.store_records(row, sealed)
             entry = LogEntry(
                 v=1,
                 kind="batch-stored",
@@ -310,10 +322,45 @@ class StoreService:
         with self.backend.transaction() as tx:
             device = self._device(tx, who.kid, lock=True)
             self._check_checkpoint(device, checkpoint.seq, checkpoint.head_hash)
+            self._check_extension(tx, device, checkpoint)
             tx.insert_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash, checkpoint.epoch_seconds(), now)
             if device.checkpoint_seq is None or checkpoint.seq > device.checkpoint_seq:
                 tx.set_device_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash)
         return CheckpointAck(device_kid=who.kid, seq=checkpoint.seq, head_hash=checkpoint.head_hash, witnessed_at=now)
+
+    @staticmethod
+    def _check_extension(tx: StoreTx, device: DeviceRow, checkpoint: LedgerCheckpoint) -> None:
+        """A checkpoint above the witnessed one must prove, by its links, that its ledger extends it."""
+        witnessed_seq, witnessed_hash = device.checkpoint_seq, device.checkpoint_hash
+        if witnessed_seq is None or checkpoint.seq <= witnessed_seq:
+            return  # the first one is taken on trust; equal and lower are _check_checkpoint's
+        proof = checkpoint.proof
+        if proof is None:
+            raise Conflict(
+                "checkpoint_unproven",
+                f"ledger seq {checkpoint.seq} is above the witnessed {witnessed_seq}; send the entry links "
+                "from a witnessed checkpoint as proof",
+            )
+        start = LEDGER_GENESIS if proof.from_seq == 0 else tx.checkpoint_hash(device.kid, proof.from_seq)
+        if proof.from_seq > witnessed_seq or start is None:
+            raise Conflict(
+                "checkpoint_unproven", f"the proof must start at a witnessed checkpoint (0 or up to {witnessed_seq})"
+            )
+        if len(proof.links) != checkpoint.seq - proof.from_seq:
+            raise Conflict(  # 409, not 422: the request is schema-valid, it does not fit this checkpoint
+                "proof_malformed", f"the proof has {len(proof.links)} links; {checkpoint.seq - proof.from_seq} needed"
+            )
+        try:
+            hashes = extend_chain(start, proof.links)
+        except (ValueError, TypeError):
+            raise Conflict("proof_malformed", "a link of the proof cannot be hashed") from None
+        passes = witnessed_seq == proof.from_seq or hashes[witnessed_seq - proof.from_seq - 1] == witnessed_hash
+        if not passes or hashes[-1] != checkpoint.head_hash:
+            raise Conflict(
+                "checkpoint_not_extending",
+                f"the ledger at seq {checkpoint.seq} does not extend the one witnessed at seq {witnessed_seq} "
+                "(it was rewritten)",
+            )
 
     @staticmethod
     def _check_checkpoint(device: DeviceRow, seq: int, head_hash: str) -> None:
@@ -325,7 +372,12 @@ class StoreService:
             raise Conflict("checkpoint_forked", f"ledger seq {seq} was witnessed with another head hash")
 
     # erasure -----------------------------------------------------------------------------------------------
-    def erase(self, who: Principal, request: ErasureRequest) -> LogReceipt:
+    def erase(self, who: Principal, request: ErasureRequest) -> ErasureReceipt:
+        """Erase everything held under the request's subject; the receipt is bound to this request.
+
+        The log key signs (request id, subject digest, scope, log index), so an answer replayed from
+        another request or batch never passes for this one at the device.
+        """
         if request.device_kid != who.kid:
             raise Forbidden("device_mismatch", "a device erases only with its own key")
         try:
@@ -338,24 +390,40 @@ class StoreService:
             self._device(tx, who.kid, lock=True)
             done = tx.get_erasure(request.request_id)
             if done is not None:
-                return LogReceipt.model_validate_json(done)
+                return self._earlier_erasure_receipt(done, request)
             owner = tx.subject_owner(subject)
             if owner is not None and owner != who.kid:
                 raise Forbidden("subject_not_yours", "this subject's batches come from another device")
             batches = [b for b in tx.batches_of_subject(subject) if b.state != "erased"]
             records = tx.erase_records([b.batch_id for b in batches if b.state == "stored"])
+            self.record_keys.shred(tx, subject)  # crypto-shred: copies of the ciphertext left on disk are unreadable
             for b in batches:
                 tx.update_batch(b.batch_id, state="erased", manifest_json=None)
             exports = tx.mark_exports_with_subject(subject)
             body = {
                 "request_id": request.request_id,
                 "subject_digest": subject,
+                "scope": "subject",
                 "batches": len(batches),
                 "records": records,
                 "exports_marked": exports,
             }
-            receipt = append_entry(tx, self.keys.log, LogEntry(v=1, kind="erasure", time=now, body=body))
+            logged = append_entry(tx, self.keys.log, LogEntry(v=1, kind="erasure", time=now, body=body))
+            receipt = sign_erasure_receipt(self.keys.log, request, logged)
             tx.insert_erasure(request.request_id, subject, who.kid, receipt.model_dump_json(), now)
+        return receipt
+
+    def _earlier_erasure_receipt(self, stored: str, request: ErasureRequest) -> ErasureReceipt:
+        """A retried request gets its first receipt; one kept as a bare log receipt (older stores) is bound now."""
+        try:
+            receipt = ErasureReceipt.model_validate_json(stored)
+            logged_subject = receipt.subject_digest
+        except ValueError:
+            logged = LogReceipt.model_validate_json(stored)
+            logged_subject = str(logged.entry.body.get("subject_digest"))
+            receipt = sign_erasure_receipt(self.keys.log, request, logged)
+        if logged_subject != subject_digest(request.subject):
+            raise Conflict("request_id_reused", "this erasure request id was used for another subject")
         return receipt
 
     def withdraw(self, who: Principal, batch_id: str) -> BatchStatus:

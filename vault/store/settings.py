@@ -17,10 +17,21 @@ class StoreSettings(BaseModel):
     model_config = FROZEN
 
     stewards: StewardConfig
-    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="larger requests get 413")
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="largest upload; larger requests get 413"
+    )
+    large_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="a body above this size needs one of max_large_bodies slots (memory bound)",
+    )
+    max_large_bodies: int = Field(
+        default=2, ge=1, le=64, description="large bodies read at once; more get 503 with Retry-After"
+    )
     clock_skew_seconds: int = Field(default=300, ge=5, le=3600, description="signed-request timestamp window")
     token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     queue_limit: int = Field(default=500, ge=1, le=10_000)
+    api_docs: bool = Field(default=False, description="serve /docs, /redoc and /openapi.json (off: they map the API)")
 
 
 class Clock(Protocol):

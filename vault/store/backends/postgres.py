@@ -1,9 +1,12 @@
 """The ``postgres`` backend: the catalog and every record in PostgreSQL, for many agents and scale-out.
 
-Records go in with one binary ``COPY`` per batch inside the batch's transaction. Several store processes
-may share one database: row locks (``SELECT ... FOR UPDATE``) order work on a batch or device, an
-advisory transaction lock orders audit-log appends, and unique constraints catch anything else.
-Migrations are named, applied in order under an advisory lock, and recorded in ``_migrations``.
+Records are sealed per subject before they reach PostgreSQL (``vault.store.record_keys``) and go in with
+one binary ``COPY`` per batch inside the batch's transaction; an erasure deletes the subject's key row,
+so the ciphertexts PostgreSQL keeps in its data files and WAL until VACUUM and WAL recycling stay
+unreadable. Several store processes may share one database: row locks (``SELECT ... FOR UPDATE``)
+order work on a batch or device, an advisory transaction lock orders audit-log appends, and unique
+constraints catch anything else. Migrations are named, applied in order under an advisory lock, and
+recorded in ``_migrations``.
 """
 
 from __future__ import annotations
@@ -14,18 +17,16 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
-from pydantic_core import to_json
 
-from vault.store.backend import BackendKind, BatchRow, StoredRecord
+from vault.store.backend import BackendKind, BatchRow, SealedRecord, StoredRecord
 from vault.store.backends.sql import CATALOG_MIGRATIONS, Migration, SqlTx
 from vault.store.errors import Unavailable
 
 _LOG_LOCK = 0x636F6E73  # "cons": one advisory lock id for the audit log
 _MIGRATION_LOCK = 0x636F6E74
-RECORD_COLUMNS = ("batch_id", "subject_digest", "category", "start_ts", "end_ts", "body")
-RECORD_TYPES = ("text", "text", "text", "int8", "int8", "jsonb")
+RECORD_COLUMNS = ("batch_id", "idx", "category", "body")
+RECORD_TYPES = ("text", "int4", "text", "bytea")
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "0002_records",
@@ -34,6 +35,18 @@ CREATE TABLE records (batch_id TEXT NOT NULL, subject_digest TEXT NOT NULL, cate
     start_ts BIGINT NOT NULL, end_ts BIGINT NOT NULL, body JSONB NOT NULL);
 CREATE INDEX records_batch ON records (batch_id);
 CREATE INDEX records_category ON records (category)
+""",
+    ),
+    Migration(
+        # Records become ciphertext. Plaintext rows of older stores move aside to legacy_plain_records,
+        # which seal_legacy_records converts and then drops.
+        "0003_sealed_records",
+        """
+DROP INDEX records_batch;
+DROP INDEX records_category;
+ALTER TABLE records RENAME TO legacy_plain_records;
+CREATE TABLE records (batch_id TEXT NOT NULL, idx INTEGER NOT NULL, category TEXT NOT NULL, body BYTEA NOT NULL,
+    PRIMARY KEY (batch_id, idx))
 """,
     ),
 )
@@ -51,51 +64,66 @@ class PostgresTx(SqlTx):
     def lock_log(self) -> None:
         self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (_LOG_LOCK,))
 
-    def store_records(self, batch: BatchRow, subject: str, payload: bytes, records: Sequence[dict[str, Any]]) -> None:
-        copy_records(self._pg, batch.batch_id, batch.subject_digest, records)
+    def store_records(self, batch: BatchRow, records: Sequence[SealedRecord]) -> None:
+        copy_rows(self._pg, record_rows(batch.batch_id, records))
 
     def erase_records(self, batch_ids: Sequence[str]) -> int:
         if not batch_ids:
             return 0
         self._pg.execute("DELETE FROM records WHERE batch_id = ANY(%s)", (list(batch_ids),))
-        return int(self._pg.rowcount)
+        erased = int(self._pg.rowcount)
+        if self._has_legacy():
+            self._pg.execute("DELETE FROM legacy_plain_records WHERE batch_id = ANY(%s)", (list(batch_ids),))
+            erased += int(self._pg.rowcount)
+        return erased
 
     def iter_records(self, category: str, batch_ids: Sequence[str]) -> Iterator[StoredRecord]:
         for start in range(0, len(batch_ids), 500):
             chunk = list(batch_ids[start : start + 500])
             self._pg.execute(
-                "SELECT r.batch_id, r.subject_digest, r.body FROM records r JOIN batches b USING (batch_id) "
-                "WHERE r.category = %s AND b.state = 'stored' AND r.batch_id = ANY(%s) ORDER BY r.batch_id, r.start_ts",
+                "SELECT r.batch_id, b.subject_digest, r.idx, r.body FROM records r JOIN batches b USING (batch_id) "
+                "WHERE r.category = %s AND b.state = 'stored' AND r.batch_id = ANY(%s) ORDER BY r.batch_id, r.idx",
                 (category, chunk),
             )
-            for batch_id, subject_digest, body in self._pg.fetchall():
-                yield StoredRecord(batch_id, subject_digest, category, body)
+            for batch_id, subject_digest, index, body in self._pg.fetchall():
+                yield StoredRecord(batch_id, subject_digest, category, int(index), bytes(body))
+
+    def _has_legacy(self) -> bool:
+        self._pg.execute("SELECT to_regclass('legacy_plain_records') IS NOT NULL")
+        row = self._pg.fetchone()
+        return bool(row and row[0])
+
+    def legacy_batches(self) -> list[str]:
+        """Stored batches whose records are still in clear; drops the legacy table once it is empty."""
+        if not self._has_legacy():
+            return []
+        self._pg.execute(
+            "SELECT DISTINCT l.batch_id FROM legacy_plain_records l JOIN batches b USING (batch_id) "
+            "WHERE b.state = 'stored' ORDER BY l.batch_id"
+        )
+        ids = [str(r[0]) for r in self._pg.fetchall()]
+        if not ids:
+            self._pg.execute("DROP TABLE legacy_plain_records")  # its files go with it
+        return ids
+
+    def take_legacy_records(self, batch_id: str) -> list[dict[str, Any]]:
+        self._pg.execute(
+            "DELETE FROM legacy_plain_records WHERE batch_id = %s RETURNING body, start_ts, category", (batch_id,)
+        )
+        rows = sorted(self._pg.fetchall(), key=lambda r: (r[1], r[2]))
+        return [dict(r[0]) for r in rows]
 
 
-def _as_is(json_bytes: Any) -> bytes:
-    return bytes(json_bytes)
-
-
-def copy_rows(cursor: psycopg.Cursor[Any], rows: Sequence[tuple[str, str, str, int, int, bytes]]) -> None:
-    """Binary COPY of prepared record rows (body as JSON text); the benchmark's baseline uses it too."""
+def copy_rows(cursor: psycopg.Cursor[Any], rows: Sequence[tuple[str, int, str, bytes]]) -> None:
+    """Binary COPY of prepared record rows (body already sealed); the benchmark's baseline uses it too."""
     with cursor.copy(f"COPY records ({', '.join(RECORD_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(list(RECORD_TYPES))
-        for batch_id, subject_digest, category, start, end, body in rows:
-            # Jsonb with an identity dumps: the body is already JSON text, so it is not encoded twice.
-            copy.write_row((batch_id, subject_digest, category, start, end, Jsonb(body, dumps=_as_is)))
+        for row in rows:
+            copy.write_row(row)
 
 
-def record_rows(
-    batch_id: str, subject_digest: str, records: Sequence[dict[str, Any]]
-) -> list[tuple[str, str, str, int, int, bytes]]:
-    # pydantic-core's encoder (already a dependency) is ~4x faster per record than the json module's.
-    return [(batch_id, subject_digest, r["category"], r["start"], r["end"], to_json(r)) for r in records]
-
-
-def copy_records(
-    cursor: psycopg.Cursor[Any], batch_id: str, subject_digest: str, records: Sequence[dict[str, Any]]
-) -> None:
-    copy_rows(cursor, record_rows(batch_id, subject_digest, records))
+def record_rows(batch_id: str, records: Sequence[SealedRecord]) -> list[tuple[str, int, str, bytes]]:
+    return [(batch_id, r.record_index, r.category, r.sealed) for r in records]
 
 
 class PostgresBackend:

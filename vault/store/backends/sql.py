@@ -54,6 +54,13 @@ CREATE TABLE export_subjects (export_id TEXT NOT NULL REFERENCES exports (export
 CREATE INDEX export_subjects_subject ON export_subjects (subject_digest)
 """,
     ),
+    Migration(
+        "0002_subject_keys",
+        # One data key per subject, wrapped by the store's records KEK; erasure deletes the row.
+        """
+CREATE TABLE subject_keys (subject_digest TEXT PRIMARY KEY, wrapped {blob} NOT NULL, created BIGINT NOT NULL)
+""",
+    ),
 )
 
 _BATCH_COLUMNS = (
@@ -84,6 +91,7 @@ _TABLES = {
     "exports",
     "export_subjects",
     "records",
+    "subject_keys",
 }
 
 
@@ -254,6 +262,26 @@ class SqlTx:
             "ON CONFLICT DO NOTHING",
             (device_kid, seq, head_hash, created, received),
         )
+
+    def checkpoint_hash(self, device_kid: str, seq: int) -> str | None:
+        row = self._q("SELECT head_hash FROM checkpoints WHERE device_kid = ? AND seq = ?", (device_kid, seq)).fetchone()
+        return None if row is None else str(row[0])
+
+    # subject data keys (vault.store.record_keys) -----------------------------------------------------------
+    def get_subject_key(self, subject_digest: str) -> bytes | None:
+        row = self._q("SELECT wrapped FROM subject_keys WHERE subject_digest = ?", (subject_digest,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def insert_subject_key(self, subject_digest: str, wrapped: bytes, created: int) -> bool:
+        cur = self._q(
+            "INSERT INTO subject_keys (subject_digest, wrapped, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            (subject_digest, wrapped, created),
+        )
+        return cur.rowcount == 1
+
+    def delete_subject_key(self, subject_digest: str) -> bool:
+        cur = self._q("DELETE FROM subject_keys WHERE subject_digest = ?", (subject_digest,))
+        return cur.rowcount == 1
 
     # audit log -----------------------------------------------------------------------------------------------
     def log_size(self) -> int:

@@ -1,0 +1,60 @@
+"""``consentry page``: open the running agent's local page (consent, my data, batches, ledger) in a browser."""
+
+from __future__ import annotations
+
+import click
+
+from agent.cli import common
+
+PAGES = {
+    "consent": "/",
+    "mydata": "/mydata",
+    "batches": "/batches",
+    "ledger": "/ledger",
+    **{c: f"/consent/{c}" for c in ("keyboard", "mouse", "apps", "files")},
+}
+OPENER = "open-page.html"
+
+
+@click.command()
+@click.argument("where", type=click.Choice(list(PAGES)), default="consent")
+@click.option(
+    "--print-url",
+    is_flag=True,
+    help="Print the page's address with its session key instead of opening a browser (keep it to yourself).",
+)
+def page(where: str, print_url: bool) -> None:
+    """Open your local page: consent (with each notice), my data, batches or the ledger.
+
+    WHERE is a page (consent, mydata, batches, ledger) or a category, to read its notice and grant or
+    revoke. The page is served by your running agent on 127.0.0.1 only and opens with a session key
+    that only you can read.
+    """
+    from agent.page_link import page_link
+
+    lay = common.layout()
+    url = page_link(lay.page_link, PAGES[where])
+    if url is None:
+        raise click.ClickException(
+            "the agent is not running, so its page is not either. Start it with: consentry agent run"
+        )
+    if print_url:
+        click.echo(url)
+        return
+    import webbrowser
+
+    # Open a 0600 file that forwards to the page, as Jupyter does: the session key then never
+    # appears on a browser's command line, where other users of this computer could read it.
+    from agent.atomic import write_atomic
+    from agent.web.html import esc
+
+    opener = lay.runtime_dir / OPENER
+    write_atomic(
+        opener,
+        f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={esc(url)}">'
+        f"<title>Consentry</title><p>Opening your Consentry page…</p>".encode(),
+        mode=0o600,
+    )
+    if not webbrowser.open(opener.as_uri()):
+        raise click.ClickException("no web browser could be started here. Run: consentry page --print-url")
+    click.echo(f"Opened your Consentry page ({where}) in your browser.")

@@ -1,0 +1,32 @@
+"""Read the tray's state: the same report as ``consentry status`` (vault, status, control socket)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+import click
+
+from agent.cli import common
+from agent.page_link import page_link
+from agent.tray.model import TrayState
+from vault.errors import VaultError
+
+log = logging.getLogger(__name__)
+
+
+def read_state() -> TrayState:
+    """The current state; a vault that cannot be read shows as a problem, never as an exception."""
+    from agent.cli.status_cmd import collect_status
+
+    page = page_link(common.layout().page_link) is not None
+    try:
+        report = collect_status()
+    except VaultError as exc:
+        report = {"policy": {"state": "ok"}, "error": f"the vault cannot be read ({exc}); run: consentry doctor"}
+    except click.ClickException as exc:
+        report = {"policy": {"state": "ok"}, "error": exc.message}
+    except (sqlite3.Error, OSError) as exc:
+        log.warning("tray could not read the status: %s", type(exc).__name__)
+        report = {"policy": {"state": "ok"}, "error": f"the vault is busy or unreadable ({type(exc).__name__})"}
+    return TrayState.from_report(report, page_available=page)

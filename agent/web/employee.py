@@ -1,0 +1,507 @@
+"""The employee's local page: consent per category with the full notice, pause, my data, batches, ledger.
+
+Every action calls the same library functions as the CLI (``vault.consent_ops``, ``vault.batches``)
+and then tells the agent, as ``consentry consent ...`` does; a grant needs the full notice on screen
+and an explicit confirmation, and records the SHA-256 of exactly the text that was shown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+
+from agent.web.html import esc, flash, layout, post_form, state_badge, table
+from agent.web.mydata_view import mydata_body
+from agent.web.server import Request, Response
+from vault import batches as batch_ops
+from vault import consent_ops
+from vault.categories import ALL_CATEGORIES, Category
+from vault.errors import ConsentError, PolicyError, VaultError
+from vault.paths import Layout
+from vault.policy import MachinePolicy, load_policy
+from vault.timeutil import utc_now
+from vault.vault import Vault
+
+TITLE = "Consentry: your consent and your data"
+NAV = (("/", "Consent"), ("/mydata", "My data"), ("/batches", "Batches"), ("/ledger", "Ledger"))
+_BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
+PAUSES = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1)}
+# Fixed messages after an action, chosen by code: a link can never make this page say anything else.
+DONE = {
+    "granted": "Consent granted for {c}. Capture of {c} starts now.",
+    "already": "{c} was already granted under this notice; nothing changed.",
+    "revoked": "Consent for {c} withdrawn. The agent confirmed that capture of {c} stopped.",
+    "not-granted": "{c} was not granted; nothing to withdraw.",
+    "paused": "All capture is paused.",
+    "resumed": "Capture resumed (only the categories you granted).",
+    "not-paused": "Nothing was paused.",
+    "vetoed": "Batch vetoed: its data was destroyed and it will never leave this computer.",
+    "released": "Batch released early: it goes to the data stewards' review at the next sync.",
+    "unconfirmed": "Recorded in the ledger, but the agent did not confirm yet; it re-reads consent every second.",
+}
+DONE_BAD = {"unconfirmed"}
+
+Notify = Callable[[], bool]
+
+
+class EmployeePage:
+    """The routes of the employee's page; served by ``agent.web.server.PageServer`` inside the agent."""
+
+    title = TITLE
+
+    def __init__(
+        self,
+        home: Layout,
+        policy_path: Path,
+        notify: Notify,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        tz: tzinfo | None = None,
+    ) -> None:
+        self.home = home
+        self.policy_path = policy_path
+        self.notify = notify
+        self.clock = clock
+        self.tz = tz
+
+    # -- routing ----------------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        parts = [p for p in request.path.split("/") if p]
+        get = request.method == "GET"
+        try:
+            if get and not parts:
+                return self._overview(request)
+            if parts[:1] == ["consent"] and len(parts) >= 2:
+                category = _category(parts[1])
+                if category is None:
+                    return self._not_found(request)
+                if get and len(parts) == 2:
+                    return self._consent_page(request, category)
+                if not get and parts[2:] == ["grant"]:
+                    return self._grant(request, category)
+                if not get and parts[2:] == ["revoke"]:
+                    return self._revoke(request, category)
+            if not get and parts == ["pause"]:
+                return self._pause(request)
+            if not get and parts == ["resume"]:
+                return self._resume(request)
+            if get and parts == ["mydata"]:
+                return self._mydata(request)
+            if parts[:1] == ["batches"]:
+                if get and len(parts) == 1:
+                    return self._batches(request)
+                if len(parts) >= 2 and _BATCH_ID.match(parts[1]):
+                    if get and len(parts) == 2:
+                        return self._batch(request, parts[1])
+                    if not get and parts[2:] == ["veto"]:
+                        return self._veto(request, parts[1])
+                    if not get and parts[2:] == ["release"]:
+                        return self._release(request, parts[1])
+            if get and parts == ["ledger"]:
+                return self._ledger(request)
+        except (VaultError, PolicyError, OSError) as exc:
+            # Our errors are written for the employee; an OS error shows its kind only (no path).
+            message = (
+                str(exc) if not isinstance(exc, OSError) else f"the vault could not be used ({type(exc).__name__})"
+            )
+            return self._render(
+                request, "/", f"<section>{flash(message + '; nothing was changed.', bad=True)}</section>", 409
+            )
+        return self._not_found(request)
+
+    def _render(self, request: Request, here: str, body: str, status: int = 200) -> Response:
+        return Response.html(layout(TITLE, body, request.nonce, nav=NAV, here=here), status)
+
+    def _not_found(self, request: Request) -> Response:
+        return self._render(request, "", f"<section>{flash('There is no such page here.', bad=True)}</section>", 404)
+
+    # -- shared -----------------------------------------------------------------------------------
+
+    def _vault(self) -> Vault:
+        return Vault.open(self.home)
+
+    def _policy(self, *, strict: bool) -> MachinePolicy:
+        """The machine policy; for withdrawing or looking an invalid one means the defaults (as the CLI)."""
+        try:
+            return load_policy(self.policy_path)
+        except PolicyError:
+            if strict:
+                raise
+            return MachinePolicy()
+
+    def _done(self, request: Request) -> str:
+        code = request.query.get("done", "")
+        if code not in DONE:
+            return ""
+        who = _category(request.query.get("c", ""))
+        return flash(DONE[code].format(c=who.value if who else "it"), bad=code in DONE_BAD)
+
+    def _local_tz(self) -> tzinfo:
+        return self.tz or datetime.now().astimezone().tzinfo or UTC
+
+    def _local(self, when: datetime | None) -> str:
+        if when is None:
+            return "-"
+        return when.astimezone(self._local_tz()).strftime("%Y-%m-%d %H:%M")
+
+    def _agent_status(self) -> dict[str, object] | None:
+        try:
+            data = json.loads(self.home.agent_status.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    # -- consent overview and pause ---------------------------------------------------------------
+
+    def _overview(self, request: Request) -> Response:
+        policy = self._policy(strict=False)
+        with self._vault() as vault:
+            snapshot = vault.consent(policy)
+            held = len(batch_ops.list_batches(vault, ("held",)))
+            report = vault.ledger.verify(vault.device_key.public_bytes)
+        ledger = (
+            f"{state_badge('ok')} Your consent ledger is intact: {report.entries} entries. "
+            if report.ok
+            else f"{state_badge('broken')} Your consent ledger is broken at entry {report.first_broken_seq}. "
+        ) + '<a href="/ledger">See every entry</a>.'
+        status = self._agent_status() or {}
+        capture = status.get("categories") if isinstance(status.get("categories"), dict) else {}
+        rows = []
+        for category in ALL_CATEGORIES:
+            state = snapshot.categories[category]
+            now_state = (capture or {}).get(category.value, {}) if isinstance(capture, dict) else {}
+            capturing = now_state.get("state", "unknown") if isinstance(now_state, dict) else "unknown"
+            if status.get("agent_state") != "running":
+                capturing = "agent not running"
+            action = ""
+            if _in_force(state.state):  # suspended and forbidden grants can be withdrawn too
+                action = post_form(
+                    f"/consent/{category.value}/revoke", request.csrf, f"Revoke {category.value}", css="danger"
+                )
+            if state.state != "granted" and policy.allows(category):
+                action += f'<a href="/consent/{category.value}">Read the notice and decide</a>'
+            elif not action:
+                action = '<span class="muted">not offered by your company\'s policy</span>'
+            rows.append(
+                (
+                    f'<a href="/consent/{category.value}">{esc(category.value)}</a>',
+                    state_badge(state.state)
+                    + (f'<br><span class="muted">{esc(state.reason)}</span>' if state.reason else ""),
+                    esc(self._local(state.since)),
+                    state_badge(str(capturing)),
+                    action,
+                )
+            )
+        paused = snapshot.paused_until
+        now = self.clock()
+        if snapshot.is_paused(now):
+            until = "until you resume" if paused and paused.year >= 9999 else f"until {self._local(paused)}"
+            pause_html = f"<p>{state_badge('paused')} All capture is paused {esc(until)}.</p>" + post_form(
+                "/resume", request.csrf, "Resume capture", css="primary"
+            )
+        else:
+            pause_html = (
+                "<p>Pause all capture for a while (nothing is captured from any category while paused):</p>"
+                + "".join(
+                    post_form("/pause", request.csrf, label, fields={"for": code})
+                    for code, label in (
+                        ("15m", "Pause 15 min"),
+                        ("1h", "Pause 1 hour"),
+                        ("tomorrow", "Until tomorrow"),
+                        ("resume", "Until I resume"),
+                    )
+                )
+            )
+        body = (
+            self._done(request)
+            + "<section><h2>Consent, per category</h2>"
+            + "<p>Nothing is captured for a category until you grant it. Withdrawing is one click and stops capture at once.</p>"
+            + table(("Category", "Your consent", "Since", "Capture now", ""), rows, raw=True)
+            + "</section>"
+            + f"<section><h2>Pause</h2>{pause_html}</section>"
+            + f"<section><h2>Ledger</h2><p>{ledger}</p></section>"
+            + f'<section><h2>Batches waiting for you</h2><p><a href="/batches">{held} batch(es) in hold</a>: '
+            + "preview what would leave this computer, veto or release it.</p></section>"
+        )
+        return self._render(request, "/", body)
+
+    def _consent_page(self, request: Request, category: Category) -> Response:
+        try:
+            policy = self._policy(strict=True)
+            policy_problem = None
+        except PolicyError as exc:
+            policy, policy_problem = MachinePolicy(), str(exc)
+        notice, text = consent_ops.notice_shown(category, policy)
+        with self._vault() as vault:
+            state = vault.consent(policy).categories[category]
+        parts = [self._done(request), f"<section><h2>{esc(category.value)}: {state_badge(state.state)}</h2>"]
+        if state.reason:
+            parts.append(f"<p>{esc(state.reason)}</p>")
+        parts.append(f'<pre class="notice" id="notice">{esc(text)}</pre>')
+        if _in_force(state.state):
+            parts.append(
+                "<p>You granted this on "
+                + esc(self._local(state.since))
+                + ". Withdrawing stops capture at once:</p>"
+                + post_form(f"/consent/{category.value}/revoke", request.csrf, f"Revoke {category.value}", css="danger")
+            )
+        if state.state == "granted":
+            pass
+        elif policy_problem is not None:
+            parts.append(flash(f"{policy_problem}. Granting is not possible until IT fixes the policy.", bad=True))
+        elif not policy.allows(category):
+            parts.append(flash("Your company's policy does not offer this category on this computer.", bad=True))
+        else:
+            folders = ""
+            if category is Category.FILES:
+                folders = (
+                    '<label for="folders">Folders whose file activity may be counted (one per line; names are never stored):</label>'
+                    '<textarea id="folders" name="folders" rows="3" required></textarea>'
+                )
+            parts.append(
+                f'<form method="post" action="/consent/{category.value}/grant" id="grant-form">'
+                f'<input type="hidden" name="csrf" value="{esc(request.csrf)}">'
+                f'<input type="hidden" name="notice_sha256" value="{esc(consent_ops.notice_sha256(text))}">'
+                f"{folders}"
+                f'<label class="confirm"><input type="checkbox" name="confirm" value="yes" id="confirm" required> '
+                f"I have read this notice (version {notice.version}) and I agree to the capture of "
+                f"{esc(category.value)} activity as it describes.</label>"
+                f'<button type="submit" class="primary" id="grant">Grant consent for {esc(category.value)}</button>'
+                "</form>"
+            )
+        parts.append("</section>")
+        return self._render(request, "/", "".join(parts))
+
+    def _grant(self, request: Request, category: Category) -> Response:
+        policy = self._policy(strict=True)
+        _, text = consent_ops.notice_shown(category, policy)
+        if request.field("confirm") != "yes":
+            return self._refused(request, "Nothing was granted: tick the box to confirm you agree, then grant.")
+        if request.field("notice_sha256") != consent_ops.notice_sha256(text):
+            return self._refused(request, "Nothing was granted: the notice changed since you opened it. Read it again.")
+        folders: list[Path] = []
+        if category is Category.FILES:
+            folders = [
+                Path(line.strip()).expanduser()
+                for line in (request.field("folders") or "").splitlines()
+                if line.strip()
+            ]
+            if not folders:
+                return self._refused(request, "Nothing was granted: 'files' needs at least one folder to watch.")
+            missing = [f for f in folders if not f.is_dir()]
+            if missing:
+                return self._refused(request, f"Nothing was granted: {missing[0]} is not a folder on this computer.")
+        with self._vault() as vault:
+            if folders:
+                from agent.watched_folders import write_watched_folders
+
+                # The receipt records the scope of exactly the list written (issue 7 item 5).
+                folders = list(write_watched_folders(vault.layout, folders).folders)
+            try:
+                _, created = consent_ops.grant(
+                    vault, policy, category, method="page", confirmation="page-checkbox", now=self.clock(),
+                    folders=folders or None,
+                )  # fmt: skip
+            except ConsentError as exc:
+                return self._refused(request, f"Nothing was granted: {exc}.")
+        self.notify()
+        return Response.redirect(
+            f"/consent/{category.value}", done="granted" if created else "already", c=category.value
+        )
+
+    def _revoke(self, request: Request, category: Category) -> Response:
+        policy = self._policy(strict=False)
+        with self._vault() as vault:
+            withdrawn = consent_ops.revoke(vault, policy, [category], method="page", now=self.clock())
+        if not withdrawn:
+            return Response.redirect(f"/consent/{category.value}", done="not-granted", c=category.value)
+        confirmed = self.notify()
+        return Response.redirect(
+            f"/consent/{category.value}", done="revoked" if confirmed else "unconfirmed", c=category.value
+        )
+
+    def _pause(self, request: Request) -> Response:
+        choice = request.field("for") or ""
+        now = self.clock()
+        if choice in PAUSES:
+            until: datetime | None = now + PAUSES[choice]
+        elif choice == "tomorrow":
+            local = now.astimezone(self._local_tz())
+            until = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), local.tzinfo).astimezone(
+                UTC
+            )
+        elif choice == "resume":
+            until = None
+        else:
+            return self._refused(request, "Unknown pause length; nothing was changed.")
+        with self._vault() as vault:
+            consent_ops.pause(vault, until=until, method="page", now=now)
+        return Response.redirect("/", done="paused" if self.notify() else "unconfirmed")
+
+    def _resume(self, request: Request) -> Response:
+        with self._vault() as vault:
+            resumed = consent_ops.resume(vault, self._policy(strict=False), reason="employee", now=self.clock())
+        self.notify()
+        return Response.redirect("/", done="resumed" if resumed else "not-paused")
+
+    def _refused(self, request: Request, message: str) -> Response:
+        return self._render(request, "/", f"<section>{flash(message, bad=True)}</section>", 400)
+
+    # -- my data ----------------------------------------------------------------------------------
+
+    def _mydata(self, request: Request) -> Response:
+        tz = self._local_tz()
+        with self._vault() as vault:
+            body = mydata_body(vault, request.query.get("day"), tz, self.clock().astimezone(tz).date())
+        return self._render(request, "/mydata", body)
+
+    # -- batches ----------------------------------------------------------------------------------
+
+    def _batches(self, request: Request) -> Response:
+        with self._vault() as vault:
+            infos = batch_ops.list_batches(vault)
+        rows = []
+        for info in reversed(infos):
+            actions = (
+                f'<a href="/batches/{info.batch_id}">Preview</a> ' if info.state in batch_ops.PENDING_STATES else ""
+            )
+            actions += self._batch_actions(request, info)
+            rows.append(
+                (
+                    f'<span class="mono">{esc(info.batch_id)}</span>',
+                    state_badge(info.state),
+                    esc(_period(info.period_start, info.period_end, self._local_tz())),
+                    esc(", ".join(f"{k} {v}" for k, v in info.record_counts.items())),
+                    esc(info.hold_until if info.state == "held" else "-"),
+                    actions,
+                )
+            )
+        body = (
+            self._done(request)
+            + "<section><h2>Batches</h2><p>A batch is held for the policy's hold period. During it you can see exactly "
+            "what would leave this computer, veto it (its data is destroyed) or release it early. After the hold, "
+            "data stewards review its manifest; only approved batches are sent.</p>"
+            + (
+                table(("Batch", "State", "Period", "Records", "Held until (UTC)", ""), rows, raw=True)
+                if rows
+                else "<p>No batches yet.</p>"
+            )
+            + "</section>"
+        )
+        return self._render(request, "/batches", body)
+
+    def _batch_actions(self, request: Request, info: batch_ops.BatchInfo, *, explain: bool = False) -> str:
+        out = ""
+        if explain and info.state in ("held", "released"):
+            out += (
+                '<p class="muted">Veto: this batch never leaves and its data is destroyed. Release now: it goes '
+                "to the data stewards' review at the next sync instead of at the end of the hold.</p>"
+            )
+        if info.state in ("held", "released"):
+            out += post_form(f"/batches/{info.batch_id}/veto", request.csrf, "Veto", css="danger")
+        if info.state == "held":
+            out += post_form(f"/batches/{info.batch_id}/release", request.csrf, "Release now")
+        return out
+
+    def _batch(self, request: Request, batch_id: str) -> Response:
+        from vault.release import decode_payload
+
+        with self._vault() as vault:
+            info = batch_ops.get(vault, batch_id)
+            records = (
+                list(decode_payload(batch_ops.payload(vault, batch_id)).records)
+                if info.state in batch_ops.PENDING_STATES
+                else []
+            )
+        checks = [
+            (state_badge("pass" if c.get("passed") else "fail"), esc(c.get("name", "")), esc(c.get("detail", "")))
+            for c in info.privacy_checks
+        ]
+        tz = self._local_tz()
+        rows = [
+            (
+                datetime.fromtimestamp(int(r["start"]), tz).strftime("%Y-%m-%d %H:%M"),
+                r["category"],
+                json.dumps({k: v for k, v in r.items() if k not in ("start", "end", "category")}, sort_keys=True),
+            )
+            for r in records
+        ]
+        body = (
+            f'<section><h2>Batch <span class="mono">{esc(batch_id)}</span> {state_badge(info.state)}</h2>'
+            f"<p>{sum(info.record_counts.values())} record(s), {esc(_period(info.period_start, info.period_end, tz))}. "
+            f'Payload SHA-256 <span class="mono">{esc(info.payload_sha256)}</span>.</p>'
+            + self._batch_actions(request, info, explain=True)
+            + "</section><section><h2>Privacy checks</h2>"
+            + table(("", "Check", "Detail"), checks, raw=True)
+            + "</section><section><h2>Exactly what would leave this computer</h2>"
+            + (
+                table(("Window start", "Category", "Values"), rows)
+                if rows
+                else "<p>This batch holds no data any more.</p>"
+            )
+            + "</section>"
+        )
+        return self._render(request, "/batches", body)
+
+    def _veto(self, request: Request, batch_id: str) -> Response:
+        with self._vault() as vault:
+            batch_ops.veto(vault, batch_id, self.clock())
+        return Response.redirect("/batches", done="vetoed")
+
+    def _release(self, request: Request, batch_id: str) -> Response:
+        with self._vault() as vault:
+            batch_ops.release(vault, batch_id, self.clock())
+        return Response.redirect("/batches", done="released")
+
+    # -- ledger -----------------------------------------------------------------------------------
+
+    def _ledger(self, request: Request) -> Response:
+        with self._vault() as vault:
+            report = vault.ledger.verify(vault.device_key.public_bytes)
+            entries = list(vault.ledger.entries())
+        if report.ok:
+            verdict = f"{state_badge('ok')} Intact: {report.entries} entries, every hash link and signed checkpoint checks out."
+        else:
+            verdict = (
+                f"{state_badge('broken')} Broken at entry {report.first_broken_seq}: {esc(report.reason)}. "
+                "The vault was changed outside Consentry; keep a copy and tell your IT security contact."
+            )
+        rows = [
+            (
+                entry.seq,
+                entry.at,
+                entry.kind,
+                entry.body.get("category")
+                or ", ".join(entry.body.get("categories", []) or [])
+                or entry.body.get("batch_id", ""),
+            )
+            for entry in reversed(entries[-100:])
+        ]
+        body = (
+            f'<section><h2>Consent ledger</h2><p id="ledger-verdict">{verdict}</p>'
+            f'<p class="muted">Head: <span class="mono">{esc(report.head_hash)}</span></p></section>'
+            "<section><h2>Latest entries</h2>"
+            + table(("#", "When (UTC)", "What", "About"), rows, numeric=(0,))
+            + "</section>"
+        )
+        return self._render(request, "/ledger", body)
+
+
+def _in_force(state: str) -> bool:
+    return state in ("granted", "suspended", "forbidden")
+
+
+def _category(name: str) -> Category | None:
+    try:
+        return Category(name)
+    except ValueError:
+        return None
+
+
+def _period(start: int, end: int, tz: tzinfo) -> str:
+    fmt = "%Y-%m-%d %H:%M"
+    return f"{datetime.fromtimestamp(start, tz).strftime(fmt)} – {datetime.fromtimestamp(end, tz).strftime(fmt)}"

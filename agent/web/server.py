@@ -1,0 +1,222 @@
+"""A small loopback HTTP server for the local pages (standard library only), guarded by SessionGuard.
+
+The server does the checks every page needs (Host, token and session cookie, Origin and CSRF on
+POST, body size, headers) and hands a parsed ``Request`` to a ``PageApp``; pages never see a request
+that failed them. It binds 127.0.0.1 only. Nothing it logs contains the token or a query string.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from agent.web.html import error_page, moving_page
+from agent.web.security import CSRF_FIELD, SessionGuard, security_headers
+
+log = logging.getLogger("consentry.page")
+
+LOOPBACK = "127.0.0.1"
+MAX_BODY = 64 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
+_SAFE_PATH = re.compile(r"^/(?:[A-Za-z0-9_-]+/?)*$")
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    form: dict[str, list[str]] = field(default_factory=dict)
+    csrf: str = ""  # for the page to put in its forms
+    nonce: str = ""  # for the page's inline <style>/<script>
+
+    def field(self, name: str) -> str | None:
+        values = self.form.get(name)
+        return values[0] if values else None
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/html; charset=utf-8"
+    location: str | None = None
+
+    @classmethod
+    def html(cls, text: str, status: int = 200) -> Response:
+        return cls(status=status, body=text.encode("utf-8"))
+
+    @classmethod
+    def redirect(cls, path: str, **params: str) -> Response:
+        """303 See Other after a POST, so a reload never repeats the action."""
+        target = path + ("?" + urlencode(params) if params else "")
+        return cls(status=303, location=target)
+
+
+class PageApp(Protocol):
+    title: str
+
+    def handle(self, request: Request) -> Response: ...
+
+
+class PageServer:
+    """One page app on ``http://127.0.0.1:PORT/``; ``start()`` serves in a thread until ``stop()``."""
+
+    def __init__(self, app: PageApp, *, port: int = 0, token: str | None = None) -> None:
+        self.app = app
+        self._httpd = _Server((LOOPBACK, port), _Handler)
+        self._httpd.page = self
+        self.port = int(self._httpd.server_address[1])
+        self.guard = SessionGuard(self.port, token)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}/"
+
+    @property
+    def token(self) -> str:
+        return self.guard.token
+
+    def start(self) -> PageServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="consentry-page", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5.0)
+        self._httpd.server_close()
+
+    def __enter__(self) -> PageServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = False
+    page: PageServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "consentry-page"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        # The default logs the request line, which may carry ?token=; log nothing from the request.
+        return
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._refuse(HTTPStatus.METHOD_NOT_ALLOWED, "Only GET and POST are served here.")
+
+    def _dispatch(self, method: str) -> None:
+        page = self.server.page
+        guard = page.guard
+        if not guard.host_ok(self.headers.get("Host")):
+            # DNS rebinding: a page under another name that resolves to 127.0.0.1 gets nothing.
+            self._refuse(HTTPStatus.FORBIDDEN, "This page answers only to 127.0.0.1 and localhost.")
+            return
+        parts = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        token = query.pop("token", None)
+        if method == "GET" and token is not None:
+            if not guard.token_ok(token):
+                self._refuse(HTTPStatus.FORBIDDEN, "This link is not valid (any more). Open the page again.")
+                return
+            # Accept the token once, keep it in the cookie, and drop it from the address bar. Not a 303:
+            # a browser treats a redirect at the end of a navigation that came from elsewhere (the
+            # tray, a file://) as cross-site and would withhold the SameSite=Strict cookie; a refresh
+            # from this page is same-site.
+            path = parts.path if _SAFE_PATH.match(parts.path) else "/"  # never "//host" or "/\\host"
+            target = path + ("?" + urlencode(query) if query else "")
+            nonce = secrets.token_urlsafe(16)
+            self._send(Response.html(moving_page(target)), nonce=nonce, cookie=guard.set_cookie_header())
+            return
+        if not guard.session_ok(self.headers.get("Cookie")):
+            self._refuse(
+                HTTPStatus.FORBIDDEN,
+                "Open this page from the Consentry tray icon, or with the command: consentry page",
+            )
+            return
+        nonce = secrets.token_urlsafe(16)
+        form: dict[str, list[str]] = {}
+        if method == "POST":
+            if not guard.same_origin(self.headers.get("Origin"), self.headers.get("Referer")):
+                self._refuse(HTTPStatus.FORBIDDEN, "Refused: the request did not come from this page.")
+                return
+            body = self._read_form()
+            if body is None:
+                return
+            form = body
+            values = form.get(CSRF_FIELD)
+            if not guard.csrf_ok(values[0] if values else None):
+                self._refuse(HTTPStatus.FORBIDDEN, "Refused: the form has expired. Reload the page and try again.")
+                return
+        request = Request(method, parts.path, query, form, csrf=guard.csrf_token, nonce=nonce)
+        try:
+            response = page.app.handle(request)
+        except Exception as exc:  # a bug must show a plain message, never a traceback
+            log.error("page error on %s: %s", parts.path.split("/")[1] or "/", type(exc).__name__)
+            response = Response.html(
+                error_page(page.app.title, "Something went wrong; nothing was changed. Try again.", nonce), 500
+            )
+        self._send(response, nonce=nonce)
+
+    def _read_form(self) -> dict[str, list[str]] | None:
+        if self.headers.get_content_type() != FORM_TYPE:
+            self._refuse(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Refused: not a form submission.")
+            return None
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self._refuse(HTTPStatus.LENGTH_REQUIRED, "Refused: the request has no length.")
+            return None
+        if length < 0 or length > MAX_BODY:
+            self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Refused: the form is too large.")
+            return None
+        raw = self.rfile.read(length)
+        try:
+            return parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=200)
+        except (UnicodeDecodeError, ValueError):
+            self._refuse(HTTPStatus.BAD_REQUEST, "Refused: the form could not be read.")
+            return None
+
+    def _refuse(self, status: HTTPStatus, message: str) -> None:
+        nonce = secrets.token_urlsafe(16)
+        # A refused request's body may be unread: end the connection, and say so, so no client reuses it.
+        self._send(Response.html(error_page("Consentry", message, nonce), status), nonce=nonce, close=True)
+
+    def _send(self, response: Response, *, nonce: str = "", cookie: str | None = None, close: bool = False) -> None:
+        self.send_response(response.status)
+        if close:
+            self.send_header("Connection", "close")  # also sets self.close_connection
+        for name, value in security_headers(nonce or secrets.token_urlsafe(16)).items():
+            self.send_header(name, value)
+        if response.location is not None:
+            self.send_header("Location", response.location)
+        if cookie is not None:
+            self.send_header("Set-Cookie", cookie)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)

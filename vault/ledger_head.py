@@ -1,0 +1,221 @@
+"""The signed ledger head, kept outside the vault database so a truncated or restored ledger shows.
+
+The database can be edited by anyone who can write the file (drop the triggers, delete the last
+``revoke``), and an old copy of the whole file can be put back. Neither can move this file forward
+or forge its signature. ``<home>/keys/ledger-head`` (0600, in the 0700 key folder beside the KEK),
+JSON, version 1::
+
+    {"v": 1, "vault_id", "seq", "head_hash", "prev_seq", "prev_hash", "device_kid", "at", "signature"}
+    signature = Ed25519(device key, b"consentry-ledger-head-v1\\x00" || canonical_json(every other field))
+
+It is replaced atomically (temporary file, fsync, rename, fsync of the folder) inside every write
+transaction that appends to the ledger, *before* COMMIT, naming the new head with the old one as
+``prev``: a crash before COMMIT leaves the database at ``prev``, which is accepted. Right after COMMIT
+it is rewritten without ``prev`` under a fresh write lock, so from then on deleting the new entries is
+caught. The database matches when it holds the entry the head (or ``prev``) names with that hash, and
+every entry after it can only narrow collection (``NARROWING_KINDS``: a withdrawal recorded while the
+vault key, and so the device key, was unavailable). Anything else fails closed: see ``HeadState``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from vault.canonical import canonical_json
+from vault.ledger import NARROWING_KINDS, Ledger
+from vault.modelconfig import BOUNDARY
+from vault.signing import SigningKey, is_valid_signature
+
+HEAD_VERSION = 1
+HEAD_FILE_NAME = "ledger-head"
+_HEAD_DOMAIN = b"consentry-ledger-head-v1\x00"
+Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+HeadStatus = Literal["ok", "unanchored", "missing", "rolled-back", "diverged", "unsigned-tail", "invalid"]
+
+FIX = (
+    "Capture is stopped. Run: consentry ledger verify (it explains); to go on, "
+    "consentry ledger accept-rollback records the rollback, withdraws every grant and erases what was "
+    "collected here, after which you can grant again."
+)
+
+
+class SignedHead(BaseModel):
+    """The head file's content."""
+
+    model_config = BOUNDARY
+
+    v: Literal[1] = 1
+    vault_id: str = Field(min_length=1, max_length=64)
+    seq: int = Field(ge=0)
+    head_hash: Hex64
+    prev_seq: int | None = Field(default=None, ge=0)
+    prev_hash: Hex64 | None = None
+    device_kid: str = Field(min_length=1, max_length=64)
+    at: str
+    signature: str = Field(pattern=r"^[0-9a-f]{128}$")
+
+    def signed_bytes(self) -> bytes:
+        return _HEAD_DOMAIN + canonical_json(self.model_dump(mode="json", exclude={"signature"}))
+
+    def anchors(self) -> list[tuple[int, str]]:
+        """The database states this head accepts: its own, and the one before an unfinished commit."""
+        extra = [(self.prev_seq, self.prev_hash)] if self.prev_seq is not None and self.prev_hash else []
+        return [(self.seq, self.head_hash), *extra]
+
+
+class UnreadableHead:
+    """A head file that exists but cannot be parsed: treated as altered."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class HeadState:
+    """How the database's ledger stands against the signed head."""
+
+    status: HeadStatus
+    message: str | None = None
+    db_seq: int = 0
+    head_seq: int | None = None
+    head_at: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "unanchored")
+
+    def explain(self) -> str:
+        if self.ok:
+            return "the consent ledger matches its signed head"
+        return f"consent ledger rolled back: {self.message}. {FIX}"
+
+
+def head_path(key_dir: Path) -> Path:
+    return key_dir / HEAD_FILE_NAME
+
+
+def read_head(path: Path) -> SignedHead | UnreadableHead | None:
+    """The head file (None when there is none); a damaged one is returned as UnreadableHead."""
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return UnreadableHead(f"it cannot be read ({type(exc).__name__})")
+    try:
+        return SignedHead.model_validate(json.loads(text))
+    except (ValueError, ValidationError):
+        return UnreadableHead("it is not a valid signed head")
+
+
+def sign_head(
+    key: SigningKey, vault_id: str, head: tuple[int, str], prev: tuple[int, str] | None, at: str
+) -> SignedHead:
+    unsigned = SignedHead(
+        vault_id=vault_id,
+        seq=head[0],
+        head_hash=head[1],
+        prev_seq=None if prev is None else prev[0],
+        prev_hash=None if prev is None else prev[1],
+        device_kid=key.kid,
+        at=at,
+        signature="0" * 128,
+    )
+    return unsigned.model_copy(update={"signature": key.sign(unsigned.signed_bytes()).hex()})
+
+
+def write_head(path: Path, head: SignedHead) -> None:
+    """Replace the head file atomically and durably: a reader sees the old head or the new one."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data = canonical_json(head.model_dump(mode="json")) + b"\n"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX; Windows has no directory handles to fsync)."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def check_head(
+    ledger: Ledger,
+    head: SignedHead | UnreadableHead | None,
+    *,
+    vault_id: str,
+    required: bool,
+    public_key: bytes | None,
+    db_head: tuple[int, str] | None = None,
+) -> HeadState:
+    """Compare the ledger (up to ``db_head``, default its last entry) with the signed head.
+
+    ``required``: this vault has written a head before, so a missing one means it was removed.
+    ``public_key``: the device key; without it (vault key unavailable) the signature is not checked,
+    but then nothing can be captured anyway.
+    """
+    db_seq, _ = ledger.head() if db_head is None else db_head
+    if isinstance(head, UnreadableHead):
+        return HeadState("invalid", f"the signed ledger head file was altered: {head.reason}", db_seq)
+    if head is None:
+        if db_seq == 0 or not required:
+            return HeadState("unanchored", None, db_seq)
+        return HeadState(
+            "missing",
+            f"the signed ledger head file is missing although the ledger has {db_seq} entries "
+            "(it was deleted, or this vault file was copied here without it)",
+            db_seq,
+        )
+
+    def seen(status: HeadStatus, message: str | None) -> HeadState:
+        return HeadState(status, message, db_seq=db_seq, head_seq=head.seq, head_at=head.at)
+
+    if head.vault_id != vault_id:
+        return seen("invalid", "the signed ledger head belongs to another vault (was the vault file replaced?)")
+    if public_key is not None and not is_valid_signature(
+        public_key, head.signed_bytes(), bytes.fromhex(head.signature)
+    ):
+        return seen("invalid", "the signature of the signed ledger head does not verify")
+    for seq, digest in head.anchors():
+        if seq > db_seq or ledger.hash_at(seq) != digest:
+            continue
+        unsigned = [k for k in ledger.kinds_after(seq, upto=db_seq) if k not in NARROWING_KINDS]
+        if unsigned:
+            return seen(
+                "unsigned-tail",
+                f"the consent ledger has entries after entry {seq} that this device never signed "
+                f"({', '.join(sorted(set(unsigned)))}); they were added outside Consentry",
+            )
+        return seen("ok", None)
+    if db_seq < head.seq:
+        return seen(
+            "rolled-back",
+            f"it ends at entry {db_seq}, but its signed head "
+            f"(written {head.at}) names entry {head.seq}; entries were deleted or an old copy of the vault "
+            "was restored",
+        )
+    return seen(
+        "diverged",
+        f"the consent ledger was rewritten: entry {head.seq} is not the one its signed head (written {head.at}) names",
+    )
