@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agent.atomic import write_atomic
+from vault.atomic import write_atomic
 from vault.paths import Layout
 
 FILE_NAME = "excluded_apps.json"

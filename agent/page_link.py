@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from urllib.parse import quote
 
-from agent.atomic import write_atomic
+from vault.atomic import write_atomic
 
 PAGE_LINK_VERSION = 1
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.atomic import write_atomic
+from vault.atomic import write_atomic
 from vault.categories import Category
 
 STATUS_VERSION: Literal[1] = 1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agent.atomic import write_atomic
+from vault.atomic import write_atomic
 from vault.paths import Layout
 
 FILE_NAME = "watched_folders.json"

@@ -20,13 +20,13 @@ vault key, and so the device key, was unavailable). Anything else fails closed: 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from vault.atomic import write_atomic
 from vault.canonical import canonical_json
 from vault.ledger import NARROWING_KINDS, Ledger
 from vault.modelconfig import BOUNDARY
@@ -133,31 +133,7 @@ def sign_head(
 
 def write_head(path: Path, head: SignedHead) -> None:
     """Replace the head file atomically and durably: a reader sees the old head or the new one."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    data = canonical_json(head.model_dump(mode="json")) + b"\n"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX; Windows has no directory handles to fsync)."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomic(path, canonical_json(head.model_dump(mode="json")) + b"\n", durable=True)
 
 
 def check_head(

@@ -83,7 +83,7 @@ def mydata(category: Category | None, export_to: Path | None, as_json: bool) -> 
         from vault.subjects import periods
 
         # One pseudonym per policy period; the store cannot link them, only this vault can.
-        used = [
+        used: list[dict[str, Any]] = [
             {"subject": p.subject, "from": _when(p.period_start), "to": _when(p.period_end), "erased": p.retired}
             for p in periods(vault)
             if p.period_end > p.period_start

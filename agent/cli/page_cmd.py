@@ -41,20 +41,8 @@ def page(where: str, print_url: bool) -> None:
     if print_url:
         click.echo(url)
         return
-    import webbrowser
+    from agent.web.launch import open_in_browser
 
-    # Open a 0600 file that forwards to the page, as Jupyter does: the session key then never
-    # appears on a browser's command line, where other users of this computer could read it.
-    from agent.atomic import write_atomic
-    from agent.web.html import esc
-
-    opener = lay.runtime_dir / OPENER
-    write_atomic(
-        opener,
-        f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={esc(url)}">'
-        f"<title>Consentry</title><p>Opening your Consentry page…</p>".encode(),
-        mode=0o600,
-    )
-    if not webbrowser.open(opener.as_uri()):
+    if not open_in_browser(lay.runtime_dir / OPENER, url):
         raise click.ClickException("no web browser could be started here. Run: consentry page --print-url")
     click.echo(f"Opened your Consentry page ({where}) in your browser.")

@@ -101,19 +101,10 @@ def review(key_file: Path | None, store_url: str | None, log_key: str | None, po
 
 
 def _open(folder: Path, url: str, token: str) -> None:
-    """Open a 0600 file that forwards to the page, so the session key is never on a command line."""
-    import webbrowser
+    """Open the page through a 0600 forwarder file, so the session key is never on a command line."""
     from urllib.parse import quote
 
-    from agent.atomic import write_atomic
-    from agent.web.html import esc
+    from agent.web.launch import open_in_browser
 
-    opener = folder / "open-review.html"
-    target = f"{url}?token={quote(token, safe='')}"
-    write_atomic(
-        opener,
-        f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={esc(target)}">'.encode(),
-        mode=0o600,
-    )
-    if not webbrowser.open(opener.as_uri()):
+    if not open_in_browser(folder / "open-review.html", f"{url}?token={quote(token, safe='')}"):
         click.echo(f"No browser could be started here; open the address in {folder / LINK_FILE} yourself.")

@@ -37,3 +37,23 @@ def stop_employee_page(layout: Layout, server: PageServer | None) -> None:
     remove_page_link(layout.page_link)
     if server is not None:
         server.stop()
+
+
+def open_in_browser(opener: Path, url: str) -> bool:
+    """Open ``url`` through a 0600 file that forwards to it, as Jupyter does.
+
+    The session token then never appears on a browser's command line, where other users of this
+    computer could read it. False when no browser could be started.
+    """
+    import webbrowser
+
+    from agent.web.html import esc
+    from vault.atomic import write_atomic
+
+    write_atomic(
+        opener,
+        f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={esc(url)}">'
+        f"<title>Consentry</title><p>Opening your Consentry page…</p>".encode(),
+        mode=0o600,
+    )
+    return bool(webbrowser.open(opener.as_uri()))

@@ -264,7 +264,9 @@ class SqlTx:
         )
 
     def checkpoint_hash(self, device_kid: str, seq: int) -> str | None:
-        row = self._q("SELECT head_hash FROM checkpoints WHERE device_kid = ? AND seq = ?", (device_kid, seq)).fetchone()
+        row = self._q(
+            "SELECT head_hash FROM checkpoints WHERE device_kid = ? AND seq = ?", (device_kid, seq)
+        ).fetchone()
         return None if row is None else str(row[0])
 
     # subject data keys (vault.store.record_keys) -----------------------------------------------------------
