@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _switch_to_wal(conn)
         if mode.lower() != "wal":
             raise VaultCorrupted(f"{path}: cannot switch the vault to WAL mode (got {mode})")
         # FULL: a committed record survives power loss, not only a crash of the process.
@@ -117,6 +118,22 @@ def connect(path: Path) -> sqlite3.Connection:
             raise
         raise VaultCorrupted(f"{path} is not a readable Consentry vault ({exc})") from None
     return conn
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> str:
+    """``PRAGMA journal_mode = WAL``, retried while another process holds the new file's lock.
+
+    Two processes switching a brand-new file at once upgrade shared locks to exclusive; SQLite then
+    answers "locked" at once instead of calling the busy handler (to avoid a deadlock), so wait here.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def create_file(path: Path) -> None:

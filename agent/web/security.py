@@ -1,8 +1,9 @@
 """The local pages' guard, after Jupyter's: a per-session token, loopback Host/Origin checks, CSRF, headers.
 
 token      random per server start (``secrets.token_urlsafe``); accepted once in ``?token=``, then kept
-           in an HttpOnly, SameSite=Strict cookie named after the port, and the URL is redirected
-           without it, so it never stays in history or a Referer
+           in an HttpOnly, SameSite=Strict cookie named after the port, and answered with a page that
+           forwards to the URL without it (a 303 would lose the cookie when the navigation started in
+           the tray or a file://), so it never stays in history or a Referer
 Host       must be ``127.0.0.1:PORT`` or ``localhost:PORT``: a DNS-rebinding page has its own name
 Origin     every state change is a POST whose Origin (or, lacking it, Referer) is this server, and
            whose form carries the CSRF token. SameSite does not separate ports of one host (another
