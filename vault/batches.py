@@ -220,6 +220,13 @@ def payload(vault: Vault, batch_id: str) -> bytes:
     return open_blob(key, row[1], _payload_context(batch_id))
 
 
+def preview_records(vault: Vault, batch: BatchInfo) -> list[Any]:
+    """The records a pending batch would send, as sent, for the employee's preview; none once it left."""
+    if batch.state not in PENDING_STATES:
+        return []
+    return list(decode_payload(payload(vault, batch.batch_id)).records)
+
+
 def _move(
     vault: Vault, batch_id: str, leaving: tuple[str, ...], action: str, now: datetime, **fields: Any
 ) -> BatchInfo:

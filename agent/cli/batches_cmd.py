@@ -59,15 +59,9 @@ def list_cmd(as_json: bool) -> None:
 @common.json_option
 def show(batch_id: str, as_json: bool) -> None:
     """Show exactly what batch BATCH_ID would send, record by record, and its privacy checks."""
-    from vault.release import decode_payload
-
     with common.open_vault() as vault:
         info = batch_ops.get(vault, batch_id)
-        records = (
-            list(decode_payload(batch_ops.payload(vault, batch_id)).records)
-            if info.state in batch_ops.PENDING_STATES
-            else []
-        )
+        records = batch_ops.preview_records(vault, info)
     if as_json:
         common.emit_json({"batch": info.model_dump(), "records": records})
         return

@@ -408,15 +408,9 @@ class EmployeePage:
         return out
 
     def _batch(self, request: Request, batch_id: str) -> Response:
-        from vault.release import decode_payload
-
         with self._vault() as vault:
             info = batch_ops.get(vault, batch_id)
-            records = (
-                list(decode_payload(batch_ops.payload(vault, batch_id)).records)
-                if info.state in batch_ops.PENDING_STATES
-                else []
-            )
+            records = batch_ops.preview_records(vault, info)
         checks = [
             (state_badge("pass" if c.get("passed") else "fail"), esc(c.get("name", "")), esc(c.get("detail", "")))
             for c in info.privacy_checks
