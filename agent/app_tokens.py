@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import NamedTuple
 
-from vault.categories import AppCategory
+from protocol.categories import AppCategory
 from vault.policy import MachinePolicy
 
 ALLOW_LIST_RESOURCE = "app_categories.toml"

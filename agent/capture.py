@@ -14,8 +14,8 @@ from agent.clock import Clock
 from agent.events import DEFAULT_CAPACITY, EventBuffer
 from agent.pipeline import CategoryPipeline
 from agent.sources.base import SOURCE_FOR_CATEGORY, SourceKind
-from vault.categories import ALL_CATEGORIES, Category
-from vault.windows import AnyWindow
+from protocol.categories import ALL_CATEGORIES, Category
+from protocol.windows import AnyWindow
 
 _INPUT_CATEGORIES = (Category.KEYBOARD, Category.MOUSE, Category.FILES)
 

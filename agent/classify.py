@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vault.categories import KeyClass, MouseButton
+from protocol.categories import KeyClass, MouseButton
 
 # pynput's special keys, by Key enum member name (the same names on X11, macOS and Windows).
 _SPECIAL: dict[str, KeyClass] = {

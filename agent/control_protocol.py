@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from vault.modelconfig import BOUNDARY
+from protocol.modelconfig import BOUNDARY
 
 PROTOCOL_VERSION: Literal[1] = 1
 MAX_LINE = 64 * 1024

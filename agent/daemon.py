@@ -36,10 +36,10 @@ from agent.sources.base import SOURCE_FOR_CATEGORY
 from agent.sources.select import ReplayConfig
 from agent.status import AgentStatus, CaptureState, CategoryStatus, PolicyStatus, write_status
 from agent.watched_folders import watched_folders_path
+from protocol.categories import ALL_CATEGORIES, Category
+from protocol.errors import PolicyError, VaultError
 from vault import consent_ops
-from vault.categories import ALL_CATEGORIES, Category
 from vault.consent import FOREVER, SCOPE_SECRET_NAME, ConsentSnapshot
-from vault.errors import PolicyError, VaultError
 from vault.paths import Layout
 from vault.policy import MachinePolicy, load_policy
 from vault.vault import Vault

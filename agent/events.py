@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Protocol
 
-from vault.categories import FileEventKind, KeyClass, RootClass
+from protocol.categories import FileEventKind, KeyClass, RootClass
 
 MOVE = 0
 CLICK = 1

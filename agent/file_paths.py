@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import PurePath
 from typing import NamedTuple
 
-from vault.categories import RootClass
-from vault.windows import EXTENSION_PATTERN, MAX_FILE_DEPTH
+from protocol.categories import RootClass
+from protocol.windows import EXTENSION_PATTERN, MAX_FILE_DEPTH
 
 # Watched folders are classed by their own name; a folder that is the home directory is HOME.
 _ROOT_NAMES: dict[str, RootClass] = {

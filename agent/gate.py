@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agent.status import CaptureState, CategoryStatus
-from vault.categories import Category
+from protocol.categories import Category
 from vault.consent import CategoryConsent
 
 # Leaving capture for one of these drops the open window and buffered events unwritten: consent (or

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from vault.errors import VaultError
+from protocol.errors import VaultError
 from vault.paths import Layout
 from vault.policy import MachinePolicy
 
@@ -39,7 +39,7 @@ def run_chores(layout: Layout, policy: MachinePolicy, now: datetime) -> dict[str
         done["sealed_batch"] = sealed.batch_id if sealed else None
         if policy.store is not None and "store_url" in vault.meta:
             from agent.shipping import client_for, sync
-            from vault.store.client import RetryPolicy
+            from agent.store_client import RetryPolicy
 
             # Few, short retries: the next tick retries anyway, and shutdown must not wait long.
             with client_for(vault, policy, retry=RetryPolicy(attempts=2, cap_seconds=2.0), timeout=10.0) as client:

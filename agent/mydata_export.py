@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vault.categories import ALL_CATEGORIES
+from protocol.categories import ALL_CATEGORIES
 
 if TYPE_CHECKING:
     from vault.vault import Vault
@@ -35,7 +35,7 @@ def export_my_data(vault: Vault, path: Path) -> ExportSummary:
     """
     import sqlite_utils
 
-    from vault.windows import window_to_json_dict
+    from protocol.windows import window_to_json_dict
 
     records = vault.read_windows()  # decrypt everything first: a tampered vault fails before any file exists
     spans = vault.receipt_spans()

@@ -13,8 +13,8 @@ from typing import Any
 from agent.aggregate import Accumulator, new_accumulator
 from agent.aggregate.apps import AppsAccumulator
 from agent.aggregate.timeline import cut_end, window_start
-from vault.categories import Category
-from vault.windows import AnyWindow
+from protocol.categories import Category
+from protocol.windows import AnyWindow
 
 
 @dataclass

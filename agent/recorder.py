@@ -12,8 +12,8 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from vault.errors import ConsentError, KeyUnavailable, VaultError
-from vault.windows import AnyWindow
+from protocol.errors import ConsentError, KeyUnavailable, VaultError
+from protocol.windows import AnyWindow
 
 log = logging.getLogger("consentry.agent")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from agent.excluded_apps import read_excluded_apps
 from agent.watched_folders import FILE_NAME as FOLDERS_FILE
 from agent.watched_folders import read_watched_folders
-from vault.categories import Category
+from protocol.categories import Category
+from protocol.errors import VaultError
 from vault.consent import SCOPE_SECRET_NAME, CategoryConsent, ConsentSnapshot, folder_scope
-from vault.errors import VaultError
 from vault.paths import Layout
 from vault.vault import Vault
 

@@ -16,11 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from vault import batches
-from vault.errors import InvalidRecord, VaultError
-from vault.ledger import Checkpoint
-from vault.policy import MachinePolicy
-from vault.release import (
+from protocol import (
     MAX_LINKS,
     LedgerCheckpoint,
     LedgerCheckpointRef,
@@ -32,11 +28,15 @@ from vault.release import (
     sign_erasure,
     with_proof,
 )
-from vault.timeutil import iso
+from protocol.errors import InvalidRecord, VaultError
+from protocol.timeutil import iso
+from vault import batches
+from vault.ledger import Checkpoint
+from vault.policy import MachinePolicy
 from vault.vault import Vault
 
 if TYPE_CHECKING:
-    from vault.store.client import StoreClient
+    from agent.store_client import StoreClient
 
 META_URL = "store_url"
 META_WITNESSED = "store_witnessed_seq"  # the last ledger checkpoint the store acknowledged
@@ -82,7 +82,7 @@ def enrolled_store(vault: Vault, policy: MachinePolicy) -> tuple[str, bytes, byt
 
 
 def client_for(vault: Vault, policy: MachinePolicy, **kwargs: Any) -> StoreClient:
-    from vault.store.client import JsonlReceiptSink, StoreClient
+    from agent.store_client import JsonlReceiptSink, StoreClient
 
     url, _, log_key = enrolled_store(vault, policy)
     return StoreClient(
@@ -101,7 +101,7 @@ def enroll(vault: Vault, policy: MachinePolicy, token: str, now: datetime, **cli
     The store's keys are compared with the policy's before the token is spent, so a wrong URL or a
     typo in the policy costs no token; enrolling again after a lost answer is harmless.
     """
-    from vault.store.client import StoreClient
+    from agent.store_client import StoreClient
 
     if policy.store is None:
         raise ShippingError("the machine policy names no store to enroll with")
@@ -245,7 +245,7 @@ def witness_checkpoint(vault: Vault, client: StoreClient, checkpoint: Checkpoint
     The store refuses a higher checkpoint that does not extend what it witnessed (docs/store.md). A gap
     longer than MAX_LINKS goes in steps, each an intermediate checkpoint signed here.
     """
-    from vault.store.errors import Conflict
+    from protocol.store_errors import Conflict
 
     target = LedgerCheckpoint.model_validate(checkpoint.model_dump())
     acknowledged = vault.meta.get(META_WITNESSED, "")
@@ -279,7 +279,7 @@ def _submit_extending(vault: Vault, client: StoreClient, target: LedgerCheckpoin
 
 def _send_withdrawals(vault: Vault, client: StoreClient, now: datetime, report: SyncReport) -> None:
     """Tell the store about submitted batches erased here, so later batches can follow them."""
-    from vault.store.errors import NotFound
+    from protocol.store_errors import NotFound
 
     for info in batches.list_batches(vault, ("withdrawing",)):
         try:
@@ -294,7 +294,7 @@ def _send_withdrawals(vault: Vault, client: StoreClient, now: datetime, report: 
 
 
 def _send_erasures(vault: Vault, client: StoreClient, report: SyncReport) -> None:
-    from vault.release import ErasureRequest
+    from protocol import ErasureRequest
 
     rows = vault.db.execute("SELECT request_id, request FROM erasure_requests WHERE receipt IS NULL").fetchall()
     for request_id, text in rows:
@@ -328,8 +328,8 @@ def request_store_erasure(vault: Vault, policy: MachinePolicy, scope: str, now: 
     """
     if META_URL not in vault.meta:
         return None
+    from agent.store_client import RetryPolicy
     from vault import subjects
-    from vault.store.client import RetryPolicy
 
     # One request per pseudonym this vault ever used (one per policy period); new data gets a new one.
     used = subjects.all_subjects(vault)

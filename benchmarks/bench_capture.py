@@ -103,11 +103,11 @@ def bench_callback(rounds: int = 300, batch: int = 1000) -> None:
 
 
 def bench_pipeline(virtual_seconds: int = 300) -> None:
+    from protocol.categories import Category
+    from protocol.timeutil import utc_now
     from vault import consent_ops
-    from vault.categories import Category
     from vault.paths import Layout
     from vault.policy import MachinePolicy
-    from vault.timeutil import utc_now
     from vault.vault import Vault
 
     spec = SyntheticSpec(
@@ -211,11 +211,11 @@ def _proc_peak_rss_mb(pid: int) -> float:
 
 
 def _run_agent(seconds: float, granted: bool) -> tuple[float, float]:
+    from protocol.categories import Category
+    from protocol.timeutil import utc_now
     from vault import consent_ops
-    from vault.categories import Category
     from vault.paths import Layout
     from vault.policy import load_policy
-    from vault.timeutil import utc_now
     from vault.vault import Vault
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,15 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.store_client import RetryPolicy, StoreClient
+from protocol import GENESIS_HASH, LogEntry
+from store.auth import Principal
+from store.backend import DeviceRow
+from store.backends import open_backend
+from store.keys import StoreKeys
+from store.service import StoreService
+from store.settings import StoreSettings, SystemClock
 from tests.store_kit import Agent, Stewards, StoreProcess, free_port, pg_dsn, postgres_available, write_policy
-from vault.release import GENESIS_HASH, LogEntry
-from vault.store.auth import Principal
-from vault.store.backend import DeviceRow
-from vault.store.backends import open_backend
-from vault.store.client import RetryPolicy, StoreClient
-from vault.store.keys import StoreKeys
-from vault.store.service import StoreService
-from vault.store.settings import StoreSettings, SystemClock
 
 
 def main() -> None:

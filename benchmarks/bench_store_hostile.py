@@ -39,9 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
+from protocol import SigningKey
+from protocol.request_signing import sign_request
 from tests.store_kit import Stewards, StoreProcess, free_port, pg_dsn, postgres_available, write_policy
-from vault.release import SigningKey
-from vault.store.request_signing import sign_request
 
 TARGET_RSS_GROWTH_MB = 64.0
 TARGET_HEALTH_P99_MS = 100.0
@@ -195,7 +195,7 @@ def main() -> None:
     finally:
         server.stop()
         if args.backend == "postgres":
-            from vault.store.backends.postgres import PostgresBackend
+            from store.backends.postgres import PostgresBackend
 
             leftover = PostgresBackend(pg_dsn(), schema=schema)
             leftover.drop_schema()

@@ -29,15 +29,15 @@ from pydantic_core import to_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from protocol import GENESIS_HASH, decode_payload, subject_digest
+from store.auth import Principal
+from store.backend import DeviceRow
+from store.backends.postgres import PostgresBackend, copy_rows, record_rows
+from store.keys import StoreKeys
+from store.server import freeze_startup_objects
+from store.service import StoreService
+from store.settings import StoreSettings, SystemClock
 from tests.store_kit import Agent, Stewards, pg_dsn, postgres_available
-from vault.release import GENESIS_HASH, decode_payload, subject_digest
-from vault.store.auth import Principal
-from vault.store.backend import DeviceRow
-from vault.store.backends.postgres import PostgresBackend, copy_rows, record_rows
-from vault.store.keys import StoreKeys
-from vault.store.server import freeze_startup_objects
-from vault.store.service import StoreService
-from vault.store.settings import StoreSettings, SystemClock
 
 # The records table as migration 0002_records made it, indexes included.
 _PLAIN_TABLE = (

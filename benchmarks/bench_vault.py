@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from protocol.categories import Category  # noqa: E402
 from tests.factories import grant, keyboard_window  # noqa: E402
-from vault.categories import Category  # noqa: E402
 from vault.paths import Layout  # noqa: E402
 from vault.schema import _M0001_INITIAL  # noqa: E402
 from vault.vault import Vault  # noqa: E402

@@ -29,8 +29,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-    echo "==> pip install -e .[test,docs]" >&2
+    echo "==> pip install -e .[store,test,docs]" >&2
     .venv/bin/python -m pip install -q --upgrade pip >&2
-    .venv/bin/python -m pip install -q -e '.[test,docs]' >&2
+    .venv/bin/python -m pip install -q -e '.[store,test,docs]' >&2
     touch "$stamp"
 fi

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.watched_folders import read_watched_folders
+from protocol.categories import Category
+from protocol.timeutil import utc_now
+from protocol.windows import AnyWindow
 from vault import consent_ops
-from vault.categories import Category
 from vault.paths import Layout
 from vault.policy import load_policy
-from vault.timeutil import utc_now
 from vault.vault import Vault
-from vault.windows import AnyWindow
 
 SHORT_WINDOW_POLICY = "aggregation_window_seconds = 10\n"
 DEADLINE = 20.0

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from protocol.categories import Category
+from protocol.windows import AppFocus, AppsWindow, FileEventCount, FilesWindow, KeyboardWindow, MouseWindow
 from vault import consent_ops
-from vault.categories import Category
 from vault.policy import MachinePolicy
 from vault.vault import Vault
-from vault.windows import AppFocus, AppsWindow, FileEventCount, FilesWindow, KeyboardWindow, MouseWindow
 
 
 def keyboard_window(start: int, receipt_id: str, letters: int = 10) -> KeyboardWindow:

@@ -13,10 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.components import require
-from vault.categories import Category, KeyClass, MouseButton
-from vault.policy import StewardConfig
-from vault.release import (
+from protocol import (
     GENESIS_HASH,
     BatchManifest,
     ConsentReceiptRef,
@@ -32,10 +29,13 @@ from vault.release import (
     seal_batch,
     sign_approval,
 )
-from vault.store.backend import StoreBackend
-from vault.store.keys import StoreKeys
-from vault.store.settings import StoreSettings
-from vault.windows import AnyWindow, AppFocus, AppsWindow, KeyboardWindow, MouseWindow
+from protocol.categories import Category, KeyClass, MouseButton
+from protocol.windows import AnyWindow, AppFocus, AppsWindow, KeyboardWindow, MouseWindow
+from store.backend import StoreBackend
+from store.keys import StoreKeys
+from store.settings import StoreSettings
+from tests.components import require
+from vault.policy import StewardConfig
 
 PG_DSN_ENV = "CONSENTRY_TEST_PG_DSN"
 DEFAULT_PG_DSN = "postgresql://consentry:consentry@127.0.0.1:5432/consentry_test"
@@ -206,7 +206,7 @@ def settings_for(stewards: Stewards, **overrides: object) -> StoreSettings:
 def open_test_backend(kind: str, tmp: Path) -> Iterator[StoreBackend]:
     """A fresh backend: a new folder, or a new PostgreSQL schema dropped afterwards."""
     if kind == "dir":
-        from vault.store.backends.dir import DirBackend
+        from store.backends.dir import DirBackend
 
         backend: StoreBackend = DirBackend(tmp / "store-data")
         try:
@@ -214,7 +214,7 @@ def open_test_backend(kind: str, tmp: Path) -> Iterator[StoreBackend]:
         finally:
             backend.close()
         return
-    from vault.store.backends.postgres import PostgresBackend
+    from store.backends.postgres import PostgresBackend
 
     pg = PostgresBackend(pg_dsn(), schema="t_" + secrets.token_hex(6))
     try:
@@ -239,20 +239,20 @@ class Harness:
     url: str
 
     def client(self, agent: Agent, **kwargs: object):  # -> StoreClient
-        from vault.store.client import RetryPolicy, StoreClient
+        from agent.store_client import RetryPolicy, StoreClient
 
         kwargs.setdefault("retry", RetryPolicy(attempts=2, base_seconds=0.01, cap_seconds=0.05))
         return StoreClient(self.url, signer=agent.device, log_public_key=self.keys.log.public_bytes, **kwargs)  # type: ignore[arg-type]
 
     def steward_client(self, signer: SigningKey):
-        from vault.store.client import StoreClient
+        from agent.store_client import StoreClient
 
         return StoreClient(self.url, signer=signer, role="steward", log_public_key=self.keys.log.public_bytes)
 
     def enroll(self, agent: Agent) -> None:
         import time
 
-        from vault.store.auth import issue_token
+        from store.auth import issue_token
 
         with self.client(agent) as c:
             c.enroll(issue_token(self.backend, self.settings, int(time.time())))
@@ -282,8 +282,8 @@ class Harness:
 
 @contextmanager
 def running_store(kind: str, tmp: Path, stewards: Stewards | None = None, **settings: object) -> Iterator[Harness]:
-    from vault.store.app import create_app
-    from vault.store.server import ThreadedServer
+    from store.app import create_app
+    from store.server import ThreadedServer
 
     stewards = stewards or Stewards.make(3, 2)
     with open_test_backend(kind, tmp) as backend:
@@ -340,7 +340,7 @@ class StoreProcess:
         self.args = [
             sys.executable,
             "-c",
-            "from agent.cli.store_cmd import store; store()",
+            "from store.cli import store; store()",
             "serve",
             "--backend",
             backend,

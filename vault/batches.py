@@ -28,13 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from vault.consent import ReceiptSpan, sealable_receipts, uncovered
-from vault.envelope import new_key, open_blob, seal, wrap_context
-from vault.errors import ConsentError, VaultError
-from vault.ledger import Checkpoint
-from vault.modelconfig import BOUNDARY
-from vault.policy import MachinePolicy
-from vault.release import (
+from protocol import (
     GENESIS_HASH,
     BatchManifest,
     ConsentReceiptRef,
@@ -45,10 +39,16 @@ from vault.release import (
     manifest_digest,
     rekey_app_tokens,
 )
+from protocol.envelope import new_key, open_blob, seal, wrap_context
+from protocol.errors import ConsentError, VaultError
+from protocol.modelconfig import BOUNDARY
+from protocol.timeutil import iso, parse_iso, utc_day
+from protocol.windows import AnyWindow, parse_window
+from vault.consent import ReceiptSpan, sealable_receipts, uncovered
+from vault.ledger import Checkpoint
+from vault.policy import MachinePolicy
 from vault.subjects import RECEIPT_ALIAS_SECRET, cite_receipts, cite_records, period_of, subject_at
-from vault.timeutil import iso, parse_iso, utc_day
 from vault.vault import Vault
-from vault.windows import AnyWindow, parse_window
 
 BatchState = Literal[
     "held", "released", "submitting", "submitted", "approved", "shipped", "vetoed", "rejected", "withdrawing", "erased"

@@ -18,12 +18,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from vault.categories import ALL_CATEGORIES, Category
+from protocol.categories import ALL_CATEGORIES, Category
+from protocol.modelconfig import BOUNDARY
+from protocol.timeutil import parse_iso
 from vault.ledger import LedgerEntry
-from vault.modelconfig import BOUNDARY
 from vault.notices import Terms, load_notice
 from vault.policy import MachinePolicy
-from vault.timeutil import parse_iso
 
 # v2 receipts record every term shown (store key, time window, file extensions, folder scope); a v1
 # receipt cannot prove what it covered, so it is suspended until the employee grants again.

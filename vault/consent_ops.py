@@ -12,7 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from vault.categories import Category
+from protocol.categories import Category
+from protocol.errors import ConsentError
+from protocol.timeutil import iso
 from vault.consent import (
     LAWFUL_BASIS,
     SCOPE_SECRET_NAME,
@@ -22,10 +24,8 @@ from vault.consent import (
     policy_terms,
     recipients,  # noqa: F401  (re-exported)
 )
-from vault.errors import ConsentError
 from vault.notices import Notice, load_notice  # noqa: F401  (re-exported for the CLI)
 from vault.policy import MachinePolicy
-from vault.timeutil import iso
 from vault.vault import Vault
 
 Method = Literal["cli", "tray", "api", "page"]

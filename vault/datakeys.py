@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from vault.envelope import new_key, open_blob, seal, wrap_context
+from protocol.envelope import new_key, open_blob, seal, wrap_context
 
 MAX_USES = 1 << 24
 

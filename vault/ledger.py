@@ -25,7 +25,6 @@ a truncated ledger or a restored old copy) is ``vault.ledger_head``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import sqlite3
@@ -36,20 +35,21 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from vault.canonical import canonical_json
-from vault.errors import LedgerBroken
-from vault.modelconfig import BOUNDARY
-from vault.signing import SigningKey, is_valid_signature, verify_signature
-from vault.timeutil import iso
+from protocol.canonical import canonical_json
+from protocol.errors import LedgerBroken
+from protocol.ledger_chain import (
+    ENTRY_VERSION,
+    GENESIS_HASH,
+    LEDGER_VERSION,
+    chain_hash,
+    checkpoint_bytes,
+    entry_digest,
+)
+from protocol.modelconfig import BOUNDARY
+from protocol.signing import SigningKey, is_valid_signature, verify_signature
+from protocol.timeutil import iso
 
-LEDGER_VERSION = 1  # of checkpoints (and of entries written before version 2)
-ENTRY_VERSION = 2  # of every entry appended now
-_DOMAIN = b"consentry-ledger-v1\x00"
-_DOMAIN_V2 = b"consentry-ledger-v2\x00"
-_ENTRY_DOMAIN_V2 = b"consentry-ledger-entry-v2\x00"
 _RESERVED = frozenset({"v", "seq", "kind", "at", "salt"})
-_CHECKPOINT_DOMAIN = b"consentry-checkpoint-v1\x00"
-GENESIS_HASH = "00" * 32
 
 # Every kind of entry the ledger holds. Anything else is a programming error.
 KINDS = frozenset(
@@ -125,31 +125,6 @@ class VerifyReport:
     head_hash: str
     first_broken_seq: int | None = None
     reason: str | None = None
-
-
-def checkpoint_bytes(seq: int, head_hash: str, device_kid: str, at: str) -> bytes:
-    body = {"v": LEDGER_VERSION, "seq": seq, "head_hash": head_hash, "device_kid": device_kid, "at": at}
-    return _CHECKPOINT_DOMAIN + canonical_json(body)
-
-
-def entry_digest(body: dict[str, Any]) -> str:
-    """A version-2 entry's digest: what the chain (and an extension proof) carries instead of the body."""
-    return hashlib.sha256(_ENTRY_DOMAIN_V2 + canonical_json(body)).hexdigest()
-
-
-def link_hash(prev_hash: str, digest: str) -> str:
-    """The version-2 chain step from the previous hash and an entry digest."""
-    return hashlib.sha256(_DOMAIN_V2 + bytes.fromhex(prev_hash) + bytes.fromhex(digest)).hexdigest()
-
-
-def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:
-    """The chain step for ``body``, by the version the body names (1 or 2)."""
-    version = body.get("v")
-    if version == 1:
-        return hashlib.sha256(_DOMAIN + bytes.fromhex(prev_hash) + canonical_json(body)).hexdigest()
-    if version == 2:
-        return link_hash(prev_hash, entry_digest(body))
-    raise ValueError(f"unknown ledger entry version {version!r}")
 
 
 class Ledger:

@@ -26,11 +26,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from protocol.canonical import canonical_json
+from protocol.modelconfig import BOUNDARY
+from protocol.signing import SigningKey, is_valid_signature
 from vault.atomic import write_atomic
-from vault.canonical import canonical_json
 from vault.ledger import NARROWING_KINDS, Ledger
-from vault.modelconfig import BOUNDARY
-from vault.signing import SigningKey, is_valid_signature
 
 HEAD_VERSION = 1
 HEAD_FILE_NAME = "ledger-head"

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from vault.categories import ALL_CATEGORIES
-from vault.errors import ConsentError, LedgerBroken
+from protocol.categories import ALL_CATEGORIES
+from protocol.errors import ConsentError, LedgerBroken
 from vault.ledger_head import HeadState, SignedHead, read_head
 from vault.vault import Vault
 

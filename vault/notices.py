@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from vault.categories import Category
+from protocol.categories import Category
 
 NOTICE_DIR = Path(__file__).with_name("notices")
 

@@ -7,18 +7,18 @@ that names the file, the key and what is wrong, and capture does not run until i
 
 from __future__ import annotations
 
-import base64
-import binascii
 import tomllib
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from vault.canonical import canonical_json, sha256_hex
-from vault.categories import ALL_CATEGORIES, AppCategory, Category
-from vault.errors import PolicyError
-from vault.modelconfig import BOUNDARY
+from protocol.canonical import canonical_json, sha256_hex
+from protocol.categories import ALL_CATEGORIES, AppCategory, Category
+from protocol.errors import PolicyError
+from protocol.modelconfig import BOUNDARY
+from protocol.policy_defaults import DEFAULT_SUBJECT_ROTATION_DAYS, DEFAULT_WINDOW_SECONDS
+from protocol.stewards import StewardConfig, b64_key
 
 _frozen = BOUNDARY
 
@@ -72,16 +72,6 @@ DEFAULT_FILE_EXTENSIONS: tuple[str, ...] = (
 )
 
 
-def _b64_key(value: str, what: str, length: int = 32) -> str:
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(f"{what} must be standard base64") from None
-    if len(raw) != length:
-        raise ValueError(f"{what} must decode to {length} bytes, got {len(raw)}")
-    return value
-
-
 class StoreConfig(BaseModel):
     """Where approved batches go, and the store's keys (both 32-byte raw keys, base64)."""
 
@@ -109,38 +99,12 @@ class StoreConfig(BaseModel):
     @field_validator("public_key")
     @classmethod
     def _public_key(cls, value: str) -> str:
-        return _b64_key(value, "store.public_key")
+        return b64_key(value, "store.public_key")
 
     @field_validator("log_key")
     @classmethod
     def _log_key(cls, value: str | None) -> str | None:
-        return None if value is None else _b64_key(value, "store.log_key")
-
-
-class StewardConfig(BaseModel):
-    """The data stewards' Ed25519 public keys (base64, by name) and how many must approve a batch."""
-
-    model_config = _frozen
-
-    keys: dict[str, str] = Field(default_factory=dict)
-    approvals_required: int = Field(default=1, ge=1, le=16)
-
-    @field_validator("keys")
-    @classmethod
-    def _keys(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, key in value.items():
-            _b64_key(key, f"stewards.keys.{name}")
-        if len(set(value.values())) != len(value):
-            raise ValueError("the same steward key is listed under two names")
-        return value
-
-    @model_validator(mode="after")
-    def _enough_stewards(self) -> StewardConfig:
-        if self.keys and self.approvals_required > len(self.keys):
-            raise ValueError(
-                f"approvals_required is {self.approvals_required} but only {len(self.keys)} steward keys are listed"
-            )
-        return self
+        return None if value is None else b64_key(value, "store.log_key")
 
 
 class MachinePolicy(BaseModel):
@@ -151,10 +115,10 @@ class MachinePolicy(BaseModel):
     version: int = Field(default=1, description="policy format version; only 1 exists")
     allowed_categories: tuple[Category, ...] = Field(default=ALL_CATEGORIES)
     retention_days: int = Field(default=30, ge=1, le=3650)
-    aggregation_window_seconds: int = Field(default=60, ge=10, le=3600)
+    aggregation_window_seconds: int = Field(default=DEFAULT_WINDOW_SECONDS, ge=10, le=3600)
     # A new random subject pseudonym per period of this many days, aligned to the UTC epoch so the whole
     # fleet rotates at the same moment (see vault/subjects.py).
-    subject_rotation_days: int = Field(default=30, ge=1, le=366)
+    subject_rotation_days: int = Field(default=DEFAULT_SUBJECT_ROTATION_DAYS, ge=1, le=366)
     # Floors (issue 7): hold_hours may not go below HOLD_HOURS_MINIMUM unless the explicit, logged
     # test/demo override is set; excluded_apps can only add to DEFAULT_EXCLUDED_APPS.
     hold_hours: float = Field(default=24.0, ge=0.0, le=24 * 30)

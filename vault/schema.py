@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from vault.errors import UnsupportedVersion, VaultCorrupted
+from protocol.errors import UnsupportedVersion, VaultCorrupted
 from vault.keys import check_private
 
 FORMAT_VERSION = 1

@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from protocol.categories import Category
+from protocol.errors import VaultError
+from protocol.timeutil import utc_day
 from vault.batches import BatchInfo, erase_pending_batches
-from vault.categories import Category
-from vault.errors import VaultError
 from vault.policy import MachinePolicy
-from vault.timeutil import utc_day
 from vault.vault import Vault
 
 

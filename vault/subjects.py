@@ -33,10 +33,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from vault.release import ConsentReceiptRef
-from vault.timeutil import iso
+from protocol import ConsentReceiptRef
+from protocol.timeutil import iso
+from protocol.windows import AnyWindow
 from vault.vault import Vault
-from vault.windows import AnyWindow
 
 DAY_SECONDS = 86_400
 RECEIPT_ALIAS_SECRET = "receipt-alias"

@@ -15,9 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vault.consent import ConsentSnapshot, ReceiptSpan, derive_snapshot, receipt_spans
-from vault.datakeys import DataKeys
-from vault.envelope import (
+from protocol.envelope import (
     BlobCipher,
     RecordAad,
     kek_check_context,
@@ -28,7 +26,11 @@ from vault.envelope import (
     secret_context,
     wrap_context,
 )
-from vault.errors import ConsentError, InvalidRecord, KeyUnavailable, LedgerRolledBack, VaultCorrupted, VaultError
+from protocol.errors import ConsentError, InvalidRecord, KeyUnavailable, LedgerRolledBack, VaultCorrupted, VaultError
+from protocol.signing import SigningKey
+from protocol.timeutil import iso, parse_iso, utc_day, utc_now
+from vault.consent import ConsentSnapshot, ReceiptSpan, derive_snapshot, receipt_spans
+from vault.datakeys import DataKeys
 from vault.keys import KekStore, choose_kek_store
 from vault.ledger import NARROWING_KINDS, Ledger, LedgerEntry
 from vault.ledger_head import HeadState, check_head, head_path, read_head, sign_head, write_head
@@ -42,11 +44,9 @@ from vault.schema import (
     create_file,
     migrate,
 )
-from vault.signing import SigningKey
-from vault.timeutil import iso, parse_iso, utc_day, utc_now
 
 if TYPE_CHECKING:
-    from vault.windows import AnyWindow
+    from protocol.windows import AnyWindow
 
 RECORDS_TABLE = "records"
 _KEK_CHECK_PLAINTEXT = b"consentry-kek-check-v1"
@@ -415,7 +415,7 @@ class Vault:
         end: int | None = None,
         record_ids: Sequence[int] | None = None,
     ) -> list[tuple[int, AnyWindow]]:
-        from vault.windows import parse_window  # only commands that read records pay for the schema
+        from protocol.windows import parse_window  # only commands that read records pay for the schema
 
         sql, params = _record_filter(category, start, end, record_ids)
         ciphers: dict[str, BlobCipher] = {}

@@ -8,8 +8,8 @@ from agent.aggregate.apps import AppsAccumulator
 from agent.aggregate.files import FilesAccumulator
 from agent.aggregate.keyboard import KeyboardAccumulator
 from agent.aggregate.mouse import MouseAccumulator
-from vault.categories import Category
-from vault.windows import AnyWindow
+from protocol.categories import Category
+from protocol.windows import AnyWindow
 
 
 class Accumulator(Protocol):

@@ -5,7 +5,7 @@ Time while an excluded application (or nothing) has focus is attributed to no to
 
 from __future__ import annotations
 
-from vault.windows import AppFocus, AppsWindow
+from protocol.windows import AppFocus, AppsWindow
 
 
 class AppsAccumulator:

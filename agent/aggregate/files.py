@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from vault.categories import FileEventKind, RootClass
-from vault.windows import FileEventCount, FilesWindow
+from protocol.categories import FileEventKind, RootClass
+from protocol.windows import FileEventCount, FilesWindow
 
 
 class FilesAccumulator:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from vault.categories import KeyClass
-from vault.windows import BURST_MIN_PRESSES, IKI_BIN_EDGES_MS, PAUSE_GAP_SECONDS, KeyboardWindow
+from protocol.categories import KeyClass
+from protocol.windows import BURST_MIN_PRESSES, IKI_BIN_EDGES_MS, PAUSE_GAP_SECONDS, KeyboardWindow
 
 _CLASSES = tuple(KeyClass)
 

@@ -6,8 +6,8 @@ import math
 from typing import Any
 
 from agent.events import CLICK, MOVE, SCROLL
-from vault.categories import MouseButton
-from vault.windows import MOUSE_IDLE_GAP_SECONDS, MouseWindow
+from protocol.categories import MouseButton
+from protocol.windows import MOUSE_IDLE_GAP_SECONDS, MouseWindow
 
 _BUTTONS = tuple(MouseButton)
 

@@ -49,7 +49,7 @@ def run(replay: str | None, replay_speed: float, verbose: bool) -> None:
     """
     from agent.errors import AlreadyRunning
     from agent.runner import run_agent
-    from vault.errors import VaultError
+    from protocol.errors import VaultError
     from vault.paths import default_layout, default_policy_path
 
     config = _replay_config(replay, replay_speed)

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import click
 
 from agent.cli import common
+from protocol.timeutil import utc_now
 from vault import batches as batch_ops
-from vault.timeutil import utc_now
 
 
 def _when(ts: int) -> str:

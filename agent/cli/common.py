@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from vault.errors import PolicyError
+from protocol.errors import PolicyError
 from vault.paths import Layout, default_layout, default_policy_path
 from vault.policy import MachinePolicy, load_policy
 from vault.vault import Vault
@@ -90,7 +90,7 @@ class CategoryType(click.ParamType):
     name = "CATEGORY"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from vault.categories import parse_category
+        from protocol.categories import parse_category
 
         try:
             return parse_category(str(value))

@@ -13,9 +13,9 @@ import click
 
 from agent.cli import common
 from agent.cli.agent_link import tell_agent
+from protocol.categories import Category
+from protocol.timeutil import iso, utc_now
 from vault import consent_ops
-from vault.categories import Category
-from vault.timeutil import iso, utc_now
 
 
 @click.group()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import click
 
 from agent.cli import common
-from vault.errors import VaultError
+from protocol.errors import VaultError
 from vault.paths import Layout
 from vault.vault import Vault
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from agent.cli import common
-from vault.timeutil import utc_now
+from protocol.timeutil import utc_now
 
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _MAX_TOKEN_FILE_BYTES = 4096

@@ -6,7 +6,7 @@ import click
 
 from agent.cli import common
 from agent.cli.agent_link import tell_agent
-from vault.timeutil import utc_now
+from protocol.timeutil import utc_now
 
 
 @click.group()

@@ -7,7 +7,7 @@ from dataclasses import asdict
 import click
 
 from agent.cli import common
-from vault.timeutil import utc_now
+from protocol.timeutil import utc_now
 
 
 @click.group()

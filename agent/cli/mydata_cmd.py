@@ -13,12 +13,12 @@ import click
 
 from agent.cli import common
 from agent.cli.agent_link import tell_agent
-from vault.categories import ALL_CATEGORIES, Category
-from vault.errors import VaultError
+from protocol.categories import ALL_CATEGORIES, Category
+from protocol.errors import VaultError
+from protocol.timeutil import utc_now
+from protocol.windows import AnyWindow
 from vault.keys import FileKekStore, KeyringKekStore
 from vault.paths import Layout
-from vault.timeutil import utc_now
-from vault.windows import AnyWindow
 
 
 def _when(ts: int) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from agent.cli import common
-from vault.errors import PolicyError
+from protocol.errors import PolicyError
 from vault.policy import parse_policy
 
 

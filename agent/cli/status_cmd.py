@@ -9,11 +9,11 @@ import click
 
 from agent.cli import common
 from agent.settings import check_settings
-from vault.categories import Category
+from protocol.categories import Category
+from protocol.errors import PolicyError
+from protocol.timeutil import iso, utc_now
 from vault.consent import FOREVER, ConsentSnapshot
-from vault.errors import PolicyError
 from vault.policy import MachinePolicy, load_policy
-from vault.timeutil import iso, utc_now
 
 
 def _agent_status() -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from agent.events import EventSink
-from vault.categories import Category
+from protocol.categories import Category
 
 
 class SourceKind(StrEnum):

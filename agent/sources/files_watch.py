@@ -11,7 +11,7 @@ from typing import Any, cast
 from agent.errors import SourceUnavailable
 from agent.events import EventSink
 from agent.file_paths import WatchedRoot, minimize_path, watched_roots
-from vault.categories import FileEventKind
+from protocol.categories import FileEventKind
 
 log = logging.getLogger("consentry.agent")
 

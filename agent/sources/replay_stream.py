@@ -27,8 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from agent.events import CLICK, MOVE, SCROLL
 from agent.sources.base import SourceKind
-from vault.categories import FileEventKind, KeyClass, MouseButton, RootClass
-from vault.windows import EXTENSION_PATTERN, MAX_FILE_DEPTH
+from protocol.categories import FileEventKind, KeyClass, MouseButton, RootClass
+from protocol.windows import EXTENSION_PATTERN, MAX_FILE_DEPTH
 
 FORMAT = "consentry-replay"
 VERSION = 1

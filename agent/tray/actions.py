@@ -17,11 +17,11 @@ from agent.cli import common
 from agent.cli.agent_link import ask_agent
 from agent.page_link import page_link
 from agent.tray.model import Action, OpenPage, Pause, Quit, Resume, Revoke, pause_end
+from protocol.errors import PolicyError, VaultError
+from protocol.timeutil import iso, utc_now
 from vault import consent_ops
-from vault.errors import PolicyError, VaultError
 from vault.paths import Layout
 from vault.policy import MachinePolicy, load_policy
-from vault.timeutil import iso, utc_now
 from vault.vault import Vault
 
 log = logging.getLogger(__name__)

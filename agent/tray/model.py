@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from vault.categories import Category
-from vault.timeutil import parse_iso
+from protocol.categories import Category
+from protocol.timeutil import parse_iso
 
 IconKind = Literal["capturing", "paused", "off", "problem"]
 PauseLength = Literal["15m", "1h", "tomorrow"]

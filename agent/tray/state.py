@@ -10,7 +10,7 @@ import click
 from agent.cli import common
 from agent.page_link import page_link
 from agent.tray.model import TrayState
-from vault.errors import VaultError
+from protocol.errors import VaultError
 
 log = logging.getLogger(__name__)
 

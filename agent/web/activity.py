@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, tzinfo
 
-from vault.windows import AnyWindow, AppsWindow, KeyboardWindow, MouseWindow
+from protocol.windows import AnyWindow, AppsWindow, KeyboardWindow, MouseWindow
 
 PSEUDONYMOUS = "other (pseudonymous)"
 

@@ -16,13 +16,13 @@ from pathlib import Path
 from agent.web.html import esc, flash, layout, post_form, state_badge, table
 from agent.web.mydata_view import mydata_body
 from agent.web.server import Request, Response
+from protocol.categories import ALL_CATEGORIES, Category
+from protocol.errors import ConsentError, PolicyError, VaultError
+from protocol.timeutil import utc_now
 from vault import batches as batch_ops
 from vault import consent_ops
-from vault.categories import ALL_CATEGORIES, Category
-from vault.errors import ConsentError, PolicyError, VaultError
 from vault.paths import Layout
 from vault.policy import MachinePolicy, load_policy
-from vault.timeutil import utc_now
 from vault.vault import Vault
 
 TITLE = "Consentry: your consent and your data"

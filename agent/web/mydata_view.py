@@ -10,8 +10,8 @@ from datetime import date, datetime, timedelta, tzinfo
 
 from agent.web import activity
 from agent.web.html import bar_chart, esc, stacked_bars, table
+from protocol.windows import AnyWindow
 from vault.vault import Vault
-from vault.windows import AnyWindow
 
 RECORDS_SHOWN = 200
 _HERE = ' class="here"'

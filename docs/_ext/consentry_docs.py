@@ -1,7 +1,7 @@
 """Sphinx directives that render the privacy pack from the code itself, so it cannot drift.
 
 ``{data-inventory}``   every field of every record type the vault may hold and a batch may carry,
-                       from the pydantic schemas in ``vault/windows.py`` (type, bounds, description).
+                       from the pydantic schemas in ``protocol/windows.py`` (type, bounds, description).
 ``{consent-notices}``  the notice of every category, exactly as ``consentry consent grant`` shows it
                        under the embedded default policy.
 """
@@ -30,7 +30,7 @@ class _MarkdownDirective(SphinxDirective):
 
 class DataInventory(_MarkdownDirective):
     def lines(self) -> list[str]:
-        from vault.windows import AppsWindow, FilesWindow, KeyboardWindow, MouseWindow
+        from protocol.windows import AppsWindow, FilesWindow, KeyboardWindow, MouseWindow
 
         out: list[str] = []
         for model in (KeyboardWindow, MouseWindow, AppsWindow, FilesWindow):
@@ -48,7 +48,7 @@ class DataInventory(_MarkdownDirective):
 
 class ConsentNotices(_MarkdownDirective):
     def lines(self) -> list[str]:
-        from vault.categories import ALL_CATEGORIES
+        from protocol.categories import ALL_CATEGORIES
 
         out: list[str] = []
         for category in ALL_CATEGORIES:

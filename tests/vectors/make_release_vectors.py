@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.store_kit import T0, make_records, receipt_ref
-from vault.categories import Category
-from vault.release import (
+from protocol import (
     GENESIS_HASH,
     LedgerCheckpointRef,
     SigningKey,
@@ -27,6 +25,8 @@ from vault.release import (
     sign_erasure,
     sign_tree_head,
 )
+from protocol.categories import Category
+from tests.store_kit import T0, make_records, receipt_ref
 
 device = SigningKey(bytes(range(32)))
 steward = SigningKey(bytes(range(32, 64)))

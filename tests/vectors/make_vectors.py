@@ -9,9 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-from vault.envelope import associated_data, record_context, seal, secret_context, wrap_context
+from protocol.envelope import associated_data, record_context, seal, secret_context, wrap_context
+from protocol.signing import SigningKey
 from vault.ledger import GENESIS_HASH, chain_hash, checkpoint_bytes
-from vault.signing import SigningKey
 
 HERE = Path(__file__).parent
 

@@ -1,0 +1,152 @@
+"""Release wire formats and crypto: what a batch is, how it is sealed, approved, logged and erased.
+
+The workstation side (the lead's shipping code) calls, in this order::
+
+    from protocol import (ConsentReceiptRef, LedgerCheckpointRef, build_header, build_manifest,
+                               encode_payload, rekey_app_tokens, seal_batch, GENESIS_HASH)
+
+    batch_key = os.urandom(32)                       # per batch; discard after sealing
+    released = rekey_app_tokens(records, batch_key)  # anon: app tokens unlinkable across batches
+    payload = encode_payload(batch_id, released)     # batch_id = uuid.uuid4().hex
+    manifest = build_manifest(batch_id=..., subject=..., device_kid=device_key.kid, seq=n,
+                              prev_batch_hash=<manifest_digest of batch n-1, or GENESIS_HASH>,
+                              records=released, receipts=[ConsentReceiptRef(...), ...],
+                              payload=payload, created=now, source_records=records)
+    # employee preview / hold / veto on `manifest`; then StoreClient.submit_manifest(manifest)
+    # after approval: header = build_header(manifest, LedgerCheckpointRef(seq=, head_hash=), created=now)
+    sealed = seal_batch(header, payload, store_public_key, device_key)   # device_key: any Signer
+    receipt = StoreClient(...).upload(sealed)                             # a verified LogReceipt
+    StoreClient(...).submit_checkpoint(sign_checkpoint(device_key, seq, head, created=now))
+    # (same bytes as vault.ledger's own checkpoints: LedgerCheckpoint.model_validate(cp.model_dump()))
+    StoreClient(...).request_erasure(sign_erasure(device_key, uuid4().hex, subject, created=now))
+    # -> an ErasureReceipt, checked by verify_erasure_receipt against that very request
+
+``seq`` is assigned when a manifest is *submitted* (a vetoed batch never gets one), starting at 1;
+``prev_batch_hash`` is ``manifest_digest`` of the previous submitted manifest. The store side calls
+``open_batch``, ``tally``, ``run_privacy_checks`` and the ``merkle``/``auditlog`` functions.
+Errors: crypto failures are the opaque ``protocol.errors.InvalidRecord``; unknown versions
+``protocol.errors.UnsupportedVersion``; misuse a precise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# name -> module: resolved on first use (PEP 562), so importing one submodule stays cheap
+_EXPORTS: dict[str, str] = {
+    "Approval": "protocol.approval",
+    "Tally": "protocol.approval",
+    "approval_is_valid": "protocol.approval",
+    "approval_message": "protocol.approval",
+    "sign_approval": "protocol.approval",
+    "tally": "protocol.approval",
+    "ConsistencyProof": "protocol.auditlog",
+    "InclusionProof": "protocol.auditlog",
+    "LogEntry": "protocol.auditlog",
+    "LogReceipt": "protocol.auditlog",
+    "TreeHead": "protocol.auditlog",
+    "sign_tree_head": "protocol.auditlog",
+    "subject_digest": "protocol.auditlog",
+    "verify_heads_consistent": "protocol.auditlog",
+    "verify_receipt": "protocol.auditlog",
+    "verify_tree_head": "protocol.auditlog",
+    "BatchHeader": "protocol.batch",
+    "LedgerCheckpointRef": "protocol.batch",
+    "SealedBatch": "protocol.batch",
+    "build_header": "protocol.batch",
+    "header_mismatches": "protocol.batch",
+    "ExtensionProof": "protocol.checkpoint",
+    "LedgerCheckpoint": "protocol.checkpoint",
+    "LedgerLink": "protocol.checkpoint",
+    "MAX_LINKS": "protocol.checkpoint",
+    "extend_chain": "protocol.checkpoint",
+    "sign_checkpoint": "protocol.checkpoint",
+    "verify_checkpoint": "protocol.checkpoint",
+    "with_proof": "protocol.checkpoint",
+    "ConsentReceiptRef": "protocol.consent_ref",
+    "ErasureReceipt": "protocol.erasure",
+    "ErasureRequest": "protocol.erasure",
+    "sign_erasure": "protocol.erasure",
+    "sign_erasure_receipt": "protocol.erasure",
+    "verify_erasure": "protocol.erasure",
+    "verify_erasure_receipt": "protocol.erasure",
+    "GENESIS_HASH": "protocol.fields",
+    "b64decode": "protocol.fields",
+    "b64encode": "protocol.fields",
+    "BatchManifest": "protocol.manifest",
+    "build_manifest": "protocol.manifest",
+    "manifest_digest": "protocol.manifest",
+    "decode_payload": "protocol.payload",
+    "encode_payload": "protocol.payload",
+    "payload_digest": "protocol.payload",
+    "PrivacyCheck": "protocol.privacy",
+    "REQUIRED_CHECKS": "protocol.privacy",
+    "STORE_CHECKS": "protocol.privacy",
+    "rekey_app_tokens": "protocol.privacy",
+    "run_privacy_checks": "protocol.privacy",
+    "StoreSealKey": "protocol.sealing",
+    "open_batch": "protocol.sealing",
+    "seal_batch": "protocol.sealing",
+    "verify_batch_signature": "protocol.sealing",
+    "Signer": "protocol.signing",
+    "SigningKey": "protocol.signing",
+    "is_valid_signature": "protocol.signing",
+    "key_id": "protocol.signing",
+    "verify_signature": "protocol.signing",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'protocol' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; never executed
+    from protocol.approval import Approval, Tally, approval_is_valid, approval_message, sign_approval, tally
+    from protocol.auditlog import (
+        ConsistencyProof,
+        InclusionProof,
+        LogEntry,
+        LogReceipt,
+        TreeHead,
+        sign_tree_head,
+        subject_digest,
+        verify_heads_consistent,
+        verify_receipt,
+        verify_tree_head,
+    )
+    from protocol.batch import BatchHeader, LedgerCheckpointRef, SealedBatch, build_header, header_mismatches
+    from protocol.checkpoint import (
+        MAX_LINKS,
+        ExtensionProof,
+        LedgerCheckpoint,
+        LedgerLink,
+        extend_chain,
+        sign_checkpoint,
+        verify_checkpoint,
+        with_proof,
+    )
+    from protocol.consent_ref import ConsentReceiptRef
+    from protocol.erasure import (
+        ErasureReceipt,
+        ErasureRequest,
+        sign_erasure,
+        sign_erasure_receipt,
+        verify_erasure,
+        verify_erasure_receipt,
+    )
+    from protocol.fields import GENESIS_HASH, b64decode, b64encode
+    from protocol.manifest import BatchManifest, build_manifest, manifest_digest
+    from protocol.payload import decode_payload, encode_payload, payload_digest
+    from protocol.privacy import REQUIRED_CHECKS, STORE_CHECKS, PrivacyCheck, rekey_app_tokens, run_privacy_checks
+    from protocol.sealing import StoreSealKey, open_batch, seal_batch, verify_batch_signature
+    from protocol.signing import Signer, SigningKey, is_valid_signature, key_id, verify_signature

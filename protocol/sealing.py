@@ -1,0 +1,116 @@
+"""Sealing a batch payload to the store (HPKE) under the device's signature, and opening it in the store.
+
+Sealed bytes, version 1::
+
+    0x01 || enc (32 bytes, X25519 ephemeral public key) || AES-256-GCM ciphertext+tag
+
+produced by ``hpke.Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM).encrypt(payload, store_public,
+info=canonical(header))`` (RFC 9180 base mode; cryptography returns ``enc || ct``). Binding the header as
+``info`` means an edited or re-signed header no longer decrypts.
+
+Signed message::
+
+    b"consentry-batch-v1\\0" || canonical(header) || SHA-256(sealed bytes)   (raw 32-byte digest)
+
+``open_batch`` checks, in order: the sealed version byte, the device signature, then decrypts with the
+header as ``info``. Every failure after the version check is the same opaque ``InvalidRecord``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hpke, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from protocol.batch import BatchHeader, SealedBatch
+from protocol.errors import InvalidRecord, UnsupportedVersion
+from protocol.fields import b64decode, b64encode
+from protocol.signing import Signer, verify_signature
+
+SEALED_VERSION = 1
+BATCH_SIGNATURE_DOMAIN = b"consentry-batch-v1\0"
+_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+_ENC_BYTES = 32
+
+
+class StoreSealKey:
+    """The store's X25519 private key, which opens sealed batches."""
+
+    def __init__(self, private_bytes: bytes) -> None:
+        if len(private_bytes) != 32:
+            raise ValueError(f"an X25519 private key is 32 bytes, got {len(private_bytes)}")
+        self._key = X25519PrivateKey.from_private_bytes(private_bytes)
+
+    @classmethod
+    def generate(cls) -> StoreSealKey:
+        return cls(
+            X25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+            )
+        )
+
+    @property
+    def public_bytes(self) -> bytes:
+        return self._key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+    def private_bytes(self) -> bytes:
+        return self._key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+
+    def _open(self, sealed: bytes, info: bytes) -> bytes:
+        try:
+            return _SUITE.decrypt(sealed[1:], self._key, info=info)
+        except (InvalidTag, ValueError):
+            raise InvalidRecord() from None
+
+    def __repr__(self) -> str:  # never show key material
+        return "StoreSealKey(<private>)"
+
+
+def batch_signature_message(header: BatchHeader, sealed: bytes) -> bytes:
+    return BATCH_SIGNATURE_DOMAIN + header.canonical_bytes() + hashlib.sha256(sealed).digest()
+
+
+def seal_batch(header: BatchHeader, payload: bytes, store_public_key: bytes, device_key: Signer) -> SealedBatch:
+    """Encrypt ``payload`` to the store and sign it with the device key.
+
+    ``device_key.kid`` must be the header's ``device_kid`` (a ValueError otherwise: a batch signed by
+    another key would be rejected by the store anyway).
+    """
+    if len(store_public_key) != 32:
+        raise ValueError(f"the store public key is 32 bytes, got {len(store_public_key)}")
+    if device_key.kid != header.device_kid:
+        raise ValueError("the header's device_kid is not the signing key's kid")
+    try:
+        recipient = X25519PublicKey.from_public_bytes(store_public_key)
+    except ValueError:
+        raise ValueError("the store public key is not a valid X25519 key") from None
+    sealed = bytes([SEALED_VERSION]) + _SUITE.encrypt(payload, recipient, info=header.canonical_bytes())
+    signature = device_key.sign(batch_signature_message(header, sealed))
+    return SealedBatch(v=1, header=header, sealed=b64encode(sealed), signature=b64encode(signature))
+
+
+def verify_batch_signature(batch: SealedBatch, device_public_key: bytes) -> bytes:
+    """Check the sealed version and the device signature; return the sealed bytes. Does not decrypt."""
+    try:
+        sealed = b64decode(batch.sealed)
+        signature = b64decode(batch.signature)
+    except ValueError:
+        raise InvalidRecord() from None
+    if not sealed:
+        raise InvalidRecord()
+    if sealed[0] != SEALED_VERSION:
+        raise UnsupportedVersion(f"sealed batch version {sealed[0]} is not supported (only {SEALED_VERSION})")
+    if len(sealed) < 1 + _ENC_BYTES + 16:
+        raise InvalidRecord()
+    verify_signature(device_public_key, batch_signature_message(batch.header, sealed), signature)
+    return sealed
+
+
+def open_batch(batch: SealedBatch, store_key: StoreSealKey, device_public_key: bytes) -> bytes:
+    """Verify the device signature, then decrypt with the header as HPKE ``info``; return the payload."""
+    sealed = verify_batch_signature(batch, device_public_key)
+    return store_key._open(sealed, batch.header.canonical_bytes())

@@ -1,0 +1,111 @@
+"""HTTP request and response bodies of the store API that are not release wire formats themselves."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from protocol.approval import Approval
+from protocol.canonical import canonical_json
+from protocol.categories import Category
+from protocol.fields import FROZEN, BatchId, EpochSeconds, KeyId, PublicKey32, Sha256Hex, Signature64
+from protocol.manifest import BatchManifest
+from protocol.privacy import PrivacyCheck
+
+BatchState = Literal["review", "approved", "rejected", "stored", "erased", "withdrawn"]
+ENROLL_DOMAIN = b"consentry-enroll-v1\0"
+
+
+class ErrorDetail(BaseModel):
+    model_config = FROZEN
+    code: str = Field(description="machine-readable reason, e.g. chain_broken")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    model_config = FROZEN
+    error: ErrorDetail
+
+
+class EnrollRequest(BaseModel):
+    """A one-time token from IT plus the device's Ed25519 public key and proof that it holds the key."""
+
+    model_config = FROZEN
+    token: str = Field(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
+    device_kid: KeyId
+    public_key: PublicKey32
+    proof: Signature64 = Field(description="Ed25519 over enroll_message(token, device_kid, public_key)")
+
+
+def enroll_message(token_sha256: str, device_kid: str, public_key_b64: str) -> bytes:
+    body = {"v": 1, "token_sha256": token_sha256, "device_kid": device_kid, "public_key": public_key_b64}
+    return ENROLL_DOMAIN + canonical_json(body)
+
+
+class StoreInfo(BaseModel):
+    """The store's public keys and review rules: what an enrolled agent pins."""
+
+    model_config = FROZEN
+    store_public_key: PublicKey32 = Field(description="X25519 key batches are sealed to")
+    log_public_key: PublicKey32 = Field(description="Ed25519 key that signs tree heads")
+    approvals_required: int
+    stewards: dict[str, PublicKey32]
+
+
+class EnrollResponse(BaseModel):
+    model_config = FROZEN
+    device_kid: KeyId
+    enrolled_at: EpochSeconds
+    store: StoreInfo
+
+
+class BatchStatus(BaseModel):
+    """What the device (and the steward) learn about a batch's review: never its records."""
+
+    model_config = FROZEN
+    batch_id: BatchId
+    state: BatchState
+    seq: int
+    manifest_sha256: Sha256Hex
+    approvals: int = Field(description="approvals that count under the store's steward config")
+    approvals_required: int
+    rejected_by: tuple[str, ...] = ()
+    rejection_reasons: tuple[str, ...] = ()
+
+
+class QueueItem(BaseModel):
+    model_config = FROZEN
+    batch_id: BatchId
+    device_kid: KeyId
+    seq: int
+    submitted_at: EpochSeconds
+    period_start: EpochSeconds
+    period_end: EpochSeconds
+    record_counts: dict[Category, int]
+    state: BatchState
+    approvals: int
+    approvals_required: int
+
+
+class BatchReview(BaseModel):
+    """What a steward sees before deciding: the manifest and its privacy checks, never records."""
+
+    model_config = FROZEN
+    status: BatchStatus
+    manifest: BatchManifest
+    privacy_checks: tuple[PrivacyCheck, ...]
+    decisions: tuple[Approval, ...]
+
+
+class CheckpointAck(BaseModel):
+    model_config = FROZEN
+    device_kid: KeyId
+    seq: int
+    head_hash: Sha256Hex
+    witnessed_at: EpochSeconds
+
+
+class Health(BaseModel):
+    model_config = FROZEN
+    status: Literal["ok"] = "ok"

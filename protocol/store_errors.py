@@ -1,0 +1,97 @@
+"""The store's exception tree; each error carries the HTTP status and machine-readable reason code.
+
+    StoreError (protocol.errors.VaultError)      .status .code
+    ├── BadRequest            400   malformed_request, unsupported_version
+    ├── Unauthenticated       401   auth_missing, auth_bad_signature, auth_stale, auth_replayed, unknown_key
+    ├── Forbidden             403   token_invalid, not_a_steward, device_mismatch, subject_not_yours
+    ├── NotFound              404   unknown_batch, unknown_tree_size
+    ├── Conflict              409   chain_broken, chain_out_of_order, batch_id_reused, not_approved,
+    │                               batch_rejected, batch_erased, already_decided, already_stored,
+    │                               checkpoint_regressed, checkpoint_forked, checkpoint_unproven,
+    │                               checkpoint_not_extending, proof_malformed, key_taken,
+    │                               request_id_reused
+    ├── PayloadTooLarge       413   body_too_large
+    ├── Unprocessable         422   malformed_request, schema_version_unsupported, privacy_check_failed,
+    │                               header_mismatch, batch_signature_invalid, batch_undecryptable,
+    │                               payload_mismatch, approval_signature_invalid, checkpoint_signature_invalid,
+    │                               erasure_signature_invalid, proof_invalid
+    ├── Unavailable           503   backend_unavailable, busy (the client retries; Retry-After)
+    └── UntrustedStore        -     tls_untrusted (client side: the store's TLS certificate is not the
+                                    pinned one, so the client sent nothing)
+
+Only ``store.app`` turns these into HTTP responses (one boundary); the client turns responses
+back into the same classes, so agent code handles one tree.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from protocol.errors import VaultError
+
+
+class StoreError(VaultError):
+    status: ClassVar[int] = 400
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class BadRequest(StoreError):
+    status = 400
+
+
+class Unauthenticated(StoreError):
+    status = 401
+
+
+class Forbidden(StoreError):
+    status = 403
+
+
+class NotFound(StoreError):
+    status = 404
+
+
+class Conflict(StoreError):
+    status = 409
+
+
+class PayloadTooLarge(StoreError):
+    status = 413
+
+
+class Unprocessable(StoreError):
+    status = 422
+
+
+class Unavailable(StoreError):
+    status = 503
+
+
+class UntrustedStore(StoreError):
+    """Raised by the client, never answered by a store: the TLS handshake failed certificate verification."""
+
+    status = 0  # no HTTP exchange took place
+
+
+_BY_STATUS: dict[int, type[StoreError]] = {
+    cls.status: cls
+    for cls in (
+        BadRequest,
+        Unauthenticated,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        Unprocessable,
+        Unavailable,
+    )
+}
+
+
+def error_for_status(status: int, code: str, message: str) -> StoreError:
+    """The StoreError subclass for an HTTP status (used by the client to rebuild server errors)."""
+    return _BY_STATUS.get(status, StoreError)(code, message)

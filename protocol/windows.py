@@ -1,0 +1,141 @@
+"""The window records: the only shapes captured data may take, in the vault and in released batches.
+
+Every record summarises one aggregation window (policy, 60 s by default) of one category. There is no
+free-text field anywhere: keys are classes, applications are allow-listed categories or pseudonymous
+tokens, files are ``{root_class, depth, extension-if-allow-listed}``. ``extra="forbid"`` makes a field
+outside this schema a validation error, which the batch privacy checks rely on.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_validator
+
+from protocol.categories import FileEventKind, KeyClass, MouseButton, RootClass
+from protocol.modelconfig import BOUNDARY
+
+SCHEMA_VERSION = 1
+
+# Inter-key interval histogram: bin i counts intervals in [EDGES[i], EDGES[i+1]) milliseconds; the
+# last bin is open-ended. Coarse on purpose: per-key timings are behavioural biometrics.
+IKI_BIN_EDGES_MS: tuple[int, ...] = (0, 50, 100, 150, 200, 300, 500, 1000, 2000)
+# A gap at least this long ends a burst and counts as a pause.
+PAUSE_GAP_SECONDS = 2.0
+# A burst is at least this many presses with no pause between them.
+BURST_MIN_PRESSES = 3
+# Mouse idle time: gaps between mouse events longer than this add to ``idle_seconds``.
+MOUSE_IDLE_GAP_SECONDS = 1.0
+MAX_FILE_DEPTH = 16
+
+# "cat:<AppCategory>" for allow-listed applications, "anon:<16 hex>" for a keyed pseudonym.
+APP_TOKEN_PATTERN = re.compile(r"^(cat:[a-z_]{2,32}|anon:[0-9a-f]{16})$")
+# An allow-listed extension: lowercase letters and digits only, never a name.
+EXTENSION_PATTERN = re.compile(r"^[a-z0-9]{1,10}$")
+
+_frozen = BOUNDARY
+
+
+class _WindowBase(BaseModel):
+    model_config = _frozen
+
+    start: int = Field(ge=0, description="window start, UTC seconds since the epoch")
+    end: int = Field(ge=0, description="window end (exclusive), UTC seconds since the epoch")
+    receipt_id: str = Field(min_length=1, max_length=64, description="the consent grant active at capture")
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> _WindowBase:
+        if self.end <= self.start:
+            raise ValueError(f"window end ({self.end}) must be after its start ({self.start})")
+        return self
+
+
+class KeyboardWindow(_WindowBase):
+    category: Literal["keyboard"] = "keyboard"
+    key_counts: dict[KeyClass, Annotated[int, Field(ge=0)]]
+    iki_histogram: tuple[Annotated[int, Field(ge=0)], ...]
+    bursts: int = Field(ge=0)
+    longest_burst: int = Field(ge=0)
+    pauses: int = Field(ge=0)
+    correction_ratio: float = Field(ge=0.0, le=1.0)
+
+    @field_validator("iki_histogram")
+    @classmethod
+    def _histogram_length(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if len(value) != len(IKI_BIN_EDGES_MS):
+            raise ValueError(f"iki_histogram needs {len(IKI_BIN_EDGES_MS)} bins, got {len(value)}")
+        return value
+
+
+class MouseWindow(_WindowBase):
+    category: Literal["mouse"] = "mouse"
+    clicks: dict[MouseButton, Annotated[int, Field(ge=0)]]
+    scroll_steps: int = Field(ge=0)
+    moves: int = Field(ge=0)
+    distance_px: float = Field(ge=0.0)
+    idle_seconds: float = Field(ge=0.0)
+
+
+class AppFocus(BaseModel):
+    model_config = _frozen
+
+    app: str = Field(description="cat:<category> or anon:<16 hex>")
+    seconds: float = Field(ge=0.0)
+
+    @field_validator("app")
+    @classmethod
+    def _token_shape(cls, value: str) -> str:
+        if not APP_TOKEN_PATTERN.match(value):
+            raise ValueError("app must be 'cat:<category>' or 'anon:<16 hex digits>', never a name")
+        return value
+
+
+class AppsWindow(_WindowBase):
+    category: Literal["apps"] = "apps"
+    focus: tuple[AppFocus, ...]
+    switches: int = Field(ge=0)
+
+
+class FileEventCount(BaseModel):
+    model_config = _frozen
+
+    root_class: RootClass
+    depth: int = Field(ge=0, le=MAX_FILE_DEPTH)
+    ext: str | None = None
+    kind: FileEventKind
+    count: int = Field(ge=1)
+
+    @field_validator("ext")
+    @classmethod
+    def _ext_shape(cls, value: str | None) -> str | None:
+        if value is not None and not EXTENSION_PATTERN.match(value):
+            raise ValueError("ext must be a short lowercase allow-listed extension or null")
+        return value
+
+
+class FilesWindow(_WindowBase):
+    category: Literal["files"] = "files"
+    events: tuple[FileEventCount, ...]
+
+
+WindowRecord = Annotated[KeyboardWindow | MouseWindow | AppsWindow | FilesWindow, Field(discriminator="category")]
+AnyWindow = KeyboardWindow | MouseWindow | AppsWindow | FilesWindow
+
+
+@functools.cache
+def window_adapter() -> TypeAdapter[AnyWindow]:
+    """The validator for any window record, built on first use (see protocol.modelconfig)."""
+    return TypeAdapter(WindowRecord)
+
+
+def parse_window(data: bytes | str | dict[str, object]) -> AnyWindow:
+    """Validate a window record from JSON bytes/str or a dict; raises pydantic.ValidationError."""
+    if isinstance(data, (bytes, str)):
+        return window_adapter().validate_json(data)
+    return window_adapter().validate_python(data)
+
+
+def window_to_json_dict(record: AnyWindow) -> dict[str, object]:
+    return record.model_dump(mode="json")

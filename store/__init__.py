@@ -1,0 +1,62 @@
+"""The on-prem store: the HTTP service, its storage backends, audit log, export, and its CLI.
+
+It never runs on a workstation and never touches an employee's vault. The wire formats it shares with
+agents are in ``protocol`` (``protocol.store_api``, ``protocol.store_errors``); the agent's client is
+``agent.store_client``. Its dependencies (fastapi, uvicorn, psycopg, pyarrow) come with
+``pip install 'consentry[store]'``; ``store.cli`` and ``store.steward_cli`` import them only when a
+command needs them, so ``consentry --help`` and the steward's tools work on a workstation install.
+
+    backend = open_backend("dir", data_dir=DATA)    # or open_backend("postgres", dsn=DSN)
+    keys, _ = StoreKeys.load_or_create(DATA / "keys")
+    app = create_app(backend, keys, StoreSettings(stewards=policy.stewards))
+    serve(app, "127.0.0.1", 8750)                    # or ThreadedServer(app).start()
+
+Errors: every rejection is a ``protocol.store_errors.StoreError`` subclass with ``.status`` and ``.code``,
+raised the same way on both sides of the wire. This package never imports pynput, watchdog or Xlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# name -> module: resolved on first use (PEP 562), so importing one submodule stays cheap
+_EXPORTS: dict[str, str] = {
+    "create_app": "store.app",
+    "issue_token": "store.auth",
+    "StoreBackend": "store.backend",
+    "StoreTx": "store.backend",
+    "open_backend": "store.backends",
+    "ExportResult": "store.export",
+    "export_parquet": "store.export",
+    "StoreKeys": "store.keys",
+    "ThreadedServer": "store.server",
+    "serve": "store.server",
+    "Clock": "store.settings",
+    "StoreSettings": "store.settings",
+    "SystemClock": "store.settings",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'store' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; never executed
+    from store.app import create_app
+    from store.auth import issue_token
+    from store.backend import StoreBackend, StoreTx
+    from store.backends import open_backend
+    from store.export import ExportResult, export_parquet
+    from store.keys import StoreKeys
+    from store.server import ThreadedServer, serve
+    from store.settings import Clock, StoreSettings, SystemClock

@@ -1,0 +1,184 @@
+"""The ``postgres`` backend: the catalog and every record in PostgreSQL, for many agents and scale-out.
+
+Records are sealed per subject before they reach PostgreSQL (``store.record_keys``) and go in with
+one binary ``COPY`` per batch inside the batch's transaction; an erasure deletes the subject's key row,
+so the ciphertexts PostgreSQL keeps in its data files and WAL until VACUUM and WAL recycling stay
+unreadable. Several store processes may share one database: row locks (``SELECT ... FOR UPDATE``)
+order work on a batch or device, an advisory transaction lock orders audit-log appends, and unique
+constraints catch anything else. Migrations are named, applied in order under an advisory lock, and
+recorded in ``_migrations``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from protocol.store_errors import Unavailable
+from store.backend import BackendKind, BatchRow, SealedRecord, StoredRecord
+from store.backends.sql import CATALOG_MIGRATIONS, Migration, SqlTx
+
+_LOG_LOCK = 0x636F6E73  # "cons": one advisory lock id for the audit log
+_MIGRATION_LOCK = 0x636F6E74
+RECORD_COLUMNS = ("batch_id", "idx", "category", "body")
+RECORD_TYPES = ("text", "int4", "text", "bytea")
+POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "0002_records",
+        """
+CREATE TABLE records (batch_id TEXT NOT NULL, subject_digest TEXT NOT NULL, category TEXT NOT NULL,
+    start_ts BIGINT NOT NULL, end_ts BIGINT NOT NULL, body JSONB NOT NULL);
+CREATE INDEX records_batch ON records (batch_id);
+CREATE INDEX records_category ON records (category)
+""",
+    ),
+    Migration(
+        # Records become ciphertext. Plaintext rows of older stores move aside to legacy_plain_records,
+        # which seal_legacy_records converts and then drops.
+        "0003_sealed_records",
+        """
+DROP INDEX records_batch;
+DROP INDEX records_category;
+ALTER TABLE records RENAME TO legacy_plain_records;
+CREATE TABLE records (batch_id TEXT NOT NULL, idx INTEGER NOT NULL, category TEXT NOT NULL, body BYTEA NOT NULL,
+    PRIMARY KEY (batch_id, idx))
+""",
+    ),
+)
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class PostgresTx(SqlTx):
+    placeholder = "%s"
+    for_update = " FOR UPDATE"
+
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        super().__init__(cursor)
+        self._pg = cursor
+
+    def lock_log(self) -> None:
+        self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (_LOG_LOCK,))
+
+    def store_records(self, batch: BatchRow, records: Sequence[SealedRecord]) -> None:
+        copy_rows(self._pg, record_rows(batch.batch_id, records))
+
+    def erase_records(self, batch_ids: Sequence[str]) -> int:
+        if not batch_ids:
+            return 0
+        self._pg.execute("DELETE FROM records WHERE batch_id = ANY(%s)", (list(batch_ids),))
+        erased = int(self._pg.rowcount)
+        if self._has_legacy():
+            self._pg.execute("DELETE FROM legacy_plain_records WHERE batch_id = ANY(%s)", (list(batch_ids),))
+            erased += int(self._pg.rowcount)
+        return erased
+
+    def iter_records(self, category: str, batch_ids: Sequence[str]) -> Iterator[StoredRecord]:
+        for start in range(0, len(batch_ids), 500):
+            chunk = list(batch_ids[start : start + 500])
+            self._pg.execute(
+                "SELECT r.batch_id, b.subject_digest, r.idx, r.body FROM records r JOIN batches b USING (batch_id) "
+                "WHERE r.category = %s AND b.state = 'stored' AND r.batch_id = ANY(%s) ORDER BY r.batch_id, r.idx",
+                (category, chunk),
+            )
+            for batch_id, subject_digest, index, body in self._pg.fetchall():
+                yield StoredRecord(batch_id, subject_digest, category, int(index), bytes(body))
+
+    def _has_legacy(self) -> bool:
+        self._pg.execute("SELECT to_regclass('legacy_plain_records') IS NOT NULL")
+        row = self._pg.fetchone()
+        return bool(row and row[0])
+
+    def legacy_batches(self) -> list[str]:
+        """Stored batches whose records are still in clear; drops the legacy table once it is empty."""
+        if not self._has_legacy():
+            return []
+        self._pg.execute(
+            "SELECT DISTINCT l.batch_id FROM legacy_plain_records l JOIN batches b USING (batch_id) "
+            "WHERE b.state = 'stored' ORDER BY l.batch_id"
+        )
+        ids = [str(r[0]) for r in self._pg.fetchall()]
+        if not ids:
+            self._pg.execute("DROP TABLE legacy_plain_records")  # its files go with it
+        return ids
+
+    def take_legacy_records(self, batch_id: str) -> list[dict[str, Any]]:
+        self._pg.execute(
+            "DELETE FROM legacy_plain_records WHERE batch_id = %s RETURNING body, start_ts, category", (batch_id,)
+        )
+        rows = sorted(self._pg.fetchall(), key=lambda r: (r[1], r[2]))
+        return [dict(r[0]) for r in rows]
+
+
+def copy_rows(cursor: psycopg.Cursor[Any], rows: Sequence[tuple[str, int, str, bytes]]) -> None:
+    """Binary COPY of prepared record rows (body already sealed); the benchmark's baseline uses it too."""
+    with cursor.copy(f"COPY records ({', '.join(RECORD_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(list(RECORD_TYPES))
+        for row in rows:
+            copy.write_row(row)
+
+
+def record_rows(batch_id: str, records: Sequence[SealedRecord]) -> list[tuple[str, int, str, bytes]]:
+    return [(batch_id, r.record_index, r.category, r.sealed) for r in records]
+
+
+class PostgresBackend:
+    """``StoreBackend`` over a psycopg connection pool, in its own schema (``schema``, default consentry)."""
+
+    kind: BackendKind = "postgres"
+
+    def __init__(self, dsn: str, *, schema: str = "consentry", min_size: int = 1, max_size: int = 8) -> None:
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"schema {schema!r} must be a lowercase SQL identifier")
+        self.schema = schema
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        except psycopg.OperationalError as exc:
+            raise Unavailable("backend_unavailable", f"cannot reach PostgreSQL: {exc}") from None
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"options": f"-c search_path={schema}"},
+            open=True,
+            timeout=30.0,
+        )
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+            )
+            cur.execute("SELECT name FROM _migrations")
+            done = {row[0] for row in cur.fetchall()}
+            for migration in CATALOG_MIGRATIONS + POSTGRES_MIGRATIONS:
+                if migration.name in done:
+                    continue
+                for statement in migration.sql.format(blob="BYTEA").split(";\n"):
+                    if statement.strip():
+                        cur.execute(statement)  # trusted DDL from this module, no parameters
+                cur.execute("INSERT INTO _migrations (name, applied_at) VALUES (%s, now())", (migration.name,))
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresTx]:
+        try:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                yield PostgresTx(cur)
+        except (psycopg.OperationalError, psycopg.errors.SerializationFailure) as exc:
+            # Connection lost or server restarting: nothing committed; the client retries on 503.
+            raise Unavailable("backend_unavailable", f"PostgreSQL is unavailable: {type(exc).__name__}") from None
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def drop_schema(self) -> None:
+        """Remove this backend's schema and everything in it (tests and benchmarks only)."""
+        with self._pool.connection() as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")

@@ -1,0 +1,352 @@
+"""``consentry store``: run the on-prem store, issue enrollment tokens, export datasets, verify its log."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _emit(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def backend_options(func: F) -> F:
+    """--backend, --data and --dsn, shared by every command that opens the store's storage."""
+    func = click.option(
+        "--schema", default="consentry", show_default=True, help="PostgreSQL schema for the store's tables."
+    )(func)
+    func = click.option("--dsn", envvar="CONSENTRY_STORE_DSN", help="PostgreSQL DSN (backend postgres).")(func)
+    func = click.option(
+        "--data",
+        "data_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        required=True,
+        envvar="CONSENTRY_STORE_DATA",
+        help="The store's folder: its keys, and with --backend dir all its data.",
+    )(func)
+    func = click.option(
+        "--backend",
+        type=click.Choice(["dir", "postgres"]),
+        default="dir",
+        show_default=True,
+        help="Where batches and the catalog live.",
+    )(func)
+    return func
+
+
+def _open(backend: str, data_dir: Path, dsn: str | None, schema: str = "consentry") -> Any:
+    from protocol.errors import VaultError
+    from store.backends import open_backend
+
+    if backend == "postgres" and not dsn:
+        raise click.UsageError("--backend postgres needs --dsn postgresql://user:password@host/database")
+    try:
+        return open_backend(backend, data_dir=data_dir / "data", dsn=dsn, schema=schema)
+    except VaultError as exc:
+        raise click.ClickException(
+            f"cannot open the {backend} backend: {exc}. Check --dsn and that the server runs."
+        ) from None
+
+
+def _keys(data_dir: Path) -> tuple[Any, bool]:
+    from protocol.errors import InsecurePermissions
+    from store.keys import StoreKeys
+
+    try:
+        return StoreKeys.load_or_create(data_dir / "keys")
+    except InsecurePermissions as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _public(keys: Any) -> dict[str, str]:
+    from protocol import b64encode
+
+    return {"public_key": b64encode(keys.seal.public_bytes), "log_key": b64encode(keys.log.public_bytes)}
+
+
+def _stewards(policy_file: Path | None) -> Any:
+    from protocol.errors import PolicyError
+    from vault.paths import default_policy_path
+    from vault.policy import load_policy
+
+    path = policy_file or default_policy_path()
+    try:
+        policy = load_policy(path)
+    except PolicyError as exc:
+        raise click.ClickException(f"{exc}\nFix the policy file, then start the store again.") from None
+    if not policy.stewards.keys:
+        raise click.ClickException(
+            f"{path} names no steward keys, so no batch could ever be approved. Each steward runs "
+            "`consentry steward init`; add their keys under [stewards.keys] and set approvals_required."
+        )
+    return policy.stewards
+
+
+@click.group()
+def store() -> None:
+    """Run the on-prem store, issue enrollment tokens, export datasets, verify the audit log."""
+
+
+@store.command()
+@backend_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8750, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Policy file whose [stewards] section says whose approvals count (default: the machine policy).",
+)
+@click.option("--max-body-mb", default=32, show_default=True, type=click.IntRange(1, 1024), help="Request size limit.")
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Serve HTTPS with this PEM certificate (chain); needs --tls-key.",
+)
+@click.option(
+    "--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The certificate's PEM private key."
+)
+@click.option("--docs", is_flag=True, help="Also serve the interactive API docs (/docs, /redoc, /openapi.json).")
+def serve(
+    backend: str,
+    data_dir: Path,
+    dsn: str | None,
+    schema: str,
+    host: str,
+    port: int,
+    policy_file: Path | None,
+    max_body_mb: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    docs: bool,
+) -> None:
+    """Serve the store API until interrupted (first run creates the store's keys in --data)."""
+    from store.app import create_app
+    from store.server import serve as run
+    from store.settings import StoreSettings
+
+    _check_tls(tls_cert, tls_key)
+    stewards = _stewards(policy_file)
+    keys, created = _keys(data_dir)
+    storage = _open(backend, data_dir, dsn, schema)
+    public = _public(keys)
+    verb = "Created" if created else "Using"
+    click.echo(
+        f"{verb} store keys in {data_dir / 'keys'}. Put these in the machine policy's [store] section:",
+        err=True,
+    )
+    click.echo(f'  public_key = "{public["public_key"]}"\n  log_key = "{public["log_key"]}"', err=True)
+    scheme = "https" if tls_cert else "http"
+    click.echo(f"Serving on {scheme}://{host}:{port} ({backend} backend); Ctrl-C stops.", err=True)
+    settings = StoreSettings(stewards=stewards, max_body_bytes=max_body_mb * 1024 * 1024, api_docs=docs)
+    try:
+        run(create_app(storage, keys, settings), host, port, tls_cert=tls_cert, tls_key=tls_key)
+    finally:
+        storage.close()
+
+
+def _check_tls(cert: Path | None, key: Path | None) -> None:
+    """Both or neither, and a pair that loads: found now rather than as a failed start inside uvicorn."""
+    import ssl
+
+    if (cert is None) != (key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together: pass both (or neither, behind a TLS proxy)")
+    if cert is None or key is None:
+        return
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise click.ClickException(
+            f"cannot use {cert} with {key}: {getattr(exc, 'reason', None) or type(exc).__name__}. "
+            "Both must be PEM, and the key must belong to the certificate."
+        ) from None
+
+
+@store.command()
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    envvar="CONSENTRY_STORE_DATA",
+    help="The store's folder.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def keygen(data_dir: Path, as_json: bool) -> None:
+    """Create the store's keys if missing and print the public halves (for the machine policy)."""
+    keys, created = _keys(data_dir)
+    public = _public(keys)
+    if as_json:
+        _emit({**public, "created": created})
+        return
+    click.echo(("Created" if created else "Existing") + " store keys. Machine policy [store] section:")
+    click.echo(f'public_key = "{public["public_key"]}"\nlog_key = "{public["log_key"]}"')
+
+
+@store.command()
+@backend_options
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def token(backend: str, data_dir: Path, dsn: str | None, schema: str, as_json: bool) -> None:
+    """Issue a one-time enrollment token for one workstation (the store keeps only its hash)."""
+    import time
+
+    from protocol.stewards import StewardConfig
+    from store.auth import issue_token
+    from store.settings import StoreSettings
+
+    storage = _open(backend, data_dir, dsn, schema)
+    try:
+        settings = StoreSettings(stewards=StewardConfig())
+        value = issue_token(storage, settings, int(time.time()))
+    finally:
+        storage.close()
+    if as_json:
+        _emit({"token": value, "expires_in_seconds": settings.token_ttl_seconds})
+        return
+    click.echo(value)
+    click.echo(
+        "Give it to the workstation's IT setup: consentry enroll --url URL --token-file FILE. "
+        f"It works once, within {settings.token_ttl_seconds // 86400} days.",
+        err=True,
+    )
+
+
+@store.command()
+@backend_options
+@click.option("--format", "fmt", type=click.Choice(["parquet"]), default="parquet", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+def export(backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str, as_json: bool, out: Path) -> None:
+    """Export approved, non-erased data to OUT as Parquet with a dataset card, datasheet and manifest."""
+    import time
+
+    from protocol.errors import VaultError
+    from store.export import export_parquet
+
+    keys, _ = _keys(data_dir)
+    storage = _open(backend, data_dir, dsn, schema)
+    try:
+        with storage.transaction() as tx:
+            total = len(tx.stored_batches()) * 4  # four category passes over the batches
+        with click.progressbar(length=max(total, 1), label="Exporting", file=sys.stderr) as bar:
+            try:
+                result = export_parquet(storage, keys, out, now=int(time.time()), progress=bar.update)
+            except (ValueError, VaultError) as exc:
+                raise click.ClickException(f"{exc}") from None
+    finally:
+        storage.close()
+    summary = {
+        "export_id": result.export_id,
+        "files": result.files,
+        "batches": result.batches,
+        "log_index": result.receipt.leaf_index,
+    }
+    if as_json:
+        _emit(summary)
+        return
+    click.echo(f"Exported {sum(result.files.values())} rows from {result.batches} batches into {out}.")
+    click.echo("Read it with datasets.load_dataset('parquet', data_files=...) as shown in its README.md.")
+
+
+@store.command("verify-log")
+@click.option("--store-url", help="The store's base URL (default: the machine policy's store.url).")
+@click.option("--log-key", help="The store's Ed25519 log key, base64 (default: the machine policy's store.log_key).")
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File keeping the last verified tree head; each run proves the log only grew since.",
+)
+@click.option(
+    "--full", is_flag=True, help="Also download every entry and recompute the root (signed: needs a steward key)."
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --full: the steward key that signs the entry requests "
+    "(default: $CONSENTRY_HOME/steward/steward-ed25519.key).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def verify_log(
+    store_url: str | None,
+    log_key: str | None,
+    state_file: Path | None,
+    full: bool,
+    key_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Check the store's signed tree head and that the log is append-only since the last check."""
+    from agent.store_client import StoreClient
+    from protocol import TreeHead, b64decode, merkle
+    from protocol.errors import InvalidRecord
+    from protocol.store_errors import StoreError
+
+    store_url, log_key = _store_from_policy(store_url, log_key)
+    if log_key is None:
+        raise click.UsageError("no log key: pass --log-key or set store.log_key in the machine policy")
+    result: dict[str, Any] = {"store_url": store_url}
+    # Tree heads and proofs are public; the entries show per-device activity, so only stewards read them.
+    signer = _steward_signer(key_file) if full else None
+    try:
+        with StoreClient(store_url, signer=signer, role="steward", log_public_key=b64decode(log_key)) as client:
+            head = client.tree_head()
+            result.update(size=head.size, root_hash=head.root_hash, timestamp=head.timestamp, signature="ok")
+            if state_file is not None and state_file.exists():
+                older = TreeHead.model_validate_json(state_file.read_text(encoding="utf-8"))
+                if older.size > head.size:
+                    raise InvalidRecord("the log shrank since the last check")
+                client.check_consistency(older, head)
+                result["consistent_with_size"] = older.size
+            if full:
+                tree = merkle.MemoryTree()
+                for start in range(0, head.size, 1000):
+                    for entry in client.entries(start, min(head.size, start + 1000)):
+                        tree.append(entry.leaf_data())
+                if tree.size != head.size or tree.root(head.size).hex() != head.root_hash:
+                    raise InvalidRecord("the log's entries do not hash to its signed root")
+                result["entries_checked"] = tree.size
+    except InvalidRecord as exc:
+        raise click.ClickException(
+            f"the store's log does NOT verify: {exc}. Keep the state file as evidence and tell the data stewards."
+        ) from None
+    except (StoreError, OSError) as exc:
+        raise click.ClickException(f"cannot check the log: {exc}. Is the store running at {store_url}?") from None
+    if state_file is not None:
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        state_file.write_text(head.model_dump_json() + "\n", encoding="utf-8")
+    if as_json:
+        _emit(result)
+        return
+    extra = f", consistent with size {result['consistent_with_size']}" if "consistent_with_size" in result else ""
+    click.echo(f"Log OK: {head.size} entries, signed tree head verified{extra}.")
+
+
+def _steward_signer(key_file: Path | None) -> Any:
+    from store.steward_cli import _signer
+
+    return _signer(key_file)
+
+
+def _store_from_policy(store_url: str | None, log_key: str | None) -> tuple[str, str | None]:
+    if store_url and log_key:
+        return store_url, log_key
+    from protocol.errors import PolicyError
+    from vault.paths import default_policy_path
+    from vault.policy import load_policy
+
+    try:
+        policy = load_policy(default_policy_path())
+    except PolicyError as exc:
+        raise click.ClickException(f"{exc}\nPass --store-url and --log-key instead.") from None
+    if policy.store is None and not store_url:
+        raise click.UsageError("no store: pass --store-url or set [store] url in the machine policy")
+    url = store_url or (policy.store.url if policy.store else "")
+    key = log_key or (policy.store.log_key if policy.store else None)
+    return url, key

@@ -1,0 +1,455 @@
+"""Dataset export for ML engineers: Parquet per category, a dataset card, a datasheet and a manifest.
+
+Layout of ``OUT`` (which must be empty or absent; made 0700, every file 0600: it holds personal data)::
+
+    data/<category>.parquet   zstd; one row per window record; no device id, subject as a digest; each row
+                              names its batch (``batch_id``) and consent grant (``receipt_id``)
+    README.md                 dataset card (YAML front matter lists the files, one split per category)
+    DATASHEET.md              Gebru et al. "Datasheets for Datasets" sections
+    manifest.json             SHA-256 and row count per file; every batch with its period, the consent
+                              receipts and the steward approvals it rests on
+    export_receipt.json       the audit-log receipt of this export (names manifest.json's SHA-256)
+
+``datasets.load_dataset("parquet", data_files={"train": "OUT/data/keyboard.parquet"})`` reads one category
+(their columns differ, so each is its own configuration; docs/release.md runs this as a test).
+Only stored, non-erased batches are exported; an erasure afterwards marks the export in the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from protocol.approval import Approval
+from protocol.auditlog import LogEntry, LogReceipt
+from protocol.canonical import canonical_json
+from protocol.categories import Category, FileEventKind, KeyClass, MouseButton, RootClass
+from protocol.manifest import BatchManifest
+from protocol.policy_defaults import DEFAULT_SUBJECT_ROTATION_DAYS, DEFAULT_WINDOW_SECONDS
+from protocol.windows import IKI_BIN_EDGES_MS
+from store.audit import append_entry
+from store.backend import StoreBackend, StoredRecord
+from store.keys import StoreKeys
+from store.record_keys import RecordKeyring, seal_legacy_records
+
+MIN_GROUP_SIZE = 5  # fleet figures shown outside the steward domain need k >= 5 subjects
+_CHUNK = 200
+_TS = pa.timestamp("s", tz="UTC")
+_COMMON = [
+    ("subject", pa.string()),
+    ("batch_id", pa.string()),  # -> manifest.json "batches": period, consent receipts, approvals
+    ("receipt_id", pa.string()),  # the consent grant the window was captured under
+    ("start", _TS),
+    ("end", _TS),
+]
+SCHEMAS: dict[Category, pa.Schema] = {
+    Category.KEYBOARD: pa.schema(
+        _COMMON
+        + [(f"keys_{k.value}", pa.int64()) for k in KeyClass]
+        + [
+            ("iki_histogram", pa.list_(pa.int64())),
+            ("bursts", pa.int64()),
+            ("longest_burst", pa.int64()),
+            ("pauses", pa.int64()),
+            ("correction_ratio", pa.float64()),
+        ]
+    ),
+    Category.MOUSE: pa.schema(
+        _COMMON
+        + [(f"clicks_{b.value}", pa.int64()) for b in MouseButton]
+        + [
+            ("scroll_steps", pa.int64()),
+            ("moves", pa.int64()),
+            ("distance_px", pa.float64()),
+            ("idle_seconds", pa.float64()),
+        ]
+    ),
+    Category.APPS: pa.schema(
+        _COMMON
+        + [
+            ("focus", pa.list_(pa.struct([("app", pa.string()), ("seconds", pa.float64())]))),
+            ("switches", pa.int64()),
+        ]
+    ),
+    Category.FILES: pa.schema(
+        _COMMON
+        + [
+            (
+                "events",
+                pa.list_(
+                    pa.struct(
+                        [
+                            ("root_class", pa.string()),
+                            ("depth", pa.int64()),
+                            ("ext", pa.string()),
+                            ("kind", pa.string()),
+                            ("count", pa.int64()),
+                        ]
+                    )
+                ),
+            )
+        ]
+    ),
+}
+
+
+def _row(record: StoredRecord, body: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "subject": record.subject,
+        "batch_id": record.batch_id,
+        "receipt_id": body["receipt_id"],
+        "start": body["start"],
+        "end": body["end"],
+    }
+    if record.category == Category.KEYBOARD:
+        for k in KeyClass:
+            row[f"keys_{k.value}"] = body["key_counts"].get(k.value, 0)
+        for name in ("iki_histogram", "bursts", "longest_burst", "pauses", "correction_ratio"):
+            row[name] = body[name]
+    elif record.category == Category.MOUSE:
+        for b in MouseButton:
+            row[f"clicks_{b.value}"] = body["clicks"].get(b.value, 0)
+        for name in ("scroll_steps", "moves", "distance_px", "idle_seconds"):
+            row[name] = body[name]
+    elif record.category == Category.APPS:
+        row["focus"] = body["focus"]
+        row["switches"] = body["switches"]
+    else:
+        row["events"] = body["events"]
+    return row
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    export_id: str
+    out: Path
+    files: dict[str, int]  # relative path -> rows
+    batches: int
+    subjects: int
+    receipt: LogReceipt
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _private_folder(path: Path) -> None:
+    """Create ``path`` 0700 (or make an existing, empty one 0700): the export is personal data."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)  # mkdir's mode is cut by the umask, and an existing folder keeps its own
+
+
+def _private_file(path: Path) -> Any:
+    """A new file opened for writing, 0600 from its creation on (never readable by others, not even briefly)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    return os.fdopen(fd, "wb")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    with _private_file(path) as handle:
+        handle.write(data)
+
+
+def export_parquet(
+    backend: StoreBackend,
+    keys: StoreKeys,
+    out: Path,
+    *,
+    now: int,
+    progress: Callable[[int], None] | None = None,
+    export_id: str | None = None,
+) -> ExportResult:
+    """Write the export described in the module docstring; ``progress(n)`` is called per n batches done."""
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty; export into a new folder")
+    export_id = export_id or uuid.uuid4().hex
+    keyring = RecordKeyring(keys.records)
+    seal_legacy_records(backend, keyring, now)  # records of an older store are sealed before anything is read
+    with backend.transaction() as tx:
+        batches = tx.stored_batches()
+        approvals = {
+            b.batch_id: [Approval.model_validate_json(a) for a in tx.approvals_json(b.batch_id)] for b in batches
+        }
+    manifests = {b.batch_id: BatchManifest.model_validate_json(b.manifest_json) for b in batches if b.manifest_json}
+    ids = [b.batch_id for b in batches if b.batch_id in manifests]
+    _private_folder(out)
+    _private_folder(out / "data")
+    files: dict[str, int] = {}
+    subjects: set[str] = set()
+    for category, schema in SCHEMAS.items():
+        rows = _write_category(
+            backend, keyring, category, schema, ids, out / "data" / f"{category.value}.parquet", subjects, progress
+        )
+        if rows:
+            files[f"data/{category.value}.parquet"] = rows
+        else:
+            (out / "data" / f"{category.value}.parquet").unlink(missing_ok=True)
+    manifest = _export_manifest(export_id, now, out, files, ids, manifests, approvals)
+    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+    _write_private(out / "manifest.json", manifest_bytes)
+    _write_private(out / "README.md", _card(export_id, files, len(subjects)).encode("utf-8"))
+    _write_private(
+        out / "DATASHEET.md",
+        _datasheet(export_id, now, files, ids, manifests, len(subjects), windows=_window_lengths(out, files)).encode(
+            "utf-8"
+        ),
+    )
+    manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
+    with backend.transaction() as tx:
+        tx.insert_export(export_id, now, manifest_sha, sorted(subjects))
+        # An erasure that ran while we were reading: mark this export at once.
+        erased = [b for b in ids if (row := tx.get_batch(b)) is not None and row.state == "erased"]
+        if erased:
+            for digest in {tx.get_batch(b).subject_digest for b in erased}:  # type: ignore[union-attr]
+                tx.mark_exports_with_subject(digest)
+        body = {
+            "export_id": export_id,
+            "manifest_sha256": manifest_sha,
+            "batches": len(ids),
+            "files": len(files),
+            "rows": sum(files.values()),
+        }
+        receipt = append_entry(tx, keys.log, LogEntry(v=1, kind="export", time=now, body=body))
+    _write_private(out / "export_receipt.json", (receipt.model_dump_json(indent=2) + "\n").encode("utf-8"))
+    return ExportResult(export_id, out, files, len(ids), len(subjects), receipt)
+
+
+def _write_category(
+    backend: StoreBackend,
+    keyring: RecordKeyring,
+    category: Category,
+    schema: pa.Schema,
+    ids: Sequence[str],
+    path: Path,
+    subjects: set[str],
+    progress: Callable[[int], None] | None,
+) -> int:
+    rows = 0
+    with _private_file(path) as handle, pq.ParquetWriter(handle, schema, compression="zstd") as writer:
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            with backend.transaction() as tx:  # short transactions: an export never blocks uploads for long
+                # Decrypted under the subject keys read in the same transaction: a subject erased
+                # meanwhile has no key left, and its records are skipped.
+                records = list(keyring.open_records(tx, tx.iter_records(category.value, chunk)))
+            if records:
+                subjects.update(r.subject for r, _ in records)
+                writer.write_table(pa.Table.from_pylist([_row(r, body) for r, body in records], schema=schema))
+                rows += len(records)
+            if progress is not None:
+                progress(len(chunk))
+    return rows
+
+
+def _export_manifest(
+    export_id: str,
+    now: int,
+    out: Path,
+    files: dict[str, int],
+    ids: Sequence[str],
+    manifests: dict[str, BatchManifest],
+    approvals: dict[str, list[Approval]],
+) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "export_id": export_id,
+        "created": now,
+        "format": "parquet",
+        "compression": "zstd",
+        "files": [
+            {
+                "path": rel,
+                "rows": rows,
+                "bytes": (out / rel).stat().st_size,
+                "sha256": _sha256_file(out / rel),
+            }
+            for rel, rows in sorted(files.items())
+        ],
+        "batches": [
+            {
+                "batch_id": b,
+                "manifest_sha256": hashlib.sha256(canonical_json(manifests[b].canonical_dict())).hexdigest(),
+                "record_counts": {str(k): v for k, v in manifests[b].record_counts.items()},
+                "period": {"from": manifests[b].period_start, "to": manifests[b].period_end},
+                "receipts": [r.model_dump(mode="json") for r in manifests[b].consent_receipts],
+                "approvals": [a.model_dump(mode="json") for a in approvals.get(b, []) if a.decision == "approve"],
+            }
+            for b in ids
+        ],
+    }
+
+
+def _subjects_text(count: int) -> str:
+    return str(count) if count >= MIN_GROUP_SIZE or count == 0 else f"fewer than {MIN_GROUP_SIZE}"
+
+
+def _card(export_id: str, files: dict[str, int], subjects: int) -> str:
+    # One configuration per category: their columns differ, so they cannot be splits of one dataset.
+    configs = "\n".join(
+        f"- config_name: {Path(rel).stem}\n  data_files:\n  - split: train\n    path: {rel}" for rel in sorted(files)
+    )
+    rows = "\n".join(f"| {Path(rel).stem} | {n} |" for rel, n in sorted(files.items()))
+    first = Path(sorted(files)[0]).stem if files else "keyboard"
+    return f"""---
+pretty_name: Consentry workstation telemetry export {export_id}
+license: other
+tags:
+- consentry
+- telemetry
+- consented
+configs:
+{configs}
+---
+
+# Consentry workstation telemetry ({export_id})
+
+Aggregated, consented workstation activity windows (one row per window, per category), exported from a
+Consentry on-prem store. Every batch in it was previewed by the employee and approved by the data
+stewards; `manifest.json` lists each batch with its approvals and the SHA-256 of every file, and
+`export_receipt.json` is this export's entry in the store's verifiable audit log.
+
+| configuration (category) | rows |
+|---|---|
+{rows}
+
+Subjects: {_subjects_text(subjects)}. `subject` is a digest of the workstation's pseudonym for one policy period
+(it rotates, and is not linkable across periods); there is no device id.
+
+Every row starts with `subject`, `batch_id`, `receipt_id`, `start`, `end`: `batch_id` finds the batch in
+`manifest.json` (its period, consent receipts and steward approvals), `receipt_id` the consent grant the
+window was captured under (one of that batch's receipts).
+
+Each category is its own configuration, because their columns differ. From this folder:
+
+```python
+import os
+import datasets
+ds = datasets.load_dataset("parquet", data_files={{"train": "data/{first}.parquet"}})
+ds = datasets.load_dataset(os.getcwd(), "{first}")  # the same, through this card's configs
+```
+
+See `DATASHEET.md` before using it: consent covers the stated purposes only, and subjects may withdraw.
+"""
+
+
+def _window_lengths(out: Path, files: dict[str, int]) -> list[int]:
+    """The distinct window lengths (seconds) in the written files: the datasheet states what is there."""
+    lengths: set[int] = set()
+    for rel in files:
+        table = pq.read_table(out / rel, columns=["start", "end"])
+        for start, end in zip(table["start"].to_pylist(), table["end"].to_pylist(), strict=True):
+            lengths.add(int((end - start).total_seconds()))
+    return sorted(lengths)
+
+
+def _windows_text(lengths: Sequence[int]) -> str:
+    default = DEFAULT_WINDOW_SECONDS
+    found = " and ".join(f"{n} s" for n in lengths) if lengths else "none"
+    return f"to windows of {found} in this export; policy `aggregation_window_seconds`, default {default} s"
+
+
+def _rotation_text() -> str:
+    default = DEFAULT_SUBJECT_ROTATION_DAYS
+    return (
+        "`subject` is a SHA-256 digest of a random pseudonym that the workstation replaces every policy period\n"
+        f"(`subject_rotation_days`, default {default} days, aligned to the UTC epoch so every workstation rotates at\n"
+        "once). A new subject is not derived from the old one, so rows of one person in two periods carry\n"
+        "unrelated subjects and a batch never spans two; each period also cites its consent grants under its\n"
+        "own `receipt_id` alias. Nothing in this export links them; only the employee's vault (and the\n"
+        "store, which authenticates the submitting device) can."
+    )
+
+
+def _datasheet(
+    export_id: str,
+    now: int,
+    files: dict[str, int],
+    ids: Sequence[str],
+    manifests: dict[str, BatchManifest],
+    subjects: int,
+    *,
+    windows: Sequence[int] = (),
+) -> str:
+    notices: set[tuple[str, str, str, str, str, str]] = set()
+    for b in ids:
+        for r in manifests[b].consent_receipts:
+            notices.add(
+                (
+                    r.category.value,
+                    r.notice_id,
+                    r.notice_version,
+                    r.notice_sha256[:16],
+                    r.lawful_basis,
+                    ",".join(r.purposes) or "-",
+                )
+            )
+    notice_rows = "\n".join(f"| {' | '.join(n)} |" for n in sorted(notices)) or "| - | - | - | - | - | - |"
+    periods = [(manifests[b].period_start, manifests[b].period_end) for b in ids]
+    span = f"{min(p[0] for p in periods)} to {max(p[1] for p in periods)} (UTC epoch seconds)" if periods else "empty"
+    counts = "\n".join(f"- `{rel}`: {n} rows" for rel, n in sorted(files.items())) or "- no records"
+    return f"""# Datasheet: Consentry export {export_id}
+
+Following Gebru et al., "Datasheets for Datasets" (2021).
+
+## Motivation
+Created to train and evaluate models of workstation work patterns (typing rhythm classes, pointer
+activity, application focus, file activity) from employees who opted in, category by category.
+Created by the store operator on {now} (UTC epoch seconds) with `consentry store export`.
+
+## Composition
+{counts}
+
+{len(ids)} batches; subjects: {_subjects_text(subjects)}; period {span}.
+Each row summarises one aggregation window and names its batch (`batch_id`; `manifest.json` gives the
+batch's period, consent receipts and approvals) and the consent grant it was captured under
+(`receipt_id`, a receipt of the table below). There is no free text: keys are classes (letter, digit,
+...), inter-key intervals are a coarse histogram (bins {list(IKI_BIN_EDGES_MS)} ms), applications are
+allow-listed categories or per-batch pseudonyms (`anon:`; unlinkable across batches), files are
+`{{root_class, depth, extension}}` with root classes {[r.value for r in RootClass]} and kinds
+{[k.value for k in FileEventKind]}. No window titles, characters, paths, names or device ids.
+{_rotation_text()}
+
+## Collection process
+Captured on employees' workstations by the Consentry agent, only for categories the employee granted
+(consent, GDPR Art. 6(1)(a) unless stated below), aggregated on the workstation, held for employee
+preview and veto, then approved by the data stewards (M-of-N signatures) before upload.
+Consent basis and notice versions of the records in this export:
+
+| category | notice | version | notice sha256 | lawful basis | purposes |
+|---|---|---|---|---|---|
+{notice_rows}
+
+## Preprocessing
+On the workstation: key presses classified in the input callback, windows aggregated ({_windows_text(windows)}),
+application tokens re-keyed per batch (HMAC-SHA-256 under a discarded per-batch key). In the store:
+records validated against the window schema and privacy checks; flattened to one column per key class
+and mouse button for Parquet.
+
+## Uses
+Intended: research and models of aggregate work patterns within the purposes listed above.
+Not allowed: evaluating, ranking or monitoring individual employees; re-identifying subjects; any use
+outside the consented purposes. Fleet statistics shown outside the steward domain need at least
+{MIN_GROUP_SIZE} subjects per group.
+
+## Distribution
+Internal to the organisation; not for publication. `manifest.json` lists every file's SHA-256 and the
+steward approvals each batch rests on; `export_receipt.json` proves this export is in the audit log.
+
+## Maintenance
+Subjects may withdraw at any time. An erasure deletes their data from the store and marks this export
+as containing erased data; holders must then delete this copy and re-export.
+Contact: the data stewards named in the store's configuration.
+"""

@@ -1,0 +1,63 @@
+"""The store's own key files: X25519 (batches are sealed to it), Ed25519 (signs tree heads), records KEK.
+
+The records KEK (AES-256) wraps the per-subject data keys that records are encrypted under at rest
+(``store.record_keys``). Without it, nothing stored can be read: back it up with the other keys,
+apart from the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from protocol.envelope import new_key
+from protocol.keyfile import read_key_file, write_key_file
+from protocol.sealing import StoreSealKey
+from protocol.signing import SigningKey
+
+SEAL_KEY_FILE = "store-x25519.key"
+LOG_KEY_FILE = "store-log-ed25519.key"
+RECORDS_KEK_FILE = "store-records-kek.key"
+
+
+@dataclass(frozen=True)
+class StoreKeys:
+    seal: StoreSealKey
+    log: SigningKey
+    records: bytes = field(repr=False)  # the records KEK: 32 random bytes, never printed
+
+    @classmethod
+    def generate(cls) -> StoreKeys:
+        return cls(StoreSealKey.generate(), SigningKey.generate(), new_key())
+
+    @classmethod
+    def load_or_create(cls, key_dir: Path) -> tuple[StoreKeys, bool]:
+        """Load the keys in ``key_dir`` (0700), creating any missing on first use; returns (keys, created).
+
+        ``created`` says whether the seal or log key is new (the public keys to hand out changed). A
+        store from before records were encrypted gets its records KEK here, on its next start.
+        """
+        seal_path, log_path = key_dir / SEAL_KEY_FILE, key_dir / LOG_KEY_FILE
+        kek_path = key_dir / RECORDS_KEK_FILE
+        created = False
+        for path, kind, fresh in (
+            (seal_path, "x25519", lambda: StoreSealKey.generate().private_bytes()),
+            (log_path, "ed25519", lambda: SigningKey.generate().private_bytes()),
+        ):
+            if not path.exists():
+                try:
+                    write_key_file(path, kind, fresh())
+                    created = True
+                except FileExistsError:
+                    pass  # another store process created it first; use theirs
+        if not kek_path.exists():
+            try:
+                write_key_file(kek_path, "aes256", new_key())
+            except FileExistsError:
+                pass  # another store process created it first; use theirs
+        keys = cls(
+            StoreSealKey(read_key_file(seal_path, "x25519")),
+            SigningKey(read_key_file(log_path, "ed25519")),
+            read_key_file(kek_path, "aes256"),
+        )
+        return keys, created

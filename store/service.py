@@ -1,0 +1,496 @@
+"""The store's rules for batches: review queue, steward decisions, verified upload and ingest, erasure.
+
+Every check that can be made without the store's private key -- device signature, approvals counted
+under the store's own steward config, manifest digest, the device's ``(seq, prev_batch_hash)`` chain,
+schema version, ledger checkpoint -- is made before decryption; the decrypted payload is then checked
+against the manifest and the privacy checks are re-run before a single record is written. The batch's
+records, its state, the audit-log entry and its receipt are committed in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.approval import Approval, Tally, approval_is_valid, tally
+from protocol.auditlog import EntryKind, LogEntry, LogReceipt, subject_digest
+from protocol.batch import SealedBatch, header_mismatches
+from protocol.checkpoint import LedgerCheckpoint, extend_chain, verify_checkpoint
+from protocol.erasure import ErasureReceipt, ErasureRequest, sign_erasure_receipt, verify_erasure
+from protocol.errors import InvalidRecord, UnsupportedVersion
+from protocol.fields import b64encode
+from protocol.ledger_chain import GENESIS_HASH as LEDGER_GENESIS
+from protocol.manifest import BatchManifest, manifest_digest
+from protocol.payload import decode_payload, payload_digest
+from protocol.privacy import REQUIRED_CHECKS, STORE_CHECKS, run_privacy_checks
+from protocol.sealing import open_batch, verify_batch_signature
+from protocol.signing import key_id
+from protocol.store_api import BatchReview, BatchStatus, CheckpointAck, QueueItem
+from protocol.store_errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from protocol.windows import SCHEMA_VERSION
+from store.audit import append_entry
+from store.auth import Principal
+from store.backend import TERMINAL_STATES, BatchRow, DeviceRow, StoreBackend, StoreTx
+from store.keys import StoreKeys
+from store.record_keys import RecordKeyring, seal_legacy_records
+from store.settings import Clock, StoreSettings
+
+_TERMINAL_REFUSALS: dict[str, tuple[str, str]] = {
+    "stored": ("already_stored", "this batch is already stored"),
+    "rejected": ("batch_rejected", "a steward rejected this batch"),
+    "erased": ("batch_erased", "the subject of this batch was erased"),
+    "withdrawn": ("batch_withdrawn", "the device withdrew this batch; it will never be uploaded"),
+}
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """What the pre-ingest checks established about an upload."""
+
+    manifest: BatchManifest
+    records: tuple[dict[str, Any], ...]
+    payload: bytes
+
+
+class StoreService:
+    def __init__(self, backend: StoreBackend, keys: StoreKeys, settings: StoreSettings, clock: Clock) -> None:
+        self.backend = backend
+        self.keys = keys
+        self.settings = settings
+        self.clock = clock
+        self.record_keys = RecordKeyring(keys.records)
+        seal_legacy_records(backend, self.record_keys, clock.now())  # a store from before records were sealed
+
+    # review queue ------------------------------------------------------------------------------------------
+    def submit_manifest(self, who: Principal, manifest: BatchManifest) -> BatchStatus:
+        if manifest.device_kid != who.kid:
+            raise Forbidden("device_mismatch", "a device submits only its own manifests")
+        if manifest.schema_version != SCHEMA_VERSION:
+            raise Unprocessable(
+                "schema_version_unsupported",
+                f"record schema {manifest.schema_version} (store has {SCHEMA_VERSION})",
+            )
+        self._check_manifest_checks(manifest)
+        digest = manifest_digest(manifest)
+        now = self.clock.now()
+        with self.backend.transaction() as tx:
+            device = self._device(tx, who.kid, lock=True)
+            existing = tx.get_batch(manifest.batch_id, lock=True)
+            if existing is not None:
+                if existing.manifest_sha256 == digest and existing.device_kid == who.kid:
+                    return self._status(tx, existing, device)  # a retried submission
+                raise Conflict("batch_id_reused", "this batch id names another manifest")
+            if manifest.seq != device.last_seq + 1 or manifest.prev_batch_hash != device.last_manifest_hash:
+                raise Conflict(
+                    "chain_broken",
+                    f"expected seq {device.last_seq + 1} after manifest {device.last_manifest_hash[:16]}...",
+                )
+            subject = subject_digest(manifest.subject)
+            owner = tx.subject_owner(subject)
+            if owner is not None and owner != who.kid:
+                raise Forbidden("subject_not_yours", "this subject's batches come from another device")
+            if owner is None:
+                tx.insert_subject(subject, who.kid)
+            row = BatchRow(
+                batch_id=manifest.batch_id,
+                device_kid=who.kid,
+                seq=manifest.seq,
+                subject_digest=subject,
+                manifest_json=manifest.model_dump_json(),
+                manifest_sha256=digest,
+                state="review",
+                submitted_at=now,
+            )
+            tx.insert_batch(row)
+            tx.set_device_chain(who.kid, manifest.seq, digest)
+            return self._status(tx, row, device)
+
+    @staticmethod
+    def _check_manifest_checks(manifest: BatchManifest) -> None:
+        names = {c.name for c in manifest.privacy_checks}
+        missing = [n for n in REQUIRED_CHECKS if n not in names]
+        failed = manifest.failed_checks()
+        if missing or failed:
+            raise Unprocessable("privacy_check_failed", f"missing checks {missing}, failed checks {list(failed)}")
+        covered = {r.category for r in manifest.consent_receipts}
+        uncovered = [str(c) for c, n in manifest.record_counts.items() if n and c not in covered]
+        if uncovered:
+            raise Unprocessable("privacy_check_failed", f"no consent receipt for categories {uncovered}")
+
+    def batch_status(self, who: Principal, batch_id: str) -> BatchStatus:
+        with self.backend.transaction() as tx:
+            batch = self._batch(tx, batch_id)
+            if who.role == "device" and batch.device_kid != who.kid:
+                raise NotFound("unknown_batch", "no such batch for this device")
+            return self._status(tx, batch, self._device(tx, batch.device_kid))
+
+    def queue(self, states: tuple[str, ...] = ("review", "approved")) -> list[QueueItem]:
+        items = []
+        with self.backend.transaction() as tx:
+            for batch in tx.list_batches(states, self.settings.queue_limit):
+                if batch.manifest_json is None:
+                    continue
+                manifest = BatchManifest.model_validate_json(batch.manifest_json)
+                t = self._tally(tx, batch, self._device(tx, batch.device_kid))
+                items.append(
+                    QueueItem(
+                        batch_id=batch.batch_id,
+                        device_kid=batch.device_kid,
+                        seq=batch.seq,
+                        submitted_at=batch.submitted_at,
+                        period_start=manifest.period_start,
+                        period_end=manifest.period_end,
+                        record_counts=manifest.record_counts,
+                        state=batch.state,  # type: ignore[arg-type]
+                        approvals=len(t.approved_by),
+                        approvals_required=t.required,
+                    )
+                )
+        return items
+
+    def review(self, batch_id: str) -> BatchReview:
+        with self.backend.transaction() as tx:
+            batch = self._batch(tx, batch_id)
+            if batch.manifest_json is None:  # erased or withdrawn: the manifest is gone
+                raise Conflict(*_TERMINAL_REFUSALS.get(batch.state, _TERMINAL_REFUSALS["erased"]))
+            manifest = BatchManifest.model_validate_json(batch.manifest_json)
+            status = self._status(tx, batch, self._device(tx, batch.device_kid))
+            decisions = tuple(Approval.model_validate_json(a) for a in tx.approvals_json(batch_id))
+        return BatchReview(
+            status=status, manifest=manifest, privacy_checks=manifest.privacy_checks, decisions=decisions
+        )
+
+    def decide(self, who: Principal, batch_id: str, approval: Approval) -> BatchStatus:
+        if approval.batch_id != batch_id:
+            raise Unprocessable("malformed_request", "the approval names another batch")
+        if approval.steward_key != b64encode(who.public_key):
+            raise Forbidden("not_a_steward", "a steward submits only decisions signed with their own key")
+        if not approval_is_valid(approval):
+            raise Unprocessable("approval_signature_invalid", "the approval signature does not verify")
+        now = self.clock.now()
+        with self.backend.transaction() as tx:
+            batch = self._batch(tx, batch_id, lock=True)
+            if approval.manifest_sha256 != batch.manifest_sha256:
+                raise Unprocessable("approval_signature_invalid", "the approval is for another manifest")
+            self._refuse_terminal(batch)
+            if not tx.insert_approval(
+                batch_id, approval.steward_key, approval.decision, approval.model_dump_json(), now
+            ):
+                raise Conflict("already_decided", "this steward already decided on this batch")
+            device = self._device(tx, batch.device_kid)
+            t = self._tally(tx, batch, device)
+            state = {"approved": "approved", "rejected": "rejected", "pending": "review"}[t.status]
+            if state != batch.state:
+                tx.update_batch(batch_id, state=state)
+            counted = approval.steward_key not in {i.steward_key for i in t.ignored}
+            kind: EntryKind = "approval" if approval.decision == "approve" else "rejection"
+            body = {
+                "batch_id": batch_id,
+                "manifest_sha256": batch.manifest_sha256,
+                "steward_kid": key_id(who.public_key),
+                "counted": counted,
+                "state": state,
+            }
+            append_entry(tx, self.keys.log, LogEntry(v=1, kind=kind, time=now, body=body))
+            return self._status(tx, self._batch(tx, batch_id), device)
+
+    # upload ------------------------------------------------------------------------------------------------
+    def upload(self, who: Principal, batch: SealedBatch) -> LogReceipt:
+        header = batch.header
+        if header.device_kid != who.kid:
+            raise Forbidden("device_mismatch", "a device uploads only its own batches")
+        try:
+            verify_batch_signature(batch, who.public_key)
+        except UnsupportedVersion as exc:
+            raise BadRequest("unsupported_version", str(exc)) from None
+        except InvalidRecord:
+            raise Unprocessable("batch_signature_invalid", "the batch signature does not verify") from None
+        with self.backend.transaction() as tx:
+            row = self._batch(tx, header.batch_id)
+            previous = self._already_stored(row, who, header.digest())
+            if previous is not None:
+                return previous
+            manifest = self._check_before_decrypt(tx, row, who, batch)
+        verified = self._decrypt_and_check(batch, manifest, who)
+        return self._ingest(who, batch, verified)
+
+    @staticmethod
+    def _already_stored(row: BatchRow, who: Principal, header_digest: str) -> LogReceipt | None:
+        if row.device_kid != who.kid:
+            raise NotFound("unknown_batch", "no such batch for this device")
+        if row.state != "stored":
+            return None
+        if row.header_sha256 != header_digest or row.receipt_json is None:
+            raise Conflict("batch_id_reused", "this batch was stored with another header")
+        return LogReceipt.model_validate_json(row.receipt_json)  # a retry gets the same receipt
+
+    def _check_before_decrypt(self, tx: StoreTx, row: BatchRow, who: Principal, batch: SealedBatch) -> BatchManifest:
+        self._refuse_terminal(row)
+        assert row.manifest_json is not None  # only erased batches lose it, and those were refused
+        manifest = BatchManifest.model_validate_json(row.manifest_json)
+        wrong = header_mismatches(batch.header, manifest)
+        if wrong:
+            raise Unprocessable("header_mismatch", f"header fields disagree with the approved manifest: {list(wrong)}")
+        device = self._device(tx, who.kid)
+        t = self._tally(tx, row, device)
+        if t.status == "rejected":
+            raise Conflict("batch_rejected", "a steward rejected this batch")
+        if t.status != "approved":
+            raise Conflict("not_approved", f"{len(t.approved_by)} of {t.required} steward approvals so far")
+        if tx.open_batches_before(who.kid, row.seq):
+            raise Conflict("chain_out_of_order", "an earlier batch of this device is not stored or closed yet")
+        ref = batch.header.ledger_checkpoint
+        self._check_checkpoint(device, ref.seq, ref.head_hash)
+        if device.checkpoint_seq is not None and ref.seq > device.checkpoint_seq:
+            raise Conflict(
+                "checkpoint_unproven",
+                f"ledger seq {ref.seq} is above the witnessed {device.checkpoint_seq}; submit that checkpoint with "
+                "its extension proof first (POST /v1/checkpoints)",
+            )
+        return manifest
+
+    def _decrypt_and_check(self, batch: SealedBatch, manifest: BatchManifest, who: Principal) -> _Verified:
+        try:
+            payload = open_batch(batch, self.keys.seal, who.public_key)
+        except InvalidRecord:
+            raise Unprocessable("batch_undecryptable", "the batch does not decrypt with this store's key") from None
+        if payload_digest(payload) != manifest.payload_sha256 or len(payload) != manifest.payload_bytes:
+            raise Unprocessable("payload_mismatch", "the payload is not the one the manifest describes")
+        try:
+            decoded = decode_payload(payload)
+        except (ValueError, UnsupportedVersion) as exc:
+            raise Unprocessable("payload_mismatch", str(exc)) from None
+        if decoded.batch_id != manifest.batch_id:
+            raise Unprocessable("payload_mismatch", "the payload names another batch")
+        checks = run_privacy_checks(
+            decoded.records, manifest.consent_receipts, manifest.record_counts, names=STORE_CHECKS
+        )
+        failed = [c.name for c in checks if not c.passed]
+        if failed:
+            raise Unprocessable("privacy_check_failed", f"the payload fails {failed}")
+        return _Verified(manifest, decoded.records, payload)
+
+    def _ingest(self, who: Principal, batch: SealedBatch, verified: _Verified) -> LogReceipt:
+        header = batch.header
+        now = self.clock.now()
+        with self.backend.transaction() as tx:
+            device = self._device(tx, who.kid, lock=True)  # lock order: device, then batch, then log
+            row = self._batch(tx, header.batch_id, lock=True)
+            previous = self._already_stored(row, who, header.digest())
+            if previous is not None:
+                return previous  # another store process finished it while we decrypted
+            self._check_before_decrypt(tx, row, who, batch)
+            sealed = self.record_keys.seal_batch(tx, row.batch_id, row.subject_digest, verified.records, now)
+            tx.store_records(row, sealed)
+            entry = LogEntry(
+                v=1,
+                kind="batch-stored",
+                time=now,
+                body={
+                    "batch_id": row.batch_id,
+                    "device_kid": who.kid,
+                    "seq": row.seq,
+                    "manifest_sha256": row.manifest_sha256,
+                    "header_sha256": header.digest(),
+                    "records": len(verified.records),
+                },
+            )
+            receipt = append_entry(tx, self.keys.log, entry)
+            tx.update_batch(
+                row.batch_id,
+                state="stored",
+                header_sha256=header.digest(),
+                stored_at=now,
+                receipt_json=receipt.model_dump_json(),
+                record_count=len(verified.records),
+            )
+            checkpoint = header.ledger_checkpoint
+            tx.insert_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash, header.created, now)
+            if device.checkpoint_seq is None or checkpoint.seq > device.checkpoint_seq:
+                tx.set_device_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash)
+        return receipt
+
+    # consent ledger witness --------------------------------------------------------------------------------
+    def checkpoint(self, who: Principal, checkpoint: LedgerCheckpoint) -> CheckpointAck:
+        if checkpoint.device_kid != who.kid:
+            raise Forbidden("device_mismatch", "a device submits only its own checkpoints")
+        try:
+            verify_checkpoint(checkpoint, who.public_key)
+        except InvalidRecord:
+            raise Unprocessable("checkpoint_signature_invalid", "the checkpoint signature does not verify") from None
+        now = self.clock.now()
+        with self.backend.transaction() as tx:
+            device = self._device(tx, who.kid, lock=True)
+            self._check_checkpoint(device, checkpoint.seq, checkpoint.head_hash)
+            self._check_extension(tx, device, checkpoint)
+            tx.insert_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash, checkpoint.epoch_seconds(), now)
+            if device.checkpoint_seq is None or checkpoint.seq > device.checkpoint_seq:
+                tx.set_device_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash)
+        return CheckpointAck(device_kid=who.kid, seq=checkpoint.seq, head_hash=checkpoint.head_hash, witnessed_at=now)
+
+    @staticmethod
+    def _check_extension(tx: StoreTx, device: DeviceRow, checkpoint: LedgerCheckpoint) -> None:
+        """A checkpoint above the witnessed one must prove, by its links, that its ledger extends it."""
+        witnessed_seq, witnessed_hash = device.checkpoint_seq, device.checkpoint_hash
+        if witnessed_seq is None or checkpoint.seq <= witnessed_seq:
+            return  # the first one is taken on trust; equal and lower are _check_checkpoint's
+        proof = checkpoint.proof
+        if proof is None:
+            raise Conflict(
+                "checkpoint_unproven",
+                f"ledger seq {checkpoint.seq} is above the witnessed {witnessed_seq}; send the entry links "
+                "from a witnessed checkpoint as proof",
+            )
+        start = LEDGER_GENESIS if proof.from_seq == 0 else tx.checkpoint_hash(device.kid, proof.from_seq)
+        if proof.from_seq > witnessed_seq or start is None:
+            raise Conflict(
+                "checkpoint_unproven", f"the proof must start at a witnessed checkpoint (0 or up to {witnessed_seq})"
+            )
+        if len(proof.links) != checkpoint.seq - proof.from_seq:
+            raise Conflict(  # 409, not 422: the request is schema-valid, it does not fit this checkpoint
+                "proof_malformed", f"the proof has {len(proof.links)} links; {checkpoint.seq - proof.from_seq} needed"
+            )
+        try:
+            hashes = extend_chain(start, proof.links)
+        except (ValueError, TypeError):
+            raise Conflict("proof_malformed", "a link of the proof cannot be hashed") from None
+        passes = witnessed_seq == proof.from_seq or hashes[witnessed_seq - proof.from_seq - 1] == witnessed_hash
+        if not passes or hashes[-1] != checkpoint.head_hash:
+            raise Conflict(
+                "checkpoint_not_extending",
+                f"the ledger at seq {checkpoint.seq} does not extend the one witnessed at seq {witnessed_seq} "
+                "(it was rewritten)",
+            )
+
+    @staticmethod
+    def _check_checkpoint(device: DeviceRow, seq: int, head_hash: str) -> None:
+        if device.checkpoint_seq is None:
+            return
+        if seq < device.checkpoint_seq:
+            raise Conflict("checkpoint_regressed", f"ledger seq {seq} is below the witnessed {device.checkpoint_seq}")
+        if seq == device.checkpoint_seq and head_hash != device.checkpoint_hash:
+            raise Conflict("checkpoint_forked", f"ledger seq {seq} was witnessed with another head hash")
+
+    # erasure -----------------------------------------------------------------------------------------------
+    def erase(self, who: Principal, request: ErasureRequest) -> ErasureReceipt:
+        """Erase everything held under the request's subject; the receipt is bound to this request.
+
+        The log key signs (request id, subject digest, scope, log index), so an answer replayed from
+        another request or batch never passes for this one at the device.
+        """
+        if request.device_kid != who.kid:
+            raise Forbidden("device_mismatch", "a device erases only with its own key")
+        try:
+            verify_erasure(request, who.public_key)
+        except InvalidRecord:
+            raise Unprocessable("erasure_signature_invalid", "the erasure request signature does not verify") from None
+        subject = subject_digest(request.subject)
+        now = self.clock.now()
+        with self.backend.transaction() as tx:
+            self._device(tx, who.kid, lock=True)
+            done = tx.get_erasure(request.request_id)
+            if done is not None:
+                return self._earlier_erasure_receipt(done, request)
+            owner = tx.subject_owner(subject)
+            if owner is not None and owner != who.kid:
+                raise Forbidden("subject_not_yours", "this subject's batches come from another device")
+            batches = [b for b in tx.batches_of_subject(subject) if b.state != "erased"]
+            records = tx.erase_records([b.batch_id for b in batches if b.state == "stored"])
+            self.record_keys.shred(tx, subject)  # crypto-shred: copies of the ciphertext left on disk are unreadable
+            for b in batches:
+                tx.update_batch(b.batch_id, state="erased", manifest_json=None)
+            exports = tx.mark_exports_with_subject(subject)
+            body = {
+                "request_id": request.request_id,
+                "subject_digest": subject,
+                "scope": "subject",
+                "batches": len(batches),
+                "records": records,
+                "exports_marked": exports,
+            }
+            logged = append_entry(tx, self.keys.log, LogEntry(v=1, kind="erasure", time=now, body=body))
+            receipt = sign_erasure_receipt(self.keys.log, request, logged)
+            tx.insert_erasure(request.request_id, subject, who.kid, receipt.model_dump_json(), now)
+        return receipt
+
+    def _earlier_erasure_receipt(self, stored: str, request: ErasureRequest) -> ErasureReceipt:
+        """A retried request gets its first receipt; one kept as a bare log receipt (older stores) is bound now."""
+        try:
+            receipt = ErasureReceipt.model_validate_json(stored)
+            logged_subject = receipt.subject_digest
+        except ValueError:
+            logged = LogReceipt.model_validate_json(stored)
+            logged_subject = str(logged.entry.body.get("subject_digest"))
+            receipt = sign_erasure_receipt(self.keys.log, request, logged)
+        if logged_subject != subject_digest(request.subject):
+            raise Conflict("request_id_reused", "this erasure request id was used for another subject")
+        return receipt
+
+    def withdraw(self, who: Principal, batch_id: str) -> BatchStatus:
+        """The device erased a submitted batch before shipping it: close it so later batches can follow.
+
+        Idempotent. A batch already stored cannot be withdrawn (a subject erasure removes it instead).
+        """
+        now = self.clock.now()
+        with self.backend.transaction() as tx:
+            device = self._device(tx, who.kid, lock=True)
+            batch = self._batch(tx, batch_id, lock=True)
+            if batch.device_kid != who.kid:
+                raise NotFound("unknown_batch", "no such batch for this device")
+            if batch.state == "stored":
+                raise Conflict("already_stored", "the batch is stored; request an erasure of the subject instead")
+            if batch.state in ("review", "approved"):
+                tx.update_batch(batch_id, state="withdrawn", manifest_json=None)
+                body = {"batch_id": batch_id, "device_kid": who.kid, "seq": batch.seq}
+                append_entry(tx, self.keys.log, LogEntry(v=1, kind="withdrawal", time=now, body=body))
+            return self._status(tx, self._batch(tx, batch_id), device)
+
+    # helpers -----------------------------------------------------------------------------------------------
+    @staticmethod
+    def _device(tx: StoreTx, kid: str, *, lock: bool = False) -> DeviceRow:
+        device = tx.get_device(kid, lock=lock)
+        if device is None:
+            raise NotFound("unknown_key", "this device is not enrolled")
+        return device
+
+    @staticmethod
+    def _batch(tx: StoreTx, batch_id: str, *, lock: bool = False) -> BatchRow:
+        batch = tx.get_batch(batch_id, lock=lock)
+        if batch is None:
+            raise NotFound("unknown_batch", "no such batch; submit its manifest first")
+        return batch
+
+    @staticmethod
+    def _refuse_terminal(batch: BatchRow) -> None:
+        """Refuse any further step on a batch in a final state (every one of TERMINAL_STATES)."""
+        if batch.state in TERMINAL_STATES:
+            code, message = _TERMINAL_REFUSALS[batch.state]
+            raise Conflict(code, message)
+
+    def _tally(self, tx: StoreTx, batch: BatchRow, device: DeviceRow) -> Tally:
+        approvals = [Approval.model_validate_json(a) for a in tx.approvals_json(batch.batch_id)]
+        return tally(
+            approvals,
+            self.settings.stewards,
+            batch_id=batch.batch_id,
+            manifest_sha256=batch.manifest_sha256,
+            device_public_key=device.public_key,
+        )
+
+    def _status(self, tx: StoreTx, batch: BatchRow, device: DeviceRow) -> BatchStatus:
+        t = self._tally(tx, batch, device)
+        reasons = tuple(
+            a.reason or ""
+            for a in (Approval.model_validate_json(j) for j in tx.approvals_json(batch.batch_id))
+            if a.decision == "reject"
+        )
+        return BatchStatus(
+            batch_id=batch.batch_id,
+            state=batch.state,  # type: ignore[arg-type]
+            seq=batch.seq,
+            manifest_sha256=batch.manifest_sha256,
+            approvals=len(t.approved_by),
+            approvals_required=t.required,
+            rejected_by=t.rejected_by,
+            rejection_reasons=reasons if t.rejected_by else (),
+        )

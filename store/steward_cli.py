@@ -1,0 +1,248 @@
+"""``consentry steward``: data stewards create their key, list the review queue, approve or reject batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+KEY_FILE_NAME = "steward-ed25519.key"
+
+
+def _emit(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def _default_key_file() -> Path:
+    from vault.paths import default_home
+
+    return default_home() / "steward" / KEY_FILE_NAME
+
+
+key_file_option = click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The steward's private key file (default: $CONSENTRY_HOME/steward/steward-ed25519.key).",
+)
+store_url_option = click.option("--store-url", help="The store's base URL (default: the machine policy's store.url).")
+
+
+def _signer(key_file: Path | None) -> Any:
+    from protocol import SigningKey
+    from protocol.errors import InsecurePermissions, InvalidRecord
+    from protocol.keyfile import read_key_file
+
+    path = key_file or _default_key_file()
+    if not path.exists():
+        raise click.ClickException(f"no steward key at {path}. Run: consentry steward init")
+    try:
+        return SigningKey(read_key_file(path, "ed25519"))
+    except (InsecurePermissions, InvalidRecord) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _store_url(store_url: str | None) -> str:
+    if store_url:
+        return store_url
+    from protocol.errors import PolicyError
+    from vault.paths import default_policy_path
+    from vault.policy import load_policy
+
+    try:
+        policy = load_policy(default_policy_path())
+    except PolicyError as exc:
+        raise click.ClickException(f"{exc}\nOr pass --store-url.") from None
+    if policy.store is None:
+        raise click.UsageError("no store URL: pass --store-url or set [store] url in the machine policy")
+    return policy.store.url
+
+
+def _client(store_url: str | None, key_file: Path | None) -> Any:
+    from agent.store_client import StoreClient
+
+    return StoreClient(_store_url(store_url), signer=_signer(key_file), role="steward")
+
+
+def _call(action: Any) -> Any:
+    """Run a store call, turning store errors into messages with a next step."""
+    import httpx
+
+    from protocol.store_errors import StoreError
+
+    try:
+        return action()
+    except StoreError as exc:
+        hints = {
+            "not_a_steward": "Ask the store operator to add your public key (consentry steward init prints it).",
+            "unknown_batch": "Check the id with: consentry steward queue",
+            "already_decided": "You already decided on this batch.",
+            "auth_stale": "Your clock is off; sync it (timedatectl) and retry.",
+        }
+        raise click.ClickException(
+            f"the store refused: {exc.code}: {exc.message}. {hints.get(exc.code, '')}".strip()
+        ) from None
+    except httpx.TransportError as exc:
+        raise click.ClickException(
+            f"cannot reach the store ({type(exc).__name__}). Check --store-url and the network."
+        ) from None
+
+
+@click.group()
+def steward() -> None:
+    """Data stewards: review batch manifests (never records) and approve or reject them."""
+
+
+@steward.command()
+@key_file_option
+@click.option("--name", default=None, help="Your name as it should appear in the policy's [stewards.keys].")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def init(key_file: Path | None, name: str | None, as_json: bool) -> None:
+    """Create your steward key pair (private key 0600 in your own folder) and print the public key."""
+    from protocol import SigningKey, b64encode
+    from protocol.keyfile import write_key_file
+
+    path = key_file or _default_key_file()
+    if path.exists():
+        raise click.ClickException(
+            f"a steward key already exists at {path}; it was left unchanged. Use --key-file for another one."
+        )
+    signer = SigningKey.generate()
+    write_key_file(path, "ed25519", signer.private_bytes())
+    public = b64encode(signer.public_bytes)
+    label = name or os.environ.get("USER", "steward")
+    if as_json:
+        _emit({"public_key": public, "kid": signer.kid, "name": label})
+        return
+    click.echo("Created your steward key. Ask IT to add this line under [stewards.keys] in the store's policy:")
+    click.echo(f'{label} = "{public}"')
+
+
+@steward.command()
+@key_file_option
+@store_url_option
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def queue(key_file: Path | None, store_url: str | None, as_json: bool) -> None:
+    """List batches waiting for review or upload."""
+    with _client(store_url, key_file) as client:
+        items = _call(client.queue)
+    if as_json:
+        _emit([i.model_dump(mode="json") for i in items])
+        return
+    if not items:
+        click.echo("No batches are waiting for review.")
+        return
+    for i in items:
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(i.record_counts.items()))
+        click.echo(f"{i.batch_id}  {i.state:9}  {i.approvals}/{i.approvals_required} approvals  {counts}")
+
+
+@steward.command()
+@click.argument("batch_id")
+@key_file_option
+@store_url_option
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def show(batch_id: str, key_file: Path | None, store_url: str | None, as_json: bool) -> None:
+    """Show a batch's manifest and privacy checks (never its records)."""
+    with _client(store_url, key_file) as client:
+        review = _call(lambda: client.review(batch_id))
+    if as_json:
+        _emit(review.model_dump(mode="json"))
+        return
+    m = review.manifest
+    click.echo(
+        f"Batch {m.batch_id} (device {m.device_kid}, seq {m.seq}): {review.status.state}, "
+        f"{review.status.approvals}/{review.status.approvals_required} approvals"
+    )
+    click.echo(f"Period: {m.period_start} to {m.period_end} (UTC epoch seconds); schema v{m.schema_version}")
+    click.echo("Records: " + ", ".join(f"{k}={v}" for k, v in sorted(m.record_counts.items())))
+    for r in m.consent_receipts:
+        click.echo(f"Consent: {r.category} under notice {r.notice_id} v{r.notice_version} ({r.lawful_basis})")
+    for c in review.privacy_checks:
+        click.echo(f"Check {c.name}: {'passed' if c.passed else 'FAILED'} {c.detail}".rstrip())
+
+
+def _digest_of_shown_manifest(batch_id: str, review: Any) -> str:
+    """The hash a steward signs: recomputed from the manifest the store showed, never taken on its word.
+
+    A store (or anything between it and the steward) that shows one manifest but names another's hash
+    would otherwise collect a signature for a batch nobody reviewed.
+    """
+    from protocol import manifest_digest
+
+    if review.manifest.batch_id != batch_id or review.status.batch_id != batch_id:
+        raise click.ClickException(
+            f"the store answered with another batch than {batch_id}; nothing was signed. "
+            "Tell the store operator; check the id with: consentry steward queue"
+        )
+    digest: str = manifest_digest(review.manifest)
+    if digest != review.status.manifest_sha256:
+        raise click.ClickException(
+            f"the hash the store names for batch {batch_id} does not match the manifest it showed; "
+            "nothing was signed. Tell the store operator and the other data stewards."
+        )
+    return digest
+
+
+def _decide(
+    batch_id: str,
+    decision: str,
+    reason: str | None,
+    key_file: Path | None,
+    store_url: str | None,
+    as_json: bool,
+) -> None:
+    from protocol import sign_approval
+
+    with _client(store_url, key_file) as client:
+        review = _call(lambda: client.review(batch_id))
+        digest = _digest_of_shown_manifest(batch_id, review)
+        approval = sign_approval(
+            _signer(key_file),
+            batch_id,
+            digest,
+            decision,  # type: ignore[arg-type]
+            created=int(time.time()),
+            reason=reason,
+        )
+        status = _call(lambda: client.decide(approval))
+    if as_json:
+        _emit(status.model_dump(mode="json"))
+        return
+    click.echo(
+        f"Recorded your {decision} of {batch_id}: now {status.state} "
+        f"({status.approvals}/{status.approvals_required} approvals)."
+    )
+
+
+@steward.command()
+@click.argument("batch_id")
+@key_file_option
+@store_url_option
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def approve(batch_id: str, key_file: Path | None, store_url: str | None, as_json: bool) -> None:
+    """Sign your approval of a batch's manifest."""
+    _decide(batch_id, "approve", None, key_file, store_url, as_json)
+
+
+@steward.command()
+@click.argument("batch_id")
+@click.option("--reason", required=True, help="Why (recorded in the store's audit log and shown to the employee).")
+@key_file_option
+@store_url_option
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def reject(batch_id: str, reason: str, key_file: Path | None, store_url: str | None, as_json: bool) -> None:
+    """Sign your rejection of a batch; one steward's rejection stops it."""
+    _decide(batch_id, "reject", reason, key_file, store_url, as_json)
+
+
+def _register_review() -> None:
+    from store.steward_review import review  # the review page lives in its own module
+
+    steward.add_command(review)
+
+
+_register_review()

@@ -1,0 +1,110 @@
+"""``consentry steward review``: the review page on the steward's own machine, served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+LINK_FILE = "review.json"
+# The same options as store.steward_cli's (not imported from there: that module registers this one).
+key_file_option = click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The steward's private key file (default: $CONSENTRY_HOME/steward/steward-ed25519.key).",
+)
+store_url_option = click.option("--store-url", help="The store's base URL (default: the machine policy's store.url).")
+
+
+def _log_key(log_key: str | None) -> bytes | None:
+    """The store's tree-head key: --log-key, else the machine policy's store.log_key, else none (shown as unpinned)."""
+    from protocol.fields import b64decode
+
+    if log_key is None:
+        from protocol.errors import PolicyError
+        from vault.paths import default_policy_path
+        from vault.policy import load_policy
+
+        try:
+            policy = load_policy(default_policy_path())
+        except PolicyError:
+            return None
+        log_key = policy.store.log_key if policy.store else None
+    if log_key is None:
+        return None
+    try:
+        return bytes(b64decode(log_key))
+    except ValueError:
+        raise click.BadParameter("not a base64 Ed25519 public key", param_hint="--log-key") from None
+
+
+def _digest_of(batch_id: str, review: Any) -> str:
+    """The CLI's own check (recompute the manifest hash, compare with the store's), as a ValueError for the page."""
+    from store.steward_cli import _digest_of_shown_manifest
+
+    try:
+        return _digest_of_shown_manifest(batch_id, review)
+    except click.ClickException as exc:
+        raise ValueError(exc.message) from None
+
+
+@click.command("review")
+@key_file_option
+@store_url_option
+@click.option("--log-key", help="The store's Ed25519 log key, base64 (default: the machine policy's store.log_key).")
+@click.option("--port", default=0, type=click.IntRange(0, 65535), help="Port on 127.0.0.1 (default: any free one).")
+@click.option(
+    "--no-browser", is_flag=True, help="Do not open a browser (the address is in $CONSENTRY_HOME/steward/review.json)."
+)
+def review(key_file: Path | None, store_url: str | None, log_key: str | None, port: int, no_browser: bool) -> None:
+    """Open the review page: the queue, each manifest with its privacy checks and consent basis,
+    approve or reject signed on this machine, and the store's audit-log tree head.
+
+    The page runs on 127.0.0.1 until Ctrl-C; your private key never leaves this machine.
+    """
+    from agent.page_link import remove_page_link, write_page_link
+    from agent.store_client import StoreClient
+    from agent.web.server import PageServer
+    from store.steward_cli import _signer, _store_url
+    from store.steward_page import StewardPage
+    from vault.paths import default_home
+
+    signer = _signer(key_file)
+    url = _store_url(store_url)
+    pinned = _log_key(log_key)
+
+    def client() -> StoreClient:
+        return StoreClient(url, signer=signer, role="steward", log_public_key=pinned)
+
+    try:
+        server = PageServer(StewardPage(client, signer, _digest_of), port=port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); try another --port") from None
+    link = default_home() / "steward" / LINK_FILE
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with server:
+            write_page_link(link, url=server.url, token=server.token)
+            click.echo(f"Steward review page on {server.url} (Ctrl-C to stop).")
+            if not no_browser:
+                _open(link.parent, server.url, server.token)
+            stop.wait()
+    finally:
+        remove_page_link(link)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo("Review page stopped.")
+
+
+def _open(folder: Path, url: str, token: str) -> None:
+    """Open the page through a 0600 forwarder file, so the session key is never on a command line."""
+    from urllib.parse import quote
+
+    from agent.web.launch import open_in_browser
+
+    if not open_in_browser(folder / "open-review.html", f"{url}?token={quote(token, safe='')}"):
+        click.echo(f"No browser could be started here; open the address in {folder / LINK_FILE} yourself.")

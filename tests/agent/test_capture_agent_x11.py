@@ -1,0 +1,302 @@
+"""The real agent under a real X server (Xvfb + openbox), driven by xdotool; read back through the vault."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from agent.control import notify_consent_changed, query_status, request_pause, request_resume
+from protocol.categories import Category
+from protocol.timeutil import utc_now
+from tests.agent_harness import (
+    SHORT_WINDOW_POLICY,
+    AgentProcess,
+    agent_env,
+    every_file_under,
+    grant,
+    key_total,
+    records,
+    revoke,
+    wait_records,
+)
+from tests.xserver import XServer, x_server
+from vault.paths import Layout
+from vault.vault import Vault
+
+pytestmark = pytest.mark.x11
+
+SECRET = "zq7Xv-Pw0rd-Qk9"
+
+
+@pytest.fixture
+def x() -> XServer:
+    with x_server(window_manager=True) as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def short_policy(policy_path: Path) -> Path:
+    policy_path.write_text(SHORT_WINDOW_POLICY)
+    return policy_path
+
+
+def _start(layout: Layout, policy_path: Path, x: XServer | None, *args: str) -> AgentProcess:
+    agent = AgentProcess(layout, agent_env(layout.home, policy_path, x.display if x else None), *args)
+    agent.wait_status(lambda s: True, "the agent's first status")
+    return agent
+
+
+def test_nothing_before_grant_nothing_after_revoke_and_records_carry_their_receipt(
+    x: XServer, layout: Layout, short_policy: Path
+) -> None:
+    term = x.open_window("xterm")
+    x.activate(term)
+    agent = _start(layout, short_policy, x)
+    try:
+        agent.wait_state("keyboard", "not_granted")
+        x.type("aaaa")  # before any grant
+        first = grant(layout, short_policy, Category.KEYBOARD)[Category.KEYBOARD]
+        assert notify_consent_changed(layout)
+        agent.wait_state("keyboard", "capturing")
+        x.type("bbbbb")
+        flushed = wait_records(layout, Category.KEYBOARD)  # the window closes within 10 s
+        assert key_total(flushed) == 5
+
+        revoke(layout, short_policy, Category.KEYBOARD)
+        assert notify_consent_changed(layout)  # acknowledged = stopped and dropped
+        assert query_status(layout)["categories"]["keyboard"]["state"] == "revoked"  # type: ignore[index]
+        x.type("ccccccc")  # after revocation
+
+        second = grant(layout, short_policy, Category.KEYBOARD)[Category.KEYBOARD]
+        assert notify_consent_changed(layout)
+        agent.wait_state("keyboard", "capturing")
+        x.type("dddddd")
+    finally:
+        assert agent.stop() == 0
+    stored = records(layout, Category.KEYBOARD)
+    by_receipt = {first: 0, second: 0}
+    for window in stored:
+        by_receipt[window.receipt_id] += key_total([window])
+    assert by_receipt == {first: 5, second: 6}
+    with Vault.open(layout) as vault:
+        spans = vault.receipt_spans()
+    for window in stored:
+        span = spans[window.receipt_id]
+        assert window.end > span.granted_at.timestamp()
+        assert span.ended_at is None or window.start < span.ended_at.timestamp()
+
+
+def test_typed_password_never_reaches_vault_logs_or_any_file(x: XServer, layout: Layout, short_policy: Path) -> None:
+    term = x.open_window("xterm", "-class", "ConsentryProbeApp", "-title", "TitleNeverStored")
+    x.activate(term)
+    grant(layout, short_policy, Category.KEYBOARD, Category.MOUSE, Category.APPS)
+    agent = _start(layout, short_policy, x)
+    try:
+        for category in ("keyboard", "mouse", "apps"):
+            agent.wait_state(category, "capturing")
+        x.type(SECRET)
+        x.xdotool("mousemove", "100", "100", "click", "1", "mousemove", "300", "250", "click", "3", "click", "1")
+        time.sleep(0.5)  # let the last events reach the agent before it stops
+    finally:
+        assert agent.stop() == 0
+
+    keyboard = records(layout, Category.KEYBOARD)
+    letters = sum(c.isalpha() for c in SECRET)
+    digits = sum(c.isdigit() for c in SECRET)
+    assert key_total(keyboard, "letter") == letters
+    assert key_total(keyboard, "digit") == digits
+    assert key_total(keyboard, "punctuation") == SECRET.count("-")
+    mouse = records(layout, Category.MOUSE)
+    assert sum(w.clicks["left"] for w in mouse) == 2  # type: ignore[union-attr]
+    assert sum(w.clicks["right"] for w in mouse) == 1  # type: ignore[union-attr]
+    assert sum(w.moves for w in mouse) >= 2  # type: ignore[union-attr]
+    apps = records(layout, Category.APPS)
+    tokens = {f.app for w in apps for f in w.focus}  # type: ignore[union-attr]
+    assert tokens and all(t.startswith("anon:") or t.startswith("cat:") for t in tokens)
+
+    plaintext = "".join(w.model_dump_json() for w in records(layout))
+    forbidden = [SECRET, SECRET.lower(), "ConsentryProbeApp", "consentryprobeapp", "TitleNeverStored"]
+    for needle in forbidden:
+        assert needle not in plaintext
+    files = every_file_under(layout.home)
+    assert layout.vault_db in files and any(p.name == "agent.log" for p in files)
+    for path in files + [agent.log_path]:
+        data = path.read_bytes()
+        for needle in forbidden:
+            assert needle.encode() not in data, f"{needle!r} found in {path.name}"
+            assert needle.encode("utf-16-le") not in data, f"{needle!r} (UTF-16) found in {path.name}"
+    log_text = (layout.log_dir / "agent.log").read_text() + agent.stderr
+    assert str(layout.home) not in log_text  # no paths in logs
+
+
+def test_focusing_an_excluded_app_suspends_every_source(x: XServer, layout: Layout, short_policy: Path) -> None:
+    normal = x.open_window("xterm")
+    vault_app = x.open_window("xterm", "-class", "KeePassXC")  # excluded by the default policy
+    x.activate(normal)
+    grant(layout, short_policy, Category.KEYBOARD, Category.APPS)
+    agent = _start(layout, short_policy, x)
+    try:
+        agent.wait_state("keyboard", "capturing")
+        x.type("aaaaa")
+        # Exclusion starts at the last focus poll (4 Hz) that still saw a permitted app, so input in
+        # the quarter second before a switch is dropped too; let a poll pass first.
+        time.sleep(0.6)
+        x.activate(vault_app)
+        status = agent.wait_state("keyboard", "excluded_app_focused")
+        assert status["categories"]["apps"]["state"] == "excluded_app_focused"
+        x.type("pppppppppppppppppppp")
+        x.activate(normal)
+        agent.wait_state("keyboard", "capturing")
+        x.type("bbb")
+        time.sleep(0.5)
+    finally:
+        assert agent.stop() == 0
+    assert key_total(records(layout, Category.KEYBOARD)) == 8
+    apps = records(layout, Category.APPS)
+    assert {f.app for w in apps for f in w.focus} == {"cat:terminal"}  # type: ignore[union-attr]
+
+
+def test_pause_and_timed_pause_stop_capture_and_resume(x: XServer, layout: Layout, short_policy: Path) -> None:
+    x.activate(x.open_window("xterm"))
+    grant(layout, short_policy, Category.KEYBOARD)
+    agent = _start(layout, short_policy, x)
+    try:
+        agent.wait_state("keyboard", "capturing")
+        x.type("aaa")
+        assert request_pause(layout, None)
+        assert query_status(layout)["categories"]["keyboard"]["state"] == "paused"  # type: ignore[index]
+        x.type("pppppppppp")
+        assert request_resume(layout)
+        agent.wait_state("keyboard", "capturing")
+        x.type("bbbb")
+        assert request_pause(layout, utc_now() + timedelta(seconds=3))
+        agent.wait_state("keyboard", "paused")
+        x.type("qqqqqqqqqq")
+        agent.wait_state("keyboard", "capturing", timeout=15)  # the timed pause ends by itself
+        x.type("cc")
+        time.sleep(0.5)
+    finally:
+        assert agent.stop() == 0
+    assert key_total(records(layout, Category.KEYBOARD)) == 9
+    with Vault.open(layout) as vault:
+        kinds = [e.kind for e in vault.ledger.entries() if e.kind in ("pause", "resume")]
+        reasons = [e.body.get("reason") for e in vault.ledger.entries(("resume",))]
+    assert kinds == ["pause", "resume", "pause", "resume"]
+    assert reasons == ["employee", "pause-expired"]
+
+
+def test_invalid_policy_stops_all_capture_until_fixed(x: XServer, layout: Layout, short_policy: Path) -> None:
+    x.activate(x.open_window("xterm"))
+    grant(layout, short_policy, Category.KEYBOARD, Category.MOUSE)
+    agent = _start(layout, short_policy, x)
+    try:
+        agent.wait_state("keyboard", "capturing")
+        short_policy.write_text("aggregation_window_seconds = 3\n")  # below the minimum
+        status = agent.wait_status(lambda s: s["policy"]["state"] == "invalid", "the policy to be invalid")
+        assert "aggregation_window_seconds" in status["policy"]["message"]
+        for category in ("keyboard", "mouse", "apps", "files"):
+            assert status["categories"][category]["state"] == "forbidden_by_policy"
+            assert "policy is invalid" in status["categories"][category]["reason"]
+        x.type("ppppppp")
+        x.xdotool("click", "1")
+        short_policy.write_text(SHORT_WINDOW_POLICY)
+        agent.wait_state("keyboard", "capturing")
+        x.type("ok")
+        time.sleep(0.5)
+    finally:
+        assert agent.stop() == 0
+    assert key_total(records(layout, Category.KEYBOARD)) == 2
+    assert all(w.clicks["left"] == 0 for w in records(layout, Category.MOUSE))  # type: ignore[union-attr]
+
+
+def test_killed_x_server_leaves_agent_running_and_reports_sources_unavailable(
+    layout: Layout, short_policy: Path
+) -> None:
+    server = XServer.start(window_manager=True)
+    try:
+        server.activate(server.open_window("xterm"))
+        grant(layout, short_policy, Category.KEYBOARD, Category.MOUSE, Category.APPS)
+        agent = _start(layout, short_policy, server)
+        agent.wait_state("keyboard", "capturing")
+        server.type("abc")
+        server.kill()
+        status = agent.wait_status(
+            lambda s: all(s["categories"][c]["state"] == "unavailable" for c in ("keyboard", "mouse", "apps")),
+            "sources to be reported unavailable",
+        )
+        assert status["categories"]["keyboard"]["reason"]
+        time.sleep(3)  # retries against the dead display must not crash the agent either
+        assert agent.alive()
+        assert query_status(layout) is not None
+        assert agent.stop() == 0
+    finally:
+        server.stop()
+    assert key_total(records(layout, Category.KEYBOARD)) == 3
+
+
+def test_deleted_watched_folder_reports_files_unavailable(
+    x: XServer, layout: Layout, short_policy: Path, tmp_path: Path
+) -> None:
+    from agent.watched_folders import write_watched_folders
+
+    documents = tmp_path / "Documents"
+    (documents / "sub").mkdir(parents=True)
+    write_watched_folders(layout, [documents])
+    grant(layout, short_policy, Category.FILES)
+    agent = _start(layout, short_policy, x)
+    try:
+        agent.wait_state("files", "capturing")
+        (documents / "salary-review-2025.md").write_text("x")
+        (documents / "sub" / "notes.py").write_text("x")
+        (documents / "sub" / "secret-name.unknownext").write_text("x")
+        time.sleep(0.5)
+        for path in documents.rglob("*"):
+            if path.is_file():
+                path.unlink()
+        time.sleep(0.3)
+        documents.joinpath("sub").rmdir()
+        documents.rmdir()
+        status = agent.wait_state("files", "unavailable")
+        assert "watched folder" in status["categories"]["files"]["reason"]
+        assert str(documents) not in str(status)
+        assert agent.alive()
+    finally:
+        assert agent.stop() == 0
+    windows = records(layout, Category.FILES)
+    events = [e for w in windows for e in w.events]  # type: ignore[union-attr]
+    created = {(e.root_class.value, e.depth, e.ext) for e in events if e.kind.value == "created"}
+    assert created == {("documents", 0, "md"), ("documents", 1, "py"), ("documents", 1, None)}
+    plaintext = "".join(w.model_dump_json() for w in windows)
+    assert "salary" not in plaintext and "secret-name" not in plaintext and "notes" not in plaintext
+
+
+def test_kill_9_loses_at_most_the_open_window_and_corrupts_nothing(
+    x: XServer, layout: Layout, short_policy: Path
+) -> None:
+    x.activate(x.open_window("xterm"))
+    grant(layout, short_policy, Category.KEYBOARD)
+    agent = _start(layout, short_policy, x)
+    agent.wait_state("keyboard", "capturing")
+    second = AgentProcess(layout, agent_env(layout.home, short_policy, x.display))
+    assert second.proc.wait(timeout=20) == 1  # one agent per employee
+    assert "already running" in second.stderr
+    x.type("aaaaa")
+    wait_records(layout, Category.KEYBOARD)
+    x.type("bbb")
+    agent.kill9()
+
+    assert key_total(records(layout, Category.KEYBOARD)) >= 5
+    conn = sqlite3.connect(layout.vault_db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+    with Vault.open(layout) as vault:
+        assert vault.ledger.verify().ok
+    restarted = _start(layout, short_policy, x)  # the lock died with the process
+    restarted.wait_state("keyboard", "capturing")
+    assert restarted.stop() == 0

@@ -1,0 +1,53 @@
+"""The agent's chores: retention, one sealed batch per UTC day, and nothing without a valid policy."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from agent.housekeeping import Housekeeper, run_chores, start_of_utc_day
+from protocol.categories import Category
+from tests.factories import grant, mouse_window
+from vault import batches
+from vault.paths import Layout
+from vault.policy import MachinePolicy
+from vault.vault import Vault
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def test_chores_shred_old_data_and_seal_only_finished_days(layout: Layout) -> None:
+    policy = MachinePolicy(retention_days=5)
+    today = start_of_utc_day(NOW)
+    with Vault.open(layout) as vault:
+        rid = grant(vault, Category.MOUSE, NOW - timedelta(days=10), policy)
+        vault.write_windows(
+            [mouse_window(today - 86400 * 8, rid), mouse_window(today - 3600, rid), mouse_window(today, rid)]
+        )
+    done = run_chores(layout, policy, NOW)
+    assert done["retention_shredded_keys"] == 1 and done["sealed_batch"]
+    with Vault.open(layout) as vault:
+        (info,) = batches.list_batches(vault)
+        assert info.record_counts == {"mouse": 1} and info.period_end <= today  # today's window waits
+    again = run_chores(layout, policy, NOW)
+    assert again == {"retention_shredded_keys": 0, "sealed_batch": None}
+
+
+def test_housekeeper_does_nothing_without_a_valid_policy(layout: Layout) -> None:
+    with Vault.open(layout) as vault:
+        rid = grant(vault, Category.MOUSE, NOW - timedelta(days=3))
+        vault.write_windows([mouse_window(start_of_utc_day(NOW) - 7200, rid)])
+    keeper = Housekeeper(layout, lambda: None, tick=0.05)
+    keeper.start()
+    time.sleep(0.4)
+    keeper.stop()
+    assert keeper.last_result is None
+    with Vault.open(layout) as vault:
+        assert batches.list_batches(vault) == []
+    keeper = Housekeeper(layout, MachinePolicy, tick=0.05)
+    keeper.start()
+    deadline = time.monotonic() + 10
+    while keeper.last_result is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    keeper.stop()
+    assert keeper.last_error is None and keeper.last_result and keeper.last_result["sealed_batch"]

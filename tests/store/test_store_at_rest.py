@@ -1,0 +1,261 @@
+"""Records are encrypted at rest in the store; erasure destroys the subject's key, so no plaintext survives.
+
+The attack: read the store's files (the PostgreSQL data directory with its WAL, or the ``dir`` backend's
+folder) and look for a record's content, before and after the subject's erasure. The needle is an app
+token from the batch's payload: a string unique to this batch (re-keyed per batch), which PostgreSQL's
+JSONB and SQLite keep byte for byte when they store it in clear. A canary written in clear into the
+same store proves the search looks where the data lands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyarrow.parquet as pq
+import pytest
+
+from protocol import decode_payload, sign_erasure, subject_digest
+from protocol.envelope import new_key
+from protocol.errors import InvalidRecord, KeyUnavailable
+from store.backend import StoredRecord
+from store.export import export_parquet
+from store.keys import RECORDS_KEK_FILE, StoreKeys
+from store.record_keys import RecordKeyring, StoreRecordAad, generic_record_aad
+from store.service import StoreService
+from tests import store_kit
+from tests.components import require
+from tests.store_kit import T0, Agent, FixedClock, Harness, pg_dsn, running_store
+
+backend_kind = store_kit.backend_kind  # the fixture that runs each test on both backends
+
+
+def _psql_admin(sql: str) -> str:
+    port = str(urlparse(pg_dsn()).port or 5432)
+    out = subprocess.run(
+        ["su", "postgres", "-c", f"psql -X -qtA -p {port} -c {sql!r}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return out.stdout.strip()
+
+
+def _pg_data_dir() -> Path:
+    """The cluster's data directory (PGDATA, WAL included), when this process may read it."""
+    readable = os.geteuid() == 0 and shutil.which("su") is not None
+    data_dir = None
+    if readable:
+        try:
+            data_dir = Path(_psql_admin("SHOW data_directory"))
+        except (subprocess.SubprocessError, OSError):
+            data_dir = None
+    require(
+        data_dir is not None and os.access(data_dir, os.R_OK | os.X_OK),
+        "the PostgreSQL data directory, readable by this test",
+        "run the test as root on the machine that runs PostgreSQL",
+    )
+    assert data_dir is not None
+    return data_dir
+
+
+def _files_containing(root: Path, needle: bytes) -> list[str]:
+    hits = []
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            path = Path(folder) / name
+            try:
+                if needle in path.read_bytes():
+                    hits.append(str(path))
+            except OSError:
+                continue  # sockets, files removed while walking
+    return hits
+
+
+def _on_disk(store: Harness, needle: bytes) -> list[str]:
+    """Files of the store's storage whose bytes contain ``needle``, after everything reached disk."""
+    if store.backend.kind == "dir":
+        return _files_containing(store.backend.root, needle)  # type: ignore[attr-defined]
+    _psql_admin("CHECKPOINT")  # flush shared buffers into the data files; the WAL already has it
+    return _files_containing(_pg_data_dir(), needle)
+
+
+def _write_canary(store: Harness) -> bytes:
+    canary = ("canary-" + secrets.token_hex(12)).encode()
+    with store.backend.transaction() as tx:
+        tx._q("CREATE TABLE IF NOT EXISTS canary (t TEXT NOT NULL)")  # type: ignore[attr-defined]
+        tx._q("INSERT INTO canary (t) VALUES (?)", (canary.decode(),))  # type: ignore[attr-defined]
+    return canary
+
+
+def _upload(store: Harness, agent: Agent, n_records: int = 12) -> tuple[str, bytes]:
+    """Ship one batch; return its id and a needle: an app token that only this batch's records contain."""
+    manifest, payload = agent.next_batch(n_records)
+    with store.client(agent) as c:
+        c.submit_manifest(manifest)
+        store.approve(manifest)
+        c.upload(agent.seal(manifest, payload, store.keys.seal.public_bytes))
+    tokens = {f["app"] for r in decode_payload(payload).records if r["category"] == "apps" for f in r["focus"]}
+    needle = next(t for t in sorted(tokens) if t.startswith("anon:"))
+    assert needle.encode() in payload
+    return manifest.batch_id, needle.encode()
+
+
+def _exported_apps(out: Path) -> set[str]:
+    focus = pq.read_table(out / "data" / "apps.parquet").column("focus").to_pylist()
+    return {f["app"] for row in focus for f in row}
+
+
+def test_records_are_encrypted_at_rest_and_erasure_leaves_no_plaintext(backend_kind: str, tmp_path: Path) -> None:
+    with running_store(backend_kind, tmp_path) as store:
+        alice, bob = Agent(), Agent()
+        store.enroll(alice)
+        store.enroll(bob)
+        _, needle = _upload(store, alice)
+        _, bob_needle = _upload(store, bob)
+        canary = _write_canary(store)
+        assert _on_disk(store, canary), "the search does not see what the store writes in clear"
+
+        # Stored, not erased: the record is on disk only as ciphertext.
+        assert _on_disk(store, needle) == []
+        assert _on_disk(store, bob_needle) == []
+        export_parquet(store.backend, store.keys, tmp_path / "export", now=T0)  # export decrypts
+        assert needle.decode() in _exported_apps(tmp_path / "export")
+
+        with store.client(alice) as a:
+            receipt = a.request_erasure(sign_erasure(alice.device, uuid.uuid4().hex, alice.subject, created=T0))
+        assert receipt.log.entry.body["records"] == 12
+        assert _on_disk(store, needle) == []
+        with store.backend.transaction() as tx:
+            assert tx.get_subject_key(subject_digest(alice.subject)) is None  # crypto-shredded
+            assert tx.get_subject_key(subject_digest(bob.subject)) is not None
+        later = export_parquet(store.backend, store.keys, tmp_path / "later", now=T0)
+        assert later.files["data/apps.parquet"] == 4  # bob's 4 apps windows, decrypted
+
+
+@pytest.mark.parametrize("kind", ["dir"])
+def test_dir_backend_leaves_no_wrapped_key_after_erasure(kind: str, tmp_path: Path) -> None:
+    """SQLite's secure_delete zeroes the key row and the WAL is checkpointed: the wrapped key is gone too."""
+    with running_store(kind, tmp_path) as store:
+        alice = Agent()
+        store.enroll(alice)
+        _upload(store, alice)
+        digest = subject_digest(alice.subject)
+        with store.backend.transaction() as tx:
+            wrapped = tx.get_subject_key(digest)
+        assert wrapped is not None and _on_disk(store, wrapped)
+        with store.client(alice) as a:
+            a.request_erasure(sign_erasure(alice.device, uuid.uuid4().hex, alice.subject, created=T0))
+        assert _on_disk(store, wrapped) == []
+
+
+def test_record_aad_is_the_generic_envelope_form() -> None:
+    aad = StoreRecordAad("ab" * 16, "cd" * 32)
+    for index, category in ((0, "keyboard"), (17, "apps"), (123456, "files")):
+        assert aad.for_record(index, category) == generic_record_aad("ab" * 16, index, "cd" * 32, category)
+
+
+def test_a_record_opens_only_in_its_own_place(backend_kind: str, tmp_path: Path) -> None:
+    """Ciphertexts swapped between rows, or a row relabelled, do not decrypt: the export fails closed."""
+    with running_store(backend_kind, tmp_path) as store:
+        agent = Agent()
+        store.enroll(agent)
+        batch_id, _ = _upload(store, agent, 6)
+        keyring = RecordKeyring(store.keys.records)
+        with store.backend.transaction() as tx:
+            rows = list(tx.iter_records("keyboard", [batch_id]))
+            assert [body["category"] for _, body in keyring.open_records(tx, rows)] == ["keyboard", "keyboard"]
+            first, second = rows
+            swapped = StoredRecord(first.batch_id, first.subject, first.category, first.index, second.sealed)
+            relabelled = StoredRecord(first.batch_id, first.subject, "mouse", first.index, first.sealed)
+            other_subject = StoredRecord(first.batch_id, "00" * 32, first.category, first.index, first.sealed)
+            for forged in (swapped, relabelled):
+                with pytest.raises(InvalidRecord):
+                    list(keyring.open_records(tx, [forged]))
+            assert list(keyring.open_records(tx, [other_subject])) == []  # no key for that subject: nothing
+        with store.backend.transaction() as tx:  # an attacker with database access swaps two ciphertexts
+            tx._q("UPDATE records SET body = ? WHERE batch_id = ? AND idx = ?", (second.sealed, batch_id, first.index))  # type: ignore[attr-defined]
+        with pytest.raises(InvalidRecord):
+            export_parquet(store.backend, store.keys, tmp_path / "export", now=T0)
+
+
+def test_the_records_kek_is_a_private_key_file_and_never_printed(tmp_path: Path) -> None:
+    keys, created = StoreKeys.load_or_create(tmp_path / "keys")
+    kek_file = tmp_path / "keys" / RECORDS_KEK_FILE
+    assert created and len(keys.records) == 32 and oct(kek_file.stat().st_mode & 0o777) == "0o600"
+    assert StoreKeys.load_or_create(tmp_path / "keys")[0].records == keys.records
+    assert keys.records.hex() not in repr(keys) and str(keys.records) not in repr(keys)
+
+
+def test_another_records_kek_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    with running_store("dir", tmp_path) as store:
+        agent = Agent()
+        store.enroll(agent)
+        _upload(store, agent, 3)
+        wrong = StoreKeys(store.keys.seal, store.keys.log, new_key())
+        with pytest.raises(KeyUnavailable, match=RECORDS_KEK_FILE):
+            export_parquet(store.backend, wrong, tmp_path / "export", now=T0)
+
+
+def _make_legacy(store: Harness, batch_id: str, payload: bytes) -> None:
+    """Turn a stored batch back into how a store before record encryption kept it: plaintext."""
+    records = decode_payload(payload).records
+    with store.backend.transaction() as tx:
+        tx._q("DELETE FROM records WHERE batch_id = ?", (batch_id,))  # type: ignore[attr-defined]
+        tx._q("DELETE FROM subject_keys")  # type: ignore[attr-defined]
+        if store.backend.kind == "postgres":
+            tx._q(  # type: ignore[attr-defined]
+                "CREATE TABLE legacy_plain_records (batch_id TEXT NOT NULL, subject_digest TEXT NOT NULL, "
+                "category TEXT NOT NULL, start_ts BIGINT NOT NULL, end_ts BIGINT NOT NULL, body JSONB NOT NULL)"
+            )
+            digest = tx.get_batch(batch_id).subject_digest  # type: ignore[union-attr]
+            for r in records:
+                tx._q(  # type: ignore[attr-defined]
+                    "INSERT INTO legacy_plain_records VALUES (?, ?, ?, ?, ?, ?::jsonb)",
+                    (batch_id, digest, r["category"], r["start"], r["end"], json.dumps(r)),
+                )
+    if store.backend.kind == "dir":
+        path = store.backend.legacy_path(batch_id)  # type: ignore[attr-defined]
+        path.parent.mkdir(parents=True)
+        path.write_bytes(payload)
+
+
+def test_records_an_older_store_kept_in_clear_are_sealed_on_start(backend_kind: str, tmp_path: Path) -> None:
+    with running_store(backend_kind, tmp_path) as store:
+        agent = Agent()
+        store.enroll(agent)
+        manifest, payload = agent.next_batch(9)
+        with store.client(agent) as c:
+            c.submit_manifest(manifest)
+            store.approve(manifest)
+            c.upload(agent.seal(manifest, payload, store.keys.seal.public_bytes))
+        _make_legacy(store, manifest.batch_id, payload)
+        needle = next(
+            f["app"].encode() for r in decode_payload(payload).records if r["category"] == "apps" for f in r["focus"]
+        )
+        with store.backend.transaction() as tx:
+            assert tx.legacy_batches() == [manifest.batch_id]
+
+        StoreService(store.backend, store.keys, store.settings, FixedClock())  # a store starting on old data
+        with store.backend.transaction() as tx:
+            assert tx.legacy_batches() == []
+            assert tx.get_subject_key(subject_digest(agent.subject)) is not None
+        if backend_kind == "dir":
+            assert not (store.backend.root / "batches").exists() or not any(
+                (store.backend.root / "batches").rglob("*.json")
+            )  # type: ignore[attr-defined]
+        result = export_parquet(store.backend, store.keys, tmp_path / "export", now=T0)
+        assert result.files == {"data/keyboard.parquet": 3, "data/mouse.parquet": 3, "data/apps.parquet": 3}
+        assert needle.decode() in _exported_apps(tmp_path / "export")
+        with store.client(agent) as a:
+            receipt = a.request_erasure(sign_erasure(agent.device, uuid.uuid4().hex, agent.subject, created=T0))
+        assert receipt.log.entry.body["records"] == 9
+        if backend_kind == "dir":
+            assert _on_disk(store, needle) == []

@@ -1,0 +1,134 @@
+"""The store over TLS: ``store serve --tls-cert/--tls-key``, and an agent that trusts only the pinned certificate."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from agent.store_client import RetryPolicy, StoreClient
+from protocol.errors import PolicyError
+from protocol.store_errors import UntrustedStore
+from store.auth import issue_token
+from tests.store_kit import Agent, Stewards, StoreProcess, free_port, write_policy
+from vault.policy import parse_policy
+
+
+def _self_signed(folder: Path, name: str) -> tuple[Path, Path]:
+    """A real self-signed certificate for 127.0.0.1 and localhost (what a small on-prem store might use)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"consentry-store-{name}")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / f"{name}.pem", folder / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+@pytest.fixture
+def tls_store(tmp_path: Path):
+    cert, key = _self_signed(tmp_path, "store")
+    stewards = Stewards.make(2, 1)
+    policy = write_policy(tmp_path / "policy.toml", stewards)
+    proc = StoreProcess(tmp_path / "data", policy, backend="dir", port=free_port(), tls=(cert, key))
+    proc.start()
+    try:
+        yield proc, cert
+    finally:
+        proc.stop()
+
+
+def _quick() -> RetryPolicy:
+    return RetryPolicy(attempts=2, base_seconds=0.01, cap_seconds=0.02)
+
+
+def test_agent_enrolls_over_tls_trusting_only_the_pinned_certificate(tls_store, tmp_path: Path) -> None:
+    proc, cert = tls_store
+    assert proc.url.startswith("https://")
+    # A default client (system trust store) refuses the self-signed certificate, with a clear error.
+    with StoreClient(proc.url, retry=_quick()) as client, pytest.raises(UntrustedStore) as default:
+        client.info()
+    assert default.value.code == "tls_untrusted" and "tls_ca" in default.value.message
+    # Pinned to it, the agent talks to the store: enrollment and a signed request work end to end.
+    agent = Agent()
+    from store.backends.dir import DirBackend
+    from store.settings import StoreSettings
+
+    backend = DirBackend(proc.data_dir / "data")
+    try:
+        token = issue_token(backend, StoreSettings(stewards=Stewards.make(1, 1).config()), int(time.time()))
+    finally:
+        backend.close()
+    with StoreClient(proc.url, signer=agent.device, tls_ca=cert, retry=_quick()) as client:
+        assert client.enroll(token).device_kid == agent.device.kid
+        assert client.tree_head().size == 0
+        assert client.entries(0, 10) == []
+
+
+def test_a_different_certificate_is_refused_and_nothing_is_sent(tls_store, tmp_path: Path) -> None:
+    proc, _ = tls_store
+    other, _ = _self_signed(tmp_path, "impostor")
+    agent = Agent()
+    with StoreClient(proc.url, signer=agent.device, tls_ca=other, retry=_quick()) as client:
+        with pytest.raises(UntrustedStore) as info:
+            client.enroll("a-token-that-must-not-leave-the-machine")
+    assert info.value.code == "tls_untrusted"
+    assert "a-token-that" not in str(info.value)
+
+
+def test_plain_http_to_the_tls_store_fails_cleanly(tls_store) -> None:
+    proc, cert = tls_store
+    plain = proc.url.replace("https://", "http://")
+    with StoreClient(plain, retry=_quick()) as client, pytest.raises(httpx.TransportError):
+        client.info()
+    # The store is unharmed: the pinned client still gets answers.
+    with StoreClient(proc.url, tls_ca=cert, retry=_quick()) as client:
+        assert client.info().approvals_required == 1
+
+
+def test_policy_pin_needs_an_https_url_and_an_absolute_path() -> None:
+    key = "A" * 43 + "="
+    with pytest.raises(PolicyError, match="https"):
+        parse_policy(f'[store]\nurl = "http://store:8750"\npublic_key = "{key}"\ntls_ca = "/etc/ca.pem"\n')
+    with pytest.raises(PolicyError, match="absolute"):
+        parse_policy(f'[store]\nurl = "https://store:8750"\npublic_key = "{key}"\ntls_ca = "ca.pem"\n')
+    policy = parse_policy(f'[store]\nurl = "https://store:8750"\npublic_key = "{key}"\ntls_ca = "/etc/ca.pem"\n')
+    assert policy.store is not None and policy.store.tls_ca == "/etc/ca.pem"
+
+
+def test_serve_refuses_half_a_tls_configuration(tmp_path: Path) -> None:
+    from store.cli import store
+
+    cert, _ = _self_signed(tmp_path, "half")
+    policy = write_policy(tmp_path / "policy.toml", Stewards.make(1, 1))
+    result = CliRunner().invoke(
+        store, ["serve", "--data", str(tmp_path / "d"), "--policy", str(policy), "--tls-cert", str(cert)]
+    )
+    assert result.exit_code == 2 and "--tls-key" in result.output

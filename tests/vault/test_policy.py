@@ -1,0 +1,97 @@
+"""The machine policy: precise errors, narrowing only, embedded defaults."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from protocol.categories import Category
+from protocol.errors import PolicyError
+from vault.policy import MachinePolicy, load_policy, parse_policy
+
+KEY = base64.b64encode(bytes(32)).decode()
+
+
+def test_missing_file_means_embedded_defaults(tmp_path: Path) -> None:
+    policy = load_policy(tmp_path / "absent.toml")
+    assert policy == MachinePolicy() and set(policy.allowed_categories) == set(Category)
+
+
+def test_full_policy_parses(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(f"""
+allowed_categories = ["keyboard", "mouse"]
+retention_days = 14
+aggregation_window_seconds = 30
+hold_hours = 48
+excluded_apps = ["MyBank", "keepassxc"]
+file_extensions = [".PY", "md"]
+[app_categories]
+"MyIDE" = "ide"
+[store]
+url = "https://consentry.corp.example:8443"
+public_key = "{KEY}"
+[stewards]
+approvals_required = 2
+[stewards.keys]
+alice = "{KEY}"
+bob = "{base64.b64encode(bytes([1]) * 32).decode()}"
+""")
+    policy = load_policy(path)
+    assert policy.allowed_categories == (Category.KEYBOARD, Category.MOUSE)
+    assert "mybank" in policy.excluded_apps and policy.app_categories == {"myide": "ide"}
+    assert policy.file_extensions == ("md", "py") and policy.stewards.approvals_required == 2
+    assert len(policy.digest()) == 64
+
+
+@pytest.mark.parametrize(
+    "text, key, words",
+    [
+        ("retention_dayz = 3", "retention_dayz", "unknown key"),
+        ("retention_days = 0", "retention_days", "greater than or equal to 1"),
+        ('allowed_categories = ["keyboard", "screen"]', "allowed_categories.1", "keyboard"),
+        ("aggregation_window_seconds = 5", "aggregation_window_seconds", "10"),
+        ('[store]\nurl = "ftp://x"\npublic_key = "AAAA"', "store.url", "pattern"),
+        (f'[store]\nurl = "https://x"\npublic_key = "{KEY[:-4]}"', "store.public_key", "32 bytes"),
+        (f'[stewards]\napprovals_required = 2\n[stewards.keys]\na = "{KEY}"', "stewards", "only 1 steward"),
+        ("version = 2", "version", "not supported"),
+        ("retention_days = [", "", "not valid TOML"),
+    ],
+)
+def test_invalid_policy_names_file_key_and_problem(text: str, key: str, words: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text, source="/etc/xdg/consentry/policy.toml")
+    message = str(info.value)
+    assert "/etc/xdg/consentry/policy.toml" in message and key in message and words in message
+
+
+def test_unreadable_policy_is_an_error_not_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_bytes(b"\xff\xfe not utf-8")
+    with pytest.raises(PolicyError, match="cannot read"):
+        load_policy(path)
+
+
+def test_policy_has_no_field_that_grants_consent() -> None:
+    fields = set(MachinePolicy.model_fields)
+    assert not {f for f in fields if "grant" in f or "consent" in f or "enable" in f}
+    with pytest.raises(PolicyError, match="unknown key"):
+        parse_policy('granted_categories = ["keyboard"]')
+
+
+def test_shipped_example_policy_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "packaging" / "policy.example.toml"
+    policy = load_policy(example)
+    assert policy.retention_days == 30 and "hr-portal" in policy.excluded_apps
+
+
+def test_it_guide_documents_every_policy_key() -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "it.md").read_text()
+    from vault.policy import StewardConfig, StoreConfig
+
+    names = list(MachinePolicy.model_fields)
+    names += [f"store.{n}" for n in StoreConfig.model_fields] + [f"stewards.{n}" for n in StewardConfig.model_fields]
+    missing = [n for n in names if f"`{n}`" not in guide and n not in ("store", "stewards")]
+    assert not missing, f"docs/it.md does not document {missing}"
