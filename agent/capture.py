@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.clock import Clock
+from agent.clock import CaptureClock
 from agent.events import DEFAULT_CAPACITY, EventBuffer
 from agent.pipeline import CategoryPipeline
 from agent.sources.base import SOURCE_FOR_CATEGORY, SourceKind
@@ -21,7 +21,7 @@ _INPUT_CATEGORIES = (Category.KEYBOARD, Category.MOUSE, Category.FILES)
 
 
 class Capture:
-    def __init__(self, window_seconds: int, clock: Clock, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, window_seconds: int, clock: CaptureClock, capacity: int = DEFAULT_CAPACITY) -> None:
         self.clock = clock
         self.buffers = {kind: EventBuffer(capacity) for kind in SourceKind}
         self.pipelines = {c: CategoryPipeline(c, window_seconds) for c in ALL_CATEGORIES}

@@ -59,10 +59,6 @@ def classify_char(char: str) -> KeyClass:
     return KeyClass.OTHER  # control characters (ctrl+letter), tabs, newlines
 
 
-def classify_special(name: str) -> KeyClass:
-    return _SPECIAL.get(name, KeyClass.OTHER)
-
-
 def classify_key(key: object) -> KeyClass:
     """Classify a pynput key: a ``KeyCode`` (has ``char``) or a ``Key`` member (has ``name``).
 

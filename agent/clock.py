@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Protocol
 
 
-class Clock(Protocol):
+class CaptureClock(Protocol):
     def monotonic(self) -> float: ...
 
     def time(self) -> float: ...
 
 
-class SystemClock:
+class SystemCaptureClock:
     """The real clocks. Input callbacks use ``time.monotonic`` directly, which is what this returns."""
 
     def monotonic(self) -> float:
@@ -40,7 +39,3 @@ class ManualClock:
         if seconds < 0:
             raise ValueError("a clock cannot go backwards")
         self._mono += seconds
-
-
-def wall_datetime(clock: Clock) -> datetime:
-    return datetime.fromtimestamp(clock.time(), UTC)

@@ -2,9 +2,9 @@
 
 Every ~0.25 s (or at once when the control socket or the policy watcher wakes it) the loop:
 serves control requests; once a second re-reads the ledger head, the policy file and the
-employee's settings; decides each category's state through the consent gate; starts and stops
-sources to match; moves buffered events into windows; flushes finished windows in one vault
-transaction; and writes status.json when something changed.
+employee's settings (``SettingsWatcher``); decides each category's state through the consent gate;
+has the ``SourceSupervisor`` start and stop sources to match; moves buffered events into windows;
+flushes finished windows in one vault transaction; and writes status.json when something changed.
 """
 
 from __future__ import annotations
@@ -19,25 +19,24 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.app_tokens import TOKEN_SECRET_NAME, AppResolver
+from agent.app_tokens import AppResolver, token_key
 from agent.capture import Capture
-from agent.clock import Clock, SystemClock
+from agent.clock import CaptureClock, SystemCaptureClock
 from agent.control_protocol import ControlResponse
 from agent.control_server import PendingRequest
-from agent.errors import SourceUnavailable
-from agent.excluded_apps import excluded_apps_path
 from agent.gate import DROP_STATES, OPEN_STATES, Circumstances, category_status, eligible
 from agent.housekeeping import Housekeeper
 from agent.policy_watch import PolicyWatcher, Stamp, policy_stamp
-from agent.recorder import Recorder, utc_midnight
-from agent.settings import read_exclusions, read_folders, scope_problem
-from agent.sources import Source, SourceContext, SourceKind, make_source
+from agent.recorder import Recorder
+from agent.settings_watch import SettingsWatcher
+from agent.source_supervisor import SourceSupervisor
+from agent.sources import SourceContext, SourceKind
 from agent.sources.base import SOURCE_FOR_CATEGORY
 from agent.sources.select import ReplayConfig
 from agent.status import AgentStatus, CaptureState, CategoryStatus, PolicyStatus, write_status
-from agent.watched_folders import watched_folders_path
 from protocol.categories import ALL_CATEGORIES, Category
 from protocol.errors import PolicyError, VaultError
+from protocol.timeutil import utc_midnight
 from vault import consent_ops
 from vault.consent import FOREVER, SCOPE_SECRET_NAME, ConsentSnapshot
 from vault.paths import Layout
@@ -49,8 +48,6 @@ log = logging.getLogger("consentry.agent")
 TICK_SECONDS = 0.25
 HOUSEKEEPING_SECONDS = 1.0
 STATUS_HEARTBEAT_SECONDS = 5.0
-FIRST_SOURCE_RETRY = 2.0
-MAX_SOURCE_RETRY = 60.0
 
 
 class Agent:
@@ -60,7 +57,7 @@ class Agent:
         vault: Vault,
         policy_path: Path,
         *,
-        clock: Clock | None = None,
+        clock: CaptureClock | None = None,
         replay: ReplayConfig | None = None,
         platform: str = sys.platform,
         env: Mapping[str, str] | None = None,
@@ -68,7 +65,7 @@ class Agent:
         self.layout = layout
         self.vault = vault
         self.policy_path = policy_path
-        self.clock = clock or SystemClock()
+        self.clock = clock or SystemCaptureClock()
         self.replay = replay
         self.platform = platform
         self.env = dict(os.environ) if env is None else dict(env)
@@ -84,24 +81,13 @@ class Agent:
         self._load_policy()
         self.capture = Capture(self.policy.aggregation_window_seconds, self.clock)
         self.recorder = Recorder(vault.write_windows, self.clock.monotonic, self._now)
-        self._secret = vault.local_secret(TOKEN_SECRET_NAME)
-        self._employee_excluded: tuple[str, ...] = ()
-        # Unreadable employee settings fail closed (see agent/settings.py): None while they are fine.
-        self._excluded_error: str | None = None
-        self._folders_error: str | None = None
-        self._scope_secret = vault.local_secret(SCOPE_SECRET_NAME)
-        self._scope_checked: tuple[object, ...] | None = None
-        self._scope_error: str | None = None
-        self._settings_stamp: tuple[Stamp, Stamp] = (None, None)
+        self._secret = token_key(vault)  # v2 app tokens for a new vault; an existing one keeps its version
+        self.settings = SettingsWatcher(layout, vault.local_secret(SCOPE_SECRET_NAME))
         self.resolver = self._build_resolver()
-        self._folders: tuple[Path, ...] = ()
         self.snapshot: ConsentSnapshot = vault.consent(self.policy)
         self._head = vault.ledger_head()
 
-        self.sources: dict[SourceKind, Source] = {}
-        self.problems: dict[SourceKind, str] = {}
-        self._retry_at: dict[SourceKind, float] = {}
-        self._backoff: dict[SourceKind, float] = {}
+        self.supervisor = SourceSupervisor(self.capture, self._source_context, self.clock.monotonic)
         self.statuses: dict[Category, CategoryStatus] = {}
         self._last_status: AgentStatus | None = None
         self._status_written_at = 0.0
@@ -149,41 +135,14 @@ class Agent:
         return changed
 
     def _build_resolver(self) -> AppResolver:
-        self._settings_stamp = (policy_stamp(excluded_apps_path(self.layout)), self._settings_stamp[1])
-        apps, problem = read_exclusions(self.layout)
-        if problem is not None and self._excluded_error is None:
-            log.error("the employee's exclusion list cannot be read: all capture stops until it is fixed")
-        elif problem is None and self._excluded_error is not None:
-            log.info("the employee's exclusion list is readable again")
-        self._excluded_error = problem
-        if problem is None:
-            self._employee_excluded = apps
-        return AppResolver.for_policy(self.policy, self._employee_excluded, self._secret)
-
-    def _read_folders(self) -> tuple[Path, ...]:
-        self._settings_stamp = (self._settings_stamp[0], policy_stamp(watched_folders_path(self.layout)))
-        folders, problem = read_folders(self.layout)
-        if problem is not None and self._folders_error is None:
-            log.error("the employee's folder list cannot be read: files capture stops until it is fixed")
-        self._folders_error = problem
-        return folders
-
-    def _files_scope_error(self) -> str | None:
-        """Why files capture may not run on the current folder list (None: it may)."""
-        if self._folders_error is not None:
-            return self._folders_error
-        files = self.snapshot.categories[Category.FILES]
-        checked = (self._folders, files.state, files.receipt_id)
-        if checked != self._scope_checked:  # the keyed hash only when the folders or the grant changed
-            self._scope_checked = checked
-            self._scope_error = scope_problem(self._folders, files, self._scope_secret)
-        return self._scope_error
+        self.settings.reload_exclusions()
+        return AppResolver.for_policy(self.policy, self.settings.excluded, self._secret)
 
     def _source_context(self) -> SourceContext:
         return SourceContext(
             home=Path(self.env.get("HOME", str(Path.home()))),
             resolver=lambda: self.resolver,
-            folders=self._folders,
+            folders=self.settings.folders,
             extensions=frozenset(self.policy.file_extensions),
             replay=self.replay,
             platform=self.platform,
@@ -196,7 +155,7 @@ class Agent:
         if self.policy_error is None:
             self._note_policy()
         self._warn_policy()
-        self._folders = self._read_folders()
+        self.settings.reload_folders()
         self._watcher.start()
         self._chores.start()
         log.info("agent running (pid %d)", os.getpid())
@@ -218,7 +177,7 @@ class Agent:
             self._shutdown()
 
     def _step(self) -> None:
-        self._collect_source_problems()
+        self.supervisor.collect_problems()
         self._reconcile()
         self.recorder.add(self.capture.pump())
         if self.recorder.due():
@@ -232,10 +191,9 @@ class Agent:
         self._policy_dirty.clear()
         if policy_stamp(self.policy_path) != self._policy_stamp:
             self._apply_policy()
-        excluded_stamp, folders_stamp = self._settings_stamp
-        if policy_stamp(excluded_apps_path(self.layout)) != excluded_stamp:
+        if self.settings.exclusions_changed():
             self.resolver = self._build_resolver()
-        if policy_stamp(watched_folders_path(self.layout)) != folders_stamp:
+        if self.settings.folders_changed():
             self._reload_folders()
         self._refresh_consent()
         self._settle_pause()
@@ -262,7 +220,7 @@ class Agent:
                     self.recorder.add(self.capture.cut(category))
             self.capture.set_window_seconds(self.policy.aggregation_window_seconds)
         if self.policy.file_extensions != old_extensions:
-            self._restart(SourceKind.FILES)
+            self.supervisor.restart(SourceKind.FILES)
         self._reconcile()
 
     def _warn_policy(self) -> None:
@@ -276,15 +234,8 @@ class Agent:
             log.warning("could not note the policy in the ledger (%s)", type(exc).__name__)
 
     def _reload_folders(self) -> None:
-        folders = self._read_folders()
-        if folders != self._folders:
-            self._folders = folders
-            self._restart(SourceKind.FILES)
-
-    def _restart(self, kind: SourceKind) -> None:
-        self._stop_source(kind)
-        self.problems.pop(kind, None)
-        self._retry_at.pop(kind, None)
+        if self.settings.reload_folders():
+            self.supervisor.restart(SourceKind.FILES)
 
     def _refresh_consent(self, force: bool = False) -> bool:
         """Re-read consent from the ledger; False (keeping the last state) when it could not be read."""
@@ -346,19 +297,21 @@ class Agent:
             paused_until=self.snapshot.paused_until,
             storage_error=self.recorder.error,
             excluded_focused=self.capture.excluded,
-            settings_error=self._excluded_error,
-            scope_error=self._files_scope_error(),
+            settings_error=self.settings.excluded_error,
+            scope_error=self.settings.files_scope_error(self.snapshot.categories[Category.FILES]),
         )
 
     def _reconcile(self) -> None:
         c = self._circumstances()
         consents = self.snapshot.categories
-        self._want(SourceKind.FOCUS, any(eligible(consents[cat], c) for cat in ALL_CATEGORIES))
+        want = self.supervisor.want
+        problems = self.supervisor.problems
+        want(SourceKind.FOCUS, any(eligible(consents[cat], c) for cat in ALL_CATEGORIES))
         c = self._circumstances()  # the focus source may have just reported an excluded app
-        focus_problem = self.problems.get(SourceKind.FOCUS)
+        focus_problem = problems.get(SourceKind.FOCUS)
         for category in ALL_CATEGORIES:
             kind = SOURCE_FOR_CATEGORY[category]
-            own_problem = self.problems.get(kind) if kind is not SourceKind.FOCUS else None
+            own_problem = problems.get(kind) if kind is not SourceKind.FOCUS else None
             # Without focus tracking excluded applications cannot be honoured, so nothing runs.
             status = category_status(consents[category], c, own_problem or focus_problem)
             # A source that failed keeps being retried (with backoff) while it is otherwise allowed.
@@ -366,11 +319,11 @@ class Agent:
                 status.state is CaptureState.UNAVAILABLE and own_problem is not None and focus_problem is None
             )
             if kind is not SourceKind.FOCUS and not run:
-                self._want(kind, False)
+                want(kind, False)
             self._gate_window(category, status)
             if kind is not SourceKind.FOCUS and run:
-                self._want(kind, True)
-                status = category_status(consents[category], c, self.problems.get(kind) or focus_problem)
+                want(kind, True)
+                status = category_status(consents[category], c, problems.get(kind) or focus_problem)
             previous = self.statuses.get(category)
             if previous is None or previous.state != status.state:
                 log.info("%s: %s", category.value, status.state.value)
@@ -392,59 +345,6 @@ class Agent:
                 log.info("%s: consent ended; dropped unwritten data", category.value)
         elif pipeline.window is not None:
             self.recorder.add(self.capture.cut(category))
-
-    def _want(self, kind: SourceKind, running: bool) -> None:
-        if not running:
-            self._stop_source(kind)
-            self.problems.pop(kind, None)
-            return
-        if kind in self.sources:
-            return
-        mono = self.clock.monotonic()
-        if kind in self.problems and mono < self._retry_at.get(kind, 0.0):
-            return
-        source = make_source(kind, self._source_context())
-        if kind is SourceKind.FOCUS:
-            self.capture.focus_started()
-        try:
-            source.start(self.capture.buffers[kind])
-        except SourceUnavailable as exc:
-            self._source_failed(kind, str(exc))
-            return
-        except Exception as exc:  # a backend bug must not take the agent down; its type is enough to log
-            log.error("%s source failed to start: %s", kind.value, type(exc).__name__)
-            self._source_failed(kind, f"the {kind.value} source failed to start ({type(exc).__name__})")
-            return
-        if kind in self.problems:
-            log.info("%s source available again", kind.value)
-        self.problems.pop(kind, None)
-        self._backoff.pop(kind, None)
-        self.sources[kind] = source
-
-    def _source_failed(self, kind: SourceKind, reason: str) -> None:
-        if kind is SourceKind.FOCUS:
-            self.capture.focus_stopped()
-        if self.problems.get(kind) != reason:
-            log.warning("%s source unavailable: %s", kind.value, reason)
-        self.problems[kind] = reason
-        backoff = self._backoff.get(kind, FIRST_SOURCE_RETRY)
-        self._retry_at[kind] = self.clock.monotonic() + backoff
-        self._backoff[kind] = min(MAX_SOURCE_RETRY, backoff * 2)
-
-    def _stop_source(self, kind: SourceKind) -> None:
-        source = self.sources.pop(kind, None)
-        if source is not None:
-            source.stop()
-            if kind is SourceKind.FOCUS:
-                self.capture.focus_stopped()
-
-    def _collect_source_problems(self) -> None:
-        for kind in list(self.sources):
-            buffer = self.capture.buffers[kind]
-            if buffer.problem is not None:
-                reason, buffer.problem = buffer.problem, None
-                self._stop_source(kind)
-                self._source_failed(kind, reason)
 
     # -- status and shutdown ---------------------------------------------------------------------
 
@@ -490,8 +390,7 @@ class Agent:
         log.info("agent stopping")
         self._watcher.stop()
         self._chores.stop()
-        for kind in list(self.sources):
-            self._stop_source(kind)
+        self.supervisor.stop_all()
         for category in ALL_CATEGORIES:
             if self.capture.is_open(category):
                 self.recorder.add(self.capture.cut(category))

@@ -14,16 +14,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Protocol
 
-from protocol.categories import FileEventKind, KeyClass, RootClass
-
 MOVE = 0
 CLICK = 1
 SCROLL = 2
-
-KeyEvent = tuple[float, KeyClass]
-MouseEvent = tuple[float, int, Any, Any]
-FocusEvent = tuple[float, float, str | None, bool]
-FileEvent = tuple[float, RootClass, int, str | None, FileEventKind]
 
 DEFAULT_CAPACITY = 100_000
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vault.atomic import write_atomic
+from agent.settings_file import EXCLUDED_APPS_FILE, read_settings_file, settings_path, write_settings_file
 from vault.paths import Layout
 
-FILE_NAME = "excluded_apps.json"
+FILE_NAME = EXCLUDED_APPS_FILE
 
 
 class ExcludedApps(BaseModel):
@@ -31,7 +31,7 @@ class ExcludedApps(BaseModel):
 
 
 def excluded_apps_path(layout: Layout) -> Path:
-    return layout.home / FILE_NAME
+    return settings_path(layout, FILE_NAME)
 
 
 def read_excluded_apps(layout: Layout) -> ExcludedApps:
@@ -40,20 +40,10 @@ def read_excluded_apps(layout: Layout) -> ExcludedApps:
     A damaged or unreadable one is a ValueError naming the file (never its path); the agent then
     captures nothing until it is fixed.
     """
-    path = excluded_apps_path(layout)
-    try:
-        return ExcludedApps.model_validate_json(path.read_bytes())
-    except FileNotFoundError:
-        return ExcludedApps()
-    except OSError as exc:  # a folder in its place, no permission, an I/O error: never the path
-        raise ValueError(f"{FILE_NAME} cannot be read ({exc.strerror or type(exc).__name__})") from None
-    except ValidationError as exc:
-        raise ValueError(
-            f"{FILE_NAME} cannot be read (not a valid excluded-apps list: {exc.error_count()} problem(s))"
-        ) from None
+    return read_settings_file(layout, FILE_NAME, ExcludedApps, "excluded-apps list")
 
 
 def write_excluded_apps(layout: Layout, apps: tuple[str, ...] | list[str]) -> ExcludedApps:
     value = ExcludedApps(apps=tuple(apps))
-    write_atomic(excluded_apps_path(layout), value.model_dump_json(indent=2).encode() + b"\n")
+    write_settings_file(layout, FILE_NAME, value)
     return value

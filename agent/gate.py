@@ -7,7 +7,7 @@ from datetime import datetime
 
 from agent.status import CaptureState, CategoryStatus
 from protocol.categories import Category
-from vault.consent import CategoryConsent
+from vault.consent import CategoryConsent, pause_in_force
 
 # Leaving capture for one of these drops the open window and buffered events unwritten: consent (or
 # the policy) no longer covers them. Any other stop cuts the window and keeps what it holds.
@@ -39,6 +39,10 @@ class Circumstances:
     settings_error: str | None = None
     scope_error: str | None = None
 
+    @property
+    def paused(self) -> bool:
+        return pause_in_force(self.paused_until, self.now)
+
     def settings_problem(self, category: Category) -> str | None:
         if self.settings_error is not None:
             return self.settings_error
@@ -50,7 +54,7 @@ def eligible(consent: CategoryConsent, c: Circumstances) -> bool:
     return (
         c.policy_error is None
         and consent.state == "granted"
-        and not (c.paused_until is not None and c.now < c.paused_until)
+        and not c.paused
         and c.storage_error is None
         and c.settings_problem(consent.category) is None
     )
@@ -69,7 +73,7 @@ def category_status(consent: CategoryConsent, c: Circumstances, problem: str | N
     settings = c.settings_problem(consent.category)
     if settings is not None:
         return CategoryStatus(state=CaptureState.SETTINGS_ERROR, reason=settings, receipt_id=receipt)
-    if c.paused_until is not None and c.now < c.paused_until:
+    if c.paused and c.paused_until is not None:
         until = "until resumed" if c.paused_until.year >= 9999 else f"until {c.paused_until.isoformat()}"
         return CategoryStatus(state=CaptureState.PAUSED, reason=f"paused {until}", receipt_id=receipt)
     if c.storage_error is not None:

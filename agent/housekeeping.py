@@ -11,19 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from protocol.errors import VaultError
+from protocol.timeutil import utc_midnight, utc_now
 from vault.paths import Layout
 from vault.policy import MachinePolicy
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TICK_SECONDS = 300.0
-
-
-def start_of_utc_day(moment: datetime) -> int:
-    return int(datetime(moment.year, moment.month, moment.day, tzinfo=UTC).timestamp())
 
 
 def run_chores(layout: Layout, policy: MachinePolicy, now: datetime) -> dict[str, object]:
@@ -35,7 +32,7 @@ def run_chores(layout: Layout, policy: MachinePolicy, now: datetime) -> dict[str
     done: dict[str, object] = {}
     with Vault.open(layout, create=False) as vault:
         done["retention_shredded_keys"] = len(apply_retention(vault, policy, now))
-        sealed = batches.seal_pending(vault, policy, now, up_to=start_of_utc_day(now))
+        sealed = batches.seal_pending(vault, policy, now, up_to=utc_midnight(now))
         done["sealed_batch"] = sealed.batch_id if sealed else None
         if policy.store is not None and "store_url" in vault.meta:
             from agent.shipping import client_for, sync
@@ -58,7 +55,7 @@ class Housekeeper:
         policy: Callable[[], MachinePolicy | None],
         *,
         tick: float = DEFAULT_TICK_SECONDS,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._layout = layout
         self._policy = policy

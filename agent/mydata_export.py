@@ -55,7 +55,7 @@ def export_my_data(vault: Vault, path: Path) -> ExportSummary:
                     db.table(category.value).insert_all(mine, alter=True)
                 rows[category.value] = len(mine)
             receipts = [
-                span.receipt.model_dump(mode="json")
+                span.receipt.to_json()
                 | {
                     "granted_at": span.granted_at.isoformat(),
                     "ended_at": span.ended_at.isoformat() if span.ended_at else None,

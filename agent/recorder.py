@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from protocol.errors import ConsentError, KeyUnavailable, VaultError
 from protocol.windows import AnyWindow
@@ -108,12 +108,3 @@ class Recorder:
         self.refused += refused
         log.warning("dropped %d window(s) no longer covered by consent", refused)
         return written
-
-    @property
-    def retry_in(self) -> float:
-        return max(0.0, self._retry_at - self._monotonic())
-
-
-def utc_midnight(moment: datetime) -> int:
-    day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return int(day.timestamp())

@@ -9,15 +9,16 @@ name the settings file and the command that fixes it, never a path.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agent.excluded_apps import read_excluded_apps
-from agent.watched_folders import FILE_NAME as FOLDERS_FILE
-from agent.watched_folders import read_watched_folders
+from agent.settings_file import EXCLUDED_APPS_FILE, WATCHED_FOLDERS_FILE, is_absent
 from protocol.categories import Category
 from protocol.errors import VaultError
 from vault.consent import SCOPE_SECRET_NAME, CategoryConsent, ConsentSnapshot, folder_scope
 from vault.paths import Layout
-from vault.vault import Vault
+
+if TYPE_CHECKING:
+    from vault.vault import Vault
 
 EXCLUDED_FIX = "consentry exclude clear, then add your applications again"
 FOLDERS_FIX = "consentry consent grant files --folder FOLDER (one --folder per folder)"
@@ -25,6 +26,10 @@ FOLDERS_FIX = "consentry consent grant files --folder FOLDER (one --folder per f
 
 def read_exclusions(layout: Layout) -> tuple[tuple[str, ...], str | None]:
     """(the employee's excluded applications, None) or ((), why nothing may be captured)."""
+    if is_absent(layout, EXCLUDED_APPS_FILE):
+        return (), None  # the usual case, answered without loading the validating model
+    from agent.excluded_apps import read_excluded_apps
+
     try:
         return read_excluded_apps(layout).apps, None
     except ValueError as exc:
@@ -33,6 +38,10 @@ def read_exclusions(layout: Layout) -> tuple[tuple[str, ...], str | None]:
 
 def read_folders(layout: Layout) -> tuple[tuple[Path, ...], str | None]:
     """(the watched folders, None) or ((), why files capture may not run)."""
+    if is_absent(layout, WATCHED_FOLDERS_FILE):
+        return (), None
+    from agent.watched_folders import read_watched_folders
+
     try:
         return read_watched_folders(layout).folders, None
     except ValueError as exc:
@@ -46,7 +55,7 @@ def scope_problem(folders: tuple[Path, ...], files: CategoryConsent, secret: byt
     if files.scope is not None and folder_scope(folders, secret) == files.scope:
         return None
     return (
-        f"{FOLDERS_FILE} does not match the folders you granted (it changed without a grant); "
+        f"{WATCHED_FOLDERS_FILE} does not match the folders you granted (it changed without a grant); "
         f"files capture is stopped until you grant again: {FOLDERS_FIX}"
     )
 

@@ -9,39 +9,21 @@ is kept for ``consentry status``.
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from protocol import (
-    MAX_LINKS,
-    LedgerCheckpoint,
-    LedgerCheckpointRef,
-    SealedBatch,
-    b64decode,
-    build_header,
-    seal_batch,
-    sign_checkpoint,
-    sign_erasure,
-    with_proof,
-)
+from protocol.checkpoint import MAX_LINKS, LedgerCheckpoint, sign_checkpoint, with_proof
 from protocol.errors import InvalidRecord, VaultError
-from protocol.timeutil import iso
-from vault import batches
+from protocol.fields import b64decode
+from vault import batches, outbox
 from vault.ledger import Checkpoint
 from vault.policy import MachinePolicy
 from vault.vault import Vault
 
 if TYPE_CHECKING:
     from agent.store_client import StoreClient
-
-META_URL = "store_url"
-META_WITNESSED = "store_witnessed_seq"  # the last ledger checkpoint the store acknowledged
-META_STORE_KEY = "store_public_key"
-META_LOG_KEY = "store_log_key"
 
 
 class ShippingError(VaultError):
@@ -58,27 +40,21 @@ class SyncReport:
     errors: list[str] = field(default_factory=list)
 
 
-def _set_meta(vault: Vault, values: dict[str, str]) -> None:
-    with vault.transaction():
-        vault.db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items()))
-    vault.meta.update(values)
-
-
 def enrolled_store(vault: Vault, policy: MachinePolicy) -> tuple[str, bytes, bytes]:
     """(url, store public key, log key) this device enrolled with, checked against the policy."""
     if policy.store is None:
         raise ShippingError("the machine policy names no store, so nothing leaves this computer")
-    url = vault.meta.get(META_URL)
-    if url is None:
+    enrolled = outbox.enrollment(vault)
+    if enrolled is None:
         raise ShippingError(
             "this computer is not enrolled with the store yet; IT runs: consentry enroll --token-file F"
         )
+    url = enrolled.url
     if url.rstrip("/") != policy.store.url.rstrip("/"):
         raise ShippingError(f"enrolled with {url}, but the policy now names {policy.store.url}; enroll again")
-    store_key = vault.meta[META_STORE_KEY]
-    if store_key != policy.store.public_key:
+    if enrolled.store_public_key != policy.store.public_key:
         raise ShippingError("the store's key differs from the key in the machine policy; nothing is sent")
-    return url, b64decode(store_key), b64decode(vault.meta[META_LOG_KEY])
+    return url, b64decode(enrolled.store_public_key), b64decode(enrolled.log_public_key)
 
 
 def client_for(vault: Vault, policy: MachinePolicy, **kwargs: Any) -> StoreClient:
@@ -112,42 +88,13 @@ def enroll(vault: Vault, policy: MachinePolicy, token: str, now: datetime, **cli
         if policy.store.log_key is not None and info.log_public_key != policy.store.log_key:
             raise ShippingError("the store's log key is not the one in the machine policy; not enrolled")
         response = client.enroll(token)
-    _set_meta(
-        vault,
-        {META_URL: policy.store.url, META_STORE_KEY: response.store.store_public_key,
-         META_LOG_KEY: response.store.log_public_key, "enrolled_at": iso(now)},
-    )  # fmt: skip
+    enrolled = outbox.Enrollment(
+        url=policy.store.url,
+        store_public_key=response.store.store_public_key,
+        log_public_key=response.store.log_public_key,
+    )
+    outbox.record_enrollment(vault, enrolled, now)
     return response.device_kid
-
-
-def queue_erasure(vault: Vault, scope: str, now: datetime, subject: str | None = None) -> str:
-    """Record a signed request that the store erase ``subject`` (default: the vault's first); sent at next sync."""
-    request_id = uuid.uuid4().hex
-    subject = subject or vault.subject
-    request = sign_erasure(vault.device_key, request_id, subject, created=int(now.timestamp()))
-    with vault.transaction():
-        vault.db.execute(
-            "INSERT INTO erasure_requests (request_id, created, scope, request) VALUES (?, ?, ?, ?)",
-            (request_id, iso(now), scope, request.model_dump_json()),
-        )
-        vault.ledger.append("erasure-requested", {"request_id": request_id, "scope": scope}, now)
-    return request_id
-
-
-def erasure_requests(vault: Vault) -> list[dict[str, Any]]:
-    rows = vault.db.execute(
-        "SELECT request_id, created, scope, receipt, last_error FROM erasure_requests ORDER BY created"
-    ).fetchall()
-    return [
-        {
-            "request_id": r[0],
-            "created": r[1],
-            "scope": r[2],
-            "receipt": json.loads(r[3]) if r[3] else None,
-            "last_error": r[4],
-        }
-        for r in rows
-    ]
 
 
 def _store_error(exc: Exception) -> str:
@@ -218,14 +165,7 @@ def _ship(vault: Vault, policy: MachinePolicy, client: StoreClient, batch_id: st
           report: SyncReport) -> None:  # fmt: skip
     _, store_key, _ = enrolled_store(vault, policy)
     batches.check_terms(vault, batch_id, policy)  # the policy may have widened since review
-    manifest = batches.manifest_of(vault, batch_id)
-
-    def seal_locally(payload: bytes, checkpoint: Checkpoint) -> SealedBatch:
-        ref = LedgerCheckpointRef(seq=checkpoint.seq, head_hash=checkpoint.head_hash)
-        header = build_header(manifest, ref, created=int(now.timestamp()))
-        return seal_batch(header, payload, store_key, vault.device_key)
-
-    sealed, checkpoint = batches.upload_of(vault, batch_id, seal_locally, now)
+    sealed, checkpoint = batches.prepare_upload(vault, batch_id, store_key, now)  # stored: a retry sends the same
     # The store witnesses the very checkpoint the device keeps (same signed bytes), with the proof that
     # it extends the one witnessed before.
     witness_checkpoint(vault, client, checkpoint, now)
@@ -247,10 +187,10 @@ def witness_checkpoint(vault: Vault, client: StoreClient, checkpoint: Checkpoint
     """
     from protocol.store_errors import Conflict
 
-    target = LedgerCheckpoint.model_validate(checkpoint.model_dump())
-    acknowledged = vault.meta.get(META_WITNESSED, "")
+    target = LedgerCheckpoint.model_validate(asdict(checkpoint))
+    acknowledged = outbox.witnessed_seq(vault)
     earlier = [cp.seq for cp in vault.ledger.checkpoints() if cp.seq < target.seq]
-    candidates = [int(acknowledged)] if acknowledged.isdigit() else []
+    candidates = [acknowledged] if acknowledged is not None else []
     candidates += [max(earlier)] if earlier else []
     starts = [s for s in dict.fromkeys([*candidates, 0]) if s <= target.seq]
     for start in starts:
@@ -260,9 +200,7 @@ def witness_checkpoint(vault: Vault, client: StoreClient, checkpoint: Checkpoint
         except Conflict as exc:
             if exc.code != "checkpoint_unproven" or start == starts[-1]:
                 raise  # a refused extension is the store catching a rewritten ledger: never retried around
-    with vault.transaction():
-        vault.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (META_WITNESSED, str(target.seq)))
-    vault.meta = {**vault.meta, META_WITNESSED: str(target.seq)}
+    outbox.record_witnessed(vault, target.seq)
 
 
 def _submit_extending(vault: Vault, client: StoreClient, target: LedgerCheckpoint, start: int, now: datetime) -> None:
@@ -294,29 +232,22 @@ def _send_withdrawals(vault: Vault, client: StoreClient, now: datetime, report: 
 
 
 def _send_erasures(vault: Vault, client: StoreClient, report: SyncReport) -> None:
-    from protocol import ErasureRequest
+    from protocol.erasure import ErasureRequest
 
-    rows = vault.db.execute("SELECT request_id, request FROM erasure_requests WHERE receipt IS NULL").fetchall()
-    for request_id, text in rows:
+    for queued in outbox.unsent_erasures(vault):
+        request_id = queued.request_id
         try:
             # Verified against this very request (id, subject, scope, log index, inclusion proof): a
             # replayed or forged answer raises, so the request stays queued and the next sync resends it.
-            receipt = client.request_erasure(ErasureRequest.model_validate_json(text))
+            receipt = client.request_erasure(ErasureRequest.model_validate_json(queued.request))
         except Exception as exc:
             message = _store_error(exc)
             if isinstance(exc, InvalidRecord):
                 message = f"the store's receipt was refused ({exc}); the request is sent again"
-            with vault.transaction():
-                vault.db.execute(
-                    "UPDATE erasure_requests SET last_error = ? WHERE request_id = ?", (message, request_id)
-                )
+            outbox.record_erasure_error(vault, request_id, message)
             report.errors.append(f"erasure {request_id}: {message}")
             continue
-        with vault.transaction():
-            vault.db.execute(
-                "UPDATE erasure_requests SET receipt = ?, last_error = NULL WHERE request_id = ?",
-                (json.dumps(receipt.model_dump(mode="json"), sort_keys=True), request_id),
-            )
+        outbox.record_erasure_receipt(vault, request_id, receipt.model_dump(mode="json"))
         report.erasures_sent.append(request_id)
 
 
@@ -326,14 +257,14 @@ def request_store_erasure(vault: Vault, policy: MachinePolicy, scope: str, now: 
     Returns a line for the employee, or None when no store was ever involved. A request that could
     not be sent stays queued and goes out with the next sync.
     """
-    if META_URL not in vault.meta:
+    if outbox.enrollment(vault) is None:
         return None
     from agent.store_client import RetryPolicy
     from vault import subjects
 
     # One request per pseudonym this vault ever used (one per policy period); new data gets a new one.
     used = subjects.all_subjects(vault)
-    request_ids = [queue_erasure(vault, scope, now, subject) for subject in used]
+    request_ids = [outbox.queue_erasure(vault, scope, now, subject) for subject in used]
     with vault.transaction():
         subjects.retire(vault, used)
     request_id = ", ".join(request_ids)

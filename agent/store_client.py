@@ -54,9 +54,9 @@ from protocol.store_api import (
     QueueItem,
     StoreInfo,
     enroll_message,
+    enroll_token_sha256,
 )
 from protocol.store_errors import StoreError, UntrustedStore, error_for_status
-from store.auth import token_hash
 
 M = TypeVar("M", bound=BaseModel)
 _RETRY_STATUS = {500, 502, 503, 504}
@@ -258,7 +258,7 @@ class StoreClient:
         if self._signer is None:
             raise ValueError("enrollment needs the device key (signer=...)")
         public = b64encode(self._signer.public_bytes)
-        proof = self._signer.sign(enroll_message(token_hash(token), self._signer.kid, public))
+        proof = self._signer.sign(enroll_message(enroll_token_sha256(token), self._signer.kid, public))
         request = EnrollRequest(token=token, device_kid=self._signer.kid, public_key=public, proof=b64encode(proof))
         # Not retried: the token is single-use, so a blind retry would fail after a lost response.
         response = self._post(EnrollResponse, "/v1/enroll", request, signed=False, retry=False)
@@ -296,7 +296,7 @@ class StoreClient:
         try:
             receipt = ErasureReceipt.model_validate(data)
         except ValueError:
-            raise InvalidRecord("the store's answer is not an erasure receipt; the request is kept") from None
+            raise InvalidRecord() from None  # not an erasure receipt: the request is kept and retried
         if self.log_public_key is None:
             raise ValueError("no pinned store log key to verify receipts with (log_public_key=...)")
         verify_erasure_receipt(receipt, request, self.log_public_key)
@@ -343,9 +343,6 @@ class StoreClient:
             verify_tree_head(head, self.log_public_key)
         return head
 
-    def tree_head_at(self, size: int) -> TreeHead:
-        return self._get(TreeHead, f"/v1/log/heads/{size}", signed=False)
-
     def consistency(self, first: int, second: int) -> ConsistencyProof:
         return self._get(
             ConsistencyProof, "/v1/log/consistency", params={"first": first, "second": second}, signed=False
@@ -375,7 +372,7 @@ class StoreClient:
             return
         if older.size == newer.size:
             if older.root_hash != newer.root_hash:
-                raise InvalidRecord("two tree heads of one size disagree: the log was rewritten")
+                raise InvalidRecord()  # two tree heads of one size disagree: the log was rewritten
             return
         proof = self.consistency(older.size, newer.size)
         verify_heads_consistent(older, newer, proof, self.log_public_key)

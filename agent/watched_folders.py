@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vault.atomic import write_atomic
+from agent.settings_file import WATCHED_FOLDERS_FILE, read_settings_file, settings_path, write_settings_file
 from vault.paths import Layout
 
-FILE_NAME = "watched_folders.json"
+FILE_NAME = WATCHED_FOLDERS_FILE
 
 
 class WatchedFolders(BaseModel):
@@ -32,7 +32,7 @@ class WatchedFolders(BaseModel):
 
 
 def watched_folders_path(layout: Layout) -> Path:
-    return layout.home / FILE_NAME
+    return settings_path(layout, FILE_NAME)
 
 
 def read_watched_folders(layout: Layout) -> WatchedFolders:
@@ -41,21 +41,11 @@ def read_watched_folders(layout: Layout) -> WatchedFolders:
     A damaged or unreadable one is a ValueError naming the file (never its path); the agent then
     stops files capture until the employee chooses the folders again.
     """
-    path = watched_folders_path(layout)
-    try:
-        return WatchedFolders.model_validate_json(path.read_bytes())
-    except FileNotFoundError:
-        return WatchedFolders()
-    except OSError as exc:  # a folder in its place, no permission, an I/O error: never the path
-        raise ValueError(f"{FILE_NAME} cannot be read ({exc.strerror or type(exc).__name__})") from None
-    except ValidationError as exc:
-        raise ValueError(
-            f"{FILE_NAME} cannot be read (not a valid folder list: {exc.error_count()} problem(s))"
-        ) from None
+    return read_settings_file(layout, FILE_NAME, WatchedFolders, "folder list")
 
 
 def write_watched_folders(layout: Layout, folders: list[Path] | tuple[Path, ...]) -> WatchedFolders:
     """Store the employee's choice (made absolute; they need not exist yet)."""
     value = WatchedFolders(folders=tuple(Path(f).expanduser().resolve() for f in folders))
-    write_atomic(watched_folders_path(layout), value.model_dump_json(indent=2).encode() + b"\n")
+    write_settings_file(layout, FILE_NAME, value)
     return value

@@ -1,11 +1,15 @@
-"""CLI latency: `consentry status` and `consentry consent grant … --yes` against `python -c pass`.
+"""CLI start-up in a production install: read commands against ``python -c "import click"``.
 
-Each command runs as a fresh process (what an employee waits for), in a temporary home with a vault
-that already exists. Prints the medians, the ratio to bare interpreter start-up, and the target.
-The package is byte-compiled first, as ``pip install`` does: with an editable install and
-PYTHONDONTWRITEBYTECODE set, every run would otherwise recompile the sources it imports.
+What an employee waits for is a fresh process of the installed ``consentry``, so this measures
+exactly that: it builds a throw-away virtual environment with ``pip install .`` (no extras, no test
+dependencies; pip byte-compiles as it does for IT's package), creates a vault in a temporary home,
+and times each command as a fresh process. The baseline, ``python -c "import click"`` with the same
+interpreter, is measured in the same run; the target is a ratio, so a slow or busy host does not
+change the verdict.
 
-    python benchmarks/bench_cli.py [--runs 15]
+    python benchmarks/bench_cli.py [--runs 20] [--venv DIR]
+
+``--venv DIR`` reuses (or creates once) that environment instead of a temporary one.
 """
 
 from __future__ import annotations
@@ -19,51 +23,80 @@ import tempfile
 import time
 from pathlib import Path
 
-TARGET_MS = 150.0
+TARGET_RATIO = 2.5  # `consentry status` vs `python -c "import click"` (issue 8)
+ROOT = Path(__file__).resolve().parent.parent
+_KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="  # 32 zero bytes, base64
+POLICY = f"""
+retention_days = 30
+excluded_apps = ["hr-portal"]
+[store]
+url = "https://consentry-store.corp.example:8443"
+public_key = "{_KEY}"
+[stewards]
+approvals_required = 1
+[stewards.keys]
+alice = "{_KEY}"
+"""
 
 
-def wall_ms(args: list[str], env: dict[str, str], runs: int) -> float:
+def production_install(venv: Path) -> Path:
+    """A venv with ``pip install .`` of this checkout and nothing else; returns its interpreter."""
+    python = venv / "bin" / "python"
+    if not (venv / "bin" / "consentry").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], capture_output=True, text=True)
+        if pip.returncode != 0:
+            sys.exit(f"pip install . failed:\n{pip.stderr}")
+    return python
+
+
+def median_ms(args: list[str], env: dict[str, str], cwd: Path, runs: int) -> float:
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        subprocess.run(args, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(args, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         times.append((time.perf_counter() - t0) * 1000)
     return statistics.median(times)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--venv", type=Path, default=None, help="reuse or create the production venv here")
     args = parser.parse_args()
-    root = Path(__file__).resolve().parent.parent
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(root / "agent"), str(root / "vault")],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        python = production_install(args.venv or tmp / "venv")
+        consentry = str(python.parent / "consentry")
+        # Run from an empty folder: the checkout on sys.path would shadow the installed package.
         env = {
             **os.environ,
-            "CONSENTRY_HOME": str(Path(tmp) / "home"),
-            "CONSENTRY_POLICY": str(Path(tmp) / "policy.toml"),
+            "CONSENTRY_HOME": str(tmp / "home"),
+            "CONSENTRY_POLICY": str(tmp / "policy.toml"),
             "CONSENTRY_KEYSTORE": "file",
         }
-        cli = [sys.executable, "-m", "agent"]
-        subprocess.run([*cli, "consent", "grant", "mouse", "--yes"], env=env, check=True, stdout=subprocess.DEVNULL)
-        base = wall_ms([sys.executable, "-c", "pass"], env, args.runs)
+        env.pop("PYTHONPATH", None)
+        # A deployed machine has IT's policy file: read commands validate it once per content (cache).
+        (tmp / "policy.toml").write_text(POLICY)
+        subprocess.run(
+            [consentry, "consent", "grant", "mouse", "--yes"], env=env, cwd=tmp, check=True, capture_output=True
+        )
+        base = median_ms([str(python), "-c", "import click"], env, tmp, args.runs)
         rows = [
-            ("python -c pass", base),
-            ("consentry status", wall_ms([*cli, "status"], env, args.runs)),
-            (
-                "consentry consent grant mouse --yes",
-                wall_ms([*cli, "consent", "grant", "mouse", "--yes"], env, args.runs),
-            ),
-            ("consentry consent show", wall_ms([*cli, "consent", "show"], env, args.runs)),
+            ('python -c "import click"', base),
+            ("consentry status", median_ms([consentry, "status"], env, tmp, args.runs)),
+            ("consentry consent show", median_ms([consentry, "consent", "show"], env, tmp, args.runs)),
+            ("consentry mydata", median_ms([consentry, "mydata"], env, tmp, args.runs)),
+            ("consentry batches list", median_ms([consentry, "batches", "list"], env, tmp, args.runs)),
+            ("consentry --help", median_ms([consentry, "--help"], env, tmp, args.runs)),
         ]
-    print(f"CLI wall time, median of {args.runs} fresh processes (target: median <= {TARGET_MS:.0f} ms)")
+    print(f"CLI start-up in a production install (pip install ., no extras), median of {args.runs} fresh processes")
+    print(f'target: consentry status <= {TARGET_RATIO}x python -c "import click"')
     for name, ms in rows:
-        verdict = "" if name.startswith("python") else ("  ok" if ms <= TARGET_MS else "  OVER TARGET")
-        print(f"  {name:<38} {ms:7.1f} ms   {ms / base:5.1f}x python start-up{verdict}")
+        verdict = ""
+        if name == "consentry status":
+            verdict = "  ok" if ms / base <= TARGET_RATIO else "  OVER TARGET"
+        print(f"  {name:<28} {ms:7.1f} ms   {ms / base:4.2f}x import click{verdict}")
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ Errors: crypto failures are the opaque ``protocol.errors.InvalidRecord``; unknow
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from protocol.lazy import lazy_exports
 
 # name -> module: resolved on first use (PEP 562), so importing one submodule stays cheap
 _EXPORTS: dict[str, str] = {
@@ -96,18 +97,7 @@ _EXPORTS: dict[str, str] = {
     "verify_signature": "protocol.signing",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'protocol' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports("protocol", _EXPORTS)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed

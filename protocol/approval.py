@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from protocol import domains
 from protocol.fields import (
     BatchId,
     EpochSeconds,
@@ -31,9 +32,8 @@ from protocol.fields import (
 from protocol.signing import Signer, is_valid_signature
 from protocol.stewards import StewardConfig
 
-APPROVAL_DOMAIN = b"consentry-approve-v1\0"
 Decision = Literal["approve", "reject"]
-BatchStatus = Literal["pending", "approved", "rejected"]
+TallyOutcome = Literal["pending", "approved", "rejected"]
 
 
 class Approval(Versioned):
@@ -49,7 +49,7 @@ class Approval(Versioned):
 
 
 def approval_message(batch_id: str, manifest_sha256: str, decision: str) -> bytes:
-    return APPROVAL_DOMAIN + batch_id.encode("ascii") + manifest_sha256.encode("ascii") + decision.encode("ascii")
+    return domains.APPROVE_V1 + batch_id.encode("ascii") + manifest_sha256.encode("ascii") + decision.encode("ascii")
 
 
 def sign_approval(
@@ -99,7 +99,7 @@ class Tally:
     required: int
 
     @property
-    def status(self) -> BatchStatus:
+    def status(self) -> TallyOutcome:
         if self.rejected_by:
             return "rejected"
         if len(self.approved_by) >= self.required:

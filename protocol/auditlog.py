@@ -19,13 +19,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from protocol import merkle
+from protocol import domains, merkle
 from protocol.canonical import canonical_json
 from protocol.errors import InvalidRecord
 from protocol.fields import EpochSeconds, Sha256Hex, Signature64, Versioned, b64decode, b64encode
 from protocol.signing import Signer, verify_signature
 
-TREE_HEAD_DOMAIN = b"consentry-treehead-v1\0"
 EntryKind = Literal["batch-stored", "approval", "rejection", "erasure", "export", "enrollment", "withdrawal"]
 
 
@@ -68,11 +67,11 @@ class InclusionProof(Versioned):
 
 
 def subject_digest(subject: str) -> str:
-    return hashlib.sha256(b"consentry-subject-v1\0" + subject.encode("utf-8")).hexdigest()
+    return hashlib.sha256(domains.SUBJECT_V1 + subject.encode("utf-8")).hexdigest()
 
 
 def tree_head_message(size: int, root_hash: str, timestamp: int) -> bytes:
-    return TREE_HEAD_DOMAIN + canonical_json({"v": 1, "size": size, "root_hash": root_hash, "timestamp": timestamp})
+    return domains.TREE_HEAD_V1 + canonical_json({"v": 1, "size": size, "root_hash": root_hash, "timestamp": timestamp})
 
 
 def sign_tree_head(log_key: Signer, size: int, root: bytes, *, timestamp: int) -> TreeHead:
@@ -101,7 +100,7 @@ def verify_receipt(receipt: LogReceipt, log_public_key: bytes) -> None:
         bytes.fromhex(receipt.tree_head.root_hash),
     )
     if not ok:
-        raise InvalidRecord("the receipt's inclusion proof does not verify")
+        raise InvalidRecord()  # the receipt's inclusion proof does not verify
 
 
 def verify_heads_consistent(older: TreeHead, newer: TreeHead, proof: ConsistencyProof, log_public_key: bytes) -> None:
@@ -109,7 +108,7 @@ def verify_heads_consistent(older: TreeHead, newer: TreeHead, proof: Consistency
     verify_tree_head(older, log_public_key)
     verify_tree_head(newer, log_public_key)
     if (proof.first, proof.second) != (older.size, newer.size):
-        raise InvalidRecord("the consistency proof is for other tree sizes")
+        raise InvalidRecord()  # the consistency proof is for other tree sizes
     ok = merkle.verify_consistency(
         older.size,
         newer.size,
@@ -118,4 +117,4 @@ def verify_heads_consistent(older: TreeHead, newer: TreeHead, proof: Consistency
         [bytes.fromhex(p) for p in proof.path],
     )
     if not ok:
-        raise InvalidRecord("the log's tree heads are not consistent: the log was rewritten")
+        raise InvalidRecord()  # the tree heads are not consistent: the log was rewritten

@@ -20,7 +20,6 @@ The proof is not signed: the hash chain is what binds it, and the checkpoint's s
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
@@ -28,6 +27,7 @@ from pydantic import BaseModel, Field, model_validator
 from protocol.fields import FROZEN, KeyId, Sha256Hex, Versioned
 from protocol.ledger_chain import chain_hash, checkpoint_bytes, link_hash
 from protocol.signing import Signer, verify_signature
+from protocol.timeutil import iso_from_epoch, parse_iso
 
 # At ~80 bytes a link, one submission stays well below a megabyte; a longer gap is sent in steps, each
 # step an intermediate checkpoint the device signs (agent/shipping.py).
@@ -73,19 +73,15 @@ class LedgerCheckpoint(Versioned):
     )
 
     def epoch_seconds(self) -> int:
-        return int(datetime.fromisoformat(self.at).timestamp())
+        return int(parse_iso(self.at).timestamp())
 
 
 def checkpoint_message(seq: int, head_hash: str, device_kid: str, at: str) -> bytes:
     return checkpoint_bytes(seq, head_hash, device_kid, at)  # one definition, in the ledger
 
 
-def iso_utc(epoch_seconds: int) -> str:
-    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def sign_checkpoint(device_key: Signer, seq: int, head_hash: str, *, created: int) -> LedgerCheckpoint:
-    at = iso_utc(created)
+    at = iso_from_epoch(created)
     signature = device_key.sign(checkpoint_message(seq, head_hash, device_key.kid, at))
     return LedgerCheckpoint(
         v=1, seq=seq, head_hash=head_hash, device_kid=device_key.kid, at=at, signature=signature.hex()

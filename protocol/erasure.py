@@ -16,8 +16,8 @@ Receipt, signed by the store's log key (Ed25519, the key that signs tree heads),
 It travels with the audit-log receipt of the ``erasure`` entry (``log``: entry, signed tree head,
 inclusion path). ``verify_erasure_receipt`` checks that every bound field is the request's own, the
 signature, that the log entry at ``leaf_index`` names the same request, subject and scope, and the
-inclusion proof against the signed tree head. Any failure is ``InvalidRecord`` (saying which check, never
-a key); a receipt for another request (a replay) is refused like a forged one, so the agent keeps retrying.
+inclusion proof against the signed tree head. Any failure is the opaque ``InvalidRecord`` (never saying which
+check); a receipt for another request (a replay) is refused like a forged one, so the agent keeps retrying.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from protocol import domains
 from protocol.auditlog import LogReceipt, subject_digest, verify_receipt
 from protocol.canonical import canonical_json
 from protocol.errors import InvalidRecord
@@ -42,8 +43,6 @@ from protocol.fields import (
 )
 from protocol.signing import Signer, verify_signature
 
-ERASURE_DOMAIN = b"consentry-erase-v1\0"
-ERASURE_RECEIPT_DOMAIN = b"consentry-erasure-receipt-v1\0"
 # What a version-1 request asks for: everything held under its subject pseudonym.
 ErasureScope = Literal["subject"]
 REQUEST_SCOPE: ErasureScope = "subject"
@@ -65,7 +64,7 @@ def erasure_message(request_id: str, subject: str, device_kid: str, created: int
         "device_kid": device_kid,
         "created": created,
     }
-    return ERASURE_DOMAIN + canonical_json(body)
+    return domains.ERASE_V1 + canonical_json(body)
 
 
 def sign_erasure(device_key: Signer, request_id: str, subject: str, *, created: int) -> ErasureRequest:
@@ -104,7 +103,7 @@ def erasure_receipt_message(request_id: str, subject_sha256: str, scope: str, le
         "scope": scope,
         "leaf_index": leaf_index,
     }
-    return ERASURE_RECEIPT_DOMAIN + canonical_json(body)
+    return domains.ERASURE_RECEIPT_V1 + canonical_json(body)
 
 
 def sign_erasure_receipt(log_key: Signer, request: ErasureRequest, log: LogReceipt) -> ErasureReceipt:
@@ -126,9 +125,9 @@ def verify_erasure_receipt(receipt: ErasureReceipt, request: ErasureRequest, log
     """``InvalidRecord`` unless the store's log key bound ``receipt`` to ``request`` and logged it provably."""
     digest = subject_digest(request.subject)
     if receipt.request_id != request.request_id:
-        raise InvalidRecord("the erasure receipt is for another request")
+        raise InvalidRecord()  # the receipt is for another request
     if receipt.subject_digest != digest or receipt.scope != REQUEST_SCOPE:
-        raise InvalidRecord("the erasure receipt is for another subject or scope")
+        raise InvalidRecord()  # the receipt is for another subject or scope
     message = erasure_receipt_message(receipt.request_id, receipt.subject_digest, receipt.scope, receipt.leaf_index)
     verify_signature(log_public_key, message, b64decode(receipt.signature))
     entry = receipt.log.entry
@@ -140,5 +139,5 @@ def verify_erasure_receipt(receipt: ErasureReceipt, request: ErasureRequest, log
         or body.get("subject_digest") != digest
         or body.get("scope", REQUEST_SCOPE) != REQUEST_SCOPE  # entries logged before scopes were named
     ):
-        raise InvalidRecord("the erasure receipt's log entry is not this request's")
+        raise InvalidRecord()  # the receipt's log entry is not this request's
     verify_receipt(receipt.log, log_public_key)  # tree head signature and inclusion proof

@@ -2,7 +2,7 @@
 
     VaultError
     ├── InvalidRecord          any authenticated-decryption or signature failure (deliberately opaque)
-    ├── KeyUnavailable         the key-encryption key is missing or does not match this vault
+    ├── KeyUnavailable         a key (the KEK, a key file) is missing, damaged or not this data's key
     ├── InsecurePermissions    a vault or key file that others can read; says how to fix it
     ├── VaultCorrupted         the database file is truncated, corrupted or not a Consentry vault
     ├── UnsupportedVersion     written by a newer Consentry; never guessed at
@@ -22,17 +22,26 @@ class VaultError(Exception):
 
 
 class InvalidRecord(VaultError):
-    """A ciphertext, wrapped key or signature failed to authenticate.
+    """A ciphertext, wrapped key, signature or proof failed to authenticate.
 
-    Deliberately carries no detail: which byte was wrong is not information we give away.
+    Deliberately opaque: it takes no arguments, and ``str``/``repr`` are the same for every failure, so
+    which check, byte, key or file failed is never given away (nor logged by whoever prints it).
     """
 
-    def __init__(self, message: str = "record failed to authenticate") -> None:
-        super().__init__(message)
+    MESSAGE = "record failed to authenticate"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def __str__(self) -> str:
+        return self.MESSAGE
+
+    def __repr__(self) -> str:
+        return "InvalidRecord()"
 
 
 class KeyUnavailable(VaultError):
-    """The key-encryption key cannot be found, or is not the key this vault was made with."""
+    """A key cannot be found or read (a missing or damaged key file), or is not the key the data was made with."""
 
 
 class InsecurePermissions(VaultError):

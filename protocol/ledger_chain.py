@@ -8,37 +8,34 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from protocol import domains
 from protocol.canonical import canonical_json
 
 LEDGER_VERSION = 1  # of checkpoints (and of entries written before version 2)
 ENTRY_VERSION = 2  # of every entry appended now
-_DOMAIN = b"consentry-ledger-v1\x00"
-_DOMAIN_V2 = b"consentry-ledger-v2\x00"
-_ENTRY_DOMAIN_V2 = b"consentry-ledger-entry-v2\x00"
-_CHECKPOINT_DOMAIN = b"consentry-checkpoint-v1\x00"
 GENESIS_HASH = "00" * 32
 
 
 def checkpoint_bytes(seq: int, head_hash: str, device_kid: str, at: str) -> bytes:
     body = {"v": LEDGER_VERSION, "seq": seq, "head_hash": head_hash, "device_kid": device_kid, "at": at}
-    return _CHECKPOINT_DOMAIN + canonical_json(body)
+    return domains.CHECKPOINT_V1 + canonical_json(body)
 
 
 def entry_digest(body: dict[str, Any]) -> str:
     """A version-2 entry's digest: what the chain (and an extension proof) carries instead of the body."""
-    return hashlib.sha256(_ENTRY_DOMAIN_V2 + canonical_json(body)).hexdigest()
+    return hashlib.sha256(domains.LEDGER_ENTRY_V2 + canonical_json(body)).hexdigest()
 
 
 def link_hash(prev_hash: str, digest: str) -> str:
     """The version-2 chain step from the previous hash and an entry digest."""
-    return hashlib.sha256(_DOMAIN_V2 + bytes.fromhex(prev_hash) + bytes.fromhex(digest)).hexdigest()
+    return hashlib.sha256(domains.LEDGER_V2 + bytes.fromhex(prev_hash) + bytes.fromhex(digest)).hexdigest()
 
 
 def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:
     """The chain step for ``body``, by the version the body names (1 or 2)."""
     version = body.get("v")
     if version == 1:
-        return hashlib.sha256(_DOMAIN + bytes.fromhex(prev_hash) + canonical_json(body)).hexdigest()
+        return hashlib.sha256(domains.LEDGER_V1 + bytes.fromhex(prev_hash) + canonical_json(body)).hexdigest()
     if version == 2:
         return link_hash(prev_hash, entry_digest(body))
     raise ValueError(f"unknown ledger entry version {version!r}")

@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from protocol import domains
 from protocol.categories import Category
 from protocol.fields import FROZEN
 from protocol.windows import (
@@ -45,7 +46,6 @@ REQUIRED_CHECKS: tuple[CheckName, ...] = (
 # Checks the store can repeat on the payload; app_tokens_rekeyed needs the vault's tokens, which never leave.
 STORE_CHECKS: tuple[CheckName, ...] = ("schema", "no_free_text", "consent_coverage", "counts_match")
 
-_REKEY_DOMAIN = b"consentry-app-token-v1\0"
 # Where a string may appear in a record, and what it must look like. Anything else is free text.
 _ENUM_KEYS = {"category", "root_class", "kind"}
 _RECEIPT_KEY = "receipt_id"
@@ -219,5 +219,5 @@ def rekey_app_tokens(records: Sequence[AnyWindow], batch_key: bytes) -> list[Any
 
 
 def _rekey(token: str, batch_key: bytes) -> str:
-    digest = hmac.new(batch_key, _REKEY_DOMAIN + token.encode("ascii"), hashlib.sha256).hexdigest()
+    digest = hmac.new(batch_key, domains.APP_TOKEN_V1 + token.encode("ascii"), hashlib.sha256).hexdigest()
     return "anon:" + digest[:16]

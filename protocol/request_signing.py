@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import secrets
 
+from protocol import domains
 from protocol.canonical import canonical_json, sha256_hex
 from protocol.fields import b64encode
 from protocol.signing import Signer
@@ -25,7 +26,6 @@ KEY_HEADER = "consentry-key"
 TIMESTAMP_HEADER = "consentry-timestamp"
 NONCE_HEADER = "consentry-nonce"
 SIGNATURE_HEADER = "consentry-signature"
-REQUEST_DOMAIN = b"consentry-request-v1\0"
 
 
 def request_message(method: str, target: str, body: bytes, key: str, timestamp: int, nonce: str) -> bytes:
@@ -43,7 +43,7 @@ def digest_message(method: str, target: str, body_sha256: str, key: str, timesta
         "timestamp": timestamp,
         "nonce": nonce,
     }
-    return REQUEST_DOMAIN + canonical_json(body_fields)
+    return domains.REQUEST_V1 + canonical_json(body_fields)
 
 
 def sign_request(

@@ -24,13 +24,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from protocol import domains
 from protocol.batch import BatchHeader, SealedBatch
 from protocol.errors import InvalidRecord, UnsupportedVersion
 from protocol.fields import b64decode, b64encode
 from protocol.signing import Signer, verify_signature
 
 SEALED_VERSION = 1
-BATCH_SIGNATURE_DOMAIN = b"consentry-batch-v1\0"
 _SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 _ENC_BYTES = 32
 
@@ -71,7 +71,7 @@ class StoreSealKey:
 
 
 def batch_signature_message(header: BatchHeader, sealed: bytes) -> bytes:
-    return BATCH_SIGNATURE_DOMAIN + header.canonical_bytes() + hashlib.sha256(sealed).digest()
+    return domains.BATCH_V1 + header.canonical_bytes() + hashlib.sha256(sealed).digest()
 
 
 def seal_batch(header: BatchHeader, payload: bytes, store_public_key: bytes, device_key: Signer) -> SealedBatch:

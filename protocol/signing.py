@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from protocol.errors import InvalidRecord
 
 KEY_BYTES = 32
-PUBLIC_KEY_BYTES = KEY_BYTES
 SIGNATURE_BYTES = 64
 
 
@@ -75,11 +74,11 @@ class SigningKey:
 def verify_signature(public_bytes: bytes, message: bytes, signature: bytes) -> None:
     """Raise the opaque ``InvalidRecord`` unless ``signature`` is a valid signature of ``message``."""
     if len(public_bytes) != KEY_BYTES or len(signature) != SIGNATURE_BYTES:
-        raise InvalidRecord("signature failed to verify")
+        raise InvalidRecord()
     try:
         Ed25519PublicKey.from_public_bytes(public_bytes).verify(signature, message)
     except (InvalidSignature, ValueError):
-        raise InvalidRecord("signature failed to verify") from None
+        raise InvalidRecord() from None
 
 
 def is_valid_signature(public_bytes: bytes, message: bytes, signature: bytes) -> bool:

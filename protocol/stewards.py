@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-
-from pydantic import BaseModel, Field, field_validator, model_validator
-
-from protocol.modelconfig import BOUNDARY
-
-_frozen = BOUNDARY
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 
 def b64_key(value: str, what: str, length: int = 32) -> str:
@@ -22,27 +18,30 @@ def b64_key(value: str, what: str, length: int = 32) -> str:
     return value
 
 
-class StewardConfig(BaseModel):
-    """The data stewards' Ed25519 public keys (base64, by name) and how many must approve a batch."""
+@dataclass(frozen=True)
+class StewardConfig:
+    """The data stewards' Ed25519 public keys (base64, by name) and how many must approve a batch.
 
-    model_config = _frozen
+    A plain frozen dataclass (pydantic validates it inside a policy or the store's settings); its rules
+    live in ``__post_init__`` so every way of building one checks them.
+    """
 
-    keys: dict[str, str] = Field(default_factory=dict)
-    approvals_required: int = Field(default=1, ge=1, le=16)
+    __pydantic_config__: ClassVar = {"extra": "forbid"}
 
-    @field_validator("keys")
-    @classmethod
-    def _keys(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, key in value.items():
+    keys: dict[str, str] = field(default_factory=dict)
+    approvals_required: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.approvals_required <= 16:
+            raise ValueError(
+                f"stewards.approvals_required must be greater than or equal to 1 and at most 16, "
+                f"got {self.approvals_required}"
+            )
+        for name, key in self.keys.items():
             b64_key(key, f"stewards.keys.{name}")
-        if len(set(value.values())) != len(value):
+        if len(set(self.keys.values())) != len(self.keys):
             raise ValueError("the same steward key is listed under two names")
-        return value
-
-    @model_validator(mode="after")
-    def _enough_stewards(self) -> StewardConfig:
         if self.keys and self.approvals_required > len(self.keys):
             raise ValueError(
                 f"approvals_required is {self.approvals_required} but only {len(self.keys)} steward keys are listed"
             )
-        return self

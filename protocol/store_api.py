@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from protocol import domains
 from protocol.approval import Approval
 from protocol.canonical import canonical_json
 from protocol.categories import Category
@@ -14,7 +16,6 @@ from protocol.manifest import BatchManifest
 from protocol.privacy import PrivacyCheck
 
 BatchState = Literal["review", "approved", "rejected", "stored", "erased", "withdrawn"]
-ENROLL_DOMAIN = b"consentry-enroll-v1\0"
 
 
 class ErrorDetail(BaseModel):
@@ -38,9 +39,15 @@ class EnrollRequest(BaseModel):
     proof: Signature64 = Field(description="Ed25519 over enroll_message(token, device_kid, public_key)")
 
 
+def enroll_token_sha256(token: str) -> str:
+    """What the store keeps of an enrollment token, and what the device's proof names instead of it."""
+    return hashlib.sha256(domains.ENROLL_TOKEN_V1 + token.encode("utf-8")).hexdigest()
+
+
 def enroll_message(token_sha256: str, device_kid: str, public_key_b64: str) -> bytes:
+    """The message the device signs to enroll, version 1: ``consentry-enroll-v1\\0 || canonical(body)``."""
     body = {"v": 1, "token_sha256": token_sha256, "device_kid": device_kid, "public_key": public_key_b64}
-    return ENROLL_DOMAIN + canonical_json(body)
+    return domains.ENROLL_V1 + canonical_json(body)
 
 
 class StoreInfo(BaseModel):

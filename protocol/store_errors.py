@@ -25,7 +25,7 @@ back into the same classes, so agent code handles one tree.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from protocol.errors import VaultError
 
@@ -33,63 +33,48 @@ from protocol.errors import VaultError
 class StoreError(VaultError):
     status: ClassVar[int] = 400
 
+    def __init_subclass__(cls, *, status: int | None = None, **kwargs: Any) -> None:
+        # Each class of the tree names its HTTP status once, in its class line: class X(StoreError, status=N).
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
 
 
-class BadRequest(StoreError):
-    status = 400
+class BadRequest(StoreError, status=400): ...
 
 
-class Unauthenticated(StoreError):
-    status = 401
+class Unauthenticated(StoreError, status=401): ...
 
 
-class Forbidden(StoreError):
-    status = 403
+class Forbidden(StoreError, status=403): ...
 
 
-class NotFound(StoreError):
-    status = 404
+class NotFound(StoreError, status=404): ...
 
 
-class Conflict(StoreError):
-    status = 409
+class Conflict(StoreError, status=409): ...
 
 
-class PayloadTooLarge(StoreError):
-    status = 413
+class PayloadTooLarge(StoreError, status=413): ...
 
 
-class Unprocessable(StoreError):
-    status = 422
+class Unprocessable(StoreError, status=422): ...
 
 
-class Unavailable(StoreError):
-    status = 503
+class Unavailable(StoreError, status=503): ...
 
 
-class UntrustedStore(StoreError):
+class UntrustedStore(StoreError, status=0):  # no HTTP exchange took place
     """Raised by the client, never answered by a store: the TLS handshake failed certificate verification."""
 
-    status = 0  # no HTTP exchange took place
 
-
-_BY_STATUS: dict[int, type[StoreError]] = {
-    cls.status: cls
-    for cls in (
-        BadRequest,
-        Unauthenticated,
-        Forbidden,
-        NotFound,
-        Conflict,
-        PayloadTooLarge,
-        Unprocessable,
-        Unavailable,
-    )
-}
+# Every answerable error, by status: the tree above (UntrustedStore, status 0, never comes from a store).
+_BY_STATUS: dict[int, type[StoreError]] = {cls.status: cls for cls in StoreError.__subclasses__() if cls.status}
 
 
 def error_for_status(status: int, code: str, message: str) -> StoreError:

@@ -1,8 +1,11 @@
-"""UTC time in the one textual form Consentry writes: ISO 8601 with microseconds and a ``Z``."""
+"""UTC time rules, each defined once: the one textual form Consentry writes (ISO 8601 with
+microseconds and a ``Z``), the ``YYYY-MM-DD`` day a moment falls in, and where a UTC day starts."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
+DAY_SECONDS = 86_400
 
 
 def utc_now() -> datetime:
@@ -15,9 +18,29 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def iso_from_epoch(epoch_seconds: float) -> str:
+    return iso(datetime.fromtimestamp(epoch_seconds, UTC))
+
+
 def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def utc_day(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def utc_display(epoch_seconds: float, *, seconds: bool = False) -> str:
+    """``YYYY-MM-DD HH:MM[:SS]`` in UTC: a moment as lists and pages show it to people."""
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def utc_midnight(moment: datetime) -> int:
+    """Epoch seconds at the start of the UTC day ``moment`` falls in."""
+    moment = moment.astimezone(UTC)
+    return int(datetime(moment.year, moment.month, moment.day, tzinfo=UTC).timestamp())
+
+
+def day_start(day: str) -> int:
+    """Epoch seconds at the start of the UTC day ``day`` (``YYYY-MM-DD``)."""
+    return int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp())

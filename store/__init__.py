@@ -17,8 +17,9 @@ raised the same way on both sides of the wire. This package never imports pynput
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from protocol.lazy import lazy_exports
 
 # name -> module: resolved on first use (PEP 562), so importing one submodule stays cheap
 _EXPORTS: dict[str, str] = {
@@ -32,23 +33,12 @@ _EXPORTS: dict[str, str] = {
     "StoreKeys": "store.keys",
     "ThreadedServer": "store.server",
     "serve": "store.server",
-    "Clock": "store.settings",
+    "StoreClock": "store.settings",
     "StoreSettings": "store.settings",
     "SystemClock": "store.settings",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'store' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports("store", _EXPORTS)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
@@ -59,4 +49,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from store.export import ExportResult, export_parquet
     from store.keys import StoreKeys
     from store.server import ThreadedServer, serve
-    from store.settings import Clock, StoreSettings, SystemClock
+    from store.settings import StoreClock, StoreSettings, SystemClock

@@ -41,7 +41,7 @@ from store.backend import StoreBackend
 from store.gate import PRINCIPAL_KEY, RequestGate, Rule, error_response
 from store.keys import StoreKeys
 from store.service import StoreService
-from store.settings import Clock, StoreSettings, SystemClock
+from store.settings import StoreClock, StoreSettings, SystemClock
 
 BATCH_ID = Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -113,7 +113,7 @@ def route_rules(settings: StoreSettings) -> dict[str, Rule]:
 
 
 def create_app(
-    backend: StoreBackend, keys: StoreKeys, settings: StoreSettings, *, clock: Clock | None = None
+    backend: StoreBackend, keys: StoreKeys, settings: StoreSettings, *, clock: StoreClock | None = None
 ) -> FastAPI:
     clock = clock or SystemClock()
     service = StoreService(backend, keys, settings, clock)

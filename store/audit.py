@@ -1,6 +1,11 @@
-"""The store's audit log on top of a backend transaction: append entries, sign tree heads, make proofs."""
+"""The store's audit log: append entries, sign tree heads and make proofs inside a backend transaction;
+and ``verify_log``, the outside check of a served log that stewards and auditors run.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
 
 from protocol import merkle
 from protocol.auditlog import (
@@ -10,7 +15,9 @@ from protocol.auditlog import (
     LogReceipt,
     TreeHead,
     sign_tree_head,
+    verify_tree_head,
 )
+from protocol.errors import InvalidRecord
 from protocol.signing import Signer
 from protocol.store_errors import NotFound
 from store.backend import StoreTx
@@ -84,3 +91,52 @@ def inclusion(tx: StoreTx, index: int, size: int) -> InclusionProof:
 
 def entries(tx: StoreTx, start: int, end: int) -> list[LogEntry]:
     return [LogEntry.model_validate_json(data) for data in tx.get_leaves(start, end)]
+
+
+# verify_log -------------------------------------------------------------------------------------------------
+_ENTRY_PAGE = 1000  # entries fetched per call: bounded memory per request on a long log
+
+
+class ServedLog(Protocol):
+    """The calls ``verify_log`` makes on a store (``agent.store_client.StoreClient`` has them)."""
+
+    def tree_head(self) -> TreeHead: ...
+
+    def check_consistency(self, older: TreeHead, newer: TreeHead) -> None: ...
+
+    def entries(self, start: int, end: int) -> list[LogEntry]: ...
+
+
+@dataclass(frozen=True)
+class LogCheck:
+    """What ``verify_log`` proved: the signed head, and how far back and how deep it was checked."""
+
+    head: TreeHead
+    consistent_with_size: int | None = None  # the earlier head the log was shown to extend
+    entries_checked: int | None = None  # with full=True: every entry, rehashed to the head's root
+
+
+def verify_log(log: ServedLog, log_public_key: bytes, *, since: TreeHead | None = None, full: bool = False) -> LogCheck:
+    """Check the store's current tree head: signed by ``log_public_key``, an append-only extension of
+    ``since`` (the last head verified), and with ``full`` that every entry hashes to its root.
+
+    Raises the opaque ``InvalidRecord`` when the log does not verify; the store's own errors pass through.
+    """
+    head = log.tree_head()
+    verify_tree_head(head, log_public_key)
+    consistent_with = None
+    if since is not None:
+        if since.size > head.size:
+            raise InvalidRecord()  # the log shrank since the last check
+        log.check_consistency(since, head)
+        consistent_with = since.size
+    checked = None
+    if full:
+        tree = merkle.MemoryTree()
+        for start in range(0, head.size, _ENTRY_PAGE):
+            for entry in log.entries(start, min(head.size, start + _ENTRY_PAGE)):
+                tree.append(entry.leaf_data())
+        if tree.size != head.size or tree.root(head.size).hex() != head.root_hash:
+            raise InvalidRecord()  # the log's entries do not hash to its signed root
+        checked = tree.size
+    return LogCheck(head=head, consistent_with_size=consistent_with, entries_checked=checked)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from collections.abc import Iterable
@@ -14,10 +13,10 @@ from protocol.errors import InvalidRecord
 from protocol.fields import GENESIS_HASH, b64decode
 from protocol.request_signing import KEY_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, digest_message
 from protocol.signing import key_id, verify_signature
-from protocol.store_api import EnrollRequest, enroll_message
+from protocol.store_api import EnrollRequest, enroll_message, enroll_token_sha256
 from protocol.store_errors import Conflict, Forbidden, Unauthenticated, Unprocessable
 from store.backend import DeviceRow, StoreBackend
-from store.settings import Clock, StoreSettings
+from store.settings import StoreClock, StoreSettings
 
 Role = Literal["device", "steward"]
 _KEY = re.compile(r"^(device|steward):([A-Za-z0-9_-]{8,64})$")
@@ -56,7 +55,7 @@ class Principal:
 
 
 def token_hash(token: str) -> str:
-    return hashlib.sha256(b"consentry-enroll-token-v1\0" + token.encode("utf-8")).hexdigest()
+    return enroll_token_sha256(token)
 
 
 def issue_token(backend: StoreBackend, settings: StoreSettings, now: int) -> str:
@@ -106,7 +105,7 @@ class Authenticator:
     records the nonce.
     """
 
-    def __init__(self, backend: StoreBackend, settings: StoreSettings, clock: Clock) -> None:
+    def __init__(self, backend: StoreBackend, settings: StoreSettings, clock: StoreClock) -> None:
         self._backend = backend
         self._settings = settings
         self._clock = clock

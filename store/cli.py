@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from collections.abc import Callable
@@ -11,10 +12,42 @@ from typing import Any, TypeVar
 import click
 
 F = TypeVar("F", bound=Callable[..., Any])
+# What `pip install 'consentry[store]'` adds, by the command that needs it (pyproject.toml's [store] extra).
+SERVER_MODULES = ("fastapi", "uvicorn")
+POSTGRES_MODULES = ("psycopg", "psycopg_pool")
+EXPORT_MODULES = ("pyarrow",)
 
 
 def _emit(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def require_store_extra(*modules: str) -> None:
+    """A clear error, before anything else happens, when a command needs what only the [store] extra installs.
+
+    ``find_spec`` looks without importing, so the check costs nothing when the extra is there.
+    """
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(
+            f"the store needs the store extra: pip install 'consentry[store]' (missing: {', '.join(missing)})"
+        )
+
+
+def _backend_modules(backend: str) -> tuple[str, ...]:
+    return POSTGRES_MODULES if backend == "postgres" else ()
+
+
+def data_option(help_text: str) -> Callable[[F], F]:
+    """--data: the store's folder (keys, and with the dir backend all its data)."""
+    return click.option(
+        "--data",
+        "data_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        required=True,
+        envvar="CONSENTRY_STORE_DATA",
+        help=help_text,
+    )
 
 
 def backend_options(func: F) -> F:
@@ -23,14 +56,7 @@ def backend_options(func: F) -> F:
         "--schema", default="consentry", show_default=True, help="PostgreSQL schema for the store's tables."
     )(func)
     func = click.option("--dsn", envvar="CONSENTRY_STORE_DSN", help="PostgreSQL DSN (backend postgres).")(func)
-    func = click.option(
-        "--data",
-        "data_dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        required=True,
-        envvar="CONSENTRY_STORE_DATA",
-        help="The store's folder: its keys, and with --backend dir all its data.",
-    )(func)
+    func = data_option("The store's folder: its keys, and with --backend dir all its data.")(func)
     func = click.option(
         "--backend",
         type=click.Choice(["dir", "postgres"]),
@@ -47,6 +73,8 @@ def _open(backend: str, data_dir: Path, dsn: str | None, schema: str = "consentr
 
     if backend == "postgres" and not dsn:
         raise click.UsageError("--backend postgres needs --dsn postgresql://user:password@host/database")
+    if backend == "postgres":
+        require_store_extra(*POSTGRES_MODULES)
     try:
         return open_backend(backend, data_dir=data_dir / "data", dsn=dsn, schema=schema)
     except VaultError as exc:
@@ -128,6 +156,7 @@ def serve(
     docs: bool,
 ) -> None:
     """Serve the store API until interrupted (first run creates the store's keys in --data)."""
+    require_store_extra(*SERVER_MODULES, *_backend_modules(backend))
     from store.app import create_app
     from store.server import serve as run
     from store.settings import StoreSettings
@@ -170,14 +199,7 @@ def _check_tls(cert: Path | None, key: Path | None) -> None:
 
 
 @store.command()
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    envvar="CONSENTRY_STORE_DATA",
-    help="The store's folder.",
-)
+@data_option("The store's folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def keygen(data_dir: Path, as_json: bool) -> None:
     """Create the store's keys if missing and print the public halves (for the machine policy)."""
@@ -227,6 +249,7 @@ def export(backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str,
     """Export approved, non-erased data to OUT as Parquet with a dataset card, datasheet and manifest."""
     import time
 
+    require_store_extra(*EXPORT_MODULES, *_backend_modules(backend))
     from protocol.errors import VaultError
     from store.export import export_parquet
 
@@ -284,69 +307,61 @@ def verify_log(
 ) -> None:
     """Check the store's signed tree head and that the log is append-only since the last check."""
     from agent.store_client import StoreClient
-    from protocol import TreeHead, b64decode, merkle
+    from protocol import TreeHead, b64decode
     from protocol.errors import InvalidRecord
     from protocol.store_errors import StoreError
+    from store.audit import verify_log as check
+    from store.steward_access import load_signer
 
     store_url, log_key = _store_from_policy(store_url, log_key)
     if log_key is None:
         raise click.UsageError("no log key: pass --log-key or set store.log_key in the machine policy")
-    result: dict[str, Any] = {"store_url": store_url}
     # Tree heads and proofs are public; the entries show per-device activity, so only stewards read them.
-    signer = _steward_signer(key_file) if full else None
+    signer = load_signer(key_file) if full else None
+    public_key = b64decode(log_key)
     try:
-        with StoreClient(store_url, signer=signer, role="steward", log_public_key=b64decode(log_key)) as client:
-            head = client.tree_head()
-            result.update(size=head.size, root_hash=head.root_hash, timestamp=head.timestamp, signature="ok")
-            if state_file is not None and state_file.exists():
-                older = TreeHead.model_validate_json(state_file.read_text(encoding="utf-8"))
-                if older.size > head.size:
-                    raise InvalidRecord("the log shrank since the last check")
-                client.check_consistency(older, head)
-                result["consistent_with_size"] = older.size
-            if full:
-                tree = merkle.MemoryTree()
-                for start in range(0, head.size, 1000):
-                    for entry in client.entries(start, min(head.size, start + 1000)):
-                        tree.append(entry.leaf_data())
-                if tree.size != head.size or tree.root(head.size).hex() != head.root_hash:
-                    raise InvalidRecord("the log's entries do not hash to its signed root")
-                result["entries_checked"] = tree.size
-    except InvalidRecord as exc:
+        since = None
+        if state_file is not None and state_file.exists():
+            since = TreeHead.model_validate_json(state_file.read_text(encoding="utf-8"))
+        with StoreClient(store_url, signer=signer, role="steward", log_public_key=public_key) as client:
+            result = check(client, public_key, since=since, full=full)
+    except InvalidRecord:  # opaque on purpose; the three checks it stands for are named here
         raise click.ClickException(
-            f"the store's log does NOT verify: {exc}. Keep the state file as evidence and tell the data stewards."
+            "the store's log does NOT verify (its tree head signature, the proof that it only grew, or its "
+            "entries). Keep the state file as evidence and tell the data stewards."
         ) from None
     except (StoreError, OSError) as exc:
         raise click.ClickException(f"cannot check the log: {exc}. Is the store running at {store_url}?") from None
+    head = result.head
     if state_file is not None:
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(head.model_dump_json() + "\n", encoding="utf-8")
     if as_json:
-        _emit(result)
+        summary: dict[str, Any] = {
+            "store_url": store_url,
+            "size": head.size,
+            "root_hash": head.root_hash,
+            "timestamp": head.timestamp,
+            "signature": "ok",
+        }
+        if result.consistent_with_size is not None:
+            summary["consistent_with_size"] = result.consistent_with_size
+        if result.entries_checked is not None:
+            summary["entries_checked"] = result.entries_checked
+        _emit(summary)
         return
-    extra = f", consistent with size {result['consistent_with_size']}" if "consistent_with_size" in result else ""
+    extra = f", consistent with size {result.consistent_with_size}" if result.consistent_with_size is not None else ""
     click.echo(f"Log OK: {head.size} entries, signed tree head verified{extra}.")
-
-
-def _steward_signer(key_file: Path | None) -> Any:
-    from store.steward_cli import _signer
-
-    return _signer(key_file)
 
 
 def _store_from_policy(store_url: str | None, log_key: str | None) -> tuple[str, str | None]:
     if store_url and log_key:
         return store_url, log_key
-    from protocol.errors import PolicyError
-    from vault.paths import default_policy_path
-    from vault.policy import load_policy
+    from store.steward_access import machine_store
 
-    try:
-        policy = load_policy(default_policy_path())
-    except PolicyError as exc:
-        raise click.ClickException(f"{exc}\nPass --store-url and --log-key instead.") from None
-    if policy.store is None and not store_url:
+    section = machine_store("Pass --store-url and --log-key instead.")
+    if section is None and not store_url:
         raise click.UsageError("no store: pass --store-url or set [store] url in the machine policy")
-    url = store_url or (policy.store.url if policy.store else "")
-    key = log_key or (policy.store.log_key if policy.store else None)
+    url = store_url or (section.url if section else "")
+    key = log_key or (section.log_key if section else None)
     return url, key

@@ -5,7 +5,7 @@ Layout of ``OUT`` (which must be empty or absent; made 0700, every file 0600: it
     data/<category>.parquet   zstd; one row per window record; no device id, subject as a digest; each row
                               names its batch (``batch_id``) and consent grant (``receipt_id``)
     README.md                 dataset card (YAML front matter lists the files, one split per category)
-    DATASHEET.md              Gebru et al. "Datasheets for Datasets" sections
+    DATASHEET.md              Gebru et al. "Datasheets for Datasets" sections (both: ``store.export_docs``)
     manifest.json             SHA-256 and row count per file; every batch with its period, the consent
                               receipts and the steward approvals it rests on
     export_receipt.json       the audit-log receipt of this export (names manifest.json's SHA-256)
@@ -32,16 +32,14 @@ import pyarrow.parquet as pq
 from protocol.approval import Approval
 from protocol.auditlog import LogEntry, LogReceipt
 from protocol.canonical import canonical_json
-from protocol.categories import Category, FileEventKind, KeyClass, MouseButton, RootClass
+from protocol.categories import Category, KeyClass, MouseButton
 from protocol.manifest import BatchManifest
-from protocol.policy_defaults import DEFAULT_SUBJECT_ROTATION_DAYS, DEFAULT_WINDOW_SECONDS
-from protocol.windows import IKI_BIN_EDGES_MS
 from store.audit import append_entry
 from store.backend import StoreBackend, StoredRecord
+from store.export_docs import dataset_card, datasheet
 from store.keys import StoreKeys
 from store.record_keys import RecordKeyring, seal_legacy_records
 
-MIN_GROUP_SIZE = 5  # fleet figures shown outside the steward domain need k >= 5 subjects
 _CHUNK = 200
 _TS = pa.timestamp("s", tz="UTC")
 _COMMON = [
@@ -200,13 +198,9 @@ def export_parquet(
     manifest = _export_manifest(export_id, now, out, files, ids, manifests, approvals)
     manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8") + b"\n"
     _write_private(out / "manifest.json", manifest_bytes)
-    _write_private(out / "README.md", _card(export_id, files, len(subjects)).encode("utf-8"))
-    _write_private(
-        out / "DATASHEET.md",
-        _datasheet(export_id, now, files, ids, manifests, len(subjects), windows=_window_lengths(out, files)).encode(
-            "utf-8"
-        ),
-    )
+    _write_private(out / "README.md", dataset_card(export_id, files, len(subjects)).encode("utf-8"))
+    sheet = datasheet(export_id, now, files, ids, manifests, len(subjects), windows=_window_lengths(out, files))
+    _write_private(out / "DATASHEET.md", sheet.encode("utf-8"))
     manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
     with backend.transaction() as tx:
         tx.insert_export(export_id, now, manifest_sha, sorted(subjects))
@@ -292,59 +286,6 @@ def _export_manifest(
     }
 
 
-def _subjects_text(count: int) -> str:
-    return str(count) if count >= MIN_GROUP_SIZE or count == 0 else f"fewer than {MIN_GROUP_SIZE}"
-
-
-def _card(export_id: str, files: dict[str, int], subjects: int) -> str:
-    # One configuration per category: their columns differ, so they cannot be splits of one dataset.
-    configs = "\n".join(
-        f"- config_name: {Path(rel).stem}\n  data_files:\n  - split: train\n    path: {rel}" for rel in sorted(files)
-    )
-    rows = "\n".join(f"| {Path(rel).stem} | {n} |" for rel, n in sorted(files.items()))
-    first = Path(sorted(files)[0]).stem if files else "keyboard"
-    return f"""---
-pretty_name: Consentry workstation telemetry export {export_id}
-license: other
-tags:
-- consentry
-- telemetry
-- consented
-configs:
-{configs}
----
-
-# Consentry workstation telemetry ({export_id})
-
-Aggregated, consented workstation activity windows (one row per window, per category), exported from a
-Consentry on-prem store. Every batch in it was previewed by the employee and approved by the data
-stewards; `manifest.json` lists each batch with its approvals and the SHA-256 of every file, and
-`export_receipt.json` is this export's entry in the store's verifiable audit log.
-
-| configuration (category) | rows |
-|---|---|
-{rows}
-
-Subjects: {_subjects_text(subjects)}. `subject` is a digest of the workstation's pseudonym for one policy period
-(it rotates, and is not linkable across periods); there is no device id.
-
-Every row starts with `subject`, `batch_id`, `receipt_id`, `start`, `end`: `batch_id` finds the batch in
-`manifest.json` (its period, consent receipts and steward approvals), `receipt_id` the consent grant the
-window was captured under (one of that batch's receipts).
-
-Each category is its own configuration, because their columns differ. From this folder:
-
-```python
-import os
-import datasets
-ds = datasets.load_dataset("parquet", data_files={{"train": "data/{first}.parquet"}})
-ds = datasets.load_dataset(os.getcwd(), "{first}")  # the same, through this card's configs
-```
-
-See `DATASHEET.md` before using it: consent covers the stated purposes only, and subjects may withdraw.
-"""
-
-
 def _window_lengths(out: Path, files: dict[str, int]) -> list[int]:
     """The distinct window lengths (seconds) in the written files: the datasheet states what is there."""
     lengths: set[int] = set()
@@ -353,103 +294,3 @@ def _window_lengths(out: Path, files: dict[str, int]) -> list[int]:
         for start, end in zip(table["start"].to_pylist(), table["end"].to_pylist(), strict=True):
             lengths.add(int((end - start).total_seconds()))
     return sorted(lengths)
-
-
-def _windows_text(lengths: Sequence[int]) -> str:
-    default = DEFAULT_WINDOW_SECONDS
-    found = " and ".join(f"{n} s" for n in lengths) if lengths else "none"
-    return f"to windows of {found} in this export; policy `aggregation_window_seconds`, default {default} s"
-
-
-def _rotation_text() -> str:
-    default = DEFAULT_SUBJECT_ROTATION_DAYS
-    return (
-        "`subject` is a SHA-256 digest of a random pseudonym that the workstation replaces every policy period\n"
-        f"(`subject_rotation_days`, default {default} days, aligned to the UTC epoch so every workstation rotates at\n"
-        "once). A new subject is not derived from the old one, so rows of one person in two periods carry\n"
-        "unrelated subjects and a batch never spans two; each period also cites its consent grants under its\n"
-        "own `receipt_id` alias. Nothing in this export links them; only the employee's vault (and the\n"
-        "store, which authenticates the submitting device) can."
-    )
-
-
-def _datasheet(
-    export_id: str,
-    now: int,
-    files: dict[str, int],
-    ids: Sequence[str],
-    manifests: dict[str, BatchManifest],
-    subjects: int,
-    *,
-    windows: Sequence[int] = (),
-) -> str:
-    notices: set[tuple[str, str, str, str, str, str]] = set()
-    for b in ids:
-        for r in manifests[b].consent_receipts:
-            notices.add(
-                (
-                    r.category.value,
-                    r.notice_id,
-                    r.notice_version,
-                    r.notice_sha256[:16],
-                    r.lawful_basis,
-                    ",".join(r.purposes) or "-",
-                )
-            )
-    notice_rows = "\n".join(f"| {' | '.join(n)} |" for n in sorted(notices)) or "| - | - | - | - | - | - |"
-    periods = [(manifests[b].period_start, manifests[b].period_end) for b in ids]
-    span = f"{min(p[0] for p in periods)} to {max(p[1] for p in periods)} (UTC epoch seconds)" if periods else "empty"
-    counts = "\n".join(f"- `{rel}`: {n} rows" for rel, n in sorted(files.items())) or "- no records"
-    return f"""# Datasheet: Consentry export {export_id}
-
-Following Gebru et al., "Datasheets for Datasets" (2021).
-
-## Motivation
-Created to train and evaluate models of workstation work patterns (typing rhythm classes, pointer
-activity, application focus, file activity) from employees who opted in, category by category.
-Created by the store operator on {now} (UTC epoch seconds) with `consentry store export`.
-
-## Composition
-{counts}
-
-{len(ids)} batches; subjects: {_subjects_text(subjects)}; period {span}.
-Each row summarises one aggregation window and names its batch (`batch_id`; `manifest.json` gives the
-batch's period, consent receipts and approvals) and the consent grant it was captured under
-(`receipt_id`, a receipt of the table below). There is no free text: keys are classes (letter, digit,
-...), inter-key intervals are a coarse histogram (bins {list(IKI_BIN_EDGES_MS)} ms), applications are
-allow-listed categories or per-batch pseudonyms (`anon:`; unlinkable across batches), files are
-`{{root_class, depth, extension}}` with root classes {[r.value for r in RootClass]} and kinds
-{[k.value for k in FileEventKind]}. No window titles, characters, paths, names or device ids.
-{_rotation_text()}
-
-## Collection process
-Captured on employees' workstations by the Consentry agent, only for categories the employee granted
-(consent, GDPR Art. 6(1)(a) unless stated below), aggregated on the workstation, held for employee
-preview and veto, then approved by the data stewards (M-of-N signatures) before upload.
-Consent basis and notice versions of the records in this export:
-
-| category | notice | version | notice sha256 | lawful basis | purposes |
-|---|---|---|---|---|---|
-{notice_rows}
-
-## Preprocessing
-On the workstation: key presses classified in the input callback, windows aggregated ({_windows_text(windows)}),
-application tokens re-keyed per batch (HMAC-SHA-256 under a discarded per-batch key). In the store:
-records validated against the window schema and privacy checks; flattened to one column per key class
-and mouse button for Parquet.
-
-## Uses
-Intended: research and models of aggregate work patterns within the purposes listed above.
-Not allowed: evaluating, ranking or monitoring individual employees; re-identifying subjects; any use
-outside the consented purposes. Fleet statistics shown outside the steward domain need at least
-{MIN_GROUP_SIZE} subjects per group.
-
-## Distribution
-Internal to the organisation; not for publication. `manifest.json` lists every file's SHA-256 and the
-steward approvals each batch rests on; `export_receipt.json` proves this export is in the audit log.
-
-## Maintenance
-Subjects may withdraw at any time. An erasure deletes their data from the store and marks this export
-as containing erased data; holders must then delete this copy and re-export.
-Contact: the data stewards named in the store's configuration.
-"""

@@ -1,5 +1,7 @@
 """The store's own key files: X25519 (batches are sealed to it), Ed25519 (signs tree heads), records KEK.
 
+All three are ``protocol.keyfile`` files (version 1; kinds ``x25519``, ``ed25519``, ``aes256``).
+
 The records KEK (AES-256) wraps the per-subject data keys that records are encrypted under at rest
 (``store.record_keys``). Without it, nothing stored can be read: back it up with the other keys,
 apart from the database.
@@ -7,6 +9,7 @@ apart from the database.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,10 +43,11 @@ class StoreKeys:
         seal_path, log_path = key_dir / SEAL_KEY_FILE, key_dir / LOG_KEY_FILE
         kek_path = key_dir / RECORDS_KEK_FILE
         created = False
-        for path, kind, fresh in (
+        makers: tuple[tuple[Path, str, Callable[[], bytes]], ...] = (
             (seal_path, "x25519", lambda: StoreSealKey.generate().private_bytes()),
             (log_path, "ed25519", lambda: SigningKey.generate().private_bytes()),
-        ):
+        )
+        for path, kind, fresh in makers:
             if not path.exists():
                 try:
                     write_key_file(path, kind, fresh())

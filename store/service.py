@@ -9,8 +9,9 @@ records, its state, the audit-log entry and its receipt are committed in one tra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from protocol.approval import Approval, Tally, approval_is_valid, tally
 from protocol.auditlog import EntryKind, LogEntry, LogReceipt, subject_digest
@@ -33,7 +34,7 @@ from store.auth import Principal
 from store.backend import TERMINAL_STATES, BatchRow, DeviceRow, StoreBackend, StoreTx
 from store.keys import StoreKeys
 from store.record_keys import RecordKeyring, seal_legacy_records
-from store.settings import Clock, StoreSettings
+from store.settings import StoreClock, StoreSettings
 
 _TERMINAL_REFUSALS: dict[str, tuple[str, str]] = {
     "stored": ("already_stored", "this batch is already stored"),
@@ -53,7 +54,7 @@ class _Verified:
 
 
 class StoreService:
-    def __init__(self, backend: StoreBackend, keys: StoreKeys, settings: StoreSettings, clock: Clock) -> None:
+    def __init__(self, backend: StoreBackend, keys: StoreKeys, settings: StoreSettings, clock: StoreClock) -> None:
         self.backend = backend
         self.keys = keys
         self.settings = settings
@@ -197,14 +198,7 @@ class StoreService:
     # upload ------------------------------------------------------------------------------------------------
     def upload(self, who: Principal, batch: SealedBatch) -> LogReceipt:
         header = batch.header
-        if header.device_kid != who.kid:
-            raise Forbidden("device_mismatch", "a device uploads only its own batches")
-        try:
-            verify_batch_signature(batch, who.public_key)
-        except UnsupportedVersion as exc:
-            raise BadRequest("unsupported_version", str(exc)) from None
-        except InvalidRecord:
-            raise Unprocessable("batch_signature_invalid", "the batch signature does not verify") from None
+        _signed_by_caller(who, header.device_kid, lambda key: verify_batch_signature(batch, key), "batch")
         with self.backend.transaction() as tx:
             row = self._batch(tx, header.batch_id)
             previous = self._already_stored(row, who, header.digest())
@@ -312,12 +306,7 @@ class StoreService:
 
     # consent ledger witness --------------------------------------------------------------------------------
     def checkpoint(self, who: Principal, checkpoint: LedgerCheckpoint) -> CheckpointAck:
-        if checkpoint.device_kid != who.kid:
-            raise Forbidden("device_mismatch", "a device submits only its own checkpoints")
-        try:
-            verify_checkpoint(checkpoint, who.public_key)
-        except InvalidRecord:
-            raise Unprocessable("checkpoint_signature_invalid", "the checkpoint signature does not verify") from None
+        _signed_by_caller(who, checkpoint.device_kid, lambda key: verify_checkpoint(checkpoint, key), "checkpoint")
         now = self.clock.now()
         with self.backend.transaction() as tx:
             device = self._device(tx, who.kid, lock=True)
@@ -378,12 +367,7 @@ class StoreService:
         The log key signs (request id, subject digest, scope, log index), so an answer replayed from
         another request or batch never passes for this one at the device.
         """
-        if request.device_kid != who.kid:
-            raise Forbidden("device_mismatch", "a device erases only with its own key")
-        try:
-            verify_erasure(request, who.public_key)
-        except InvalidRecord:
-            raise Unprocessable("erasure_signature_invalid", "the erasure request signature does not verify") from None
+        _signed_by_caller(who, request.device_kid, lambda key: verify_erasure(request, key), "erasure")
         subject = subject_digest(request.subject)
         now = self.clock.now()
         with self.backend.transaction() as tx:
@@ -448,17 +432,11 @@ class StoreService:
     # helpers -----------------------------------------------------------------------------------------------
     @staticmethod
     def _device(tx: StoreTx, kid: str, *, lock: bool = False) -> DeviceRow:
-        device = tx.get_device(kid, lock=lock)
-        if device is None:
-            raise NotFound("unknown_key", "this device is not enrolled")
-        return device
+        return _found(tx.get_device(kid, lock=lock), "unknown_key", "this device is not enrolled")
 
     @staticmethod
     def _batch(tx: StoreTx, batch_id: str, *, lock: bool = False) -> BatchRow:
-        batch = tx.get_batch(batch_id, lock=lock)
-        if batch is None:
-            raise NotFound("unknown_batch", "no such batch; submit its manifest first")
-        return batch
+        return _found(tx.get_batch(batch_id, lock=lock), "unknown_batch", "no such batch; submit its manifest first")
 
     @staticmethod
     def _refuse_terminal(batch: BatchRow) -> None:
@@ -494,3 +472,47 @@ class StoreService:
             rejected_by=t.rejected_by,
             rejection_reasons=reasons if t.rejected_by else (),
         )
+
+
+_Row = TypeVar("_Row")
+
+
+def _found(row: _Row | None, code: str, message: str) -> _Row:
+    """``row``, or the 404 that says which row is missing."""
+    if row is None:
+        raise NotFound(code, message)
+    return row
+
+
+# What a device sends under its own key: (refusal when it names another device, code and message when
+# the signature does not verify).
+_OWN_KEY_REFUSALS: dict[str, tuple[str, str, str]] = {
+    "batch": (
+        "a device uploads only its own batches",
+        "batch_signature_invalid",
+        "the batch signature does not verify",
+    ),
+    "checkpoint": (
+        "a device submits only its own checkpoints",
+        "checkpoint_signature_invalid",
+        "the checkpoint signature does not verify",
+    ),
+    "erasure": (
+        "a device erases only with its own key",
+        "erasure_signature_invalid",
+        "the erasure request signature does not verify",
+    ),
+}
+
+
+def _signed_by_caller(who: Principal, device_kid: str, verify: Callable[[bytes], object], what: str) -> None:
+    """A device acts only under its own key: ``what`` it sends names it, and ``verify(its key)`` accepts it."""
+    mismatch, code, message = _OWN_KEY_REFUSALS[what]
+    if device_kid != who.kid:
+        raise Forbidden("device_mismatch", mismatch)
+    try:
+        verify(who.public_key)
+    except UnsupportedVersion as exc:
+        raise BadRequest("unsupported_version", str(exc)) from None
+    except InvalidRecord:
+        raise Unprocessable(code, message) from None

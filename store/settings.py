@@ -34,7 +34,7 @@ class StoreSettings(BaseModel):
     api_docs: bool = Field(default=False, description="serve /docs, /redoc and /openapi.json (off: they map the API)")
 
 
-class Clock(Protocol):
+class StoreClock(Protocol):
     def now(self) -> int: ...
 
 

@@ -5,66 +5,50 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
-KEY_FILE_NAME = "steward-ed25519.key"
+from store.steward_access import (
+    default_key_file,
+    key_file_option,
+    load_signer,
+    resolve_store_url,
+    shown_manifest_digest,
+    store_url_option,
+)
+from store.steward_review import review as review_command
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _emit(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
-def _default_key_file() -> Path:
-    from vault.paths import default_home
-
-    return default_home() / "steward" / KEY_FILE_NAME
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
 
-key_file_option = click.option(
-    "--key-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The steward's private key file (default: $CONSENTRY_HOME/steward/steward-ed25519.key).",
-)
-store_url_option = click.option("--store-url", help="The store's base URL (default: the machine policy's store.url).")
+def batch_options(*extra: Callable[[Any], Any]) -> Callable[[F], F]:
+    """BATCH_ID, then ``extra``, --key-file, --store-url and --json: what each command on one batch takes."""
 
+    def apply(func: F) -> F:
+        func = json_option(func)
+        func = store_url_option(func)
+        func = key_file_option(func)
+        for option in reversed(extra):
+            func = option(func)
+        return click.argument("batch_id")(func)
 
-def _signer(key_file: Path | None) -> Any:
-    from protocol import SigningKey
-    from protocol.errors import InsecurePermissions, InvalidRecord
-    from protocol.keyfile import read_key_file
-
-    path = key_file or _default_key_file()
-    if not path.exists():
-        raise click.ClickException(f"no steward key at {path}. Run: consentry steward init")
-    try:
-        return SigningKey(read_key_file(path, "ed25519"))
-    except (InsecurePermissions, InvalidRecord) as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _store_url(store_url: str | None) -> str:
-    if store_url:
-        return store_url
-    from protocol.errors import PolicyError
-    from vault.paths import default_policy_path
-    from vault.policy import load_policy
-
-    try:
-        policy = load_policy(default_policy_path())
-    except PolicyError as exc:
-        raise click.ClickException(f"{exc}\nOr pass --store-url.") from None
-    if policy.store is None:
-        raise click.UsageError("no store URL: pass --store-url or set [store] url in the machine policy")
-    return policy.store.url
+    return apply
 
 
 def _client(store_url: str | None, key_file: Path | None) -> Any:
     from agent.store_client import StoreClient
 
-    return StoreClient(_store_url(store_url), signer=_signer(key_file), role="steward")
+    return StoreClient(resolve_store_url(store_url), signer=load_signer(key_file), role="steward")
 
 
 def _call(action: Any) -> Any:
@@ -99,13 +83,13 @@ def steward() -> None:
 @steward.command()
 @key_file_option
 @click.option("--name", default=None, help="Your name as it should appear in the policy's [stewards.keys].")
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@json_option
 def init(key_file: Path | None, name: str | None, as_json: bool) -> None:
     """Create your steward key pair (private key 0600 in your own folder) and print the public key."""
     from protocol import SigningKey, b64encode
     from protocol.keyfile import write_key_file
 
-    path = key_file or _default_key_file()
+    path = key_file or default_key_file()
     if path.exists():
         raise click.ClickException(
             f"a steward key already exists at {path}; it was left unchanged. Use --key-file for another one."
@@ -124,7 +108,7 @@ def init(key_file: Path | None, name: str | None, as_json: bool) -> None:
 @steward.command()
 @key_file_option
 @store_url_option
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@json_option
 def queue(key_file: Path | None, store_url: str | None, as_json: bool) -> None:
     """List batches waiting for review or upload."""
     with _client(store_url, key_file) as client:
@@ -141,10 +125,7 @@ def queue(key_file: Path | None, store_url: str | None, as_json: bool) -> None:
 
 
 @steward.command()
-@click.argument("batch_id")
-@key_file_option
-@store_url_option
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@batch_options()
 def show(batch_id: str, key_file: Path | None, store_url: str | None, as_json: bool) -> None:
     """Show a batch's manifest and privacy checks (never its records)."""
     with _client(store_url, key_file) as client:
@@ -165,28 +146,6 @@ def show(batch_id: str, key_file: Path | None, store_url: str | None, as_json: b
         click.echo(f"Check {c.name}: {'passed' if c.passed else 'FAILED'} {c.detail}".rstrip())
 
 
-def _digest_of_shown_manifest(batch_id: str, review: Any) -> str:
-    """The hash a steward signs: recomputed from the manifest the store showed, never taken on its word.
-
-    A store (or anything between it and the steward) that shows one manifest but names another's hash
-    would otherwise collect a signature for a batch nobody reviewed.
-    """
-    from protocol import manifest_digest
-
-    if review.manifest.batch_id != batch_id or review.status.batch_id != batch_id:
-        raise click.ClickException(
-            f"the store answered with another batch than {batch_id}; nothing was signed. "
-            "Tell the store operator; check the id with: consentry steward queue"
-        )
-    digest: str = manifest_digest(review.manifest)
-    if digest != review.status.manifest_sha256:
-        raise click.ClickException(
-            f"the hash the store names for batch {batch_id} does not match the manifest it showed; "
-            "nothing was signed. Tell the store operator and the other data stewards."
-        )
-    return digest
-
-
 def _decide(
     batch_id: str,
     decision: str,
@@ -199,9 +158,12 @@ def _decide(
 
     with _client(store_url, key_file) as client:
         review = _call(lambda: client.review(batch_id))
-        digest = _digest_of_shown_manifest(batch_id, review)
+        try:
+            digest = shown_manifest_digest(batch_id, review)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
         approval = sign_approval(
-            _signer(key_file),
+            load_signer(key_file),
             batch_id,
             digest,
             decision,  # type: ignore[arg-type]
@@ -219,30 +181,19 @@ def _decide(
 
 
 @steward.command()
-@click.argument("batch_id")
-@key_file_option
-@store_url_option
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@batch_options()
 def approve(batch_id: str, key_file: Path | None, store_url: str | None, as_json: bool) -> None:
     """Sign your approval of a batch's manifest."""
     _decide(batch_id, "approve", None, key_file, store_url, as_json)
 
 
 @steward.command()
-@click.argument("batch_id")
-@click.option("--reason", required=True, help="Why (recorded in the store's audit log and shown to the employee).")
-@key_file_option
-@store_url_option
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@batch_options(
+    click.option("--reason", required=True, help="Why (recorded in the store's audit log and shown to the employee).")
+)
 def reject(batch_id: str, reason: str, key_file: Path | None, store_url: str | None, as_json: bool) -> None:
     """Sign your rejection of a batch; one steward's rejection stops it."""
     _decide(batch_id, "reject", reason, key_file, store_url, as_json)
 
 
-def _register_review() -> None:
-    from store.steward_review import review  # the review page lives in its own module
-
-    steward.add_command(review)
-
-
-_register_review()
+steward.add_command(review_command)  # the review page lives in its own module

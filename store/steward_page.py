@@ -11,12 +11,12 @@ import re
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
 from typing import Any
 
 from agent.web.html import esc, flash, layout, state_badge, table
 from agent.web.security import CSRF_FIELD
 from agent.web.server import Request, Response
+from protocol.timeutil import utc_display
 
 TITLE = "Consentry: steward review"
 NAV = (("/", "Queue"),)
@@ -243,7 +243,7 @@ class StewardPage:
 
 
 def _when(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+    return utc_display(ts)
 
 
 def _b64(raw: bytes) -> str:

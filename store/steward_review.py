@@ -5,18 +5,19 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Any
 
 import click
 
-LINK_FILE = "review.json"
-# The same options as store.steward_cli's (not imported from there: that module registers this one).
-key_file_option = click.option(
-    "--key-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The steward's private key file (default: $CONSENTRY_HOME/steward/steward-ed25519.key).",
+from store.steward_access import (
+    key_file_option,
+    load_signer,
+    machine_store,
+    resolve_store_url,
+    shown_manifest_digest,
+    store_url_option,
 )
-store_url_option = click.option("--store-url", help="The store's base URL (default: the machine policy's store.url).")
+
+LINK_FILE = "review.json"
 
 
 def _log_key(log_key: str | None) -> bytes | None:
@@ -24,31 +25,17 @@ def _log_key(log_key: str | None) -> bytes | None:
     from protocol.fields import b64decode
 
     if log_key is None:
-        from protocol.errors import PolicyError
-        from vault.paths import default_policy_path
-        from vault.policy import load_policy
-
         try:
-            policy = load_policy(default_policy_path())
-        except PolicyError:
+            section = machine_store("")
+        except click.ClickException:  # a bad policy: the page shows the log as unpinned
             return None
-        log_key = policy.store.log_key if policy.store else None
+        log_key = section.log_key if section else None
     if log_key is None:
         return None
     try:
         return bytes(b64decode(log_key))
     except ValueError:
         raise click.BadParameter("not a base64 Ed25519 public key", param_hint="--log-key") from None
-
-
-def _digest_of(batch_id: str, review: Any) -> str:
-    """The CLI's own check (recompute the manifest hash, compare with the store's), as a ValueError for the page."""
-    from store.steward_cli import _digest_of_shown_manifest
-
-    try:
-        return _digest_of_shown_manifest(batch_id, review)
-    except click.ClickException as exc:
-        raise ValueError(exc.message) from None
 
 
 @click.command("review")
@@ -68,19 +55,18 @@ def review(key_file: Path | None, store_url: str | None, log_key: str | None, po
     from agent.page_link import remove_page_link, write_page_link
     from agent.store_client import StoreClient
     from agent.web.server import PageServer
-    from store.steward_cli import _signer, _store_url
     from store.steward_page import StewardPage
     from vault.paths import default_home
 
-    signer = _signer(key_file)
-    url = _store_url(store_url)
+    signer = load_signer(key_file)
+    url = resolve_store_url(store_url)
     pinned = _log_key(log_key)
 
     def client() -> StoreClient:
         return StoreClient(url, signer=signer, role="steward", log_public_key=pinned)
 
     try:
-        server = PageServer(StewardPage(client, signer, _digest_of), port=port)
+        server = PageServer(StewardPage(client, signer, shown_manifest_digest), port=port)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); try another --port") from None
     link = default_home() / "steward" / LINK_FILE

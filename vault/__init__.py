@@ -7,8 +7,9 @@ which must start fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from protocol.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "CategoryConsent": "vault.consent",
@@ -23,18 +24,7 @@ _EXPORTS: dict[str, str] = {
     "Vault": "vault.vault",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'vault' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports("vault", _EXPORTS)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed

@@ -28,22 +28,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from protocol import (
-    GENESIS_HASH,
-    BatchManifest,
-    ConsentReceiptRef,
-    SealedBatch,
-    build_manifest,
-    decode_payload,
-    encode_payload,
-    manifest_digest,
-    rekey_app_tokens,
-)
-from protocol.envelope import new_key, open_blob, seal, wrap_context
+from protocol.batch import LedgerCheckpointRef, SealedBatch, build_header
+from protocol.consent_ref import ConsentReceiptRef
+from protocol.envelope import Context, context, open_blob, seal
 from protocol.errors import ConsentError, VaultError
+from protocol.fields import GENESIS_HASH
+from protocol.manifest import BatchManifest, build_manifest, manifest_digest
 from protocol.modelconfig import BOUNDARY
+from protocol.payload import decode_payload, encode_payload
+from protocol.privacy import rekey_app_tokens
 from protocol.timeutil import iso, parse_iso, utc_day
 from protocol.windows import AnyWindow, parse_window
+from vault.compaction import compact
 from vault.consent import ReceiptSpan, sealable_receipts, uncovered
 from vault.ledger import Checkpoint
 from vault.policy import MachinePolicy
@@ -82,8 +78,8 @@ class BatchInfo(BaseModel):
     last_error: str | None = None
 
 
-def _payload_context(batch_id: str) -> dict[str, object]:
-    return {"table": "batches", "batch_id": batch_id}
+def _payload_context(batch_id: str) -> Context:
+    return context({"table": "batches", "batch_id": batch_id})
 
 
 def receipt_refs(spans: dict[str, ReceiptSpan]) -> list[ConsentReceiptRef]:
@@ -142,14 +138,10 @@ def seal_pending(vault: Vault, policy: MachinePolicy, now: datetime, *, up_to: i
             created=int(now.timestamp()),
             source_records=records,
         )
-        key = new_key()
         key_id = f"batch/{batch_id}"
         hold_until = now + timedelta(hours=policy.hold_hours)
         counts = {c.value: n for c, n in preview.record_counts.items()}
-        vault.db.execute(
-            "INSERT INTO data_keys (key_id, category, day, wrapped, uses, created) VALUES (?, 'batch', ?, ?, 1, ?)",
-            (key_id, utc_day(now), seal(vault.kek(), key, wrap_context(key_id)), iso(now)),
-        )
+        key = vault.data_keys.add(key_id, "batch", utc_day(now), uses=1, created=iso(now))
         vault.db.execute(
             "INSERT INTO batches (batch_id, subject, state, created, hold_until, period_start, period_end,"
             " record_counts, key_id, payload, payload_sha256, privacy_checks, updated)"
@@ -244,16 +236,13 @@ def _move(
 def _shred_batch(vault: Vault, batch_id: str) -> None:
     """Inside a transaction: destroy the payload key, the payload and the batch's records."""
     key_id = f"batch/{batch_id}"
-    vault.db.execute("DELETE FROM data_keys WHERE key_id = ?", (key_id,))
+    vault.data_keys.destroy([key_id])
     vault.db.execute("DELETE FROM records WHERE batch_id = ?", (batch_id,))
     vault.db.execute("UPDATE batches SET payload = NULL, key_id = NULL, upload = NULL WHERE batch_id = ?", (batch_id,))
-    vault.data_keys.forget([key_id])
 
 
 def veto(vault: Vault, batch_id: str, now: datetime) -> BatchInfo:
     """The employee's veto: the batch never leaves, and its data is shredded."""
-    from vault.shredding import compact
-
     with vault.transaction():
         info = _move(vault, batch_id, ("held", "released"), "vetoed (it was already submitted for review)", now,
                      state="vetoed")  # fmt: skip
@@ -358,14 +347,17 @@ def mark_decision(
     return True
 
 
-def upload_of(
-    vault: Vault, batch_id: str, seal_payload: Callable[[bytes, Checkpoint], SealedBatch], now: datetime
+def prepare_upload(
+    vault: Vault, batch_id: str, store_public_key: bytes, now: datetime
 ) -> tuple[SealedBatch, Checkpoint]:
-    """The sealed upload of an approved batch and the signed ledger checkpoint its header names.
+    """The sealed upload of an approved batch (to ``store_public_key``) and the signed ledger checkpoint
+    its header names.
 
     Made once, from a fresh checkpoint, and stored; every later call returns the same two, so a retry
-    sends identical bytes. ``seal_payload`` must be local work only: this runs inside a transaction.
+    sends identical bytes. Only local work happens here (one transaction); the caller sends it.
     """
+    from protocol.sealing import seal_batch  # X25519 and signing: only the shipping path needs them
+
     with vault.transaction():
         row = vault.db.execute("SELECT state, upload FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
         if row is None or row[0] != "approved":
@@ -376,15 +368,15 @@ def upload_of(
             checkpoint = next(cp for cp in vault.ledger.checkpoints() if cp.seq == seq)
             return sealed, checkpoint
         checkpoint = vault.ledger.checkpoint(vault.device_key, now)
-        sealed = seal_payload(payload(vault, batch_id), checkpoint)
+        ref = LedgerCheckpointRef(seq=checkpoint.seq, head_hash=checkpoint.head_hash)
+        header = build_header(manifest_of(vault, batch_id), ref, created=int(now.timestamp()))
+        sealed = seal_batch(header, payload(vault, batch_id), store_public_key, vault.device_key)
         vault.db.execute("UPDATE batches SET upload = ? WHERE batch_id = ?", (sealed.model_dump_json(), batch_id))
     return sealed, checkpoint
 
 
 def mark_shipped(vault: Vault, batch_id: str, receipt: dict[str, Any], now: datetime) -> bool:
     """The store acknowledged durable storage: keep its receipt, shred the local copy."""
-    from vault.shredding import compact
-
     with vault.transaction():
         if get(vault, batch_id).state != "approved":
             return False

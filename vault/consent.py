@@ -11,15 +11,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
+from protocol import domains
 from protocol.categories import ALL_CATEGORIES, Category
-from protocol.modelconfig import BOUNDARY
+from protocol.errors import VaultCorrupted
 from protocol.timeutil import parse_iso
 from vault.ledger import LedgerEntry
 from vault.notices import Terms, load_notice
@@ -39,19 +39,36 @@ SCOPE_SECRET_NAME = "folder-scope"
 ConsentStateName = Literal["granted", "not_granted", "revoked", "suspended", "forbidden"]
 
 
-class FolderScope(BaseModel):
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _check_sha256(name: str, value: str | None) -> None:
+    if value is not None and not _SHA256_HEX.match(value):
+        raise ValueError(f"{name} must be 64 lowercase hex digits")
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}")
+
+
+@dataclass(frozen=True)
+class FolderScope:
     """Which folders a ``files`` grant covers: a count and a keyed hash, never a path."""
 
-    model_config = BOUNDARY
+    folders: int
+    sha256: str
 
-    folders: int = Field(ge=0)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    def __post_init__(self) -> None:
+        if self.folders < 0:
+            raise ValueError("scope.folders must be zero or more")
+        _check_sha256("scope.sha256", self.sha256)
 
 
 def folder_scope(folders: Iterable[object], secret: bytes) -> FolderScope:
     """The scope of exactly these folders (as written in watched_folders.json), keyed by ``secret``."""
     names = sorted({str(folder) for folder in folders})
-    message = b"consentry-folder-scope-v1\x00" + "\x00".join(names).encode("utf-8")
+    message = domains.FOLDER_SCOPE_V1 + "\x00".join(names).encode("utf-8")
     return FolderScope(folders=len(names), sha256=hmac.new(secret, message, hashlib.sha256).hexdigest())
 
 
@@ -74,13 +91,21 @@ def policy_terms(category: Category, policy: MachinePolicy) -> Terms:
     )
 
 
-class GrantReceipt(BaseModel):
-    """What the employee agreed to, after Kantara Consent Receipt v1.1 / ISO/IEC TS 27560 fields."""
+RECEIPT_VERSIONS = ("consentry-receipt-v1", RECEIPT_VERSION)
+METHODS = ("cli", "tray", "api", "page")
+CONFIRMATIONS = ("interactive-prompt", "yes-flag", "page-checkbox")
 
-    model_config = BOUNDARY
 
-    receipt_version: Literal["consentry-receipt-v1", "consentry-receipt-v2"] = RECEIPT_VERSION
-    receipt_id: str = Field(min_length=16, max_length=64)
+@dataclass(frozen=True)
+class GrantReceipt:
+    """What the employee agreed to, after Kantara Consent Receipt v1.1 / ISO/IEC TS 27560 fields.
+
+    Built by ``consent_ops.grant`` from values the code computed, and read back from the hash-chained
+    ledger with ``from_json``; ``__post_init__`` checks every field either way (no pydantic on the
+    read path, which every CLI command takes).
+    """
+
+    receipt_id: str
     subject: str
     category: Category
     purposes: tuple[str, ...]
@@ -88,18 +113,60 @@ class GrantReceipt(BaseModel):
     recipients: tuple[str, ...]
     notice_id: str
     notice_version: int
-    notice_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    notice_sha256: str
     collection_method: Literal["cli", "tray", "api", "page"]
     collection_tool: str
     confirmation: Literal["interactive-prompt", "yes-flag", "page-checkbox"]
     granted_at: str
+    policy_sha256: str
+    receipt_version: Literal["consentry-receipt-v1", "consentry-receipt-v2"] = RECEIPT_VERSION
     lawful_basis: str = LAWFUL_BASIS
-    policy_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     # Since v2: the rest of the terms shown (None in a v1 receipt, or when there is no store).
     window_seconds: int | None = None
-    store_key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    store_key_sha256: str | None = None
     file_extensions: tuple[str, ...] | None = None
     scope: FolderScope | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("receipt_version", self.receipt_version, RECEIPT_VERSIONS)
+        if not 16 <= len(self.receipt_id) <= 64:
+            raise ValueError("receipt_id must be 16 to 64 characters")
+        if not isinstance(self.category, Category):
+            raise ValueError("category must be a Category")
+        _check_sha256("notice_sha256", self.notice_sha256)
+        _check_sha256("policy_sha256", self.policy_sha256)
+        _check_sha256("store_key_sha256", self.store_key_sha256)
+        _check_choice("collection_method", self.collection_method, METHODS)
+        _check_choice("confirmation", self.confirmation, CONFIRMATIONS)
+
+    @classmethod
+    def from_json(cls, fields: dict[str, Any]) -> GrantReceipt:
+        """A receipt from a ledger entry's body; a malformed one is ``VaultCorrupted``, naming the field."""
+        try:
+            extensions, scope = fields.get("file_extensions"), fields.get("scope")
+            return cls(
+                **{
+                    **fields,
+                    "category": Category(fields["category"]),
+                    "purposes": tuple(fields["purposes"]),
+                    "recipients": tuple(fields["recipients"]),
+                    "file_extensions": tuple(extensions) if extensions is not None else None,
+                    "scope": FolderScope(**scope) if scope is not None else None,
+                }
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise VaultCorrupted(f"a grant receipt in the consent ledger is malformed: {exc}") from None
+
+    def to_json(self, *, exclude_none: bool = False) -> dict[str, Any]:
+        """JSON values, as recorded in the ledger (``exclude_none``) and shown to the employee."""
+        data = asdict(self)
+        data["category"] = self.category.value
+        for name in ("purposes", "recipients", "file_extensions"):
+            if data[name] is not None:
+                data[name] = list(data[name])
+        if exclude_none:
+            data = {k: v for k, v in data.items() if v is not None}
+        return data
 
     def terms(self) -> Terms | None:
         """The terms this grant covers; None for a v1 receipt, which did not record them all."""
@@ -153,6 +220,11 @@ def uncovered(receipt: GrantReceipt, policy: MachinePolicy) -> list[str]:
     return widening(granted, policy_terms(receipt.category, policy))
 
 
+def pause_in_force(paused_until: datetime | None, now: datetime) -> bool:
+    """The one pause rule: a pause holds until its end (``FOREVER``: until the employee resumes)."""
+    return paused_until is not None and now < paused_until
+
+
 @dataclass(frozen=True)
 class CategoryConsent:
     """One category's consent state (derived from the ledger; not a boundary model)."""
@@ -187,7 +259,7 @@ class ConsentSnapshot:
     paused_until: datetime | None = None
 
     def is_paused(self, now: datetime) -> bool:
-        return self.paused_until is not None and now < self.paused_until
+        return pause_in_force(self.paused_until, now)
 
     def may_capture(self, category: Category, now: datetime) -> bool:
         return self.categories[category].state == "granted" and not self.is_paused(now)
@@ -204,7 +276,7 @@ def receipt_spans(entries: Iterable[LedgerEntry]) -> dict[str, ReceiptSpan]:
     for entry in entries:
         if entry.kind == "grant":
             fields = {k: v for k, v in entry.body.items() if k not in ("v", "seq", "kind", "at")}
-            receipt = GrantReceipt.model_validate(fields)
+            receipt = GrantReceipt.from_json(fields)
             previous = active.get(receipt.category.value)
             if previous is not None and spans[previous].ended_at is None:
                 spans[previous] = replace(spans[previous], ended_at=parse_iso(entry.at), replaced_by=receipt.receipt_id)
@@ -277,9 +349,7 @@ def _category_state(category: Category, entry: LedgerEntry | None, policy: Machi
             category=category, state="revoked", since=parse_iso(entry.at), current_notice_version=current
         )
     else:
-        receipt = GrantReceipt.model_validate(
-            {k: v for k, v in entry.body.items() if k not in ("v", "seq", "kind", "at")}
-        )
+        receipt = GrantReceipt.from_json({k: v for k, v in entry.body.items() if k not in ("v", "seq", "kind", "at")})
         granted_version = receipt.notice_version
         changes = tuple(uncovered(receipt, policy))
         reason = None

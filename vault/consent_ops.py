@@ -100,7 +100,7 @@ def grant(
             file_extensions=terms.file_extensions,
             scope=scope,
         )
-        vault.ledger.append("grant", receipt.model_dump(mode="json", exclude_none=True), now)
+        vault.ledger.append("grant", receipt.to_json(exclude_none=True), now)
     return receipt, True
 
 

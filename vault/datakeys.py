@@ -1,5 +1,8 @@
 """Data keys: one AES-256 key per (category, UTC day), wrapped by the KEK, counted, shreddable.
 
+``DataKeys`` is the only writer of the ``data_keys`` table: records' keys, batch payload keys,
+shredding and re-wrapping under a new KEK all go through it.
+
 A key id reads ``<category>/<day>/<generation>``. Each key is used for at most ``MAX_USES`` records
 (far below NIST SP 800-38D's 2**32 limit for random 96-bit nonces), then a new generation starts.
 Unwrapped keys live only in this object's memory for the life of the vault handle.
@@ -8,7 +11,7 @@ Unwrapped keys live only in this object's memory for the life of the vault handl
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from protocol.envelope import new_key, open_blob, seal, wrap_context
 
@@ -49,16 +52,36 @@ class DataKeys:
         else:
             generation = 0 if row is None else int(str(row[0]).rsplit("/", 1)[1]) + 1
             key_id = make_key_id(category, day, generation)
-            key = new_key()
-            self._conn.execute(
-                "INSERT INTO data_keys (key_id, category, day, wrapped, uses, created) VALUES (?, ?, ?, ?, 0, ?)",
-                (key_id, category, day, seal(self._kek(), key, wrap_context(key_id)), self._now_iso()),
-            )
-            self._plain[key_id] = key
+            key = self.add(key_id, category, day)
         self._conn.execute("UPDATE data_keys SET uses = uses + ? WHERE key_id = ?", (count, key_id))
         return key_id, key
 
-    def forget(self, key_ids: list[str]) -> None:
-        """Drop shredded keys from memory too."""
+    def add(self, key_id: str, category: str, day: str, *, uses: int = 0, created: str | None = None) -> bytes:
+        """A new random key stored (wrapped) under ``key_id``; the caller holds the write transaction."""
+        key = new_key()
+        self._conn.execute(
+            "INSERT INTO data_keys (key_id, category, day, wrapped, uses, created) VALUES (?, ?, ?, ?, ?, ?)",
+            (key_id, category, day, seal(self._kek(), key, wrap_context(key_id)), uses, created or self._now_iso()),
+        )
+        self._plain[key_id] = key
+        return key
+
+    def destroy(self, key_ids: Iterable[str]) -> None:
+        """Shred: delete the wrapped keys (caller holds the write transaction) and drop them from memory."""
+        ids = list(key_ids)
+        self._conn.executemany("DELETE FROM data_keys WHERE key_id = ?", [(key_id,) for key_id in ids])
+        self.forget(ids)
+
+    def rewrap(self, old_kek: bytes, new_kek: bytes) -> None:
+        """Wrap every data key under ``new_kek`` instead of ``old_kek`` (caller holds the write transaction)."""
+        for key_id, wrapped in self._conn.execute("SELECT key_id, wrapped FROM data_keys").fetchall():
+            plain = open_blob(old_kek, wrapped, wrap_context(key_id))
+            self._conn.execute(
+                "UPDATE data_keys SET wrapped = ? WHERE key_id = ?",
+                (seal(new_kek, plain, wrap_context(key_id)), key_id),
+            )
+
+    def forget(self, key_ids: Iterable[str]) -> None:
+        """Drop shredded keys from memory too (after a rollback they are simply unwrapped again)."""
         for key_id in key_ids:
             self._plain.pop(key_id, None)

@@ -6,9 +6,12 @@ one transaction; ``promote`` then makes it the current key and destroys the old 
 current key does not fit but whose staged key does finishes the ``promote`` when it is next opened.
 
 keyring's ``fail`` backend (every headless Linux host) and plaintext backends (``keyrings.alt``) are
-never used: there the KEK goes to ``<home>/keys/kek`` instead, and we refuse to read it, or a vault,
-if anyone but the owner could. ``CONSENTRY_KEYSTORE=file|keyring`` overrides the choice. The choice
-made when a vault is created is recorded in the vault, so later opens do not import keyring to ask.
+never used: there the KEK goes to ``<home>/keys/kek`` instead, in the one key-file format
+(``protocol.keyfile``, kind ``aes256``; a file written before it, bare base64, is still read and is
+rewritten in that format when the KEK is next replaced), and we refuse to read it, or a vault, if
+anyone but the owner could. In the OS keyring the KEK stays bare base64: an entry is typed by its
+service and account, not by a file format. ``CONSENTRY_KEYSTORE=file|keyring`` overrides the choice.
+The choice made when a vault is created is recorded in the vault, so later opens do not import keyring.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from typing import Protocol
 
 from protocol.envelope import KEY_BYTES, new_key
 from protocol.errors import KeyUnavailable
+from protocol.keyfile import decode_key, encode_key
 from protocol.permissions import check_private
 
 KEYSTORE_ENV = "CONSENTRY_KEYSTORE"
 KEYRING_SERVICE = "consentry"
+KEK_KIND = "aes256"
 
 
 class KekStore(Protocol):
@@ -57,7 +62,7 @@ class KekStore(Protocol):
 
 
 class FileKekStore:
-    """The KEK as base64 in a 0600 file inside a 0700 folder."""
+    """The KEK in a ``protocol.keyfile`` file (0600) inside a 0700 folder."""
 
     kind = "file"
 
@@ -72,16 +77,26 @@ class FileKekStore:
         check_private(self.path.parent, is_dir=True)
         check_private(self.path, is_dir=False)
         try:
-            text = self.path.read_text(encoding="ascii").strip()
+            text = self.path.read_text(encoding="ascii")
         except FileNotFoundError:
             raise KeyUnavailable(
-                f"the vault key file {self.path} is missing; without it the vault cannot be read. "
+                f"the vault key file ({self._name}) is missing; without it the vault cannot be read. "
                 "Restore it from your backup, or erase the vault with: consentry erase --all --force"
             ) from None
-        key = _decode(text)
+        except UnicodeDecodeError:
+            text = ""
+        key = _decode_file(text)
         if key is None:
-            raise KeyUnavailable(f"the vault key file {self.path} is damaged (not a {KEY_BYTES}-byte base64 key)")
+            raise KeyUnavailable(
+                f"the vault key file ({self._name}) is damaged; restore it from your backup, "
+                "or erase the vault with: consentry erase --all --force"
+            )
         return key
+
+    @property
+    def _name(self) -> str:
+        """The key file's name inside the Consentry folder: enough to find it, without the user's path."""
+        return f"{self.path.parent.name}/{self.path.name}"
 
     def create(self) -> bytes:
         self._private_folder()
@@ -99,8 +114,8 @@ class FileKekStore:
     def staged(self) -> bytes | None:
         check_private(self.next_path, is_dir=False)
         try:
-            return _decode(self.next_path.read_text(encoding="ascii").strip())
-        except FileNotFoundError:
+            return _decode_file(self.next_path.read_text(encoding="ascii"))
+        except (FileNotFoundError, UnicodeDecodeError):
             return None
 
     def promote(self) -> None:
@@ -119,7 +134,16 @@ class FileKekStore:
         check_private(self.path.parent, is_dir=True)
 
 
+def _decode_file(text: str) -> bytes | None:
+    """A KEK file's key (``protocol.keyfile`` version 1, or the bare base64 written before it), or None."""
+    try:
+        return decode_key(text, KEK_KIND, legacy=True)
+    except KeyUnavailable:
+        return None
+
+
 def _decode(text: str | None) -> bytes | None:
+    """A KEK kept in the OS keyring (bare base64), or None."""
     if text is None:
         return None
     try:
@@ -132,7 +156,7 @@ def _decode(text: str | None) -> bytes | None:
 def _write_new(path: Path, key: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(base64.b64encode(key).decode("ascii") + "\n")
+        fh.write(encode_key(KEK_KIND, key))
         fh.flush()
         os.fsync(fh.fileno())
 

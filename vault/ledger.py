@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
-
 from protocol.canonical import canonical_json
 from protocol.errors import LedgerBroken
 from protocol.ledger_chain import (
@@ -45,7 +43,6 @@ from protocol.ledger_chain import (
     checkpoint_bytes,
     entry_digest,
 )
-from protocol.modelconfig import BOUNDARY
 from protocol.signing import SigningKey, is_valid_signature, verify_signature
 from protocol.timeutil import iso
 
@@ -98,17 +95,19 @@ class LedgerEntry:
     hash: str
 
 
-class Checkpoint(BaseModel):
-    """A signed statement by the device that its ledger had head ``head_hash`` at ``seq``."""
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed statement by the device that its ledger had head ``head_hash`` at ``seq``.
 
-    model_config = BOUNDARY
+    Built from the vault's own rows; it crosses to the store as ``protocol.checkpoint.LedgerCheckpoint``.
+    """
 
-    v: int = LEDGER_VERSION
     seq: int
     head_hash: str
     device_kid: str
     at: str
     signature: str  # hex
+    v: int = LEDGER_VERSION
 
     def signed_bytes(self) -> bytes:
         return checkpoint_bytes(self.seq, self.head_hash, self.device_kid, self.at)

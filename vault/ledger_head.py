@@ -20,22 +20,19 @@ vault key, and so the device key, was unavailable). Anything else fails closed: 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
-
+from protocol import domains
 from protocol.canonical import canonical_json
-from protocol.modelconfig import BOUNDARY
 from protocol.signing import SigningKey, is_valid_signature
 from vault.atomic import write_atomic
 from vault.ledger import NARROWING_KINDS, Ledger
 
 HEAD_VERSION = 1
 HEAD_FILE_NAME = "ledger-head"
-_HEAD_DOMAIN = b"consentry-ledger-head-v1\x00"
-Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 HeadStatus = Literal["ok", "unanchored", "missing", "rolled-back", "diverged", "unsigned-tail", "invalid"]
 
@@ -46,23 +43,48 @@ FIX = (
 )
 
 
-class SignedHead(BaseModel):
-    """The head file's content."""
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX128 = re.compile(r"^[0-9a-f]{128}$")
 
-    model_config = BOUNDARY
 
-    v: Literal[1] = 1
-    vault_id: str = Field(min_length=1, max_length=64)
-    seq: int = Field(ge=0)
-    head_hash: Hex64
-    prev_seq: int | None = Field(default=None, ge=0)
-    prev_hash: Hex64 | None = None
-    device_kid: str = Field(min_length=1, max_length=64)
+@dataclass(frozen=True)
+class SignedHead:
+    """The head file's content. Its fields are checked here; its signature by ``check_head``.
+
+    A plain dataclass (no pydantic: every CLI command reads the head, and ``status`` must start fast).
+    """
+
+    vault_id: str
+    seq: int
+    head_hash: str
+    device_kid: str
     at: str
-    signature: str = Field(pattern=r"^[0-9a-f]{128}$")
+    signature: str
+    prev_seq: int | None = None
+    prev_hash: str | None = None
+    v: Literal[1] = 1
+
+    def __post_init__(self) -> None:
+        problems = [
+            self.v != HEAD_VERSION,
+            not isinstance(self.vault_id, str) or not 1 <= len(self.vault_id) <= 64,
+            not isinstance(self.device_kid, str) or not 1 <= len(self.device_kid) <= 64,
+            not isinstance(self.at, str),
+            type(self.seq) is not int or self.seq < 0,
+            self.prev_seq is not None and (type(self.prev_seq) is not int or self.prev_seq < 0),
+            not isinstance(self.head_hash, str) or not _HEX64.match(self.head_hash),
+            self.prev_hash is not None and (not isinstance(self.prev_hash, str) or not _HEX64.match(self.prev_hash)),
+            not isinstance(self.signature, str) or not _HEX128.match(self.signature),
+        ]
+        if any(problems):
+            raise ValueError("not a valid signed head")
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
 
     def signed_bytes(self) -> bytes:
-        return _HEAD_DOMAIN + canonical_json(self.model_dump(mode="json", exclude={"signature"}))
+        unsigned = {k: v for k, v in self.to_json().items() if k != "signature"}
+        return domains.LEDGER_HEAD_V1 + canonical_json(unsigned)
 
     def anchors(self) -> list[tuple[int, str]]:
         """The database states this head accepts: its own, and the one before an unfinished commit."""
@@ -110,8 +132,11 @@ def read_head(path: Path) -> SignedHead | UnreadableHead | None:
     except OSError as exc:
         return UnreadableHead(f"it cannot be read ({type(exc).__name__})")
     try:
-        return SignedHead.model_validate(json.loads(text))
-    except (ValueError, ValidationError):
+        fields = json.loads(text)
+        if not isinstance(fields, dict):
+            raise ValueError("not an object")
+        return SignedHead(**fields)
+    except (ValueError, TypeError):  # not JSON, unknown or missing fields, or a field out of shape
         return UnreadableHead("it is not a valid signed head")
 
 
@@ -128,12 +153,12 @@ def sign_head(
         at=at,
         signature="0" * 128,
     )
-    return unsigned.model_copy(update={"signature": key.sign(unsigned.signed_bytes()).hex()})
+    return replace(unsigned, signature=key.sign(unsigned.signed_bytes()).hex())
 
 
 def write_head(path: Path, head: SignedHead) -> None:
     """Replace the head file atomically and durably: a reader sees the old head or the new one."""
-    write_atomic(path, canonical_json(head.model_dump(mode="json")) + b"\n", durable=True)
+    write_atomic(path, canonical_json(head.to_json()) + b"\n", durable=True)
 
 
 def check_head(

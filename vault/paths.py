@@ -55,6 +55,11 @@ class Layout:
         return self.runtime_dir / "status.json"
 
     @property
+    def policy_cache(self) -> Path:
+        """The validated machine policy, keyed by the policy file's hash (see ``vault.policy.load_policy``)."""
+        return self.runtime_dir / "policy-cache.json"
+
+    @property
     def page_link(self) -> Path:
         """Where the agent's local page says its address and session token (0600, see agent/page_link.py)."""
         return self.runtime_dir / "page.json"

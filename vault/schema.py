@@ -9,6 +9,7 @@ break the one-transaction-per-migration rule.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocol.errors import UnsupportedVersion, VaultCorrupted
-from vault.keys import check_private
+from protocol.permissions import check_private
 
 FORMAT_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
@@ -148,6 +149,20 @@ def check_file_permissions(path: Path) -> None:
     check_private(path.parent, is_dir=True)
     for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         check_private(candidate, is_dir=False)
+
+
+def peek_meta(path: Path, keys: tuple[str, ...]) -> dict[str, str]:
+    """``keys`` from the meta table of a vault file that may not open as a vault (read-only, no migration).
+
+    For destroying a damaged vault's keys: whatever cannot be read is simply absent.
+    """
+    marks = ", ".join("?" * len(keys))
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            rows = conn.execute(f"SELECT key, value FROM meta WHERE key IN ({marks})", keys).fetchall()
+    except sqlite3.Error:
+        return {}
+    return {str(key): str(value) for key, value in rows}
 
 
 def applied_migrations(conn: sqlite3.Connection) -> list[str]:

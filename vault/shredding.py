@@ -8,14 +8,13 @@ zeroed as well).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from protocol.categories import Category
-from protocol.errors import VaultError
-from protocol.timeutil import utc_day
+from protocol.timeutil import DAY_SECONDS, day_start, utc_day
 from vault.batches import BatchInfo, erase_pending_batches
+from vault.compaction import compact
 from vault.policy import MachinePolicy
 from vault.vault import Vault
 
@@ -36,12 +35,11 @@ def _shred(
         record_count = 0
         for key_id in key_ids:
             record_count += vault.db.execute("DELETE FROM records WHERE key_id = ?", (key_id,)).rowcount
-            vault.db.execute("DELETE FROM data_keys WHERE key_id = ?", (key_id,))
+        vault.data_keys.destroy(key_ids)
         if key_ids or batch_ids or kind == "erase":
             vault.ledger.append(
                 kind, {**fields, "key_ids": key_ids, "records": record_count, "batches": batch_ids}, now
             )
-    vault.data_keys.forget(key_ids)
     if key_ids or batch_ids:
         compact(vault)
     return key_ids
@@ -59,32 +57,6 @@ def destroy_kek(vault: Vault) -> None:
     compact(vault)
 
 
-CHECKPOINT_ATTEMPTS = 50
-
-
-def compact(vault: Vault) -> None:
-    """Push deleted bytes out of the WAL and free pages.
-
-    A checkpoint reports "busy" while another connection (the agent, a CLI command) is reading; it is
-    retried for a few seconds, and if it still cannot finish, that is an error, not a silent success.
-    """
-    _checkpoint(vault)
-    vault.db.execute("VACUUM")
-    _checkpoint(vault)
-
-
-def _checkpoint(vault: Vault) -> None:
-    for _ in range(CHECKPOINT_ATTEMPTS):
-        busy, _, _ = vault.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if not busy:
-            return
-        time.sleep(0.1)
-    raise VaultError(
-        "the data was destroyed, but another program kept the write-ahead log busy, so its old copy is not "
-        "overwritten yet; run the command again once the agent is idle (consentry doctor shows the state)"
-    )
-
-
 def erase_categories(vault: Vault, categories: list[Category], *, now: datetime, revoked_too: bool) -> list[str]:
     """Shred every key of ``categories``. The ledger entry also ends any grant still in force."""
     names = [c.value for c in categories]
@@ -99,8 +71,8 @@ def erase_period(vault: Vault, first_day: str, last_day: str, *, now: datetime) 
     if first_day > last_day:
         raise ValueError("the first day of the period is after its last day")
     fields: dict[str, object] = {"scope": "period", "first_day": first_day, "last_day": last_day, "categories": []}
-    start = int(datetime.fromisoformat(first_day).replace(tzinfo=UTC).timestamp())
-    end = int((datetime.fromisoformat(last_day).replace(tzinfo=UTC) + timedelta(days=1)).timestamp())
+    start = day_start(first_day)
+    end = day_start(last_day) + DAY_SECONDS
     return _shred(
         vault,
         "day BETWEEN ? AND ? AND category != 'batch'",
@@ -123,9 +95,7 @@ def apply_retention(vault: Vault, policy: MachinePolicy, now: datetime) -> list[
     shorter = {category: n for category, n in days.items() if n < policy.retention_days}
     if shorter:
         fields["shorter_by_grant"] = shorter
-    cutoff_ts = {
-        category: int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()) for category, day in cutoffs.items()
-    }
+    cutoff_ts = {category: day_start(day) for category, day in cutoffs.items()}
     where = " OR ".join("(category = ? AND day < ?)" for _ in cutoffs)
     return _shred(
         vault,

@@ -33,14 +33,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from protocol import ConsentReceiptRef
-from protocol.timeutil import iso
+from protocol import domains
+from protocol.consent_ref import ConsentReceiptRef
+from protocol.timeutil import DAY_SECONDS, iso
 from protocol.windows import AnyWindow
 from vault.vault import Vault
 
-DAY_SECONDS = 86_400
 RECEIPT_ALIAS_SECRET = "receipt-alias"
-_ALIAS_DOMAIN = b"consentry-receipt-alias-v1\0"
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,7 @@ def period_of(vault: Vault, subject: str) -> SubjectPeriod | None:
 
 def receipt_alias(alias_key: bytes, subject: str, receipt_id: str) -> str:
     """How the grant ``receipt_id`` is cited in batches of ``subject``: unlinkable across subjects."""
-    message = _ALIAS_DOMAIN + subject.encode("ascii") + b"\0" + receipt_id.encode("ascii")
+    message = domains.RECEIPT_ALIAS_V1 + subject.encode("ascii") + b"\0" + receipt_id.encode("ascii")
     return hmac.new(alias_key, message, hashlib.sha256).hexdigest()[:32]
 
 

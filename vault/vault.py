@@ -16,19 +16,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from protocol.envelope import (
-    BlobCipher,
-    RecordAad,
+    Envelope,
     kek_check_context,
     new_key,
     open_blob,
-    record_associated_data,
+    record_context,
+    record_contexts,
     seal,
     secret_context,
-    wrap_context,
 )
 from protocol.errors import ConsentError, InvalidRecord, KeyUnavailable, LedgerRolledBack, VaultCorrupted, VaultError
 from protocol.signing import SigningKey
-from protocol.timeutil import iso, parse_iso, utc_day, utc_now
+from protocol.timeutil import DAY_SECONDS, day_start, iso, parse_iso, utc_day, utc_now
 from vault.consent import ConsentSnapshot, ReceiptSpan, derive_snapshot, receipt_spans
 from vault.datakeys import DataKeys
 from vault.keys import KekStore, choose_kek_store
@@ -52,13 +51,13 @@ RECORDS_TABLE = "records"
 _KEK_CHECK_PLAINTEXT = b"consentry-kek-check-v1"
 DEVICE_KEY_SECRET = "device-key"
 
-Clock = Callable[[], datetime]
+VaultClock = Callable[[], datetime]
 
 
 class Vault:
     """An open vault. Use ``Vault.open(layout)``; close it (or use ``with``) when done."""
 
-    def __init__(self, layout: Layout, conn: sqlite3.Connection, meta: dict[str, str], clock: Clock) -> None:
+    def __init__(self, layout: Layout, conn: sqlite3.Connection, meta: dict[str, str], clock: VaultClock) -> None:
         self.layout = layout
         self.db = conn
         self.meta = meta
@@ -80,7 +79,7 @@ class Vault:
         return layout.vault_db.exists()
 
     @classmethod
-    def open(cls, layout: Layout, *, create: bool = True, clock: Clock = utc_now) -> Vault:
+    def open(cls, layout: Layout, *, create: bool = True, clock: VaultClock = utc_now) -> Vault:
         path = layout.vault_db
         if not path.exists():
             if not create:
@@ -307,12 +306,7 @@ class Vault:
                 self.db.execute(
                     "UPDATE secrets SET blob = ? WHERE name = ?", (seal(new, plain, secret_context(name)), name)
                 )
-            for key_id, wrapped in self.db.execute("SELECT key_id, wrapped FROM data_keys").fetchall():
-                plain = open_blob(old, wrapped, wrap_context(key_id))
-                self.db.execute(
-                    "UPDATE data_keys SET wrapped = ? WHERE key_id = ?",
-                    (seal(new, plain, wrap_context(key_id)), key_id),
-                )
+            self.data_keys.rewrap(old, new)
             check = seal(new, _KEK_CHECK_PLAINTEXT, kek_check_context(self.vault_id)).hex()
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'kek_check'", (check,))
         self.meta["kek_check"] = check
@@ -366,16 +360,16 @@ class Vault:
         by_key: dict[tuple[str, int], list[AnyWindow]] = {}
         for record in records:
             coverage.check(record)
-            by_key.setdefault((record.category, record.start // 86400), []).append(record)
+            by_key.setdefault((record.category, record.start // DAY_SECONDS), []).append(record)
         rows: list[tuple[int, str, int, int, str, str, bytes]] = []
         with self.transaction():
             next_id = self._next_record_id()
             for (category, day_number), group in by_key.items():
-                day = utc_day(datetime.fromtimestamp(day_number * 86400, UTC))
+                day = utc_day(datetime.fromtimestamp(day_number * DAY_SECONDS, UTC))
                 key_id, key = self.data_keys.for_write(category, day, len(group))
-                aad = RecordAad(RECORDS_TABLE, key_id, category).for_record
+                aad = record_contexts(RECORDS_TABLE, key_id, category)
                 ids = range(next_id, next_id + len(group))
-                blobs = BlobCipher(key).seal_many(
+                blobs = Envelope(key).seal_many(
                     [(r.__pydantic_serializer__.to_json(r), aad(i)) for i, r in zip(ids, group, strict=True)]
                 )
                 rows.extend(
@@ -418,17 +412,17 @@ class Vault:
         from protocol.windows import parse_window  # only commands that read records pay for the schema
 
         sql, params = _record_filter(category, start, end, record_ids)
-        ciphers: dict[str, BlobCipher] = {}
+        ciphers: dict[str, Envelope] = {}
         out: list[tuple[int, AnyWindow]] = []
         query = f"SELECT record_id, category, key_id, blob FROM records{sql} ORDER BY start, record_id"
         for record_id, cat, key_id, blob in self.db.execute(query, params):
             cipher = ciphers.get(key_id)
             if cipher is None:
                 try:
-                    cipher = ciphers[key_id] = BlobCipher(self.data_keys.unwrap(key_id))
+                    cipher = ciphers[key_id] = Envelope(self.data_keys.unwrap(key_id))
                 except KeyError:
                     raise InvalidRecord() from None
-            plaintext = cipher.open(blob, record_associated_data(RECORDS_TABLE, record_id, key_id, cat))
+            plaintext = cipher.open(blob, record_context(RECORDS_TABLE, record_id, key_id, cat))
             record = parse_window(plaintext)
             if record.category != cat:
                 raise InvalidRecord()
@@ -438,6 +432,14 @@ class Vault:
     def count_windows(self, category: str | None = None, since: int | None = None) -> int:
         sql, params = _record_filter(category, since, None, None)
         return int(self.db.execute(f"SELECT COUNT(*) FROM records{sql}", params).fetchone()[0])
+
+    def hours_with_data(self) -> list[int]:
+        """The hours (epoch seconds // 3600) in which some stored record starts, without decrypting any."""
+        return [int(hour) for (hour,) in self.db.execute("SELECT DISTINCT start / 3600 FROM records")]
+
+    def integrity_check(self) -> str:
+        """SQLite's own check of the file: ``"ok"``, or its first finding."""
+        return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
 
     def path(self) -> Path:
         return self.layout.vault_db
@@ -494,8 +496,8 @@ class _Coverage:
             for category in entry.body.get("erased_categories", []):
                 self._erased_after[category] = max(at, self._erased_after.get(category, 0.0))
             if entry.body.get("scope") == "period":
-                first = datetime.fromisoformat(entry.body["first_day"]).replace(tzinfo=UTC).timestamp()
-                last = datetime.fromisoformat(entry.body["last_day"]).replace(tzinfo=UTC).timestamp() + 86400
+                first = day_start(entry.body["first_day"])
+                last = day_start(entry.body["last_day"]) + DAY_SECONDS
                 self._erased_periods.append((first, last, at))
 
     def check(self, record: AnyWindow) -> None:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from agent.cli import common
-from protocol.timeutil import utc_now
+from protocol.timeutil import utc_display, utc_now
 from vault import batches as batch_ops
 
-
-def _when(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+if TYPE_CHECKING:
+    from vault.vault import Vault
 
 
 @click.group(invoke_without_command=True)
@@ -46,7 +47,7 @@ def list_cmd(as_json: bool) -> None:
     click.echo(f"{'BATCH':<34} {'STATE':<10} {'PERIOD (UTC)':<34} RECORDS")
     for row in rows:
         counts = ", ".join(f"{k} {v}" for k, v in row["record_counts"].items())
-        period = f"{_when(row['period_start'])} – {_when(row['period_end'])}"
+        period = f"{utc_display(row['period_start'])} – {utc_display(row['period_end'])}"
         click.echo(f"{row['batch_id']:<34} {row['state']:<10} {period:<34} {counts}")
         if row["state"] == "held":
             click.echo(f"{'':<34} held until {row['hold_until']}: veto or release it now if you wish")
@@ -73,7 +74,7 @@ def show(batch_id: str, as_json: bool) -> None:
         click.echo(f"  [{'pass' if check['passed'] else 'FAIL'}] {check['name']}: {check.get('detail', '')}")
     for record in records:
         fields = {k: v for k, v in record.items() if k not in ("start", "end", "category")}
-        click.echo(f"{_when(record['start'])} {record['category']:<8} {fields}")
+        click.echo(f"{utc_display(record['start'])} {record['category']:<8} {fields}")
     if not records:
         click.echo("This batch holds no data any more.")
 
@@ -82,8 +83,7 @@ def show(batch_id: str, as_json: bool) -> None:
 @click.argument("batch_id")
 def veto(batch_id: str) -> None:
     """Veto batch BATCH_ID: it never leaves, and its data is destroyed."""
-    with common.open_vault() as vault:
-        batch_ops.veto(vault, batch_id, utc_now())
+    _decide(batch_ops.veto, batch_id)
     click.echo(f"Batch {batch_id} vetoed; its data was destroyed and it will never leave this computer.")
 
 
@@ -91,9 +91,14 @@ def veto(batch_id: str) -> None:
 @click.argument("batch_id")
 def release(batch_id: str) -> None:
     """End the hold of batch BATCH_ID early, sending it to steward review at the next sync."""
-    with common.open_vault() as vault:
-        batch_ops.release(vault, batch_id, utc_now())
+    _decide(batch_ops.release, batch_id)
     click.echo(f"Batch {batch_id} released for steward review.")
+
+
+def _decide(decision: Callable[[Vault, str, datetime], object], batch_id: str) -> None:
+    """The employee's decision on one held batch (veto or release), recorded now."""
+    with common.open_vault() as vault:
+        decision(vault, batch_id, utc_now())
 
 
 @batches.command("seal")

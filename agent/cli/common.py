@@ -36,13 +36,23 @@ def policy() -> MachinePolicy:
         raise click.ClickException(f"{exc}\nAsk IT to fix the policy; capture stays stopped until then.") from None
 
 
+def cached_policy() -> MachinePolicy:
+    """The policy for commands that only show or withdraw: validated once per policy file content.
+
+    Never for a grant or for capture (``policy()``): the cache is in the employee's own home.
+    """
+    lay = layout()
+    # Looking never creates the employee's Consentry home: no home yet, no cache.
+    return load_policy(policy_path(), cache=lay.policy_cache if lay.home.is_dir() else None)
+
+
 def policy_or_defaults() -> MachinePolicy:
     """For withdrawing or looking (revoke, resume, erase, show): an invalid policy never blocks them.
 
     The embedded defaults are used instead; they can only make a withdrawal wider, never a grant.
     """
     try:
-        return load_policy(policy_path())
+        return cached_policy()
     except PolicyError as exc:
         click.echo(f"warning: {exc}\n(capture is stopped until IT fixes it; this command goes ahead)", err=True)
         return MachinePolicy()

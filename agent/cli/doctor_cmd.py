@@ -33,7 +33,7 @@ def doctor(as_json: bool) -> None:
     else:
         try:
             with common.open_vault() as vault:
-                result = vault.db.execute("PRAGMA integrity_check").fetchone()[0]
+                result = vault.integrity_check()
                 record("database integrity", result == "ok", result)
                 vault.kek()
                 record("vault key", True, f"found in the {vault.meta.get('kek_store')} key store and matches")

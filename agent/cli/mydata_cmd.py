@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +11,13 @@ import click
 from agent.cli import common
 from agent.cli.agent_link import tell_agent
 from protocol.categories import ALL_CATEGORIES, Category
-from protocol.errors import VaultError
-from protocol.timeutil import utc_now
+from protocol.timeutil import utc_display, utc_now
 from protocol.windows import AnyWindow
-from vault.keys import FileKekStore, KeyringKekStore
 from vault.paths import Layout
 
 
 def _when(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return utc_display(ts, seconds=True)
 
 
 def _summary(record: AnyWindow) -> str:
@@ -76,7 +71,7 @@ def mydata(category: Category | None, export_to: Path | None, as_json: bool) -> 
     with common.open_vault() as vault:
         records = vault.read_windows(category.value if category else None)
         receipts = [
-            span.receipt.model_dump(mode="json") | {"ended_at": span.ended_at.isoformat() if span.ended_at else None}
+            span.receipt.to_json() | {"ended_at": span.ended_at.isoformat() if span.ended_at else None}
             for span in vault.receipt_spans().values()
         ]
         subject = vault.subject
@@ -201,59 +196,24 @@ def erase(
     )
     if not yes and not click.confirm(f"Erase {what}? This cannot be undone.", default=False):
         raise click.ClickException("nothing was erased")
-    from vault.shredding import destroy_kek, erase_categories, erase_period
+    from agent.erasure import erase as erase_data
 
-    try:
-        vault = common.open_vault()
-        if everything:
-            vault.kek()
-    except VaultError:
-        if not (everything and force):
-            raise
-        _delete_vault_files(lay)
+    done = erase_data(
+        lay,
+        now=utc_now(),
+        everything=everything,
+        categories=categories,
+        period=(first_day, last_day) if first_day and last_day else None,
+        force=force,
+        policy=common.policy_or_defaults,
+    )
+    if done.files_deleted:
         click.echo("The vault could not be opened, so its files and key were deleted (--force). Nothing remains.")
         return
-    store_line = None
-    with vault:
-        now = utc_now()
-        if everything:
-            keys = erase_categories(vault, list(ALL_CATEGORIES), now=now, revoked_too=True)
-            from agent.shipping import request_store_erasure
-
-            store_line = request_store_erasure(vault, common.policy_or_defaults(), "all", now)
-            destroy_kek(vault)  # a copy of the vault made before this cannot be opened any more
-        elif categories:
-            keys = erase_categories(vault, list(dict.fromkeys(categories)), now=now, revoked_too=False)
-        else:
-            assert first_day and last_day
-            keys = erase_period(vault, first_day, last_day, now=now)
     tell_agent(lay, must_confirm=everything)
-    click.echo(f"Erased {what}: {len(keys)} data key(s) destroyed.")
+    click.echo(f"Erased {what}: {done.keys_destroyed} data key(s) destroyed.")
     if everything:
         click.echo("Every grant is withdrawn as well; nothing more will be collected.")
         click.echo("The vault key was replaced and the old one destroyed: earlier copies of the vault cannot be read.")
-    if store_line:
-        click.echo(store_line)
-
-
-def _delete_vault_files(layout: Any) -> None:
-    _destroy_keyring_kek(layout.vault_db)
-    FileKekStore(layout.kek_file).destroy()  # zeroed, not only unlinked
-    for suffix in ("", "-wal", "-shm"):
-        path = layout.vault_db.with_name(layout.vault_db.name + suffix)
-        path.unlink(missing_ok=True)
-    shutil.rmtree(layout.key_dir, ignore_errors=True)
-
-
-def _destroy_keyring_kek(db: Path) -> None:
-    """A vault that cannot be opened may still name its KEK in the OS keyring: remove it too (best effort)."""
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-            meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('kek_store', 'vault_id')"))
-    except sqlite3.Error:
-        return
-    if meta.get("kek_store") == "keyring" and meta.get("vault_id"):
-        try:
-            KeyringKekStore(f"vault:{meta['vault_id']}").destroy()
-        except Exception:  # no usable keyring here: nothing of ours can be in it
-            pass
+    if done.store_note:
+        click.echo(done.store_note)

@@ -22,7 +22,7 @@ def show(as_json: bool) -> None:
     """Show the policy in force (the file, or the embedded defaults when there is none)."""
     path = common.policy_path()
     current = common.policy()
-    data = current.model_dump(mode="json")
+    data = current.to_json()
     if as_json:
         common.emit_json({"file": str(path), "exists": path.exists(), "sha256": current.digest(), "policy": data})
         return

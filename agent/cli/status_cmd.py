@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
@@ -11,17 +11,22 @@ from agent.cli import common
 from agent.settings import check_settings
 from protocol.categories import Category
 from protocol.errors import PolicyError
-from protocol.timeutil import iso, utc_now
+from protocol.timeutil import iso, utc_midnight, utc_now
+from vault import outbox
 from vault.consent import FOREVER, ConsentSnapshot
-from vault.policy import MachinePolicy, load_policy
+from vault.policy import MachinePolicy
+from vault.vault import Vault
 
 
 def _agent_status() -> dict[str, Any] | None:
+    lay = common.layout()
+    if not lay.control_socket.exists():  # no agent: skip the control protocol (and its pydantic models)
+        return None
     from agent.control import query_status
     from agent.errors import ControlError
 
     try:
-        return query_status(common.layout())
+        return query_status(lay)
     except (ControlError, OSError):  # an agent that does not answer is reported as not running
         return None
 
@@ -39,7 +44,7 @@ def collect_status() -> dict[str, Any]:
     report: dict[str, Any] = {"home": str(lay.home), "policy_file": str(policy_file), "now": iso(now), "warnings": []}
     policy: MachinePolicy | None
     try:
-        policy = load_policy(policy_file)
+        policy = common.cached_policy()
         report["policy"] = {"state": "ok", "sha256": policy.digest(), "exists": policy_file.exists()}
         report["warnings"] = policy.warnings()
     except PolicyError as exc:
@@ -51,8 +56,7 @@ def collect_status() -> dict[str, Any]:
     consent: dict[str, Any] = {c.value: {"consent": "not_granted", "since": None, "reason": None} for c in Category}
     if lay.vault_db.exists():
         with common.open_vault() as vault:
-            midnight = int(datetime(now.year, now.month, now.day, tzinfo=UTC).timestamp())
-            report["records_today"] = vault.count_windows(since=midnight)
+            report["records_today"] = vault.count_windows(since=utc_midnight(now))
             report["release"] = _release_summary(vault)
             # With an invalid policy the employee's own consent is still shown; capture is stopped.
             snapshot = vault.consent(policy or MachinePolicy())
@@ -77,17 +81,15 @@ def collect_status() -> dict[str, Any]:
     return report
 
 
-def _release_summary(vault: Any) -> dict[str, Any]:
+def _release_summary(vault: Vault) -> dict[str, Any]:
     """Batches by state, and what the store last said about any that is stuck (from the vault)."""
     counts: dict[str, int] = {}
     problems = []
-    rows = vault.db.execute("SELECT batch_id, state, last_error FROM batches").fetchall()
-    for batch_id, state, error in rows:
-        counts[state] = counts.get(state, 0) + 1
-        if error and state not in ("shipped", "vetoed", "erased"):
-            problems.append({"batch_id": batch_id, "state": state, "error": error})
-    pending = vault.db.execute("SELECT COUNT(*) FROM erasure_requests WHERE receipt IS NULL").fetchone()[0]
-    return {"batches": counts, "problems": problems, "erasures_pending": int(pending)}
+    for row in outbox.batch_states(vault):
+        counts[row.state] = counts.get(row.state, 0) + 1
+        if row.last_error and row.state not in ("shipped", "vetoed", "erased"):
+            problems.append({"batch_id": row.batch_id, "state": row.state, "error": row.last_error})
+    return {"batches": counts, "problems": problems, "erasures_pending": outbox.pending_erasure_count(vault)}
 
 
 @click.command()

@@ -1,9 +1,12 @@
-"""The one protocol every capture source implements, and the kinds of source there are."""
+"""The one protocol every capture source implements, the kinds of source there are, and the thread
+bookkeeping the sources share."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent.events import EventSink
 from protocol.categories import Category
@@ -35,3 +38,38 @@ class Source(Protocol):
     def start(self, sink: EventSink) -> None: ...
 
     def stop(self) -> None: ...
+
+
+STOP_JOIN_SECONDS = 2.0
+
+
+class ThreadedSource:
+    """A source whose capture runs on one thread of its own: its poll or replay loop, a watchdog
+    observer or a pynput listener. It starts once; ``stop`` is idempotent and waits for the thread.
+
+    Loops started with ``_run_thread`` end when ``self._stop`` is set; a source that starts some other
+    thread stores it in ``self._worker`` and overrides ``_halt`` to tell it to end.
+    """
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    def _check_not_started(self) -> None:
+        if self._worker is not None:
+            raise RuntimeError("source already started")
+
+    def _run_thread(self, target: Callable[..., None], args: tuple[Any, ...], name: str) -> None:
+        self._stop.clear()
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self._worker = thread
+
+    def _halt(self, worker: threading.Thread) -> None:
+        self._stop.set()
+
+    def stop(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            self._halt(worker)
+            worker.join(timeout=STOP_JOIN_SECONDS)

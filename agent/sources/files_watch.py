@@ -11,6 +11,7 @@ from typing import Any, cast
 from agent.errors import SourceUnavailable
 from agent.events import EventSink
 from agent.file_paths import WatchedRoot, minimize_path, watched_roots
+from agent.sources.base import ThreadedSource
 from protocol.categories import FileEventKind
 
 log = logging.getLogger("consentry.agent")
@@ -25,7 +26,7 @@ _KINDS = {
 }
 
 
-class WatchdogFileSource:
+class WatchdogFileSource(ThreadedSource):
     def __init__(
         self,
         folders: Sequence[Path],
@@ -33,15 +34,14 @@ class WatchdogFileSource:
         extensions: frozenset[str],
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__()
         self._folders = tuple(folders)
         self._home = home
         self._extensions = extensions
         self._monotonic = monotonic
-        self._observer: Any = None
 
     def start(self, sink: EventSink) -> None:
-        if self._observer is not None:
-            raise RuntimeError("source already started")
+        self._check_not_started()
         if not self._folders:
             raise SourceUnavailable(NO_FOLDERS_REASON)
         existing = [f for f in self._folders if f.is_dir()]
@@ -66,13 +66,10 @@ class WatchdogFileSource:
                 len(self._folders) - len(existing),
                 len(self._folders),
             )
-        self._observer = observer
+        self._worker = observer
 
-    def stop(self) -> None:
-        observer, self._observer = self._observer, None
-        if observer is not None:
-            observer.stop()
-            observer.join(timeout=2.0)
+    def _halt(self, worker: Any) -> None:
+        worker.stop()  # a watchdog Observer: a thread that ends when told
 
 
 class _Handler:

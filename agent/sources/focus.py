@@ -8,7 +8,6 @@ known, so it can hold back input events until it knows whether an excluded appli
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -16,6 +15,7 @@ from typing import Protocol
 from agent.app_tokens import AppResolver
 from agent.errors import SourceUnavailable
 from agent.events import EventSink
+from agent.sources.base import ThreadedSource
 
 log = logging.getLogger("consentry.agent")
 
@@ -35,7 +35,7 @@ class FocusBackend(Protocol):
     def close(self) -> None: ...
 
 
-class FocusSource:
+class FocusSource(ThreadedSource):
     def __init__(
         self,
         open_backend: Callable[[], FocusBackend],
@@ -44,16 +44,14 @@ class FocusSource:
         poll_seconds: float = POLL_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__()
         self._open_backend = open_backend
         self._resolver = resolver  # read on every poll, so a changed policy applies at once
         self._poll = poll_seconds
         self._monotonic = monotonic
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self, sink: EventSink) -> None:
-        if self._thread is not None:
-            raise RuntimeError("source already started")
+        self._check_not_started()
         backend = self._open_backend()  # raises SourceUnavailable
         t0 = self._monotonic()
         try:
@@ -64,9 +62,7 @@ class FocusSource:
         # The first sample is delivered before start returns: input sources started after this
         # one are covered from their first event on.
         sink.put((t0, self._monotonic(), first.token, first.excluded))
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(backend, sink), name="consentry-focus", daemon=True)
-        self._thread.start()
+        self._run_thread(self._run, (backend, sink), "consentry-focus")
 
     def _run(self, backend: FocusBackend, sink: EventSink) -> None:
         previous = self._monotonic()
@@ -83,9 +79,3 @@ class FocusSource:
                 previous = now
         finally:
             backend.close()
-
-    def stop(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stop.set()
-            thread.join(timeout=2.0)

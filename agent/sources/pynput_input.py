@@ -12,6 +12,7 @@ from typing import Any
 from agent.classify import classify_button, classify_key
 from agent.errors import SourceUnavailable, UnsupportedPlatform
 from agent.events import CLICK, MOVE, SCROLL, EventSink
+from agent.sources.base import ThreadedSource
 from agent.sources.session import session_problem
 
 log = logging.getLogger("consentry.agent")
@@ -66,22 +67,21 @@ def _import_pynput(module: str, platform: str, env: Mapping[str, str]) -> Any:
     return mod
 
 
-class _PynputSource:
+class _PynputSource(ThreadedSource):
     """Owns one pynput listener thread and reports its unexpected death to the sink."""
 
     module = ""
 
     def __init__(self, platform: str = sys.platform, env: Mapping[str, str] | None = None) -> None:
+        super().__init__()
         self._platform = platform
         self._env = dict(os.environ) if env is None else env
-        self._listener: Any = None
 
     def _callbacks(self, put: Callable[[tuple[Any, ...]], None]) -> dict[str, Callable[..., None]]:
         raise NotImplementedError
 
     def start(self, sink: EventSink) -> None:
-        if self._listener is not None:
-            raise RuntimeError("source already started")
+        self._check_not_started()
         mod = _import_pynput(self.module, self._platform, self._env)
         listener = _supervised(mod.Listener, sink)(**self._callbacks(sink.put))
         listener.start()
@@ -92,13 +92,10 @@ class _PynputSource:
         if not listener.is_alive() or not getattr(listener, "_ready", True):
             _stop_quietly(listener)
             raise SourceUnavailable("the input listener could not start (display or permission problem)")
-        self._listener = listener
+        self._worker = listener
 
-    def stop(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            _stop_quietly(listener)
-            listener.join(timeout=2.0)
+    def _halt(self, worker: Any) -> None:
+        _stop_quietly(worker)  # a pynput Listener: a thread that ends when told
 
 
 class PynputKeyboardSource(_PynputSource):

@@ -7,20 +7,19 @@ moves a second wakes the thread about a hundred times a second, not a thousand.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
 from agent.app_tokens import AppResolver
 from agent.events import EventSink
-from agent.sources.base import SourceKind
+from agent.sources.base import SourceKind, ThreadedSource
 from agent.sources.replay_stream import StreamItem
 
 BATCH_SECONDS = 0.01
 FOCUS_HEARTBEAT_SECONDS = 0.25
 
 
-class ReplaySource:
+class ReplaySource(ThreadedSource):
     def __init__(
         self,
         kind: SourceKind,
@@ -30,6 +29,7 @@ class ReplaySource:
         speed: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__()
         if speed <= 0:
             raise ValueError("replay speed must be positive")
         if kind is SourceKind.FOCUS and resolver is None:
@@ -39,13 +39,9 @@ class ReplaySource:
         self._resolver = resolver
         self._speed = speed
         self._monotonic = monotonic
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self, sink: EventSink) -> None:
-        if self._thread is not None:
-            raise RuntimeError("source already started")
-        self._stop.clear()
+        self._check_not_started()
         base = self._monotonic()
         iterator: Iterator[StreamItem] = iter(self._items())
         if self._kind is SourceKind.FOCUS:
@@ -55,13 +51,7 @@ class ReplaySource:
             sink.put((base, self._monotonic(), *self._focus))
             if first is not None and first[0] > 0:
                 iterator = _chain_first(first, iterator)
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(iterator, sink, base),
-            name=f"consentry-replay-{self._kind.value}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._run_thread(self._run, (iterator, sink, base), f"consentry-replay-{self._kind.value}")
 
     def _resolve(self, app: str) -> tuple[str | None, bool]:
         assert self._resolver is not None
@@ -99,12 +89,6 @@ class ReplaySource:
         now = self._monotonic()
         sink.put((last, now, *self._focus))
         return now
-
-    def stop(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stop.set()
-            thread.join(timeout=2.0)
 
 
 def _chain_first(first: StreamItem, rest: Iterable[StreamItem]) -> Iterator[StreamItem]:

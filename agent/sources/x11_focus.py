@@ -19,10 +19,9 @@ class X11FocusBackend:
 
     def __init__(self, display_name: str | None = None) -> None:
         try:
-            from Xlib import X, Xatom, display, error
+            from Xlib import Xatom, display, error
         except ImportError:
             raise SourceUnavailable("python-xlib is not installed (pip install python-xlib)") from None
-        self._X = X
         self._Xatom = Xatom
         self._errors: tuple[type[BaseException], ...] = (error.XError,)
         self._closed_errors: tuple[type[BaseException], ...] = (error.ConnectionClosedError, OSError)

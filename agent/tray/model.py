@@ -54,7 +54,6 @@ class TrayState:
     """Everything the tray needs to draw itself; built from ``consentry status``'s report."""
 
     categories: tuple[CategoryView, ...]
-    agent_running: bool
     paused_until: str | None = None  # ISO-8601 UTC, "indefinitely", or None
     problems: tuple[str, ...] = ()
     batches_waiting: int = 0
@@ -93,7 +92,6 @@ class TrayState:
         held = int(((report.get("release") or {}).get("batches") or {}).get("held", 0))
         return cls(
             categories=tuple(views),
-            agent_running=running,
             paused_until=report.get("paused_until"),
             problems=tuple(problems),
             batches_waiting=held,

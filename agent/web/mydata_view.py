@@ -23,7 +23,7 @@ def mydata_body(vault: Vault, query_day: str | None, tz: tzinfo, today: date) ->
         chosen = date.fromisoformat(query_day) if query_day else None
     except ValueError:
         chosen = None
-    hours_with_data = [int(h) for (h,) in vault.db.execute("SELECT DISTINCT start / 3600 FROM records")]
+    hours_with_data = vault.hours_with_data()
     days = activity.days_with_data(hours_with_data, tz)
     day = chosen or (days[-1] if days else today)
     week = [day - timedelta(days=i) for i in range(6, -1, -1)]

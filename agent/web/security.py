@@ -18,6 +18,8 @@ import secrets
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urlsplit
 
+from protocol import domains
+
 CSRF_FIELD = "csrf"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
@@ -30,8 +32,8 @@ class SessionGuard:
         self.token = token or secrets.token_urlsafe(32)
         self.cookie_name = f"consentry-session-{port}"
         # The session cookie is not the token itself: a stolen cookie value cannot open a new session URL.
-        self._session = hmac.new(self.token.encode(), b"consentry-page-session-v1", hashlib.sha256).hexdigest()
-        self.csrf_token = hmac.new(self.token.encode(), b"consentry-page-csrf-v1", hashlib.sha256).hexdigest()
+        self._session = hmac.new(self.token.encode(), domains.PAGE_SESSION_V1, hashlib.sha256).hexdigest()
+        self.csrf_token = hmac.new(self.token.encode(), domains.PAGE_CSRF_V1, hashlib.sha256).hexdigest()
         self.origins = tuple(f"http://{name}:{port}" for name in LOOPBACK_NAMES)
 
     def host_ok(self, host: str | None) -> bool:

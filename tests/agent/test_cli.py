@@ -6,13 +6,18 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from agent.cli.main import cli
+from protocol.categories import Category
+from tests.factories import grant, mouse_window
+from vault import batches as batch_ops
 from vault.paths import Layout
+from vault.policy import MachinePolicy
 from vault.vault import Vault
 
 
@@ -61,7 +66,9 @@ def test_revoke_with_erase_shreds_the_data(home: Path) -> None:
 
     run("consent", "grant", "mouse", "--yes")
     with Vault.open(Layout(home)) as vault:
-        rid = vault.consent(__import__("vault").MachinePolicy()).receipt_for(__import__("protocol.categories").categories.Category.MOUSE)
+        rid = vault.consent(__import__("vault").MachinePolicy()).receipt_for(
+            __import__("protocol.categories").categories.Category.MOUSE
+        )
         vault.write_windows([mouse_window(int(datetime.now(UTC).timestamp()) // 60 * 60, rid)])
     assert json.loads(run("mydata", "--json").output)["records"]
     result = run("consent", "revoke", "mouse", "--erase")
@@ -232,3 +239,20 @@ def test_an_invalid_policy_never_blocks_withdrawing(home: Path, policy_path: Pat
         r["category"]: r["state"] for r in json.loads(CliRunner().invoke(cli, ["consent", "show", "--json"]).stdout)
     }
     assert states["keyboard"] == states["mouse"] == "revoked"
+
+
+def test_batches_release_then_veto_change_the_held_batch(home: Path) -> None:
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    with Vault.open(Layout(home)) as vault:
+        rid = grant(vault, Category.MOUSE, yesterday - timedelta(hours=1))
+        vault.write_windows([mouse_window(int(yesterday.timestamp()), rid)])
+        info = batch_ops.seal_pending(vault, MachinePolicy(), datetime.now(UTC))
+    assert info is not None and info.state == "held"
+    released = run("batches", "release", info.batch_id)
+    assert released.output.strip() == f"Batch {info.batch_id} released for steward review."
+    with Vault.open(Layout(home)) as vault:
+        assert batch_ops.get(vault, info.batch_id).state == "released"
+    vetoed = run("batches", "veto", info.batch_id)
+    assert vetoed.output.strip().startswith(f"Batch {info.batch_id} vetoed;")
+    with Vault.open(Layout(home)) as vault:
+        assert batch_ops.get(vault, info.batch_id).state == "vetoed"

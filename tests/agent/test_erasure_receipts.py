@@ -27,7 +27,7 @@ from store.auth import issue_token
 from tests import store_kit
 from tests.factories import apps_window, grant, keyboard_window, mouse_window
 from tests.store_kit import Harness, Stewards, running_store
-from vault import batches
+from vault import batches, outbox
 from vault.paths import Layout
 from vault.policy import MachinePolicy, StewardConfig, StoreConfig
 from vault.vault import Vault
@@ -143,8 +143,8 @@ def setup(backend_kind: str, tmp_path: Path, layout: Layout) -> Iterator[tuple[V
             vault.close()
 
 
-def _pending(vault: Vault) -> list[dict]:
-    return [r for r in shipping.erasure_requests(vault) if r["receipt"] is None]
+def _pending(vault: Vault) -> list[outbox.QueuedErasure]:
+    return [r for r in outbox.erasure_requests(vault) if r.receipt is None]
 
 
 def test_a_replayed_batch_receipt_does_not_complete_an_erasure_and_it_is_retried(setup) -> None:
@@ -157,18 +157,18 @@ def test_a_replayed_batch_receipt_does_not_complete_an_erasure_and_it_is_retried
     line = shipping.request_store_erasure(vault, policy, "all", NOW)
     assert line is not None and "queued" in line and "erased" not in line
     (pending,) = _pending(vault)
-    assert pending["last_error"] and "receipt" in pending["last_error"]
+    assert pending.last_error and "receipt" in pending.last_error
     assert store.stored()[1] == 3  # the store never saw it: the records are still there
     report = shipping.sync(vault, policy, NOW)  # still swallowed: still not done, and tried again
     assert report.erasures_sent == [] and len(_pending(vault)) == 1 and proxy.swallowed == 2
 
     proxy.replay_for_erasure = None  # the honest path
     report = shipping.sync(vault, policy, NOW)
-    assert report.erasures_sent == [pending["request_id"]] and not report.errors, report.errors
+    assert report.erasures_sent == [pending.request_id] and not report.errors, report.errors
     assert _pending(vault) == [] and store.stored()[1] == 0
-    (done,) = shipping.erasure_requests(vault)
-    receipt = ErasureReceipt.model_validate(done["receipt"])
-    assert receipt.request_id == done["request_id"] and receipt.subject_digest == subject_digest(vault.subject)
+    (done,) = outbox.erasure_requests(vault)
+    receipt = ErasureReceipt.model_validate(done.receipt)
+    assert receipt.request_id == done.request_id and receipt.subject_digest == subject_digest(vault.subject)
 
 
 def test_a_replayed_receipt_of_an_earlier_erasure_does_not_complete_a_new_one(setup) -> None:
@@ -183,12 +183,12 @@ def test_a_replayed_receipt_of_an_earlier_erasure_does_not_complete_a_new_one(se
     line = shipping.request_store_erasure(vault, policy, "all", NOW)
     assert line is not None and "queued" in line
     pending = _pending(vault)  # one request per pseudonym the vault used, the first one's included
-    assert pending and all("another request" in (p["last_error"] or "") for p in pending), pending
+    assert pending and all("receipt was refused" in (p.last_error or "") for p in pending), pending
     assert store.stored()[1] == 3
 
     proxy.replay_for_erasure = None
     sent = shipping.sync(vault, policy, NOW).erasures_sent
-    assert sorted(sent) == sorted(p["request_id"] for p in pending)
+    assert sorted(sent) == sorted(p.request_id for p in pending)
     assert _pending(vault) == [] and store.stored()[1] == 0
 
 
@@ -197,10 +197,9 @@ def test_an_erasure_receipt_is_checked_field_by_field(setup) -> None:
     vault, policy, store, proxy = setup
     _ship_one_batch(vault, policy, store, T)
     shipping.request_store_erasure(vault, policy, "all", NOW)
-    (done,) = shipping.erasure_requests(vault)
-    receipt = ErasureReceipt.model_validate(done["receipt"])
-    row = vault.db.execute("SELECT request FROM erasure_requests").fetchone()
-    request = ErasureRequest.model_validate_json(row[0])
+    (done,) = outbox.erasure_requests(vault)
+    receipt = ErasureReceipt.model_validate(done.receipt)
+    request = ErasureRequest.model_validate_json(done.request)
     log_key = store.keys.log.public_bytes
     verify_erasure_receipt(receipt, request, log_key)  # the genuine one verifies
     other_hex = "ab" * 32

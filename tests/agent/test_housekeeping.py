@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from agent.housekeeping import Housekeeper, run_chores, start_of_utc_day
+from agent.housekeeping import Housekeeper, run_chores
 from protocol.categories import Category
+from protocol.timeutil import utc_midnight
 from tests.factories import grant, mouse_window
 from vault import batches
 from vault.paths import Layout
@@ -18,7 +19,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 def test_chores_shred_old_data_and_seal_only_finished_days(layout: Layout) -> None:
     policy = MachinePolicy(retention_days=5)
-    today = start_of_utc_day(NOW)
+    today = utc_midnight(NOW)
     with Vault.open(layout) as vault:
         rid = grant(vault, Category.MOUSE, NOW - timedelta(days=10), policy)
         vault.write_windows(
@@ -36,7 +37,7 @@ def test_chores_shred_old_data_and_seal_only_finished_days(layout: Layout) -> No
 def test_housekeeper_does_nothing_without_a_valid_policy(layout: Layout) -> None:
     with Vault.open(layout) as vault:
         rid = grant(vault, Category.MOUSE, NOW - timedelta(days=3))
-        vault.write_windows([mouse_window(start_of_utc_day(NOW) - 7200, rid)])
+        vault.write_windows([mouse_window(utc_midnight(NOW) - 7200, rid)])
     keeper = Housekeeper(layout, lambda: None, tick=0.05)
     keeper.start()
     time.sleep(0.4)

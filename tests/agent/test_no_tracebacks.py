@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC).replace(microsecond=0)
 # Commands that run until stopped: they get a few seconds, then SIGTERM (a user's Ctrl-C is SIGINT;
 # both must end without a traceback).
-LONG_RUNNING = {("agent", "run"), ("store", "serve"), ("demo",), ("tray",), ("page",)}
+LONG_RUNNING = {("agent", "run"), ("store", "serve"), ("steward", "review"), ("demo",), ("tray",), ("page",)}
 RUN_SECONDS = 6.0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from store.auth import issue_token
 from store.keys import StoreKeys
 from tests.factories import apps_window, grant, keyboard_window, mouse_window
 from tests.store_kit import Harness, Stewards, StoreProcess, free_port, running_store, write_policy
-from vault import batches
+from vault import batches, outbox
 from vault.paths import Layout
 from vault.policy import MachinePolicy, StewardConfig, StoreConfig
 from vault.vault import Vault
@@ -57,6 +58,15 @@ def _approve(store: Harness, batch_id: str, decision: str = "approve", reason: s
                 store.stewards.signers[0], batch_id, digest, decision, created=int(NOW.timestamp()), reason=reason
             )
         )  # type: ignore[arg-type]
+
+
+def _submitted(vault: Vault, policy: MachinePolicy) -> batches.BatchInfo:
+    """Seal what the vault holds, release it and submit it for review (the stewards have not decided)."""
+    info = batches.seal_pending(vault, policy, NOW)
+    assert info is not None
+    batches.release(vault, info.batch_id, NOW)
+    assert shipping.sync(vault, policy, NOW).submitted == [info.batch_id]
+    return info
 
 
 @pytest.fixture
@@ -111,9 +121,7 @@ def test_vetoed_batch_never_reaches_the_store(store, enrolled) -> None:
 
 def test_rejection_reaches_the_employee_and_nothing_is_stored(store, enrolled) -> None:
     vault, policy = enrolled
-    info = batches.seal_pending(vault, policy, NOW)
-    batches.release(vault, info.batch_id, NOW)
-    shipping.sync(vault, policy, NOW)
+    info = _submitted(vault, policy)
     _approve(store, info.batch_id, "reject", "too few subjects this week")
     assert shipping.sync(vault, policy, NOW).rejected == [info.batch_id]
     rejected = batches.get(vault, info.batch_id)
@@ -178,16 +186,14 @@ def test_store_outage_keeps_the_batch_encrypted_and_shows_why_then_ships(tmp_pat
 
 def test_erasure_request_reaches_the_store_and_its_receipt_is_kept(store, enrolled) -> None:
     vault, policy = enrolled
-    info = batches.seal_pending(vault, policy, NOW)
-    batches.release(vault, info.batch_id, NOW)
-    shipping.sync(vault, policy, NOW)
+    info = _submitted(vault, policy)
     _approve(store, info.batch_id)
     shipping.sync(vault, policy, NOW)
     assert store.stored()[:2] == (1, 3)
     line = shipping.request_store_erasure(vault, policy, "all", NOW)
     assert line and "erased" in line
-    (request,) = shipping.erasure_requests(vault)
-    assert request["receipt"] is not None and request["last_error"] is None
+    (request,) = outbox.erasure_requests(vault)
+    assert request.receipt is not None and request.last_error is None
     assert store.stored()[1] == 0  # the subject's records are gone from the store
 
 
@@ -209,25 +215,18 @@ def test_status_shows_what_the_store_said(store, enrolled, monkeypatch: pytest.M
 def test_upload_retried_after_a_crash_is_acknowledged_once(store, enrolled) -> None:
     """The store stored the batch but the agent died before recording it: the retry gets the same receipt."""
     vault, policy = enrolled
-    info = batches.seal_pending(vault, policy, NOW)
-    batches.release(vault, info.batch_id, NOW)
-    shipping.sync(vault, policy, NOW)
+    info = _submitted(vault, policy)
     _approve(store, info.batch_id)
     # Approve locally, then do exactly what _ship does up to the upload, and "crash" there.
     client = shipping.client_for(vault, policy)
     status = client.batch_status(info.batch_id)
     assert batches.mark_decision(vault, info.batch_id, "approved", f"{status.approvals}", NOW)
     store_key = b64decode(vault.meta["store_public_key"])
-    from protocol import LedgerCheckpoint, LedgerCheckpointRef, build_header, seal_batch
+    from protocol import LedgerCheckpoint
 
-    manifest = batches.manifest_of(vault, info.batch_id)
-    sealed, checkpoint = batches.upload_of(
-        vault, info.batch_id,
-        lambda data, cp: seal_batch(build_header(manifest, LedgerCheckpointRef(seq=cp.seq, head_hash=cp.head_hash),
-                                                 created=int(NOW.timestamp())), data, store_key, vault.device_key),
-        NOW,
-    )  # fmt: skip
-    client.submit_checkpoint(LedgerCheckpoint.model_validate(checkpoint.model_dump()))
+    sealed, checkpoint = batches.prepare_upload(vault, info.batch_id, store_key, NOW)
+    assert batches.prepare_upload(vault, info.batch_id, store_key, NOW + timedelta(minutes=1)) == (sealed, checkpoint)
+    client.submit_checkpoint(LedgerCheckpoint.model_validate(dataclasses.asdict(checkpoint)))
     first = client.upload(sealed)
     client.close()
     report = shipping.sync(vault, policy, NOW + timedelta(minutes=5))  # after the "restart"
@@ -238,9 +237,7 @@ def test_upload_retried_after_a_crash_is_acknowledged_once(store, enrolled) -> N
 
 def test_batch_erased_after_submission_is_withdrawn_and_later_batches_still_ship(store, enrolled) -> None:
     vault, policy = enrolled
-    first = batches.seal_pending(vault, policy, NOW)
-    batches.release(vault, first.batch_id, NOW)
-    shipping.sync(vault, policy, NOW)
+    first = _submitted(vault, policy)
     from vault.shredding import erase_categories
 
     erase_categories(vault, [Category.MOUSE], now=NOW, revoked_too=False)
@@ -251,9 +248,7 @@ def test_batch_erased_after_submission_is_withdrawn_and_later_batches_still_ship
         assert client.queue() == []  # the store closed it
     r = vault.consent(policy).receipt_for(Category.KEYBOARD)
     vault.write_windows([keyboard_window(T + 600, r)])
-    second = batches.seal_pending(vault, policy, NOW)
-    batches.release(vault, second.batch_id, NOW)
-    shipping.sync(vault, policy, NOW)
+    second = _submitted(vault, policy)
     _approve(store, second.batch_id)
     report = shipping.sync(vault, policy, NOW)
     assert report.shipped == [second.batch_id] and not report.errors, report.errors
@@ -277,9 +272,7 @@ def test_enrollment_must_name_the_key_id_of_its_own_key(store) -> None:
 
 def test_a_withdrawn_batch_takes_no_further_decision_or_upload(store, enrolled) -> None:
     vault, policy = enrolled
-    info = batches.seal_pending(vault, policy, NOW)
-    batches.release(vault, info.batch_id, NOW)
-    shipping.sync(vault, policy, NOW)
+    info = _submitted(vault, policy)
     with shipping.client_for(vault, policy) as client:
         client.withdraw(info.batch_id)
         assert client.withdraw(info.batch_id).state == "withdrawn"  # idempotent

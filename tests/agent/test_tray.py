@@ -59,12 +59,11 @@ def _state(
     problems: tuple[str, ...] = (),
     waiting: int = 0,
     page: bool = True,
-    running: bool = True,
 ) -> TrayState:
     """categories: name -> (consent state, capture state); the rest not granted."""
     captures = captures or {}
     views = tuple(CategoryView(c, *captures.get(c.value, ("not_granted", "not_granted"))) for c in Category)
-    return TrayState(views, running, paused_until, problems, waiting, page)
+    return TrayState(views, paused_until, problems, waiting, page)
 
 
 def _walk(entries: tuple[MenuEntry, ...]) -> list[MenuEntry]:

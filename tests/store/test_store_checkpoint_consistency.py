@@ -7,6 +7,7 @@ signs a checkpoint at a higher seq.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -52,7 +53,7 @@ def _append(vault: Vault, n: int, kind: str = "pause") -> None:
 def _checkpoint(vault: Vault) -> LedgerCheckpoint:
     with vault.transaction():
         cp = vault.ledger.checkpoint(vault.device_key, NOW)
-    return LedgerCheckpoint.model_validate(cp.model_dump())
+    return LedgerCheckpoint.model_validate(dataclasses.asdict(cp))
 
 
 def _witnessed(store: Harness, kid: str) -> tuple[int | None, str | None]:
@@ -110,7 +111,9 @@ def test_honest_extension_is_accepted_and_carries_no_entry_content(store: Harnes
     assert _witnessed(store, agent.device.kid) == (cp.seq, cp.head_hash)
     assert vault.meta["store_witnessed_seq"] == str(cp.seq)  # the next proof starts there
     proof = with_proof(
-        LedgerCheckpoint.model_validate(cp.model_dump()), first.seq, vault.ledger.extension_links(first.seq, cp.seq)
+        LedgerCheckpoint.model_validate(dataclasses.asdict(cp)),
+        first.seq,
+        vault.ledger.extension_links(first.seq, cp.seq),
     )
     wire = proof.model_dump_json()
     assert proof.proof is not None and len(proof.proof.links) == cp.seq - first.seq
@@ -148,7 +151,7 @@ def test_rewritten_ledger_at_a_higher_seq_is_refused(store: Harness, vault: Vaul
             vault.ledger.checkpoint(vault.device_key, NOW)
         # ... and the agent's shipping path, handed the forged checkpoint, is refused by the store.
         with pytest.raises(Conflict) as info:
-            witness_checkpoint(vault, client, Checkpoint.model_validate(forged.model_dump(exclude={"proof"})), NOW)
+            witness_checkpoint(vault, client, Checkpoint(**forged.model_dump(exclude={"proof"})), NOW)
         assert info.value.code == "checkpoint_not_extending"
     assert _witnessed(store, agent.device.kid) == (witnessed.seq, witnessed.head_hash)
 

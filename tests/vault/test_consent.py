@@ -133,3 +133,28 @@ def test_erase_all_ends_every_grant(layout: Layout) -> None:
             grant(vault, c, NOW)
         erase_categories(vault, list(Category), now=NOW, revoked_too=True)
         assert {s.state for s in vault.consent(POLICY).categories.values()} == {"revoked"}
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda b: {**b, "granted_everything": True},
+        lambda b: {**b, "category": "screen"},
+        lambda b: {**b, "receipt_id": "short"},
+        lambda b: {**b, "notice_sha256": "x" * 64},
+        lambda b: {**b, "confirmation": "assumed"},
+        lambda b: {k: v for k, v in b.items() if k != "subject"},
+        lambda b: {**b, "scope": {"folders": -1, "sha256": "0" * 64}},
+    ],
+)
+def test_a_malformed_receipt_in_the_ledger_is_corruption_not_consent(layout: Layout, edit) -> None:
+    from protocol.errors import VaultCorrupted
+    from vault.consent import GrantReceipt
+
+    with Vault.open(layout) as vault:
+        receipt, _ = consent_ops.grant(vault, POLICY, Category.FILES, method="cli", confirmation="yes-flag", now=NOW)
+        (entry,) = vault.ledger.entries(("grant",))
+    body = {k: v for k, v in entry.body.items() if k not in ("v", "seq", "kind", "at")}
+    assert GrantReceipt.from_json(body) == receipt  # the control: what the ledger holds reads back whole
+    with pytest.raises(VaultCorrupted, match="grant receipt"):
+        GrantReceipt.from_json(edit({**body, "scope": {"folders": 1, "sha256": "0" * 64}}))

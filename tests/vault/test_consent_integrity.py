@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -109,9 +110,8 @@ def test_widening_policy_suspends_the_grant(layout: Layout) -> None:
 
 def test_a_store_key_change_is_material_and_a_narrowing_is_not(layout: Layout) -> None:
     wide = _policy(WIDE)
-    other_key = wide.model_copy(
-        update={"store": StoreConfig(url=wide.store.url, public_key=base64.b64encode(b"\x08" * 32).decode())}
-    )
+    assert wide.store is not None
+    other_key = replace(wide, store=StoreConfig(url=wide.store.url, public_key=base64.b64encode(b"\x08" * 32).decode()))
     with Vault.open(layout) as vault:
         grant(vault, Category.MOUSE, NOW, wide)
         assert vault.consent(other_key).categories[Category.MOUSE].state == "suspended"
@@ -141,7 +141,7 @@ def test_records_captured_under_narrower_terms_are_never_sealed_or_shipped_under
     layout: Layout,
 ) -> None:
     narrow = _policy(NARROW)
-    wide = _policy(WIDE).model_copy(update={"hold_hours": 24.0})
+    wide = replace(_policy(WIDE), hold_hours=24.0)
     with Vault.open(layout) as vault:
         rid = grant(vault, Category.KEYBOARD, NOW - timedelta(hours=2), narrow)
         _records(vault, rid)

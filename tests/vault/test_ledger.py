@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,8 @@ import pytest
 
 from protocol.errors import InvalidRecord, LedgerBroken
 from protocol.signing import SigningKey, verify_signature
-from vault.ledger import GENESIS_HASH, Checkpoint, chain_hash, checkpoint_bytes
+from tests.vault.tampering import edit_around_triggers
+from vault.ledger import GENESIS_HASH, chain_hash, checkpoint_bytes
 from vault.paths import Layout
 from vault.vault import Vault
 
@@ -57,16 +59,6 @@ def test_ledger_rejects_update_and_delete(layout: Layout) -> None:
             vault.db.execute("DELETE FROM ledger WHERE seq = 2")
 
 
-def _tamper(layout: Layout, sql: str, *params: object) -> None:
-    """Edit the ledger the way an attacker with file access would: around the triggers."""
-    conn = sqlite3.connect(layout.vault_db)
-    conn.execute("DROP TRIGGER ledger_no_update")
-    conn.execute("DROP TRIGGER ledger_no_delete")
-    conn.execute(sql, params)
-    conn.commit()
-    conn.close()
-
-
 @pytest.mark.parametrize(
     "sql, broken_at",
     [
@@ -80,7 +72,7 @@ def _tamper(layout: Layout, sql: str, *params: object) -> None:
 )
 def test_tampered_entry_is_reported_at_the_first_broken_seq(layout: Layout, sql: str, broken_at: int) -> None:
     _vault_with_entries(layout, 5).close()
-    _tamper(layout, sql)
+    edit_around_triggers(layout, sql)
     with Vault.open(layout) as vault:
         report = vault.ledger.verify()
         assert not report.ok and report.first_broken_seq == broken_at, report
@@ -126,7 +118,7 @@ def test_flipped_checkpoint_signature_is_detected(layout: Layout) -> None:
         vault.db.execute("UPDATE checkpoints SET signature = ? WHERE seq = ?", (sig.hex(), cp.seq))
         report = vault.ledger.verify(vault.device_key.public_bytes)
         assert not report.ok and "signature" in (report.reason or "")
-        forged = Checkpoint(**{**cp.model_dump(), "signature": sig.hex()})
+        forged = dataclasses.replace(cp, signature=sig.hex())
         with pytest.raises(InvalidRecord):
             forged.verify(vault.device_key.public_bytes)
 

@@ -13,12 +13,14 @@ import sqlite3
 import stat
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from agent.cli.main import cli
 from protocol.canonical import canonical_json
 from protocol.timeutil import iso, utc_now
 from tests.agent_harness import AgentProcess, agent_env, records
+from tests.vault.tampering import edit_around_triggers
 from vault.ledger import chain_hash
 from vault.ledger_head import read_head, sign_head, write_head
 from vault.paths import Layout
@@ -31,18 +33,8 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args))
 
 
-def _sql(layout: Layout, sql: str, *params: object) -> None:
-    """Edit the vault file around its append-only triggers, as an attacker with file access would."""
-    conn = sqlite3.connect(layout.vault_db)
-    conn.execute("DROP TRIGGER IF EXISTS ledger_no_update")
-    conn.execute("DROP TRIGGER IF EXISTS ledger_no_delete")
-    conn.execute(sql, params)
-    conn.commit()
-    conn.close()
-
-
 def _delete_last_entry(layout: Layout) -> None:
-    _sql(layout, "DELETE FROM ledger WHERE seq = (SELECT MAX(seq) FROM ledger)")
+    edit_around_triggers(layout, "DELETE FROM ledger WHERE seq = (SELECT MAX(seq) FROM ledger)")
 
 
 def _consent(category: str) -> dict[str, object]:
@@ -135,7 +127,7 @@ def test_a_grant_appended_by_hand_past_the_signed_head_is_refused(home: Path) ->
         grant = next(vault.ledger.entries(("grant",)))
         seq, prev = vault.ledger.head()
     body = {**grant.body, "seq": seq + 1, "at": iso(utc_now()), "v": 1}
-    _sql(
+    edit_around_triggers(
         layout,
         "INSERT INTO ledger (seq, kind, at, body, prev_hash, hash) VALUES (?, 'grant', ?, ?, ?, ?)",
         seq + 1,
@@ -240,7 +232,30 @@ def test_known_answer_v2_chain_digests_and_signed_head() -> None:
     # The store's recomputation from digests alone gives the same chain.
     assert extend_chain(GENESIS_HASH, [LedgerLink(digest=d) for d in V2["digests"]]) == V2["hashes"]
     key = SigningKey(bytes.fromhex(V2["head"]["private_key"]))
-    head = SignedHead.model_validate(V2["head"]["file"])
+    head = SignedHead(**V2["head"]["file"])
     assert is_valid_signature(key.public_bytes, head.signed_bytes(), bytes.fromhex(head.signature))
     again = sign_head(key, head.vault_id, (head.seq, head.head_hash), (2, V2["hashes"][1]), head.at)
     assert again.signature == head.signature  # Ed25519 is deterministic
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda f: {**f, "extra": 1},
+        lambda f: {**f, "seq": str(f["seq"])},
+        lambda f: {**f, "seq": -1},
+        lambda f: {**f, "head_hash": f["head_hash"].upper()},
+        lambda f: {**f, "signature": f["signature"][:-2]},
+        lambda f: {**f, "v": 2},
+        lambda f: {k: v for k, v in f.items() if k != "device_kid"},
+        lambda f: [f],
+    ],
+)
+def test_a_head_file_out_of_shape_is_unreadable_not_trusted(tmp_path: Path, edit) -> None:
+    from vault.ledger_head import SignedHead, UnreadableHead
+
+    path = tmp_path / "ledger-head"
+    path.write_text(json.dumps(V2["head"]["file"]))
+    assert isinstance(read_head(path), SignedHead)  # the control: the frozen head reads back
+    path.write_text(json.dumps(edit(V2["head"]["file"])))
+    assert isinstance(read_head(path), UnreadableHead)

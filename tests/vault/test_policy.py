@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,7 +79,7 @@ def test_unreadable_policy_is_an_error_not_defaults(tmp_path: Path) -> None:
 
 
 def test_policy_has_no_field_that_grants_consent() -> None:
-    fields = set(MachinePolicy.model_fields)
+    fields = {f.name for f in dataclasses.fields(MachinePolicy)}
     assert not {f for f in fields if "grant" in f or "consent" in f or "enable" in f}
     with pytest.raises(PolicyError, match="unknown key"):
         parse_policy('granted_categories = ["keyboard"]')
@@ -91,7 +95,67 @@ def test_it_guide_documents_every_policy_key() -> None:
     guide = (Path(__file__).resolve().parents[2] / "docs" / "it.md").read_text()
     from vault.policy import StewardConfig, StoreConfig
 
-    names = list(MachinePolicy.model_fields)
-    names += [f"store.{n}" for n in StoreConfig.model_fields] + [f"stewards.{n}" for n in StewardConfig.model_fields]
+    names = [f.name for f in dataclasses.fields(MachinePolicy)]
+    names += [f"store.{f.name}" for f in dataclasses.fields(StoreConfig)]
+    names += [f"stewards.{f.name}" for f in dataclasses.fields(StewardConfig)]
     missing = [n for n in names if f"`{n}`" not in guide and n not in ("store", "stewards")]
     assert not missing, f"docs/it.md does not document {missing}"
+
+
+FULL_POLICY = f"""
+allowed_categories = ["keyboard", "mouse"]
+retention_days = 14
+excluded_apps = ["MyBank"]
+[store]
+url = "https://consentry.corp.example:8443"
+public_key = "{KEY}"
+[stewards]
+[stewards.keys]
+alice = "{KEY}"
+"""
+
+
+def test_cached_policy_is_the_validated_one_and_follows_the_file(tmp_path: Path) -> None:
+    path, cache = tmp_path / "policy.toml", tmp_path / "cache" / "policy.json"
+    path.write_text(FULL_POLICY)
+    first = load_policy(path, cache=cache)
+    assert json.loads(cache.read_text())["policy"]["retention_days"] == 14
+    again = load_policy(path, cache=cache)
+    assert again == first and again.digest() == first.digest() == load_policy(path).digest()
+    path.write_text(FULL_POLICY.replace("retention_days = 14", "retention_days = 9"))
+    assert load_policy(path, cache=cache).retention_days == 9  # keyed by the file's hash: never stale
+    path.write_text("retention_days = 0")
+    with pytest.raises(PolicyError, match="retention_days"):
+        load_policy(path, cache=cache)  # an invalid file is an error, whatever the cache holds
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda entry: "not json",
+        lambda entry: json.dumps({**entry, "format": 99}),
+        lambda entry: json.dumps({**entry, "policy": {**entry["policy"], "retention_days": 0}}),
+        lambda entry: json.dumps({**entry, "policy": {**entry["policy"], "hold_hours": 1.0}}),
+        lambda entry: json.dumps({**entry, "policy": {**entry["policy"], "allowed_categories": ["screen"]}}),
+    ],
+)
+def test_a_damaged_or_tampered_cache_is_ignored_and_the_file_validated_again(tmp_path: Path, damage) -> None:
+    path, cache = tmp_path / "policy.toml", tmp_path / "policy-cache.json"
+    path.write_text(FULL_POLICY)
+    expected = load_policy(path, cache=cache)
+    cache.write_text(damage(json.loads(cache.read_text())))
+    assert load_policy(path, cache=cache) == expected
+    assert json.loads(cache.read_text())["policy"] == expected.to_json()  # rewritten from the file
+
+
+def test_a_cached_policy_is_read_without_importing_pydantic(tmp_path: Path) -> None:
+    path, cache = tmp_path / "policy.toml", tmp_path / "policy-cache.json"
+    path.write_text(FULL_POLICY)
+    digest = load_policy(path, cache=cache).digest()
+    code = (
+        "import sys; from pathlib import Path; from vault.policy import load_policy; "
+        f"p = load_policy(Path({str(path)!r}), cache=Path({str(cache)!r})); "
+        "print(p.digest(), 'pydantic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [digest, "False"]

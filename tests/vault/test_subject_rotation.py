@@ -18,7 +18,7 @@ from store.auth import issue_token
 from store.export import export_parquet
 from tests.factories import grant, keyboard_window, mouse_window
 from tests.store_kit import Harness, Stewards, running_store
-from vault import batches, subjects
+from vault import batches, outbox, subjects
 from vault.paths import Layout
 from vault.policy import MachinePolicy, StewardConfig, StoreConfig
 from vault.vault import Vault
@@ -173,8 +173,8 @@ def test_erasure_names_every_subject_the_vault_ever_used(store: Harness, layout)
         assert store.stored()[:2] == (2, 4)
         line = shipping.request_store_erasure(vault, policy, "all", NOW)
         assert line is not None
-        requests = shipping.erasure_requests(vault)
-        assert requests and all(r["receipt"] is not None and r["last_error"] is None for r in requests)
+        requests = outbox.erasure_requests(vault)
+        assert requests and all(r.receipt is not None and r.last_error is None for r in requests)
         assert store.stored()[:2] == (0, 0)  # both periods' records are gone from the store
         # New data after the erasure gets a fresh subject, never one the store was asked to erase.
         erased = set(subjects.all_subjects(vault))

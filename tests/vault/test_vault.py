@@ -349,3 +349,38 @@ def test_kill_9_mid_write_loses_no_committed_record(layout: Layout) -> None:
         stored = vault.count_windows()
         assert stored >= committed and stored % 50 == 0  # every committed flush, and only whole flushes
         assert len(vault.read_windows()) == stored
+
+
+def test_hours_with_data_name_each_hour_a_record_starts_in(layout: Layout) -> None:
+    vault = Vault.open(layout)
+    r = {c: grant(vault, c, NOW - timedelta(hours=3)) for c in Category}
+    assert vault.hours_with_data() == []
+    hour = MINUTE // 3600 * 3600
+    vault.write_windows(
+        [
+            keyboard_window(hour, r[Category.KEYBOARD]),
+            mouse_window(hour + 120, r[Category.MOUSE]),
+            apps_window(hour - 3600, r[Category.APPS]),
+        ]
+    )
+    assert sorted(vault.hours_with_data()) == [hour // 3600 - 1, hour // 3600]
+    vault.close()
+
+
+def test_integrity_check_of_a_sound_vault_is_ok(layout: Layout) -> None:
+    with Vault.open(layout) as vault:
+        assert vault.integrity_check() == "ok"
+
+
+def test_meta_of_an_unopened_vault_file_can_be_peeked_at(layout: Layout) -> None:
+    from vault.schema import peek_meta
+
+    assert peek_meta(layout.vault_db, ("vault_id",)) == {}  # no file: nothing
+    with Vault.open(layout) as vault:
+        vault_id, kek_store = vault.vault_id, vault.meta["kek_store"]
+    assert peek_meta(layout.vault_db, ("kek_store", "vault_id", "absent")) == {
+        "kek_store": kek_store,
+        "vault_id": vault_id,
+    }
+    layout.vault_db.write_bytes(b"not a database" * 100)
+    assert peek_meta(layout.vault_db, ("vault_id",)) == {}

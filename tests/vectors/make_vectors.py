@@ -9,7 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-from protocol.envelope import associated_data, record_context, seal, secret_context, wrap_context
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from protocol.envelope import context
 from protocol.signing import SigningKey
 from vault.ledger import GENESIS_HASH, chain_hash, checkpoint_bytes
 
@@ -17,30 +19,35 @@ HERE = Path(__file__).parent
 
 
 def envelope_vectors() -> list[dict[str, object]]:
+    """Built from the documented layout with a fixed nonce: ``protocol.envelope`` never takes one."""
     key = bytes(range(32))
     nonce = bytes.fromhex("000102030405060708090a0b")
-    cases = [
+    cases: list[tuple[str, bytes, dict[str, object]]] = [
         (
             "record",
             b'{"category":"keyboard","start":0}',
-            record_context("records", 1, "keyboard/2026-01-01/0", "keyboard"),
+            {"table": "records", "record_id": 1, "key_id": "keyboard/2026-01-01/0", "category": "keyboard"},
         ),
-        ("wrapped-dek", bytes(range(100, 132)), wrap_context("mouse/2026-01-02/3")),
-        ("secret", b"\x00" * 32, secret_context("device-key")),
-        ("empty", b"", record_context("records", 7, "apps/2026-12-31/0", "apps")),
+        ("wrapped-dek", bytes(range(100, 132)), {"purpose": "dek", "key_id": "mouse/2026-01-02/3"}),
+        ("secret", b"\x00" * 32, {"purpose": "secret", "name": "device-key"}),
+        ("empty", b"", {"table": "records", "record_id": 7, "key_id": "apps/2026-12-31/0", "category": "apps"}),
     ]
-    return [
-        {
-            "name": name,
-            "key": key.hex(),
-            "nonce": nonce.hex(),
-            "plaintext": plaintext.hex(),
-            "context": context,
-            "aad": associated_data(context).hex(),
-            "blob": seal(key, plaintext, context, nonce=nonce).hex(),
-        }
-        for name, plaintext, context in cases
-    ]
+    out: list[dict[str, object]] = []
+    for name, plaintext, fields in cases:
+        aad = context(fields)
+        blob = b"\x01" + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+        out.append(
+            {
+                "name": name,
+                "key": key.hex(),
+                "nonce": nonce.hex(),
+                "plaintext": plaintext.hex(),
+                "context": fields,
+                "aad": aad.hex(),
+                "blob": blob.hex(),
+            }
+        )
+    return out
 
 
 def ledger_vectors() -> dict[str, object]:
@@ -111,7 +118,7 @@ def ledger_v2_vectors() -> dict[str, object]:
         "bodies": bodies,
         "digests": digests,
         "hashes": hashes,
-        "head": {"private_key": key.private_bytes().hex(), "file": head.model_dump(mode="json")},
+        "head": {"private_key": key.private_bytes().hex(), "file": head.to_json()},
     }
 
 

@@ -1,0 +1,263 @@
+"""The four packages stay layered: protocol <- vault <- agent, protocol <- store, and no import cycles.
+
+Every import of every module is read with ``ast``, also those inside functions (the CLI imports lazily)
+and under ``if TYPE_CHECKING``. Only the store's CLI glue may reach into the workstation packages, and
+only through the exact pairs listed here; an allowance nobody uses any more fails too, so the list
+cannot rot.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("protocol", "vault", "store", "agent")
+
+# The store's CLI glue (its commands, the steward's access helpers and local review page) runs on a steward's or an
+# operator's machine: it reads the machine policy, talks to the store through the agent's client and
+# draws its page with the agent's page helpers. Nothing else in store/ touches vault/ or agent/.
+STORE_GLUE_ALLOWED = {
+    ("store.cli", "agent.store_client"),
+    ("store.cli", "vault.paths"),
+    ("store.cli", "vault.policy"),
+    ("store.steward_access", "vault.paths"),
+    ("store.steward_access", "vault.policy"),
+    ("store.steward_cli", "agent.store_client"),
+    ("store.steward_page", "agent.web.html"),
+    ("store.steward_page", "agent.web.security"),
+    ("store.steward_page", "agent.web.server"),
+    ("store.steward_review", "agent.page_link"),
+    ("store.steward_review", "agent.store_client"),
+    ("store.steward_review", "agent.web.launch"),
+    ("store.steward_review", "agent.web.server"),
+    ("store.steward_review", "vault.paths"),
+}
+# agent/cli/main.py names the store's command groups in its lazy command table (strings for importlib,
+# not imports), so `consentry store` and `consentry steward` exist without agent/ importing store/.
+AGENT_COMMAND_TABLE_STORE_MODULES = {"store.cli", "store.steward_cli"}
+
+
+@dataclass(frozen=True)
+class Import:
+    importer: str
+    imported: str
+    module_level: bool  # runs when the importer is imported (not inside a function, not TYPE_CHECKING-only)
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _lazy_exports(path: Path) -> dict[str, str]:
+    """A package's PEP 562 table (name -> module), so ``from protocol import X`` resolves to X's module."""
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        targets: list[ast.expr]
+        if isinstance(node, ast.AnnAssign):
+            targets, value = [node.target], node.value
+        elif isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        else:
+            continue
+        if value is not None and any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in targets):
+            table: dict[str, str] = ast.literal_eval(value)
+            return table
+    return {}
+
+
+EXPORTS = {name: _lazy_exports(path) for name, path in MODULES.items() if path.name == "__init__.py"}
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+class _Collector(ast.NodeVisitor):
+    def __init__(self, name: str, path: Path) -> None:
+        self.name = name
+        self.package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        self.depth = 0  # inside a function body
+        self.typing_only = 0  # inside `if TYPE_CHECKING:`
+        self.found: list[Import] = []
+
+    def _add(self, targets: list[str]) -> None:
+        running = self.depth == 0 and self.typing_only == 0
+        for target in targets:
+            if target.split(".")[0] in PACKAGES and target != self.name:
+                self.found.append(Import(self.name, target, running))
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.depth += 1
+        self.generic_visit(node)
+        self.depth -= 1
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._function(node)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self._function(node)
+
+    def visit_If(self, node: ast.If) -> None:
+        if _is_type_checking(node.test):
+            self.typing_only += 1
+            for child in node.body:
+                self.visit(child)
+            self.typing_only -= 1
+            for child in node.orelse:
+                self.visit(child)
+            return
+        self.generic_visit(node)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        self._add([alias.name for alias in node.names])
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        base = node.module or ""
+        if node.level:
+            parts = self.package.split(".")
+            parts = parts[: len(parts) - (node.level - 1)]
+            base = ".".join([*parts, base] if base else parts)
+        targets = [base]
+        for alias in node.names:
+            if f"{base}.{alias.name}" in MODULES:
+                targets.append(f"{base}.{alias.name}")
+            elif alias.name in EXPORTS.get(base, {}):
+                targets.append(EXPORTS[base][alias.name])
+        self._add(targets)
+
+
+def _imports() -> list[Import]:
+    found: list[Import] = []
+    for name, path in MODULES.items():
+        collector = _Collector(name, path)
+        collector.visit(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+        found.extend(collector.found)
+    return found
+
+
+IMPORTS = _imports()
+
+
+def _top(module: str) -> str:
+    return module.split(".")[0]
+
+
+def _offenders(importer_package: str, forbidden: set[str]) -> list[tuple[str, str]]:
+    return sorted(
+        {
+            (i.importer, i.imported)
+            for i in IMPORTS
+            if _top(i.importer) == importer_package and _top(i.imported) in forbidden
+        }
+    )
+
+
+def test_protocol_imports_nothing_from_vault_agent_or_store() -> None:
+    assert _offenders("protocol", {"vault", "agent", "store"}) == []
+
+
+def test_vault_imports_nothing_from_agent_or_store() -> None:
+    assert _offenders("vault", {"agent", "store"}) == []
+
+
+def test_store_library_imports_nothing_from_agent_or_vault() -> None:
+    offenders = set(_offenders("store", {"agent", "vault"}))
+    assert sorted(offenders - STORE_GLUE_ALLOWED) == []
+
+
+def test_every_store_glue_allowance_is_still_used() -> None:
+    used = set(_offenders("store", {"agent", "vault"}))
+    assert sorted(STORE_GLUE_ALLOWED - used) == [], "drop the allowances nothing needs any more"
+
+
+def test_store_commands_reach_the_workstation_packages_only_when_run() -> None:
+    """Loading a store command group (the CLI's command table does) loads no agent or vault module.
+
+    ``store.steward_page`` is left out: only the review command imports it, inside the command.
+    """
+    command_modules = {"store.cli", "store.steward_cli", "store.steward_review", "store.steward_access"}
+    at_import = sorted(
+        (i.importer, i.imported)
+        for i in IMPORTS
+        if i.module_level and i.importer in command_modules and _top(i.imported) in {"agent", "vault"}
+    )
+    assert at_import == []
+
+
+def test_agent_imports_nothing_from_store() -> None:
+    assert _offenders("agent", {"store"}) == []
+
+
+def test_agent_names_only_the_store_command_groups_in_its_command_table() -> None:
+    from agent.cli.main import COMMANDS
+
+    named = {module for module, _, _ in COMMANDS.values() if _top(module) == "store"}
+    assert named == AGENT_COMMAND_TABLE_STORE_MODULES
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycles_between_modules() -> None:
+    graph: dict[str, set[str]] = {name: set() for name in MODULES}
+    for i in IMPORTS:
+        if i.module_level and i.imported in MODULES:
+            graph[i.importer].add(i.imported)
+    assert _cycles(graph) == []
