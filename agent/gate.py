@@ -7,6 +7,7 @@ from datetime import datetime
 
 from agent.status import CaptureState, CategoryStatus
 from protocol.categories import Category
+from protocol.timeutil import iso
 from vault.consent import CategoryConsent, pause_in_force
 
 # Leaving capture for one of these drops the open window and buffered events unwritten: consent (or
@@ -74,7 +75,7 @@ def category_status(consent: CategoryConsent, c: Circumstances, problem: str | N
     if settings is not None:
         return CategoryStatus(state=CaptureState.SETTINGS_ERROR, reason=settings, receipt_id=receipt)
     if c.paused and c.paused_until is not None:
-        until = "until resumed" if c.paused_until.year >= 9999 else f"until {c.paused_until.isoformat()}"
+        until = "until resumed" if c.paused_until.year >= 9999 else f"until {iso(c.paused_until)}"
         return CategoryStatus(state=CaptureState.PAUSED, reason=f"paused {until}", receipt_id=receipt)
     if c.storage_error is not None:
         return CategoryStatus(state=CaptureState.STORAGE_ERROR, reason=c.storage_error, receipt_id=receipt)

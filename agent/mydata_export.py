@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from protocol.categories import ALL_CATEGORIES
+from protocol.timeutil import iso
 
 if TYPE_CHECKING:
     from vault.vault import Vault
@@ -57,8 +58,8 @@ def export_my_data(vault: Vault, path: Path) -> ExportSummary:
             receipts = [
                 span.receipt.to_json()
                 | {
-                    "granted_at": span.granted_at.isoformat(),
-                    "ended_at": span.ended_at.isoformat() if span.ended_at else None,
+                    "granted_at": iso(span.granted_at),
+                    "ended_at": iso(span.ended_at) if span.ended_at else None,
                 }
                 for span in spans.values()
             ]

@@ -26,15 +26,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
 from protocol.batch import LedgerCheckpointRef, SealedBatch, build_header
 from protocol.consent_ref import ConsentReceiptRef
 from protocol.envelope import Context, context, open_blob, seal
 from protocol.errors import ConsentError, VaultError
 from protocol.fields import GENESIS_HASH
 from protocol.manifest import BatchManifest, build_manifest, manifest_digest
-from protocol.modelconfig import BOUNDARY
 from protocol.payload import decode_payload, encode_payload
 from protocol.privacy import rekey_app_tokens
 from protocol.timeutil import iso, parse_iso, utc_day
@@ -42,40 +39,19 @@ from protocol.windows import AnyWindow, parse_window
 from vault.compaction import compact
 from vault.consent import ReceiptSpan, sealable_receipts, uncovered
 from vault.ledger import Checkpoint
+from vault.outbox import BatchInfo as BatchInfo
+from vault.outbox import BatchState as BatchState
+from vault.outbox import get_batch as get
+from vault.outbox import list_batches as list_batches
 from vault.policy import MachinePolicy
 from vault.subjects import RECEIPT_ALIAS_SECRET, cite_receipts, cite_records, period_of, subject_at
 from vault.vault import Vault
 
-BatchState = Literal[
-    "held", "released", "submitting", "submitted", "approved", "shipped", "vetoed", "rejected", "withdrawing", "erased"
-]
 # Batches whose data is still on this computer and may still leave it.
 PENDING_STATES = ("held", "released", "submitting", "submitted", "approved")
 # Of those, the ones the store already knows about (an erasure must tell it).
 AT_STORE_STATES = ("submitting", "submitted", "approved")
 MAX_RECORDS_PER_BATCH = 50_000
-_COLUMNS = (
-    "batch_id, state, created, hold_until, period_start, period_end, record_counts, payload_sha256,"
-    " privacy_checks, seq, manifest_sha256, receipt, last_error"
-)
-
-
-class BatchInfo(BaseModel):
-    model_config = BOUNDARY
-
-    batch_id: str
-    state: BatchState
-    created: str
-    hold_until: str
-    period_start: int
-    period_end: int
-    record_counts: dict[str, int]
-    payload_sha256: str
-    privacy_checks: list[dict[str, Any]]
-    seq: int | None = None
-    manifest_sha256: str | None = None
-    receipt: dict[str, Any] | None = None
-    last_error: str | None = None
 
 
 def _payload_context(batch_id: str) -> Context:
@@ -179,28 +155,6 @@ def check_terms(vault: Vault, batch_id: str, policy: MachinePolicy) -> None:
                 f"batch {batch_id} was captured under narrower terms than the machine policy's now "
                 f"({'; '.join(changes)}); it stays on this computer and is not sent"
             )
-
-
-def get(vault: Vault, batch_id: str) -> BatchInfo:
-    row = vault.db.execute(f"SELECT {_COLUMNS} FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
-    if row is None:
-        raise VaultError(f"there is no batch {batch_id!r}; list them with: consentry batches list")
-    return _info(row)
-
-
-def _info(row: tuple[Any, ...]) -> BatchInfo:
-    return BatchInfo(
-        batch_id=row[0], state=row[1], created=row[2], hold_until=row[3], period_start=row[4], period_end=row[5],
-        record_counts=json.loads(row[6]), payload_sha256=row[7], privacy_checks=json.loads(row[8]), seq=row[9],
-        manifest_sha256=row[10], receipt=json.loads(row[11]) if row[11] else None, last_error=row[12],
-    )  # fmt: skip
-
-
-def list_batches(vault: Vault, states: tuple[str, ...] | None = None) -> list[BatchInfo]:
-    sql = f"SELECT {_COLUMNS} FROM batches"
-    if states:
-        sql += f" WHERE state IN ({', '.join('?' * len(states))})"
-    return [_info(row) for row in vault.db.execute(sql + " ORDER BY created", states or ())]
 
 
 def payload(vault: Vault, batch_id: str) -> bytes:

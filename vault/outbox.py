@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from protocol.errors import VaultError
 from protocol.timeutil import iso
 
 if TYPE_CHECKING:
@@ -52,16 +53,31 @@ class QueuedErasure:
     last_error: str | None
 
 
+BatchState = Literal[
+    "held", "released", "submitting", "submitted", "approved", "shipped", "vetoed", "rejected", "withdrawing", "erased"
+]
+
+
 @dataclass(frozen=True)
-class BatchStateRow:
-    """A batch's state and the last error the store (or the network) gave for it."""
+class BatchInfo:
+    """A batch as the vault records it (read from its own table: a dataclass, not a boundary model)."""
 
     batch_id: str
-    state: str
-    last_error: str | None
+    state: BatchState
+    created: str
+    hold_until: str
+    period_start: int
+    period_end: int
+    record_counts: dict[str, int]
+    payload_sha256: str
+    privacy_checks: list[dict[str, Any]]
+    seq: int | None = None
+    manifest_sha256: str | None = None
+    receipt: dict[str, Any] | None = None
+    last_error: str | None = None
 
-
-# -- enrollment and the witnessed checkpoint ---------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _set_meta(vault: Vault, values: dict[str, str]) -> None:
@@ -169,10 +185,32 @@ def record_erasure_error(vault: Vault, request_id: str, message: str) -> None:
         vault.db.execute("UPDATE erasure_requests SET last_error = ? WHERE request_id = ?", (message, request_id))
 
 
-# -- batch states, for status ----------------------------------------------------------------------
+# -- batches, as stored -----------------------------------------------------------------------------
+
+_BATCH_COLUMNS = (
+    "batch_id, state, created, hold_until, period_start, period_end, record_counts, payload_sha256,"
+    " privacy_checks, seq, manifest_sha256, receipt, last_error"
+)
 
 
-def batch_states(vault: Vault) -> list[BatchStateRow]:
-    """Every batch's state and last error, in the order they were sealed."""
-    rows = vault.db.execute("SELECT batch_id, state, last_error FROM batches").fetchall()
-    return [BatchStateRow(batch_id=str(b), state=str(s), last_error=e) for b, s, e in rows]
+def _batch(row: tuple[Any, ...]) -> BatchInfo:
+    return BatchInfo(
+        batch_id=row[0], state=row[1], created=row[2], hold_until=row[3], period_start=row[4], period_end=row[5],
+        record_counts=json.loads(row[6]), payload_sha256=row[7], privacy_checks=json.loads(row[8]), seq=row[9],
+        manifest_sha256=row[10], receipt=json.loads(row[11]) if row[11] else None, last_error=row[12],
+    )  # fmt: skip
+
+
+def get_batch(vault: Vault, batch_id: str) -> BatchInfo:
+    row = vault.db.execute(f"SELECT {_BATCH_COLUMNS} FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+    if row is None:
+        raise VaultError(f"there is no batch {batch_id!r}; list them with: consentry batches list")
+    return _batch(row)
+
+
+def list_batches(vault: Vault, states: tuple[str, ...] | None = None) -> list[BatchInfo]:
+    """Batches in the order they were sealed (only those in ``states``, if given)."""
+    sql = f"SELECT {_BATCH_COLUMNS} FROM batches"
+    if states:
+        sql += f" WHERE state IN ({', '.join('?' * len(states))})"
+    return [_batch(row) for row in vault.db.execute(sql + " ORDER BY created", states or ())]

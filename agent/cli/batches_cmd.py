@@ -10,7 +10,7 @@ import click
 
 from agent.cli import common
 from protocol.timeutil import utc_display, utc_now
-from vault import batches as batch_ops
+from vault import outbox
 
 if TYPE_CHECKING:
     from vault.vault import Vault
@@ -37,7 +37,7 @@ def list_cmd(as_json: bool) -> None:
         rows = []
     else:
         with common.open_vault() as vault:
-            rows = [b.model_dump() for b in batch_ops.list_batches(vault)]
+            rows = [b.to_json() for b in outbox.list_batches(vault)]
     if as_json:
         common.emit_json(rows)
         return
@@ -60,11 +60,13 @@ def list_cmd(as_json: bool) -> None:
 @common.json_option
 def show(batch_id: str, as_json: bool) -> None:
     """Show exactly what batch BATCH_ID would send, record by record, and its privacy checks."""
+    from vault.batches import preview_records
+
     with common.open_vault() as vault:
-        info = batch_ops.get(vault, batch_id)
-        records = batch_ops.preview_records(vault, info)
+        info = outbox.get_batch(vault, batch_id)
+        records = preview_records(vault, info)
     if as_json:
-        common.emit_json({"batch": info.model_dump(), "records": records})
+        common.emit_json({"batch": info.to_json(), "records": records})
         return
     click.echo(
         f"Batch {info.batch_id}: {info.state}, {sum(info.record_counts.values())} record(s), "
@@ -83,7 +85,9 @@ def show(batch_id: str, as_json: bool) -> None:
 @click.argument("batch_id")
 def veto(batch_id: str) -> None:
     """Veto batch BATCH_ID: it never leaves, and its data is destroyed."""
-    _decide(batch_ops.veto, batch_id)
+    from vault.batches import veto as veto_batch
+
+    _decide(veto_batch, batch_id)
     click.echo(f"Batch {batch_id} vetoed; its data was destroyed and it will never leave this computer.")
 
 
@@ -91,7 +95,9 @@ def veto(batch_id: str) -> None:
 @click.argument("batch_id")
 def release(batch_id: str) -> None:
     """End the hold of batch BATCH_ID early, sending it to steward review at the next sync."""
-    _decide(batch_ops.release, batch_id)
+    from vault.batches import release as release_batch
+
+    _decide(release_batch, batch_id)
     click.echo(f"Batch {batch_id} released for steward review.")
 
 
@@ -105,10 +111,12 @@ def _decide(decision: Callable[[Vault, str, datetime], object], batch_id: str) -
 @common.json_option
 def seal(as_json: bool) -> None:
     """Seal the records not yet in a batch into a new held batch (the agent also does this daily)."""
+    from vault.batches import seal_pending
+
     with common.open_vault() as vault:
-        info = batch_ops.seal_pending(vault, common.policy(), utc_now())
+        info = seal_pending(vault, common.policy(), utc_now())
     if as_json:
-        common.emit_json(info.model_dump() if info else None)
+        common.emit_json(info.to_json() if info else None)
     elif info is None:
         click.echo("Nothing to seal: every stored record is already in a batch.")
     else:

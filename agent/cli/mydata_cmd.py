@@ -11,7 +11,7 @@ import click
 from agent.cli import common
 from agent.cli.agent_link import tell_agent
 from protocol.categories import ALL_CATEGORIES, Category
-from protocol.timeutil import utc_display, utc_now
+from protocol.timeutil import iso, utc_display, utc_now
 from protocol.windows import AnyWindow
 from vault.paths import Layout
 
@@ -71,7 +71,7 @@ def mydata(category: Category | None, export_to: Path | None, as_json: bool) -> 
     with common.open_vault() as vault:
         records = vault.read_windows(category.value if category else None)
         receipts = [
-            span.receipt.to_json() | {"ended_at": span.ended_at.isoformat() if span.ended_at else None}
+            span.receipt.to_json() | {"ended_at": iso(span.ended_at) if span.ended_at else None}
             for span in vault.receipt_spans().values()
         ]
         subject = vault.subject

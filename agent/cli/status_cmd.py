@@ -85,7 +85,7 @@ def _release_summary(vault: Vault) -> dict[str, Any]:
     """Batches by state, and what the store last said about any that is stuck (from the vault)."""
     counts: dict[str, int] = {}
     problems = []
-    for row in outbox.batch_states(vault):
+    for row in outbox.list_batches(vault):
         counts[row.state] = counts.get(row.state, 0) + 1
         if row.last_error and row.state not in ("shipped", "vetoed", "erased"):
             problems.append({"batch_id": row.batch_id, "state": row.state, "error": row.last_error})

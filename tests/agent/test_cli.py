@@ -120,6 +120,13 @@ def test_status_reports_each_category(home: Path) -> None:
     assert status["categories"]["keyboard"]["consent"] == "granted"
     assert status["categories"]["mouse"]["consent"] == "not_granted"
     assert status["agent"]["running"] is False and status["policy"]["state"] == "ok"
+    keyboard = status["categories"]["keyboard"]
+    assert keyboard["capture"] == "agent not running" and keyboard["since"].endswith("Z")
+    assert status["categories"]["mouse"]["capture"] == "off"
+    assert status["policy"] == {"state": "ok", "sha256": MachinePolicy().digest(), "exists": False}
+    assert status["ledger"] == {"ok": True, "state": "ok", "message": None}
+    assert status["release"] == {"batches": {}, "problems": [], "erasures_pending": 0}
+    assert status["records_today"] == 0 and status["paused_until"] is None and status["settings_problems"] == []
 
 
 def test_erase_all_withdraws_and_shreds(home: Path) -> None:
@@ -197,9 +204,19 @@ def test_console_script_runs_in_a_subprocess(home: Path) -> None:
     assert "keyboard" in out.stdout
 
 
-@pytest.mark.parametrize("args", [["--version"], ["--help"], ["consent", "--help"]])
-def test_help_and_version(args: list[str]) -> None:
-    assert run(*args).exit_code == 0
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--version"], ["consentry, version "]),
+        (["--help"], ["consent", "status", "pause", "resume", "mydata", "erase", "batches", "store", "steward"]),
+        (["consent", "--help"], ["grant", "revoke", "show", "All are off until you grant them"]),
+    ],
+)
+def test_help_and_version_say_what_there_is(args: list[str], expected: list[str]) -> None:
+    result = run(*args)
+    assert result.exit_code == 0
+    missing = [word for word in expected if word not in result.output]
+    assert not missing, f"{args} does not mention {missing}:\n{result.output}"
 
 
 def test_employee_exclusion_list_is_kept_and_only_its_size_is_in_the_ledger(home: Path) -> None:

@@ -8,14 +8,20 @@ time itself is measured by ``benchmarks/bench_cli.py`` in a production install, 
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from agent.cli.main import cli
+from protocol.categories import Category
+from tests.factories import grant, mouse_window
+from vault.paths import Layout
+from vault.vault import Vault
 
 KEY = base64.b64encode(bytes(32)).decode()
 POLICY = f"""
@@ -62,3 +68,17 @@ def test_looking_creates_no_home_and_no_cache(home: Path, policy_path: Path) -> 
     policy_path.write_text(POLICY)
     assert CliRunner().invoke(cli, ["consent", "show"]).exit_code == 0
     assert not home.exists()
+
+
+def test_batches_list_reads_the_vault_without_pydantic(home: Path) -> None:
+    now = datetime.now(UTC)
+    with Vault.open(Layout(home)) as vault:
+        rid = grant(vault, Category.MOUSE, now - timedelta(hours=1))
+        vault.write_windows([mouse_window(int(now.timestamp()) // 60 * 60 - 600, rid)])
+    sealed = CliRunner().invoke(cli, ["batches", "seal", "--json"])
+    assert sealed.exit_code == 0 and json.loads(sealed.output)["state"] == "held"
+    listing = subprocess.run(
+        [sys.executable, "-m", "agent", "batches", "list", "--json"], capture_output=True, text=True, check=True
+    )
+    assert [b["state"] for b in json.loads(listing.stdout)] == ["held"]  # the same command, for real
+    assert not _imports_pydantic("batches", "list", "--json")

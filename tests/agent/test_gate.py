@@ -12,6 +12,7 @@ import pytest
 from agent.gate import DROP_STATES, OPEN_STATES, Circumstances, category_status, eligible
 from agent.status import CaptureState
 from protocol.categories import ALL_CATEGORIES, Category
+from protocol.timeutil import iso
 from tests.factories import grant
 from vault import consent_ops
 from vault.consent import FOREVER, CategoryConsent
@@ -91,7 +92,7 @@ def test_a_timed_pause_stops_capture_until_it_ends_and_keeps_the_window(vault: V
     paused = Circumstances(now=NOW, paused_until=until)
     status = category_status(keyboard, paused, None)
     assert status.state is CaptureState.PAUSED and status.receipt_id == rid
-    assert status.reason == f"paused until {until.isoformat()}"
+    assert status.reason == f"paused until {iso(until)}"
     assert status.state not in DROP_STATES and status.state not in OPEN_STATES  # cut, kept, not held open
     assert not eligible(keyboard, paused)
     over = Circumstances(now=until, paused_until=until)

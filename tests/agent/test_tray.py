@@ -509,7 +509,8 @@ def test_the_tray_autostarts_with_the_session() -> None:
 
     from agent.cli.main import cli
 
-    assert CliRunner().invoke(cli, ["tray", "--help"]).exit_code == 0
+    shown = CliRunner().invoke(cli, ["tray", "--help"])
+    assert shown.exit_code == 0 and "system tray" in shown.output
     validator = require_executable("desktop-file-validate", "desktop-file-utils")
     for name in ("consentry-tray.desktop", "consentry-agent.desktop"):
         checked = subprocess.run([validator, str(ROOT / "packaging" / "linux" / name)], capture_output=True, text=True)

@@ -261,3 +261,21 @@ def test_no_import_cycles_between_modules() -> None:
         if i.module_level and i.imported in MODULES:
             graph[i.importer].add(i.imported)
     assert _cycles(graph) == []
+
+
+def _vault_connection_uses(path: Path) -> list[str]:
+    """Every ``<x>.db`` (the vault's SQLite connection) a module touches, as ``line: code``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    return [
+        f"{node.lineno}: {ast.unparse(node)}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr == "db"
+    ]
+
+
+def test_only_the_vault_touches_its_database() -> None:
+    """The vault owns its tables: the agent and the store never run SQL on the vault's connection."""
+    outside = {name: _vault_connection_uses(path) for name, path in MODULES.items() if name.split(".")[0] != "vault"}
+    assert {name: uses for name, uses in outside.items() if uses} == {}
+    # The control: inside the vault the connection is used, so the check above would see it elsewhere.
+    assert _vault_connection_uses(MODULES["vault.outbox"])

@@ -16,7 +16,8 @@ PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
 
 def _assert_runs_agent(argv: list[str]) -> None:
     assert argv[-2:] == ["agent", "run"], argv
-    assert CliRunner().invoke(cli, ["agent", "run", "--help"]).exit_code == 0
+    shown = CliRunner().invoke(cli, ["agent", "run", "--help"])
+    assert shown.exit_code == 0 and "Run the capture agent" in shown.output
 
 
 def test_systemd_user_unit_and_autostart_start_the_agent() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from protocol.categories import Category
 from protocol.erasure import ErasureRequest, verify_erasure
+from protocol.errors import VaultError
 from protocol.timeutil import iso
 from tests.factories import grant, keyboard_window
 from vault import batches, outbox
@@ -90,8 +91,8 @@ def test_erasure_requests_are_listed_oldest_first(vault: Vault) -> None:
     assert [q.request_id for q in outbox.erasure_requests(vault)] == [earlier, later]
 
 
-def test_batch_states_show_each_batch_and_its_last_error(vault: Vault) -> None:
-    assert outbox.batch_states(vault) == []
+def test_batches_are_listed_with_their_state_and_last_error(vault: Vault) -> None:
+    assert outbox.list_batches(vault) == []
     policy = MachinePolicy(hold_hours=24)
     rid = grant(vault, Category.KEYBOARD, NOW - timedelta(hours=2))
     vault.write_windows([keyboard_window(T, rid)])
@@ -102,7 +103,12 @@ def test_batch_states_show_each_batch_and_its_last_error(vault: Vault) -> None:
     batches.veto(vault, vetoed.batch_id, NOW)
     batches.release(vault, released.batch_id, NOW)
     batches.record_error(vault, released.batch_id, "chain_broken: batch 2 does not extend batch 1", NOW)
-    assert sorted(outbox.batch_states(vault), key=lambda row: row.state) == [
-        outbox.BatchStateRow(released.batch_id, "released", "chain_broken: batch 2 does not extend batch 1"),
-        outbox.BatchStateRow(vetoed.batch_id, "vetoed", None),
+    listed = [(b.batch_id, b.state, b.last_error) for b in outbox.list_batches(vault)]
+    assert listed == [
+        (vetoed.batch_id, "vetoed", None),
+        (released.batch_id, "released", "chain_broken: batch 2 does not extend batch 1"),
     ]
+    assert [b.batch_id for b in outbox.list_batches(vault, ("released",))] == [released.batch_id]
+    assert outbox.get_batch(vault, vetoed.batch_id) == outbox.list_batches(vault)[0]
+    with pytest.raises(VaultError, match="no batch"):
+        outbox.get_batch(vault, "missing")
