@@ -23,6 +23,7 @@ from protocol.categories import Category
 from protocol.envelope import open_blob, wrap_context
 from protocol.errors import InvalidRecord, KeyUnavailable
 from tests.factories import grant, keyboard_window, mouse_window
+from tests.keyring_kit import MemoryKeyring
 from vault.keys import KEYRING_SERVICE, FileKekStore
 from vault.paths import Layout
 from vault.vault import Vault
@@ -113,26 +114,6 @@ def test_a_replacement_interrupted_after_commit_is_finished_on_next_open(layout:
     with Vault.open(layout, create=False) as vault:
         assert vault.count_windows() == 2 and len(vault.read_windows()) == 2  # re-wrapped, and readable
     assert store.load() == new_kek and store.staged() is None  # the swap was finished on open
-
-
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """A real (if volatile) keyring backend: the OS keyring's API, kept in this process's memory."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.items: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.items.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.items[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.items.pop((service, username), None) is None:
-            raise keyring.errors.PasswordDeleteError(username)
 
 
 def test_erase_all_destroys_a_kek_kept_in_the_os_keyring(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:

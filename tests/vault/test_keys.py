@@ -15,6 +15,7 @@ from keyring.backends import fail
 
 from protocol.errors import InsecurePermissions, KeyUnavailable, UnsupportedVersion
 from protocol.keyfile import decode_key
+from tests.keyring_kit import MemoryKeyring
 from vault.keys import (
     KEYRING_SERVICE,
     KEYSTORE_ENV,
@@ -144,26 +145,6 @@ def test_destroy_removes_the_current_and_the_staged_kek(store: FileKekStore) -> 
 
 
 # -- the OS keyring -------------------------------------------------------------------------------
-
-
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """A real keyring backend (keyring's own API), kept in this process's memory."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.items: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.items.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.items[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.items.pop((service, username), None) is None:
-            raise keyring.errors.PasswordDeleteError(username)
 
 
 class PlaintextKeyring(MemoryKeyring):

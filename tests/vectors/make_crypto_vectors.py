@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
-import sys
 from pathlib import Path
 
 from protocol.fields import b64encode
@@ -18,6 +16,7 @@ from protocol.keyfile import encode_key
 from protocol.request_signing import digest_message, request_message, sign_request
 from protocol.signing import SigningKey
 from protocol.store_api import enroll_message, enroll_token_sha256
+from tests.vectors.make_vectors import write_frozen
 
 HERE = Path(__file__).parent
 
@@ -119,18 +118,13 @@ def enroll_vectors() -> dict[str, object]:
 
 
 def main() -> None:
-    files = (
-        ("keyfile-v1.json", keyfile_vectors()),
-        ("request-signing-v1.json", request_signing_vectors()),
-        ("enroll-v1.json", enroll_vectors()),
+    write_frozen(
+        (
+            ("keyfile-v1.json", keyfile_vectors()),
+            ("request-signing-v1.json", request_signing_vectors()),
+            ("enroll-v1.json", enroll_vectors()),
+        )
     )
-    for name, value in files:
-        path = HERE / name
-        if path.exists():
-            print(f"{path} exists; vectors are frozen, not rewritten", file=sys.stderr)
-            continue
-        path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

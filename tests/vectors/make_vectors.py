@@ -123,11 +123,17 @@ def ledger_v2_vectors() -> dict[str, object]:
 
 
 def main() -> None:
-    files = (
-        ("envelope-v1.json", envelope_vectors()),
-        ("ledger-v1.json", ledger_vectors()),
-        ("ledger-v2.json", ledger_v2_vectors()),
+    write_frozen(
+        (
+            ("envelope-v1.json", envelope_vectors()),
+            ("ledger-v1.json", ledger_vectors()),
+            ("ledger-v2.json", ledger_v2_vectors()),
+        )
     )
+
+
+def write_frozen(files: tuple[tuple[str, object], ...]) -> None:
+    """Write each vector file that does not exist yet; an existing one is frozen and left alone."""
     for name, value in files:
         path = HERE / name
         if path.exists():
