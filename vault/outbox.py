@@ -5,8 +5,9 @@ vault's release-path state, so the agent never runs SQL on the vault:
 
 - the store this device enrolled with, and the last ledger checkpoint that store witnessed (``meta``);
 - signed erasure requests for the store (``erasure_requests``): queued, receipted or failed;
-- a light summary of batch states and pending erasures for ``consentry status`` (plain dataclasses,
-  no pydantic: read commands must start fast).
+- the batches as stored (``BatchInfo``, ``get_batch``, ``list_batches``) and the count of pending
+  erasures, read by ``status`` and ``batches list`` (plain dataclasses, no pydantic: read commands must
+  start fast). A batch's life cycle itself (sealing, veto, release, shipping) is ``vault/batches.py``.
 
 Every write is its own ``BEGIN IMMEDIATE`` transaction unless its docstring says otherwise.
 """
