@@ -49,9 +49,13 @@ class StoreRecordAad:
     def __init__(self, batch_id: str, subject_digest: str) -> None:
         self._batch_id = batch_id
         self._subject = subject_digest
+        self._templates: dict[str, ContextTemplate] = {}  # by category: one dict lookup per record
 
     def for_record(self, record_index: int, category: str) -> Context:
-        return record_contexts(self._batch_id, self._subject, category)(record_index)
+        template = self._templates.get(category)
+        if template is None:
+            template = self._templates[category] = record_contexts(self._batch_id, self._subject, category)
+        return template(record_index)
 
 
 class RecordKeyring:
