@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
@@ -215,6 +214,8 @@ class MachinePolicy:
 
 def parse_policy(text: str, *, source: str = "<policy>") -> MachinePolicy:
     """Parse TOML policy text, raising a ``PolicyError`` that names the source, key and problem."""
+    import tomllib  # here, not at the top: a cached policy is read without it
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
