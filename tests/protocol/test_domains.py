@@ -17,10 +17,6 @@ from vault.vault import Vault
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT_PACKAGES = ("agent", "vault", "protocol", "store")
 
-# Modules outside protocol/ that still spell their prefix themselves (owned by other parts of issue 8):
-# each entry must equal the listed constant, so the two cannot drift; remove an entry once the module
-# imports it from protocol.domains.
-NOT_YET_IMPORTED: dict[str, set[bytes]] = {}
 # Not a prefix: the known plaintext sealed under the KEK to check it is this vault's (vault/vault.py).
 KNOWN_PLAINTEXTS = {"vault/vault.py": {b"consentry-kek-check-v1"}}
 
@@ -63,10 +59,7 @@ def test_no_other_module_spells_a_prefix() -> None:
             literals = _consentry_byte_literals(path)
             if literals and rel != "protocol/domains.py":
                 found[rel] = literals
-    expected = {**NOT_YET_IMPORTED}
-    for rel, plaintexts in KNOWN_PLAINTEXTS.items():
-        expected[rel] = expected.get(rel, set()) | plaintexts
-    assert found == expected
+    assert found == KNOWN_PLAINTEXTS
 
 
 # Each value is frozen: changing one breaks every signature, hash and blob made with it. A new format
