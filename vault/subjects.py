@@ -32,12 +32,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from protocol import domains
-from protocol.consent_ref import ConsentReceiptRef
 from protocol.timeutil import DAY_SECONDS, iso
-from protocol.windows import AnyWindow
 from vault.vault import Vault
+
+if TYPE_CHECKING:  # the wire models: only sealing a batch uses them (mydata lists periods without them)
+    from protocol.consent_ref import ConsentReceiptRef
+    from protocol.windows import AnyWindow
 
 RECEIPT_ALIAS_SECRET = "receipt-alias"
 

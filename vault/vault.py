@@ -6,6 +6,7 @@ one ``BEGIN IMMEDIATE`` transaction, so a crash leaves either all of a flush or 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from protocol.envelope import (
     Envelope,
@@ -409,25 +410,45 @@ class Vault:
         end: int | None = None,
         record_ids: Sequence[int] | None = None,
     ) -> list[tuple[int, AnyWindow]]:
-        from protocol.windows import parse_window  # only commands that read records pay for the schema
+        from protocol.windows import parse_window  # only commands that use records as models pay for the schema
 
+        out: list[tuple[int, AnyWindow]] = []
+        for record_id, cat, plaintext in self._decrypt_records(category, start, end, record_ids):
+            record = parse_window(plaintext)
+            if record.category != cat:
+                raise InvalidRecord()
+            out.append((record_id, record))
+        return out
+
+    def read_records_as_stored(self, category: str | None = None) -> list[dict[str, Any]]:
+        """The stored records as the JSON they were written as, for showing the employee (``mydata``).
+
+        Each was validated against its schema when written, and AES-GCM authenticates it (bound to its
+        row, key and category), so what decrypts is exactly that: no need to build the pydantic models.
+        """
+        out: list[dict[str, Any]] = []
+        for _, cat, plaintext in self._decrypt_records(category, None, None, None):
+            record = json.loads(plaintext)
+            if not isinstance(record, dict) or record.get("category") != cat:
+                raise InvalidRecord()
+            out.append(record)
+        return out
+
+    def _decrypt_records(
+        self, category: str | None, start: int | None, end: int | None, record_ids: Sequence[int] | None
+    ) -> Iterator[tuple[int, str, bytes]]:
+        """(record id, category, plaintext) in time order; any tampering raises the opaque InvalidRecord."""
         sql, params = _record_filter(category, start, end, record_ids)
         ciphers: dict[str, Envelope] = {}
-        out: list[tuple[int, AnyWindow]] = []
         query = f"SELECT record_id, category, key_id, blob FROM records{sql} ORDER BY start, record_id"
-        for record_id, cat, key_id, blob in self.db.execute(query, params):
+        for record_id, cat, key_id, blob in self.db.execute(query, params).fetchall():
             cipher = ciphers.get(key_id)
             if cipher is None:
                 try:
                     cipher = ciphers[key_id] = Envelope(self.data_keys.unwrap(key_id))
                 except KeyError:
                     raise InvalidRecord() from None
-            plaintext = cipher.open(blob, record_context(RECORDS_TABLE, record_id, key_id, cat))
-            record = parse_window(plaintext)
-            if record.category != cat:
-                raise InvalidRecord()
-            out.append((record_id, record))
-        return out
+            yield record_id, cat, cipher.open(blob, record_context(RECORDS_TABLE, record_id, key_id, cat))
 
     def count_windows(self, category: str | None = None, since: int | None = None) -> int:
         sql, params = _record_filter(category, since, None, None)

@@ -10,9 +10,9 @@ import click
 
 from agent.cli import common
 from agent.cli.agent_link import tell_agent
+from agent.settings_file import WATCHED_FOLDERS_FILE, is_absent
 from protocol.categories import ALL_CATEGORIES, Category
 from protocol.timeutil import iso, utc_display, utc_now
-from protocol.windows import AnyWindow
 from vault.paths import Layout
 
 
@@ -20,8 +20,8 @@ def _when(ts: int) -> str:
     return utc_display(ts, seconds=True)
 
 
-def _summary(record: AnyWindow) -> str:
-    data = record.model_dump(mode="json", exclude={"start", "end", "receipt_id", "category"})
+def _summary(record: dict[str, Any]) -> str:
+    data = {k: v for k, v in record.items() if k not in ("start", "end", "receipt_id", "category")}
     parts = []
     for key, value in data.items():
         if isinstance(value, dict):
@@ -66,10 +66,8 @@ def mydata(category: Category | None, export_to: Path | None, as_json: bool) -> 
         else:
             click.echo("Nothing has been collected about you on this computer.")
         return
-    from agent.watched_folders import read_watched_folders
-
     with common.open_vault() as vault:
-        records = vault.read_windows(category.value if category else None)
+        records = vault.read_records_as_stored(category.value if category else None)
         receipts = [
             span.receipt.to_json() | {"ended_at": iso(span.ended_at) if span.ended_at else None}
             for span in vault.receipt_spans().values()
@@ -83,17 +81,14 @@ def mydata(category: Category | None, export_to: Path | None, as_json: bool) -> 
             for p in periods(vault)
             if p.period_end > p.period_start
         ]
-    try:
-        folders = [str(p) for p in read_watched_folders(lay).folders]
-    except ValueError as exc:
-        folders = [f"(unreadable: {exc})"]
+    folders = _watched_folders(lay)
     if as_json:
         common.emit_json(
             {
                 "subject": subject,
                 "subjects": used,
                 "receipts": receipts,
-                "records": [r.model_dump(mode="json") for r in records],
+                "records": records,
                 "watched_folders": folders,
             }
         )
@@ -110,12 +105,24 @@ def mydata(category: Category | None, export_to: Path | None, as_json: bool) -> 
         click.echo("No records are stored.")
         return
     for cat in ALL_CATEGORIES:
-        rows = [r for r in records if r.category == cat.value]
+        rows = [r for r in records if r["category"] == cat.value]
         if not rows:
             continue
         click.echo(f"\n== {cat.value}: {len(rows)} window(s)")
         for record in rows:
-            click.echo(f"{_when(record.start)}–{_when(record.end)[11:]}  {_summary(record)}")
+            click.echo(f"{_when(record['start'])}–{_when(record['end'])[11:]}  {_summary(record)}")
+
+
+def _watched_folders(lay: Layout) -> list[str]:
+    """The folders the employee chose for ``files`` (the settings models load only if the file exists)."""
+    if is_absent(lay, WATCHED_FOLDERS_FILE):
+        return []
+    from agent.watched_folders import read_watched_folders
+
+    try:
+        return [str(p) for p in read_watched_folders(lay).folders]
+    except ValueError as exc:
+        return [f"(unreadable: {exc})"]
 
 
 def _export(lay: Layout, path: Path, as_json: bool) -> None:

@@ -82,3 +82,18 @@ def test_batches_list_reads_the_vault_without_pydantic(home: Path) -> None:
     )
     assert [b["state"] for b in json.loads(listing.stdout)] == ["held"]  # the same command, for real
     assert not _imports_pydantic("batches", "list", "--json")
+
+
+def test_mydata_shows_the_records_as_stored_without_pydantic(home: Path) -> None:
+    now = datetime.now(UTC)
+    start = int(now.timestamp()) // 60 * 60 - 600
+    with Vault.open(Layout(home)) as vault:
+        rid = grant(vault, Category.MOUSE, now - timedelta(hours=1))
+        vault.write_windows([mouse_window(start, rid), mouse_window(start + 60, rid)])
+        as_models = [w.model_dump(mode="json") for w in vault.read_windows()]
+    shown = subprocess.run(
+        [sys.executable, "-m", "agent", "mydata", "--json"], capture_output=True, text=True, check=True
+    )
+    assert json.loads(shown.stdout)["records"] == as_models  # the same records as the schema reads them
+    assert not _imports_pydantic("mydata", "--json")
+    assert not _imports_pydantic("mydata")
