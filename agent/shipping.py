@@ -10,7 +10,7 @@ is kept for ``consentry status``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -187,7 +187,7 @@ def witness_checkpoint(vault: Vault, client: StoreClient, checkpoint: Checkpoint
     """
     from protocol.store_errors import Conflict
 
-    target = LedgerCheckpoint.model_validate(asdict(checkpoint))
+    target = LedgerCheckpoint.model_validate(checkpoint._asdict())
     acknowledged = outbox.witnessed_seq(vault)
     earlier = [cp.seq for cp in vault.ledger.checkpoints() if cp.seq < target.seq]
     candidates = [acknowledged] if acknowledged is not None else []

@@ -50,13 +50,16 @@ def production_install(venv: Path) -> Path:
     return python
 
 
-def median_ms(args: list[str], env: dict[str, str], cwd: Path, runs: int) -> float:
-    times = []
+def medians_ms(commands: dict[str, list[str]], env: dict[str, str], cwd: Path, runs: int) -> dict[str, float]:
+    """Median wall time of each command as a fresh process; the commands take turns in every round, so
+    a change in the host's load during the run weighs on the baseline and the commands alike."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(args, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+        for name, args in commands.items():
+            t0 = time.perf_counter()
+            subprocess.run(args, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times[name].append((time.perf_counter() - t0) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -81,18 +84,24 @@ def main() -> None:
         subprocess.run(
             [consentry, "consent", "grant", "mouse", "--yes"], env=env, cwd=tmp, check=True, capture_output=True
         )
-        base = median_ms([str(python), "-c", "import click"], env, tmp, args.runs)
-        rows = [
-            ('python -c "import click"', base),
-            ("consentry status", median_ms([consentry, "status"], env, tmp, args.runs)),
-            ("consentry consent show", median_ms([consentry, "consent", "show"], env, tmp, args.runs)),
-            ("consentry mydata", median_ms([consentry, "mydata"], env, tmp, args.runs)),
-            ("consentry batches list", median_ms([consentry, "batches", "list"], env, tmp, args.runs)),
-            ("consentry --help", median_ms([consentry, "--help"], env, tmp, args.runs)),
-        ]
+        baseline = 'python -c "import click"'
+        medians = medians_ms(
+            {
+                baseline: [str(python), "-c", "import click"],
+                "consentry status": [consentry, "status"],
+                "consentry consent show": [consentry, "consent", "show"],
+                "consentry mydata": [consentry, "mydata"],
+                "consentry batches list": [consentry, "batches", "list"],
+                "consentry --help": [consentry, "--help"],
+            },
+            env,
+            tmp,
+            args.runs,
+        )
+    base = medians[baseline]
     print(f"CLI start-up in a production install (pip install ., no extras), median of {args.runs} fresh processes")
     print(f'target: consentry status <= {TARGET_RATIO}x python -c "import click"')
-    for name, ms in rows:
+    for name, ms in medians.items():
         verdict = ""
         if name == "consentry status":
             verdict = "  ok" if ms / base <= TARGET_RATIO else "  OVER TARGET"

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from protocol import domains
 from protocol.categories import ALL_CATEGORIES, Category
@@ -240,8 +240,9 @@ class CategoryConsent:
     scope: FolderScope | None = None  # files: the folder scope the grant covers
 
 
-@dataclass(frozen=True)
-class ReceiptSpan:
+# Records read by every CLI command are NamedTuples: immutable like a frozen dataclass, and about a
+# fifth of its cost to define when the command starts (docs/architecture.md, "Start-up").
+class ReceiptSpan(NamedTuple):
     """When one grant was in force: from its grant to its revoke (or erase), if any."""
 
     receipt: GrantReceipt
@@ -279,14 +280,14 @@ def receipt_spans(entries: Iterable[LedgerEntry]) -> dict[str, ReceiptSpan]:
             receipt = GrantReceipt.from_json(fields)
             previous = active.get(receipt.category.value)
             if previous is not None and spans[previous].ended_at is None:
-                spans[previous] = replace(spans[previous], ended_at=parse_iso(entry.at), replaced_by=receipt.receipt_id)
+                spans[previous] = spans[previous]._replace(ended_at=parse_iso(entry.at), replaced_by=receipt.receipt_id)
             spans[receipt.receipt_id] = ReceiptSpan(receipt=receipt, granted_at=parse_iso(entry.at))
             active[receipt.category.value] = receipt.receipt_id
         elif entry.kind in ("revoke", "erase"):
             for name in entry.body.get("categories", []):
                 rid = active.pop(name, None)
                 if rid is not None:
-                    spans[rid] = replace(spans[rid], ended_at=parse_iso(entry.at))
+                    spans[rid] = spans[rid]._replace(ended_at=parse_iso(entry.at))
     return spans
 
 

@@ -9,16 +9,17 @@ wider than those shown, suspends the grant until re-consent.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from protocol.categories import Category
 
 NOTICE_DIR = Path(__file__).with_name("notices")
 
 
-@dataclass(frozen=True)
-class Terms:
+# Records read by every CLI command are NamedTuples: immutable like a frozen dataclass, and about a
+# fifth of its cost to define when the command starts (docs/architecture.md, "Start-up").
+class Terms(NamedTuple):
     """The terms a grant covers, as the machine policy sets them (see vault.consent.widening)."""
 
     purposes: tuple[str, ...]
@@ -29,8 +30,7 @@ class Terms:
     file_extensions: tuple[str, ...] | None = None  # files only: which extensions are recorded
 
 
-@dataclass(frozen=True)
-class Notice:
+class Notice(NamedTuple):
     category: Category
     notice_id: str
     version: int

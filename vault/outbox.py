@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from protocol.errors import VaultError
 from protocol.timeutil import iso
@@ -33,8 +32,9 @@ META_ENROLLED_AT = "enrolled_at"
 META_WITNESSED = "store_witnessed_seq"  # the last ledger checkpoint the store acknowledged
 
 
-@dataclass(frozen=True)
-class Enrollment:
+# Records read by every CLI command are NamedTuples: immutable like a frozen dataclass, and about a
+# fifth of its cost to define when the command starts (docs/architecture.md, "Start-up").
+class Enrollment(NamedTuple):
     """The store this device enrolled with; keys base64-encoded, as the machine policy writes them."""
 
     url: str
@@ -42,8 +42,7 @@ class Enrollment:
     log_public_key: str
 
 
-@dataclass(frozen=True)
-class QueuedErasure:
+class QueuedErasure(NamedTuple):
     """A signed erasure request for the store, and what became of it."""
 
     request_id: str
@@ -59,8 +58,7 @@ BatchState = Literal[
 ]
 
 
-@dataclass(frozen=True)
-class BatchInfo:
+class BatchInfo(NamedTuple):
     """A batch as the vault records it (read from its own table: a dataclass, not a boundary model)."""
 
     batch_id: str
@@ -78,7 +76,7 @@ class BatchInfo:
     last_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
 def _set_meta(vault: Vault, values: dict[str, str]) -> None:

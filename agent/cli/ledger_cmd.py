@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import click
 
 from agent.cli import common
@@ -22,7 +20,7 @@ def show(as_json: bool) -> None:
     with common.open_vault() as vault:
         entries = list(vault.ledger.entries())
     if as_json:
-        common.emit_json([asdict(e) for e in entries])
+        common.emit_json([e._asdict() for e in entries])
         return
     for entry in entries:
         detail = entry.body.get("category") or ",".join(entry.body.get("categories", []) or []) or ""
@@ -41,7 +39,7 @@ def verify(as_json: bool) -> None:
         report = vault.ledger.verify(vault.device_key.public_bytes)
         head = vault.ledger_head_state()
     if as_json:
-        common.emit_json({**asdict(report), "head": {"status": head.status, "ok": head.ok, "message": head.message}})
+        common.emit_json({**report._asdict(), "head": {"status": head.status, "ok": head.ok, "message": head.message}})
     elif report.ok and head.ok:
         click.echo(f"Ledger OK: {report.entries} entries, head {report.head_hash}, matches its signed head")
     if not report.ok:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -226,7 +225,7 @@ def test_upload_retried_after_a_crash_is_acknowledged_once(store, enrolled) -> N
 
     sealed, checkpoint = batches.prepare_upload(vault, info.batch_id, store_key, NOW)
     assert batches.prepare_upload(vault, info.batch_id, store_key, NOW + timedelta(minutes=1)) == (sealed, checkpoint)
-    client.submit_checkpoint(LedgerCheckpoint.model_validate(dataclasses.asdict(checkpoint)))
+    client.submit_checkpoint(LedgerCheckpoint.model_validate(checkpoint._asdict()))
     first = client.upload(sealed)
     client.close()
     report = shipping.sync(vault, policy, NOW + timedelta(minutes=5))  # after the "restart"

@@ -7,7 +7,6 @@ signs a checkpoint at a higher seq.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -53,7 +52,7 @@ def _append(vault: Vault, n: int, kind: str = "pause") -> None:
 def _checkpoint(vault: Vault) -> LedgerCheckpoint:
     with vault.transaction():
         cp = vault.ledger.checkpoint(vault.device_key, NOW)
-    return LedgerCheckpoint.model_validate(dataclasses.asdict(cp))
+    return LedgerCheckpoint.model_validate(cp._asdict())
 
 
 def _witnessed(store: Harness, kid: str) -> tuple[int | None, str | None]:
@@ -111,7 +110,7 @@ def test_honest_extension_is_accepted_and_carries_no_entry_content(store: Harnes
     assert _witnessed(store, agent.device.kid) == (cp.seq, cp.head_hash)
     assert vault.meta["store_witnessed_seq"] == str(cp.seq)  # the next proof starts there
     proof = with_proof(
-        LedgerCheckpoint.model_validate(dataclasses.asdict(cp)),
+        LedgerCheckpoint.model_validate(cp._asdict()),
         first.seq,
         vault.ledger.extension_links(first.seq, cp.seq),
     )

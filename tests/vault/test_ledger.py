@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -118,7 +117,7 @@ def test_flipped_checkpoint_signature_is_detected(layout: Layout) -> None:
         vault.db.execute("UPDATE checkpoints SET signature = ? WHERE seq = ?", (sig.hex(), cp.seq))
         report = vault.ledger.verify(vault.device_key.public_bytes)
         assert not report.ok and "signature" in (report.reason or "")
-        forged = dataclasses.replace(cp, signature=sig.hex())
+        forged = cp._replace(signature=sig.hex())
         with pytest.raises(InvalidRecord):
             forged.verify(vault.device_key.public_bytes)
 
