@@ -197,8 +197,9 @@ class Agent:
             self._reload_folders()
         self._refresh_consent()
         self._settle_pause()
-        if utc_midnight(self._now()) != self._day_start:
-            self._day_start = utc_midnight(self._now())
+        midnight = utc_midnight(self._now())
+        if midnight != self._day_start:
+            self._day_start = midnight
             self._written_before_today = 0
             self._written_at_day_start = self.recorder.written
 

@@ -118,11 +118,11 @@ def sync(vault: Vault, policy: MachinePolicy, now: datetime, client: StoreClient
         _send_erasures(vault, client, report)
         _send_withdrawals(vault, client, now, report)
         batches.release_expired_holds(vault, now)
-        for info in batches.list_batches(vault, ("released", "submitting")):
+        for info in outbox.list_batches(vault, ("released", "submitting")):
             _step(vault, info.batch_id, now, report, lambda b: _submit(vault, policy, client, b, now, report))
-        for info in batches.list_batches(vault, ("submitted",)):
+        for info in outbox.list_batches(vault, ("submitted",)):
             _step(vault, info.batch_id, now, report, lambda b: _poll(vault, client, b, now, report))
-        for info in batches.list_batches(vault, ("approved",)):
+        for info in outbox.list_batches(vault, ("approved",)):
             _step(vault, info.batch_id, now, report, lambda b: _ship(vault, policy, client, b, now, report))
     finally:
         if own_client:
@@ -143,7 +143,7 @@ def _step(vault: Vault, batch_id: str, now: datetime, report: SyncReport, action
 def _submit(vault: Vault, policy: MachinePolicy, client: StoreClient, batch_id: str, now: datetime,
             report: SyncReport) -> None:  # fmt: skip
     batches.check_terms(vault, batch_id, policy)  # never under wider terms than the records were captured under
-    if batches.get(vault, batch_id).state == "released":
+    if outbox.get_batch(vault, batch_id).state == "released":
         batches.prepare_submission(vault, batch_id, now)  # numbered and stored before it is sent
     client.submit_manifest(batches.manifest_of(vault, batch_id))  # the store accepts an identical retry
     if batches.mark_submitted(vault, batch_id, now):
@@ -219,7 +219,7 @@ def _send_withdrawals(vault: Vault, client: StoreClient, now: datetime, report: 
     """Tell the store about submitted batches erased here, so later batches can follow them."""
     from protocol.store_errors import NotFound
 
-    for info in batches.list_batches(vault, ("withdrawing",)):
+    for info in outbox.list_batches(vault, ("withdrawing",)):
         try:
             client.withdraw(info.batch_id)
         except NotFound:
@@ -234,7 +234,7 @@ def _send_withdrawals(vault: Vault, client: StoreClient, now: datetime, report: 
 def _send_erasures(vault: Vault, client: StoreClient, report: SyncReport) -> None:
     from protocol.erasure import ErasureRequest
 
-    for queued in outbox.unsent_erasures(vault):
+    for queued in outbox.erasure_requests(vault, unsent_only=True):
         request_id = queued.request_id
         try:
             # Verified against this very request (id, subject, scope, log index, inclusion proof): a

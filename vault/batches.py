@@ -39,10 +39,7 @@ from protocol.windows import AnyWindow, parse_window
 from vault.compaction import compact
 from vault.consent import ReceiptSpan, sealable_receipts, uncovered
 from vault.ledger import Checkpoint
-from vault.outbox import BatchInfo as BatchInfo
-from vault.outbox import BatchState as BatchState
-from vault.outbox import get_batch as get
-from vault.outbox import list_batches as list_batches
+from vault.outbox import BatchInfo, get_batch, list_batches
 from vault.policy import MachinePolicy
 from vault.subjects import RECEIPT_ALIAS_SECRET, cite_receipts, cite_records, period_of, subject_at
 from vault.vault import Vault
@@ -136,7 +133,7 @@ def seal_pending(vault: Vault, policy: MachinePolicy, now: datetime, *, up_to: i
              "hold_until": iso(hold_until), "subject": period.subject},
             now,
         )  # fmt: skip
-    return get(vault, batch_id)
+    return get_batch(vault, batch_id)
 
 
 def check_terms(vault: Vault, batch_id: str, policy: MachinePolicy) -> None:
@@ -177,7 +174,7 @@ def _move(
     vault: Vault, batch_id: str, leaving: tuple[str, ...], action: str, now: datetime, **fields: Any
 ) -> BatchInfo:
     """Inside a transaction: change a batch's state (and ``fields``) if it is in one of ``leaving``."""
-    info = get(vault, batch_id)
+    info = get_batch(vault, batch_id)
     if info.state not in leaving:
         raise ConsentError(f"batch {batch_id} is {info.state}; it can no longer be {action}")
     assignments = ", ".join(f"{name} = ?" for name in fields)
@@ -203,7 +200,7 @@ def veto(vault: Vault, batch_id: str, now: datetime) -> BatchInfo:
         _shred_batch(vault, batch_id)
         vault.ledger.append("batch-vetoed", {"batch_id": batch_id, "record_counts": info.record_counts}, now)
     compact(vault)
-    return get(vault, batch_id)
+    return get_batch(vault, batch_id)
 
 
 def release(vault: Vault, batch_id: str, now: datetime) -> BatchInfo:
@@ -211,7 +208,7 @@ def release(vault: Vault, batch_id: str, now: datetime) -> BatchInfo:
     with vault.transaction():
         _move(vault, batch_id, ("held",), "released early", now, state="released", hold_until=iso(now))
         vault.ledger.append("batch-released", {"batch_id": batch_id, "by": "employee"}, now)
-    return get(vault, batch_id)
+    return get_batch(vault, batch_id)
 
 
 def release_expired_holds(vault: Vault, now: datetime) -> list[str]:
@@ -221,7 +218,7 @@ def release_expired_holds(vault: Vault, now: datetime) -> list[str]:
         if parse_iso(info.hold_until) > now:
             continue
         with vault.transaction():
-            if get(vault, info.batch_id).state != "held":  # vetoed or erased meanwhile
+            if get_batch(vault, info.batch_id).state != "held":  # vetoed or erased meanwhile
                 continue
             _move(vault, info.batch_id, ("held",), "released", now, state="released")
             vault.ledger.append("batch-released", {"batch_id": info.batch_id, "by": "hold-expired"}, now)
@@ -241,7 +238,7 @@ def prepare_submission(vault: Vault, batch_id: str, now: datetime) -> BatchManif
             "SELECT seq, manifest_sha256 FROM batches WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
         ).fetchone()
         seq, prev = (1, GENESIS_HASH) if row is None else (int(row[0]) + 1, str(row[1]))
-        info = get(vault, batch_id)
+        info = get_batch(vault, batch_id)
         subject = subject_of(vault, batch_id)
         receipts = receipt_refs(vault.receipt_spans())
         (sealed_under,) = vault.db.execute("SELECT subject FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
@@ -279,7 +276,7 @@ def manifest_of(vault: Vault, batch_id: str) -> BatchManifest:
 def mark_submitted(vault: Vault, batch_id: str, now: datetime) -> bool:
     """The store acknowledged the manifest. False when the batch left 'submitting' meanwhile."""
     with vault.transaction():
-        if get(vault, batch_id).state != "submitting":
+        if get_batch(vault, batch_id).state != "submitting":
             return False
         _move(vault, batch_id, ("submitting",), "submitted", now, state="submitted", last_error=None)
     return True
@@ -290,7 +287,7 @@ def mark_decision(
 ) -> bool:
     """Record the stewards' decision; a rejected batch is shredded here. False if no longer submitted."""
     with vault.transaction():
-        if get(vault, batch_id).state != "submitted":
+        if get_batch(vault, batch_id).state != "submitted":
             return False
         _move(vault, batch_id, ("submitted",), decision, now, state=decision,
               last_error=detail if decision == "rejected" else None)  # fmt: skip
@@ -332,7 +329,7 @@ def prepare_upload(
 def mark_shipped(vault: Vault, batch_id: str, receipt: dict[str, Any], now: datetime) -> bool:
     """The store acknowledged durable storage: keep its receipt, shred the local copy."""
     with vault.transaction():
-        if get(vault, batch_id).state != "approved":
+        if get_batch(vault, batch_id).state != "approved":
             return False
         _move(vault, batch_id, ("approved",), "shipped", now, state="shipped", last_error=None,
               receipt=json.dumps(receipt, sort_keys=True))  # fmt: skip
@@ -345,7 +342,7 @@ def mark_shipped(vault: Vault, batch_id: str, receipt: dict[str, Any], now: date
 def mark_withdrawn(vault: Vault, batch_id: str, now: datetime) -> None:
     """The store closed a batch this computer erased before shipping it."""
     with vault.transaction():
-        if get(vault, batch_id).state == "withdrawing":
+        if get_batch(vault, batch_id).state == "withdrawing":
             _move(vault, batch_id, ("withdrawing",), "withdrawn", now, state="erased", last_error=None)
 
 

@@ -92,6 +92,7 @@ def policy_terms(category: Category, policy: MachinePolicy) -> Terms:
 
 
 RECEIPT_VERSIONS = ("consentry-receipt-v1", RECEIPT_VERSION)
+_LEDGER_ENTRY_KEYS = ("v", "seq", "kind", "at")  # the ledger's own fields around a receipt
 METHODS = ("cli", "tray", "api", "page")
 CONFIRMATIONS = ("interactive-prompt", "yes-flag", "page-checkbox")
 
@@ -101,7 +102,7 @@ class GrantReceipt:
     """What the employee agreed to, after Kantara Consent Receipt v1.1 / ISO/IEC TS 27560 fields.
 
     Built by ``consent_ops.grant`` from values the code computed, and read back from the hash-chained
-    ledger with ``from_json``; ``__post_init__`` checks every field either way (no pydantic on the
+    ledger with ``from_ledger``; ``__post_init__`` checks every field either way (no pydantic on the
     read path, which every CLI command takes).
     """
 
@@ -140,8 +141,9 @@ class GrantReceipt:
         _check_choice("confirmation", self.confirmation, CONFIRMATIONS)
 
     @classmethod
-    def from_json(cls, fields: dict[str, Any]) -> GrantReceipt:
-        """A receipt from a ledger entry's body; a malformed one is ``VaultCorrupted``, naming the field."""
+    def from_ledger(cls, body: dict[str, Any]) -> GrantReceipt:
+        """The receipt in a ``grant`` entry's body; a malformed one is ``VaultCorrupted``, naming the field."""
+        fields = {k: v for k, v in body.items() if k not in _LEDGER_ENTRY_KEYS}
         try:
             extensions, scope = fields.get("file_extensions"), fields.get("scope")
             return cls(
@@ -276,8 +278,7 @@ def receipt_spans(entries: Iterable[LedgerEntry]) -> dict[str, ReceiptSpan]:
     active: dict[str, str] = {}  # category -> receipt id
     for entry in entries:
         if entry.kind == "grant":
-            fields = {k: v for k, v in entry.body.items() if k not in ("v", "seq", "kind", "at")}
-            receipt = GrantReceipt.from_json(fields)
+            receipt = GrantReceipt.from_ledger(entry.body)
             previous = active.get(receipt.category.value)
             if previous is not None and spans[previous].ended_at is None:
                 spans[previous] = spans[previous]._replace(ended_at=parse_iso(entry.at), replaced_by=receipt.receipt_id)
@@ -350,7 +351,7 @@ def _category_state(category: Category, entry: LedgerEntry | None, policy: Machi
             category=category, state="revoked", since=parse_iso(entry.at), current_notice_version=current
         )
     else:
-        receipt = GrantReceipt.from_json({k: v for k, v in entry.body.items() if k not in ("v", "seq", "kind", "at")})
+        receipt = GrantReceipt.from_ledger(entry.body)
         granted_version = receipt.notice_version
         changes = tuple(uncovered(receipt, policy))
         reason = None

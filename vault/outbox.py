@@ -150,18 +150,12 @@ def _erasure(row: tuple[Any, ...]) -> QueuedErasure:
     )
 
 
-def erasure_requests(vault: Vault) -> list[QueuedErasure]:
-    """Every erasure request this vault queued, oldest first."""
-    rows = vault.db.execute(f"SELECT {_ERASURE_COLUMNS} FROM erasure_requests ORDER BY created").fetchall()
-    return [_erasure(row) for row in rows]
-
-
-def unsent_erasures(vault: Vault) -> list[QueuedErasure]:
-    """The requests the store has not acknowledged yet, in the order they were queued."""
-    rows = vault.db.execute(
-        f"SELECT {_ERASURE_COLUMNS} FROM erasure_requests WHERE receipt IS NULL ORDER BY rowid"
-    ).fetchall()
-    return [_erasure(row) for row in rows]
+def erasure_requests(vault: Vault, *, unsent_only: bool = False) -> list[QueuedErasure]:
+    """The erasure requests this vault queued, oldest first (``unsent_only``: those the store has not
+    acknowledged yet, in the order the next sync sends them)."""
+    where = " WHERE receipt IS NULL" if unsent_only else ""
+    rows = vault.db.execute(f"SELECT {_ERASURE_COLUMNS} FROM erasure_requests{where} ORDER BY created, rowid")
+    return [_erasure(row) for row in rows.fetchall()]
 
 
 def pending_erasure_count(vault: Vault) -> int:

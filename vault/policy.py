@@ -186,7 +186,6 @@ class MachinePolicy:
         data["allowed_categories"] = [c.value for c in self.allowed_categories]
         data["app_categories"] = {k: v.value for k, v in self.app_categories.items()}
         data["excluded_apps"], data["file_extensions"] = list(self.excluded_apps), list(self.file_extensions)
-        data["stewards"] = {"keys": dict(self.stewards.keys), "approvals_required": self.stewards.approvals_required}
         return data
 
     @classmethod

@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 
 from protocol.categories import Category
 from protocol.timeutil import DAY_SECONDS, day_start, utc_day
-from vault.batches import BatchInfo, erase_pending_batches
+from vault.batches import erase_pending_batches
 from vault.compaction import compact
+from vault.outbox import BatchInfo
 from vault.policy import MachinePolicy
 from vault.vault import Vault
 

@@ -10,7 +10,7 @@ import click
 
 from agent.cli import common
 from agent.cli.agent_link import tell_agent
-from agent.settings_file import WATCHED_FOLDERS_FILE, is_absent
+from agent.settings import read_folders
 from protocol.categories import ALL_CATEGORIES, Category
 from protocol.timeutil import iso, utc_display, utc_now
 from vault.paths import Layout
@@ -114,15 +114,9 @@ def mydata(category: Category | None, export_to: Path | None, as_json: bool) -> 
 
 
 def _watched_folders(lay: Layout) -> list[str]:
-    """The folders the employee chose for ``files`` (the settings models load only if the file exists)."""
-    if is_absent(lay, WATCHED_FOLDERS_FILE):
-        return []
-    from agent.watched_folders import read_watched_folders
-
-    try:
-        return [str(p) for p in read_watched_folders(lay).folders]
-    except ValueError as exc:
-        return [f"(unreadable: {exc})"]
+    """The folders the employee chose for ``files``, or why the list cannot be read."""
+    folders, problem = read_folders(lay)
+    return [f"(unreadable: {problem})"] if problem else [str(p) for p in folders]
 
 
 def _export(lay: Layout, path: Path, as_json: bool) -> None:

@@ -20,7 +20,7 @@ from protocol.categories import ALL_CATEGORIES, Category
 from protocol.errors import ConsentError, PolicyError, VaultError
 from protocol.timeutil import utc_now
 from vault import batches as batch_ops
-from vault import consent_ops
+from vault import consent_ops, outbox
 from vault.paths import Layout
 from vault.policy import MachinePolicy, load_policy
 from vault.vault import Vault
@@ -161,7 +161,7 @@ class EmployeePage:
         policy = self._policy(strict=False)
         with self._vault() as vault:
             snapshot = vault.consent(policy)
-            held = len(batch_ops.list_batches(vault, ("held",)))
+            held = len(outbox.list_batches(vault, ("held",)))
             report = vault.ledger.verify(vault.device_key.public_bytes)
         ledger = (
             f"{state_badge('ok')} Your consent ledger is intact: {report.entries} entries. "
@@ -363,7 +363,7 @@ class EmployeePage:
 
     def _batches(self, request: Request) -> Response:
         with self._vault() as vault:
-            infos = batch_ops.list_batches(vault)
+            infos = outbox.list_batches(vault)
         rows = []
         for info in reversed(infos):
             actions = (
@@ -394,7 +394,7 @@ class EmployeePage:
         )
         return self._render(request, "/batches", body)
 
-    def _batch_actions(self, request: Request, info: batch_ops.BatchInfo, *, explain: bool = False) -> str:
+    def _batch_actions(self, request: Request, info: outbox.BatchInfo, *, explain: bool = False) -> str:
         out = ""
         if explain and info.state in ("held", "released"):
             out += (
@@ -409,7 +409,7 @@ class EmployeePage:
 
     def _batch(self, request: Request, batch_id: str) -> Response:
         with self._vault() as vault:
-            info = batch_ops.get(vault, batch_id)
+            info = outbox.get_batch(vault, batch_id)
             records = batch_ops.preview_records(vault, info)
         checks = [
             (state_badge("pass" if c.get("passed") else "fail"), esc(c.get("name", "")), esc(c.get("detail", "")))

@@ -16,6 +16,7 @@ from agent.cli.main import cli
 from protocol.categories import Category
 from tests.factories import grant, mouse_window
 from vault import batches as batch_ops
+from vault import outbox
 from vault.paths import Layout
 from vault.policy import MachinePolicy
 from vault.vault import Vault
@@ -268,8 +269,8 @@ def test_batches_release_then_veto_change_the_held_batch(home: Path) -> None:
     released = run("batches", "release", info.batch_id)
     assert released.output.strip() == f"Batch {info.batch_id} released for steward review."
     with Vault.open(Layout(home)) as vault:
-        assert batch_ops.get(vault, info.batch_id).state == "released"
+        assert outbox.get_batch(vault, info.batch_id).state == "released"
     vetoed = run("batches", "veto", info.batch_id)
     assert vetoed.output.strip().startswith(f"Batch {info.batch_id} vetoed;")
     with Vault.open(Layout(home)) as vault:
-        assert batch_ops.get(vault, info.batch_id).state == "vetoed"
+        assert outbox.get_batch(vault, info.batch_id).state == "vetoed"

@@ -144,7 +144,7 @@ def setup(backend_kind: str, tmp_path: Path, layout: Layout) -> Iterator[tuple[V
 
 
 def _pending(vault: Vault) -> list[outbox.QueuedErasure]:
-    return [r for r in outbox.erasure_requests(vault) if r.receipt is None]
+    return outbox.erasure_requests(vault, unsent_only=True)
 
 
 def test_a_replayed_batch_receipt_does_not_complete_an_erasure_and_it_is_retried(setup) -> None:

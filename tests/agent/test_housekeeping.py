@@ -9,7 +9,7 @@ from agent.housekeeping import Housekeeper, run_chores
 from protocol.categories import Category
 from protocol.timeutil import utc_midnight
 from tests.factories import grant, mouse_window
-from vault import batches
+from vault import outbox
 from vault.paths import Layout
 from vault.policy import MachinePolicy
 from vault.vault import Vault
@@ -28,7 +28,7 @@ def test_chores_shred_old_data_and_seal_only_finished_days(layout: Layout) -> No
     done = run_chores(layout, policy, NOW)
     assert done["retention_shredded_keys"] == 1 and done["sealed_batch"]
     with Vault.open(layout) as vault:
-        (info,) = batches.list_batches(vault)
+        (info,) = outbox.list_batches(vault)
         assert info.record_counts == {"mouse": 1} and info.period_end <= today  # today's window waits
     again = run_chores(layout, policy, NOW)
     assert again == {"retention_shredded_keys": 0, "sealed_batch": None}
@@ -44,7 +44,7 @@ def test_housekeeper_does_nothing_without_a_valid_policy(layout: Layout) -> None
     keeper.stop()
     assert keeper.last_result is None
     with Vault.open(layout) as vault:
-        assert batches.list_batches(vault) == []
+        assert outbox.list_batches(vault) == []
     keeper = Housekeeper(layout, MachinePolicy, tick=0.05)
     keeper.start()
     deadline = time.monotonic() + 10

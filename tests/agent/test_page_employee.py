@@ -28,7 +28,7 @@ from protocol.windows import AppFocus, AppsWindow, KeyboardWindow, MouseWindow
 from tests.agent_harness import SHORT_WINDOW_POLICY, AgentProcess, agent_env, records, wait_records
 from tests.browser_kit import attack_page, chromium, hostile_site, wait_for
 from vault import batches as batch_ops
-from vault import consent_ops
+from vault import consent_ops, outbox
 from vault.paths import Layout
 from vault.policy import MachinePolicy
 from vault.vault import Vault
@@ -273,7 +273,7 @@ def test_veto_through_the_page_shreds_the_batch_and_release_ends_the_hold(
         _click(driver, "//button[text()='Release now']")
         wait_for(lambda: "Batch released early" in driver.page_source, "the release's confirmation")
     with Vault.open(layout) as vault:
-        assert batch_ops.get(vault, first.batch_id).state == "vetoed"
+        assert outbox.get_batch(vault, first.batch_id).state == "vetoed"
         with pytest.raises(VaultError):
             batch_ops.payload(vault, first.batch_id)
         assert vault.count_windows() == before - sum(first.record_counts.values())
@@ -283,7 +283,7 @@ def test_veto_through_the_page_shreds_the_batch_and_release_ends_the_hold(
             ).fetchone()[0]
             == 0
         )
-        assert batch_ops.get(vault, second.batch_id).state == "released"
+        assert outbox.get_batch(vault, second.batch_id).state == "released"
         kinds = [e.kind for e in vault.ledger.entries()]
     assert "batch-vetoed" in kinds and "batch-released" in kinds
 

@@ -59,7 +59,7 @@ def _approve(store: Harness, batch_id: str, decision: str = "approve", reason: s
         )  # type: ignore[arg-type]
 
 
-def _submitted(vault: Vault, policy: MachinePolicy) -> batches.BatchInfo:
+def _submitted(vault: Vault, policy: MachinePolicy) -> outbox.BatchInfo:
     """Seal what the vault holds, release it and submit it for review (the stewards have not decided)."""
     info = batches.seal_pending(vault, policy, NOW)
     assert info is not None
@@ -93,7 +93,7 @@ def test_approved_batch_is_shipped_once_with_a_verified_receipt_and_shredded_loc
     _approve(store, info.batch_id)
     report = shipping.sync(vault, policy, NOW)
     assert report.approved == report.shipped == [info.batch_id] and not report.errors, report.errors
-    shipped = batches.get(vault, info.batch_id)
+    shipped = outbox.get_batch(vault, info.batch_id)
     assert shipped.state == "shipped" and shipped.receipt and vault.count_windows() == 0
     assert store.stored()[:2] == (1, 3)
     assert shipping.sync(vault, policy, NOW).shipped == []  # nothing twice
@@ -123,7 +123,7 @@ def test_rejection_reaches_the_employee_and_nothing_is_stored(store, enrolled) -
     info = _submitted(vault, policy)
     _approve(store, info.batch_id, "reject", "too few subjects this week")
     assert shipping.sync(vault, policy, NOW).rejected == [info.batch_id]
-    rejected = batches.get(vault, info.batch_id)
+    rejected = outbox.get_batch(vault, info.batch_id)
     assert rejected.state == "rejected" and "too few subjects" in (rejected.last_error or "")
     assert store.stored()[:2] == (0, 0)
 
@@ -160,7 +160,7 @@ def test_store_outage_keeps_the_batch_encrypted_and_shows_why_then_ships(tmp_pat
         with shipping.client_for(vault, policy, retry=RetryPolicy(attempts=1)) as client:
             report = shipping.sync(vault, policy, NOW, client)
         assert report.submitted == [] and report.errors
-        held = batches.get(vault, info.batch_id)
+        held = outbox.get_batch(vault, info.batch_id)
         assert held.state == "submitting" and held.last_error and vault.count_windows() == 3  # numbered, kept
         assert "ConnectError" in held.last_error or "TransportError" in held.last_error or "Connect" in held.last_error
         proc.start()
@@ -177,7 +177,7 @@ def test_store_outage_keeps_the_batch_encrypted_and_shows_why_then_ships(tmp_pat
                 )
             )
         assert shipping.sync(vault, policy, NOW).shipped == [info.batch_id]
-        assert batches.get(vault, info.batch_id).last_error is None
+        assert outbox.get_batch(vault, info.batch_id).last_error is None
         vault.close()
     finally:
         proc.stop()
@@ -230,7 +230,7 @@ def test_upload_retried_after_a_crash_is_acknowledged_once(store, enrolled) -> N
     client.close()
     report = shipping.sync(vault, policy, NOW + timedelta(minutes=5))  # after the "restart"
     assert report.shipped == [info.batch_id] and not report.errors, report.errors
-    assert batches.get(vault, info.batch_id).receipt["leaf_index"] == first.leaf_index
+    assert outbox.get_batch(vault, info.batch_id).receipt["leaf_index"] == first.leaf_index
     assert store.stored()[:2] == (1, 3)
 
 
@@ -240,9 +240,9 @@ def test_batch_erased_after_submission_is_withdrawn_and_later_batches_still_ship
     from vault.shredding import erase_categories
 
     erase_categories(vault, [Category.MOUSE], now=NOW, revoked_too=False)
-    assert batches.get(vault, first.batch_id).state == "withdrawing"
+    assert outbox.get_batch(vault, first.batch_id).state == "withdrawing"
     shipping.sync(vault, policy, NOW)
-    assert batches.get(vault, first.batch_id).state == "erased"
+    assert outbox.get_batch(vault, first.batch_id).state == "erased"
     with store.steward_client(store.stewards.signers[0]) as client:
         assert client.queue() == []  # the store closed it
     r = vault.consent(policy).receipt_for(Category.KEYBOARD)

@@ -12,7 +12,7 @@ from protocol import decode_payload
 from protocol.categories import Category
 from protocol.errors import ConsentError
 from tests.factories import apps_window, grant, keyboard_window, mouse_window
-from vault import batches, consent_ops
+from vault import batches, consent_ops, outbox
 from vault.paths import Layout
 from vault.policy import MachinePolicy
 from vault.shredding import erase_categories
@@ -102,7 +102,7 @@ def test_release_ends_the_hold_early(vault: Vault) -> None:
     info = batches.seal_pending(vault, POLICY, NOW)
     assert batches.release_expired_holds(vault, NOW) == []
     batches.release(vault, info.batch_id, NOW)
-    assert batches.get(vault, info.batch_id).state == "released"
+    assert outbox.get_batch(vault, info.batch_id).state == "released"
 
 
 def test_hold_expiry_makes_a_batch_due_and_is_recorded(vault: Vault) -> None:
@@ -137,7 +137,7 @@ def test_erasing_a_category_erases_unshipped_batches_holding_it(vault: Vault) ->
     _fill(vault)
     info = batches.seal_pending(vault, POLICY, NOW)
     erase_categories(vault, [Category.KEYBOARD], now=NOW, revoked_too=False)
-    assert batches.get(vault, info.batch_id).state == "erased"
+    assert outbox.get_batch(vault, info.batch_id).state == "erased"
     assert vault.count_windows() == 0  # the batch's other records went with it
     entry = list(vault.ledger.entries(("erase",)))[-1]
     assert entry.body["batches"] == [info.batch_id]
@@ -183,11 +183,11 @@ def test_state_changes_are_guarded_against_interleaving(vault: Vault, layout: La
     with Vault.open(layout) as other:
         batches.veto(other, info.batch_id, NOW)
     assert batches.release_expired_holds(vault, NOW + timedelta(days=2)) == []
-    assert batches.get(vault, info.batch_id).state == "vetoed"
+    assert outbox.get_batch(vault, info.batch_id).state == "vetoed"
     assert not batches.mark_submitted(vault, info.batch_id, NOW)
     assert not batches.mark_decision(vault, info.batch_id, "approved", "", NOW)
     assert not batches.mark_shipped(vault, info.batch_id, {}, NOW)
-    assert batches.get(vault, info.batch_id).state == "vetoed"
+    assert outbox.get_batch(vault, info.batch_id).state == "vetoed"
 
 
 def test_sealing_is_atomic_so_records_go_to_one_batch_only(vault: Vault, layout: Layout) -> None:
@@ -205,7 +205,7 @@ def test_erasing_a_submitted_batch_marks_it_for_withdrawal(vault: Vault) -> None
     batches.release(vault, info.batch_id, NOW)
     batches.prepare_submission(vault, info.batch_id, NOW)
     erase_categories(vault, [Category.MOUSE], now=NOW, revoked_too=False)
-    assert batches.get(vault, info.batch_id).state == "withdrawing"
+    assert outbox.get_batch(vault, info.batch_id).state == "withdrawing"
     assert vault.count_windows() == 0
     batches.mark_withdrawn(vault, info.batch_id, NOW)
-    assert batches.get(vault, info.batch_id).state == "erased"
+    assert outbox.get_batch(vault, info.batch_id).state == "erased"

@@ -26,7 +26,7 @@ from protocol.errors import ConsentError, PolicyError
 from tests.agent_harness import AgentProcess, agent_env
 from tests.agent_harness import grant as harness_grant
 from tests.factories import grant, keyboard_window
-from vault import batches, consent_ops
+from vault import batches, consent_ops, outbox
 from vault.paths import Layout
 from vault.policy import DEFAULT_EXCLUDED_APPS, MachinePolicy, StoreConfig, parse_policy
 from vault.vault import Vault
@@ -383,7 +383,7 @@ def test_a_store_added_later_receives_nothing_captured_when_there_was_none(layou
         shipping.enroll(vault, with_store, issue_token(store.backend, store.settings, int(now.timestamp())), now)
         report = shipping.sync(vault, with_store, now)
         assert report.submitted == [] and report.shipped == []
-        kept = batches.get(vault, info.batch_id)
+        kept = outbox.get_batch(vault, info.batch_id)
         assert kept.state == "released" and "narrower terms" in (kept.last_error or "")
         assert store.stored() == (0, 0, store.stored()[2])
         with store.backend.transaction() as tx:

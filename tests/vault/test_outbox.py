@@ -70,16 +70,16 @@ def test_erasure_for_another_subject_names_that_subject(vault: Vault) -> None:
 def test_a_failed_send_stays_queued_and_a_receipt_completes_it(vault: Vault) -> None:
     first = outbox.queue_erasure(vault, "all", NOW)
     second = outbox.queue_erasure(vault, "categories", NOW)
-    assert [q.request_id for q in outbox.unsent_erasures(vault)] == [first, second]
+    assert [q.request_id for q in outbox.erasure_requests(vault, unsent_only=True)] == [first, second]
     assert outbox.pending_erasure_count(vault) == 2
 
     outbox.record_erasure_error(vault, first, "unreachable: connection refused")
-    (failed, _) = outbox.unsent_erasures(vault)
+    (failed, _) = outbox.erasure_requests(vault, unsent_only=True)
     assert failed.request_id == first and failed.last_error == "unreachable: connection refused"
     assert outbox.pending_erasure_count(vault) == 2
 
     outbox.record_erasure_receipt(vault, first, {**RECEIPT, "request_id": first})
-    (still,) = outbox.unsent_erasures(vault)
+    (still,) = outbox.erasure_requests(vault, unsent_only=True)
     assert still.request_id == second and outbox.pending_erasure_count(vault) == 1
     done = next(q for q in outbox.erasure_requests(vault) if q.request_id == first)
     assert done.receipt == {**RECEIPT, "request_id": first} and done.last_error is None

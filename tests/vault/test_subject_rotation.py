@@ -59,7 +59,7 @@ def _two_periods(vault: Vault, policy: MachinePolicy) -> None:
     )
 
 
-def _seal_all(vault: Vault, policy: MachinePolicy) -> list[batches.BatchInfo]:
+def _seal_all(vault: Vault, policy: MachinePolicy) -> list[outbox.BatchInfo]:
     sealed = []
     while (info := batches.seal_pending(vault, policy, NOW)) is not None:
         sealed.append(info)
@@ -104,7 +104,7 @@ def test_with_the_default_rotation_one_period_is_one_subject(layout: Layout) -> 
         assert len(_seal_all(vault, policy)) == 1
 
 
-def _ship_all(store: Harness, vault: Vault, policy: MachinePolicy, sealed: list[batches.BatchInfo]) -> None:
+def _ship_all(store: Harness, vault: Vault, policy: MachinePolicy, sealed: list[outbox.BatchInfo]) -> None:
     for info in sealed:
         batches.release(vault, info.batch_id, NOW)
     report = shipping.sync(vault, policy, NOW)
