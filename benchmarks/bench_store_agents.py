@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -137,6 +138,7 @@ def main() -> None:
         if args.backend == "postgres":
             backend.drop_schema()  # type: ignore[attr-defined]
         backend.close()
+        shutil.rmtree(tmp, ignore_errors=True)  # keys, the dir backend's files and the server's log
 
 
 if __name__ == "__main__":
