@@ -9,9 +9,10 @@ existing file is never overwritten. sqlite-utils is imported here only, so no ot
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from protocol.categories import ALL_CATEGORIES
 from protocol.timeutil import iso
@@ -36,9 +37,6 @@ def export_my_data(vault: Vault, path: Path) -> ExportSummary:
     """
     import sqlite_utils
 
-    from protocol.windows import window_to_json_dict
-
-    records = vault.read_windows()  # decrypt everything first: a tampered vault fails before any file exists
     spans = vault.receipt_spans()
     entries = list(vault.ledger.entries())
     _create_private(path)
@@ -49,12 +47,13 @@ def export_my_data(vault: Vault, path: Path) -> ExportSummary:
             db.table("export_info").insert(
                 {"format_version": FORMAT_VERSION, "subject": vault.subject, "note": "plaintext copy of your data"}
             )
-            # Nested values (histograms, per-app seconds) become JSON text columns (sqlite-utils does that).
+            # Streamed a category at a time (constant memory at any vault size); nested values (histograms,
+            # per-app seconds) become JSON text columns (sqlite-utils does that). A record that fails to
+            # authenticate stops the export, and the partial file is removed below.
             for category in ALL_CATEGORIES:
-                mine = [window_to_json_dict(r) for r in records if r.category == category]
-                if mine:
-                    db.table(category.value).insert_all(mine, alter=True)
-                rows[category.value] = len(mine)
+                counted = _Counted(vault.iter_records_as_stored(category.value))
+                db.table(category.value).insert_all(counted, alter=True, batch_size=1000)
+                rows[category.value] = counted.n
             receipts = [
                 span.receipt.to_json()
                 | {
@@ -78,6 +77,19 @@ def export_my_data(vault: Vault, path: Path) -> ExportSummary:
         path.unlink(missing_ok=True)
         raise
     return ExportSummary(path=path, rows=rows)
+
+
+class _Counted:
+    """An iterator that counts what passed through it."""
+
+    def __init__(self, items: Iterator[dict[str, Any]]) -> None:
+        self._items = items
+        self.n = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for item in self._items:
+            self.n += 1
+            yield item
 
 
 def _create_private(path: Path) -> None:

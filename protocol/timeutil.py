@@ -35,6 +35,12 @@ def utc_display(epoch_seconds: float, *, seconds: bool = False) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
+def local_display(epoch_seconds: float, *, seconds: bool = False) -> str:
+    """``YYYY-MM-DD HH:MM[:SS] ZONE`` in the computer's local time: a moment as the employee reads it."""
+    moment = datetime.fromtimestamp(epoch_seconds).astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
+
+
 def utc_midnight(moment: datetime) -> int:
     """Epoch seconds at the start of the UTC day ``moment`` falls in."""
     moment = moment.astimezone(UTC)

@@ -421,27 +421,52 @@ class Vault:
         return out
 
     def read_records_as_stored(self, category: str | None = None) -> list[dict[str, Any]]:
-        """The stored records as the JSON they were written as, for showing the employee (``mydata``).
+        """Every stored record as the JSON it was written as (see ``iter_records_as_stored``)."""
+        return list(self.iter_records_as_stored(category))
 
-        Each was validated against its schema when written, and AES-GCM authenticates it (bound to its
-        row, key and category), so what decrypts is exactly that: no need to build the pydantic models.
+    def iter_records_as_stored(
+        self,
+        category: str | None = None,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        newest: int | None = None,
+        skip_newest: int = 0,
+    ) -> Iterator[dict[str, Any]]:
+        """The stored records as the JSON they were written as, in time order, one at a time (``mydata``).
+
+        ``start``/``end`` bound the window starts (``start <= s < end``). ``newest=N`` yields only the
+        N most recent of those, after leaving out the ``skip_newest`` most recent (a page counted from
+        the newest), still in time order. Rows are read from a cursor, so memory stays constant however
+        large the vault is. Each was validated against its schema when written, and AES-GCM authenticates
+        it (bound to its row, key and category), so what decrypts is exactly that: no pydantic models.
         """
-        out: list[dict[str, Any]] = []
-        for _, cat, plaintext in self._decrypt_records(category, None, None, None):
+        for _, cat, plaintext in self._decrypt_records(category, start, end, None, newest, skip_newest):
             record = json.loads(plaintext)
             if not isinstance(record, dict) or record.get("category") != cat:
                 raise InvalidRecord()
-            out.append(record)
-        return out
+            yield record
 
     def _decrypt_records(
-        self, category: str | None, start: int | None, end: int | None, record_ids: Sequence[int] | None
+        self,
+        category: str | None,
+        start: int | None,
+        end: int | None,
+        record_ids: Sequence[int] | None,
+        newest: int | None = None,
+        skip_newest: int = 0,
     ) -> Iterator[tuple[int, str, bytes]]:
         """(record id, category, plaintext) in time order; any tampering raises the opaque InvalidRecord."""
         sql, params = _record_filter(category, start, end, record_ids)
-        ciphers: dict[str, Envelope] = {}
         query = f"SELECT record_id, category, key_id, blob FROM records{sql} ORDER BY start, record_id"
-        for record_id, cat, key_id, blob in self.db.execute(query, params).fetchall():
+        if newest is not None:  # the page counted from the newest, put back in time order
+            query = (
+                f"SELECT * FROM (SELECT record_id, category, key_id, blob, start FROM records{sql} "
+                "ORDER BY start DESC, record_id DESC LIMIT ? OFFSET ?) ORDER BY start, record_id"
+            )
+            params = [*params, newest, skip_newest]
+        ciphers: dict[str, Envelope] = {}
+        for record_id, cat, key_id, blob, *_ in self.db.execute(query, params):
             cipher = ciphers.get(key_id)
             if cipher is None:
                 try:
@@ -450,8 +475,14 @@ class Vault:
                     raise InvalidRecord() from None
             yield record_id, cat, cipher.open(blob, record_context(RECORDS_TABLE, record_id, key_id, cat))
 
-    def count_windows(self, category: str | None = None, since: int | None = None) -> int:
-        sql, params = _record_filter(category, since, None, None)
+    def newest_record_start(self, category: str | None = None) -> int | None:
+        """The start of the most recent stored record (epoch seconds), without decrypting anything."""
+        sql, params = _record_filter(category, None, None, None)
+        row = self.db.execute(f"SELECT MAX(start) FROM records{sql}", params).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def count_windows(self, category: str | None = None, since: int | None = None, until: int | None = None) -> int:
+        sql, params = _record_filter(category, since, until, None)
         return int(self.db.execute(f"SELECT COUNT(*) FROM records{sql}", params).fetchone()[0])
 
     def hours_with_data(self) -> list[int]:

@@ -1,19 +1,28 @@
-"""``consentry mydata`` (see everything, decrypted) and ``consentry erase`` (destroy it)."""
+"""``consentry mydata`` (see everything, decrypted) and ``consentry erase`` (destroy it).
+
+``mydata`` reads one period at a time (by default the latest day with data, in local time) and streams
+what it prints, so it answers as fast and in as little memory for a million records as for ten.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import sys
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
 from agent.cli import common
 from agent.cli.agent_link import tell_agent
 from agent.settings import read_folders
-from protocol.categories import ALL_CATEGORIES, Category
-from protocol.timeutil import iso, utc_display, utc_now
+from protocol.categories import Category
+from protocol.timeutil import iso, local_display, utc_display, utc_now
 from vault.paths import Layout
+
+PER_PAGE = 100  # records printed per page of the text view
 
 
 def _when(ts: int) -> str:
@@ -38,8 +47,74 @@ def _summary(record: dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
+class When(NamedTuple):
+    moment: datetime  # aware
+    whole_day: bool  # given as a day: as an end, the day counts whole
+
+
+class LocalMoment(click.ParamType):
+    """A day or a moment in the employee's local time (``2026-12-05``, ``2026-12-05 14:30``), or ISO with a zone."""
+
+    name = "when"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> When:
+        if isinstance(value, When):
+            return value
+        text = str(value).strip()
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(f"{value!r} is not a day or a time; use 2026-12-05 or '2026-12-05 14:30'", param, ctx)
+        # No zone given: the computer's local time, as everything the employee reads.
+        return When(moment if moment.tzinfo else moment.astimezone(), whole_day=len(text) == 10)
+
+
+def _local_midnight(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day).astimezone().timestamp())
+
+
+def _period(
+    vault: Any, category: str | None, since: When | None, until: When | None, everything: bool
+) -> tuple[int | None, int | None, str]:
+    """The window starts to show (``start <= s < end``) and how to describe them to the employee."""
+    if everything:
+        return None, None, "all your records"
+    if since is None and until is None:
+        newest = vault.newest_record_start(category)
+        if newest is None:
+            return None, None, "all your records"
+        day = datetime.fromtimestamp(newest).date()
+        return (
+            _local_midnight(day),
+            _local_midnight(day + timedelta(days=1)),
+            f"the latest day with data, {day.isoformat()} (your local time)",
+        )
+    start: int | None = int(since.moment.timestamp()) if since else None
+    end: int | None
+    if until is None:
+        end = None
+    elif until.whole_day:
+        end = _local_midnight(until.moment.date() + timedelta(days=1))
+    else:
+        end = int(until.moment.timestamp())
+    first = local_display(start) if start is not None else "the first record"
+    last = local_display(end) if end is not None else "now"
+    return start, end, f"from {first} until {last}"
+
+
 @click.command()
 @click.option("--category", type=common.CategoryType(), default=None, help="Only this category.")
+@click.option("--from", "since", type=LocalMoment(), default=None, help="Start of the period to show (local time).")
+@click.option(
+    "--to", "until", type=LocalMoment(), default=None, help="End of the period (local time; a day counts whole)."
+)
+@click.option("--all", "everything", is_flag=True, help="Every record, however many (streamed).")
+@click.option(
+    "--page",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Page of the period to show, counted from the newest ({PER_PAGE} records a page; text default: 1).",
+)
 @click.option(
     "--export",
     "export_to",
@@ -48,14 +123,29 @@ def _summary(record: dict[str, Any]) -> str:
     help="Write all of it, decrypted, into a new plain SQLite file (0600; never overwrites).",
 )
 @common.json_option
-def mydata(category: Category | None, export_to: Path | None, as_json: bool) -> None:
-    """Show everything stored about you on this computer, decrypted.
+def mydata(
+    category: Category | None,
+    since: When | None,
+    until: When | None,
+    everything: bool,
+    page: int | None,
+    export_to: Path | None,
+    as_json: bool,
+) -> None:
+    """Show what is stored about you on this computer, decrypted.
 
     This is the only command that prints collected data, and only to you. It also lists
-    your consent receipts and the folders you chose for 'files'. With --export FILE.db it
-    writes your records (one table per category), consent receipts and ledger into a plain
-    SQLite file any SQLite tool can read.
+    your consent receipts and the folders you chose for 'files'. By default it shows the
+    latest day with data; choose a period with --from/--to, or everything with --all. The
+    text view shows 100 records a page (--page 2 for the ones before). With --json the
+    records of the period are streamed. With --export FILE.db it writes all your records
+    (one table per category), consent receipts and ledger into a plain SQLite file any
+    SQLite tool can read.
     """
+    if everything and (since or until):
+        raise click.UsageError("choose either --all or a period with --from/--to, not both")
+    if since and until and until.moment <= since.moment and not until.whole_day:
+        raise click.UsageError("--to must be after --from")
     lay = common.layout()
     if export_to is not None:
         _export(lay, export_to, as_json)
@@ -66,8 +156,10 @@ def mydata(category: Category | None, export_to: Path | None, as_json: bool) -> 
         else:
             click.echo("Nothing has been collected about you on this computer.")
         return
+    cat = category.value if category else None
     with common.open_vault() as vault:
-        records = vault.read_records_as_stored(category.value if category else None)
+        start, end, described = _period(vault, cat, since, until, everything)
+        total = vault.count_windows(cat, start, end)
         receipts = [
             span.receipt.to_json() | {"ended_at": iso(span.ended_at) if span.ended_at else None}
             for span in vault.receipt_spans().values()
@@ -81,18 +173,59 @@ def mydata(category: Category | None, export_to: Path | None, as_json: bool) -> 
             for p in periods(vault)
             if p.period_end > p.period_start
         ]
-    folders = _watched_folders(lay)
-    if as_json:
-        common.emit_json(
-            {
+        folders = _watched_folders(lay)
+        if as_json:
+            newest = None if page is None else PER_PAGE
+            skip = 0 if page is None else (page - 1) * PER_PAGE
+            records = vault.iter_records_as_stored(cat, start=start, end=end, newest=newest, skip_newest=skip)
+            head = {
                 "subject": subject,
                 "subjects": used,
                 "receipts": receipts,
-                "records": records,
                 "watched_folders": folders,
+                "period": {
+                    "from": iso_or_none(start),
+                    "to": iso_or_none(end),
+                    "records": total,
+                    "page": page,
+                    "per_page": PER_PAGE if page else None,
+                },
             }
-        )
-        return
+            _stream_json(head, records)
+            return
+        _print_text(vault, cat, start, end, described, total, page or 1, subject, used, receipts, folders)
+
+
+def iso_or_none(ts: int | None) -> str | None:
+    return None if ts is None else iso(datetime.fromtimestamp(ts).astimezone())
+
+
+def _stream_json(head: dict[str, Any], records: Iterator[dict[str, Any]]) -> None:
+    """One JSON object, written as it is read: ``records`` is never held in memory as a whole."""
+    out = sys.stdout
+    body = json.dumps(head, indent=2, sort_keys=True, default=str)
+    out.write(body[:-2] + ',\n  "records": [')
+    first = True
+    for record in records:
+        out.write(("\n    " if first else ",\n    ") + json.dumps(record, sort_keys=True))
+        first = False
+    out.write("\n  ]\n}\n" if not first else "]\n}\n")
+    out.flush()
+
+
+def _print_text(
+    vault: Any,
+    cat: str | None,
+    start: int | None,
+    end: int | None,
+    described: str,
+    total: int,
+    page: int,
+    subject: str,
+    used: list[dict[str, Any]],
+    receipts: list[dict[str, Any]],
+    folders: list[str],
+) -> None:
     if used:
         click.echo("Your pseudonyms, one per policy period (only this computer can link them to you or each other):")
         for entry in used:
@@ -101,16 +234,30 @@ def mydata(category: Category | None, export_to: Path | None, as_json: bool) -> 
     else:
         click.echo(f"Your pseudonym: {subject} (only this computer can link it to you; a new one each policy period)")
     click.echo(f"Consent receipts: {len(receipts)}    Watched folders (files): {', '.join(folders) or 'none'}")
-    if not records:
+    stored = vault.count_windows(cat)
+    if not stored:
         click.echo("No records are stored.")
         return
-    for cat in ALL_CATEGORIES:
-        rows = [r for r in records if r["category"] == cat.value]
-        if not rows:
-            continue
-        click.echo(f"\n== {cat.value}: {len(rows)} window(s)")
-        for record in rows:
-            click.echo(f"{_when(record['start'])}–{_when(record['end'])[11:]}  {_summary(record)}")
+    pages = max(1, -(-total // PER_PAGE))
+    click.echo(f"\nShowing {described}: {_records(total)} of {_records(stored)} stored.")
+    if total == 0:
+        click.echo("Nothing in this period. Choose another with --from/--to, or see everything with --all.")
+        return
+    if page > pages:
+        raise click.UsageError(f"there are only {pages} page(s) in this period")
+    shown = list(
+        vault.iter_records_as_stored(cat, start=start, end=end, newest=PER_PAGE, skip_newest=(page - 1) * PER_PAGE)
+    )
+    if pages > 1:
+        click.echo(f"Page {page} of {pages} (newest first; older ones: --page {min(page + 1, pages)}).")
+    for record in shown:
+        click.echo(f"{local_display(record['start'], seconds=True)}  {record['category']:<8}  {_summary(record)}")
+    if stored > total:
+        click.echo("\nOlder or other records: use --from/--to (e.g. --from 2026-11-01 --to 2026-11-30), or --all.")
+
+
+def _records(n: int) -> str:
+    return f"{n} record" if n == 1 else f"{n:,} records"
 
 
 def _watched_folders(lay: Layout) -> list[str]:
