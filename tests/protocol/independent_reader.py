@@ -208,11 +208,86 @@ def verify_inclusion(leaf: bytes, index: int, size: int, path: list[bytes], root
     return sn == 0 and r == root
 
 
-def verify_log_receipt(receipt: dict[str, Any], log_public_key: bytes) -> None:
-    head = receipt["tree_head"]
+def verify_tree_head(head: dict[str, Any], log_public_key: bytes) -> None:
     signed = {"v": 1, "size": head["size"], "root_hash": head["root_hash"], "timestamp": head["timestamp"]}
     verify_ed25519(log_public_key, b"consentry-treehead-v1\0" + canonical(signed), b64(head["signature"]))
+
+
+def verify_log_receipt(receipt: dict[str, Any], log_public_key: bytes) -> None:
+    head = receipt["tree_head"]
+    verify_tree_head(head, log_public_key)
     leaf = hashlib.sha256(b"\x00" + canonical(receipt["entry"])).digest()
     path = [bytes.fromhex(p) for p in receipt["inclusion"]]
     if not verify_inclusion(leaf, receipt["leaf_index"], head["size"], path, bytes.fromhex(head["root_hash"])):
         raise Unreadable("the receipt's entry is not in the signed tree")
+
+
+# -- the other signed formats ----------------------------------------------------------------------------------
+
+
+def subject_digest(subject: str) -> str:
+    return hashlib.sha256(b"consentry-subject-v1\0" + subject.encode("utf-8")).hexdigest()
+
+
+def verify_checkpoint(checkpoint: dict[str, Any], device_public_key: bytes) -> None:
+    """A ``LedgerCheckpoint`` as sent to ``POST /v1/checkpoints``: the signature is hex."""
+    body = {k: checkpoint[k] for k in ("seq", "head_hash", "device_kid", "at")}
+    message = b"consentry-checkpoint-v1\0" + canonical({"v": 1, **body})
+    verify_ed25519(device_public_key, message, bytes.fromhex(checkpoint["signature"]))
+
+
+def verify_approval(approval: dict[str, Any]) -> None:
+    """Under the key it names (whether that key is a steward's is the verifier's configuration)."""
+    message = b"consentry-approve-v1\0" + "".join(
+        approval[k] for k in ("batch_id", "manifest_sha256", "decision")
+    ).encode("ascii")
+    verify_ed25519(b64(approval["steward_key"]), message, b64(approval["signature"]))
+
+
+def verify_erasure_request(request: dict[str, Any], device_public_key: bytes) -> None:
+    body = {k: request[k] for k in ("request_id", "subject", "device_kid", "created")}
+    message = b"consentry-erase-v1\0" + canonical({"v": 1, **body})
+    verify_ed25519(device_public_key, message, b64(request["signature"]))
+
+
+def verify_erasure_receipt(receipt: dict[str, Any], request: dict[str, Any], log_public_key: bytes) -> None:
+    digest = subject_digest(request["subject"])
+    if (receipt["request_id"], receipt["subject_digest"], receipt["scope"]) != (
+        request["request_id"],
+        digest,
+        "subject",
+    ):
+        raise Unreadable("the receipt is for another request")
+    body = {k: receipt[k] for k in ("request_id", "subject_digest", "scope", "leaf_index")}
+    message = b"consentry-erasure-receipt-v1\0" + canonical({"v": 1, **body})
+    verify_ed25519(log_public_key, message, b64(receipt["signature"]))
+    entry = receipt["log"]["entry"]
+    if entry["kind"] != "erasure" or receipt["log"]["leaf_index"] != receipt["leaf_index"]:
+        raise Unreadable("the receipt's log entry is not an erasure")
+    if (entry["body"]["request_id"], entry["body"]["subject_digest"]) != (request["request_id"], digest):
+        raise Unreadable("the receipt's log entry is another request's")
+    verify_log_receipt(receipt["log"], log_public_key)
+
+
+def verify_request(public_key: bytes, method: str, target: str, body: bytes, headers: dict[str, str]) -> None:
+    """The four ``Consentry-*`` headers (lower-case names) of one HTTP request."""
+    signed = {
+        "v": 1,
+        "method": method.upper(),
+        "target": target,
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "key": headers["consentry-key"],
+        "timestamp": int(headers["consentry-timestamp"]),
+        "nonce": headers["consentry-nonce"],
+    }
+    message = b"consentry-request-v1\0" + canonical(signed)
+    verify_ed25519(public_key, message, b64(headers["consentry-signature"]))
+
+
+def verify_enrollment(token: str, device_kid: str, public_key: str, proof: str) -> None:
+    """A ``POST /v1/enroll`` body's proof; ``public_key`` as sent (base64)."""
+    if device_kid != key_id(b64(public_key)):
+        raise Unreadable("device_kid is not the key's id")
+    token_sha256 = hashlib.sha256(b"consentry-enroll-token-v1\0" + token.encode("utf-8")).hexdigest()
+    body = {"v": 1, "token_sha256": token_sha256, "device_kid": device_kid, "public_key": public_key}
+    verify_ed25519(b64(public_key), b"consentry-enroll-v1\0" + canonical(body), b64(proof))
