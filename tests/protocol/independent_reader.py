@@ -118,10 +118,13 @@ def read_vault(vault_db: Path, key_dir: Path) -> VaultReading:
                 }  # fmt: skip
             )
 
+        chain = verify_ledger_chain(db)
         checkpoints = db.execute("SELECT seq, head_hash, at, device_kid, signature FROM checkpoints").fetchall()
         for seq, head_hash, at, device_kid, signature in checkpoints:
             body = {"v": 1, "seq": seq, "head_hash": head_hash, "device_kid": device_kid, "at": at}
             verify_ed25519(device_public, b"consentry-checkpoint-v1\0" + canonical(body), bytes.fromhex(signature))
+            if chain.get(seq) != head_hash:
+                raise Unreadable("a checkpoint names a head the ledger does not have")
     finally:
         db.close()
 
@@ -130,7 +133,25 @@ def read_vault(vault_db: Path, key_dir: Path) -> VaultReading:
     verify_ed25519(device_public, b"consentry-ledger-head-v1\0" + canonical(unsigned), bytes.fromhex(head["signature"]))
     if head["vault_id"] != vault_id or head["device_kid"] != key_id(device_public):
         raise Unreadable("the ledger head is another vault's")
+    if chain.get(head["seq"]) != head["head_hash"] or max(chain) != head["seq"]:
+        raise Unreadable("the ledger does not end at its signed head")
     return VaultReading(vault_id, device_public, records, head, len(checkpoints))
+
+
+def verify_ledger_chain(db: sqlite3.Connection) -> dict[int, str]:
+    """Recompute the consent ledger's hash chain (version 2 entries); the hash at each seq."""
+    chain: dict[int, str] = {}
+    prev = "00" * 32
+    for seq, text, prev_hash, digest in db.execute("SELECT seq, body, prev_hash, hash FROM ledger ORDER BY seq"):
+        body = json.loads(text)
+        if body["v"] != 2 or body["seq"] != seq or canonical(body).decode("utf-8") != text:
+            raise Unreadable(f"ledger entry {seq} is not a canonical version-2 body")
+        entry = hashlib.sha256(b"consentry-ledger-entry-v2\0" + canonical(body)).digest()
+        link = hashlib.sha256(b"consentry-ledger-v2\0" + bytes.fromhex(prev) + entry).hexdigest()
+        if (prev_hash, digest) != (prev, link):
+            raise Unreadable(f"ledger entry {seq} does not chain")
+        chain[seq] = prev = link
+    return chain
 
 
 def batch_row(vault_db: Path, batch_id: str) -> dict[str, Any]:
