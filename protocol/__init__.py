@@ -26,6 +26,10 @@ The workstation side (the lead's shipping code) calls, in this order::
 ``open_batch``, ``tally``, ``run_privacy_checks`` and the ``merkle``/``auditlog`` functions.
 Errors: crypto failures are the opaque ``protocol.errors.InvalidRecord``; unknown versions
 ``protocol.errors.UnsupportedVersion``; misuse a precise ``ValueError``.
+
+Every format also has one public function that opens or verifies it from its bytes alone (``open_*``,
+``verify_*``, ``hpke_open``, ``decode_*``), listed per format in docs/formats.md, "Public API"
+(``tests/protocol/test_public_api.py`` keeps that list and ``__all__`` in step).
 """
 
 from __future__ import annotations
