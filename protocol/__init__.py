@@ -26,6 +26,10 @@ The workstation side (the lead's shipping code) calls, in this order::
 ``open_batch``, ``tally``, ``run_privacy_checks`` and the ``merkle``/``auditlog`` functions.
 Errors: crypto failures are the opaque ``protocol.errors.InvalidRecord``; unknown versions
 ``protocol.errors.UnsupportedVersion``; misuse a precise ``ValueError``.
+
+Every format also has one public function that opens or verifies it from its bytes alone (``open_*``,
+``verify_*``, ``hpke_open``, ``decode_*``), listed per format in docs/formats.md, "Public API"
+(``tests/protocol/test_public_api.py`` keeps that list and ``__all__`` in step).
 """
 
 from __future__ import annotations
@@ -95,13 +99,45 @@ _EXPORTS: dict[str, str] = {
     "is_valid_signature": "protocol.signing",
     "key_id": "protocol.signing",
     "verify_signature": "protocol.signing",
+    # Opening and verifying each format from its bytes alone (docs/formats.md, "Public API"): with the
+    # verify_*/open_* names above (open_batch, verify_batch_signature, verify_checkpoint, verify_erasure,
+    # verify_erasure_receipt, verify_tree_head, verify_receipt, verify_heads_consistent, decode_payload).
+    "verify_approval": "protocol.approval",
+    "chain_hash": "protocol.ledger_chain",
+    "entry_digest": "protocol.ledger_chain",
+    "kek_check_context": "protocol.envelope",
+    "open_blob": "protocol.envelope",
+    "open_vault_record": "protocol.envelope",
+    "record_context": "protocol.envelope",
+    "secret_context": "protocol.envelope",
+    "wrap_context": "protocol.envelope",
+    "decode_key": "protocol.keyfile",
+    "ledger_head_message": "protocol.ledger_head",
+    "verify_ledger_head": "protocol.ledger_head",
+    "digest_message": "protocol.request_signing",
+    "sign_request": "protocol.request_signing",
+    "verify_request": "protocol.request_signing",
+    "hpke_open": "protocol.sealing",
+    "hpke_seal": "protocol.sealing",
+    "open_sealed": "protocol.sealing",
+    "EnrollRequest": "protocol.store_api",
+    "enroll_message": "protocol.store_api",
+    "verify_enrollment": "protocol.store_api",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports("protocol", _EXPORTS)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
-    from protocol.approval import Approval, Tally, approval_is_valid, approval_message, sign_approval, tally
+    from protocol.approval import (
+        Approval,
+        Tally,
+        approval_is_valid,
+        approval_message,
+        sign_approval,
+        tally,
+        verify_approval,
+    )
     from protocol.auditlog import (
         ConsistencyProof,
         InclusionProof,
@@ -126,6 +162,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
         with_proof,
     )
     from protocol.consent_ref import ConsentReceiptRef
+    from protocol.envelope import (
+        kek_check_context,
+        open_blob,
+        open_vault_record,
+        record_context,
+        secret_context,
+        wrap_context,
+    )
     from protocol.erasure import (
         ErasureReceipt,
         ErasureRequest,
@@ -135,8 +179,21 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
         verify_erasure_receipt,
     )
     from protocol.fields import GENESIS_HASH, b64decode, b64encode
+    from protocol.keyfile import decode_key
+    from protocol.ledger_chain import chain_hash, entry_digest
+    from protocol.ledger_head import ledger_head_message, verify_ledger_head
     from protocol.manifest import BatchManifest, build_manifest, manifest_digest
     from protocol.payload import decode_payload, encode_payload, payload_digest
     from protocol.privacy import REQUIRED_CHECKS, STORE_CHECKS, PrivacyCheck, rekey_app_tokens, run_privacy_checks
-    from protocol.sealing import StoreSealKey, open_batch, seal_batch, verify_batch_signature
+    from protocol.request_signing import digest_message, sign_request, verify_request
+    from protocol.sealing import (
+        StoreSealKey,
+        hpke_open,
+        hpke_seal,
+        open_batch,
+        open_sealed,
+        seal_batch,
+        verify_batch_signature,
+    )
     from protocol.signing import Signer, SigningKey, is_valid_signature, key_id, verify_signature
+    from protocol.store_api import EnrollRequest, enroll_message, verify_enrollment

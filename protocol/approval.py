@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import Field
 
 from protocol import domains
+from protocol.errors import InvalidRecord
 from protocol.fields import (
     BatchId,
     EpochSeconds,
@@ -83,6 +84,12 @@ def approval_is_valid(approval: Approval) -> bool:
         approval_message(approval.batch_id, approval.manifest_sha256, approval.decision),
         b64decode(approval.signature),
     )
+
+
+def verify_approval(approval: Approval) -> None:
+    """``InvalidRecord`` unless the key the approval names signed it (``approval_is_valid``, raising)."""
+    if not approval_is_valid(approval):
+        raise InvalidRecord()
 
 
 @dataclass(frozen=True)

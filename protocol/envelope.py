@@ -18,7 +18,11 @@ same opaque ``InvalidRecord``; misuse (wrong key length) raises ``ValueError``, 
 ``UnsupportedVersion``. Nonces are always fresh from ``os.urandom``: no caller can choose one.
 
 API: ``seal(key, plaintext, context)`` and ``open_blob(key, blob, context)`` for one blob;
-``Envelope(key)`` binds a key once to ``seal``, ``seal_many`` and ``open`` many blobs.
+``Envelope(key)`` binds a key once to ``seal``, ``seal_many`` and ``open`` many blobs;
+``open_vault_record`` opens one record of a vault file from the KEK, its wrapped data key and its row.
+
+The context is built from JSON values: ``record_id`` is a JSON integer (the SQLite rowid, e.g.
+``"record_id":7``), never a string; every other field is a string.
 """
 
 from __future__ import annotations
@@ -151,3 +155,15 @@ def seal(key: bytes, plaintext: bytes, context: Context) -> bytes:
 def open_blob(key: bytes, blob: bytes, context: Context) -> bytes:
     """Decrypt a blob made by ``seal`` under the same key and context, or raise ``InvalidRecord``."""
     return Envelope(key).open(blob, context)
+
+
+def open_vault_record(
+    kek: bytes, wrapped_key: bytes, blob: bytes, *, record_id: int, key_id: str, category: str
+) -> bytes:
+    """The JSON of one vault record (a ``records`` row) from the KEK and its ``data_keys.wrapped``.
+
+    The data key is unwrapped under ``wrap_context(key_id)``, then the record opened under
+    ``record_context("records", record_id, key_id, category)``; any mismatch is ``InvalidRecord``.
+    """
+    data_key = open_blob(kek, wrapped_key, wrap_context(key_id))
+    return open_blob(data_key, blob, record_context("records", record_id, key_id, category))

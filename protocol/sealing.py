@@ -5,8 +5,11 @@ Sealed bytes, version 1::
     0x01 || enc (32 bytes, X25519 ephemeral public key) || AES-256-GCM ciphertext+tag
 
 produced by ``hpke.Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM).encrypt(payload, store_public,
-info=canonical(header))`` (RFC 9180 base mode; cryptography returns ``enc || ct``). Binding the header as
-``info`` means an edited or re-signed header no longer decrypts.
+info=canonical(header))``: RFC 9180 base mode (no PSK, no sender key), suite ids KEM 0x0020, KDF 0x0001,
+AEAD 0x0002, one single-shot message (sequence number 0) with **empty** associated data (``aad`` = b""),
+``enc`` the raw 32-byte ephemeral X25519 public key. Binding the header as ``info`` means an edited or
+re-signed header no longer decrypts. ``hpke_seal``/``hpke_open`` are that HPKE step alone (no version
+byte), so RFC 9180's published vectors and other HPKE libraries can be checked against it.
 
 Signed message::
 
@@ -60,14 +63,43 @@ class StoreSealKey:
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
         )
 
-    def _open(self, sealed: bytes, info: bytes) -> bytes:
+    def hpke_open(self, enc_and_ciphertext: bytes, info: bytes) -> bytes:
+        """RFC 9180 base-mode single-shot Open (sequence 0, empty aad) of ``enc || ciphertext``."""
         try:
-            return _SUITE.decrypt(sealed[1:], self._key, info=info)
+            return _SUITE.decrypt(enc_and_ciphertext, self._key, info=info)
         except (InvalidTag, ValueError):
             raise InvalidRecord() from None
 
     def __repr__(self) -> str:  # never show key material
         return "StoreSealKey(<private>)"
+
+
+def hpke_seal(store_public_key: bytes, plaintext: bytes, info: bytes) -> bytes:
+    """RFC 9180 base-mode single-shot Seal to ``store_public_key`` (empty aad): ``enc (32) || ciphertext+tag``."""
+    if len(store_public_key) != 32:
+        raise ValueError(f"the store public key is 32 bytes, got {len(store_public_key)}")
+    try:
+        recipient = X25519PublicKey.from_public_bytes(store_public_key)
+    except ValueError:
+        raise ValueError("the store public key is not a valid X25519 key") from None
+    return _SUITE.encrypt(plaintext, recipient, info=info)
+
+
+def hpke_open(store_key: StoreSealKey, enc_and_ciphertext: bytes, info: bytes) -> bytes:
+    """The plaintext of ``hpke_seal``'s output, or the opaque ``InvalidRecord``."""
+    return store_key.hpke_open(enc_and_ciphertext, info)
+
+
+def open_sealed(sealed: bytes, header: BatchHeader, store_key: StoreSealKey) -> bytes:
+    """Decrypt version-1 sealed bytes (``0x01 || enc || ciphertext``) with ``header`` as ``info``.
+
+    Checks the version byte first (``UnsupportedVersion``); does not check the device signature.
+    """
+    if not sealed:
+        raise InvalidRecord()
+    if sealed[0] != SEALED_VERSION:
+        raise UnsupportedVersion(f"sealed batch version {sealed[0]} is not supported (only {SEALED_VERSION})")
+    return store_key.hpke_open(sealed[1:], header.canonical_bytes())
 
 
 def batch_signature_message(header: BatchHeader, sealed: bytes) -> bytes:
@@ -84,11 +116,7 @@ def seal_batch(header: BatchHeader, payload: bytes, store_public_key: bytes, dev
         raise ValueError(f"the store public key is 32 bytes, got {len(store_public_key)}")
     if device_key.kid != header.device_kid:
         raise ValueError("the header's device_kid is not the signing key's kid")
-    try:
-        recipient = X25519PublicKey.from_public_bytes(store_public_key)
-    except ValueError:
-        raise ValueError("the store public key is not a valid X25519 key") from None
-    sealed = bytes([SEALED_VERSION]) + _SUITE.encrypt(payload, recipient, info=header.canonical_bytes())
+    sealed = bytes([SEALED_VERSION]) + hpke_seal(store_public_key, payload, header.canonical_bytes())
     signature = device_key.sign(batch_signature_message(header, sealed))
     return SealedBatch(v=1, header=header, sealed=b64encode(sealed), signature=b64encode(signature))
 
@@ -113,4 +141,4 @@ def verify_batch_signature(batch: SealedBatch, device_public_key: bytes) -> byte
 def open_batch(batch: SealedBatch, store_key: StoreSealKey, device_public_key: bytes) -> bytes:
     """Verify the device signature, then decrypt with the header as HPKE ``info``; return the payload."""
     sealed = verify_batch_signature(batch, device_public_key)
-    return store_key._open(sealed, batch.header.canonical_bytes())
+    return open_sealed(sealed, batch.header, store_key)

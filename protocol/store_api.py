@@ -11,9 +11,11 @@ from protocol import domains
 from protocol.approval import Approval
 from protocol.canonical import canonical_json
 from protocol.categories import Category
-from protocol.fields import FROZEN, BatchId, EpochSeconds, KeyId, PublicKey32, Sha256Hex, Signature64
+from protocol.errors import InvalidRecord
+from protocol.fields import FROZEN, BatchId, EpochSeconds, KeyId, PublicKey32, Sha256Hex, Signature64, b64decode
 from protocol.manifest import BatchManifest
 from protocol.privacy import PrivacyCheck
+from protocol.signing import key_id, verify_signature
 
 BatchState = Literal["review", "approved", "rejected", "stored", "erased", "withdrawn"]
 
@@ -48,6 +50,15 @@ def enroll_message(token_sha256: str, device_kid: str, public_key_b64: str) -> b
     """The message the device signs to enroll, version 1: ``consentry-enroll-v1\\0 || canonical(body)``."""
     body = {"v": 1, "token_sha256": token_sha256, "device_kid": device_kid, "public_key": public_key_b64}
     return domains.ENROLL_V1 + canonical_json(body)
+
+
+def verify_enrollment(request: EnrollRequest) -> None:
+    """``InvalidRecord`` unless the proof verifies under the request's key and the kid is that key's id."""
+    public_key = b64decode(request.public_key)
+    if request.device_kid != key_id(public_key):
+        raise InvalidRecord()
+    message = enroll_message(enroll_token_sha256(request.token), request.device_kid, request.public_key)
+    verify_signature(public_key, message, b64decode(request.proof))
 
 
 class StoreInfo(BaseModel):
