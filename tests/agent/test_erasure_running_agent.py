@@ -103,12 +103,12 @@ def _seed_old_records(layout: Layout, policy: MachinePolicy) -> None:
 def _run_retention(env: dict[str, str]) -> None:
     """The housekeeping shredder, in its own process (as when a second agent or a chore runs it)."""
     script = (
-        "from agent.housekeeping import run_chores\n"
-        "from vault.paths import default_layout\nfrom vault.policy import load_policy\n"
-        "from protocol.timeutil import utc_now\nimport os\n"
-        "from vault.vault import Vault\nfrom vault.shredding import apply_retention\n"
+        "import os\nfrom pathlib import Path\n"
+        "from protocol.timeutil import utc_now\nfrom vault.paths import default_layout\n"
+        "from vault.policy import load_policy\nfrom vault.shredding import apply_retention\n"
+        "from vault.vault import Vault\n"
         "with Vault.open(default_layout(), create=False) as v:\n"
-        "    print(len(apply_retention(v, load_policy(os.environ['CONSENTRY_POLICY']), utc_now())))\n"
+        "    print(len(apply_retention(v, load_policy(Path(os.environ['CONSENTRY_POLICY'])), utc_now())))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
