@@ -244,6 +244,8 @@ class Agent:
             head = self.vault.ledger_head()
             if force or head != self._head:
                 self.snapshot = self.vault.consent(self.policy)
+                if head != self._head:
+                    self.recorder.retry_now()  # e.g. doctor --repair removed what made writes fail
                 self._head = head
         except sqlite3.Error as exc:  # busy or unreadable for a moment: keep the last state, retry in 1 s
             log.warning("could not re-read the consent ledger (%s)", type(exc).__name__)

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from protocol.errors import ConsentError, KeyUnavailable, VaultError
+from protocol.errors import ConsentError, InvalidRecord, KeyUnavailable, VaultError
 from protocol.windows import AnyWindow
 
 log = logging.getLogger("consentry.agent")
@@ -30,6 +30,8 @@ def storage_message(exc: BaseException) -> str:
         return f"the vault cannot be written ({exc.strerror or type(exc).__name__})"
     if isinstance(exc, KeyUnavailable):
         return "the vault key is unavailable"
+    if isinstance(exc, InvalidRecord):
+        return "stored data failed its integrity check; run: consentry doctor (then: consentry doctor --repair)"
     return f"the vault refused the write ({type(exc).__name__})"
 
 
@@ -95,6 +97,12 @@ class Recorder:
         self.error = None
         self._backoff = FIRST_RETRY_SECONDS
         return True
+
+    def retry_now(self) -> None:
+        """The vault changed (a repair, an erasure): the next flush need not wait out its backoff."""
+        if self.error is not None:
+            self._retry_at = 0.0
+            self._backoff = FIRST_RETRY_SECONDS
 
     def _write_covered(self) -> int:
         """A consent change raced a flush: store each record the vault accepts, drop the others."""

@@ -4,6 +4,10 @@ A KEK is replaced in three steps so that a crash never loses the vault: ``stage`
 beside the old one (``kek.next`` / account ``<account>:next``); the vault re-wraps its keys under it in
 one transaction; ``promote`` then makes it the current key and destroys the old one. A vault whose
 current key does not fit but whose staged key does finishes the ``promote`` when it is next opened.
+Several processes use one vault at once (the agent, ``consentry erase --all`` in a terminal), so
+``promote(expected)`` is idempotent and only ever promotes the key it was told to: whoever comes
+second finds the swap done, or a later replacement staged, and leaves both alone. The file store
+also holds an advisory lock on its folder while it swaps, so no reader sees a half-made swap twice.
 
 keyring's ``fail`` backend (every headless Linux host) and plaintext backends (``keyrings.alt``) are
 never used: there the KEK goes to ``<home>/keys/kek`` instead, in the one key-file format
@@ -18,8 +22,15 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: promote is still idempotent, only without the folder lock
+    fcntl = None  # type: ignore[assignment]
 
 from protocol.envelope import KEY_BYTES, new_key
 from protocol.errors import KeyUnavailable
@@ -52,8 +63,12 @@ class KekStore(Protocol):
         """The staged next KEK, or None."""
         ...
 
-    def promote(self) -> None:
-        """The staged KEK becomes the current one; the old current KEK is destroyed."""
+    def promote(self, expected: bytes | None = None) -> None:
+        """The staged KEK becomes the current one; the old current KEK is destroyed.
+
+        With ``expected``: only if the staged KEK is that key; otherwise (already promoted by another
+        process, or a later replacement staged) nothing happens.
+        """
         ...
 
     def destroy(self) -> None:
@@ -118,10 +133,13 @@ class FileKekStore:
         except (FileNotFoundError, UnicodeDecodeError):
             return None
 
-    def promote(self) -> None:
-        _overwrite(self.path)  # the old key's bytes, not only its name, are gone (as far as the disk allows)
-        os.replace(self.next_path, self.path)
-        _fsync_dir(self.path.parent)
+    def promote(self, expected: bytes | None = None) -> None:
+        with _folder_lock(self.path.parent):
+            if expected is not None and self.staged() != expected:
+                return  # another process finished this swap, or staged a later key: not ours to touch
+            _overwrite(self.path)  # the old key's bytes, not only its name, are gone (as far as the disk allows)
+            os.replace(self.next_path, self.path)
+            _fsync_dir(self.path.parent)
 
     def destroy(self) -> None:
         _shred_file(self.path)
@@ -182,6 +200,18 @@ def _overwrite(path: Path) -> None:
 def _shred_file(path: Path) -> None:
     _overwrite(path)
     path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive advisory lock on the key folder (no extra file): one KEK swap at a time."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -252,12 +282,14 @@ class KeyringKekStore:
         except keyring.errors.KeyringError:
             return None
 
-    def promote(self) -> None:
+    def promote(self, expected: bytes | None = None) -> None:
         import keyring
         import keyring.errors
 
         try:
             text = keyring.get_password(KEYRING_SERVICE, self.next_account)
+            if expected is not None and _decode(text) != expected:
+                return  # another process finished this swap, or staged a later key: not ours to touch
             if _decode(text) is None:
                 raise KeyUnavailable("the new vault key is missing from the OS keyring; unlock it and retry")
             keyring.set_password(KEYRING_SERVICE, self.account, str(text))  # overwrites the old key's entry

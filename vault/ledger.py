@@ -67,6 +67,7 @@ KINDS = frozenset(
         "erasure-requested",
         "excluded-apps-changed",
         "ledger-rollback-accepted",
+        "vault-repaired",
     }
 )
 
@@ -74,7 +75,16 @@ KINDS = frozenset(
 # rolled back, only these may be appended (withdrawing always works), and they are the only ones accepted
 # past the signed head when it could not be signed (the vault key was unavailable).
 NARROWING_KINDS = frozenset(
-    {"revoke", "erase", "pause", "key-shredded", "erasure-requested", "batch-vetoed", "batch-rejected"}
+    {
+        "revoke",
+        "erase",
+        "pause",
+        "key-shredded",
+        "erasure-requested",
+        "batch-vetoed",
+        "batch-rejected",
+        "vault-repaired",  # doctor --repair: removes records that no longer authenticate, nothing else
+    }
 )
 
 # Called before every append and checkpoint with the entry kind ("checkpoint" for a checkpoint); raises to

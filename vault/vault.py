@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -70,6 +71,7 @@ class Vault:
             meta.get("kek_store"), key_file=layout.kek_file, account=f"vault:{meta.get('vault_id', '')}"
         )
         self._kek: bytes | None = None
+        self._kek_checked = ""  # the kek_check value self._kek was found to fit
         self._device_key: SigningKey | None = None
         self.data_keys = DataKeys(conn, self.kek, lambda: iso(self.clock()))
 
@@ -128,7 +130,7 @@ class Vault:
             device = SigningKey.generate()
             now = self.clock()
             # Known before the first append, so the transaction can sign the ledger head.
-            self._kek_store, self._kek, self._device_key = store, kek, device
+            self._kek_store, self._device_key = store, device
             values = {
                 "vault_id": vault_id,
                 "format_version": str(FORMAT_VERSION),
@@ -139,6 +141,7 @@ class Vault:
             }
             self.db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", list(values.items()))
             self.meta = values
+            self._kek, self._kek_checked = kek, values["kek_check"]
             self.db.execute(
                 "INSERT INTO secrets (name, blob) VALUES (?, ?)",
                 (DEVICE_KEY_SECRET, seal(kek, device.private_bytes(), secret_context(DEVICE_KEY_SECRET))),
@@ -269,21 +272,49 @@ class Vault:
         return self.meta["subject"]
 
     def kek(self) -> bytes:
-        """The key-encryption key, checked against this vault (wrong key -> KeyUnavailable)."""
-        if self._kek is None:
-            kek = self._kek_store.load()
-            if not self._kek_fits(kek):
-                # A replacement (replace_kek) committed but crashed before its swap: finish it.
-                staged = self._kek_store.staged()
-                if staged is None or not self._kek_fits(staged):
-                    raise KeyUnavailable(
-                        "the vault key does not belong to this vault (was the key file replaced?); "
-                        "restore the original key, or erase the vault with: consentry erase --all --force"
-                    )
-                self._kek_store.promote()
-                kek = staged
-            self._kek = kek
+        """The key-encryption key the vault uses now, checked against it (wrong key -> KeyUnavailable).
+
+        Another process may replace the KEK (``consentry erase --all``) while this handle stays open (the
+        agent's does for days). So every use compares the vault's current ``kek_check`` with the one the
+        remembered key was checked against, and loads the key again when they differ. Inside a write
+        transaction that comparison holds until COMMIT (nobody else can write), so nothing this handle
+        writes is ever wrapped under a KEK the vault no longer has.
+        """
+        check = self._current_kek_check()
+        if self._kek is None or check != self._kek_checked:
+            self.meta["kek_check"] = check
+            self._kek = None
+            self._kek = self._load_kek()
+            self._kek_checked = check
         return self._kek
+
+    def _current_kek_check(self) -> str:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'kek_check'").fetchone()
+        return str(row[0]) if row is not None else self.meta["kek_check"]
+
+    def _load_kek(self) -> bytes:
+        """The stored KEK that fits ``meta['kek_check']``: the current one, or a staged replacement."""
+        problem: KeyUnavailable | None = None
+        for attempt in range(3):
+            if attempt:
+                time.sleep(0.05)  # another process may be between the two steps of its swap: look again
+            try:
+                kek: bytes | None = self._kek_store.load()
+            except KeyUnavailable as exc:
+                kek, problem = None, exc
+            if kek is not None and self._kek_fits(kek):
+                return kek
+            # A replacement (replace_kek) committed; its swap is still to come, or crashed: finish it.
+            staged = self._kek_store.staged()
+            if staged is not None and self._kek_fits(staged):
+                self._kek_store.promote(staged)
+                return staged
+        if problem is not None:
+            raise problem
+        raise KeyUnavailable(
+            "the vault key does not belong to this vault (was the key file replaced?); "
+            "restore the original key, or erase the vault with: consentry erase --all --force"
+        )
 
     def _kek_fits(self, kek: bytes) -> bool:
         try:
@@ -296,12 +327,15 @@ class Vault:
         """Re-wrap every key under a new KEK and destroy the old one (``consentry erase --all``).
 
         A copy of the vault file taken before cannot be opened with any key that exists afterwards.
-        The new KEK is stored beside the old one before the one transaction that re-wraps the secrets
-        and data keys, and becomes the only one after it (``promote=False``: tests of a crash there).
+        Under the write lock the new KEK is stored beside the old one, then the secrets and data keys are
+        re-wrapped and the check value changed in the same transaction; after COMMIT the new KEK becomes
+        the only one (``promote=False``: tests of a crash there). Other open handles see the new check
+        value at their next use of the KEK and load the new key (``kek``).
         """
-        old, new = self.kek(), new_key()
-        self._kek_store.stage(new)
+        new = new_key()
         with self.transaction():
+            old = self.kek()  # the vault's KEK as of this lock (finishing an earlier swap if one was cut short)
+            self._kek_store.stage(new)
             for name, blob in self.db.execute("SELECT name, blob FROM secrets").fetchall():
                 plain = open_blob(old, blob, secret_context(name))
                 self.db.execute(
@@ -311,9 +345,9 @@ class Vault:
             check = seal(new, _KEK_CHECK_PLAINTEXT, kek_check_context(self.vault_id)).hex()
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'kek_check'", (check,))
         self.meta["kek_check"] = check
+        self._kek, self._kek_checked = new, check
         if promote:
-            self._kek_store.promote()
-        self._kek = new
+            self._kek_store.promote(new)
         return new
 
     @property
@@ -354,16 +388,25 @@ class Vault:
     # -- records -----------------------------------------------------------------------------------
 
     def write_windows(self, records: Sequence[AnyWindow]) -> int:
-        """Encrypt and store ``records`` in one transaction; refuse all if any is not covered by consent."""
+        """Encrypt and store ``records`` in one transaction; refuse all if any is not covered by consent.
+
+        Everything is decided under the write lock, so no other process can change it before COMMIT:
+        consent and erasures are read there (an erasure that committed a moment ago is seen), the KEK
+        and each data key are re-read when another process replaced or shredded them (``kek``,
+        ``DataKeys``), and before COMMIT each data key used is read back from its row under the vault's
+        current KEK and the first record sealed with it is opened from its row. A write that any reader
+        could not read back is rolled back (``InvalidRecord``), never committed.
+        """
         if not records:
             return 0
-        coverage = _Coverage(self.receipt_spans(), list(self.ledger.entries(("erase",))))
-        by_key: dict[tuple[str, int], list[AnyWindow]] = {}
-        for record in records:
-            coverage.check(record)
-            by_key.setdefault((record.category, record.start // DAY_SECONDS), []).append(record)
         rows: list[tuple[int, str, int, int, str, str, bytes]] = []
         with self.transaction():
+            coverage = _Coverage(self.receipt_spans(), list(self.ledger.entries(("erase",))))
+            by_key: dict[tuple[str, int], list[AnyWindow]] = {}
+            for record in records:
+                coverage.check(record)
+                by_key.setdefault((record.category, record.start // DAY_SECONDS), []).append(record)
+            read_back: list[tuple[int, str, str, bytes]] = []  # (first record id, category, key id, key)
             next_id = self._next_record_id()
             for (category, day_number), group in by_key.items():
                 day = utc_day(datetime.fromtimestamp(day_number * DAY_SECONDS, UTC))
@@ -377,13 +420,22 @@ class Vault:
                     (i, category, r.start, r.end, key_id, r.receipt_id, blob)
                     for i, r, blob in zip(ids, group, blobs, strict=True)
                 )
+                read_back.append((next_id, category, key_id, key))
                 next_id += len(group)
             self.db.executemany(
                 "INSERT INTO records (record_id, category, start, end, key_id, receipt_id, blob) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            self._read_back(read_back)
         return len(rows)
+
+    def _read_back(self, written: list[tuple[int, str, str, bytes]]) -> None:
+        """Inside the write transaction: what was just written opens the way any reader opens it."""
+        for record_id, category, key_id, key in written:
+            self.data_keys.check_stored(key_id, key)
+            (blob,) = self.db.execute("SELECT blob FROM records WHERE record_id = ?", (record_id,)).fetchone()
+            Envelope(key).open(blob, record_context(RECORDS_TABLE, record_id, key_id, category))
 
     def _next_record_id(self) -> int:
         row = self.db.execute("SELECT MAX(record_id) FROM records").fetchone()

@@ -1,4 +1,8 @@
-"""``consentry doctor``: check the vault file, its key, permissions, the ledger and the policy."""
+"""``consentry doctor``: check the vault file, its key, every stored record, the ledger and the policy.
+
+``--repair`` removes the stored records that no longer authenticate (``vault.integrity``), keeps every
+other one, and records the repair in the consent ledger.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,19 @@ from vault.vault import Vault
 
 
 @click.command()
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Remove the stored records that fail to authenticate (and only those), keep every other one, "
+    "and record the repair in the consent ledger.",
+)
 @common.json_option
-def doctor(as_json: bool) -> None:
-    """Run every self-check and say what to do about each failure. Changes nothing."""
+def doctor(repair: bool, as_json: bool) -> None:
+    """Run every self-check and say what to do about each failure.
+
+    Every stored record is decrypted and authenticated, not a sample. Changes nothing
+    unless --repair is given.
+    """
     checks: list[dict[str, str]] = []
 
     def record(name: str, ok: bool, detail: str) -> None:
@@ -41,6 +55,7 @@ def doctor(as_json: bool) -> None:
                 record("consent ledger", report.ok, report.reason or f"{report.entries} entries")
                 head = vault.ledger_head_state()
                 record("ledger head", head.ok, head.explain())
+                _check_stored_data(record, vault, repair)
                 _check_settings(record, lay, vault)
         except VaultError as exc:
             record("vault", False, str(exc))
@@ -53,6 +68,29 @@ def doctor(as_json: bool) -> None:
             click.echo(f"{check['result']:<5} {check['check']}: {check['detail']}")
     if any(c["result"] == "FAIL" for c in checks):
         raise click.ClickException("some checks failed; see above")
+
+
+def _check_stored_data(record: Callable[[str, bool, str], None], vault: Vault, repair: bool) -> None:
+    """Authenticate every record, data key, secret and held batch; with ``repair``, remove what fails."""
+    from protocol.timeutil import utc_now
+    from vault import integrity
+
+    found = integrity.check(vault)
+    if repair and found.repairable:
+        done = integrity.repair(vault, utc_now())
+        where = ", ".join(f"{cat} on {day}: {n}" for (cat, day), n in sorted(done.by_day.items()))
+        record(
+            "repair",
+            True,
+            f"removed {done.records_removed} record(s) that did not authenticate"
+            + (f" ({where})" if where else "")
+            + f" and {len(done.keys_removed)} unusable data key(s); kept {done.records_kept} record(s); "
+            "recorded in your consent ledger (consentry ledger show)",
+        )
+        found = integrity.check(vault)
+    elif repair:
+        record("repair", True, "nothing to repair: every stored record authenticates")
+    record("stored data", found.ok, found.summary())
 
 
 def _check_settings(record: Callable[[str, bool, str], None], lay: Layout, vault: Vault | None) -> None:

@@ -45,9 +45,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 def _hint(exc: VaultError) -> str:
     """The message for the employee, with the next step where the error itself has none."""
     if isinstance(exc, InvalidRecord):
+        from vault.integrity import INTEGRITY_HINT
+
         return (
-            "stored data failed its integrity check (it was altered, or the wrong key was used); "
-            "nothing was changed. Run: consentry ledger verify"
+            "stored data failed its integrity check (it was altered, or written under a key this vault no "
+            f"longer has); nothing was changed. {INTEGRITY_HINT}"
         )
     if isinstance(exc, VaultCorrupted):
         return f"{exc}. Nothing was changed. Run: consentry doctor, or restore the vault from a backup"

@@ -17,7 +17,7 @@ from agent.web.html import esc, flash, layout, post_form, state_badge, table
 from agent.web.mydata_view import mydata_body
 from agent.web.server import Request, Response
 from protocol.categories import ALL_CATEGORIES, Category
-from protocol.errors import ConsentError, PolicyError, VaultError
+from protocol.errors import ConsentError, InvalidRecord, PolicyError, VaultError
 from protocol.timeutil import utc_now
 from vault import batches as batch_ops
 from vault import consent_ops, outbox
@@ -108,6 +108,10 @@ class EmployeePage:
             message = (
                 str(exc) if not isinstance(exc, OSError) else f"the vault could not be used ({type(exc).__name__})"
             )
+            if isinstance(exc, InvalidRecord):  # name the command that explains and mends it
+                from vault.integrity import INTEGRITY_HINT
+
+                message = f"stored data failed its integrity check ({exc}). {INTEGRITY_HINT}"
             return self._render(
                 request, "/", f"<section>{flash(message + '; nothing was changed.', bad=True)}</section>", 409
             )
