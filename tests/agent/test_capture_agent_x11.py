@@ -30,6 +30,7 @@ from vault.vault import Vault
 pytestmark = pytest.mark.x11
 
 SECRET = "zq7Xv-Pw0rd-Qk9"
+LOGIN_PASSWORD = "Tr0ub4dor&3x"
 
 
 @pytest.fixture
@@ -131,6 +132,29 @@ def test_typed_password_never_reaches_vault_logs_or_any_file(x: XServer, layout:
             assert needle.encode("utf-16-le") not in data, f"{needle!r} (UTF-16) found in {path.name}"
     log_text = (layout.log_dir / "agent.log").read_text() + agent.stderr
     assert str(layout.home) not in log_text  # no paths in logs
+
+
+def test_a_password_typed_alone_in_a_window_leaves_neither_its_length_nor_its_shape(
+    x: XServer, layout: Layout, short_policy: Path
+) -> None:
+    x.activate(x.open_window("xterm"))
+    grant(layout, short_policy, Category.KEYBOARD)
+    agent = _start(layout, short_policy, x)
+    try:
+        agent.wait_state("keyboard", "capturing")
+        x.type(LOGIN_PASSWORD)  # 8 letters, 3 digits, 1 punctuation, and the shifted keys
+        x.xdotool("key", "Return")
+        flushed = wait_records(layout, Category.KEYBOARD)  # the 10-second window closes by itself
+    finally:
+        assert agent.stop() == 0
+    stored = records(layout, Category.KEYBOARD)
+    assert stored and len(stored) >= len(flushed)
+    for window in stored:
+        assert sum(window.key_counts.values()) == 0, window.key_counts  # type: ignore[union-attr]
+        assert set(window.iki_histogram) == {0}  # type: ignore[union-attr]
+        assert (window.bursts, window.longest_burst, window.pauses) == (0, 0, 0)  # type: ignore[union-attr]
+        assert window.correction_ratio == 0.0  # type: ignore[union-attr]
+        assert window.sparse  # type: ignore[union-attr]  # the window says the keyboard was used, no more
 
 
 def test_focusing_an_excluded_app_suspends_every_source(x: XServer, layout: Layout, short_policy: Path) -> None:
