@@ -30,6 +30,7 @@ from vault.vault import Vault
 pytestmark = pytest.mark.x11
 
 SECRET = "zq7Xv-Pw0rd-Qk9"
+LOGIN_PASSWORD = "Tr0ub4dor&3x"
 # The secret with enough other typing around it that the window keeps its counts (KEYBOARD_MIN_PRESSES).
 TYPED_WITH_SECRET = f"the quick brown fox {SECRET} jumps over"
 WINDOW_SECONDS = 10  # SHORT_WINDOW_POLICY
@@ -47,7 +48,6 @@ def _type_in_one_window(x: XServer, text: str) -> None:
     if remaining < 4.0:
         time.sleep(remaining + 0.1)
     x.type(text)
-LOGIN_PASSWORD = "Tr0ub4dor&3x"
 
 
 @pytest.fixture
