@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import sqlite3
 import time
 from datetime import timedelta
@@ -36,6 +38,7 @@ TYPED_WITH_SECRET = f"the quick brown fox {SECRET} jumps over"
 WINDOW_SECONDS = 10  # SHORT_WINDOW_POLICY
 # Typing counted by a test: over KEYBOARD_MIN_PRESSES, so its window keeps its counts.
 RUN = 40
+STOP_DEADLINE_SECONDS = 3.0
 
 
 def _type_in_one_window(x: XServer, text: str) -> None:
@@ -173,6 +176,31 @@ def test_a_password_typed_alone_in_a_window_leaves_neither_its_length_nor_its_sh
         assert (window.bursts, window.longest_burst, window.pauses) == (0, 0, 0)  # type: ignore[union-attr]
         assert window.correction_ratio == 0.0  # type: ignore[union-attr]
         assert window.sparse  # type: ignore[union-attr]  # the window says the keyboard was used, no more
+
+
+def test_sigterm_flushes_every_open_window_and_exits_promptly(x: XServer, layout: Layout, short_policy: Path) -> None:
+    x.activate(x.open_window("xterm"))
+    grant(layout, short_policy, Category.KEYBOARD, Category.MOUSE, Category.APPS)
+    agent = _start(layout, short_policy, x)
+    for category in ("keyboard", "mouse", "apps"):
+        agent.wait_state(category, "capturing")
+    _type_in_one_window(x, "s" * RUN)
+    x.xdotool("click", "1", "click", "1", "click", "3")
+    time.sleep(0.5)  # let the last events reach the agent's buffers
+    agent.proc.send_signal(signal.SIGTERM)
+    # Far above the half second this takes, far below the 4.8 s of two 2-second thread joins it took.
+    assert agent.proc.wait(timeout=STOP_DEADLINE_SECONDS) == 0
+    agent.stop()
+
+    assert key_total(records(layout, Category.KEYBOARD)) == RUN  # the open window, cut and flushed
+    mouse = records(layout, Category.MOUSE)
+    assert (sum(w.clicks["left"] for w in mouse), sum(w.clicks["right"] for w in mouse)) == (2, 1)  # type: ignore[union-attr]
+    assert records(layout, Category.APPS)
+    log_text = (layout.log_dir / "agent.log").read_text()
+    assert "did not stop" not in log_text  # every capture thread ended when told, none was abandoned
+    assert "agent exited cleanly" in log_text
+    assert json.loads(layout.agent_status.read_text())["agent_state"] == "stopped"
+    assert not layout.control_socket.exists() and not layout.page_link.exists()
 
 
 def test_focusing_an_excluded_app_suspends_every_source(x: XServer, layout: Layout, short_policy: Path) -> None:
