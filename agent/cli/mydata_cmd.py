@@ -21,6 +21,8 @@ def _when(ts: int) -> str:
 
 
 def _summary(record: dict[str, Any]) -> str:
+    if record.get("sparse"):  # protocol.windows.KEYBOARD_MIN_PRESSES; not imported: it would load pydantic
+        return "the keyboard was used, too few presses to keep any count (sparse window: under 32 presses)"
     data = {k: v for k, v in record.items() if k not in ("start", "end", "receipt_id", "category")}
     parts = []
     for key, value in data.items():
