@@ -99,6 +99,10 @@ class ControlServer:
     def stop(self) -> None:
         self._stop.set()
         if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept() at once; close() does not
+            except OSError:
+                pass  # not connected or already shut: close() is enough
             self._sock.close()
         if self._thread is not None:
             self._thread.join(timeout=2.0)

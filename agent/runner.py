@@ -15,12 +15,16 @@ from agent.web.launch import start_employee_page, stop_employee_page
 from vault.paths import Layout
 from vault.vault import Vault
 
+# An agent stopping (SIGTERM) flushes its windows first, in a fraction of a second; one started meanwhile
+# (a restart, a session that logs in again) waits this long for it before saying another one runs.
+STOPPING_AGENT_WAIT_SECONDS = 5.0
+
 
 def run_agent(layout: Layout, policy_path: Path, *, replay: ReplayConfig | None = None, verbose: bool = False) -> None:
     """Run in the foreground until SIGTERM/SIGINT; raises AlreadyRunning or a VaultError at start."""
     layout.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = setup_logging(layout.log_dir, verbose)
-    with InstanceLock(layout.agent_lock):
+    with InstanceLock(layout.agent_lock, wait_seconds=STOPPING_AGENT_WAIT_SECONDS):
         with Vault.open(layout) as vault:
             agent = Agent(layout, vault, policy_path, replay=replay)
             server = ControlServer(layout.control_socket, agent.requests, agent.wake)

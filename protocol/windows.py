@@ -26,6 +26,12 @@ IKI_BIN_EDGES_MS: tuple[int, ...] = (0, 50, 100, 150, 200, 300, 500, 1000, 2000)
 PAUSE_GAP_SECONDS = 2.0
 # A burst is at least this many presses with no pause between them.
 BURST_MIN_PRESSES = 3
+# A keyboard window with fewer presses than this keeps no detail, only that the keyboard was used
+# (``sparse``): a window in which only a password was typed would otherwise record its length and its
+# letter/digit/punctuation mix. 32 is above a typical login typed in one window (user name, Tab, a
+# 16-character password with its Shift presses, Enter: 28) and a four-word passphrase; see
+# docs/privacy/threat-model.md for what it does not cover.
+KEYBOARD_MIN_PRESSES = 32
 # Mouse idle time: gaps between mouse events longer than this add to ``idle_seconds``.
 MOUSE_IDLE_GAP_SECONDS = 1.0
 MAX_FILE_DEPTH = 16
@@ -60,6 +66,23 @@ class KeyboardWindow(_WindowBase):
     longest_burst: int = Field(ge=0)
     pauses: int = Field(ge=0)
     correction_ratio: float = Field(ge=0.0, le=1.0)
+    sparse: bool = Field(
+        default=False,
+        description=f"the keyboard was used, fewer than {KEYBOARD_MIN_PRESSES} presses: every count and statistic is withheld (zero)",
+    )
+
+    @model_validator(mode="after")
+    def _sparse_carries_nothing(self) -> KeyboardWindow:
+        if self.sparse and (
+            any(self.key_counts.values())
+            or any(self.iki_histogram)
+            or self.bursts
+            or self.longest_burst
+            or self.pauses
+            or self.correction_ratio
+        ):
+            raise ValueError("a sparse keyboard window must carry no counts or statistics")
+        return self
 
     @field_validator("iki_histogram")
     @classmethod

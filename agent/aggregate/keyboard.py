@@ -2,6 +2,9 @@
 
 Every statistic is computed inside the window: the interval between the last press of one window and
 the first of the next is not counted, so a window's record depends on its own presses only.
+
+A window with fewer than KEYBOARD_MIN_PRESSES presses is recorded as ``sparse``, every statistic
+withheld: its length, class mix, rhythm and bursts would be those of a password typed alone in it.
 """
 
 from __future__ import annotations
@@ -9,7 +12,13 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from protocol.categories import KeyClass
-from protocol.windows import BURST_MIN_PRESSES, IKI_BIN_EDGES_MS, PAUSE_GAP_SECONDS, KeyboardWindow
+from protocol.windows import (
+    BURST_MIN_PRESSES,
+    IKI_BIN_EDGES_MS,
+    KEYBOARD_MIN_PRESSES,
+    PAUSE_GAP_SECONDS,
+    KeyboardWindow,
+)
 
 _CLASSES = tuple(KeyClass)
 
@@ -48,9 +57,22 @@ class KeyboardAccumulator:
         self._run = 0
 
     def finish(self, start: int, end: int, receipt_id: str, at: float | None = None) -> KeyboardWindow | None:
-        """The window's record, or None when no key was pressed in it."""
+        """The window's record (sparse below KEYBOARD_MIN_PRESSES), or None when no key was pressed in it."""
         if self.presses == 0:
             return None
+        if self.presses < KEYBOARD_MIN_PRESSES:
+            return KeyboardWindow(
+                start=start,
+                end=end,
+                receipt_id=receipt_id,
+                key_counts=dict.fromkeys(_CLASSES, 0),
+                iki_histogram=(0,) * len(IKI_BIN_EDGES_MS),
+                bursts=0,
+                longest_burst=0,
+                pauses=0,
+                correction_ratio=0.0,
+                sparse=True,
+            )
         self._end_run()
         return KeyboardWindow(
             start=start,

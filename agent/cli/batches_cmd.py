@@ -69,7 +69,7 @@ def show(batch_id: str, as_json: bool) -> None:
         common.emit_json({"batch": info.to_json(), "records": records})
         return
     click.echo(
-        f"Batch {info.batch_id}: {info.state}, {sum(info.record_counts.values())} record(s), "
+        f"Batch {info.batch_id}: {info.state}, {common.counted(sum(info.record_counts.values()), 'record')}, "
         f"payload sha256 {info.payload_sha256}"
     )
     for check in info.privacy_checks:

@@ -1,4 +1,4 @@
-"""What every CLI command needs: the home, the policy, an open vault, JSON output, durations."""
+"""What every CLI command needs: the home, the policy, an open vault, JSON output, durations, questions."""
 
 from __future__ import annotations
 
@@ -66,6 +66,25 @@ def open_vault(*, create: bool = False) -> Vault:
             "Start with: consentry consent show"
         )
     return Vault.open(lay, create=create)
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 entry``, ``3 entries``, ``0 batches``: a count as a person writes it."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def confirm(question: str, *, nothing_done: str) -> bool:
+    """Ask ``question`` (default no). Without an answer (no terminal, end of input, Ctrl-C) the
+    command ends with ``nothing_done`` and how to confirm on the command line, never a bare "Aborted!".
+    """
+    try:
+        return click.confirm(question, default=False)
+    except click.Abort:
+        click.echo("", err=True)  # end the question's line
+        raise click.ClickException(
+            f"no answer was given (is this a terminal?); {nothing_done}. "
+            "Run it in a terminal to answer, or add --yes to confirm on the command line."
+        ) from None
 
 
 def emit_json(value: Any) -> None:

@@ -105,6 +105,9 @@ def grant(categories: tuple[Category, ...], yes: bool, folders: tuple[Path, ...]
         for category in dict.fromkeys(categories):
             files = category is Category.FILES
             state = snapshot.categories[category]
+            if state.state == "granted" and not files:  # files: a new folder list is a new grant
+                click.echo(f"{category.value}: already granted (receipt {state.receipt_id}); nothing changed.")
+                continue
             if state.state == "suspended" and state.changes:
                 click.echo(
                     f"The terms for '{category.value}' changed since you granted it: {'; '.join(state.changes)}."
@@ -116,7 +119,9 @@ def grant(categories: tuple[Category, ...], yes: bool, folders: tuple[Path, ...]
             click.echo(text)
             if files:
                 click.echo(f"Folders you are choosing: {len(chosen)} (their names never leave this computer).")
-            if not yes and not click.confirm(f"Grant consent for '{category.value}'?", default=False):
+            if not yes and not common.confirm(
+                f"Grant consent for '{category.value}'?", nothing_done=f"nothing was granted for {category.value}"
+            ):
                 click.echo(f"Not granted: {category.value}.")
                 continue
             if files:
@@ -135,7 +140,7 @@ def grant(categories: tuple[Category, ...], yes: bool, folders: tuple[Path, ...]
                 folders=chosen if files else None,
             )
             state_text = "granted" if created else "already granted"
-            scope = f" for {len(chosen)} folder(s)" if files else ""
+            scope = f" for {common.counted(len(chosen), 'folder')}" if files else ""
             click.echo(f"{category.value}: {state_text}{scope} (receipt {receipt.receipt_id}).")
             granted.append(category.value)
     if granted:
@@ -163,22 +168,33 @@ def revoke(categories: tuple[Category, ...], erase: bool) -> None:
     policy = common.policy_or_defaults()
     now = utc_now()
     with common.open_vault() as vault:
+        before = vault.consent(policy).categories
         withdrawn = consent_ops.revoke(vault, policy, list(dict.fromkeys(categories)), method="cli", now=now)
-        for category in categories:
-            click.echo(f"{category.value}: {'withdrawn' if category in withdrawn else 'was not granted'}.")
+        for category in dict.fromkeys(categories):
+            if category in withdrawn:
+                click.echo(f"{category.value}: withdrawn.")
+            elif before[category].state == "revoked":
+                click.echo(f"{category.value}: already withdrawn; nothing changed.")
+            elif before[category].state == "forbidden":
+                click.echo(f"{category.value}: not offered on this computer, so never captured; nothing changed.")
+            else:
+                click.echo(f"{category.value}: was never granted; nothing changed.")
         # Erase before asking the agent: the vault already refuses anything of a withdrawn grant, so
         # an agent that cannot be reached must not keep the erasure from happening.
         if erase:
             from vault.shredding import erase_categories
 
             keys = erase_categories(vault, list(categories), now=utc_now(), revoked_too=False)
-            click.echo(f"Erased: {len(keys)} data key(s) destroyed; that data can no longer be read by anyone.")
+            click.echo(
+                f"Erased: {common.counted(len(keys), 'data key')} destroyed; that data can no longer be read by anyone."
+            )
             from agent.shipping import request_store_erasure
 
             line = request_store_erasure(vault, policy, "revoke:" + ",".join(c.value for c in categories), utc_now())
             if line:
                 click.echo(line)
-    tell_agent(lay, must_confirm=True)
+    if withdrawn or erase:  # nothing changed: no agent to tell, and no confirmation to claim
+        tell_agent(lay, must_confirm=True)
 
 
 @click.command()

@@ -41,7 +41,8 @@ def verify(as_json: bool) -> None:
     if as_json:
         common.emit_json({**report._asdict(), "head": {"status": head.status, "ok": head.ok, "message": head.message}})
     elif report.ok and head.ok:
-        click.echo(f"Ledger OK: {report.entries} entries, head {report.head_hash}, matches its signed head")
+        entries = common.counted(report.entries, "entry", "entries")
+        click.echo(f"Ledger OK: {entries}, head {report.head_hash}, matches its signed head")
     if not report.ok:
         raise click.ClickException(
             f"ledger broken at entry {report.first_broken_seq}: {report.reason}. "
@@ -73,12 +74,13 @@ def accept_rollback(yes: bool) -> None:
             click.echo("The consent ledger matches its signed head; there is nothing to accept.")
             return
         click.echo(f"Problem: {state.message}.")
-        if not yes and not click.confirm(
-            "Record the rollback, withdraw every grant and erase everything collected here?", default=False
+        if not yes and not common.confirm(
+            "Record the rollback, withdraw every grant and erase everything collected here?",
+            nothing_done="nothing was changed; capture stays stopped",
         ):
             raise click.ClickException("nothing was changed; capture stays stopped")
         done = accept(vault, utc_now())
     click.echo(
-        f"Rollback recorded as ledger entry {done.seq}; every grant was withdrawn and {done.erased_keys} data "
-        "key(s) destroyed. Grant again with: consentry consent grant CATEGORY"
+        f"Rollback recorded as ledger entry {done.seq}; every grant was withdrawn and "
+        f"{common.counted(done.erased_keys, 'data key')} destroyed. Grant again with: consentry consent grant CATEGORY"
     )

@@ -8,11 +8,14 @@ the capture sources or the export code.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import io
+import os
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -73,6 +76,19 @@ class LazyGroup(click.Group):
             return command
         return super().get_command(ctx, cmd_name)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            # click suggests from the commands it has loaded; ours load lazily, so suggest from the table.
+            name = args[0] if args else ""
+            suggestion = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            if exc.message == f"No such command {name!r}." and suggestion:
+                raise click.UsageError(f"{exc.message} Did you mean {suggestion[0]!r}?", ctx) from None
+            raise
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help from the table above: `consentry --help` imports no subcommand.
         rows = [(name, self._lazy[name][2]) for name in sorted(self._lazy)]
@@ -84,12 +100,27 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:
+            _reader_went_away()
         except VaultError as exc:
             raise click.ClickException(_hint(exc)) from None
         except sqlite3.OperationalError as exc:
             raise click.ClickException(f"the vault could not be used right now ({exc}); nothing was changed") from None
         except Exception as exc:  # the one boundary: no traceback (and nothing it might quote) reaches the user
             raise click.ClickException(crash.one_line(exc, _log_dir())) from None
+
+
+def _reader_went_away() -> NoReturn:
+    """Whoever read our output stopped reading (``consentry status | head -3``): end quietly, exit 1.
+
+    stdout is pointed at /dev/null first, so the interpreter's last flush cannot fail again.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # no real stdout (tests): nothing to redirect
+        pass
+    sys.exit(1)
 
 
 def _log_dir() -> Path | None:
@@ -118,6 +149,8 @@ def cli() -> None:
 def main() -> None:
     try:
         cli(prog_name="consentry")
+    except BrokenPipeError:  # raised by click's own output (usage, errors)
+        _reader_went_away()
     except Exception as exc:  # raised outside a subcommand (argument parsing, output): still one line
         click.echo(f"Error: {crash.one_line(exc, _log_dir())}", err=True)
         sys.exit(1)

@@ -30,6 +30,8 @@ def _when(ts: int) -> str:
 
 
 def _summary(record: dict[str, Any]) -> str:
+    if record.get("sparse"):  # protocol.windows.KEYBOARD_MIN_PRESSES; not imported: it would load pydantic
+        return "the keyboard was used, too few presses to keep any count (sparse window: under 32 presses)"
     data = {k: v for k, v in record.items() if k not in ("start", "end", "receipt_id", "category")}
     parts = []
     for key, value in data.items():
@@ -282,7 +284,7 @@ def _export(lay: Layout, path: Path, as_json: bool) -> None:
         return
     click.echo(f"Exported to {summary.path} (owner-only, 0600):")
     for table, count in summary.rows.items():
-        click.echo(f"  {table}: {count} row(s)")
+        click.echo(f"  {table}: {common.counted(count, 'row')}")
     click.echo(
         "Warning: this file is NOT encrypted. Anyone who can read it sees your data; delete it when done.", err=True
     )
@@ -342,7 +344,7 @@ def erase(
             else f"data from {first_day} to {last_day}"
         )
     )
-    if not yes and not click.confirm(f"Erase {what}? This cannot be undone.", default=False):
+    if not yes and not common.confirm(f"Erase {what}? This cannot be undone.", nothing_done="nothing was erased"):
         raise click.ClickException("nothing was erased")
     from agent.erasure import erase as erase_data
 
@@ -359,7 +361,7 @@ def erase(
         click.echo("The vault could not be opened, so its files and key were deleted (--force). Nothing remains.")
         return
     tell_agent(lay, must_confirm=everything)
-    click.echo(f"Erased {what}: {done.keys_destroyed} data key(s) destroyed.")
+    click.echo(f"Erased {what}: {common.counted(done.keys_destroyed, 'data key')} destroyed.")
     if everything:
         click.echo("Every grant is withdrawn as well; nothing more will be collected.")
         click.echo("The vault key was replaced and the old one destroyed: earlier copies of the vault cannot be read.")

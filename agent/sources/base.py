@@ -3,6 +3,7 @@ bookkeeping the sources share."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from enum import StrEnum
@@ -10,6 +11,8 @@ from typing import Any, Protocol
 
 from agent.events import EventSink
 from protocol.categories import Category
+
+log = logging.getLogger("consentry.agent")
 
 
 class SourceKind(StrEnum):
@@ -73,3 +76,5 @@ class ThreadedSource:
         if worker is not None:
             self._halt(worker)
             worker.join(timeout=STOP_JOIN_SECONDS)
+            if worker.is_alive():  # it may still deliver events, and every stop now waits for it
+                log.warning("a capture thread did not stop within %g s (%s)", STOP_JOIN_SECONDS, type(self).__name__)

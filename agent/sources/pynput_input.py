@@ -96,6 +96,8 @@ class _PynputSource(ThreadedSource):
 
     def _halt(self, worker: Any) -> None:
         _stop_quietly(worker)  # a pynput Listener: a thread that ends when told
+        if self._platform not in ("darwin", "win32"):
+            _end_x_recording(worker, self._env.get("DISPLAY"))
 
 
 class PynputKeyboardSource(_PynputSource):
@@ -139,3 +141,30 @@ def _stop_quietly(listener: Any) -> None:
         listener.stop()
     except Exception as exc:  # stopping a listener whose display is gone raises; it is stopped anyway
         log.debug("input listener stop: %s", type(exc).__name__)
+
+
+def _end_x_recording(listener: Any, display_name: str | None) -> None:
+    """End the X listener's recording from a connection of our own, so its thread ends at once.
+
+    pynput's ``stop`` asks for the end on the connection its thread is blocked receiving the
+    recording on, which the server does not read until the recording ends (XRecord wants a separate
+    control connection): the thread would linger until the next key or mouse event, and the agent's
+    stop wait for it. Disabling a context that already ended is harmless.
+    """
+    context = getattr(listener, "_context", None)
+    if context is None:
+        return
+    try:
+        from Xlib import display
+
+        control = display.Display(display_name)
+    except Exception as exc:  # no display any more: the recording ended with it
+        log.debug("x recording stop: %s", type(exc).__name__)
+        return
+    try:
+        control.record_disable_context(context)
+        control.sync()
+    except Exception as exc:
+        log.debug("x recording stop: %s", type(exc).__name__)
+    finally:
+        control.close()

@@ -25,6 +25,7 @@ log = logging.getLogger("consentry.page")
 LOOPBACK = "127.0.0.1"
 MAX_BODY = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
+STOP_POLL_SECONDS = 0.1
 _SAFE_PATH = re.compile(r"^/(?:[A-Za-z0-9_-]+/?)*$")
 
 
@@ -86,7 +87,10 @@ class PageServer:
         return self.guard.token
 
     def start(self) -> PageServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="consentry-page", daemon=True)
+        # serve_forever notices shutdown() only between polls: a short poll lets the agent exit promptly.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(STOP_POLL_SECONDS,), name="consentry-page", daemon=True
+        )
         self._thread.start()
         return self
 

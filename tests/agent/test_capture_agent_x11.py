@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import sqlite3
 import time
 from datetime import timedelta
@@ -30,6 +32,25 @@ from vault.vault import Vault
 pytestmark = pytest.mark.x11
 
 SECRET = "zq7Xv-Pw0rd-Qk9"
+LOGIN_PASSWORD = "Tr0ub4dor&3x"
+# The secret with enough other typing around it that the window keeps its counts (KEYBOARD_MIN_PRESSES).
+TYPED_WITH_SECRET = f"the quick brown fox {SECRET} jumps over"
+WINDOW_SECONDS = 10  # SHORT_WINDOW_POLICY
+# Typing counted by a test: over KEYBOARD_MIN_PRESSES, so its window keeps its counts.
+RUN = 40
+STOP_DEADLINE_SECONDS = 3.0
+
+
+def _type_in_one_window(x: XServer, text: str) -> None:
+    """Type ``text`` early enough in an aligned window that it all lands in that one window.
+
+    A window of fewer than KEYBOARD_MIN_PRESSES presses keeps no counts, so typing split across two
+    windows could vanish from the counts; the agent aligns windows to the UTC clock, as done here.
+    """
+    remaining = WINDOW_SECONDS - time.time() % WINDOW_SECONDS
+    if remaining < 4.0:
+        time.sleep(remaining + 0.1)
+    x.type(text)
 
 
 @pytest.fixture
@@ -58,30 +79,30 @@ def test_nothing_before_grant_nothing_after_revoke_and_records_carry_their_recei
     agent = _start(layout, short_policy, x)
     try:
         agent.wait_state("keyboard", "not_granted")
-        x.type("aaaa")  # before any grant
+        _type_in_one_window(x, "a" * RUN)  # before any grant
         first = grant(layout, short_policy, Category.KEYBOARD)[Category.KEYBOARD]
         assert notify_consent_changed(layout)
         agent.wait_state("keyboard", "capturing")
-        x.type("bbbbb")
+        _type_in_one_window(x, "b" * RUN)
         flushed = wait_records(layout, Category.KEYBOARD)  # the window closes within 10 s
-        assert key_total(flushed) == 5
+        assert key_total(flushed) == RUN
 
         revoke(layout, short_policy, Category.KEYBOARD)
         assert notify_consent_changed(layout)  # acknowledged = stopped and dropped
         assert query_status(layout)["categories"]["keyboard"]["state"] == "revoked"  # type: ignore[index]
-        x.type("ccccccc")  # after revocation
+        _type_in_one_window(x, "c" * RUN)  # after revocation
 
         second = grant(layout, short_policy, Category.KEYBOARD)[Category.KEYBOARD]
         assert notify_consent_changed(layout)
         agent.wait_state("keyboard", "capturing")
-        x.type("dddddd")
+        _type_in_one_window(x, "d" * (RUN + 6))
     finally:
         assert agent.stop() == 0
     stored = records(layout, Category.KEYBOARD)
     by_receipt = {first: 0, second: 0}
     for window in stored:
         by_receipt[window.receipt_id] += key_total([window])
-    assert by_receipt == {first: 5, second: 6}
+    assert by_receipt == {first: RUN, second: RUN + 6}
     with Vault.open(layout) as vault:
         spans = vault.receipt_spans()
     for window in stored:
@@ -98,18 +119,19 @@ def test_typed_password_never_reaches_vault_logs_or_any_file(x: XServer, layout:
     try:
         for category in ("keyboard", "mouse", "apps"):
             agent.wait_state(category, "capturing")
-        x.type(SECRET)
+        _type_in_one_window(x, TYPED_WITH_SECRET)
         x.xdotool("mousemove", "100", "100", "click", "1", "mousemove", "300", "250", "click", "3", "click", "1")
         time.sleep(0.5)  # let the last events reach the agent before it stops
     finally:
         assert agent.stop() == 0
 
     keyboard = records(layout, Category.KEYBOARD)
-    letters = sum(c.isalpha() for c in SECRET)
-    digits = sum(c.isdigit() for c in SECRET)
+    letters = sum(c.isalpha() for c in TYPED_WITH_SECRET)
+    digits = sum(c.isdigit() for c in TYPED_WITH_SECRET)
     assert key_total(keyboard, "letter") == letters
     assert key_total(keyboard, "digit") == digits
-    assert key_total(keyboard, "punctuation") == SECRET.count("-")
+    assert key_total(keyboard, "punctuation") == TYPED_WITH_SECRET.count("-")
+    assert key_total(keyboard, "space") == TYPED_WITH_SECRET.count(" ")
     mouse = records(layout, Category.MOUSE)
     assert sum(w.clicks["left"] for w in mouse) == 2  # type: ignore[union-attr]
     assert sum(w.clicks["right"] for w in mouse) == 1  # type: ignore[union-attr]
@@ -133,6 +155,54 @@ def test_typed_password_never_reaches_vault_logs_or_any_file(x: XServer, layout:
     assert str(layout.home) not in log_text  # no paths in logs
 
 
+def test_a_password_typed_alone_in_a_window_leaves_neither_its_length_nor_its_shape(
+    x: XServer, layout: Layout, short_policy: Path
+) -> None:
+    x.activate(x.open_window("xterm"))
+    grant(layout, short_policy, Category.KEYBOARD)
+    agent = _start(layout, short_policy, x)
+    try:
+        agent.wait_state("keyboard", "capturing")
+        x.type(LOGIN_PASSWORD)  # 8 letters, 3 digits, 1 punctuation, and the shifted keys
+        x.xdotool("key", "Return")
+        flushed = wait_records(layout, Category.KEYBOARD)  # the 10-second window closes by itself
+    finally:
+        assert agent.stop() == 0
+    stored = records(layout, Category.KEYBOARD)
+    assert stored and len(stored) >= len(flushed)
+    for window in stored:
+        assert sum(window.key_counts.values()) == 0, window.key_counts  # type: ignore[union-attr]
+        assert set(window.iki_histogram) == {0}  # type: ignore[union-attr]
+        assert (window.bursts, window.longest_burst, window.pauses) == (0, 0, 0)  # type: ignore[union-attr]
+        assert window.correction_ratio == 0.0  # type: ignore[union-attr]
+        assert window.sparse  # type: ignore[union-attr]  # the window says the keyboard was used, no more
+
+
+def test_sigterm_flushes_every_open_window_and_exits_promptly(x: XServer, layout: Layout, short_policy: Path) -> None:
+    x.activate(x.open_window("xterm"))
+    grant(layout, short_policy, Category.KEYBOARD, Category.MOUSE, Category.APPS)
+    agent = _start(layout, short_policy, x)
+    for category in ("keyboard", "mouse", "apps"):
+        agent.wait_state(category, "capturing")
+    _type_in_one_window(x, "s" * RUN)
+    x.xdotool("click", "1", "click", "1", "click", "3")
+    time.sleep(0.5)  # let the last events reach the agent's buffers
+    agent.proc.send_signal(signal.SIGTERM)
+    # Far above the half second this takes, far below the 4.8 s of two 2-second thread joins it took.
+    assert agent.proc.wait(timeout=STOP_DEADLINE_SECONDS) == 0
+    agent.stop()
+
+    assert key_total(records(layout, Category.KEYBOARD)) == RUN  # the open window, cut and flushed
+    mouse = records(layout, Category.MOUSE)
+    assert (sum(w.clicks["left"] for w in mouse), sum(w.clicks["right"] for w in mouse)) == (2, 1)  # type: ignore[union-attr]
+    assert records(layout, Category.APPS)
+    log_text = (layout.log_dir / "agent.log").read_text()
+    assert "did not stop" not in log_text  # every capture thread ended when told, none was abandoned
+    assert "agent exited cleanly" in log_text
+    assert json.loads(layout.agent_status.read_text())["agent_state"] == "stopped"
+    assert not layout.control_socket.exists() and not layout.page_link.exists()
+
+
 def test_focusing_an_excluded_app_suspends_every_source(x: XServer, layout: Layout, short_policy: Path) -> None:
     normal = x.open_window("xterm")
     vault_app = x.open_window("xterm", "-class", "KeePassXC")  # excluded by the default policy
@@ -141,21 +211,21 @@ def test_focusing_an_excluded_app_suspends_every_source(x: XServer, layout: Layo
     agent = _start(layout, short_policy, x)
     try:
         agent.wait_state("keyboard", "capturing")
-        x.type("aaaaa")
+        _type_in_one_window(x, "a" * RUN)
         # Exclusion starts at the last focus poll (4 Hz) that still saw a permitted app, so input in
         # the quarter second before a switch is dropped too; let a poll pass first.
         time.sleep(0.6)
         x.activate(vault_app)
         status = agent.wait_state("keyboard", "excluded_app_focused")
         assert status["categories"]["apps"]["state"] == "excluded_app_focused"
-        x.type("pppppppppppppppppppp")
+        _type_in_one_window(x, "p" * RUN)
         x.activate(normal)
         agent.wait_state("keyboard", "capturing")
-        x.type("bbb")
+        _type_in_one_window(x, "b" * (RUN + 3))
         time.sleep(0.5)
     finally:
         assert agent.stop() == 0
-    assert key_total(records(layout, Category.KEYBOARD)) == 8
+    assert key_total(records(layout, Category.KEYBOARD)) == 2 * RUN + 3
     apps = records(layout, Category.APPS)
     assert {f.app for w in apps for f in w.focus} == {"cat:terminal"}  # type: ignore[union-attr]
 
@@ -166,22 +236,23 @@ def test_pause_and_timed_pause_stop_capture_and_resume(x: XServer, layout: Layou
     agent = _start(layout, short_policy, x)
     try:
         agent.wait_state("keyboard", "capturing")
-        x.type("aaa")
+        _type_in_one_window(x, "a" * RUN)
         assert request_pause(layout, None)
         assert query_status(layout)["categories"]["keyboard"]["state"] == "paused"  # type: ignore[index]
-        x.type("pppppppppp")
+        _type_in_one_window(x, "p" * RUN)
         assert request_resume(layout)
         agent.wait_state("keyboard", "capturing")
-        x.type("bbbb")
-        assert request_pause(layout, utc_now() + timedelta(seconds=3))
+        _type_in_one_window(x, "b" * (RUN + 1))
+        # Long enough to outlast the wait for an early point in a window and the typing.
+        assert request_pause(layout, utc_now() + timedelta(seconds=12))
         agent.wait_state("keyboard", "paused")
-        x.type("qqqqqqqqqq")
-        agent.wait_state("keyboard", "capturing", timeout=15)  # the timed pause ends by itself
-        x.type("cc")
+        _type_in_one_window(x, "q" * RUN)
+        agent.wait_state("keyboard", "capturing", timeout=30)  # the timed pause ends by itself
+        _type_in_one_window(x, "c" * (RUN + 2))
         time.sleep(0.5)
     finally:
         assert agent.stop() == 0
-    assert key_total(records(layout, Category.KEYBOARD)) == 9
+    assert key_total(records(layout, Category.KEYBOARD)) == 3 * RUN + 3
     with Vault.open(layout) as vault:
         kinds = [e.kind for e in vault.ledger.entries() if e.kind in ("pause", "resume")]
         reasons = [e.body.get("reason") for e in vault.ledger.entries(("resume",))]
@@ -201,15 +272,15 @@ def test_invalid_policy_stops_all_capture_until_fixed(x: XServer, layout: Layout
         for category in ("keyboard", "mouse", "apps", "files"):
             assert status["categories"][category]["state"] == "forbidden_by_policy"
             assert "policy is invalid" in status["categories"][category]["reason"]
-        x.type("ppppppp")
+        _type_in_one_window(x, "p" * RUN)
         x.xdotool("click", "1")
         short_policy.write_text(SHORT_WINDOW_POLICY)
         agent.wait_state("keyboard", "capturing")
-        x.type("ok")
+        _type_in_one_window(x, "o" * RUN)
         time.sleep(0.5)
     finally:
         assert agent.stop() == 0
-    assert key_total(records(layout, Category.KEYBOARD)) == 2
+    assert key_total(records(layout, Category.KEYBOARD)) == RUN
     assert all(w.clicks["left"] == 0 for w in records(layout, Category.MOUSE))  # type: ignore[union-attr]
 
 
@@ -222,7 +293,7 @@ def test_killed_x_server_leaves_agent_running_and_reports_sources_unavailable(
         grant(layout, short_policy, Category.KEYBOARD, Category.MOUSE, Category.APPS)
         agent = _start(layout, short_policy, server)
         agent.wait_state("keyboard", "capturing")
-        server.type("abc")
+        _type_in_one_window(server, "a" * RUN)
         server.kill()
         status = agent.wait_status(
             lambda s: all(s["categories"][c]["state"] == "unavailable" for c in ("keyboard", "mouse", "apps")),
@@ -235,7 +306,7 @@ def test_killed_x_server_leaves_agent_running_and_reports_sources_unavailable(
         assert agent.stop() == 0
     finally:
         server.stop()
-    assert key_total(records(layout, Category.KEYBOARD)) == 3
+    assert key_total(records(layout, Category.KEYBOARD)) == RUN
 
 
 def test_deleted_watched_folder_reports_files_unavailable(
@@ -284,12 +355,12 @@ def test_kill_9_loses_at_most_the_open_window_and_corrupts_nothing(
     second = AgentProcess(layout, agent_env(layout.home, short_policy, x.display))
     assert second.proc.wait(timeout=20) == 1  # one agent per employee
     assert "already running" in second.stderr
-    x.type("aaaaa")
+    _type_in_one_window(x, "a" * RUN)
     wait_records(layout, Category.KEYBOARD)
     x.type("bbb")
     agent.kill9()
 
-    assert key_total(records(layout, Category.KEYBOARD)) >= 5
+    assert key_total(records(layout, Category.KEYBOARD)) >= RUN
     conn = sqlite3.connect(layout.vault_db)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

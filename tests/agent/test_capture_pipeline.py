@@ -7,9 +7,11 @@ from agent.clock import ManualClock
 from agent.events import EventBuffer
 from agent.sources.base import SourceKind
 from protocol.categories import Category, KeyClass
-from protocol.windows import KeyboardWindow
+from protocol.windows import KEYBOARD_MIN_PRESSES, KeyboardWindow
 
 T0 = 1_700_000_000.0  # aligned to 10 s
+# Counted windows hold multiples of this many presses: fewer and a window is sparse (counts withheld).
+K = KEYBOARD_MIN_PRESSES
 
 
 def _capture(wall: float = T0 + 2) -> tuple[Capture, ManualClock]:
@@ -29,18 +31,18 @@ def _letters(records: list) -> int:  # type: ignore[type-arg]
 def test_windows_close_at_aligned_boundaries_and_empty_ones_are_skipped() -> None:
     capture, clock = _capture()
     capture.begin(Category.KEYBOARD, "r1")
-    _press(capture, clock, 3)
+    _press(capture, clock, 3 * K)
     clock.advance(5)
     assert capture.pump() == []  # the window is still open
     clock.advance(4)  # now T0 + 11
-    _press(capture, clock, 2)
+    _press(capture, clock, 2 * K)
     first = capture.pump()
     assert [(r.start, r.end) for r in first] == [(int(T0), int(T0) + 10)]
-    assert _letters(first) == 3
+    assert _letters(first) == 3 * K
     clock.advance(40)  # three quiet windows pass
     second = capture.pump()
     assert [(r.start, r.end) for r in second] == [(int(T0) + 10, int(T0) + 20)]
-    assert _letters(second) == 2 and second[0].receipt_id == "r1"
+    assert _letters(second) == 2 * K and second[0].receipt_id == "r1"
 
 
 def test_a_cut_window_ends_at_the_cut_and_the_next_does_not_overlap() -> None:
@@ -79,33 +81,33 @@ def test_events_wait_for_the_focus_horizon_and_excluded_spans_are_dropped() -> N
     capture.begin(Category.KEYBOARD, "r1")
     capture.begin(Category.APPS, "r2")
     clock.advance(0.1)
-    _press(capture, clock, 2)  # at +0.1: before the next poll confirms the focus
+    _press(capture, clock, 2 * K)  # at +0.1: before the next poll confirms the focus
     clock.advance(0.15)
     capture.pump()
-    assert len(capture.buffers[SourceKind.KEYBOARD]) == 2  # held: the focus is not known yet
+    assert len(capture.buffers[SourceKind.KEYBOARD]) == 2 * K  # held: the focus is not known yet
     poll = clock.monotonic()
     focus.put((start, poll, "cat:ide", False))  # poll at +0.25: still permitted
     clock.advance(0.1)
-    _press(capture, clock, 5)  # at +0.35: an excluded app got focus in (0.25, 0.5]
+    _press(capture, clock, 5 * K)  # at +0.35: an excluded app got focus in (0.25, 0.5]
     clock.advance(0.15)
     focus.put((poll, clock.monotonic(), "anon:0123456789abcdef", True))
     capture.pump()
     assert capture.excluded
     clock.advance(1.0)
-    _press(capture, clock, 7)  # typed into the excluded app
+    _press(capture, clock, 7 * K)  # typed into the excluded app
     focus.put((clock.monotonic() - 1.0, clock.monotonic(), "anon:0123456789abcdef", True))
     capture.pump()
     clock.advance(0.25)
     back = clock.monotonic()
     focus.put((back - 0.25, back, "cat:ide", False))
     clock.advance(0.1)
-    _press(capture, clock, 3)
+    _press(capture, clock, 3 * K)
     focus.put((back, clock.monotonic(), "cat:ide", False))
     clock.advance(10)
     focus.put((back, clock.monotonic(), "cat:ide", False))
     records = capture.pump()
     assert not capture.excluded
-    assert _letters(records) == 5  # 2 before, 3 after; the 5 + 7 in the excluded span are gone
+    assert _letters(records) == 5 * K  # 2 before, 3 after; the 5 + 7 in the excluded span are gone
 
 
 def test_a_full_buffer_drops_the_newest_and_counts_it() -> None:

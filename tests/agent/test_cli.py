@@ -73,7 +73,7 @@ def test_revoke_with_erase_shreds_the_data(home: Path) -> None:
         vault.write_windows([mouse_window(int(datetime.now(UTC).timestamp()) // 60 * 60, rid)])
     assert json.loads(run("mydata", "--json").output)["records"]
     result = run("consent", "revoke", "mouse", "--erase")
-    assert result.exit_code == 0 and "1 data key(s) destroyed" in result.output
+    assert result.exit_code == 0 and "1 data key destroyed" in result.output
     assert json.loads(run("mydata", "--json").output)["records"] == []
 
 
