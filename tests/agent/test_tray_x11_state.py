@@ -1,0 +1,200 @@
+"""The tray never shows a state it has not confirmed: a real agent, a real tray process, trayer on Xvfb.
+
+Found by hand (issue 14): after ``erase --all`` then a grant the tray kept "off" while the agent
+captured, and a frozen agent or a wedged control socket left the last state on show. Each test here
+changes the state through the same library calls as the CLI and looks at the icon window as the tray
+host sees it (its title is the tooltip, the state in words).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.tray.model import tooltip
+from agent.tray.state import read_state
+from protocol.categories import Category
+from tests.agent_harness import AgentProcess, agent_env, grant
+from tests.tray_kit import docked_icon, tray_host, wait_title
+from tests.xserver import XServer, x_server
+from vault.paths import Layout
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.x11
+
+
+@pytest.fixture
+def x() -> Iterator[XServer]:
+    with x_server(window_manager=False) as server:
+        yield server
+
+
+class Tray:
+    """``consentry tray`` as a real process, its output in a file."""
+
+    def __init__(self, env: dict[str, str], log: Path, refresh: float = 0.3) -> None:
+        self.log_path = log
+        self._out = log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli.main", "tray", "--refresh", str(refresh)],
+            env=env,
+            cwd=ROOT,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._out.close()
+
+
+def _running(
+    x: XServer, layout: Layout, policy_path: Path, tmp_path: Path, refresh: float = 0.3
+) -> tuple[AgentProcess, Tray]:
+    tray_host(x)
+    env = agent_env(layout.home, policy_path, x.display)
+    agent = AgentProcess(layout, env)
+    agent.wait_status(lambda s: True, "the agent's first status")
+    tray = Tray(env, tmp_path / "tray.log", refresh)
+    x.wait_for(lambda: "panel" in (docked_icon(x) or ("", []))[1], "the tray icon to dock", timeout=20)
+    return agent, tray
+
+
+def _confirmed(done: tuple[bool, str | None]) -> None:
+    confirmed, problem = done
+    assert confirmed and problem is None, problem
+
+
+def _wait_title_matches_status(x: XServer, timeout: float = 20.0) -> str:
+    """Wait until the icon's title is what ``consentry status`` says now (its report, in the tray's words)."""
+    deadline = time.monotonic() + timeout
+    expected = title = ""
+    while time.monotonic() < deadline:
+        expected = tooltip(read_state())
+        title = (docked_icon(x) or ("", []))[0]
+        if title == expected:
+            return title
+        time.sleep(0.1)
+    raise AssertionError(f"the tray says {title!r} while consentry status says {expected!r}")
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "agent.cli.main", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_erase_all_then_grant_shows_capturing_every_time(
+    x: XServer, layout: Layout, policy_path: Path, tmp_path: Path
+) -> None:
+    """The reported freeze: `erase --all --yes`, then `consent grant keyboard --yes`, while the tray runs."""
+    agent, tray = _running(x, layout, policy_path, tmp_path)
+    env = agent_env(layout.home, policy_path, x.display)
+    try:
+        _cli(env, "consent", "grant", "keyboard", "--yes")
+        for _ in range(12):
+            _cli(env, "erase", "--all", "--yes")
+            _cli(env, "consent", "grant", "keyboard", "--yes")
+            agent.wait_state("keyboard", "capturing")
+            assert _wait_title_matches_status(x) == "Consentry: capturing keyboard"
+            assert tray.proc.poll() is None
+    finally:
+        tray.stop()
+        assert agent.stop() == 0
+    assert "Traceback" not in tray.output
+
+
+def test_a_frozen_agent_shows_unknown_and_the_tray_recovers_after_sigcont(
+    x: XServer, layout: Layout, policy_path: Path, tmp_path: Path
+) -> None:
+    agent, tray = _running(x, layout, policy_path, tmp_path, refresh=2.0)  # the tray's default interval
+    try:
+        grant(layout, policy_path, Category.KEYBOARD)
+        agent.wait_state("keyboard", "capturing")
+        wait_title(x, "Consentry: capturing keyboard")
+        os.kill(agent.proc.pid, signal.SIGSTOP)
+        try:
+            wait_title(x, "Consentry: state unknown - ")
+        finally:
+            os.kill(agent.proc.pid, signal.SIGCONT)
+        assert _wait_title_matches_status(x) == "Consentry: capturing keyboard"
+    finally:
+        tray.stop()
+        assert agent.stop() == 0
+    assert "state unknown" in tray.output and "Traceback" not in tray.output  # and it said why
+
+
+def test_a_wedged_control_socket_shows_unknown_and_the_tray_recovers(
+    x: XServer, layout: Layout, policy_path: Path, tmp_path: Path
+) -> None:
+    """Something holds the agent's socket path and never answers (as the old one-at-a-time server did)."""
+    agent, tray = _running(x, layout, policy_path, tmp_path, refresh=2.0)
+    path = layout.control_socket
+    aside = path.with_name(path.name + ".aside")
+    wedge = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        grant(layout, policy_path, Category.KEYBOARD)
+        agent.wait_state("keyboard", "capturing")
+        wait_title(x, "Consentry: capturing keyboard")
+        path.rename(aside)  # the agent's socket keeps working under another name
+        wedge.bind(str(path))
+        wedge.listen(64)  # connections queue up; nobody ever reads or answers them
+        wait_title(x, "Consentry: state unknown - the agent does not answer")
+        wedge.close()
+        path.unlink()
+        aside.rename(path)
+        assert _wait_title_matches_status(x) == "Consentry: capturing keyboard"
+    finally:
+        wedge.close()
+        if aside.exists():
+            path.unlink(missing_ok=True)
+            aside.rename(path)
+        tray.stop()
+        assert agent.stop() == 0
+    assert "the agent does not answer" in tray.output
+
+
+def test_the_poll_does_not_fill_the_logs_only_changes_are_logged(
+    x: XServer, layout: Layout, policy_path: Path, tmp_path: Path
+) -> None:
+    agent, tray = _running(x, layout, policy_path, tmp_path, refresh=0.2)
+    try:
+        grant(layout, policy_path, Category.KEYBOARD)
+        agent.wait_state("keyboard", "capturing")
+        wait_title(x, "Consentry: capturing keyboard")
+        agent_lines, tray_lines = len(agent.stderr.splitlines()), len(tray.output.splitlines())
+        time.sleep(4.0)  # twenty looks at the agent, five seconds' worth at the default interval
+        assert agent.status() is not None and tray.proc.poll() is None
+        new_agent = agent.stderr.splitlines()[agent_lines:]
+        new_tray = tray.output.splitlines()[tray_lines:]
+        assert new_agent == [] and new_tray == []  # nothing changed, so nothing is logged
+        _cli(agent_env(layout.home, policy_path, x.display), "pause", "--for", "15m")
+        wait_title(x, "Consentry: paused")
+    finally:
+        tray.stop()
+        assert agent.stop() == 0
+    changed = agent.stderr.splitlines()[agent_lines:]
+    assert not any("control: status" in line for line in agent.stderr.splitlines())
+    assert any("control: consent-changed" in line for line in changed)  # the change itself is logged
+    tray_changes = [line for line in tray.output.splitlines()[tray_lines:] if " INFO " in line]
+    assert len(tray_changes) == 1 and "tray: paused" in tray_changes[0]
