@@ -15,14 +15,15 @@ from tests.components import require_executable
 from tests.xserver import XServer
 
 ICON_CLASS = "consentrySystemTrayIcon"  # pystray's WM_CLASS instance for the icon named "consentry"
-SLOT = 32  # trayer's height below, in pixels: the slot every icon gets
+PANEL_HEIGHT = 32  # trayer's height below, in pixels
+SLOT = 24  # the slot trayer gives our icon: the 24x24 minimum pystray asks for (trayer makes it 24x30)
 
 
 def tray_host(x: XServer) -> subprocess.Popen[bytes]:
     trayer = require_executable("trayer", "trayer")
     host = subprocess.Popen(
         [trayer, "--edge", "top", "--align", "right", "--widthtype", "pixel", "--width", "200"]
-        + ["--heighttype", "pixel", "--height", str(SLOT), "--SetDockType", "false", "--transparent", "false"],
+        + ["--heighttype", "pixel", "--height", str(PANEL_HEIGHT), "--SetDockType", "false", "--transparent", "false"],
         env=x.env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
