@@ -90,6 +90,7 @@ class TrayApp:
         self.icon: Any = None
         self._loop_side: Any = None  # agent.tray.xembed.LoopSide on X11
         self._menu_open = threading.Lock()  # one Tk menu at a time
+        self._click_pending = threading.Event()  # a click the menu thread has not answered yet
 
     # --- what to show --------------------------------------------------------------------------
 
@@ -275,19 +276,24 @@ class TrayApp:
 
     def _popup(self) -> None:
         """A click on the X11 icon: show the menu from a thread of its own, so pystray's loop keeps drawing."""
+        self._click_pending.set()
         if not self._menu_open.acquire(blocking=False):
-            return  # one menu at a time: a second click lands on the open one
+            return  # a menu is closing right now: its thread shows it again for this click
         threading.Thread(target=self._popup_thread, name="tray-menu", daemon=True).start()
 
     def _popup_thread(self) -> None:
         try:
             from agent.tray.popup import popup
 
-            popup(self.entries(), self.choose)
+            while self._click_pending.is_set():
+                self._click_pending.clear()
+                popup(self.entries(), self.choose)
         except Exception as exc:  # a missing Tk or a vanished display must not end the tray
             log.warning("tray menu could not be shown: %s", type(exc).__name__)
         finally:
             self._menu_open.release()
+        if self._click_pending.is_set() and self._menu_open.acquire(blocking=False):  # clicked as we closed
+            threading.Thread(target=self._popup_thread, name="tray-menu", daemon=True).start()
 
     def choose(self, action: Action) -> None:
         """The employee picked ``action``: quit now, anything else off the UI thread."""

@@ -8,6 +8,7 @@ host sees it (its title is the tooltip, the state in words).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -27,7 +28,8 @@ from agent.tray.state import read_state
 from protocol.categories import Category
 from protocol.timeutil import utc_now
 from tests.agent_harness import AgentProcess, agent_env, grant
-from tests.tray_kit import SLOT, docked_icon, look, tray_host, wait_title
+from tests.components import require
+from tests.tray_kit import SLOT, click_icon, docked_icon, look, mapped_menu, tray_host, wait_title
 from tests.xserver import XServer, x_server
 from vault.paths import Layout
 from vault.policy import MachinePolicy
@@ -249,4 +251,29 @@ def test_soak_the_icon_keeps_its_slot_and_its_title_matches_status_through_every
         tray.stop()
         assert agent.stop() == 0
     assert {t.split(" ")[1] for t in titles} == {"capturing", "paused", "off"}
+    assert "Traceback" not in tray.output
+
+
+def test_right_click_opens_the_menu_and_the_icon_keeps_updating_while_it_is_open(
+    x: XServer, layout: Layout, policy_path: Path, tmp_path: Path
+) -> None:
+    require(importlib.util.find_spec("tkinter") is not None, "Tk (the X11 tray's menu)", "apt-get install python3-tk")
+    agent, tray = _running(x, layout, policy_path, tmp_path)
+    try:
+        wait_title(x, "Consentry: off")
+        click_icon(x, "3")  # trays open menus on the right button
+        x.wait_for(lambda: mapped_menu(x), "the tray menu to open on a right click", timeout=20)
+        grant(layout, policy_path, Category.KEYBOARD)
+        _confirmed(ask_agent(layout))
+        wait_title(x, "Consentry: capturing keyboard")  # drawn while the menu is still open
+        assert mapped_menu(x)
+        x.xdotool("key", "Escape")
+        x.wait_for(lambda: not mapped_menu(x), "the menu to close")
+        click_icon(x, "1")  # and the left button too
+        x.wait_for(lambda: mapped_menu(x), "the tray menu to open on a left click", timeout=20)
+        x.xdotool("key", "Escape")
+        x.wait_for(lambda: not mapped_menu(x), "the menu to close")
+    finally:
+        tray.stop()
+        assert agent.stop() == 0
     assert "Traceback" not in tray.output
