@@ -272,12 +272,18 @@ class Agent:
                 return
             try:
                 pending.answer(self._answer(pending))
-            except (sqlite3.Error, OSError, VaultError, ValueError) as exc:
+            except ValueError as exc:  # our own refusal, e.g. a pause that ends in the past
+                pending.answer(ControlResponse(ok=False, error=str(exc)))
+            except (sqlite3.Error, OSError, VaultError) as exc:
                 pending.answer(ControlResponse(ok=False, error=f"{type(exc).__name__}: the request failed"))
+            except Exception as exc:  # never leave a client waiting: answer, then let the loop log it
+                pending.answer(ControlResponse(ok=False, error=f"{type(exc).__name__}: the request failed"))
+                raise
 
     def _answer(self, pending: PendingRequest) -> ControlResponse:
         request = pending.request
-        log.info("control: %s", request.op)
+        # The tray asks for the status every 2 s: only requests that change something are worth a line.
+        log.log(logging.DEBUG if request.op == "status" else logging.INFO, "control: %s", request.op)
         if request.op == "pause":
             consent_ops.pause(self.vault, until=request.until, method="cli", now=self._now())
         elif request.op == "resume":

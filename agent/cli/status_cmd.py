@@ -18,7 +18,7 @@ from vault.policy import MachinePolicy
 from vault.vault import Vault
 
 
-def _agent_status() -> dict[str, Any] | None:
+def _agent_status(timeout: float) -> dict[str, Any] | None:
     lay = common.layout()
     if not lay.control_socket.exists():  # no agent: skip the control protocol (and its pydantic models)
         return None
@@ -26,9 +26,11 @@ def _agent_status() -> dict[str, Any] | None:
     from agent.errors import ControlError
 
     try:
-        return query_status(lay)
-    except (ControlError, OSError):  # an agent that does not answer is reported as not running
-        return None
+        return query_status(lay, timeout=timeout)
+    except (ControlError, OSError) as exc:
+        # Something holds the socket but does not answer (a frozen or overloaded agent): nothing here
+        # says what it captures, so say that, rather than "not running".
+        return {"running": False, "unreachable": str(exc) or type(exc).__name__}
 
 
 def _paused_until(snapshot: ConsentSnapshot, now: datetime) -> str | None:
@@ -37,7 +39,7 @@ def _paused_until(snapshot: ConsentSnapshot, now: datetime) -> str | None:
     return "indefinitely" if snapshot.paused_until == FOREVER else iso(snapshot.paused_until)
 
 
-def collect_status() -> dict[str, Any]:
+def collect_status(agent_timeout: float = 5.0) -> dict[str, Any]:
     now = utc_now()
     lay = common.layout()
     policy_file = common.policy_path()
@@ -50,7 +52,7 @@ def collect_status() -> dict[str, Any]:
     except PolicyError as exc:
         policy = None
         report["policy"] = {"state": "invalid", "message": str(exc)}
-    agent = _agent_status()
+    agent = _agent_status(agent_timeout)
     report["agent"] = agent if agent is not None else {"running": False}
     report.update(paused_until=None, records_today=0, release={"batches": {}, "problems": [], "erasures_pending": 0})
     consent: dict[str, Any] = {c.value: {"consent": "not_granted", "since": None, "reason": None} for c in Category}
@@ -106,6 +108,8 @@ def status(as_json: bool) -> None:
     agent = report["agent"]
     if agent.get("running", True) and agent.get("pid"):
         click.echo(f"Agent: running (pid {agent['pid']}), last flush {agent.get('last_flush') or 'not yet'}")
+    elif agent.get("unreachable"):
+        click.echo(f"Agent: NOT ANSWERING ({agent['unreachable']}); what it captures is unknown")
     else:
         click.echo("Agent: not running (start it with: consentry agent run)")
     policy = report["policy"]

@@ -37,6 +37,7 @@ def tray(refresh: float) -> None:
     except AlreadyRunning:
         raise click.ClickException("the Consentry tray is already running for this user") from None
     try:
+        _log_to_session()
         from agent.tray.app import TrayApp
 
         try:
@@ -50,3 +51,16 @@ def tray(refresh: float) -> None:
             raise click.ClickException(f"the tray cannot start ({type(exc).__name__}); use: consentry status") from None
     finally:
         lock.release()
+
+
+def _log_to_session() -> None:
+    """The tray's lines (a change of what it shows; why it turned unknown) go to stderr, the session log."""
+    import logging
+
+    logger = logging.getLogger("agent.tray")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s consentry-tray %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

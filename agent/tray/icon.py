@@ -13,7 +13,7 @@ SIZE = 64  # trays scale it down (pystray's X11 backend resizes to the slot it i
 
 
 def render(spec: IconSpec, size: int = SIZE) -> Image:
-    """An RGBA image: green disc, amber pause bars, grey ring, or red triangle with a white '!'."""
+    """An RGBA image: green disc, amber pause bars, grey ring, red triangle with a white '!', or blue '?'."""
     from PIL import Image, ImageDraw
 
     # The X11 backend pastes without alpha, so transparent pixels would be black on a light panel:
@@ -33,6 +33,14 @@ def render(spec: IconSpec, size: int = SIZE) -> Image:
         right = size // 2 + gap // 2
         draw.rectangle((left, pad, left + bar, size - pad - 1), fill=spec.colour)
         draw.rectangle((right, pad, right + bar, size - pad - 1), fill=spec.colour)
+    elif spec.shape == "question":
+        draw.rectangle(box, fill=spec.colour)
+        white = (255, 255, 255)
+        stroke = max(2, size // 12)
+        mid, sixteenth = size // 2, size // 16
+        draw.arc((5 * sixteenth, 3 * sixteenth, 11 * sixteenth, 9 * sixteenth), 180, 90, fill=white, width=stroke)
+        draw.rectangle((mid - stroke // 2, 9 * sixteenth - stroke, mid + stroke // 2, 11 * sixteenth), fill=white)
+        draw.rectangle((mid - stroke // 2, 12 * sixteenth, mid + stroke // 2, 12 * sixteenth + stroke), fill=white)
     else:  # triangle
         draw.polygon([(size // 2, pad), (size - pad - 1, size - pad - 1), (pad, size - pad - 1)], fill=spec.colour)
         stem = max(2, size // 14)

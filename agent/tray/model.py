@@ -15,7 +15,7 @@ from typing import Any, Literal
 from protocol.categories import Category
 from protocol.timeutil import parse_iso
 
-IconKind = Literal["capturing", "paused", "off", "problem"]
+IconKind = Literal["capturing", "paused", "off", "problem", "unknown"]
 PauseLength = Literal["15m", "1h", "tomorrow"]
 
 # What each capture state (agent/status.py) or, with no agent, consent state means in words.
@@ -33,6 +33,7 @@ _WORDS = {
     "settings_error": "stopped (a settings file is damaged or changed)",
     "granted": "granted (agent not running)",
     "policy_invalid": "stopped (the machine policy is invalid)",
+    "unknown": "state unknown",
 }
 _REVOCABLE = {"granted", "suspended"}  # consent states with a grant in force
 _GRANTABLE = {"not_granted", "revoked", "suspended"}
@@ -58,10 +59,21 @@ class TrayState:
     problems: tuple[str, ...] = ()
     batches_waiting: int = 0
     page_available: bool = False
+    unknown: str | None = None  # why the state could not be confirmed; None when it was
+
+    @classmethod
+    def unknown_state(cls, why: str, *, page_available: bool = False) -> TrayState:
+        """A state nobody confirmed: every category unknown (and still revocable), and why."""
+        views = tuple(CategoryView(category=c, consent="unknown", capture="unknown") for c in Category)
+        return cls(categories=views, page_available=page_available, unknown=why)
 
     @classmethod
     def from_report(cls, report: dict[str, Any], *, page_available: bool) -> TrayState:
         agent = report.get("agent") or {}
+        if agent.get("unreachable"):  # an agent holds the socket but does not answer: it may capture
+            return cls.unknown_state(
+                f"the agent does not answer ({agent['unreachable']})", page_available=page_available
+            )
         running = bool(agent.get("pid")) and agent.get("running", True) is not False
         policy_ok = (report.get("policy") or {}).get("state") == "ok"
         views = []
@@ -104,7 +116,7 @@ class IconSpec:
     """The icon: a shape and a colour per state, so it reads without colour vision too."""
 
     kind: IconKind
-    shape: Literal["disc", "pause-bars", "ring", "triangle"]
+    shape: Literal["disc", "pause-bars", "ring", "triangle", "question"]
     colour: tuple[int, int, int]
 
 
@@ -113,10 +125,13 @@ ICONS: dict[IconKind, IconSpec] = {
     "paused": IconSpec("paused", "pause-bars", (230, 150, 0)),  # amber pause bars
     "off": IconSpec("off", "ring", (128, 128, 128)),  # grey hollow ring
     "problem": IconSpec("problem", "triangle", (200, 30, 30)),  # red warning triangle
+    "unknown": IconSpec("unknown", "question", (60, 80, 170)),  # blue square with a white '?'
 }
 
 
 def icon_kind(state: TrayState) -> IconKind:
+    if state.unknown:  # nothing below was confirmed: never show it
+        return "unknown"
     if state.problems:
         return "problem"
     if state.paused_until:
@@ -144,6 +159,8 @@ def tooltip(state: TrayState) -> str:
     """The state in words, for the icon's hover text (short: some trays cut long tooltips)."""
     kind = icon_kind(state)
     capturing = [v.category.value for v in state.categories if v.capture == "capturing"]
+    if kind == "unknown":
+        return "Consentry: state unknown - " + (state.unknown or "not confirmed yet")
     if kind == "problem":
         head = "Consentry: problem - " + state.problems[0]
     elif kind == "paused":
@@ -207,6 +224,8 @@ SEPARATOR = MenuEntry("-")
 def _category_entry(view: CategoryView, page: bool) -> MenuEntry:
     name = view.category.value.capitalize()
     label = f"{name}: {view.words}"
+    if view.consent == "unknown":  # withdrawing is always safe, so it stays one click away
+        return MenuEntry(f"{label} - Revoke", Revoke(view.category))
     if view.consent in _REVOCABLE:
         return MenuEntry(f"{label} - Revoke", Revoke(view.category))
     if view.consent in _GRANTABLE and view.capture != "policy_invalid":
@@ -219,7 +238,10 @@ def _category_entry(view: CategoryView, page: bool) -> MenuEntry:
 def build_menu(state: TrayState) -> tuple[MenuEntry, ...]:
     """The tray menu, top to bottom. Revoking is one click; granting only ever opens the notice."""
     page = state.page_available
-    entries: list[MenuEntry] = [MenuEntry(tooltip(state)), SEPARATOR]
+    entries: list[MenuEntry] = [MenuEntry(tooltip(state))]
+    if state.unknown:
+        entries.append(MenuEntry("Check with: consentry status"))
+    entries.append(SEPARATOR)
     entries += [_category_entry(v, page) for v in state.categories]
     entries.append(SEPARATOR)
     if state.paused_until:

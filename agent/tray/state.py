@@ -14,6 +14,8 @@ from protocol.errors import VaultError
 
 log = logging.getLogger(__name__)
 
+AGENT_TIMEOUT = 2.0  # seconds the agent has to answer: a frozen one must not hold the tray's look for long
+
 
 def read_state() -> TrayState:
     """The current state; a vault that cannot be read shows as a problem, never as an exception."""
@@ -21,7 +23,7 @@ def read_state() -> TrayState:
 
     page = page_link(common.layout().page_link) is not None
     try:
-        report = collect_status()
+        report = collect_status(agent_timeout=AGENT_TIMEOUT)
     except VaultError as exc:
         report = {"policy": {"state": "ok"}, "error": f"the vault cannot be read ({exc}); run: consentry doctor"}
     except click.ClickException as exc:

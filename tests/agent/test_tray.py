@@ -10,6 +10,7 @@ import configparser
 import importlib.util
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 
 from agent.page_link import page_link, write_page_link
 from agent.tray import actions
-from agent.tray.app import choose_backend
+from agent.tray.app import TrayApp, choose_backend
 from agent.tray.icon import render
 from agent.tray.model import (
     ICONS,
@@ -44,6 +45,7 @@ from protocol.categories import Category
 from protocol.timeutil import parse_iso, utc_now
 from tests.agent_harness import AgentProcess, agent_env, grant
 from tests.components import require, require_executable
+from tests.tray_kit import click_icon, docked_icon, find_window, mapped_menu, screenshot, tray_host, wait_title
 from tests.xserver import XServer, x_server
 from vault.paths import Layout
 from vault.vault import Vault
@@ -106,9 +108,24 @@ def test_every_state_has_its_shape_colour_tooltip_and_menu(kind: str) -> None:
     assert (_entry(menu, "Resume").action == Resume()) if kind == "paused" else _entry(menu, "Pause capture")
 
 
-def test_the_four_icons_differ_in_shape_and_colour() -> None:
-    assert len({spec.shape for spec in ICONS.values()}) == 4
-    assert len({spec.colour for spec in ICONS.values()}) == 4
+def test_the_five_icons_differ_in_shape_and_colour() -> None:
+    assert len({spec.shape for spec in ICONS.values()}) == 5
+    assert len({spec.colour for spec in ICONS.values()}) == 5
+
+
+def test_an_unconfirmed_state_shows_unknown_and_keeps_every_withdrawal_one_click_away() -> None:
+    state = TrayState.unknown_state("the agent does not answer (timed out)", page_available=True)
+    assert icon_kind(state) == "unknown" and icon_for(state).shape == "question"
+    assert tooltip(state) == "Consentry: state unknown - the agent does not answer (timed out)"
+    menu = build_menu(state)
+    assert menu[0].label == tooltip(state) and menu[1].label == "Check with: consentry status"
+    for category in Category:
+        entry = _entry(menu, category.value.capitalize())
+        assert entry.label.endswith("state unknown - Revoke") and entry.action == Revoke(category)
+    assert _entry(menu, "Pause capture").children  # pausing narrows: always offered
+    # Nothing else outranks it: a stale problem, pause or capture is never shown as if confirmed.
+    report = {"policy": {"state": "ok"}, "agent": {"running": False, "unreachable": "timed out"}}
+    assert icon_kind(TrayState.from_report(report, page_available=False)) == "unknown"
 
 
 def test_problem_outranks_pause_and_pause_outranks_capturing() -> None:
@@ -259,112 +276,6 @@ def test_a_broken_vault_shows_a_problem_and_actions_change_nothing(layout: Layou
 # --- the real thing: Xvfb, a real tray host, the real agent ---------------------------------------
 
 
-def _tray_host(x: XServer) -> subprocess.Popen[bytes]:
-    trayer = require_executable("trayer", "trayer")
-    host = subprocess.Popen(
-        [trayer, "--edge", "top", "--align", "right", "--widthtype", "pixel", "--width", "200"]
-        + ["--heighttype", "pixel", "--height", "32", "--SetDockType", "false", "--transparent", "false"],
-        env=x.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    x.children.append(host)
-    x.wait_for(lambda: _tray_owner(x) is not None, "trayer to own the system tray selection")
-    return host
-
-
-def _tray_owner(x: XServer) -> int | None:
-    from Xlib import X
-    from Xlib.display import Display
-
-    display = Display(x.display)
-    try:
-        owner = display.get_selection_owner(display.intern_atom("_NET_SYSTEM_TRAY_S0"))
-        return None if owner == X.NONE else int(owner.id)
-    finally:
-        display.close()
-
-
-def _find_window(x: XServer, instance: str) -> Any:
-    """(display, window) of the first window whose WM_CLASS instance is ``instance``, or (display, None)."""
-    from Xlib.display import Display
-
-    display = Display(x.display)
-    pending = [display.screen().root]
-    while pending:
-        window = pending.pop()
-        cls = window.get_wm_class()
-        if cls and cls[0] == instance:
-            return display, window
-        pending += window.query_tree().children
-    return display, None
-
-
-def _docked_icon(x: XServer) -> tuple[str, list[str]] | None:
-    """(window name, its ancestors' names) of our tray icon window, if it exists."""
-    display, window = _find_window(x, "consentrySystemTrayIcon")
-    try:
-        if window is None:
-            return None
-        ancestors: list[str] = []
-        parent = window.query_tree().parent
-        while parent and parent.id != display.screen().root.id:
-            ancestors.append(parent.get_wm_name() or "")
-            parent = parent.query_tree().parent
-        return window.get_wm_name() or "", ancestors
-    finally:
-        display.close()
-
-
-def _screenshot(x: XServer, instance: str, save_to: Path) -> Any:
-    """A window as drawn on screen (python-xlib GetImage into Pillow), saved as a PNG to look at."""
-    from PIL import Image
-    from Xlib import X
-
-    display, window = _find_window(x, instance)
-    try:
-        assert window is not None, f"no {instance} window to photograph"
-        geo = window.get_geometry()
-        raw = window.get_image(0, 0, geo.width, geo.height, X.ZPixmap, 0xFFFFFFFF)
-        image = Image.frombytes("RGB", (geo.width, geo.height), raw.data, "raw", "BGRX")
-        image.save(save_to)
-        return image
-    finally:
-        display.close()
-
-
-def _wait_title(x: XServer, prefix: str, timeout: float = 20.0) -> None:
-    """Wait until the icon's title (its tooltip, the state in words) starts with ``prefix``."""
-    deadline = time.monotonic() + timeout
-    title = ""
-    while time.monotonic() < deadline:
-        title = (_docked_icon(x) or ("", []))[0]
-        if title.startswith(prefix):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"the tray still says {title!r}, not {prefix!r}")
-
-
-def _click_icon(x: XServer) -> None:
-    display, window = _find_window(x, "consentrySystemTrayIcon")
-    try:
-        assert window is not None
-        geo = window.get_geometry()
-        target = (str(window.id), str(geo.width // 2), str(geo.height // 2))
-    finally:
-        display.close()
-    x.xdotool("mousemove", "--window", *target)
-    x.xdotool("click", "1")
-
-
-def _mapped_menu(x: XServer) -> bool:
-    display, window = _find_window(x, "!menu")  # Tk names its menu windows so
-    try:
-        return window is not None and window.get_attributes().map_state == 2  # IsViewable
-    finally:
-        display.close()
-
-
 @pytest.fixture
 def x() -> XServer:
     with x_server(window_manager=False) as server:
@@ -394,12 +305,12 @@ def test_the_tray_docks_in_a_real_tray_host_and_its_menu_revokes(
     )
     agent = None
     try:
-        x.wait_for(lambda: _find_window(x, "consentrySystemTrayIcon")[1] is not None, "the tray's window")
-        _tray_host(x)
-        x.wait_for(lambda: "panel" in (_docked_icon(x) or ("", []))[1], "the tray icon to dock")
-        name, _ = _docked_icon(x) or ("", [])
+        x.wait_for(lambda: find_window(x, "consentrySystemTrayIcon")[1] is not None, "the tray's window")
+        tray_host(x)
+        x.wait_for(lambda: "panel" in (docked_icon(x) or ("", []))[1], "the tray icon to dock")
+        name, _ = docked_icon(x) or ("", [])
         assert name == "Consentry: off - nothing is captured"  # the tooltip: the state in words
-        off = _screenshot(x, "consentrySystemTrayIcon", tmp_path / "tray-off.png")
+        off = screenshot(x, "consentrySystemTrayIcon", tmp_path / "tray-off.png")
         w, h = off.size
         assert _pixel(off, w // 2, h // 2) == (236, 236, 236)  # the grey ring's empty middle
 
@@ -407,25 +318,25 @@ def test_the_tray_docks_in_a_real_tray_host_and_its_menu_revokes(
         agent.wait_status(lambda s: True, "the agent's first status")
         grant(layout, policy_path, Category.KEYBOARD)
         agent.wait_state("keyboard", "capturing")
-        _wait_title(x, "Consentry: capturing keyboard")  # the icon turns green
-        on = _screenshot(x, "consentrySystemTrayIcon", tmp_path / "tray-capturing.png")
+        wait_title(x, "Consentry: capturing keyboard")  # the icon turns green
+        on = screenshot(x, "consentrySystemTrayIcon", tmp_path / "tray-capturing.png")
         assert _pixel(on, w // 2, h // 2) == ICONS["capturing"].colour
 
         # The employee clicks the icon: the menu opens; its first active line revokes keyboard.
-        _click_icon(x)
-        x.wait_for(lambda: _mapped_menu(x), "the tray menu to open")
-        _screenshot(x, "!menu", tmp_path / "tray-menu.png")
+        click_icon(x)
+        x.wait_for(lambda: mapped_menu(x), "the tray menu to open")
+        screenshot(x, "!menu", tmp_path / "tray-menu.png")
         x.xdotool("key", "Down")
         x.xdotool("key", "Return")
         agent.wait_state("keyboard", "revoked")
         kind, body = _ledger(layout)[-1]
         assert kind == "revoke" and body["categories"] == ["keyboard"] and body["method"] == "tray"
-        _wait_title(x, "Consentry: off")  # the icon goes grey
+        wait_title(x, "Consentry: off")  # the icon goes grey
 
         # Granting from the tray only opens the notice on the agent's local page; the page asks to confirm.
-        _click_icon(x)  # pystray re-docks on each new image, so the icon may have moved in the panel
-        x.wait_for(lambda: _mapped_menu(x), "the tray menu to open again")
-        _screenshot(x, "!menu", tmp_path / "tray-menu-after-revoke.png")
+        click_icon(x)  # pystray re-docks on each new image, so the icon may have moved in the panel
+        x.wait_for(lambda: mapped_menu(x), "the tray menu to open again")
+        screenshot(x, "!menu", tmp_path / "tray-menu-after-revoke.png")
         x.xdotool("key", "Down")
         x.xdotool("key", "Return")
         x.wait_for(lambda: opened.exists() and bool(opened.read_text().strip()), "the browser to be asked")
@@ -554,7 +465,7 @@ def test_every_capture_and_consent_state_has_words() -> None:
 
 @pytest.mark.x11
 def test_the_tray_ends_quietly_when_the_session_ends(x: XServer, layout: Layout, policy_path: Path) -> None:
-    _tray_host(x)
+    tray_host(x)
     tray = subprocess.Popen(
         [sys.executable, "-m", "agent.cli.main", "tray", "--refresh", "0.3"],
         env=agent_env(layout.home, policy_path, x.display),
@@ -563,7 +474,7 @@ def test_the_tray_ends_quietly_when_the_session_ends(x: XServer, layout: Layout,
         stderr=subprocess.STDOUT,
     )
     try:
-        x.wait_for(lambda: "panel" in (_docked_icon(x) or ("", []))[1], "the tray icon to dock")
+        x.wait_for(lambda: "panel" in (docked_icon(x) or ("", []))[1], "the tray icon to dock")
         x.kill()  # the X server dies, as when the session ends or crashes
         out, _ = tray.communicate(timeout=30)
     finally:
@@ -612,3 +523,61 @@ def test_processes_opening_a_new_vault_at_once_all_get_the_same_vault(tmp_path: 
         assert not failures, failures[0][-600:]
         ids = {out.strip() for out, _ in results}
         assert len(ids) == 1 and ids != {""}
+
+
+# --- what the tray shows, against its clock ----------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_state_older_than_the_poll_interval_plus_a_margin_shows_unknown() -> None:
+    """At the default 2 s interval the icon turns "unknown" 4.5 s after the last confirmed look, within 5 s."""
+    clock = _Clock()
+    capturing = STATES["capturing"]
+    app = TrayApp(refresh_seconds=2.0, read=lambda: capturing, clock=clock)
+    assert icon_kind(app.wanted()) == "unknown" and app.wanted().unknown == "not checked yet"
+    app.poll()
+    assert app.wanted() == capturing
+    clock.now += 4.5
+    assert app.wanted() == capturing
+    clock.now += 0.1
+    stale = app.wanted()
+    assert icon_kind(stale) == "unknown" and stale.unknown == "not confirmed for over 4.5 s"
+    app.poll()
+    assert app.wanted() == capturing
+
+
+def test_a_stuck_look_and_a_failing_look_show_unknown_with_the_reason() -> None:
+    clock = _Clock()
+    release = threading.Event()
+    started = threading.Event()
+    calls: list[int] = []
+
+    def read() -> TrayState:
+        calls.append(1)
+        if len(calls) == 2:  # the second look hangs (a vault lock, a wedged socket, anything)
+            started.set()
+            release.wait(30)
+        if len(calls) == 3:
+            raise RuntimeError("a bug")
+        return STATES["capturing"]
+
+    app = TrayApp(refresh_seconds=2.0, read=read, clock=clock)
+    app.poll()
+    stuck = threading.Thread(target=app.poll)
+    stuck.start()
+    assert started.wait(30)
+    assert app.wanted() == STATES["capturing"]  # still fresh
+    clock.now += 5.0
+    assert app.wanted().unknown == "the tray's look at the agent has not finished for over 4.5 s"
+    release.set()
+    stuck.join(30)
+    assert app.wanted() == STATES["capturing"]
+    app.poll()
+    assert app.wanted().unknown == "the tray could not read the state (RuntimeError)"
