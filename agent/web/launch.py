@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from agent.page_link import remove_page_link, write_page_link
+from agent.page_link import OPENER_NAME, remove_page_link, write_page_link
 from agent.web.employee import EmployeePage
 from agent.web.peer import PeerCheckUnavailable
 from agent.web.server import PageServer
@@ -39,5 +39,6 @@ def start_employee_page(layout: Layout, policy_path: Path, *, port: int = 0) -> 
 
 def stop_employee_page(layout: Layout, server: PageServer | None) -> None:
     remove_page_link(layout.page_link)
+    (layout.runtime_dir / OPENER_NAME).unlink(missing_ok=True)  # the forwarder holds the (now dead) token
     if server is not None:
         server.stop()

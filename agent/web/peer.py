@@ -40,7 +40,9 @@ def peer_owners(platform: str = sys.platform) -> PeerOwners:
     if platform.startswith("linux"):
         from agent.web.peer_linux import ProcNetTcp
 
-        return ProcNetTcp()
+        owners = ProcNetTcp()
+        owners.check_readable()
+        return owners
     raise PeerCheckUnavailable(
         "the local page cannot check which user of this computer connects to it on this system, so it does "
         "not start; the consentry commands do everything the page does"

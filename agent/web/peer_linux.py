@@ -34,20 +34,50 @@ class ProcNetTcp:
     def __init__(self, tables: tuple[Path, ...] = TABLES) -> None:
         self.tables = tables
 
+    def check_readable(self) -> None:
+        """``PeerCheckUnavailable`` when no table can be read (no /proc here): say so once, at start."""
+        from agent.web.peer import PeerCheckUnavailable
+
+        for table in self.tables:
+            try:
+                with table.open("rb"):
+                    return
+            except OSError:
+                continue
+        raise PeerCheckUnavailable(
+            "the local page cannot read /proc/net/tcp to check which user of this computer connects to it, so it "
+            "does not start; the consentry commands do everything the page does"
+        )
+
     def owner_uid(self, peer: Address, local: Address) -> int | None:
         peer4, peer6 = proc_hex(*peer)
         local4, local6 = proc_hex(*local)
-        wanted = {(peer4, local4), (peer6, local6)}
+        owners: set[int] = set()
         for table in self.tables:
             try:
-                lines = table.read_text(encoding="ascii").splitlines()[1:]
+                text = table.read_bytes()
             except OSError:
                 continue  # no IPv6 here, say; a table we cannot read matches nothing (refused)
-            for line in lines:
-                fields = line.split()
-                if len(fields) < 10 or (fields[1], fields[2]) not in wanted:
-                    continue
-                if fields[9] == "0":
-                    return None  # not owned by a live socket
-                return int(fields[7])
-        return None
+            for pair in ((peer4, local4), (peer6, local6)):
+                owners |= _live_owners(text, pair)
+        # Exactly one live socket is that connection's other end; anything else is refused.
+        return owners.pop() if len(owners) == 1 else None
+
+
+def _live_owners(text: bytes, pair: tuple[str, str]) -> set[int]:
+    """The uids of rows with this (local, remote) pair and a live inode.
+
+    A substring search over the whole table, then only matching lines are split: the tables hold a
+    row per socket on the machine, and this runs for every connection to a page.
+    """
+    needle = f" {pair[0]} {pair[1]} ".encode()
+    found: set[int] = set()
+    at = text.find(needle)
+    while at >= 0:
+        start = text.rfind(b"\n", 0, at) + 1
+        end = text.find(b"\n", at)
+        fields = text[start : end if end >= 0 else len(text)].split()
+        if len(fields) >= 10 and (fields[1].decode(), fields[2].decode()) == pair and fields[9] != b"0":
+            found.add(int(fields[7]))
+        at = text.find(needle, at + 1)
+    return found

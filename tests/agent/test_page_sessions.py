@@ -175,3 +175,5 @@ def test_no_page_starts_where_the_peer_cannot_be_checked() -> None:
         with pytest.raises(PeerCheckUnavailable, match="consentry commands"):
             peer_owners(platform)
     assert isinstance(peer_owners("linux"), ProcNetTcp)
+    with pytest.raises(PeerCheckUnavailable, match="/proc/net/tcp"):
+        ProcNetTcp((Path("/nonexistent/tcp"), Path("/nonexistent/tcp6"))).check_readable()
