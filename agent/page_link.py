@@ -1,20 +1,26 @@
-"""Where the agent's local page is: its loopback address and per-session token (``page.json``, 0600).
+"""Where a local page is (its loopback address and link token, ``page.json``, 0600), and how to open it.
 
 The agent writes this file when its page server starts and removes it when it stops; the tray and
-``consentry`` commands read it to open a page for the employee. Like a Jupyter server's runtime file,
-the token in it is the only credential the page accepts, so the file is owner-only in the 0700
-runtime folder and the token is never logged or printed.
+``consentry`` commands read it to open a page for the employee (``consentry steward review`` keeps
+the same file for its page). Like a Jupyter server's runtime file, it is owner-only in the 0700
+runtime folder, and the token is never logged or printed. A browser is given the token only inside
+a 0600 forwarding file (``open_in_browser``), never on its command line, where ``ps`` shows it to
+every user. (The page also refuses every connection from another user's programs, so a token that
+leaks anyway opens nothing for them: agent.web.peer.)
 """
 
 from __future__ import annotations
 
+import html
 import json
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
 from vault.atomic import write_atomic
 
 PAGE_LINK_VERSION = 1
+OPENER_NAME = "open-page.html"  # the forwarding file, beside page.json
 
 
 def write_page_link(path: Path, *, url: str, token: str) -> None:
@@ -39,3 +45,24 @@ def page_link(path: Path, page: str = "/") -> str | None:
     if not isinstance(url, str) or not isinstance(token, str):
         return None
     return f"{url.rstrip('/')}/{page.lstrip('/')}?token={quote(token, safe='')}"
+
+
+def open_in_browser(opener: Path, url: str, launch: Callable[[str], bool] | None = None) -> bool:
+    """Open ``url`` through the 0600 file ``opener`` that forwards to it, as Jupyter does.
+
+    The browser's command line then names only the file (``file://...``), never the token. ``launch``
+    starts a browser on a URL (default: ``webbrowser.open``); False when no browser could be started.
+    """
+    from vault.atomic import write_atomic
+
+    write_atomic(
+        opener,
+        f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={html.escape(url)}">'
+        f"<title>Consentry</title><p>Opening your Consentry page…</p>".encode(),
+        mode=0o600,
+    )
+    if launch is None:
+        import webbrowser
+
+        launch = webbrowser.open
+    return bool(launch(opener.as_uri()))

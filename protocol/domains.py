@@ -35,8 +35,8 @@ APP_TOKEN_V1 = b"consentry-app-token-v1\0"  # an app token re-keyed per batch (p
 # application's history in two; the secret they use is dedicated to them and nothing else.
 LOCAL_APP_TOKEN_V2 = b"consentry-local-app-token-v2\0"
 RECEIPT_ALIAS_V1 = b"consentry-receipt-alias-v1\0"  # a consent receipt's per-subject alias (vault.subjects)
-# The local page's session cookie and CSRF token, MACed under its start-up token (agent.web.security):
-# whole messages rather than prefixes, hence no NUL.
+# The local page's session lookup key and CSRF token, each MACed under the session's random id
+# (agent.web.security): whole messages rather than prefixes, hence no NUL.
 PAGE_SESSION_V1 = b"consentry-page-session-v1"
 PAGE_CSRF_V1 = b"consentry-page-csrf-v1"
 

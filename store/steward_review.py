@@ -18,6 +18,8 @@ from store.steward_access import (
 )
 
 LINK_FILE = "review.json"
+OPENER_FILE = "open-review.html"
+REOPEN = "Open the address in steward/review.json (in your Consentry folder) again, or run: consentry steward review"
 
 
 def _log_key(log_key: str | None) -> bytes | None:
@@ -54,6 +56,7 @@ def review(key_file: Path | None, store_url: str | None, log_key: str | None, po
     """
     from agent.page_link import remove_page_link, write_page_link
     from agent.store_client import StoreClient
+    from agent.web.peer import PeerCheckUnavailable
     from agent.web.server import PageServer
     from store.steward_page import StewardPage
     from vault.paths import default_home
@@ -66,9 +69,11 @@ def review(key_file: Path | None, store_url: str | None, log_key: str | None, po
         return StoreClient(url, signer=signer, role="steward", log_public_key=pinned)
 
     try:
-        server = PageServer(StewardPage(client, signer, shown_manifest_digest), port=port)
+        server = PageServer(StewardPage(client, signer, shown_manifest_digest), port=port, reopen=REOPEN)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); try another --port") from None
+    except PeerCheckUnavailable as exc:  # no page rather than one another local user could sign through
+        raise click.ClickException(f"{exc}. Use: consentry steward queue / show / approve / reject") from None
     link = default_home() / "steward" / LINK_FILE
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -81,6 +86,7 @@ def review(key_file: Path | None, store_url: str | None, log_key: str | None, po
             stop.wait()
     finally:
         remove_page_link(link)
+        (link.parent / OPENER_FILE).unlink(missing_ok=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     click.echo("Review page stopped.")
@@ -90,7 +96,7 @@ def _open(folder: Path, url: str, token: str) -> None:
     """Open the page through a 0600 forwarder file, so the session key is never on a command line."""
     from urllib.parse import quote
 
-    from agent.web.launch import open_in_browser
+    from agent.page_link import open_in_browser
 
-    if not open_in_browser(folder / "open-review.html", f"{url}?token={quote(token, safe='')}"):
+    if not open_in_browser(folder / OPENER_FILE, f"{url}?token={quote(token, safe='')}"):
         click.echo(f"No browser could be started here; open the address in {folder / LINK_FILE} yourself.")

@@ -94,7 +94,9 @@ def policy_terms(category: Category, policy: MachinePolicy) -> Terms:
 RECEIPT_VERSIONS = ("consentry-receipt-v1", RECEIPT_VERSION)
 _LEDGER_ENTRY_KEYS = ("v", "seq", "kind", "at")  # the ledger's own fields around a receipt
 METHODS = ("cli", "tray", "api", "page")
-CONFIRMATIONS = ("interactive-prompt", "yes-flag", "page-checkbox")
+# page-checkbox-same-user: ticked on the notice page, in a session whose every connection was checked to
+# come from the employee's own account (agent.web.peer). Plain page-checkbox: grants made before that.
+CONFIRMATIONS = ("interactive-prompt", "yes-flag", "page-checkbox", "page-checkbox-same-user")
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ class GrantReceipt:
     notice_sha256: str
     collection_method: Literal["cli", "tray", "api", "page"]
     collection_tool: str
-    confirmation: Literal["interactive-prompt", "yes-flag", "page-checkbox"]
+    confirmation: Literal["interactive-prompt", "yes-flag", "page-checkbox", "page-checkbox-same-user"]
     granted_at: str
     policy_sha256: str
     receipt_version: Literal["consentry-receipt-v1", "consentry-receipt-v2"] = RECEIPT_VERSION

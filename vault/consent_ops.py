@@ -29,7 +29,7 @@ from vault.policy import MachinePolicy
 from vault.vault import Vault
 
 Method = Literal["cli", "tray", "api", "page"]
-Confirmation = Literal["interactive-prompt", "yes-flag", "page-checkbox"]
+Confirmation = Literal["interactive-prompt", "yes-flag", "page-checkbox", "page-checkbox-same-user"]
 TOOL = "consentry/0.1.0"
 
 

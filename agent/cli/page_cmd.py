@@ -13,7 +13,6 @@ PAGES = {
     "ledger": "/ledger",
     **{c: f"/consent/{c}" for c in ("keyboard", "mouse", "apps", "files")},
 }
-OPENER = "open-page.html"
 
 
 @click.command()
@@ -41,8 +40,8 @@ def page(where: str, print_url: bool) -> None:
     if print_url:
         click.echo(url)
         return
-    from agent.web.launch import open_in_browser
+    from agent.page_link import OPENER_NAME, open_in_browser
 
-    if not open_in_browser(lay.runtime_dir / OPENER, url):
+    if not open_in_browser(lay.runtime_dir / OPENER_NAME, url):
         raise click.ClickException("no web browser could be started here. Run: consentry page --print-url")
     click.echo(f"Opened your Consentry page ({where}) in your browser.")

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from agent.cli import common
 from agent.cli.agent_link import ask_agent
-from agent.page_link import page_link
+from agent.page_link import OPENER_NAME, open_in_browser, page_link
 from agent.tray.model import Action, OpenPage, Pause, Quit, Resume, Revoke, pause_end
 from protocol.errors import PolicyError, VaultError
 from protocol.timeutil import iso, utc_now
@@ -86,16 +85,18 @@ def resume(_: Resume, now: datetime) -> Outcome:
     return _agent_said(layout, "Capture resumed.", must_confirm=False)
 
 
-def open_page(action: OpenPage, opener: Callable[[str], bool] = webbrowser.open) -> Outcome:
-    """Open a local page in the browser; the URL carries the session token, so it is never logged."""
-    url = page_link(common.layout().page_link, action.path)
+def open_page(action: OpenPage, opener: Callable[[str], bool] | None = None) -> Outcome:
+    """Open a local page in the browser (``opener``, default ``webbrowser.open``) through the 0600
+    forwarding file: the browser's command line names the file, never the session token."""
+    layout = common.layout()
+    url = page_link(layout.page_link, action.path)
     if url is None:
         if action.path.startswith("/consent/"):
             command = f"consentry consent grant {action.path.removeprefix('/consent/')}"
         else:
             command = CLI_FALLBACK.get(action.path, "consentry status")
         return Outcome(False, f"The local page is not running. Open a terminal and run: {command}")
-    if not opener(url):
+    if not open_in_browser(layout.runtime_dir / OPENER_NAME, url, opener):
         return Outcome(False, "No web browser could be started to show the page.")
     return Outcome(True, "Opened in your browser.")
 

@@ -307,7 +307,7 @@ class EmployeePage:
                 folders = list(write_watched_folders(vault.layout, folders).folders)
             try:
                 _, created = consent_ops.grant(
-                    vault, policy, category, method="page", confirmation="page-checkbox", now=self.clock(),
+                    vault, policy, category, method="page", confirmation="page-checkbox-same-user", now=self.clock(),
                     folders=folders or None,
                 )  # fmt: skip
             except ConsentError as exc:

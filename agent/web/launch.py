@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from agent.page_link import remove_page_link, write_page_link
+from agent.page_link import OPENER_NAME, remove_page_link, write_page_link
 from agent.web.employee import EmployeePage
+from agent.web.peer import PeerCheckUnavailable
 from agent.web.server import PageServer
 from vault.paths import Layout
 
@@ -29,31 +30,15 @@ def start_employee_page(layout: Layout, policy_path: Path, *, port: int = 0) -> 
     except OSError as exc:
         log.warning("the local page is unavailable (%s)", exc.strerror or type(exc).__name__)
         return None
+    except PeerCheckUnavailable as exc:  # no page rather than a page another local user could use
+        log.warning("the local page is not started: %s", exc)
+        return None
     log.info("local page serving on 127.0.0.1:%d", server.port)
     return server
 
 
 def stop_employee_page(layout: Layout, server: PageServer | None) -> None:
     remove_page_link(layout.page_link)
+    (layout.runtime_dir / OPENER_NAME).unlink(missing_ok=True)  # the forwarder holds the (now dead) token
     if server is not None:
         server.stop()
-
-
-def open_in_browser(opener: Path, url: str) -> bool:
-    """Open ``url`` through a 0600 file that forwards to it, as Jupyter does.
-
-    The session token then never appears on a browser's command line, where other users of this
-    computer could read it. False when no browser could be started.
-    """
-    import webbrowser
-
-    from agent.web.html import esc
-    from vault.atomic import write_atomic
-
-    write_atomic(
-        opener,
-        f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={esc(url)}">'
-        f"<title>Consentry</title><p>Opening your Consentry page…</p>".encode(),
-        mode=0o600,
-    )
-    return bool(webbrowser.open(opener.as_uri()))

@@ -1,8 +1,9 @@
 """A small loopback HTTP server for the local pages (standard library only), guarded by SessionGuard.
 
-The server does the checks every page needs (Host, token and session cookie, Origin and CSRF on
-POST, body size, headers) and hands a parsed ``Request`` to a ``PageApp``; pages never see a request
-that failed them. It binds 127.0.0.1 only. Nothing it logs contains the token or a query string.
+The server does the checks every page needs (the peer's user, Host, token and session cookie, fetch
+metadata, Origin and CSRF on POST, body size, headers) and hands a parsed ``Request`` to a
+``PageApp``; pages never see a request that failed them. It binds 127.0.0.1 only. Nothing it logs
+contains the token or a query string.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +21,8 @@ from typing import Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from agent.web.html import error_page, moving_page
-from agent.web.security import CSRF_FIELD, SessionGuard, security_headers
+from agent.web.peer import PeerOwners, peer_owners, same_user
+from agent.web.security import CSRF_FIELD, SessionGuard, describe, security_headers
 
 log = logging.getLogger("consentry.page")
 
@@ -67,16 +71,42 @@ class PageApp(Protocol):
     def handle(self, request: Request) -> Response: ...
 
 
-class PageServer:
-    """One page app on ``http://127.0.0.1:PORT/``; ``start()`` serves in a thread until ``stop()``."""
+EMPLOYEE_REOPEN = "Open it again from the Consentry tray icon, or with the command: consentry page"
 
-    def __init__(self, app: PageApp, *, port: int = 0, token: str | None = None) -> None:
+
+class PageServer:
+    """One page app on ``http://127.0.0.1:PORT/``; ``start()`` serves in a thread until ``stop()``.
+
+    ``owners`` tells who owns a connection's other end (default: this OS's backend, which raises
+    ``PeerCheckUnavailable`` where there is none, so no page starts unguarded). ``reopen`` is the
+    sentence that tells the person how to get a new session.
+    """
+
+    def __init__(
+        self,
+        app: PageApp,
+        *,
+        port: int = 0,
+        token: str | None = None,
+        owners: PeerOwners | None = None,
+        reopen: str = EMPLOYEE_REOPEN,
+        guard: Callable[[int], SessionGuard] | None = None,
+    ) -> None:
         self.app = app
+        self.owners = owners if owners is not None else peer_owners()
+        self.reopen = reopen
         self._httpd = _Server((LOOPBACK, port), _Handler)
         self._httpd.page = self
         self.port = int(self._httpd.server_address[1])
-        self.guard = SessionGuard(self.port, token)
+        self.guard = guard(self.port) if guard is not None else SessionGuard(self.port, token)
         self._thread: threading.Thread | None = None
+        self._warned = False
+
+    def note_refused_peer(self) -> None:
+        """Log (once per server, so it cannot fill the log) that another account's program was turned away."""
+        if not self._warned:
+            self._warned = True
+            log.warning("refused a connection to the local page from a program of another user of this computer")
 
     @property
     def url(self) -> str:
@@ -132,9 +162,24 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802
         self._refuse(HTTPStatus.METHOD_NOT_ALLOWED, "Only GET and POST are served here.")
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes; without this, Nagle plus the client's delayed ACK
+        # holds every answer on a kept-alive connection back by ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # One check per connection, before any request on it is read: its peer is a socket of our own user.
+        self.peer_ok = same_user(self.connection, self.server.page.owners)
+
     def _dispatch(self, method: str) -> None:
         page = self.server.page
         guard = page.guard
+        if not self.peer_ok:
+            page.note_refused_peer()
+            self._refuse(
+                HTTPStatus.FORBIDDEN,
+                "This page belongs to another user of this computer; it answers only to that user's own programs.",
+            )
+            return
         if not guard.host_ok(self.headers.get("Host")):
             # DNS rebinding: a page under another name that resolves to 127.0.0.1 gets nothing.
             self._refuse(HTTPStatus.FORBIDDEN, "This page answers only to 127.0.0.1 and localhost.")
@@ -142,6 +187,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         token = query.pop("token", None)
+        if not guard.fetch_ok(method, self.headers.get("Sec-Fetch-Site"), self.headers.get("Sec-Fetch-Mode")):
+            self._refuse(HTTPStatus.FORBIDDEN, "Refused: the request did not come from this page.")
+            return
         if method == "GET" and token is not None:
             if not guard.token_ok(token):
                 self._refuse(HTTPStatus.FORBIDDEN, "This link is not valid (any more). Open the page again.")
@@ -153,12 +201,14 @@ class _Handler(BaseHTTPRequestHandler):
             path = parts.path if _SAFE_PATH.match(parts.path) else "/"  # never "//host" or "/\\host"
             target = path + ("?" + urlencode(query) if query else "")
             nonce = secrets.token_urlsafe(16)
-            self._send(Response.html(moving_page(target)), nonce=nonce, cookie=guard.set_cookie_header())
+            self._send(Response.html(moving_page(target)), nonce=nonce, cookie=guard.start_session())
             return
-        if not guard.session_ok(self.headers.get("Cookie")):
+        session = guard.session(self.headers.get("Cookie"))
+        if session is None:
             self._refuse(
                 HTTPStatus.FORBIDDEN,
-                "Open this page from the Consentry tray icon, or with the command: consentry page",
+                f"You have no open session on this page (a session ends after {describe(guard.idle)} without "
+                f"use, and after {describe(guard.absolute)} in all). {page.reopen}.",
             )
             return
         nonce = secrets.token_urlsafe(16)
@@ -172,10 +222,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             form = body
             values = form.get(CSRF_FIELD)
-            if not guard.csrf_ok(values[0] if values else None):
+            if not guard.csrf_ok(session, values[0] if values else None):
                 self._refuse(HTTPStatus.FORBIDDEN, "Refused: the form has expired. Reload the page and try again.")
                 return
-        request = Request(method, parts.path, query, form, csrf=guard.csrf_token, nonce=nonce)
+        request = Request(method, parts.path, query, form, csrf=session.csrf_token, nonce=nonce)
         try:
             response = page.app.handle(request)
         except Exception as exc:  # a bug must show a plain message, never a traceback

@@ -112,7 +112,7 @@ def test_grant_through_the_page_writes_the_ledger_and_revoke_stops_capture(
             with Vault.open(layout) as vault:
                 grants = [e.body for e in vault.ledger.entries(("grant",))]
             assert len(grants) == 1
-            assert grants[0]["collection_method"] == "page" and grants[0]["confirmation"] == "page-checkbox"
+            assert grants[0]["collection_method"] == "page" and grants[0]["confirmation"] == "page-checkbox-same-user"
             assert grants[0]["notice_sha256"] == hashlib.sha256(shown.encode()).hexdigest()
 
             agent.wait_state("keyboard", "capturing")

@@ -258,7 +258,10 @@ def test_grant_opens_the_notice_page_with_its_token_and_records_nothing(layout: 
     files = _entry(build_menu(state), "Files")
     assert isinstance(files.action, OpenPage)
     outcome = actions.open_page(files.action, opener=lambda url: bool(opened.append(url)) or True)
-    assert outcome.ok and opened == ["http://127.0.0.1:45678/consent/files?token=tok%2Fen%2B1"]
+    # The browser is handed a 0600 file that forwards to the page: the token is never on its command line.
+    forwarder = layout.runtime_dir / "open-page.html"
+    assert outcome.ok and opened == [forwarder.as_uri()] and forwarder.stat().st_mode & 0o077 == 0
+    assert "http://127.0.0.1:45678/consent/files?token=tok%2Fen%2B1" in forwarder.read_text()
     assert not layout.vault_db.exists()  # opening the notice wrote nothing: the page asks to confirm
 
 
@@ -340,8 +343,13 @@ def test_the_tray_docks_in_a_real_tray_host_and_its_menu_revokes(
         x.xdotool("key", "Down")
         x.xdotool("key", "Return")
         x.wait_for(lambda: opened.exists() and bool(opened.read_text().strip()), "the browser to be asked")
-        url = opened.read_text().strip()
-        assert url == page_link(layout.page_link, "/consent/keyboard")
+        forwarder = opened.read_text().strip()  # a 0600 file:// forwarder, never the token itself
+        url = page_link(layout.page_link, "/consent/keyboard")
+        assert (
+            forwarder == (layout.runtime_dir / "open-page.html").as_uri()
+            and url
+            and url in Path(forwarder.removeprefix("file://")).read_text()
+        )
         notice = httpx.get(url, follow_redirects=True, timeout=20)
         assert notice.status_code == 200 and "keyboard" in notice.text.lower()
         assert [kind for kind, _ in _ledger(layout)].count("grant") == 1  # only the first grant, no new one

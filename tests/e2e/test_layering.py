@@ -30,7 +30,7 @@ STORE_GLUE_ALLOWED = {
     ("store.steward_page", "agent.web.server"),
     ("store.steward_review", "agent.page_link"),
     ("store.steward_review", "agent.store_client"),
-    ("store.steward_review", "agent.web.launch"),
+    ("store.steward_review", "agent.web.peer"),
     ("store.steward_review", "agent.web.server"),
     ("store.steward_review", "vault.paths"),
 }
