@@ -40,7 +40,7 @@ def doctor(as_json: bool) -> None:
                 report = vault.ledger.verify(vault.device_key.public_bytes)
                 record("consent ledger", report.ok, report.reason or f"{report.entries} entries")
                 head = vault.ledger_head_state()
-                record("ledger head", head.ok, head.explain())
+                record("ledger head", head.ok and not head.lagging, head.explain())
                 _check_settings(record, lay, vault)
         except VaultError as exc:
             record("vault", False, str(exc))

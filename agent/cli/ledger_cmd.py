@@ -40,6 +40,8 @@ def verify(as_json: bool) -> None:
         head = vault.ledger_head_state()
     if as_json:
         common.emit_json({**report._asdict(), "head": {"status": head.status, "ok": head.ok, "message": head.message}})
+    elif report.ok and head.lagging:
+        click.echo(f"Ledger OK: {report.entries} entries, head {report.head_hash}; {head.explain()}")
     elif report.ok and head.ok:
         click.echo(f"Ledger OK: {report.entries} entries, head {report.head_hash}, matches its signed head")
     if not report.ok:
