@@ -333,6 +333,15 @@ class ConsentSnapshot:
         return entry.receipt_id if entry.state == "granted" else None
 
 
+def withheld(snapshot: ConsentSnapshot, reason: str) -> ConsentSnapshot:
+    """Every grant held back (fail closed) because the ledger it comes from cannot be trusted now."""
+    categories = {
+        c: replace(s, state="suspended", reason=reason) if s.state in ("granted", "suspended") else s
+        for c, s in snapshot.categories.items()
+    }
+    return replace(snapshot, categories=categories)
+
+
 def receipt_spans(entries: Iterable[LedgerEntry]) -> dict[str, ReceiptSpan]:
     """Every grant ever made, by receipt id, with the moment it stopped being in force."""
     spans: dict[str, ReceiptSpan] = {}

@@ -44,9 +44,7 @@ HEAD_FILE_NAME = "ledger-head"
 PENDING_FILE_NAME = "ledger-head.pending"
 PENDING_VERSION = 1
 
-HeadStatus = Literal[
-    "ok", "unanchored", "lagging", "missing", "rolled-back", "diverged", "unsigned-tail", "invalid"
-]
+HeadStatus = Literal["ok", "unanchored", "lagging", "missing", "rolled-back", "diverged", "unsigned-tail", "invalid"]
 
 FIX = (
     "Capture is stopped. Run: consentry ledger verify (it explains); to go on, "
@@ -143,7 +141,7 @@ class HeadState(NamedTuple):
             return f"signed ledger head behind: {self.message}. {FIX_LAG}"
         if self.ok:
             return "the consent ledger matches its signed head"
-            return f"consent ledger rolled back: {self.message}. {FIX}"
+        return f"consent ledger rolled back: {self.message}. {FIX}"
 
 
 def head_path(key_dir: Path) -> Path:
@@ -272,7 +270,11 @@ def check_head(
                 f"the consent ledger has entries after entry {seq} that this device never signed "
                 f"({', '.join(sorted(set(unsigned)))}); they were added outside Consentry",
             )
-        if pending is not None and pending.seq > seq and (pending.seq > db_seq or ledger.hash_at(pending.seq) != pending.hash):
+        if (
+            pending is not None
+            and pending.seq > seq
+            and (pending.seq > db_seq or ledger.hash_at(pending.seq) != pending.hash)
+        ):
             return seen(
                 "rolled-back",
                 f"a withdrawal recorded as entry {pending.seq} while the signed head could not be written "

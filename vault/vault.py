@@ -11,7 +11,6 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,7 @@ from protocol.envelope import (
 from protocol.errors import ConsentError, InvalidRecord, KeyUnavailable, LedgerRolledBack, VaultCorrupted, VaultError
 from protocol.signing import SigningKey
 from protocol.timeutil import DAY_SECONDS, day_start, iso, parse_iso, utc_day, utc_now
-from vault.consent import ConsentSnapshot, ReceiptSpan, derive_snapshot, receipt_spans
+from vault.consent import ConsentSnapshot, ReceiptSpan, derive_snapshot, receipt_spans, withheld
 from vault.datakeys import DataKeys
 from vault.keys import KekStore, choose_kek_store
 from vault.ledger import NARROWING_KINDS, Ledger, LedgerEntry
@@ -416,7 +415,7 @@ class Vault:
         """The consent state; none of it is capturable while the ledger does not match its signed head."""
         snapshot = derive_snapshot(self.ledger.entries(), policy)
         state = self.ledger_head_state()
-        return snapshot if state.ok else _withheld(snapshot, state.explain())
+        return snapshot if state.ok else withheld(snapshot, state.explain())
 
     def receipt_spans(self) -> dict[str, ReceiptSpan]:
         return receipt_spans(self.ledger.entries(("grant", "revoke", "erase")))
@@ -534,15 +533,6 @@ class Vault:
 
     def path(self) -> Path:
         return self.layout.vault_db
-
-
-def _withheld(snapshot: ConsentSnapshot, reason: str) -> ConsentSnapshot:
-    """Every grant held back (fail closed) because the ledger it comes from cannot be trusted."""
-    categories = {
-        c: replace(s, state="suspended", reason=reason) if s.state in ("granted", "suspended") else s
-        for c, s in snapshot.categories.items()
-    }
-    return replace(snapshot, categories=categories)
 
 
 def _record_filter(
