@@ -416,10 +416,10 @@ class Agent:
                 state=self._head_state.status,
                 message=None if self._head_state.status in ("ok", "unanchored") else self._head_state.explain(),
             ),
-            ledger_witness=LedgerCheck(
-                state=self._witness.verdict.state,
-                message=self._witness.verdict.message,
-                checked_at=self._witness.verdict.checked_at,
+            ledger_witness=LedgerCheck(  # the verdict the categories were decided under, so the two agree
+                state=self._applied_verdict.state,
+                message=self._applied_verdict.message,
+                checked_at=self._applied_verdict.checked_at,
             ),
         )
 

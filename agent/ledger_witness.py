@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from protocol.timeutil import iso, utc_now
 from vault import outbox
+from vault.ledger_rollback import STORE_WITNESSED_LATER
 from vault.paths import Layout
 from vault.policy import MachinePolicy
 
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 WitnessState = Literal["not-configured", "checking", "confirmed", "contradicted", "unreachable", "accepted"]
 # The store's answers that mean it witnessed a later or different ledger than this one.
 CONTRADICTIONS = frozenset({"checkpoint_regressed", "checkpoint_forked", "checkpoint_not_extending"})
-# The ledger entry's ``problem`` when the employee accepts what the store said.
-STORE_PROBLEM = "store-witnessed-later"
 RETRY_SECONDS = (2.0, 5.0, 10.0, 30.0, 60.0)
 
 CHECKING = (
@@ -84,7 +83,9 @@ def store_configured(vault: Vault, policy: MachinePolicy | None) -> bool:
 
 def rollback_accepted(vault: Vault) -> bool:
     """Whether the employee already accepted what the store said (the acceptance entry is in the ledger)."""
-    return any(e.body.get("problem") == STORE_PROBLEM for e in vault.ledger.entries(("ledger-rollback-accepted",)))
+    return any(
+        e.body.get("problem") == STORE_WITNESSED_LATER for e in vault.ledger.entries(("ledger-rollback-accepted",))
+    )
 
 
 def ask_store(vault: Vault, policy: MachinePolicy, now: datetime, client: StoreClient | None = None) -> Verdict:

@@ -15,7 +15,11 @@ from vault.vault import Vault
 @click.command()
 @common.json_option
 def doctor(as_json: bool) -> None:
-    """Run every self-check and say what to do about each failure. Changes nothing."""
+    """Run every self-check and say what to do about each failure. Changes nothing here.
+
+    With a store configured it also asks the store whether this consent ledger is the latest it has
+    seen (an old copy of the vault put back from a backup is not).
+    """
     checks: list[dict[str, str]] = []
 
     def record(name: str, ok: bool, detail: str) -> None:
@@ -41,6 +45,7 @@ def doctor(as_json: bool) -> None:
                 record("consent ledger", report.ok, report.reason or f"{report.entries} entries")
                 head = vault.ledger_head_state()
                 record("ledger head", head.ok and not head.lagging, head.explain())
+                checks.append(_store_witness(vault))
                 _check_settings(record, lay, vault)
         except VaultError as exc:
             record("vault", False, str(exc))
@@ -53,6 +58,26 @@ def doctor(as_json: bool) -> None:
             click.echo(f"{check['result']:<5} {check['check']}: {check['detail']}")
     if any(c["result"] == "FAIL" for c in checks):
         raise click.ClickException("some checks failed; see above")
+
+
+def _store_witness(vault: Vault) -> dict[str, str]:
+    """Ask the store whether this ledger is the latest it witnessed (agent/ledger_witness.py)."""
+    from agent.ledger_witness import ask_store
+    from protocol.timeutil import utc_now
+
+    verdict = ask_store(vault, common.policy_or_defaults(), utc_now())
+    result, detail = {
+        "confirmed": ("ok", "the store confirms this consent ledger is the latest it has seen"),
+        "not-configured": (
+            "WARN",
+            "no store configured (or this computer is not enrolled): this computer alone cannot detect an old "
+            "copy of both the vault file and its signed head put back (a restored home backup); see the "
+            "employee guide",
+        ),
+        "contradicted": ("FAIL", verdict.message or ""),
+        "accepted": ("WARN", verdict.message or ""),
+    }.get(verdict.state, ("WARN", f"the store could not confirm this consent ledger: {verdict.message}"))
+    return {"check": "store witness", "result": result, "detail": detail}
 
 
 def _check_settings(record: Callable[[str, bool, str], None], lay: Layout, vault: Vault | None) -> None:
