@@ -207,3 +207,23 @@ def test_without_a_store_nothing_waits(home: Path, policy_path: Path) -> None:
     doctor = json.loads(run("doctor", "--json").output)
     check = next(c for c in doctor if c["check"] == "store witness")
     assert check["result"] == "ok" and "cannot detect" in check["detail"]
+
+
+def test_a_revoke_with_no_agent_running_is_witnessed_at_once(
+    store: StoreProcess, home: Path, policy_path: Path, tmp_path: Path
+) -> None:
+    """The backup is put back before any agent ran again: the store still saw the withdrawal."""
+    assert run("consent", "grant", "keyboard", "--yes").exit_code == 0
+    backup = tmp_path / "home-backup"
+    _backup(home, backup)
+    revoked = run("consent", "revoke", "keyboard")
+    assert revoked.exit_code == 0 and "The store has witnessed this withdrawal" in revoked.output, revoked.output
+    _restore(backup, home)
+    agent = _agent(home, policy_path)
+    try:
+        status = agent.wait_status(
+            lambda s: (s.get("ledger_witness") or {}).get("state") == "contradicted", "the store's answer"
+        )
+        assert status["categories"]["keyboard"]["state"] == "suspended"
+    finally:
+        assert agent.stop() == 0
