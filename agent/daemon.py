@@ -26,6 +26,7 @@ from agent.control_protocol import ControlResponse
 from agent.control_server import PendingRequest
 from agent.gate import DROP_STATES, OPEN_STATES, Circumstances, category_status, eligible
 from agent.housekeeping import Housekeeper
+from agent.ledger_witness import LedgerWitness, Verdict, store_configured
 from agent.policy_watch import PolicyWatcher, Stamp, policy_stamp
 from agent.recorder import Recorder
 from agent.settings_watch import SettingsWatcher
@@ -33,12 +34,13 @@ from agent.source_supervisor import SourceSupervisor
 from agent.sources import SourceContext, SourceKind
 from agent.sources.base import SOURCE_FOR_CATEGORY
 from agent.sources.select import ReplayConfig
-from agent.status import AgentStatus, CaptureState, CategoryStatus, PolicyStatus, write_status
+from agent.status import AgentStatus, CaptureState, CategoryStatus, LedgerCheck, PolicyStatus, write_status
 from protocol.categories import ALL_CATEGORIES, Category
 from protocol.errors import PolicyError, VaultError
 from protocol.timeutil import utc_midnight
 from vault import consent_ops
-from vault.consent import FOREVER, SCOPE_SECRET_NAME, ConsentSnapshot
+from vault.consent import FOREVER, SCOPE_SECRET_NAME, ConsentSnapshot, withheld
+from vault.ledger_head import HeadState
 from vault.paths import Layout
 from vault.policy import MachinePolicy, load_policy
 from vault.vault import Vault
@@ -48,6 +50,9 @@ log = logging.getLogger("consentry.agent")
 TICK_SECONDS = 0.25
 HOUSEKEEPING_SECONDS = 1.0
 STATUS_HEARTBEAT_SECONDS = 5.0
+# The wall clock moving this much more (or less) than the monotonic clock is a gap (suspend, resume, a
+# clock change): the ledger is checked with the store again before capture goes on.
+GAP_SECONDS = 60.0
 
 
 class Agent:
@@ -84,8 +89,18 @@ class Agent:
         self._secret = token_key(vault)  # v2 app tokens for a new vault; an existing one keeps its version
         self.settings = SettingsWatcher(layout, vault.local_secret(SCOPE_SECRET_NAME))
         self.resolver = self._build_resolver()
-        self.snapshot: ConsentSnapshot = vault.consent(self.policy)
+        self._witness = LedgerWitness(
+            layout,
+            lambda: self.policy if self.policy_error is None else None,
+            self.wake,
+            configured=store_configured(vault, self.policy),
+            clock=self._now,
+        )
+        self._applied_verdict: Verdict = self._witness.verdict
+        self._head_state: HeadState = vault.ledger_head_state()
+        self.snapshot: ConsentSnapshot = self._consent()
         self._head = vault.ledger_head()
+        self._clock_offset = self.clock.time() - self.clock.monotonic()
 
         self.supervisor = SourceSupervisor(self.capture, self._source_context, self.clock.monotonic)
         self.statuses: dict[Category, CategoryStatus] = {}
@@ -158,6 +173,7 @@ class Agent:
         self.settings.reload_folders()
         self._watcher.start()
         self._chores.start()
+        self._witness.start()
         log.info("agent running (pid %d)", os.getpid())
         next_housekeeping = 0.0
         try:
@@ -195,7 +211,8 @@ class Agent:
             self.resolver = self._build_resolver()
         if self.settings.folders_changed():
             self._reload_folders()
-        self._refresh_consent()
+        self._check_gap()
+        self._refresh_consent(force=self._witness.verdict != self._applied_verdict or self._catch_up_head())
         self._settle_pause()
         midnight = utc_midnight(self._now())
         if midnight != self._day_start:
@@ -214,6 +231,7 @@ class Agent:
         self._note_policy()
         self._warn_policy()
         self.resolver = self._build_resolver()
+        self._witness.changed()  # a store added or removed: ask (or stop asking)
         self._refresh_consent(force=True)
         if self.policy.aggregation_window_seconds != old_size:
             for category in ALL_CATEGORIES:
@@ -243,14 +261,43 @@ class Agent:
         try:
             head = self.vault.ledger_head()
             if force or head != self._head:
-                self.snapshot = self.vault.consent(self.policy)
+                if head[0] < self._head[0] or (head[0] == self._head[0] and head != self._head):
+                    self._witness.gap("the consent ledger moved backwards")  # an old copy put back under us
+                elif head != self._head:
+                    self._witness.changed()  # the store witnesses every change, a withdrawal first of all
                 if head != self._head:
                     self.recorder.retry_now()  # e.g. doctor --repair removed what made writes fail
+                self._head_state = self.vault.ledger_head_state()
+                self.snapshot = self._consent()
                 self._head = head
         except sqlite3.Error as exc:  # busy or unreadable for a moment: keep the last state, retry in 1 s
             log.warning("could not re-read the consent ledger (%s)", type(exc).__name__)
             return False
         return True
+
+    def _consent(self) -> ConsentSnapshot:
+        """The ledger's consent, held back while the store has not confirmed the ledger (agent/ledger_witness.py)."""
+        verdict = self._applied_verdict = self._witness.verdict
+        snapshot = self.vault.consent(self.policy)
+        return withheld(snapshot, verdict.message or "") if verdict.holds_capture else snapshot
+
+    def _check_gap(self) -> None:
+        offset = self.clock.time() - self.clock.monotonic()
+        if abs(offset - self._clock_offset) > GAP_SECONDS:
+            self._witness.gap("the clock jumped (suspend or resume?)")
+        self._clock_offset = offset
+
+    def _catch_up_head(self) -> bool:
+        """A head that lags a withdrawal is signed as soon as it can be written again."""
+        if not self._head_state.lagging:
+            return False
+        try:
+            caught_up = self.vault.catch_up_head()
+        except (sqlite3.Error, OSError, VaultError):
+            return False
+        if caught_up:
+            log.info("the signed ledger head caught up with the withdrawals it lagged")
+        return caught_up
 
     def _settle_pause(self) -> None:
         until = self.snapshot.paused_until
@@ -373,6 +420,15 @@ class Agent:
             dropped_events=self.capture.dropped,
             storage_error=self.recorder.error,
             housekeeping_error=self._chores.last_error,
+            ledger_head=LedgerCheck(
+                state=self._head_state.status,
+                message=None if self._head_state.status in ("ok", "unanchored") else self._head_state.explain(),
+            ),
+            ledger_witness=LedgerCheck(  # the verdict the categories were decided under, so the two agree
+                state=self._applied_verdict.state,
+                message=self._applied_verdict.message,
+                checked_at=self._applied_verdict.checked_at,
+            ),
         )
 
     def _write_status(self, running: bool = True, force: bool = False) -> None:
@@ -399,6 +455,7 @@ class Agent:
         log.info("agent stopping")
         self._watcher.stop()
         self._chores.stop()
+        self._witness.stop()
         self.supervisor.stop_all()
         for category in ALL_CATEGORIES:
             if self.capture.is_open(category):

@@ -47,6 +47,16 @@ class PolicyStatus(BaseModel):
     message: str | None = None
 
 
+class LedgerCheck(BaseModel):
+    """The consent ledger against its signed head, or against what the store witnessed."""
+
+    model_config = _frozen
+
+    state: str = Field(description="head: ok, lagging, rolled-back, ...; store: confirmed, checking, contradicted, ...")
+    message: str | None = None
+    checked_at: datetime | None = None
+
+
 class AgentStatus(BaseModel):
     model_config = _frozen
 
@@ -63,6 +73,8 @@ class AgentStatus(BaseModel):
     dropped_events: int = Field(default=0, ge=0, description="events lost to full buffers since start")
     storage_error: str | None = None
     housekeeping_error: str | None = Field(default=None, description="retention, sealing or store sync failed")
+    ledger_head: LedgerCheck | None = Field(default=None, description="the ledger against its signed head")
+    ledger_witness: LedgerCheck | None = Field(default=None, description="the ledger against the store's witness")
 
     def same_state(self, other: AgentStatus | None) -> bool:
         """Equal except for the heartbeat timestamp."""

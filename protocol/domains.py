@@ -26,6 +26,7 @@ LEDGER_V2 = b"consentry-ledger-v2\0"  # a version-2 ledger chain step (protocol.
 LEDGER_ENTRY_V2 = b"consentry-ledger-entry-v2\0"  # a version-2 ledger entry digest (protocol.ledger_chain)
 SUBJECT_V1 = b"consentry-subject-v1\0"  # a subject pseudonym's digest in the audit log (protocol.auditlog)
 ENROLL_TOKEN_V1 = b"consentry-enroll-token-v1\0"  # how the store keeps enrollment tokens (store.auth)
+STEWARD_SET_V1 = b"consentry-steward-set-v1\0"  # the data stewards a grant receipt names (vault.consent)
 
 # HMAC-SHA-256 messages.
 FOLDER_SCOPE_V1 = b"consentry-folder-scope-v1\0"  # the watched-folder scope a consent names (vault.consent)
@@ -58,6 +59,7 @@ ALL: tuple[bytes, ...] = (
     LEDGER_ENTRY_V2,
     SUBJECT_V1,
     ENROLL_TOKEN_V1,
+    STEWARD_SET_V1,
     FOLDER_SCOPE_V1,
     APP_TOKEN_V1,
     LOCAL_APP_TOKEN_V2,

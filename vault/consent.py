@@ -25,9 +25,10 @@ from vault.ledger import LedgerEntry
 from vault.notices import Terms, load_notice
 from vault.policy import MachinePolicy
 
-# v2 receipts record every term shown (store key, time window, file extensions, folder scope); a v1
+# v2 receipts record every term shown (store key, time window, file extensions, folder scope); v3 also the
+# release and exclusion terms (hold, pseudonym rotation, exclusions, app categories, stewards). An older
 # receipt cannot prove what it covered, so it is suspended until the employee grants again.
-RECEIPT_VERSION: Literal["consentry-receipt-v2"] = "consentry-receipt-v2"
+RECEIPT_VERSION: Literal["consentry-receipt-v3"] = "consentry-receipt-v3"
 LAWFUL_BASIS = "consent (GDPR Art. 6(1)(a)); withdrawable at any time (Art. 7(3))"
 # Purpose identifiers (slugs, as they travel in manifests); the notice explains them in words.
 PURPOSES: tuple[str, ...] = ("internal-work-pattern-models",)
@@ -81,6 +82,7 @@ def policy_terms(category: Category, policy: MachinePolicy) -> Terms:
     store_key = None
     if policy.store is not None:
         store_key = hashlib.sha256(base64.b64decode(policy.store.public_key)).hexdigest()
+    apps = tuple(sorted((app, kind.value) for app, kind in policy.app_categories.items()))
     return Terms(
         purposes=PURPOSES,
         window_seconds=policy.aggregation_window_seconds,
@@ -88,10 +90,22 @@ def policy_terms(category: Category, policy: MachinePolicy) -> Terms:
         recipients=recipients(policy),
         store_key_sha256=store_key,
         file_extensions=policy.file_extensions if category is Category.FILES else None,
+        hold_hours=policy.hold_hours,
+        subject_rotation_days=policy.subject_rotation_days,
+        excluded_apps=tuple(policy.excluded_apps),
+        app_categories=apps if category is Category.APPS else None,
+        approvals_required=policy.stewards.approvals_required,
+        stewards_sha256=stewards_sha256(policy),
     )
 
 
-RECEIPT_VERSIONS = ("consentry-receipt-v1", RECEIPT_VERSION)
+def stewards_sha256(policy: MachinePolicy) -> str:
+    """The data stewards as a grant records them: the SHA-256 of their public keys, sorted (names aside)."""
+    keys = sorted(policy.stewards.keys.values())
+    return hashlib.sha256(domains.STEWARD_SET_V1 + "\x00".join(keys).encode("ascii")).hexdigest()
+
+
+RECEIPT_VERSIONS = ("consentry-receipt-v1", "consentry-receipt-v2", RECEIPT_VERSION)
 _LEDGER_ENTRY_KEYS = ("v", "seq", "kind", "at")  # the ledger's own fields around a receipt
 METHODS = ("cli", "tray", "api", "page")
 # page-checkbox-same-user: ticked on the notice page, in a session whose every connection was checked to
@@ -122,13 +136,20 @@ class GrantReceipt:
     confirmation: Literal["interactive-prompt", "yes-flag", "page-checkbox", "page-checkbox-same-user"]
     granted_at: str
     policy_sha256: str
-    receipt_version: Literal["consentry-receipt-v1", "consentry-receipt-v2"] = RECEIPT_VERSION
+    receipt_version: Literal["consentry-receipt-v1", "consentry-receipt-v2", "consentry-receipt-v3"] = RECEIPT_VERSION
     lawful_basis: str = LAWFUL_BASIS
     # Since v2: the rest of the terms shown (None in a v1 receipt, or when there is no store).
     window_seconds: int | None = None
     store_key_sha256: str | None = None
     file_extensions: tuple[str, ...] | None = None
     scope: FolderScope | None = None
+    # Since v3: the release and exclusion terms (see vault.notices.Terms).
+    hold_hours: float | None = None
+    subject_rotation_days: int | None = None
+    excluded_apps: tuple[str, ...] | None = None
+    app_categories: tuple[tuple[str, str], ...] | None = None  # apps only
+    approvals_required: int | None = None
+    stewards_sha256: str | None = None
 
     def __post_init__(self) -> None:
         _check_choice("receipt_version", self.receipt_version, RECEIPT_VERSIONS)
@@ -139,6 +160,7 @@ class GrantReceipt:
         _check_sha256("notice_sha256", self.notice_sha256)
         _check_sha256("policy_sha256", self.policy_sha256)
         _check_sha256("store_key_sha256", self.store_key_sha256)
+        _check_sha256("stewards_sha256", self.stewards_sha256)
         _check_choice("collection_method", self.collection_method, METHODS)
         _check_choice("confirmation", self.confirmation, CONFIRMATIONS)
 
@@ -148,6 +170,7 @@ class GrantReceipt:
         fields = {k: v for k, v in body.items() if k not in _LEDGER_ENTRY_KEYS}
         try:
             extensions, scope = fields.get("file_extensions"), fields.get("scope")
+            excluded, apps = fields.get("excluded_apps"), fields.get("app_categories")
             return cls(
                 **{
                     **fields,
@@ -156,6 +179,8 @@ class GrantReceipt:
                     "recipients": tuple(fields["recipients"]),
                     "file_extensions": tuple(extensions) if extensions is not None else None,
                     "scope": FolderScope(**scope) if scope is not None else None,
+                    "excluded_apps": tuple(excluded) if excluded is not None else None,
+                    "app_categories": tuple(sorted(apps.items())) if apps is not None else None,
                 }
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -165,16 +190,18 @@ class GrantReceipt:
         """JSON values, as recorded in the ledger (``exclude_none``) and shown to the employee."""
         data = asdict(self)
         data["category"] = self.category.value
-        for name in ("purposes", "recipients", "file_extensions"):
+        for name in ("purposes", "recipients", "file_extensions", "excluded_apps"):
             if data[name] is not None:
                 data[name] = list(data[name])
+        if self.app_categories is not None:
+            data["app_categories"] = dict(self.app_categories)
         if exclude_none:
             data = {k: v for k, v in data.items() if v is not None}
         return data
 
     def terms(self) -> Terms | None:
-        """The terms this grant covers; None for a v1 receipt, which did not record them all."""
-        if self.receipt_version == "consentry-receipt-v1" or self.window_seconds is None:
+        """The terms this grant covers; None for a v1 or v2 receipt, which did not record them all."""
+        if self.receipt_version != RECEIPT_VERSION or self.window_seconds is None:
             return None
         return Terms(
             purposes=self.purposes,
@@ -183,6 +210,12 @@ class GrantReceipt:
             recipients=self.recipients,
             store_key_sha256=self.store_key_sha256,
             file_extensions=self.file_extensions,
+            hold_hours=self.hold_hours,
+            subject_rotation_days=self.subject_rotation_days,
+            excluded_apps=self.excluded_apps,
+            app_categories=self.app_categories,
+            approvals_required=self.approvals_required,
+            stewards_sha256=self.stewards_sha256,
         )
 
 
@@ -194,8 +227,11 @@ def widening(granted: Terms, current: Terms) -> list[str]:
     """How ``current`` goes beyond ``granted``, in words (empty: the grant covers it).
 
     Material: longer retention, a new purpose, a new recipient or store key, a shorter time window
-    (finer records), more file extensions. Narrowing (shorter retention, no store, a longer window,
-    fewer extensions or purposes) is not: it gives the data less reach than the employee accepted.
+    (finer records), more file extensions, a shorter hold before release, a pseudonym kept longer, an
+    exclusion removed, an application newly named by category, fewer steward approvals, another set
+    of stewards. Narrowing (shorter retention, no store, a longer window, fewer extensions or
+    purposes, a longer hold, more exclusions, more approvals) is not: it gives the data less reach
+    than the employee accepted. A term the grant did not record (None) counts as widened.
     """
     changes = []
     if current.retention_days > granted.retention_days:
@@ -213,6 +249,31 @@ def widening(granted: Terms, current: Terms) -> list[str]:
         more = set(current.file_extensions) - set(granted.file_extensions or ())
         if more:
             changes.append(f"{len(more)} more file extension(s) recorded")
+    changes += _release_widening(granted, current)
+    return changes
+
+
+def _release_widening(granted: Terms, current: Terms) -> list[str]:
+    """How the release and exclusion terms (receipt v3) go beyond the grant's, in words."""
+    changes = []
+    if current.hold_hours is not None and (granted.hold_hours is None or current.hold_hours < granted.hold_hours):
+        changes.append(f"hold before release {granted.hold_hours or 0:g} -> {current.hold_hours:g} hours")
+    rotation, granted_rotation = current.subject_rotation_days, granted.subject_rotation_days
+    if rotation is not None and (granted_rotation is None or rotation > granted_rotation):
+        changes.append(f"the same pseudonym kept {granted_rotation or 0} -> {rotation} days")
+    if current.excluded_apps is not None:
+        removed = set(granted.excluded_apps or ()) - set(current.excluded_apps)
+        if removed or granted.excluded_apps is None:
+            changes.append(f"{len(removed)} application(s) no longer excluded from capture")
+    if current.app_categories is not None:
+        added = set(current.app_categories) - set(granted.app_categories or ())
+        if added:
+            changes.append(f"{len(added)} application(s) newly named by category")
+    approvals = current.approvals_required
+    if approvals is not None and (granted.approvals_required is None or approvals < granted.approvals_required):
+        changes.append(f"steward approvals per batch {granted.approvals_required or 0} -> {approvals}")
+    if current.stewards_sha256 is not None and current.stewards_sha256 != granted.stewards_sha256:
+        changes.append("the set of data stewards who approve batches changed")
     return changes
 
 
@@ -220,7 +281,7 @@ def uncovered(receipt: GrantReceipt, policy: MachinePolicy) -> list[str]:
     """Why ``receipt`` does not cover the policy's terms for its category (empty: it does)."""
     granted = receipt.terms()
     if granted is None:
-        return ["this grant was recorded before receipts covered every term shown"]
+        return ["this grant was recorded before receipts covered every term shown (release and exclusion terms)"]
     return widening(granted, policy_terms(receipt.category, policy))
 
 
@@ -272,6 +333,15 @@ class ConsentSnapshot:
     def receipt_for(self, category: Category) -> str | None:
         entry = self.categories[category]
         return entry.receipt_id if entry.state == "granted" else None
+
+
+def withheld(snapshot: ConsentSnapshot, reason: str) -> ConsentSnapshot:
+    """Every grant held back (fail closed) because the ledger it comes from cannot be trusted now."""
+    categories = {
+        c: replace(s, state="suspended", reason=reason) if s.state in ("granted", "suspended") else s
+        for c, s in snapshot.categories.items()
+    }
+    return replace(snapshot, categories=categories)
 
 
 def receipt_spans(entries: Iterable[LedgerEntry]) -> dict[str, ReceiptSpan]:

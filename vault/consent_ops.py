@@ -99,6 +99,12 @@ def grant(
             store_key_sha256=terms.store_key_sha256,
             file_extensions=terms.file_extensions,
             scope=scope,
+            hold_hours=terms.hold_hours,
+            subject_rotation_days=terms.subject_rotation_days,
+            excluded_apps=terms.excluded_apps,
+            app_categories=terms.app_categories,
+            approvals_required=terms.approvals_required,
+            stewards_sha256=terms.stewards_sha256,
         )
         vault.ledger.append("grant", receipt.to_json(exclude_none=True), now)
     return receipt, True

@@ -15,6 +15,14 @@ it is rewritten without ``prev`` under a fresh write lock, so from then on delet
 caught. The database matches when it holds the entry the head (or ``prev``) names with that hash, and
 every entry after it can only narrow collection (``NARROWING_KINDS``: a withdrawal recorded while the
 vault key, and so the device key, was unavailable). Anything else fails closed: see ``HeadState``.
+
+A head that cannot be written (the key folder read-only, the vault key unavailable) never stops a
+withdrawal: it is committed, and the head *lags* it (status ``lagging``: shown by ``status``, ``doctor``
+and the page, and granting is refused until the head can be written again). So that deleting that
+withdrawal later is not taken for a ledger that matches its head, the entry it ends at is noted in
+``<home>/ledger-head.pending`` (0600, JSON, version 1: ``{"v": 1, "vault_id", "seq", "hash", "at"}``,
+unsigned: it can only narrow) and, by a long-running process, in memory; a ledger that lacks that
+entry is ``rolled-back``. The note goes once the signed head covers it.
 """
 
 from __future__ import annotations
@@ -33,13 +41,22 @@ from vault.ledger import NARROWING_KINDS, Ledger
 
 HEAD_VERSION = 1
 HEAD_FILE_NAME = "ledger-head"
+PENDING_FILE_NAME = "ledger-head.pending"
+PENDING_VERSION = 1
 
-HeadStatus = Literal["ok", "unanchored", "missing", "rolled-back", "diverged", "unsigned-tail", "invalid"]
+HeadStatus = Literal["ok", "unanchored", "lagging", "missing", "rolled-back", "diverged", "unsigned-tail", "invalid"]
 
 FIX = (
     "Capture is stopped. Run: consentry ledger verify (it explains); to go on, "
     "consentry ledger accept-rollback records the rollback, withdraws every grant and erases what was "
     "collected here, after which you can grant again."
+)
+
+
+FIX_LAG = (
+    "Your withdrawals are recorded and count; granting is refused until the head is written again. Make the "
+    "key folder writable again (and the vault key available): the agent, or your next consent command, "
+    "then signs the head. Run: consentry doctor"
 )
 
 
@@ -112,9 +129,16 @@ class HeadState(NamedTuple):
 
     @property
     def ok(self) -> bool:
-        return self.status in ("ok", "unanchored")
+        """Not rolled back: what the ledger says can be trusted (a lagging head included)."""
+        return self.status in ("ok", "unanchored", "lagging")
+
+    @property
+    def lagging(self) -> bool:
+        return self.status == "lagging"
 
     def explain(self) -> str:
+        if self.lagging:
+            return f"signed ledger head behind: {self.message}. {FIX_LAG}"
         if self.ok:
             return "the consent ledger matches its signed head"
         return f"consent ledger rolled back: {self.message}. {FIX}"
@@ -122,6 +146,39 @@ class HeadState(NamedTuple):
 
 def head_path(key_dir: Path) -> Path:
     return key_dir / HEAD_FILE_NAME
+
+
+def pending_path(home: Path) -> Path:
+    """Where a withdrawal the signed head lags is noted: outside the key folder, which may be read-only."""
+    return home / PENDING_FILE_NAME
+
+
+class Pending(NamedTuple):
+    """The last entry a lagging head does not cover yet: the ledger must keep holding it."""
+
+    seq: int
+    hash: str
+
+
+def read_pending(path: Path, vault_id: str) -> Pending | UnreadableHead | None:
+    """The noted entry (None when there is none, or it is another vault's); damaged: UnreadableHead."""
+    try:
+        fields = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return UnreadableHead("the note of a withdrawal not yet in the signed head is damaged")
+    if not isinstance(fields, dict) or fields.get("vault_id") != vault_id:
+        return None if isinstance(fields, dict) and "vault_id" in fields else UnreadableHead("unreadable note")
+    seq, digest = fields.get("seq"), fields.get("hash")
+    if fields.get("v") != PENDING_VERSION or type(seq) is not int or seq < 1 or not _HEX64.match(str(digest)):
+        return UnreadableHead("the note of a withdrawal not yet in the signed head is damaged")
+    return Pending(seq, str(digest))
+
+
+def write_pending(path: Path, vault_id: str, entry: Pending, at: str) -> None:
+    body = {"v": PENDING_VERSION, "vault_id": vault_id, "seq": entry.seq, "hash": entry.hash, "at": at}
+    write_atomic(path, canonical_json(body) + b"\n", durable=True)
 
 
 def read_head(path: Path) -> SignedHead | UnreadableHead | None:
@@ -170,16 +227,20 @@ def check_head(
     required: bool,
     public_key: bytes | None,
     db_head: tuple[int, str] | None = None,
+    pending: Pending | UnreadableHead | None = None,
 ) -> HeadState:
     """Compare the ledger (up to ``db_head``, default its last entry) with the signed head.
 
     ``required``: this vault has written a head before, so a missing one means it was removed.
     ``public_key``: the device key; without it (vault key unavailable) the signature is not checked,
     but then nothing can be captured anyway.
+    ``pending``: the last withdrawal recorded while the head could not be written (it must still be here).
     """
     db_seq, _ = ledger.head() if db_head is None else db_head
     if isinstance(head, UnreadableHead):
         return HeadState("invalid", f"the signed ledger head file was altered: {head.reason}", db_seq)
+    if isinstance(pending, UnreadableHead):
+        return HeadState("invalid", pending.reason, db_seq)
     if head is None:
         if db_seq == 0 or not required:
             return HeadState("unanchored", None, db_seq)
@@ -208,6 +269,23 @@ def check_head(
                 "unsigned-tail",
                 f"the consent ledger has entries after entry {seq} that this device never signed "
                 f"({', '.join(sorted(set(unsigned)))}); they were added outside Consentry",
+            )
+        if (
+            pending is not None
+            and pending.seq > seq
+            and (pending.seq > db_seq or ledger.hash_at(pending.seq) != pending.hash)
+        ):
+            return seen(
+                "rolled-back",
+                f"a withdrawal recorded as entry {pending.seq} while the signed head could not be written "
+                "is gone; entries were deleted or an old copy of the vault was restored",
+            )
+        if db_seq > seq:
+            tail = sorted(set(ledger.kinds_after(seq, upto=db_seq)))
+            return seen(
+                "lagging",
+                f"it covers entry {seq} but not the {db_seq - seq} withdrawal entr{'y' if db_seq - seq == 1 else 'ies'} "
+                f"after it ({', '.join(tail)}), because it could not be written",
             )
         return seen("ok", None)
     if db_seq < head.seq:

@@ -18,6 +18,10 @@ from protocol.errors import ConsentError, LedgerBroken
 from vault.ledger_head import HeadState, SignedHead, read_head
 from vault.vault import Vault
 
+# The ``problem`` recorded when it was the store that had witnessed a later ledger (agent/ledger_witness.py):
+# this vault and its signed head agree, but both are older than what the store saw (a restored backup).
+STORE_WITNESSED_LATER = "store-witnessed-later"
+
 
 @dataclass(frozen=True)
 class AcceptedRollback:
@@ -26,22 +30,26 @@ class AcceptedRollback:
     seq: int
 
 
-def accept_rollback(vault: Vault, now: datetime) -> AcceptedRollback:
-    """Record a detected rollback and re-anchor the signed head; refuses when there is none."""
+def accept_rollback(vault: Vault, now: datetime, *, witnessed_later: bool = False) -> AcceptedRollback:
+    """Record a detected rollback and re-anchor the signed head; refuses when there is none.
+
+    ``witnessed_later``: the store refused this ledger as older than one it witnessed (the caller asked
+    it), which is a rollback even though the ledger matches its own signed head.
+    """
     from vault.shredding import erase_categories  # shredding imports the batch machinery
 
     vault.ledger.require_valid(vault.device_key.public_bytes)  # an edited entry is not a rollback
     state = vault.ledger_head_state()
-    if state.ok:
+    if state.ok and not witnessed_later:
         raise ConsentError("the consent ledger matches its signed head; there is no rollback to accept")
-    lost = read_head(vault.head_file)
+    lost = read_head(vault.head_file) if not state.ok else None  # from the store: the head here is not lost
     keys = erase_categories(vault, list(ALL_CATEGORIES), now=now, revoked_too=True)
     with vault.reanchoring(), vault.transaction():
         found_seq, found_hash = vault.ledger.head()
         entry = vault.ledger.append(
             "ledger-rollback-accepted",
             {
-                "problem": state.status,
+                "problem": state.status if not state.ok else STORE_WITNESSED_LATER,
                 "lost_head_seq": lost.seq if isinstance(lost, SignedHead) else None,
                 "lost_head_hash": lost.head_hash if isinstance(lost, SignedHead) else None,
                 "lost_head_at": lost.at if isinstance(lost, SignedHead) else None,

@@ -28,6 +28,13 @@ class Terms(NamedTuple):
     recipients: tuple[str, ...]
     store_key_sha256: str | None
     file_extensions: tuple[str, ...] | None = None  # files only: which extensions are recorded
+    # Since receipt v3: the release and exclusion terms (None in an older receipt, which did not record them).
+    hold_hours: float | None = None
+    subject_rotation_days: int | None = None
+    excluded_apps: tuple[str, ...] | None = None  # IT's exclusion list (the built-in ones and IT's own)
+    app_categories: tuple[tuple[str, str], ...] | None = None  # apps only: applications named by category
+    approvals_required: int | None = None
+    stewards_sha256: str | None = None  # SHA-256 of the data stewards' public keys, sorted
 
 
 class Notice(NamedTuple):
@@ -53,6 +60,22 @@ class Notice(NamedTuple):
             lines.append(f"Store key (SHA-256): {terms.store_key_sha256}.")
         if terms.file_extensions is not None:
             lines.append(f"File extensions recorded: {', '.join(terms.file_extensions) or 'none'}.")
+        if terms.hold_hours is not None:
+            lines.append(
+                f"Hold before a batch is sent for review: {terms.hold_hours:g} hours (to preview and veto it)."
+            )
+        if terms.subject_rotation_days is not None:
+            lines.append(f"Pseudonym in batches: a new one every {terms.subject_rotation_days} days.")
+        if terms.approvals_required is not None:
+            stewards = f" (data stewards' keys, SHA-256: {terms.stewards_sha256})" if terms.stewards_sha256 else ""
+            lines.append(f"Data steward approvals needed per batch: {terms.approvals_required}{stewards}.")
+        if terms.excluded_apps is not None:
+            lines.append(f"Applications during which nothing is captured: {', '.join(terms.excluded_apps)}.")
+        if terms.app_categories is not None:
+            named = (
+                ", ".join(f"{app} as {kind}" for app, kind in terms.app_categories) or "none beyond the built-in list"
+            )
+            lines.append(f"Applications your company names by category: {named}.")
         lines.append(f"Notice {self.notice_id} version {self.version}.")
         return "\n".join(lines) + "\n"
 

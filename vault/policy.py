@@ -165,6 +165,8 @@ class MachinePolicy:
                 if not _EXTENSION.match(ext):
                     raise ValueError(f"file extension {ext!r} must be 1-10 letters or digits")
             object.__setattr__(self, "file_extensions", extensions)
+        if isinstance(self.stewards, dict):  # built in code from plain values: the same checks apply
+            object.__setattr__(self, "stewards", StewardConfig(**self.stewards))
         object.__setattr__(self, "allowed_categories", tuple(self.allowed_categories))
         object.__setattr__(self, "app_categories", {k.strip().lower(): v for k, v in self.app_categories.items()})
 

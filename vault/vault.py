@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,11 +29,22 @@ from protocol.envelope import (
 from protocol.errors import ConsentError, InvalidRecord, KeyUnavailable, LedgerRolledBack, VaultCorrupted, VaultError
 from protocol.signing import SigningKey
 from protocol.timeutil import DAY_SECONDS, day_start, iso, parse_iso, utc_day, utc_now
-from vault.consent import ConsentSnapshot, ReceiptSpan, derive_snapshot, receipt_spans
+from vault.consent import ConsentSnapshot, ReceiptSpan, derive_snapshot, receipt_spans, withheld
 from vault.datakeys import DataKeys
 from vault.keys import KekStore, choose_kek_store
 from vault.ledger import NARROWING_KINDS, Ledger, LedgerEntry
-from vault.ledger_head import HeadState, check_head, head_path, read_head, sign_head, write_head
+from vault.ledger_head import (
+    HeadState,
+    Pending,
+    check_head,
+    head_path,
+    pending_path,
+    read_head,
+    read_pending,
+    sign_head,
+    write_head,
+    write_pending,
+)
 from vault.paths import Layout
 from vault.policy import MachinePolicy
 from vault.schema import (
@@ -66,6 +76,10 @@ class Vault:
         self.clock = clock
         self.ledger = Ledger(conn, guard=self._guard_append)
         self._head_path = head_path(layout.key_dir)
+        self._pending_path = pending_path(layout.home)
+        # The last withdrawal seen past a lagging head: a long-running process (the agent) keeps it, so
+        # deleting it from the database and its note from the disk is still caught while it runs.
+        self._pending_seen: Pending | None = None
         self._reanchor = False  # set only by accept_rollback: sign the head whatever the old one said
         self._kek_store: KekStore = choose_kek_store(
             meta.get("kek_store"), key_file=layout.kek_file, account=f"vault:{meta.get('vault_id', '')}"
@@ -172,13 +186,15 @@ class Vault:
             before = self.ledger.head()
             yield self.db
             after = self.ledger.head()
-            signed = after != before and self._publish_head(before, after)
+            published = self._publish_head(before, after) if after != before else None
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
-        if signed:
+        if published == "signed":
             self._settle_head(after)
+        elif published == "lagging":
+            self._note_pending(Pending(*after))
 
     # -- the signed ledger head (vault/ledger_head.py) -----------------------------------------------
 
@@ -188,14 +204,59 @@ class Vault:
             public_key: bytes | None = self.device_key.public_bytes
         except VaultError:  # no vault key: the signature cannot be checked, and nothing can be captured
             public_key = None
-        return check_head(
+        pending = read_pending(self._pending_path, self.vault_id)
+        seen = self._pending_seen
+        if seen is not None and (pending is None or (isinstance(pending, Pending) and pending.seq < seen.seq)):
+            pending = seen
+        state = check_head(
             self.ledger,
             read_head(self._head_path),
             vault_id=self.vault_id,
             required=self._head_required(),
             public_key=public_key,
             db_head=db_head,
+            pending=pending,
         )
+        if state.lagging and db_head is None:
+            last = self.ledger.head()
+            if self._pending_seen is None or self._pending_seen.seq < last[0]:
+                self._pending_seen = Pending(*last)
+        return state
+
+    def catch_up_head(self) -> bool:
+        """Sign the head over the ledger as it is when it lags only withdrawals; True when it now covers them."""
+        with self.transaction():
+            state = self.ledger_head_state()
+            if not state.lagging:
+                return state.ok
+            after = self.ledger.head()
+            try:
+                write_head(self._head_path, sign_head(self.device_key, self.vault_id, after, None, iso(self.clock())))
+            except (VaultError, OSError):
+                return False
+        self._clear_pending(after[0])
+        return True
+
+    def _note_pending(self, entry: Pending) -> None:
+        """After COMMIT of withdrawals the head could not cover: note the entry they end at."""
+        if self._pending_seen is None or self._pending_seen.seq < entry.seq:
+            self._pending_seen = entry
+        try:
+            write_pending(self._pending_path, self.vault_id, entry, iso(self.clock()))
+        except OSError:
+            pass  # the lag still shows (entries past the head); only a later deletion could then pass
+
+    def _clear_pending(self, head_seq: int) -> None:
+        """The signed head now reaches ``head_seq``: a note of an entry it covers is no longer needed."""
+        pending = read_pending(self._pending_path, self.vault_id)
+        if pending is None or (isinstance(pending, Pending) and pending.seq > head_seq):
+            return
+        try:
+            self._pending_path.unlink(missing_ok=True)
+        except OSError:
+            pass  # it names an entry the ledger holds: harmless
+        if self._pending_seen is not None and self._pending_seen.seq <= head_seq:
+            self._pending_seen = None
 
     @property
     def head_file(self) -> Path:
@@ -215,18 +276,22 @@ class Vault:
         if not state.ok:
             raise LedgerRolledBack(state.explain())
 
-    def _publish_head(self, before: tuple[int, str], after: tuple[int, str]) -> bool:
-        """Inside the transaction, before COMMIT: sign the new head (``before`` stays acceptable)."""
+    def _publish_head(self, before: tuple[int, str], after: tuple[int, str]) -> str:
+        """Inside the transaction, before COMMIT: sign the new head (``before`` stays acceptable).
+
+        Returns "signed", "lagging" (withdrawals only, and the head could not be written: they are
+        committed all the same) or "kept" (the ledger does not match its head: its evidence is kept).
+        """
         new_kinds = self.ledger.kinds_after(before[0], upto=after[0])
         narrowing = all(k in NARROWING_KINDS for k in new_kinds)
         if not self._reanchor and before[0] > 0 and not self.ledger_head_state(db_head=before).ok:
-            return False  # keep the evidence: only narrowing entries got past the guard
+            return "kept"  # keep the evidence: only narrowing entries got past the guard
         try:
             key = self.device_key
             write_head(self._head_path, sign_head(key, self.vault_id, after, before, iso(self.clock())))
         except (VaultError, OSError) as exc:
             if narrowing:  # a withdrawal is recorded even when the head cannot be signed or written
-                return False
+                return "lagging"
             raise VaultError(
                 f"the consent ledger's signed head could not be written ({type(exc).__name__}); nothing was "
                 "changed. Run: consentry doctor"
@@ -234,7 +299,7 @@ class Vault:
         if self.meta.get("ledger_head") != "1":
             self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('ledger_head', '1')")
             self.meta = {**self.meta, "ledger_head": "1"}
-        return True
+        return "signed"
 
     def _settle_head(self, after: tuple[int, str]) -> None:
         """After COMMIT: drop ``prev`` from the head, so deleting the new entries is caught from now on.
@@ -246,13 +311,17 @@ class Vault:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:
             return
+        settled = False
         try:
             if self.ledger.head() == after:
                 write_head(self._head_path, sign_head(self.device_key, self.vault_id, after, None, iso(self.clock())))
+                settled = True
         except (VaultError, OSError):
             pass  # the head still names this state (with prev); the next append settles it
         finally:
             self.db.execute("ROLLBACK")
+        if settled:
+            self._clear_pending(after[0])
 
     @contextmanager
     def reanchoring(self) -> Iterator[None]:
@@ -380,7 +449,7 @@ class Vault:
         """The consent state; none of it is capturable while the ledger does not match its signed head."""
         snapshot = derive_snapshot(self.ledger.entries(), policy)
         state = self.ledger_head_state()
-        return snapshot if state.ok else _withheld(snapshot, state.explain())
+        return snapshot if state.ok else withheld(snapshot, state.explain())
 
     def receipt_spans(self) -> dict[str, ReceiptSpan]:
         return receipt_spans(self.ledger.entries(("grant", "revoke", "erase")))
@@ -547,15 +616,6 @@ class Vault:
 
     def path(self) -> Path:
         return self.layout.vault_db
-
-
-def _withheld(snapshot: ConsentSnapshot, reason: str) -> ConsentSnapshot:
-    """Every grant held back (fail closed) because the ledger it comes from cannot be trusted."""
-    categories = {
-        c: replace(s, state="suspended", reason=reason) if s.state in ("granted", "suspended") else s
-        for c, s in snapshot.categories.items()
-    }
-    return replace(snapshot, categories=categories)
 
 
 def _record_filter(

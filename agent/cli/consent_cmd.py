@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,10 @@ from agent.cli.agent_link import tell_agent
 from protocol.categories import Category
 from protocol.timeutil import iso, utc_now
 from vault import consent_ops
+
+if TYPE_CHECKING:
+    from vault.policy import MachinePolicy
+    from vault.vault import Vault
 
 
 @click.group()
@@ -193,8 +198,25 @@ def revoke(categories: tuple[Category, ...], erase: bool) -> None:
             line = request_store_erasure(vault, policy, "revoke:" + ",".join(c.value for c in categories), utc_now())
             if line:
                 click.echo(line)
+        if withdrawn and not lay.control_socket.exists():  # a running agent shows the store every change itself
+            _show_store(vault, policy)
     if withdrawn or erase:  # nothing changed: no agent to tell, and no confirmation to claim
         tell_agent(lay, must_confirm=True)
+
+
+def _show_store(vault: Vault, policy: MachinePolicy) -> None:
+    """Let the store witness the withdrawal now, so an older copy of this vault put back cannot hide it."""
+    from agent.ledger_witness import ask_store
+
+    verdict = ask_store(vault, policy, utc_now())
+    if verdict.state == "confirmed":
+        click.echo(
+            "The store has witnessed this withdrawal: an older copy of your vault put back later cannot undo it."
+        )
+    elif verdict.state != "not-configured":
+        click.echo(
+            f"The store could not witness this withdrawal yet; the agent tells it when it runs. ({verdict.state})"
+        )
 
 
 @click.command()

@@ -28,7 +28,9 @@ def doctor(repair: bool, as_json: bool) -> None:
     """Run every self-check and say what to do about each failure.
 
     Every stored record is decrypted and authenticated, not a sample. Changes nothing
-    unless --repair is given.
+    unless --repair is given. With a store configured it also asks the store whether this
+    consent ledger is the latest it has seen (an old copy of the vault put back from a
+    backup is not).
     """
     checks: list[dict[str, str]] = []
 
@@ -54,7 +56,8 @@ def doctor(repair: bool, as_json: bool) -> None:
                 report = vault.ledger.verify(vault.device_key.public_bytes)
                 record("consent ledger", report.ok, report.reason or f"{report.entries} entries")
                 head = vault.ledger_head_state()
-                record("ledger head", head.ok, head.explain())
+                record("ledger head", head.ok and not head.lagging, head.explain())
+                checks.append(_store_witness(vault))
                 _check_stored_data(record, vault, repair)
                 _check_settings(record, lay, vault)
         except VaultError as exc:
@@ -91,6 +94,26 @@ def _check_stored_data(record: Callable[[str, bool, str], None], vault: Vault, r
     elif repair:
         record("repair", True, "nothing to repair: every stored record authenticates")
     record("stored data", found.ok, found.summary())
+
+
+def _store_witness(vault: Vault) -> dict[str, str]:
+    """Ask the store whether this ledger is the latest it witnessed (agent/ledger_witness.py)."""
+    from agent.ledger_witness import ask_store
+    from protocol.timeutil import utc_now
+
+    verdict = ask_store(vault, common.policy_or_defaults(), utc_now())
+    result, detail = {
+        "confirmed": ("ok", "the store confirms this consent ledger is the latest it has seen"),
+        "not-configured": (  # a limit to know, not a fault: a healthy computer without a store is all ok
+            "ok",
+            "no store configured (or this computer is not enrolled): this computer alone cannot detect an old "
+            "copy of both the vault file and its signed head put back (a restored home backup); see the "
+            "employee guide",
+        ),
+        "contradicted": ("FAIL", verdict.message or ""),
+        "accepted": ("WARN", verdict.message or ""),
+    }.get(verdict.state, ("WARN", f"the store could not confirm this consent ledger: {verdict.message}"))
+    return {"check": "store witness", "result": result, "detail": detail}
 
 
 def _check_settings(record: Callable[[str, bool, str], None], lay: Layout, vault: Vault | None) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from agent.cli import common
 from protocol.timeutil import utc_now
+
+if TYPE_CHECKING:
+    from vault.vault import Vault
 
 
 @click.group()
@@ -40,6 +45,8 @@ def verify(as_json: bool) -> None:
         head = vault.ledger_head_state()
     if as_json:
         common.emit_json({**report._asdict(), "head": {"status": head.status, "ok": head.ok, "message": head.message}})
+    elif report.ok and head.lagging:
+        click.echo(f"Ledger OK: {report.entries} entries, head {report.head_hash}; {head.explain()}")
     elif report.ok and head.ok:
         entries = common.counted(report.entries, "entry", "entries")
         click.echo(f"Ledger OK: {entries}, head {report.head_hash}, matches its signed head")
@@ -70,17 +77,37 @@ def accept_rollback(yes: bool) -> None:
 
     with common.open_vault() as vault:
         state = vault.ledger_head_state()
+        witnessed_later = False
         if state.ok:
-            click.echo("The consent ledger matches its signed head; there is nothing to accept.")
-            return
-        click.echo(f"Problem: {state.message}.")
+            witnessed_later = _store_saw_later(vault)
+            if not witnessed_later:
+                click.echo("The consent ledger matches its signed head; there is nothing to accept.")
+                return
+            click.echo("Problem: the store has seen a later state of your consent ledger than this computer holds.")
+        else:
+            click.echo(f"Problem: {state.message}.")
         if not yes and not common.confirm(
             "Record the rollback, withdraw every grant and erase everything collected here?",
             nothing_done="nothing was changed; capture stays stopped",
         ):
             raise click.ClickException("nothing was changed; capture stays stopped")
-        done = accept(vault, utc_now())
+        done = accept(vault, utc_now(), witnessed_later=witnessed_later)
     click.echo(
         f"Rollback recorded as ledger entry {done.seq}; every grant was withdrawn and "
         f"{common.counted(done.erased_keys, 'data key')} destroyed. Grant again with: consentry consent grant CATEGORY"
     )
+    if witnessed_later:
+        click.echo(
+            "The store keeps its record of the later ledger: from now on it can no longer confirm this one, and "
+            "batches from this computer are refused until IT resolves it at the store."
+        )
+
+
+def _store_saw_later(vault: Vault) -> bool:
+    """Whether the store (if one is configured) refuses this ledger as older than one it witnessed."""
+    from agent.ledger_witness import ask_store
+
+    verdict = ask_store(vault, common.policy_or_defaults(), utc_now())
+    if verdict.state == "unreachable":
+        click.echo(f"Note: the store could not be asked ({verdict.message}).")
+    return verdict.state == "contradicted"

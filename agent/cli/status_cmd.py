@@ -63,7 +63,8 @@ def collect_status(agent_timeout: float = 5.0) -> dict[str, Any]:
             # With an invalid policy the employee's own consent is still shown; capture is stopped.
             snapshot = vault.consent(policy or MachinePolicy())
             head = vault.ledger_head_state()
-            report["ledger"] = {"ok": head.ok, "state": head.status, "message": None if head.ok else head.explain()}
+            shown = not head.ok or head.lagging
+            report["ledger"] = {"ok": head.ok, "state": head.status, "message": head.explain() if shown else None}
             report["paused_until"] = _paused_until(snapshot, now)
             report["settings_problems"] = check_settings(lay, vault, snapshot)
             for category, state in snapshot.categories.items():
@@ -124,6 +125,16 @@ def status(as_json: bool) -> None:
     ledger = report.get("ledger")
     if ledger and not ledger["ok"]:
         click.echo(f"Ledger: ROLLED BACK, all capture stopped\n  {ledger['message']}")
+    elif ledger and ledger["state"] == "lagging":
+        click.echo(f"Ledger: SIGNED HEAD BEHIND your last withdrawal, granting refused\n  {ledger['message']}")
+    witness = agent.get("ledger_witness") if agent.get("pid") else None
+    if isinstance(witness, dict) and witness.get("state") not in (None, "not-configured"):
+        when = f" (checked {witness['checked_at']})" if witness.get("checked_at") else ""
+        if witness["state"] == "confirmed":
+            click.echo(f"Store check: your consent ledger is the latest the store has seen{when}")
+        else:
+            held = "" if witness["state"] == "accepted" else ", capture held"
+            click.echo(f"Store check: {str(witness['state']).upper()}{held}\n  {witness.get('message')}{when}")
     if report["paused_until"]:
         click.echo(f"Paused until {report['paused_until']} (resume with: consentry resume)")
     click.echo(f"\n{'CATEGORY':<10} {'CONSENT':<12} CAPTURE")

@@ -21,6 +21,7 @@ from protocol.errors import ConsentError, InvalidRecord, PolicyError, VaultError
 from protocol.timeutil import utc_now
 from vault import batches as batch_ops
 from vault import consent_ops, outbox
+from vault.ledger_head import HeadState
 from vault.paths import Layout
 from vault.policy import MachinePolicy, load_policy
 from vault.vault import Vault
@@ -167,12 +168,14 @@ class EmployeePage:
             snapshot = vault.consent(policy)
             held = len(outbox.list_batches(vault, ("held",)))
             report = vault.ledger.verify(vault.device_key.public_bytes)
+            head = vault.ledger_head_state()
         ledger = (
             f"{state_badge('ok')} Your consent ledger is intact: {report.entries} entries. "
             if report.ok
             else f"{state_badge('broken')} Your consent ledger is broken at entry {report.first_broken_seq}. "
         ) + '<a href="/ledger">See every entry</a>.'
         status = self._agent_status() or {}
+        ledger += "".join(f'</p><p class="ledger-head">{line}' for line in _ledger_warnings(head, status))
         capture = status.get("categories") if isinstance(status.get("categories"), dict) else {}
         rows = []
         for category in ALL_CATEGORIES:
@@ -487,6 +490,19 @@ class EmployeePage:
             + "</section>"
         )
         return self._render(request, "/ledger", body)
+
+
+def _ledger_warnings(head: HeadState, status: dict[str, object]) -> list[str]:
+    """What the page says when the signed head lags or disagrees, or the store contradicts this ledger."""
+    lines = []
+    if not head.ok:
+        lines.append(f"{state_badge('broken')} {esc(head.explain())}")
+    elif head.lagging:
+        lines.append(f"{state_badge('head_behind')} {esc(head.explain())}")
+    witness = status.get("ledger_witness") if status.get("agent_state") == "running" else None
+    if isinstance(witness, dict) and witness.get("state") not in (None, "confirmed", "not-configured"):
+        lines.append(f"{state_badge('capture_stopped')} {esc(str(witness.get('message') or ''))}")
+    return lines
 
 
 def _in_force(state: str) -> bool:

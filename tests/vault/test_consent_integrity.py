@@ -166,8 +166,11 @@ def test_agent_stops_a_category_whose_grant_the_policy_widened(
     harness_grant(layout, policy_path, Category.KEYBOARD)
     agent = _start(agent_factory, layout, policy_path)
     agent.wait_state("keyboard", "capturing")
-    policy_path.write_text(WIDE)
-    status = agent.wait_state("keyboard", "suspended")
+    policy_path.write_text(WIDE)  # not atomic: the agent may first read half of it (the defaults, say)
+    status = agent.wait_status(
+        lambda s: "3650" in str(s["categories"]["keyboard"]["reason"]), "keyboard suspended under the wide policy"
+    )
+    assert status["categories"]["keyboard"]["state"] == "suspended"
     assert "retention 7 -> 3650 days" in status["categories"]["keyboard"]["reason"]
     result = run("consent", "grant", "keyboard", "--yes")
     assert result.exit_code == 0 and "keyboard: granted" in result.output
