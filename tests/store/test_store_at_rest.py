@@ -22,12 +22,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from protocol import decode_payload, sign_erasure, subject_digest
-from protocol.envelope import new_key
+from protocol.envelope import Envelope, new_key, open_blob
+from protocol.keyfile import read_key_file
 from protocol.errors import InvalidRecord, KeyUnavailable
 from store.backend import StoredRecord
 from store.export import export_parquet
 from store.keys import RECORDS_KEK_FILE, StoreKeys
-from store.record_keys import RecordKeyring, StoreRecordAad, generic_record_aad
+from store.record_keys import RecordKeyring, StoreRecordAad, generic_record_aad, record_contexts, subject_key_context
 from store.service import StoreService
 from tests import store_kit
 from tests.components import require
@@ -138,6 +139,59 @@ def test_records_are_encrypted_at_rest_and_erasure_leaves_no_plaintext(backend_k
             assert tx.get_subject_key(subject_digest(bob.subject)) is not None
         later = export_parquet(store.backend, store.keys, tmp_path / "later", now=T0)
         assert later.files["data/apps.parquet"] == 4  # bob's 4 apps windows, decrypted
+
+
+def _key_folder_keks(key_dir: Path) -> list[bytes]:
+    """Every records KEK an attacker who copies the store's key folder now gets (the file and any leftover)."""
+    return [read_key_file(p, "aes256") for p in sorted(key_dir.iterdir()) if p.name.startswith(RECORDS_KEK_FILE)]
+
+
+def _pg_table_files(store: Harness, table: str) -> list[Path]:
+    """The files of one table's current heap (every segment and fork) in the cluster's data directory."""
+    with store.backend.transaction() as tx:
+        relative = tx._q(f"SELECT pg_relation_filepath('{table}')").fetchone()[0]  # type: ignore[attr-defined]
+    base = _pg_data_dir() / relative
+    return sorted(p for p in base.parent.iterdir() if p.name == base.name or p.name.startswith(base.name + "."))
+
+
+def test_an_erased_subject_key_found_in_the_data_files_does_not_open(backend_kind: str, tmp_path: Path) -> None:
+    """The attack on erasure: after it (and a CHECKPOINT), copy the store's data files -- heap files and pg_wal,
+    or SQLite's catalog and WAL -- and its key folder; find the subject's wrapped key there; unwrap it with the
+    records KEK; decrypt the erased records. Every step but the last may succeed; the last must not."""
+    key_dir = tmp_path / "keys"
+    with running_store(backend_kind, tmp_path, key_dir=key_dir) as store:
+        alice, bob = Agent(), Agent()
+        store.enroll(alice)
+        store.enroll(bob)
+        alice_batch, _ = _upload(store, alice)
+        _upload(store, bob)
+        digest = subject_digest(alice.subject)
+        with store.backend.transaction() as tx:
+            wrapped = tx.get_subject_key(digest)
+            sealed = next(iter(tx.iter_records("keyboard", [alice_batch])))
+        assert wrapped is not None
+        (kek_before,) = _key_folder_keks(key_dir)
+        assert open_blob(kek_before, wrapped, subject_key_context(digest))  # the attack works on a live key
+        assert _on_disk(store, wrapped), "the search does not see the wrapped key where the store keeps it"
+
+        with store.client(alice) as a:
+            a.request_erasure(sign_erasure(alice.device, uuid.uuid4().hex, alice.subject, created=T0))
+
+        copies = _on_disk(store, wrapped)  # dead tuples, pg_wal: whatever is still there after a CHECKPOINT
+        for kek in _key_folder_keks(key_dir):
+            try:
+                subject_key = open_blob(kek, wrapped, subject_key_context(digest))
+            except InvalidRecord:
+                continue
+            aad = record_contexts(sealed.batch_id, sealed.subject, sealed.category)(sealed.index)
+            plain = Envelope(subject_key).open(sealed.sealed, aad)
+            pytest.fail(f"the erased subject's key (copies in {copies}) opens; a record reads {plain[:40]!r}")
+        if backend_kind == "postgres":  # the key table itself was rewritten: no dead tuple of the key is left
+            assert not [p for p in _pg_table_files(store, "subject_keys") if wrapped in p.read_bytes()]
+
+        later = export_parquet(store.backend, store.keys, tmp_path / "later", now=T0)
+        assert later.files["data/apps.parquet"] == 4  # bob's records still open under the new KEK
+    assert _key_folder_keks(key_dir) != [kek_before]
 
 
 @pytest.mark.parametrize("kind", ["dir"])
