@@ -390,9 +390,7 @@ def run_attack(name: str, args: argparse.Namespace) -> None:
     for note in outcome.notes:
         print(note)
     print(f"store CPU {store_cpu:.1f} s ({store_cpu / elapsed:.0%} of a core)")
-    print(
-        f"RSS at rest {rest / 2**20:.1f} MB, peak under attack {peak / 2**20:.1f} MB, after {after / 2**20:.1f} MB"
-    )
+    print(f"RSS at rest {rest / 2**20:.1f} MB, peak under attack {peak / 2**20:.1f} MB, after {after / 2**20:.1f} MB")
     ok = "ok" if growth_mb <= TARGET_RSS_GROWTH_MB else "OVER TARGET"
     print(f"RSS growth: {growth_mb:.1f} MB (target <= {TARGET_RSS_GROWTH_MB:.0f} MB: {ok})")
     print(f"health at rest:      p50 {b50:.1f} ms, p99 {b99:.1f} ms ({len(base)} requests)")
