@@ -135,6 +135,7 @@ def create_app(
         redoc_url="/redoc" if settings.api_docs else None,
     )
     app.state.service = service
+    app.state.settings = settings  # the server's connection rules come from them too (store.server)
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
