@@ -349,18 +349,19 @@ class StoreClient:
         )
 
     def entries(self, start: int, end: int) -> list[LogEntry]:
-        """Log entries ``start`` .. ``end - 1`` that exist (signed: entries show per-device activity).
+        """Log entries ``start`` .. ``end - 1`` that exist and this key may read (signed: a steward reads every
+        entry, a device only those about its own batches and subjects).
 
-        The store answers at most 1000 per request, so this pages; it stops early at the log's end.
+        The store answers at most 1000 positions per request, so this pages by position: a device's page
+        may hold fewer entries than positions, or none.
         """
         found: list[LogEntry] = []
         while start < end:
-            params = {"start": start, "limit": min(end - start, 1000)}
+            limit = min(end - start, 1000)
+            params = {"start": start, "limit": limit}
             page = TypeAdapter(list[LogEntry]).validate_python(self._request("GET", "/v1/log/entries", params=params))
             found.extend(page)
-            if not page:
-                break
-            start += len(page)
+            start += limit
         return found
 
     def check_consistency(self, older: TreeHead, newer: TreeHead) -> None:

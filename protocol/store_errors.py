@@ -10,12 +10,15 @@
     │                               checkpoint_regressed, checkpoint_forked, checkpoint_unproven,
     │                               checkpoint_not_extending, proof_malformed, key_taken,
     │                               request_id_reused
+    ├── RequestTimeout        408   body_too_slow, head_too_slow (a body under the minimum rate or past
+    │                               its read deadline; a request head not complete in time)
     ├── PayloadTooLarge       413   body_too_large
     ├── Unprocessable         422   malformed_request, schema_version_unsupported, privacy_check_failed,
     │                               header_mismatch, batch_signature_invalid, batch_undecryptable,
     │                               payload_mismatch, approval_signature_invalid, checkpoint_signature_invalid,
     │                               erasure_signature_invalid, proof_invalid
-    ├── Unavailable           503   backend_unavailable, busy (the client retries; Retry-After)
+    ├── Unavailable           503   backend_unavailable, busy, key_busy, too_many_connections,
+    │                               erasure_unfinished (the client retries; Retry-After)
     └── UntrustedStore        -     tls_untrusted (client side: the store's TLS certificate is not the
                                     pinned one, so the client sent nothing)
 
@@ -58,6 +61,9 @@ class NotFound(StoreError, status=404): ...
 
 
 class Conflict(StoreError, status=409): ...
+
+
+class RequestTimeout(StoreError, status=408): ...
 
 
 class PayloadTooLarge(StoreError, status=413): ...

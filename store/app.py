@@ -135,6 +135,7 @@ def create_app(
         redoc_url="/redoc" if settings.api_docs else None,
     )
     app.state.service = service
+    app.state.settings = settings  # the server's connection rules come from them too (store.server)
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
@@ -247,10 +248,17 @@ def create_app(
         start: Annotated[int, Query(ge=0, le=2**53)],
         limit: Annotated[int, Query(ge=1, le=ENTRIES_PAGE, description="at most this many entries")] = ENTRIES_PAGE,
     ) -> list[LogEntry]:
-        """Entries ``start`` .. ``start + limit - 1`` that exist: fewer (or none) at the end of the log."""
+        """Entries ``start`` .. ``start + limit - 1`` that exist: fewer (or none) at the end of the log.
+
+        A steward gets every one; a device only those about its own batches and subjects.
+        """
         with backend.transaction() as tx:
             end = min(start + limit, tx.log_size())
-            return audit.entries(tx, start, end) if start < end else []
+            if start >= end:
+                return []
+            if signed.role == "device":
+                return audit.entries_of_device(tx, start, end, signed.kid)
+            return audit.entries(tx, start, end)
 
     rules = route_rules(settings)
     unruled = [r.name for r in app.routes if isinstance(r, APIRoute) and r.name not in rules]

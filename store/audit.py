@@ -93,6 +93,39 @@ def entries(tx: StoreTx, start: int, end: int) -> list[LogEntry]:
     return [LogEntry.model_validate_json(data) for data in tx.get_leaves(start, end)]
 
 
+def entries_of_device(tx: StoreTx, start: int, end: int, device_kid: str) -> list[LogEntry]:
+    """The entries in ``start .. end - 1`` about ``device_kid``'s own batches and subjects, in log order.
+
+    A device reads only these: other devices' entries name their key ids, sequence numbers and counts,
+    which with an export's batch ids would link one device's subjects across rotation periods. Its own
+    entries' indices are in its receipts; tree heads and proofs stay public, so it can still check that
+    the log only grows and holds its entries. Stewards read every entry (``entries``).
+    """
+    owners: dict[str, str | None] = {}  # batch id -> device, looked up once per batch
+
+    def batch_owner(batch_id: object) -> str | None:
+        key = str(batch_id)
+        if key not in owners:
+            row = tx.get_batch(key)
+            owners[key] = None if row is None else row.device_kid
+        return owners[key]
+
+    own = []
+    for entry in entries(tx, start, end):
+        body = entry.body
+        if entry.kind in ("batch-stored", "withdrawal"):
+            mine = body.get("device_kid") == device_kid
+        elif entry.kind in ("approval", "rejection"):
+            mine = batch_owner(body.get("batch_id")) == device_kid
+        elif entry.kind == "erasure":
+            mine = tx.subject_owner(str(body.get("subject_digest"))) == device_kid
+        else:  # exports, enrollments: nobody's own
+            mine = False
+        if mine:
+            own.append(entry)
+    return own
+
+
 # verify_log -------------------------------------------------------------------------------------------------
 _ENTRY_PAGE = 1000  # entries fetched per call: bounded memory per request on a long log
 

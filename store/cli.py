@@ -311,8 +311,9 @@ def verify_log(
     from protocol.errors import InvalidRecord
     from protocol.store_errors import StoreError
     from store.audit import verify_log as check
-    from store.steward_access import load_signer
+    from store.steward_access import load_signer, store_tls_ca
 
+    store_url_given, log_key_given = bool(store_url), bool(log_key)
     store_url, log_key = _store_from_policy(store_url, log_key)
     if log_key is None:
         raise click.UsageError("no log key: pass --log-key or set store.log_key in the machine policy")
@@ -323,7 +324,8 @@ def verify_log(
         since = None
         if state_file is not None and state_file.exists():
             since = TreeHead.model_validate_json(state_file.read_text(encoding="utf-8"))
-        with StoreClient(store_url, signer=signer, role="steward", log_public_key=public_key) as client:
+        tls_ca = store_tls_ca(store_url) if not (store_url_given and log_key_given) else None
+        with StoreClient(store_url, signer=signer, role="steward", log_public_key=public_key, tls_ca=tls_ca) as client:
             result = check(client, public_key, since=since, full=full)
     except InvalidRecord:  # opaque on purpose; the three checks it stands for are named here
         raise click.ClickException(

@@ -2,8 +2,12 @@
 
 Layout of ``OUT`` (which must be empty or absent; made 0700, every file 0600: it holds personal data)::
 
-    data/<category>.parquet   zstd; one row per window record; no device id, subject as a digest; each row
-                              names its batch (``batch_id``) and consent grant (``receipt_id``)
+    data/<category>.parquet   zstd; one row per window record; no device id; each row names its subject,
+                              its batch (``batch_id``) and consent grant (``receipt_id``). ``subject`` and
+                              ``batch_id`` are aliases for this export only (``ExportAliases``): keyed
+                              HMACs under a key made for the export and never kept, so they join rows
+                              within the export and to nothing outside it (not the audit log, not another
+                              export, not the store's tables)
     README.md                 dataset card (YAML front matter lists the files, one split per category)
     DATASHEET.md              Gebru et al. "Datasheets for Datasets" sections (both: ``store.export_docs``)
     manifest.json             SHA-256 and row count per file; every batch with its period, the consent
@@ -18,8 +22,10 @@ Only stored, non-erased batches are exported; an erasure afterwards marks the ex
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +37,6 @@ import pyarrow.parquet as pq
 
 from protocol.approval import Approval
 from protocol.auditlog import LogEntry, LogReceipt
-from protocol.canonical import canonical_json
 from protocol.categories import Category, KeyClass, MouseButton
 from protocol.manifest import BatchManifest
 from store.audit import append_entry
@@ -100,10 +105,33 @@ SCHEMAS: dict[Category, pa.Schema] = {
 }
 
 
-def _row(record: StoredRecord, body: dict[str, Any]) -> dict[str, Any]:
+class ExportAliases:
+    """The subject and batch ids one export shows: HMAC-SHA-256 under a random key that dies with this object.
+
+    Why: the store's batch ids are in the audit log next to device key ids, and its subject digests
+    next to devices in its tables; rows carrying them would let anyone with a view of the log link one
+    device's subjects across rotation periods. An alias links the rows of one subject (or batch) within
+    the export, which training needs, and nothing else: the key is not stored, so not even the store
+    can map an alias back, and two exports alias the same batch differently.
+    """
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+
+    def _alias(self, kind: bytes, value: str) -> str:
+        return hmac.new(self._key, kind + b"\0" + value.encode("ascii"), hashlib.sha256).hexdigest()[:32]
+
+    def subject(self, subject_digest: str) -> str:
+        return self._alias(b"subject", subject_digest)
+
+    def batch(self, batch_id: str) -> str:
+        return self._alias(b"batch", batch_id)
+
+
+def _row(record: StoredRecord, body: dict[str, Any], aliases: ExportAliases) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "subject": record.subject,
-        "batch_id": record.batch_id,
+        "subject": aliases.subject(record.subject),
+        "batch_id": aliases.batch(record.batch_id),
         "receipt_id": body["receipt_id"],
         "start": body["start"],
         "end": body["end"],
@@ -175,6 +203,7 @@ def export_parquet(
         raise ValueError(f"{out} is not empty; export into a new folder")
     export_id = export_id or uuid.uuid4().hex
     keyring = RecordKeyring(keys.records)
+    keyring.rotate_if_due(backend)  # an erasure's KEK rotation left unfinished: the export never reads under it
     seal_legacy_records(backend, keyring, now)  # records of an older store are sealed before anything is read
     with backend.transaction() as tx:
         batches = tx.stored_batches()
@@ -187,15 +216,15 @@ def export_parquet(
     _private_folder(out / "data")
     files: dict[str, int] = {}
     subjects: set[str] = set()
+    aliases = ExportAliases()
     for category, schema in SCHEMAS.items():
-        rows = _write_category(
-            backend, keyring, category, schema, ids, out / "data" / f"{category.value}.parquet", subjects, progress
-        )
+        path = out / "data" / f"{category.value}.parquet"
+        rows = _write_category(backend, keyring, category, schema, ids, path, subjects, aliases, progress)
         if rows:
             files[f"data/{category.value}.parquet"] = rows
         else:
             (out / "data" / f"{category.value}.parquet").unlink(missing_ok=True)
-    manifest = _export_manifest(export_id, now, out, files, ids, manifests, approvals)
+    manifest = _export_manifest(export_id, now, out, files, ids, manifests, approvals, aliases)
     manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8") + b"\n"
     _write_private(out / "manifest.json", manifest_bytes)
     _write_private(out / "README.md", dataset_card(export_id, files, len(subjects)).encode("utf-8"))
@@ -229,6 +258,7 @@ def _write_category(
     ids: Sequence[str],
     path: Path,
     subjects: set[str],
+    aliases: ExportAliases,
     progress: Callable[[int], None] | None,
 ) -> int:
     rows = 0
@@ -241,7 +271,7 @@ def _write_category(
                 records = list(keyring.open_records(tx, tx.iter_records(category.value, chunk)))
             if records:
                 subjects.update(r.subject for r, _ in records)
-                writer.write_table(pa.Table.from_pylist([_row(r, body) for r, body in records], schema=schema))
+                writer.write_table(pa.Table.from_pylist([_row(r, body, aliases) for r, body in records], schema=schema))
                 rows += len(records)
             if progress is not None:
                 progress(len(chunk))
@@ -256,7 +286,14 @@ def _export_manifest(
     ids: Sequence[str],
     manifests: dict[str, BatchManifest],
     approvals: dict[str, list[Approval]],
+    aliases: ExportAliases,
 ) -> dict[str, Any]:
+    """What the export rests on, per batch alias: period, counts, consent receipts, approving stewards.
+
+    Neither the store's batch id nor the manifest digest nor the signed approvals (which name both) are
+    written: each would join the export to the audit log. The stewards who approved are named by key;
+    the signed approvals stay in the store, where review and ``store verify-log`` check them.
+    """
     return {
         "v": 1,
         "export_id": export_id,
@@ -274,14 +311,16 @@ def _export_manifest(
         ],
         "batches": [
             {
-                "batch_id": b,
-                "manifest_sha256": hashlib.sha256(canonical_json(manifests[b].canonical_dict())).hexdigest(),
+                "batch_id": aliases.batch(b),
                 "record_counts": {str(k): v for k, v in manifests[b].record_counts.items()},
                 "period": {"from": manifests[b].period_start, "to": manifests[b].period_end},
                 "receipts": [r.model_dump(mode="json") for r in manifests[b].consent_receipts],
-                "approvals": [a.model_dump(mode="json") for a in approvals.get(b, []) if a.decision == "approve"],
+                "approvals": sorted(
+                    ({"steward_key": a.steward_key} for a in approvals.get(b, []) if a.decision == "approve"),
+                    key=lambda a: a["steward_key"],
+                ),
             }
-            for b in ids
+            for b in sorted(ids, key=aliases.batch)  # alias order: the store's order says nothing either
         ],
     }
 

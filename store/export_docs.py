@@ -50,8 +50,10 @@ stewards; `manifest.json` lists each batch with its approvals and the SHA-256 of
 |---|---|
 {rows}
 
-Subjects: {_subjects_text(subjects)}. `subject` is a digest of the workstation's pseudonym for one policy period
-(it rotates, and is not linkable across periods); there is no device id.
+Subjects: {_subjects_text(subjects)}. `subject` stands for the workstation's pseudonym for one policy period
+(it rotates, and is not linkable across periods); there is no device id. `subject` and `batch_id` are
+aliases made for this export alone: they link rows within it, and match nothing outside it (not the
+store's audit log, not another export).
 
 Every row starts with `subject`, `batch_id`, `receipt_id`, `start`, `end`: `batch_id` finds the batch in
 `manifest.json` (its period, consent receipts and steward approvals), `receipt_id` the consent grant the
@@ -79,7 +81,8 @@ def _windows_text(lengths: Sequence[int]) -> str:
 def _rotation_text() -> str:
     default = DEFAULT_SUBJECT_ROTATION_DAYS
     return (
-        "`subject` is a SHA-256 digest of a random pseudonym that the workstation replaces every policy period\n"
+        "`subject` is an alias (an HMAC under a key made for this export and not kept) of the digest of a random\n"
+        "pseudonym that the workstation replaces every policy period\n"
         f"(`subject_rotation_days`, default {default} days, aligned to the UTC epoch so every workstation rotates at\n"
         "once). A new subject is not derived from the old one, so rows of one person in two periods carry\n"
         "unrelated subjects and a batch never spans two; each period also cites its consent grants under its\n"
@@ -128,8 +131,8 @@ Created by the store operator on {now} (UTC epoch seconds) with `consentry store
 {counts}
 
 {len(ids)} batches; subjects: {_subjects_text(subjects)}; period {span}.
-Each row summarises one aggregation window and names its batch (`batch_id`; `manifest.json` gives the
-batch's period, consent receipts and approvals) and the consent grant it was captured under
+Each row summarises one aggregation window and names its batch (`batch_id`, an alias for this export only;
+`manifest.json` gives the batch's period, consent receipts and approving stewards) and the consent grant it was captured under
 (`receipt_id`, a receipt of the table below). There is no free text: keys are classes (letter, digit,
 ...), inter-key intervals are a coarse histogram (bins {list(IKI_BIN_EDGES_MS)} ms), applications are
 allow-listed categories or per-batch pseudonyms (`anon:`; unlinkable across batches), files are

@@ -17,21 +17,23 @@ from protocol.envelope import new_key
 from protocol.keyfile import read_key_file, write_key_file
 from protocol.sealing import StoreSealKey
 from protocol.signing import SigningKey
+from store.records_kek import RECORDS_KEK_FILE, RecordsKek
 
 SEAL_KEY_FILE = "store-x25519.key"
 LOG_KEY_FILE = "store-log-ed25519.key"
-RECORDS_KEK_FILE = "store-records-kek.key"
+__all__ = ["LOG_KEY_FILE", "RECORDS_KEK_FILE", "SEAL_KEY_FILE", "StoreKeys"]
 
 
 @dataclass(frozen=True)
 class StoreKeys:
     seal: StoreSealKey
     log: SigningKey
-    records: bytes = field(repr=False)  # the records KEK: 32 random bytes, never printed
+    records: RecordsKek = field(repr=False)  # the records KEK (replaced after each erasure), never printed
 
     @classmethod
     def generate(cls) -> StoreKeys:
-        return cls(StoreSealKey.generate(), SigningKey.generate(), new_key())
+        """Keys in memory only (tests, ``consentry demo``)."""
+        return cls(StoreSealKey.generate(), SigningKey.generate(), RecordsKek(new_key()))
 
     @classmethod
     def load_or_create(cls, key_dir: Path) -> tuple[StoreKeys, bool]:
@@ -54,14 +56,9 @@ class StoreKeys:
                     created = True
                 except FileExistsError:
                     pass  # another store process created it first; use theirs
-        if not kek_path.exists():
-            try:
-                write_key_file(kek_path, "aes256", new_key())
-            except FileExistsError:
-                pass  # another store process created it first; use theirs
         keys = cls(
             StoreSealKey(read_key_file(seal_path, "x25519")),
             SigningKey(read_key_file(log_path, "ed25519")),
-            read_key_file(kek_path, "aes256"),
+            RecordsKek.load_or_create(kek_path),
         )
         return keys, created

@@ -39,21 +39,32 @@ def serve(
     """Serve until interrupted; uvicorn drains in-flight requests on SIGTERM/SIGINT.
 
     With ``tls_cert``/``tls_key`` (PEM files) it serves HTTPS itself; behind a TLS-terminating reverse
-    proxy it serves plain HTTP on a loopback address (docs/store.md).
+    proxy it serves plain HTTP on a loopback address (docs/store.md). The soft open-files limit is
+    raised to the hard one first: the connection cap (``store.connections``) fits under it.
     """
     import uvicorn
 
+    from store.connections import raise_open_files_limit
+
+    raise_open_files_limit()
     freeze_startup_objects()
     uvicorn.run(
         app,
         host=host,
         port=port,
         log_level=log_level,
-        timeout_graceful_shutdown=10,
         access_log=False,
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
+        **connection_options(app),  # type: ignore[arg-type]
     )
+
+
+def connection_options(app: FastAPI) -> dict[str, object]:
+    """uvicorn options for the store's connection rules (``store.connections``), from the app's settings."""
+    from store.connections import guarded_protocol
+
+    return {"http": guarded_protocol(app.state.settings), "timeout_graceful_shutdown": 10}
 
 
 class ThreadedServer:
@@ -66,7 +77,7 @@ class ThreadedServer:
         self.host, self.port = self._sock.getsockname()[:2]
         import uvicorn
 
-        config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, **connection_options(app))  # type: ignore[arg-type]
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
 

@@ -18,7 +18,7 @@ from protocol.auditlog import EntryKind, LogEntry, LogReceipt, subject_digest
 from protocol.batch import SealedBatch, header_mismatches
 from protocol.checkpoint import LedgerCheckpoint, extend_chain, verify_checkpoint
 from protocol.erasure import ErasureReceipt, ErasureRequest, sign_erasure_receipt, verify_erasure
-from protocol.errors import InvalidRecord, UnsupportedVersion
+from protocol.errors import InvalidRecord, UnsupportedVersion, VaultError
 from protocol.fields import b64encode
 from protocol.ledger_chain import GENESIS_HASH as LEDGER_GENESIS
 from protocol.manifest import BatchManifest, manifest_digest
@@ -27,7 +27,7 @@ from protocol.privacy import REQUIRED_CHECKS, STORE_CHECKS, run_privacy_checks
 from protocol.sealing import open_batch, verify_batch_signature
 from protocol.signing import key_id
 from protocol.store_api import BatchReview, BatchStatus, CheckpointAck, QueueItem
-from protocol.store_errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from protocol.store_errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable, Unprocessable
 from protocol.windows import SCHEMA_VERSION
 from store.audit import append_entry
 from store.auth import Principal
@@ -60,6 +60,7 @@ class StoreService:
         self.settings = settings
         self.clock = clock
         self.record_keys = RecordKeyring(keys.records)
+        self.record_keys.rotate_if_due(backend)  # an erasure whose KEK rotation a crash or an error cut short
         seal_legacy_records(backend, self.record_keys, clock.now())  # a store from before records were sealed
 
     # review queue ------------------------------------------------------------------------------------------
@@ -368,13 +369,27 @@ class StoreService:
         another request or batch never passes for this one at the device.
         """
         _signed_by_caller(who, request.device_kid, lambda key: verify_erasure(request, key), "erasure")
+        with self.backend.transaction() as tx:
+            done = tx.get_erasure(request.request_id)
+        receipt = self._earlier_erasure_receipt(done, request) if done else self._erase(who, request)
+        try:
+            self.record_keys.rotate_if_due(self.backend)  # a retried request finishes what an error cut short
+        except (OSError, VaultError) as exc:
+            raise Unavailable(
+                "erasure_unfinished",
+                f"the erasure is recorded, but the store could not replace its records key yet "
+                f"({type(exc).__name__}); retry",
+            ) from None
+        return receipt
+
+    def _erase(self, who: Principal, request: ErasureRequest) -> ErasureReceipt:
         subject = subject_digest(request.subject)
         now = self.clock.now()
         with self.backend.transaction() as tx:
             self._device(tx, who.kid, lock=True)
             done = tx.get_erasure(request.request_id)
             if done is not None:
-                return self._earlier_erasure_receipt(done, request)
+                return self._earlier_erasure_receipt(done, request)  # the same request, at the same time
             owner = tx.subject_owner(subject)
             if owner is not None and owner != who.kid:
                 raise Forbidden("subject_not_yours", "this subject's batches come from another device")

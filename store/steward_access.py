@@ -65,6 +65,17 @@ def resolve_store_url(url: str | None) -> str:
     return str(section.url)
 
 
+def store_tls_ca(url: str) -> str | None:
+    """The machine policy's [store] tls_ca when ``url`` is its store: steward tools pin it as the agent does.
+
+    Another URL (``--store-url`` naming a different store) gets the system trust store.
+    """
+    section = machine_store("Or pass --store-url.")
+    if section is None or not section.tls_ca or str(section.url).rstrip("/") != url.rstrip("/"):
+        return None
+    return str(section.tls_ca)
+
+
 def shown_manifest_digest(batch_id: str, review: Any) -> str:
     """The hash a steward signs: recomputed from the manifest the store showed, never taken on its word.
 

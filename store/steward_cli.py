@@ -17,6 +17,7 @@ from store.steward_access import (
     load_signer,
     resolve_store_url,
     shown_manifest_digest,
+    store_tls_ca,
     store_url_option,
 )
 from store.steward_review import review as review_command
@@ -48,7 +49,8 @@ def batch_options(*extra: Callable[[Any], Any]) -> Callable[[F], F]:
 def _client(store_url: str | None, key_file: Path | None) -> Any:
     from agent.store_client import StoreClient
 
-    return StoreClient(resolve_store_url(store_url), signer=load_signer(key_file), role="steward")
+    url = resolve_store_url(store_url)
+    return StoreClient(url, signer=load_signer(key_file), role="steward", tls_ca=store_tls_ca(url))
 
 
 def _call(action: Any) -> Any:

@@ -14,6 +14,7 @@ from store.steward_access import (
     machine_store,
     resolve_store_url,
     shown_manifest_digest,
+    store_tls_ca,
     store_url_option,
 )
 
@@ -65,8 +66,10 @@ def review(key_file: Path | None, store_url: str | None, log_key: str | None, po
     url = resolve_store_url(store_url)
     pinned = _log_key(log_key)
 
+    tls_ca = store_tls_ca(url)
+
     def client() -> StoreClient:
-        return StoreClient(url, signer=signer, role="steward", log_public_key=pinned)
+        return StoreClient(url, signer=signer, role="steward", log_public_key=pinned, tls_ca=tls_ca)
 
     try:
         server = PageServer(StewardPage(client, signer, shown_manifest_digest), port=port, reopen=REOPEN)

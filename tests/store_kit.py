@@ -281,13 +281,16 @@ class Harness:
 
 
 @contextmanager
-def running_store(kind: str, tmp: Path, stewards: Stewards | None = None, **settings: object) -> Iterator[Harness]:
+def running_store(
+    kind: str, tmp: Path, stewards: Stewards | None = None, *, key_dir: Path | None = None, **settings: object
+) -> Iterator[Harness]:
+    """A store on ``kind``; its keys in memory, or in ``key_dir`` as ``consentry store serve`` keeps them."""
     from store.app import create_app
     from store.server import ThreadedServer
 
     stewards = stewards or Stewards.make(3, 2)
     with open_test_backend(kind, tmp) as backend:
-        keys = StoreKeys.generate()
+        keys = StoreKeys.load_or_create(key_dir)[0] if key_dir is not None else StoreKeys.generate()
         store_settings = settings_for(stewards, **settings)
         with ThreadedServer(create_app(backend, keys, store_settings)) as server:
             yield Harness(backend, keys, stewards, store_settings, server.url)

@@ -48,7 +48,7 @@ class DirTx(SqlTx):
         """Nothing to do: BEGIN IMMEDIATE already made this the only writer."""
 
     def store_records(self, batch: BatchRow, records: Sequence[SealedRecord]) -> None:
-        self._cur.executemany(  # type: ignore[attr-defined]
+        self._cur.executemany(
             "INSERT INTO records (batch_id, idx, category, body) VALUES (?, ?, ?, ?)",
             [(batch.batch_id, r.record_index, r.category, r.sealed) for r in records],
         )
@@ -71,6 +71,10 @@ class DirTx(SqlTx):
     def delete_subject_key(self, subject_digest: str) -> bool:
         self.erased = True  # checkpoint the WAL after the commit: the old key page must leave it
         return super().delete_subject_key(subject_digest)
+
+    def rewrap_subject_keys(self, rows: Sequence[tuple[str, bytes]]) -> None:
+        self.erased = True  # the keys wrapped under the old KEK leave the WAL too
+        super().rewrap_subject_keys(rows)
 
     def iter_records(self, category: str, batch_ids: Sequence[str]) -> Iterator[StoredRecord]:
         for start in range(0, len(batch_ids), _CHUNK):
@@ -181,6 +185,9 @@ class DirBackend:
                     path.unlink(missing_ok=True)
                     removed += 1
         return removed
+
+    def purge_old_keys(self) -> None:
+        """Nothing left to do: secure_delete zeroed the old rows and the commit checkpointed the WAL."""
 
     def close(self) -> None:
         """Nothing held open between transactions."""

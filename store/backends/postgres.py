@@ -56,6 +56,7 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 class PostgresTx(SqlTx):
     placeholder = "%s"
     for_update = " FOR UPDATE"
+    for_share = " FOR SHARE"
 
     def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
         super().__init__(cursor)
@@ -174,6 +175,20 @@ class PostgresBackend:
         except (psycopg.OperationalError, psycopg.errors.SerializationFailure) as exc:
             # Connection lost or server restarting: nothing committed; the client retries on 503.
             raise Unavailable("backend_unavailable", f"PostgreSQL is unavailable: {type(exc).__name__}") from None
+
+    def purge_old_keys(self) -> None:
+        """Rewrite the key table without its dead rows (the erased key, the keys under the old KEK).
+
+        VACUUM FULL writes a new file and unlinks the old one; it runs outside a transaction. The
+        table is one small row per subject, so its exclusive lock lasts milliseconds. pg_wal keeps the
+        old rows until recycled: they are wrapped under a KEK that no longer exists.
+        """
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                conn.execute("VACUUM FULL subject_keys")
+            finally:
+                conn.autocommit = False
 
     def close(self) -> None:
         self._pool.close()

@@ -61,6 +61,15 @@ CREATE INDEX export_subjects_subject ON export_subjects (subject_digest)
 CREATE TABLE subject_keys (subject_digest TEXT PRIMARY KEY, wrapped {blob} NOT NULL, created BIGINT NOT NULL)
 """,
     ),
+    Migration(
+        "0003_records_kek",
+        # Which records KEK the subject keys are wrapped under (store.records_kek), and whether an erasure
+        # since asks for a new one.
+        """
+CREATE TABLE records_kek (one INTEGER PRIMARY KEY CHECK (one = 1), kek_id TEXT NOT NULL,
+    rotation_due INTEGER NOT NULL DEFAULT 0)
+""",
+    ),
 )
 
 _BATCH_COLUMNS = (
@@ -92,6 +101,7 @@ _TABLES = {
     "export_subjects",
     "records",
     "subject_keys",
+    "records_kek",
 }
 
 
@@ -100,6 +110,7 @@ class Cursor(Protocol):
     def rowcount(self) -> int: ...
 
     def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
+    def executemany(self, sql: Any, params: Any, /) -> Any: ...
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
 
@@ -109,6 +120,7 @@ class SqlTx:
 
     placeholder = "?"
     for_update = ""
+    for_share = ""
 
     def __init__(self, cursor: Cursor) -> None:
         self._cur = cursor
@@ -284,6 +296,45 @@ class SqlTx:
     def delete_subject_key(self, subject_digest: str) -> bool:
         cur = self._q("DELETE FROM subject_keys WHERE subject_digest = ?", (subject_digest,))
         return cur.rowcount == 1
+
+    def get_wrapped_key(self, subject_digest: str) -> tuple[bytes | None, str | None]:
+        """The subject's wrapped key and the id of the KEK it is wrapped under, read in one statement
+        (one snapshot: a rotation committing meanwhile cannot pair a new key with an old id)."""
+        row = self._q(
+            "SELECT (SELECT wrapped FROM subject_keys WHERE subject_digest = ?), "
+            "(SELECT kek_id FROM records_kek WHERE one = 1)",
+            (subject_digest,),
+        ).fetchone()
+        return (None if row[0] is None else bytes(row[0])), (None if row[1] is None else str(row[1]))
+
+    def subject_keys(self) -> list[tuple[str, bytes]]:
+        rows = self._q("SELECT subject_digest, wrapped FROM subject_keys ORDER BY subject_digest").fetchall()
+        return [(str(r[0]), bytes(r[1])) for r in rows]
+
+    def rewrap_subject_keys(self, rows: Sequence[tuple[str, bytes]]) -> None:
+        sql = "UPDATE subject_keys SET wrapped = ? WHERE subject_digest = ?".replace("?", self.placeholder)
+        if rows:
+            self._cur.executemany(sql, [(wrapped, digest) for digest, wrapped in rows])
+
+    def records_kek(self, *, lock: bool = False, share: bool = False) -> tuple[str, bool] | None:
+        """(id of the KEK the subject keys are wrapped under, whether a rotation is due); None before first use.
+
+        ``share`` holds off a rotation until this transaction ends (a new subject key is being wrapped);
+        ``lock`` is the rotation's own exclusive hold.
+        """
+        suffix = self.for_update if lock else self.for_share if share else ""
+        row = self._q("SELECT kek_id, rotation_due FROM records_kek WHERE one = 1" + suffix).fetchone()
+        return None if row is None else (str(row[0]), bool(row[1]))
+
+    def set_records_kek(self, kek_id: str, *, rotation_due: bool) -> None:
+        self._q(
+            "INSERT INTO records_kek (one, kek_id, rotation_due) VALUES (1, ?, ?) "
+            "ON CONFLICT (one) DO UPDATE SET kek_id = excluded.kek_id, rotation_due = excluded.rotation_due",
+            (kek_id, int(rotation_due)),
+        )
+
+    def mark_rotation_due(self) -> None:
+        self._q("UPDATE records_kek SET rotation_due = 1")
 
     # audit log -----------------------------------------------------------------------------------------------
     def log_size(self) -> int:

@@ -22,12 +22,21 @@ import pyarrow.parquet as pq
 import pytest
 
 from protocol import decode_payload, sign_erasure, subject_digest
-from protocol.envelope import new_key
+from protocol.envelope import Envelope, new_key, open_blob
 from protocol.errors import InvalidRecord, KeyUnavailable
+from protocol.keyfile import read_key_file
 from store.backend import StoredRecord
 from store.export import export_parquet
 from store.keys import RECORDS_KEK_FILE, StoreKeys
-from store.record_keys import RecordKeyring, StoreRecordAad, generic_record_aad
+from store.record_keys import (
+    RecordKeyring,
+    StoreRecordAad,
+    generic_record_aad,
+    record_contexts,
+    rewrap_subject_keys,
+    subject_key_context,
+)
+from store.records_kek import RecordsKek, kek_id
 from store.service import StoreService
 from tests import store_kit
 from tests.components import require
@@ -140,6 +149,110 @@ def test_records_are_encrypted_at_rest_and_erasure_leaves_no_plaintext(backend_k
         assert later.files["data/apps.parquet"] == 4  # bob's 4 apps windows, decrypted
 
 
+def _key_folder_keks(key_dir: Path) -> list[bytes]:
+    """Every records KEK an attacker who copies the store's key folder now gets (the file and any leftover)."""
+    return [read_key_file(p, "aes256") for p in sorted(key_dir.iterdir()) if p.name.startswith(RECORDS_KEK_FILE)]
+
+
+def _pg_table_files(store: Harness, table: str) -> list[Path]:
+    """The files of one table's current heap (every segment and fork) in the cluster's data directory."""
+    with store.backend.transaction() as tx:
+        relative = tx._q(f"SELECT pg_relation_filepath('{table}')").fetchone()[0]  # type: ignore[attr-defined]
+    base = _pg_data_dir() / relative
+    return sorted(p for p in base.parent.iterdir() if p.name == base.name or p.name.startswith(base.name + "."))
+
+
+def test_an_erased_subject_key_found_in_the_data_files_does_not_open(backend_kind: str, tmp_path: Path) -> None:
+    """The attack on erasure: after it (and a CHECKPOINT), copy the store's data files -- heap files and pg_wal,
+    or SQLite's catalog and WAL -- and its key folder; find the subject's wrapped key there; unwrap it with the
+    records KEK; decrypt the erased records. Every step but the last may succeed; the last must not."""
+    key_dir = tmp_path / "keys"
+    with running_store(backend_kind, tmp_path, key_dir=key_dir) as store:
+        alice, bob = Agent(), Agent()
+        store.enroll(alice)
+        store.enroll(bob)
+        alice_batch, _ = _upload(store, alice)
+        _upload(store, bob)
+        digest = subject_digest(alice.subject)
+        with store.backend.transaction() as tx:
+            wrapped = tx.get_subject_key(digest)
+            sealed = next(iter(tx.iter_records("keyboard", [alice_batch])))
+        assert wrapped is not None
+        (kek_before,) = _key_folder_keks(key_dir)
+        assert open_blob(kek_before, wrapped, subject_key_context(digest))  # the attack works on a live key
+        assert _on_disk(store, wrapped), "the search does not see the wrapped key where the store keeps it"
+
+        with store.client(alice) as a:
+            a.request_erasure(sign_erasure(alice.device, uuid.uuid4().hex, alice.subject, created=T0))
+
+        copies = _on_disk(store, wrapped)  # dead tuples, pg_wal: whatever is still there after a CHECKPOINT
+        for kek in _key_folder_keks(key_dir):
+            try:
+                subject_key = open_blob(kek, wrapped, subject_key_context(digest))
+            except InvalidRecord:
+                continue
+            aad = record_contexts(sealed.batch_id, sealed.subject, sealed.category)(sealed.index)
+            plain = Envelope(subject_key).open(sealed.sealed, aad)
+            pytest.fail(f"the erased subject's key (copies in {copies}) opens; a record reads {plain[:40]!r}")
+        if backend_kind == "postgres":  # the key table itself was rewritten: no dead tuple of the key is left
+            assert not [p for p in _pg_table_files(store, "subject_keys") if wrapped in p.read_bytes()]
+
+        later = export_parquet(store.backend, store.keys, tmp_path / "later", now=T0)
+        assert later.files["data/apps.parquet"] == 4  # bob's records still open under the new KEK
+    assert _key_folder_keks(key_dir) != [kek_before]
+
+
+def test_a_records_kek_rotation_cut_short_by_a_crash_loses_nothing(backend_kind: str, tmp_path: Path) -> None:
+    """A crash after the new KEK is staged (the database never named it), or after the re-wrap committed
+    (the rename never happened): the next start settles it, and every record still opens."""
+    key_dir = tmp_path / "keys"
+    with running_store(backend_kind, tmp_path, key_dir=key_dir) as store:
+        alice = Agent()
+        store.enroll(alice)
+        _upload(store, alice, 6)
+        (original,) = _key_folder_keks(key_dir)
+
+        store.keys.records.stage()  # step 1 done, then the crash
+        assert len(_key_folder_keks(key_dir)) == 2
+        StoreService(store.backend, StoreKeys.load_or_create(key_dir)[0], store.settings, FixedClock())  # restart
+        assert _key_folder_keks(key_dir) == [original]  # the staged KEK wrapped nothing: deleted
+
+        fresh = store.keys.records.stage()
+        with store.backend.transaction() as tx:  # step 2 committed, then the crash before the rename
+            assert rewrap_subject_keys(tx, original, fresh) == 1
+            tx.set_records_kek(kek_id(fresh), rotation_due=False)
+        restarted = StoreKeys.load_or_create(key_dir)[0]
+        assert restarted.records.key == original  # the folder still says the old KEK
+        StoreService(store.backend, restarted, store.settings, FixedClock())
+        assert _key_folder_keks(key_dir) == [fresh] and restarted.records.key == fresh  # promoted
+        result = export_parquet(store.backend, StoreKeys.load_or_create(key_dir)[0], tmp_path / "export", now=T0)
+        assert result.files == {"data/keyboard.parquet": 2, "data/mouse.parquet": 2, "data/apps.parquet": 2}
+        _upload(store, alice, 3)  # the serving store process follows the new KEK too
+
+
+def test_every_erasure_replaces_the_records_kek_and_the_others_still_open(backend_kind: str, tmp_path: Path) -> None:
+    key_dir = tmp_path / "keys"
+    with running_store(backend_kind, tmp_path, key_dir=key_dir) as store:
+        agents = [Agent() for _ in range(3)]
+        for agent in agents:
+            store.enroll(agent)
+            _upload(store, agent, 3)
+        keks = _key_folder_keks(key_dir)
+        for agent in agents[:2]:
+            with store.client(agent) as a:
+                a.request_erasure(sign_erasure(agent.device, uuid.uuid4().hex, agent.subject, created=T0))
+                keks += _key_folder_keks(key_dir)
+                again = a.request_erasure(sign_erasure(agent.device, uuid.uuid4().hex, agent.subject, created=T0))
+            assert again.log.entry.body["records"] == 0
+            assert _key_folder_keks(key_dir) == keks[-1:]  # nothing shredded the second time: no new KEK
+        assert len(set(keks)) == 3  # one new KEK per erasure that shredded a key
+        last = keks[-1]
+        with store.backend.transaction() as tx:
+            assert tx.records_kek() == (kek_id(last), False)
+        result = export_parquet(store.backend, store.keys, tmp_path / "export", now=T0)
+        assert sum(result.files.values()) == 3  # the third subject's records, under the latest KEK
+
+
 @pytest.mark.parametrize("kind", ["dir"])
 def test_dir_backend_leaves_no_wrapped_key_after_erasure(kind: str, tmp_path: Path) -> None:
     """SQLite's secure_delete zeroes the key row and the WAL is checkpointed: the wrapped key is gone too."""
@@ -189,9 +302,10 @@ def test_a_record_opens_only_in_its_own_place(backend_kind: str, tmp_path: Path)
 def test_the_records_kek_is_a_private_key_file_and_never_printed(tmp_path: Path) -> None:
     keys, created = StoreKeys.load_or_create(tmp_path / "keys")
     kek_file = tmp_path / "keys" / RECORDS_KEK_FILE
-    assert created and len(keys.records) == 32 and oct(kek_file.stat().st_mode & 0o777) == "0o600"
-    assert StoreKeys.load_or_create(tmp_path / "keys")[0].records == keys.records
-    assert keys.records.hex() not in repr(keys) and str(keys.records) not in repr(keys)
+    kek = keys.records.key
+    assert created and len(kek) == 32 and oct(kek_file.stat().st_mode & 0o777) == "0o600"
+    assert StoreKeys.load_or_create(tmp_path / "keys")[0].records.key == kek
+    assert kek.hex() not in repr(keys) and str(kek) not in repr(keys) and str(kek) not in repr(keys.records)
 
 
 def test_another_records_kek_is_refused_with_a_clear_error(tmp_path: Path) -> None:
@@ -199,7 +313,7 @@ def test_another_records_kek_is_refused_with_a_clear_error(tmp_path: Path) -> No
         agent = Agent()
         store.enroll(agent)
         _upload(store, agent, 3)
-        wrong = StoreKeys(store.keys.seal, store.keys.log, new_key())
+        wrong = StoreKeys(store.keys.seal, store.keys.log, RecordsKek(new_key()))
         with pytest.raises(KeyUnavailable, match=RECORDS_KEK_FILE):
             export_parquet(store.backend, wrong, tmp_path / "export", now=T0)
 

@@ -15,7 +15,7 @@ import pytest
 from protocol import sign_erasure, subject_digest, verify_receipt
 from protocol.categories import Category
 from protocol.store_errors import Forbidden
-from store.export import export_parquet
+from store.export import ExportResult, export_parquet
 from tests import store_kit
 from tests.store_kit import T0, Agent, Harness, running_store
 
@@ -155,25 +155,33 @@ def test_every_export_row_traces_to_its_batch_period_approvals_and_consent_recei
         export_parquet(store.backend, store.keys, tmp_path / "out", now=T0)
 
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    # The export names batches by its own aliases; each batch's grants are its own, so they identify it here.
+    by_receipts = {
+        frozenset(v for k, v in r.items() if k in ("keyboard", "mouse", "apps")): b for b, (_, _, r) in expected.items()
+    }
+    alias_of = {
+        by_receipts[frozenset(r["receipt_id"] for r in b["receipts"])]: b["batch_id"] for b in manifest["batches"]
+    }
     listed = {b["batch_id"]: b for b in manifest["batches"]}
-    assert set(listed) == set(expected)
+    assert len(listed) == len(expected) == len(set(alias_of.values()))
     for batch_id, (start, end, receipts) in expected.items():
-        entry = listed[batch_id]
+        entry = listed[alias_of[batch_id]]
         assert entry["period"] == {"from": start, "to": end}
         # The manifest lists the receipts of the categories the batch has records of.
         listed_receipts = {r["receipt_id"]: r["category"] for r in entry["receipts"]}
         assert listed_receipts == {v: k for k, v in receipts.items() if k in ("keyboard", "mouse", "apps")}
         assert all(r["notice_sha256"] and r["lawful_basis"] == "consent" for r in entry["receipts"])
         assert len(entry["approvals"]) == 2
+    batch_of = {alias: batch for batch, alias in alias_of.items()}
     seen_batches = set()
     for category in ("keyboard", "mouse", "apps"):
         table = pq.read_table(tmp_path / "out" / "data" / f"{category}.parquet").to_pylist()
         assert len(table) == 3 * 3
         for row in table:
-            start, end, receipts = expected[row["batch_id"]]
+            start, end, receipts = expected[batch_of[row["batch_id"]]]
             assert row["receipt_id"] == receipts[category]
             assert start <= row["start"].timestamp() < row["end"].timestamp() <= end
-            seen_batches.add(row["batch_id"])
+            seen_batches.add(batch_of[row["batch_id"]])
     assert seen_batches == set(expected)
     card = (tmp_path / "out" / "README.md").read_text()
     sheet = (tmp_path / "out" / "DATASHEET.md").read_text()
@@ -206,3 +214,71 @@ def test_export_is_private_whatever_the_umask(existing: bool, tmp_path: Path) ->
     assert {"data/keyboard.parquet", "manifest.json", "README.md", "DATASHEET.md", "export_receipt.json"} <= set(modes)
     wrong = {path: oct(mode) for path, mode in modes.items() if mode != (0o700 if (out / path).is_dir() else 0o600)}
     assert wrong == {}
+
+
+def _strings(value: object) -> set[str]:
+    """Every string (and number, as text) inside a JSON-like value."""
+    if isinstance(value, dict):
+        return set().union(*(_strings(k) | _strings(v) for k, v in value.items())) if value else set()
+    if isinstance(value, list | tuple):
+        return set().union(*(_strings(v) for v in value)) if value else set()
+    return {str(value)}
+
+
+def test_a_device_reads_only_its_own_log_entries(backend_kind: str, tmp_path: Path) -> None:
+    """Other devices' entries (key ids, sequence numbers, counts) are not a device's to read; stewards read all."""
+    with running_store(backend_kind, tmp_path) as store:
+        alice, bob = Agent(), Agent()
+        for agent in (alice, bob):
+            store.enroll(agent)
+        with store.client(alice) as a, store.client(bob) as b:
+            alice_batch = a.upload(store.shippable(alice)[1]).entry.body["batch_id"]
+            bob_batch = b.upload(store.shippable(bob)[1]).entry.body["batch_id"]
+            b.request_erasure(sign_erasure(bob.device, uuid.uuid4().hex, bob.subject, created=T0))
+            export_parquet(store.backend, store.keys, tmp_path / "export", now=T0)
+            size = a.tree_head().size
+            seen_by_alice, seen_by_bob = a.entries(0, size), b.entries(0, size)
+        with store.steward_client(store.stewards.signers[0]) as steward:
+            everything = steward.entries(0, size)
+        assert len(everything) == size == 2 * 3 + 2  # per device: 2 approvals, stored; bob's erasure; the export
+        assert [e.kind for e in seen_by_alice] == ["approval", "approval", "batch-stored"]
+        assert {str(e.body.get("batch_id")) for e in seen_by_alice} == {alice_batch}
+        assert not _strings([e.body for e in seen_by_alice]) & {bob.device.kid, bob_batch, subject_digest(bob.subject)}
+        assert [e.kind for e in seen_by_bob] == ["approval", "approval", "batch-stored", "erasure"]
+        assert not _strings([e.body for e in seen_by_bob]) & {alice.device.kid, alice_batch}
+
+
+def test_export_identifiers_join_nothing_outside_the_export(backend_kind: str, tmp_path: Path) -> None:
+    """An export plus every log entry and every id the store keeps: no subject or batch of the export
+    matches any of them, and two exports of the same data share no identifier."""
+    with running_store(backend_kind, tmp_path) as store:
+        alice, bob = Agent(), Agent()
+        for agent in (alice, bob):
+            store.enroll(agent)
+        for agent, day in ((alice, 0), (alice, 1), (bob, 0)):
+            manifest, payload = agent.next_batch(9, start=T0 + day * 86_400)
+            with store.client(agent) as c:
+                c.submit_manifest(manifest)
+                store.approve(manifest)
+                c.upload(agent.seal(manifest, payload, store.keys.seal.public_bytes))
+        first = export_parquet(store.backend, store.keys, tmp_path / "first", now=T0)
+        second = export_parquet(store.backend, store.keys, tmp_path / "second", now=T0)
+        with store.steward_client(store.stewards.signers[0]) as steward:
+            log = steward.entries(0, steward.tree_head().size)
+        with store.backend.transaction() as tx:
+            batches = tx.stored_batches()
+        outside = _strings([e.body for e in log]) | {b.batch_id for b in batches} | {b.subject_digest for b in batches}
+        outside |= {b.manifest_sha256 for b in batches} | {b.device_kid for b in batches}
+
+    def identifiers(result: ExportResult) -> tuple[set[str], set[str], str]:
+        out = result.out
+        rows = [r for p in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+        return {r["subject"] for r in rows}, {r["batch_id"] for r in rows}, (out / "manifest.json").read_text()
+
+    subjects, batch_aliases, manifest_text = identifiers(first)
+    assert len(subjects) == 2 and len(batch_aliases) == 3  # rows of one subject or batch still link in the export
+    assert not (subjects | batch_aliases) & outside
+    own = {first.export_id, second.export_id}  # the export names itself (its log receipt does too): not a row's id
+    assert not [value for value in outside - own if len(value) >= 16 and value in manifest_text]
+    again_subjects, again_batches, _ = identifiers(second)
+    assert not (again_subjects | again_batches) & (subjects | batch_aliases)

@@ -249,3 +249,137 @@ def test_enrollment_key_that_is_not_32_bytes_is_rejected_by_the_schema(store: Ha
         json={"token": "t" * 20, "device_kid": "k" * 20, "public_key": "A" * 44, "proof": b64encode(bytes(64))},
     )
     assert r.status_code == 422
+
+
+# Senders that know an enrolled device's key id (no secret: stewards see it) but not its private key, and
+# senders that never finish a request: each is refused or cut off, and holds nothing for long -----------------
+
+
+def _until_closed(sock: socket.socket, limit: float = 4 * LIVENESS) -> bytes:
+    """Everything the store sends before it closes the connection; socket.timeout if it never does."""
+    sock.settimeout(limit)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def _stall(store: Harness, agent: Agent, declared: int, sent: bytes) -> socket.socket:
+    """An upload under ``agent``'s key id whose signature cannot verify, stalled after ``sent``."""
+    headers = _signed_headers(agent.device, "device", "/v1/uploads")
+    return _open(store.url, "POST", "/v1/uploads", headers, declared, sent)
+
+
+@pytest.mark.parametrize("head", [b"", b"POST /v1/uploads HTTP/1.1\r\nHost: store\r\n"], ids=["nothing", "half"])
+def test_a_request_head_that_never_completes_gets_408_and_is_closed(store: Harness, head: bytes) -> None:
+    parts = urlsplit(store.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=LIVENESS) as sock:
+        sock.sendall(head)
+        answer = _until_closed(sock)  # default header timeout (10 s)
+    assert answer.startswith(b"HTTP/1.1 408") and b"head_too_slow" in answer
+    assert httpx.get(store.url + "/v1/health", timeout=LIVENESS).status_code == 200
+
+
+def test_connections_over_the_cap_get_503_while_open_ones_keep_working(backend_kind: str, tmp_path: Path) -> None:
+    with running_store(backend_kind, tmp_path, max_connections=20, header_timeout_seconds=120) as store:
+        parts = urlsplit(store.url)
+        with httpx.Client(base_url=store.url, timeout=LIVENESS) as kept:
+            assert kept.get("/v1/health").status_code == 200  # one connection, kept alive
+            idle = [socket.create_connection((parts.hostname, parts.port), timeout=LIVENESS) for _ in range(19)]
+            try:
+                with socket.create_connection((parts.hostname, parts.port), timeout=LIVENESS) as extra:
+                    extra.sendall(f"GET /v1/health HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
+                    status, headers, body = _response(extra)
+                assert status == 503 and b"too_many_connections" in body and int(headers["retry-after"]) >= 1
+                assert kept.get("/v1/health").status_code == 200  # an established connection is served
+            finally:
+                for sock in idle:
+                    sock.close()
+        # The cap counts open connections: once they close, new ones are served again.
+        deadline = time.monotonic() + LIVENESS
+        while httpx.get(store.url + "/v1/health", timeout=LIVENESS).status_code != 200:
+            assert time.monotonic() < deadline, "closed connections still count against the cap"
+            time.sleep(0.05)
+
+
+def test_a_trickling_upload_is_cut_off_and_frees_its_large_body_slot(backend_kind: str, tmp_path: Path) -> None:
+    """Two uploads under known key ids take both large-body slots and send a byte now and then (defaults:
+    1 MiB large, 2 slots, 64 KiB/s after 5 s): they get 408, and someone else's large body is read again."""
+    with running_store(backend_kind, tmp_path) as store:
+        tricklers, other = [Agent(), Agent()], Agent()
+        for a in (*tricklers, other):
+            store.enroll(a)
+        socks = [_stall(store, a, 8 * 2**20, b"{") for a in tricklers]
+        try:
+            statuses: list[int] = []
+            deadline = time.monotonic() + 4 * LIVENESS
+            while 401 not in statuses:  # the other body was read (and refused for its signature), not 503 busy
+                assert time.monotonic() < deadline, f"the trickling uploads still hold the slots: {statuses}"
+                for sock in socks:
+                    try:
+                        sock.sendall(b" ")
+                    except OSError:
+                        pass  # cut off already
+                with _stall(store, other, 2 * 2**20, b"{" + b" " * (2 * 2**20 - 1)) as sock:
+                    statuses.append(_response(sock)[0])
+                time.sleep(0.5)
+            for sock in socks:
+                answer = _until_closed(sock)
+                assert answer.startswith(b"HTTP/1.1 408") and b"body_too_slow" in answer
+        finally:
+            for sock in socks:
+                sock.close()
+
+
+def test_one_key_gets_a_bounded_number_of_requests_in_progress(backend_kind: str, tmp_path: Path) -> None:
+    with running_store(backend_kind, tmp_path, max_requests_per_key=3, body_grace_seconds=120) as store:
+        agent, other = Agent(), Agent()
+        store.enroll(agent)
+        store.enroll(other)
+        before = store.stored()
+        stalled = [_stall(store, agent, 1000, b"{") for _ in range(3)]
+        try:
+            deadline = time.monotonic() + LIVENESS
+            while True:  # once the three are counted, a fourth under the same key is refused at once
+                with _stall(store, agent, 1000, b"{") as sock:
+                    status, headers, body = _response(sock)
+                if status == 503:
+                    break
+                assert time.monotonic() < deadline, (status, body)
+            assert b"key_busy" in body and int(headers["retry-after"]) >= 1
+            with _stall(store, other, 10, b"{" + b" " * 9) as sock:  # another key is served meanwhile
+                assert _response(sock)[0] == 401
+        finally:
+            for sock in stalled:
+                sock.close()
+        with store.client(agent) as client:  # the key is free again once its requests end
+            assert client.upload(store.shippable(agent, 12)[1]).entry.kind == "batch-stored"
+        assert store.stored()[0] == before[0] + 1
+
+
+def test_bodies_not_yet_verified_share_one_bounded_budget(backend_kind: str, tmp_path: Path) -> None:
+    """Under several known key ids, bodies that stall before their signature is checked hold at most the
+    budget; past it, a sender gets 503 busy instead of the store holding more memory."""
+    settings = {"max_body_bytes": 256 * 1024, "unverified_body_bytes": 300 * 1024, "body_grace_seconds": 120}
+    with running_store(backend_kind, tmp_path, **settings) as store:
+        agents = [Agent() for _ in range(3)]
+        for a in agents:
+            store.enroll(a)
+        held = [_stall(store, a, 200 * 1024, b"{" + b" " * (120 * 1024)) for a in agents[:2]]
+        try:
+            deadline = time.monotonic() + LIVENESS
+            while True:
+                with _stall(store, agents[2], 200 * 1024, b"{" + b" " * (200 * 1024 - 1)) as sock:
+                    status, headers, body = _response(sock)
+                if status == 503:
+                    break
+                assert time.monotonic() < deadline, (status, body)
+            assert b"busy" in body and int(headers["retry-after"]) >= 1
+        finally:
+            for sock in held:
+                sock.close()
+        with store.client(agents[2]) as client:  # their bytes are released with them
+            assert client.upload(store.shippable(agents[2], 12)[1]).entry.kind == "batch-stored"

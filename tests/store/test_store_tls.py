@@ -132,3 +132,23 @@ def test_serve_refuses_half_a_tls_configuration(tmp_path: Path) -> None:
         store, ["serve", "--data", str(tmp_path / "d"), "--policy", str(policy), "--tls-cert", str(cert)]
     )
     assert result.exit_code == 2 and "--tls-key" in result.output
+
+
+def test_steward_commands_pin_the_policy_tls_ca(tls_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``consentry steward ...`` reaches a store with a private certificate through the machine policy's
+    [store] tls_ca, as the agent does; another certificate there is refused before anything is sent."""
+    from store.steward_cli import steward
+
+    proc, cert = tls_store
+    key_file = tmp_path / "steward.key"
+    assert CliRunner().invoke(steward, ["init", "--key-file", str(key_file)]).exit_code == 0
+    policy = tmp_path / "machine-policy.toml"
+    monkeypatch.setenv("CONSENTRY_POLICY", str(policy))
+    key = "A" * 43 + "="
+    for pinned, trusted in ((cert, True), (_self_signed(tmp_path, "impostor")[0], False)):
+        policy.write_text(f'[store]\nurl = "{proc.url}"\npublic_key = "{key}"\ntls_ca = "{pinned}"\n')
+        result = CliRunner().invoke(steward, ["queue", "--json", "--key-file", str(key_file)])
+        assert result.exit_code == 1
+        # Pinned: the store answers (this key is not one of its stewards); else the TLS check stops it.
+        assert ("not a steward" in result.output) is trusted, result.output
+        assert ("not trusted" in result.output) is not trusted, result.output
