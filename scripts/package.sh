@@ -56,6 +56,9 @@ stage_application() {
     rm -rf "$STAGE"
     mkdir -p "$STAGE/opt"
     "$PYTHON" -m venv "$APP" >&2
+    # A pip cache of this build's own: wheels pip builds from source (evdev) are built by $PYTHON, never
+    # reused from a cache where another interpreter built them (with its library path inside).
+    export PIP_CACHE_DIR="$BUILD/pip-cache"
     "$APP/bin/python" -m pip install -q --no-compile --upgrade pip >&2
     "$APP/bin/python" -m pip install -q --no-compile "$ROOT" >&2
     "$APP/bin/python" -m pip uninstall -q -y pip setuptools wheel >/dev/null 2>&1 || true
@@ -65,6 +68,9 @@ stage_application() {
     sed -i "1s|^#!.*|#!/opt/consentry/bin/python|" "$APP/bin/consentry"
     sed -i "/^command = /d" "$APP/pyvenv.cfg"
     find "$APP" -depth -type d -name __pycache__ -exec rm -rf {} +
+    # Shared objects as Debian ships them: not executable, stripped of debugging symbols.
+    find "$APP" -type f -name '*.so*' -exec chmod 0644 {} + -exec strip --strip-unneeded {} +
+    find "$APP" -type d -empty -delete
     if grep -rIl "$STAGE" "$APP" >/dev/null 2>&1; then
         echo "the staged environment still names $STAGE in:" >&2
         grep -rIl "$STAGE" "$APP" | head -5 >&2
@@ -88,11 +94,21 @@ case "$(dpkg --print-architecture 2>/dev/null || uname -m)" in
     arm64|aarch64) export PKG_ARCH=arm64 ;;
     *) export PKG_ARCH="$(uname -m)" ;;
 esac
-# Documentation is copied (not read in place) so the package holds one consistent snapshot.
+# The C library the environment's compiled modules need: the newest GLIBC_x.y symbol version they use.
+PKG_LIBC="$(find "$APP" -type f -name '*.so*' -exec objdump -T {} + 2>/dev/null \
+    | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)"
+export PKG_LIBC="${PKG_LIBC:-2.17}"
+# Documentation is copied (not read in place) so the package holds one consistent snapshot; with the
+# copyright file, a changelog entry for this version and the justified lintian overrides (packaging/README.md).
 rm -rf "$STAGE/usr"
-mkdir -p "$STAGE/usr/share/doc/consentry"
-cp docs/employee.md docs/it.md LICENSE "$STAGE/usr/share/doc/consentry/"
-chmod 0644 "$STAGE/usr/share/doc/consentry/"*
+DOC="$STAGE/usr/share/doc/consentry"
+mkdir -p "$DOC" "$STAGE/usr/share/lintian/overrides"
+cp docs/employee.md docs/it.md LICENSE packaging/linux/copyright "$DOC/"
+CHANGELOG_DATE="$(date -R -u -d "@${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")"
+sed -e "s/@VERSION@/$PKG_VERSION/" -e "s/@DATE@/$CHANGELOG_DATE/" packaging/linux/changelog \
+    | gzip -9n >"$DOC/changelog.gz"
+cp packaging/linux/lintian-overrides "$STAGE/usr/share/lintian/overrides/consentry"
+chmod 0644 "$DOC/"* "$STAGE/usr/share/lintian/overrides/consentry"
 
 # nfpm expands variables in a few fields only; render the whole file so the staged tree's path fits too.
 "$PYTHON" -c 'import os, sys; sys.stdout.write(os.path.expandvars(open(sys.argv[1]).read()))' \
