@@ -10,12 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.components import in_ci, require, require_executable
+from tests.components import require, require_executable
 from tests.e2e.package_kit import REPO, as_employee, employee_env, employee_home
 from tests.e2e.package_kit import run as _run
 
@@ -37,23 +34,6 @@ CONFFILES = [
     "/etc/xdg/autostart/consentry-tray.desktop",
     str(POLICY),
 ]
-
-
-def _installed() -> bool:
-    return _run("dpkg-query", "-W", "-f=${Status}", "consentry", check=False).stdout.startswith("install ok")
-
-
-@pytest.fixture
-def system_install() -> Iterator[None]:
-    """Root on a dpkg system with no Consentry package installed; purged again afterwards."""
-    require_executable("dpkg", "dpkg")
-    require(os.geteuid() == 0, "root (dpkg -i installs into the system)", "run the tests as root, as CI does")
-    if _installed():
-        if not in_ci():
-            pytest.skip("a consentry package is already installed here; not touching it outside CI")
-        _run("dpkg", "--purge", "consentry")
-    yield
-    _run("dpkg", "--purge", "consentry", check=False)
 
 
 def test_rpm_lists_the_application_units_and_marks_the_files_in_etc_config(packages: dict[str, Path]) -> None:
