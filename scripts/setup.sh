@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-pip xvfb xdotool openbox x11-utils xterm postgresql e2fsprogs trayer desktop-file-utils rpm chromium chromium-driver)
+APT_PACKAGES=(python3 python3-venv python3-pip xvfb xdotool openbox x11-utils xterm postgresql e2fsprogs trayer desktop-file-utils rpm chromium chromium-driver mmdebstrap lintian)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

@@ -1,7 +1,8 @@
 """The .deb and .rpm IT deploys: built by scripts/package.sh (nfpm), installed for real with dpkg.
 
-The .deb is installed on this machine (root only), run from /usr/bin, reinstalled and upgraded over an
-edited policy, removed and purged. Everything it touches is put back by the fixture's purge.
+The .deb is installed on this machine (root only), run from /usr/bin by a non-root employee, reinstalled
+and upgraded over an edited policy, removed and purged. Everything it touches is put back by the
+fixture's purge. The same package in a clean Debian chroot: test_deb_in_clean_chroot.py.
 """
 
 from __future__ import annotations
@@ -9,15 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from tests.components import require, require_executable
+from tests.e2e.package_kit import REPO, as_employee, employee_env, employee_home
+from tests.e2e.package_kit import run as _run
 
-from tests.components import in_ci, require, require_executable
-
-REPO = Path(__file__).resolve().parents[2]
 POLICY = Path("/etc/xdg/consentry/policy.toml")
 EXPECTED_FILES = [
     "/opt/consentry/bin/consentry",
@@ -31,61 +29,26 @@ EXPECTED_FILES = [
 ]
 
 
-def _run(*argv: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=1500)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{argv} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
+CONFFILES = [
+    "/etc/xdg/autostart/consentry-agent.desktop",
+    "/etc/xdg/autostart/consentry-tray.desktop",
+    str(POLICY),
+]
 
 
-def _installed() -> bool:
-    return _run("dpkg-query", "-W", "-f=${Status}", "consentry", check=False).stdout.startswith("install ok")
-
-
-def _build(out: Path, version: str, reuse_stage: bool) -> tuple[Path, Path]:
-    env = dict(os.environ, PKG_VERSION=version, PKG_REUSE_STAGE="1" if reuse_stage else "0")
-    _run("bash", str(REPO / "scripts" / "package.sh"), str(out), env=env)
-    debs = sorted(out.glob(f"consentry_{version}_*.deb"))
-    rpms = sorted(out.glob(f"consentry-{version}-*.rpm"))
-    assert len(debs) == 1 and len(rpms) == 1, sorted(p.name for p in out.iterdir())
-    return debs[0], rpms[0]
-
-
-@pytest.fixture(scope="module")
-def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Version 0.1.0 and an upgrade 0.1.1 of both packages, from one staged environment."""
-    require_executable("dpkg-deb", "dpkg")
-    out = tmp_path_factory.mktemp("dist")
-    deb, rpm = _build(out, "0.1.0", reuse_stage=False)
-    upgrade_deb, _ = _build(out, "0.1.1", reuse_stage=True)
-    return {"deb": deb, "rpm": rpm, "upgrade_deb": upgrade_deb}
-
-
-@pytest.fixture
-def system_install() -> Iterator[None]:
-    """Root on a dpkg system with no Consentry package installed; purged again afterwards."""
-    require_executable("dpkg", "dpkg")
-    require(os.geteuid() == 0, "root (dpkg -i installs into the system)", "run the tests as root, as CI does")
-    if _installed():
-        if not in_ci():
-            pytest.skip("a consentry package is already installed here; not touching it outside CI")
-        _run("dpkg", "--purge", "consentry")
-    yield
-    _run("dpkg", "--purge", "consentry", check=False)
-
-
-def test_rpm_lists_the_application_units_and_policy_as_config(packages: dict[str, Path]) -> None:
+def test_rpm_lists_the_application_units_and_marks_the_files_in_etc_config(packages: dict[str, Path]) -> None:
     rpm = require_executable("rpm", "rpm")
     listed = set(_run(rpm, "-qlp", str(packages["rpm"])).stdout.split())
     missing = [name for name in EXPECTED_FILES if name not in listed]
     assert not missing, missing
-    assert _run(rpm, "-qcp", str(packages["rpm"])).stdout.split() == [str(POLICY)]
+    assert sorted(_run(rpm, "-qcp", str(packages["rpm"])).stdout.split()) == sorted(CONFFILES)
 
 
-def test_deb_declares_the_policy_a_conffile_and_depends_on_its_python(packages: dict[str, Path]) -> None:
+def test_deb_declares_its_files_in_etc_conffiles_and_depends_on_its_python_and_libc(packages: dict[str, Path]) -> None:
     info = _run("dpkg-deb", "--info", str(packages["deb"])).stdout
     assert "Depends: python3." in info
-    assert _run("dpkg-deb", "-I", str(packages["deb"]), "conffiles").stdout.split() == [str(POLICY)]
+    assert "libc6 (>= 2." in info
+    assert sorted(_run("dpkg-deb", "-I", str(packages["deb"]), "conffiles").stdout.split()) == sorted(CONFFILES)
 
 
 def test_deb_installs_runs_keeps_edited_policy_and_removes_cleanly(
@@ -95,21 +58,17 @@ def test_deb_installs_runs_keeps_edited_policy_and_removes_cleanly(
     for name in EXPECTED_FILES:
         assert Path(name).exists() or Path(name).is_symlink(), name
 
-    # The command IT's users get works from /usr/bin, with the workstation's dependencies only.
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "CONSENTRY_HOME": str(tmp_path / "home"),
-        "CONSENTRY_KEYSTORE": "file",
-        "LANG": "C.UTF-8",
-    }
-    assert shutil.which("consentry", path="/usr/bin") == "/usr/bin/consentry"
-    assert "consent" in _run("/usr/bin/consentry", "--help", env=env).stdout
-    _run("/usr/bin/consentry", "consent", "grant", "mouse", "--yes", env=env)
-    doctor = _run("/usr/bin/consentry", "doctor", env=env)
-    assert str(POLICY) in doctor.stdout and "consent ledger" in doctor.stdout
-    test_only = _run("/opt/consentry/bin/python", "-c", "import pytest", env=env, check=False)
-    assert test_only.returncode != 0, "the package must not carry test dependencies"
+    # The command IT's users get works from /usr/bin for a non-root employee, with the workstation's
+    # dependencies only (the interpreter it runs is the distribution's, readable by everyone).
+    with employee_home() as home:
+        env = employee_env(home)
+        assert shutil.which("consentry", path="/usr/bin") == "/usr/bin/consentry"
+        assert "consent" in _run(*as_employee(["/usr/bin/consentry", "--help"], env), env=env).stdout
+        _run(*as_employee(["/usr/bin/consentry", "consent", "grant", "mouse", "--yes"], env), env=env)
+        doctor = _run(*as_employee(["/usr/bin/consentry", "doctor"], env), env=env)
+        assert str(POLICY) in doctor.stdout and "consent ledger" in doctor.stdout
+        test_only = _run(*as_employee(["/opt/consentry/bin/python", "-c", "import pytest"], env), env=env, check=False)
+        assert test_only.returncode != 0 and "No module named 'pytest'" in test_only.stderr, test_only.stderr
 
     # IT edits the policy; a reinstall and an upgrade keep the edit (conffile), no prompt.
     edited = POLICY.read_text(encoding="utf-8").replace("retention_days = 30", "retention_days = 14")
@@ -121,7 +80,9 @@ def test_deb_installs_runs_keeps_edited_policy_and_removes_cleanly(
     _run(*keep, str(packages["upgrade_deb"]))
     assert "0.1.1" in _run("dpkg-query", "-W", "-f=${Version}", "consentry").stdout
     assert POLICY.read_text(encoding="utf-8").endswith("# edited by IT\n")
-    shown = json.loads(_run("/usr/bin/consentry", "policy", "show", "--json", env=env).stdout)
+    shown = json.loads(
+        _run("/usr/bin/consentry", "policy", "show", "--json", env=employee_env(Path("/nonexistent"))).stdout
+    )
     assert shown["policy"]["retention_days"] == 14
 
     # Remove: the application goes, nothing left under /opt; the edited policy stays until purge.
@@ -131,3 +92,56 @@ def test_deb_installs_runs_keeps_edited_policy_and_removes_cleanly(
     assert POLICY.read_text(encoding="utf-8").endswith("# edited by IT\n")
     _run("dpkg", "--purge", "consentry")
     assert not POLICY.exists()
+
+
+def test_build_refuses_an_interpreter_the_distribution_does_not_ship(tmp_path: Path) -> None:
+    """A pyenv/conda/self-built interpreter would be linked from /opt/consentry: the build stops instead."""
+    distribution = Path("/usr/bin/python3").resolve()
+    require(distribution.is_file(), "the distribution's /usr/bin/python3", "apt-get install python3")
+    elsewhere = tmp_path / "pyenv" / "bin" / distribution.name
+    elsewhere.parent.mkdir(parents=True)
+    shutil.copy2(distribution, elsewhere)  # a real, working interpreter, just not one dpkg installed
+    out = tmp_path / "dist"
+    env = dict(os.environ, PYTHON=str(elsewhere), PKG_VERSION="0.0.1")
+    refused = _run("bash", str(REPO / "scripts" / "package.sh"), str(out), env=env, check=False)
+    assert refused.returncode == 1, refused.stderr
+    assert "distribution's interpreter (/usr/bin/python3.X)" in refused.stderr
+    assert str(elsewhere) in refused.stderr and "PYTHON=/usr/bin/python3" in refused.stderr
+    assert not out.exists() or not list(out.glob("consentry*"))
+
+
+def test_postinst_fails_loudly_when_the_interpreter_is_not_the_distributions(
+    packages: dict[str, Path], system_install: None, tmp_path: Path
+) -> None:
+    """The failure the issue saw: an interpreter in root's home. postinst stops dpkg with the reason."""
+    unpacked = tmp_path / "unpacked"
+    _run("dpkg-deb", "-R", str(packages["deb"]), str(unpacked))
+    private = tmp_path / "root-only"
+    private.mkdir(mode=0o700)
+    shutil.copy2(Path("/usr/bin/python3").resolve(), private / "python3")
+    link = unpacked / "opt" / "consentry" / "bin" / "python3"
+    for name in ("python", "python3", Path("/usr/bin/python3").resolve().name):
+        (link.parent / name).unlink()
+    link.symlink_to(private / "python3")
+    for name in ("python", Path("/usr/bin/python3").resolve().name):
+        (link.parent / name).symlink_to("python3")
+    broken = tmp_path / "consentry_broken.deb"
+    _run("dpkg-deb", "-Zzstd", "-b", str(unpacked), str(broken))
+
+    installed = _run("dpkg", "-i", str(broken), check=False)
+    assert installed.returncode != 0
+    assert f"leads to {private / 'python3'}, not the distribution's /usr/bin/python3.X" in installed.stderr
+    status = _run("dpkg-query", "-W", "-f=${Status}", "consentry").stdout
+    assert status != "install ok installed", status
+
+
+def test_lintian_reports_no_error_and_no_warning_beyond_the_justified_overrides(packages: dict[str, Path]) -> None:
+    """Every remaining finding is overridden in packaging/linux/lintian-overrides, with its reason there."""
+    lintian = require_executable("lintian", "lintian")
+    found = _run(lintian, "--display-info", "--tag-display-limit", "0", str(packages["deb"]), check=False)
+    findings = [line for line in found.stdout.splitlines() if line[:2] in ("E:", "W:", "I:")]
+    serious = [line for line in findings if line[:2] in ("E:", "W:")]
+    assert not serious, "\n".join(serious)
+    stale = [line for line in findings if "unused-override" in line or "mismatched-override" in line]
+    assert not stale, "\n".join(stale)
+    assert found.returncode == 0, found.stderr

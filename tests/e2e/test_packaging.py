@@ -27,7 +27,9 @@ def test_systemd_user_unit_and_autostart_start_the_agent() -> None:
     assert unit["Install"]["WantedBy"] == "graphical-session.target"
     desktop = configparser.ConfigParser(interpolation=None)
     desktop.read(PACKAGING / "linux" / "consentry-agent.desktop")
-    _assert_runs_agent(desktop["Desktop Entry"]["Exec"].split())
+    assert desktop["Desktop Entry"]["Exec"] == "/usr/libexec/consentry/agent-autostart"
+    guard = (PACKAGING / "linux" / "consentry-agent-autostart").read_text(encoding="utf-8").splitlines()
+    _assert_runs_agent(guard[-1].split())  # the guard's last step, where systemd does not run the agent
 
 
 def test_macos_launch_agent_is_a_valid_plist() -> None:
