@@ -141,7 +141,7 @@ def test_counts_read_as_plain_words(home: Path) -> None:
         assert receipt is not None
         vault.write_windows([mouse_window(int(datetime.now(UTC).timestamp()) // 60 * 60, receipt)])
     shown = run("mydata")
-    assert "mouse: 1 window\n" in shown.output and "(s)" not in shown.output
+    assert ": 1 record of 1 record stored." in shown.output and "(s)" not in shown.output
     erased = run("consent", "revoke", "mouse", "--erase")
     assert "1 data key destroyed" in erased.output and "(s)" not in erased.output
     assert "(s)" not in run("ledger", "verify").output
