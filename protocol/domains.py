@@ -35,6 +35,7 @@ APP_TOKEN_V1 = b"consentry-app-token-v1\0"  # an app token re-keyed per batch (p
 # HMAC(secret, name) with no prefix: they stay as they are, since changing them would split every
 # application's history in two; the secret they use is dedicated to them and nothing else.
 LOCAL_APP_TOKEN_V2 = b"consentry-local-app-token-v2\0"
+RECORDS_KEK_ID_V1 = b"consentry-records-kek-id-v1\0"  # the id of the store's records KEK (store.records_kek)
 RECEIPT_ALIAS_V1 = b"consentry-receipt-alias-v1\0"  # a consent receipt's per-subject alias (vault.subjects)
 # The local page's session lookup key and CSRF token, each MACed under the session's random id
 # (agent.web.security): whole messages rather than prefixes, hence no NUL.
@@ -63,6 +64,7 @@ ALL: tuple[bytes, ...] = (
     FOLDER_SCOPE_V1,
     APP_TOKEN_V1,
     LOCAL_APP_TOKEN_V2,
+    RECORDS_KEK_ID_V1,
     RECEIPT_ALIAS_V1,
     PAGE_SESSION_V1,
     PAGE_CSRF_V1,

@@ -26,6 +26,7 @@ import os
 import threading
 from pathlib import Path
 
+from protocol import domains
 from protocol.envelope import new_key
 from protocol.errors import KeyUnavailable
 from protocol.keyfile import read_key_file, write_key_file
@@ -36,7 +37,7 @@ STAGED_SUFFIX = ".next"
 
 def kek_id(key: bytes) -> str:
     """A name for a KEK that says nothing about it (SHA-256 of a 256-bit random key, domain-separated)."""
-    return hashlib.sha256(b"consentry-records-kek-id\0" + key).hexdigest()[:32]
+    return hashlib.sha256(domains.RECORDS_KEK_ID_V1 + key).hexdigest()[:32]
 
 
 class RecordsKek:

@@ -66,6 +66,7 @@ def test_no_other_module_spells_a_prefix() -> None:
 # adds a constant (and a line here); it never edits one.
 FROZEN = {
     "REQUEST_V1": b"consentry-request-v1\0",
+    "RECORDS_KEK_ID_V1": b"consentry-records-kek-id-v1\0",
     "ENROLL_V1": b"consentry-enroll-v1\0",
     "BATCH_V1": b"consentry-batch-v1\0",
     "APPROVE_V1": b"consentry-approve-v1\0",

@@ -166,6 +166,6 @@ def test_open_sealed_checks_the_version_byte_first() -> None:
 def test_the_worked_examples_in_the_docs_are_what_the_code_computes() -> None:
     text = (ROOT / "docs" / "formats.md").read_text(encoding="utf-8")
     aad = protocol.record_context("records", 7, "keyboard/2026-03-02/0", "keyboard")
-    assert aad.replace(b"\0", b"\\0").decode() in text
+    assert aad.replace(b"\0", b'\\0" ').decode() in text  # written as "consentry-blob\0" {...}
     subject = "subj-0123456789abcdef0123456789abcdef"
     assert f"subject `{subject}` has digest\n  `{protocol.subject_digest(subject)}`" in text
