@@ -84,6 +84,22 @@ class KeyboardWindow(_WindowBase):
             raise ValueError("a sparse keyboard window must carry no counts or statistics")
         return self
 
+    @classmethod
+    def sparse_window(cls, start: int, end: int, receipt_id: str) -> KeyboardWindow:
+        """A window with too few presses to keep anything but that the keyboard was used."""
+        return cls(
+            start=start,
+            end=end,
+            receipt_id=receipt_id,
+            key_counts=dict.fromkeys(KeyClass, 0),
+            iki_histogram=(0,) * len(IKI_BIN_EDGES_MS),
+            bursts=0,
+            longest_burst=0,
+            pauses=0,
+            correction_ratio=0.0,
+            sparse=True,
+        )
+
     @field_validator("iki_histogram")
     @classmethod
     def _histogram_length(cls, value: tuple[int, ...]) -> tuple[int, ...]:

@@ -61,18 +61,7 @@ class KeyboardAccumulator:
         if self.presses == 0:
             return None
         if self.presses < KEYBOARD_MIN_PRESSES:
-            return KeyboardWindow(
-                start=start,
-                end=end,
-                receipt_id=receipt_id,
-                key_counts=dict.fromkeys(_CLASSES, 0),
-                iki_histogram=(0,) * len(IKI_BIN_EDGES_MS),
-                bursts=0,
-                longest_burst=0,
-                pauses=0,
-                correction_ratio=0.0,
-                sparse=True,
-            )
+            return KeyboardWindow.sparse_window(start, end, receipt_id)
         self._end_run()
         return KeyboardWindow(
             start=start,

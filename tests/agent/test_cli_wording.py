@@ -106,25 +106,14 @@ def test_grant_without_a_terminal_says_how_to_confirm_and_grants_nothing(home: P
 
 
 def test_a_sparse_keyboard_window_reads_as_such_in_mydata(home: Path) -> None:
-    from protocol.windows import IKI_BIN_EDGES_MS, KEYBOARD_MIN_PRESSES, KeyboardWindow
+    from protocol.windows import KEYBOARD_MIN_PRESSES, KeyboardWindow
 
     assert run("consent", "grant", "keyboard", "--yes").exit_code == 0
     with Vault.open(Layout(home)) as vault:
         receipt = vault.consent(MachinePolicy()).receipt_for(Category.KEYBOARD)
         assert receipt is not None
         start = int(datetime.now(UTC).timestamp()) // 60 * 60
-        sparse = KeyboardWindow(
-            start=start,
-            end=start + 60,
-            receipt_id=receipt,
-            key_counts={},
-            iki_histogram=(0,) * len(IKI_BIN_EDGES_MS),
-            bursts=0,
-            longest_burst=0,
-            pauses=0,
-            correction_ratio=0.0,
-            sparse=True,
-        )
+        sparse = KeyboardWindow.sparse_window(start, start + 60, receipt)
         vault.write_windows([sparse])
     shown = run("mydata").output
     assert f"too few presses to keep any count (sparse window: under {KEYBOARD_MIN_PRESSES} presses)" in shown
