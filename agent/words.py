@@ -62,7 +62,7 @@ def record_in_words(record: Mapping[str, Any]) -> str:
 
 def _keyboard(record: Mapping[str, Any]) -> str:
     if record.get("sparse"):
-        return "The keyboard was used, but with too few key presses (under 32) to keep any count."
+        return "The keyboard was used, but too few presses to keep any count (sparse window: under 32 presses)."
     counts: Mapping[str, int] = record.get("key_counts") or {}
     total = sum(counts.values())
     parts = [f"{n:,} {_KEY_CLASSES.get(k, k)}" for k, n in _ordered(counts, _KEY_CLASSES) if n]

@@ -60,13 +60,18 @@ def list_cmd(as_json: bool) -> None:
 @common.json_option
 def show(batch_id: str, as_json: bool) -> None:
     """Show exactly what batch BATCH_ID would send, record by record, and its privacy checks."""
+    from agent.words import local_time, record_in_words
     from vault.batches import preview_records
+    from vault.receipt_links import receipt_links
 
     with common.open_vault() as vault:
         info = outbox.get_batch(vault, batch_id)
         records = preview_records(vault, info)
+        links = receipt_links(vault, batch_id)
+        spans = vault.receipt_spans()
+    cited = {r["receipt_id"]: links.get(r["receipt_id"]) for r in records}
     if as_json:
-        common.emit_json({"batch": info.to_json(), "records": records})
+        common.emit_json({"batch": info.to_json(), "records": records, "receipt_links": cited})
         return
     click.echo(
         f"Batch {info.batch_id}: {info.state}, {common.counted(sum(info.record_counts.values()), 'record')}, "
@@ -75,8 +80,18 @@ def show(batch_id: str, as_json: bool) -> None:
     for check in info.privacy_checks:
         click.echo(f"  [{'pass' if check['passed'] else 'FAIL'}] {check['name']}: {check.get('detail', '')}")
     for record in records:
-        fields = {k: v for k, v in record.items() if k not in ("start", "end", "category")}
-        click.echo(f"{utc_display(record['start'])} {record['category']:<8} {fields}")
+        click.echo(f"{local_time(record['start'])}  {record['category']:<8}  {record_in_words(record)}")
+    if cited:
+        click.echo("\nThe batch names your consent grants by an alias for this period, so the store cannot link periods:")
+    for alias, own in sorted(cited.items()):
+        if own is None:
+            click.echo(f"  {alias}: no grant on this computer has this alias")
+            continue
+        span = spans[own]
+        granted = f"{span.receipt.category.value}, granted {local_time(span.granted_at.timestamp())}"
+        click.echo(f"  {alias} is your grant {own} ({granted}), as listed by consentry mydata")
+    if records:
+        click.echo(f"The exact values: consentry batches show {batch_id} --json")
     if not records:
         click.echo("This batch holds no data any more.")
 

@@ -121,7 +121,7 @@ def grant(categories: tuple[Category, ...], yes: bool, folders: tuple[Path, ...]
                     "Your grant does not cover them; nothing is captured unless you agree to the notice below.\n"
                 )
             _, text = consent_ops.notice_shown(category, policy)
-            click.echo(text)
+            _echo_notice(category, policy, text)
             if files:
                 click.echo(f"Folders you are choosing: {len(chosen)} (their names never leave this computer).")
             if not yes and not common.confirm(
@@ -150,6 +150,15 @@ def grant(categories: tuple[Category, ...], yes: bool, folders: tuple[Path, ...]
             granted.append(category.value)
     if granted:
         tell_agent(common.layout(), must_confirm=False)
+
+
+def _echo_notice(category: Category, policy: MachinePolicy, text: str) -> None:
+    """The notice in plain sections, then the exact text the receipt hashes (what the employee agrees to)."""
+    from vault.notice_words import sections_as_text
+
+    click.echo(sections_as_text(consent_ops.notice_sections(category, policy)))
+    click.echo("THE EXACT TEXT YOU AGREE TO (your consent receipt records its SHA-256 fingerprint):")
+    click.echo(text)
 
 
 @consent.command("revoke")

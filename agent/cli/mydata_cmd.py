@@ -30,23 +30,10 @@ def _when(ts: int) -> str:
 
 
 def _summary(record: dict[str, Any]) -> str:
-    if record.get("sparse"):  # protocol.windows.KEYBOARD_MIN_PRESSES; not imported: it would load pydantic
-        return "the keyboard was used, too few presses to keep any count (sparse window: under 32 presses)"
-    data = {k: v for k, v in record.items() if k not in ("start", "end", "receipt_id", "category")}
-    parts = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items() if v) or "-"
-        elif isinstance(value, list):
-            value = (
-                "; ".join(
-                    " ".join(f"{k}={v}" for k, v in item.items()) if isinstance(item, dict) else str(item)
-                    for item in value
-                )
-                or "-"
-            )
-        parts.append(f"{key}: {value}")
-    return " | ".join(parts)
+    """The record in words, every number with its unit (``--json`` gives the raw values)."""
+    from agent.words import record_in_words
+
+    return record_in_words(record)
 
 
 class When(NamedTuple):

@@ -248,7 +248,7 @@ class EmployeePage:
         parts = [self._done(request), f"<section><h2>{esc(category.value)}: {state_badge(state.state)}</h2>"]
         if state.reason:
             parts.append(f"<p>{esc(state.reason)}</p>")
-        parts.append(f'<pre class="notice" id="notice">{esc(text)}</pre>')
+        parts.append(_notice_html(consent_ops.notice_sections(category, policy), text))
         if _in_force(state.state):
             parts.append(
                 "<p>You granted this on "
@@ -415,9 +415,17 @@ class EmployeePage:
         return out
 
     def _batch(self, request: Request, batch_id: str) -> Response:
+        from agent.web.record_view import receipt_link_rows, record_cell
+        from vault.receipt_links import receipt_links
+
         with self._vault() as vault:
             info = outbox.get_batch(vault, batch_id)
             records = batch_ops.preview_records(vault, info)
+            links = receipt_links(vault, batch_id)
+            granted = {
+                rid: (s.receipt.category.value, self._local(s.granted_at)) for rid, s in vault.receipt_spans().items()
+            }
+        cited = {r["receipt_id"]: links.get(r["receipt_id"]) for r in records}
         checks = [
             (state_badge("pass" if c.get("passed") else "fail"), esc(c.get("name", "")), esc(c.get("detail", "")))
             for c in info.privacy_checks
@@ -425,12 +433,13 @@ class EmployeePage:
         tz = self._local_tz()
         rows = [
             (
-                datetime.fromtimestamp(int(r["start"]), tz).strftime("%Y-%m-%d %H:%M"),
-                r["category"],
-                json.dumps({k: v for k, v in r.items() if k not in ("start", "end", "category")}, sort_keys=True),
+                esc(datetime.fromtimestamp(int(r["start"]), tz).strftime("%Y-%m-%d %H:%M %Z")),
+                esc(r["category"]),
+                record_cell(r),
             )
             for r in records
         ]
+        link_rows = receipt_link_rows(cited, granted)
         body = (
             f'<section><h2>Batch <span class="mono">{esc(batch_id)}</span> {state_badge(info.state)}</h2>'
             f"<p>{sum(info.record_counts.values())} record(s), {esc(_period(info.period_start, info.period_end, tz))}. "
@@ -440,11 +449,20 @@ class EmployeePage:
             + table(("", "Check", "Detail"), checks, raw=True)
             + "</section><section><h2>Exactly what would leave this computer</h2>"
             + (
-                table(("Window start", "Category", "Values"), rows)
+                table(("Window start", "Category", "What would leave"), rows, raw=True)
                 if rows
                 else "<p>This batch holds no data any more.</p>"
             )
             + "</section>"
+            + (
+                '<section id="receipt-links"><h2>Your consent, as this batch names it</h2><p>The batch names each '
+                "of your grants by an alias for this period, so the store cannot link one period to another. "
+                'Each alias is one of your own grants, listed under <a href="/mydata">My data</a>:</p>'
+                + table(("Alias in the batch", "Your grant in My data", "Category", "Granted"), link_rows)
+                + "</section>"
+                if link_rows
+                else ""
+            )
         )
         return self._render(request, "/batches", body)
 
@@ -503,6 +521,19 @@ def _ledger_warnings(head: HeadState, status: dict[str, object]) -> list[str]:
     if isinstance(witness, dict) and witness.get("state") not in (None, "confirmed", "not-configured"):
         lines.append(f"{state_badge('capture_stopped')} {esc(str(witness.get('message') or ''))}")
     return lines
+
+
+def _notice_html(sections: tuple[consent_ops.Section, ...], exact: str) -> str:
+    """The notice in plain sections, and the exact text a grant hashes one click away (``#notice``)."""
+    parts = ['<div class="plain-notice" id="plain-notice">']
+    for section in sections:
+        paragraphs = "".join(f"<p>{esc(p)}</p>" for p in section.paragraphs)
+        parts.append(f'<section class="notice-part" id="notice-{esc(section.key)}"><h3>{esc(section.title)}</h3>{paragraphs}</section>')
+    parts.append(
+        '</div><details class="exact-notice"><summary>Show the exact text you agree to (your receipt records its '
+        f'fingerprint)</summary><pre class="notice" id="notice">{esc(exact)}</pre></details>'
+    )
+    return "".join(parts)
 
 
 def _in_force(state: str) -> bool:

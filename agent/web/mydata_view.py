@@ -5,12 +5,12 @@ Only the week shown is decrypted: a month of one-minute windows is too many to o
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, timedelta, tzinfo
 
 from agent.web import activity
 from agent.web.html import bar_chart, esc, stacked_bars, table
-from protocol.windows import AnyWindow
+from agent.web.record_view import record_cell
+from protocol.windows import AnyWindow, window_to_json_dict
 from vault.vault import Vault
 
 RECORDS_SHOWN = 200
@@ -53,8 +53,8 @@ def mydata_body(vault: Vault, query_day: str | None, tz: tzinfo, today: date) ->
     shown = records[-RECORDS_SHOWN:]
     record_rows = [
         (
-            datetime.fromtimestamp(r.start, tz).strftime("%Y-%m-%d %H:%M"),
-            r.category,
+            esc(datetime.fromtimestamp(r.start, tz).strftime("%Y-%m-%d %H:%M %Z")),
+            esc(r.category),
             _summary(r),
         )
         for r in reversed(shown)
@@ -101,7 +101,7 @@ def mydata_body(vault: Vault, query_day: str | None, tz: tzinfo, today: date) ->
         + table(("Category", "Granted", "Ended", "Notice", "How", "Receipt"), receipts)
         + "</section>"
         f"<section><h2>Latest records up to {esc(day.isoformat())} ({len(shown)} of this week's {len(records)})</h2>"
-        + table(("Window start", "Category", "What was kept"), record_rows)
+        + table(("Window start", "Category", "What was kept"), record_rows, raw=True)
         + "</section>"
     )
     return body
@@ -112,5 +112,5 @@ def _local(when: datetime, tz: tzinfo) -> str:
 
 
 def _summary(record: AnyWindow) -> str:
-    data = record.model_dump(mode="json", exclude={"start", "end", "receipt_id", "category"})
-    return "; ".join(f"{k}: {json.dumps(v, sort_keys=True)}" for k, v in data.items())
+    """The record in words, with its exact values in a fold (HTML)."""
+    return record_cell(window_to_json_dict(record))
