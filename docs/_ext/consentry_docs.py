@@ -57,7 +57,7 @@ class ConsentNotices(_MarkdownDirective):
         out: list[str] = []
         for category in ALL_CATEGORIES:
             text = _notice_text(category)
-            out += [f"### {category.value}", ""]
+            out += [f"**{category.value}**", ""]
             out += sections_as_markdown(plain_sections(category, policy_terms(category, MachinePolicy())))
             out += ["*The exact text you agree to* (the receipt records its SHA-256):", ""]
             out += ["```text", *text.rstrip("\n").splitlines(), "```", ""]
