@@ -27,7 +27,7 @@ from vault.policy import MachinePolicy, load_policy
 from vault.vault import Vault
 
 TITLE = "Consentry: your consent and your data"
-NAV = (("/", "Consent"), ("/mydata", "My data"), ("/batches", "Batches"), ("/ledger", "Ledger"))
+NAV = (("/", "Consent"), ("/mydata", "My data"), ("/batches", "Batches"), ("/ledger", "Ledger"), ("/erase", "Erase"))
 _BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 PAUSES = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1)}
 # Fixed messages after an action, chosen by code: a link can never make this page say anything else.
@@ -104,6 +104,12 @@ class EmployeePage:
                         return self._release(request, parts[1])
             if get and parts == ["ledger"]:
                 return self._ledger(request)
+            if parts[:1] == ["erase"]:
+                from agent.web import erase_view
+
+                answer = erase_view.handle(self, request, parts)
+                if answer is not None:
+                    return answer
         except (VaultError, PolicyError, OSError) as exc:
             # Our errors are written for the employee; an OS error shows its kind only (no path).
             message = (
@@ -255,6 +261,7 @@ class EmployeePage:
                 + esc(self._local(state.since))
                 + ". Withdrawing stops capture at once:</p>"
                 + post_form(f"/consent/{category.value}/revoke", request.csrf, f"Revoke {category.value}", css="danger")
+                + post_form("/erase", request.csrf, "Withdraw and erase…", fields={"scope": "withdraw", "category": category.value})
             )
         if state.state == "granted":
             pass
