@@ -103,11 +103,11 @@ def _mouse(record: Mapping[str, Any]) -> str:
     total = sum(clicks.values())
     by_button = ", ".join(f"{n:,} {button}" for button, n in clicks.items() if n)
     return (
-        f"{counted(total, 'mouse click')}" + (f" ({by_button})" if by_button else "")
+        f"{counted(total, 'click')}" + (f" ({by_button})" if by_button else "")
         + f", {counted(int(record.get('scroll_steps', 0)), 'scroll step')}"
         + f", {counted(int(record.get('moves', 0)), 'pointer movement')} covering "
         + f"{float(record.get('distance_px', 0.0)):,.0f} pixels"
-        + f"; no mouse use for {float(record.get('idle_seconds', 0.0)):,.0f} seconds of the window."
+        + f"; idle for {float(record.get('idle_seconds', 0.0)):,.0f} seconds of the window."
     )  # fmt: skip
 
 

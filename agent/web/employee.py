@@ -16,9 +16,10 @@ from pathlib import Path
 from agent.web.html import esc, flash, layout, post_form, state_badge, table
 from agent.web.mydata_view import mydata_body
 from agent.web.server import Request, Response
+from agent.words import counted
 from protocol.categories import ALL_CATEGORIES, Category
 from protocol.errors import ConsentError, InvalidRecord, PolicyError, VaultError
-from protocol.timeutil import utc_now
+from protocol.timeutil import parse_iso, utc_now
 from vault import batches as batch_ops
 from vault import consent_ops, outbox
 from vault.ledger_head import HeadState
@@ -157,7 +158,7 @@ class EmployeePage:
     def _local(self, when: datetime | None) -> str:
         if when is None:
             return "-"
-        return when.astimezone(self._local_tz()).strftime("%Y-%m-%d %H:%M")
+        return when.astimezone(self._local_tz()).strftime("%Y-%m-%d %H:%M %Z")
 
     def _agent_status(self) -> dict[str, object] | None:
         try:
@@ -176,7 +177,7 @@ class EmployeePage:
             report = vault.ledger.verify(vault.device_key.public_bytes)
             head = vault.ledger_head_state()
         ledger = (
-            f"{state_badge('ok')} Your consent ledger is intact: {report.entries} entries. "
+            f"{state_badge('ok')} Your consent ledger is intact: {counted(report.entries, 'entry', 'entries')}. "
             if report.ok
             else f"{state_badge('broken')} Your consent ledger is broken at entry {report.first_broken_seq}. "
         ) + '<a href="/ledger">See every entry</a>.'
@@ -237,7 +238,7 @@ class EmployeePage:
             + "</section>"
             + f"<section><h2>Pause</h2>{pause_html}</section>"
             + f"<section><h2>Ledger</h2><p>{ledger}</p></section>"
-            + f'<section><h2>Batches waiting for you</h2><p><a href="/batches">{held} batch(es) in hold</a>: '
+            + f'<section><h2>Batches waiting for you</h2><p><a href="/batches">{counted(held, "batch", "batches")} in hold</a>: '
             + "preview what would leave this computer, veto or release it.</p></section>"
         )
         return self._render(request, "/", body)
@@ -390,7 +391,7 @@ class EmployeePage:
                     state_badge(info.state),
                     esc(_period(info.period_start, info.period_end, self._local_tz())),
                     esc(", ".join(f"{k} {v}" for k, v in info.record_counts.items())),
-                    esc(info.hold_until if info.state == "held" else "-"),
+                    esc(self._local(parse_iso(info.hold_until)) if info.state == "held" else "-"),
                     actions,
                 )
             )
@@ -400,7 +401,7 @@ class EmployeePage:
             "what would leave this computer, veto it (its data is destroyed) or release it early. After the hold, "
             "data stewards review its manifest; only approved batches are sent.</p>"
             + (
-                table(("Batch", "State", "Period", "Records", "Held until (UTC)", ""), rows, raw=True)
+                table(("Batch", "State", "Period", "Records", "Held until", ""), rows, raw=True)
                 if rows
                 else "<p>No batches yet.</p>"
             )
@@ -449,7 +450,7 @@ class EmployeePage:
         link_rows = receipt_link_rows(cited, granted)
         body = (
             f'<section><h2>Batch <span class="mono">{esc(batch_id)}</span> {state_badge(info.state)}</h2>'
-            f"<p>{sum(info.record_counts.values())} record(s), {esc(_period(info.period_start, info.period_end, tz))}. "
+            f"<p>{counted(sum(info.record_counts.values()), 'record')}, {esc(_period(info.period_start, info.period_end, tz))}. "
             f'Payload SHA-256 <span class="mono">{esc(info.payload_sha256)}</span>.</p>'
             + self._batch_actions(request, info, explain=True)
             + "</section><section><h2>Privacy checks</h2>"
@@ -490,7 +491,10 @@ class EmployeePage:
             report = vault.ledger.verify(vault.device_key.public_bytes)
             entries = list(vault.ledger.entries())
         if report.ok:
-            verdict = f"{state_badge('ok')} Intact: {report.entries} entries, every hash link and signed checkpoint checks out."
+            verdict = (
+                f"{state_badge('ok')} Intact: {counted(report.entries, 'entry', 'entries')}, every hash link and "
+                "signed checkpoint checks out."
+            )
         else:
             verdict = (
                 f"{state_badge('broken')} Broken at entry {report.first_broken_seq}: {esc(report.reason)}. "
@@ -499,7 +503,7 @@ class EmployeePage:
         rows = [
             (
                 entry.seq,
-                entry.at,
+                self._local(parse_iso(entry.at)),
                 entry.kind,
                 entry.body.get("category")
                 or ", ".join(entry.body.get("categories", []) or [])
@@ -511,7 +515,7 @@ class EmployeePage:
             f'<section><h2>Consent ledger</h2><p id="ledger-verdict">{verdict}</p>'
             f'<p class="muted">Head: <span class="mono">{esc(report.head_hash)}</span></p></section>'
             "<section><h2>Latest entries</h2>"
-            + table(("#", "When (UTC)", "What", "About"), rows, numeric=(0,))
+            + table(("#", "When", "What", "About"), rows, numeric=(0,))
             + "</section>"
         )
         return self._render(request, "/ledger", body)
@@ -555,5 +559,5 @@ def _category(name: str) -> Category | None:
 
 
 def _period(start: int, end: int, tz: tzinfo) -> str:
-    fmt = "%Y-%m-%d %H:%M"
+    fmt = "%Y-%m-%d %H:%M %Z"
     return f"{datetime.fromtimestamp(start, tz).strftime(fmt)} – {datetime.fromtimestamp(end, tz).strftime(fmt)}"

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from agent.web import activity
 from agent.web.html import bar_chart, esc, stacked_bars, table
 from agent.web.record_view import record_cell
+from agent.words import counted
 from protocol.windows import AnyWindow, window_to_json_dict
 from vault.vault import Vault
 
@@ -67,7 +68,7 @@ def mydata_body(vault: Vault, query_day: str | None, tz: tzinfo, today: date) ->
     body = (
         "<section><h2>What is stored about you on this computer</h2>"
         f'<p>Your pseudonym: <span class="mono">{esc(subject)}</span> (only this computer can link it to you). '
-        f"{total} window record(s), decrypted here for you only. Times are your local time.</p>"
+        f"{counted(total, 'window record')}, decrypted here for you only. Times are your local time.</p>"
         f"<p>Days: {day_links or 'no data yet'}</p></section>"
         f"<section><h2>Typing and mouse activity per hour, {esc(day.isoformat())}</h2>"
         + bar_chart(
@@ -108,7 +109,7 @@ def mydata_body(vault: Vault, query_day: str | None, tz: tzinfo, today: date) ->
 
 
 def _local(when: datetime, tz: tzinfo) -> str:
-    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _summary(record: AnyWindow) -> str:

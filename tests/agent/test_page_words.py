@@ -78,7 +78,7 @@ def test_my_data_and_the_batch_preview_read_in_words_with_the_raw_values_a_click
     with chromium(tmp_path / "profile") as driver:
         _open(driver, page_link(layout.page_link, "/mydata") + "&day=2026-11-20")  # type: ignore[operator]
         words = [e.text for e in driver.find_elements(_by("CSS_SELECTOR"), ".record-words")]
-        assert "5 mouse clicks (4 left, 1 right), 0 scroll steps, 10 pointer movements covering 300 pixels" in "\n".join(
+        assert "5 clicks (4 left, 1 right), 0 scroll steps, 10 pointer movements covering 300 pixels" in "\n".join(
             words
         )
         assert any(w.startswith("100 key presses: 100 letters") for w in words)

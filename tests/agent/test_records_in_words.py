@@ -75,7 +75,7 @@ def test_every_category_reads_in_words_without_field_names() -> None:
         "files": record_in_words(window_to_json_dict(files_window(0, "r" * 16))),
     }
     assert "too few presses to keep any count" in texts["sparse"]
-    assert texts["mouse"].startswith("4 mouse clicks (3 left, 1 right), 4 scroll steps")
+    assert texts["mouse"].startswith("4 clicks (3 left, 1 right), 4 scroll steps")
     assert "3,400 pixels" in texts["mouse"] and "12 seconds" in texts["mouse"]
     assert "ide 40 s" in texts["apps"] and "2 switches between applications" in texts["apps"]
     assert "3 files .py changed in projects (folder depth 2)" in texts["files"]
@@ -87,7 +87,7 @@ def test_mydata_shows_each_window_in_words_and_json_keeps_the_raw_values(layout:
     _vault_with_every_category(layout)
     text = run("mydata").output
     assert "312 key presses: 226 letters" in text and "most gaps under 100 ms" in text
-    assert "mouse clicks (3 left, 1 right)" in text
+    assert "4 clicks (3 left, 1 right)" in text
     assert "key_counts" not in text and "iki_histogram" not in text and "distance_px" not in text
     raw = json.loads(run("mydata", "--json").output)
     keyboard = next(r for r in raw["records"] if r["category"] == "keyboard")
