@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import click
 
 from agent.cli import common
-from protocol.timeutil import utc_display, utc_now
+from agent.words import local_time
+from protocol.timeutil import parse_iso, utc_now
 from vault import outbox
 
 if TYPE_CHECKING:
@@ -44,13 +45,14 @@ def list_cmd(as_json: bool) -> None:
     if not rows:
         click.echo("No batches yet.")
         return
-    click.echo(f"{'BATCH':<34} {'STATE':<10} {'PERIOD (UTC)':<34} RECORDS")
+    click.echo(f"{'BATCH':<34} {'STATE':<10} {'PERIOD (YOUR TIME)':<42} RECORDS")
     for row in rows:
         counts = ", ".join(f"{k} {v}" for k, v in row["record_counts"].items())
-        period = f"{utc_display(row['period_start'])} – {utc_display(row['period_end'])}"
-        click.echo(f"{row['batch_id']:<34} {row['state']:<10} {period:<34} {counts}")
+        period = f"{local_time(row['period_start'])} – {local_time(row['period_end'])}"
+        click.echo(f"{row['batch_id']:<34} {row['state']:<10} {period:<42} {counts}")
         if row["state"] == "held":
-            click.echo(f"{'':<34} held until {row['hold_until']}: veto or release it now if you wish")
+            held = local_time(parse_iso(row["hold_until"]).timestamp())
+            click.echo(f"{'':<34} held until {held}: veto or release it now if you wish")
         if row["last_error"]:
             click.echo(f"{'':<34} store said: {row['last_error']}")
 
@@ -60,7 +62,7 @@ def list_cmd(as_json: bool) -> None:
 @common.json_option
 def show(batch_id: str, as_json: bool) -> None:
     """Show exactly what batch BATCH_ID would send, record by record, and its privacy checks."""
-    from agent.words import local_time, record_in_words
+    from agent.words import record_in_words
     from vault.batches import preview_records
     from vault.receipt_links import receipt_links
 
@@ -136,7 +138,8 @@ def seal(as_json: bool) -> None:
         click.echo("Nothing to seal: every stored record is already in a batch.")
     else:
         click.echo(
-            f"Sealed batch {info.batch_id}; held until {info.hold_until}. Preview: consentry batches show {info.batch_id}"
+            f"Sealed batch {info.batch_id}; held until {local_time(parse_iso(info.hold_until).timestamp())}. "
+            f"Preview: consentry batches show {info.batch_id}"
         )
 
 

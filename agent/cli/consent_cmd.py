@@ -66,9 +66,13 @@ def show(as_json: bool) -> None:
     if as_json:
         common.emit_json(rows)
         return
-    click.echo(f"{'CATEGORY':<10} {'STATE':<12} {'SINCE (UTC)':<28} NOTICE")
+    from agent.words import local_time
+    from protocol.timeutil import parse_iso
+
+    click.echo(f"{'CATEGORY':<10} {'STATE':<12} {'SINCE (YOUR TIME)':<24} NOTICE")
     for row in rows:
-        click.echo(f"{row['category']:<10} {row['state']:<12} {row['since'] or '-':<28} v{row['notice_version']}")
+        since = local_time(parse_iso(row["since"]).timestamp()) if row["since"] else "-"
+        click.echo(f"{row['category']:<10} {row['state']:<12} {since:<24} v{row['notice_version']}")
         if row["reason"]:
             click.echo(f"           {row['reason']}")
     click.echo("\nGrant: consentry consent grant CATEGORY    Withdraw: consentry consent revoke CATEGORY")
@@ -243,7 +247,9 @@ def pause(duration: timedelta | None) -> None:
     with common.open_vault(create=True) as vault:
         consent_ops.pause(vault, until=until, method="cli", now=now)
     tell_agent(common.layout(), must_confirm=True)
-    click.echo(f"Capture paused {'until ' + iso(until) if until else 'until you run: consentry resume'}.")
+    from agent.words import local_moment
+
+    click.echo(f"Capture paused {'until ' + local_moment(until) if until else 'until you run: consentry resume'}.")
 
 
 @click.command()

@@ -136,7 +136,13 @@ def status(as_json: bool) -> None:
             held = "" if witness["state"] == "accepted" else ", capture held"
             click.echo(f"Store check: {str(witness['state']).upper()}{held}\n  {witness.get('message')}{when}")
     if report["paused_until"]:
-        click.echo(f"Paused until {report['paused_until']} (resume with: consentry resume)")
+        until = report["paused_until"]
+        if until != "indefinitely":  # the employee's time with its zone; --json keeps UTC
+            from agent.words import local_time
+            from protocol.timeutil import parse_iso
+
+            until = local_time(parse_iso(until).timestamp())
+        click.echo(f"Paused until {until} (resume with: consentry resume)")
     click.echo(f"\n{'CATEGORY':<10} {'CONSENT':<12} CAPTURE")
     for name, entry in report["categories"].items():
         capture = entry["capture"]

@@ -120,3 +120,31 @@ def test_the_page_counts_in_words_and_shows_local_times_with_their_zone(layout: 
     assert "(UTC)" not in listing and " CET" in listing
     ledger = _get(page, "/ledger")
     assert "When (UTC)" not in ledger and " CET" in ledger and not re.search(r"\d{2}:\d{2}:\d{2}\.\d+Z", ledger)
+
+
+def test_the_cli_shows_the_employee_local_time_with_its_zone(home: Path, berlin: None) -> None:
+    run = CliRunner()
+    start = int(datetime.now(UTC).timestamp()) // 60 * 60 - 120
+    with Vault.open(Layout(home), create=True) as vault:
+        rid = grant(vault, Category.MOUSE, datetime.fromtimestamp(start - 3600, UTC))
+        vault.write_windows([mouse_window(start, rid)])
+    outputs = {
+        "consent show": run.invoke(cli, ["consent", "show"]).output,
+        "pause": run.invoke(cli, ["pause", "--for", "1h"]).output,
+        "status": run.invoke(cli, ["status"]).output,
+        "ledger show": run.invoke(cli, ["ledger", "show"]).output,
+        "batches seal": run.invoke(cli, ["batches", "seal"]).output,
+        "batches": run.invoke(cli, ["batches"]).output,
+    }
+    for command, text in outputs.items():
+        assert re.search(r"\d{2}:\d{2}(:\d{2})? CE[S]?T", text), (command, text)
+        assert not re.search(r"\d{2}:\d{2}:\d{2}(\.\d+)?Z", text), (command, text)  # no UTC ISO for a person
+        assert not re.search(r"\b1[6-9]\d{8}\b", text), (command, text)  # no epoch seconds
+
+
+def test_the_datasheet_states_times_in_utc_iso_never_epoch_seconds() -> None:
+    from store.export_docs import datasheet
+
+    sheet = datasheet("e" * 32, int(datetime(2026, 12, 5, 13, 20, 9, tzinfo=UTC).timestamp()), {}, [], {}, 0)
+    assert "Created by the store operator on 2026-12-05T13:20:09Z (UTC)" in sheet
+    assert "epoch seconds" not in sheet and not re.search(r"\b1[6-9]\d{8}\b", sheet)
