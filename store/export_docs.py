@@ -117,7 +117,11 @@ def datasheet(
             )
     notice_rows = "\n".join(f"| {' | '.join(n)} |" for n in sorted(notices)) or "| - | - | - | - | - | - |"
     periods = [(manifests[b].period_start, manifests[b].period_end) for b in ids]
-    span = f"{utc_text(min(p[0] for p in periods))} to {utc_text(max(p[1] for p in periods))} (UTC)" if periods else "empty"
+    span = (
+        f"{utc_text(min(p[0] for p in periods))} to {utc_text(max(p[1] for p in periods))} (UTC)"
+        if periods
+        else "empty"
+    )
     counts = "\n".join(f"- `{rel}`: {n} rows" for rel, n in sorted(files.items())) or "- no records"
     return f"""# Datasheet: Consentry export {export_id}
 

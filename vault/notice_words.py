@@ -46,12 +46,9 @@ _NEVER = {
         "window you typed into. Your keys are sorted into these kinds the moment you press them; the "
         "characters themselves are never stored or written anywhere."
     ),
-    Category.MOUSE: (
-        "Where the pointer was, what you clicked on, screenshots, or which window was under the pointer."
-    ),
+    Category.MOUSE: ("Where the pointer was, what you clicked on, screenshots, or which window was under the pointer."),
     Category.APPS: (
-        "Window titles, document or page names, web addresses, or the name of an application outside the "
-        "named kinds."
+        "Window titles, document or page names, web addresses, or the name of an application outside the named kinds."
     ),
     Category.FILES: "File or folder names, where they are, what they contain, or file types not on the list.",
 }

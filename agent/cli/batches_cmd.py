@@ -84,7 +84,9 @@ def show(batch_id: str, as_json: bool) -> None:
     for record in records:
         click.echo(f"{local_time(record['start'])}  {record['category']:<8}  {record_in_words(record)}")
     if cited:
-        click.echo("\nThe batch names your consent grants by an alias for this period, so the store cannot link periods:")
+        click.echo(
+            "\nThe batch names your consent grants by an alias for this period, so the store cannot link periods:"
+        )
     for alias, own in sorted(cited.items()):
         if own is None:
             click.echo(f"  {alias}: no grant on this computer has this alias")

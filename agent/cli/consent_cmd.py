@@ -71,7 +71,7 @@ def show(as_json: bool) -> None:
 
     click.echo(f"{'CATEGORY':<10} {'STATE':<12} {'SINCE (YOUR TIME)':<24} NOTICE")
     for row in rows:
-        since = local_time(parse_iso(row["since"]).timestamp()) if row["since"] else "-"
+        since = local_time(parse_iso(str(row["since"])).timestamp()) if row["since"] else "-"
         click.echo(f"{row['category']:<10} {row['state']:<12} {since:<24} v{row['notice_version']}")
         if row["reason"]:
             click.echo(f"           {row['reason']}")

@@ -46,4 +46,6 @@ def page(where: str, print_url: bool) -> None:
         named = browser_named()
         which = f"your browser ({named}, from $BROWSER) did not start" if named else "no web browser could be started"
         raise click.ClickException(f"{which}, so the page was not opened. Run: consentry page --print-url")
-    click.echo(f"Your browser was asked to open your Consentry page ({where}); if it does not appear, run: consentry page --print-url")
+    click.echo(
+        f"Your browser was asked to open your Consentry page ({where}); if it does not appear, run: consentry page --print-url"
+    )

@@ -262,7 +262,12 @@ class EmployeePage:
                 + esc(self._local(state.since))
                 + ". Withdrawing stops capture at once:</p>"
                 + post_form(f"/consent/{category.value}/revoke", request.csrf, f"Revoke {category.value}", css="danger")
-                + post_form("/erase", request.csrf, "Withdraw and erase…", fields={"scope": "withdraw", "category": category.value})
+                + post_form(
+                    "/erase",
+                    request.csrf,
+                    "Withdraw and erase…",
+                    fields={"scope": "withdraw", "category": category.value},
+                )
             )
         if state.state == "granted":
             pass
@@ -539,7 +544,9 @@ def _notice_html(sections: tuple[consent_ops.Section, ...], exact: str) -> str:
     parts = ['<div class="plain-notice" id="plain-notice">']
     for section in sections:
         paragraphs = "".join(f"<p>{esc(p)}</p>" for p in section.paragraphs)
-        parts.append(f'<section class="notice-part" id="notice-{esc(section.key)}"><h3>{esc(section.title)}</h3>{paragraphs}</section>')
+        parts.append(
+            f'<section class="notice-part" id="notice-{esc(section.key)}"><h3>{esc(section.title)}</h3>{paragraphs}</section>'
+        )
     parts.append(
         '</div><details class="exact-notice"><summary>Show the exact text you agree to (your receipt records its '
         f'fingerprint)</summary><pre class="notice" id="notice">{esc(exact)}</pre></details>'

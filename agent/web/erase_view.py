@@ -100,8 +100,7 @@ def _choices(page: EmployeePage, request: Request) -> Response:
     options = "".join(f'<option value="{c.value}">{c.value}</option>' for c in ALL_CATEGORIES)
     hidden = f'<input type="hidden" name="csrf" value="{esc(request.csrf)}">'
     body = (
-        done
-        + "<section><h2>Erase your data</h2><p>Erasing destroys the keys of the data you choose, so nobody can "
+        done + "<section><h2>Erase your data</h2><p>Erasing destroys the keys of the data you choose, so nobody can "
         "read it any more, on this computer or in a batch not yet sent. It is recorded in your consent ledger. "
         "You are asked to confirm before anything is erased.</p>"
         f'<form method="post" action="/erase" id="erase-category">{hidden}'
@@ -128,9 +127,7 @@ def _choices(page: EmployeePage, request: Request) -> Response:
 def _ask(page: EmployeePage, request: Request, choice: EraseChoice) -> Response:
     body = (
         f'<section><h2>Please confirm</h2><p id="erase-question">{esc(choice.question)}</p>'
-        + post_form(
-            "/erase", request.csrf, "Yes, erase", fields={**choice.fields(), "confirm": "yes"}, css="danger"
-        )
+        + post_form("/erase", request.csrf, "Yes, erase", fields={**choice.fields(), "confirm": "yes"}, css="danger")
         + ' <a href="/erase">No, keep it</a></section>'
     )
     return page._render(request, "/erase", body)

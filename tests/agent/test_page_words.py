@@ -109,9 +109,7 @@ def _erase_entries(layout: Layout, after: int) -> list[tuple[str, tuple[tuple[st
     # What was there to destroy differs between two vaults (key ids, counts); which fields, and what
     # was chosen (scope, categories, period), must not.
     data = {"key_ids", "records", "batches", "method", "at", "seq", "v", "kind", "receipt_ids"}
-    return [
-        (e.kind, tuple(sorted((k, "-" if k in data else repr(v)) for k, v in e.body.items()))) for e in entries
-    ]
+    return [(e.kind, tuple(sorted((k, "-" if k in data else repr(v)) for k, v in e.body.items()))) for e in entries]
 
 
 def _last_seq(layout: Layout) -> int:
@@ -127,7 +125,12 @@ def _confirm(driver: Any, question: str, layout: Layout, before: int) -> None:
 
 
 def _cli(home: Path, policy_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CONSENTRY_HOME": str(home), "CONSENTRY_POLICY": str(policy_path), "CONSENTRY_KEYSTORE": "file"}
+    env = {
+        **os.environ,
+        "CONSENTRY_HOME": str(home),
+        "CONSENTRY_POLICY": str(policy_path),
+        "CONSENTRY_KEYSTORE": "file",
+    }
     done = subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     return done

@@ -54,9 +54,7 @@ def test_consentry_page_does_not_claim_to_open_the_page_when_the_browser_fails(l
         "CONSENTRY_HOME": str(layout.home),
         "HOME": str(tmp_path),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "agent", "page"], capture_output=True, text=True, env=env, timeout=60
-    )
+    done = subprocess.run([sys.executable, "-m", "agent", "page"], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Opened" not in done.stdout
     assert "/bin/false" in done.stderr and "consentry page --print-url" in done.stderr
