@@ -15,7 +15,7 @@ import click
 from agent.cli import common
 from agent.cli.agent_link import tell_agent
 from protocol.categories import Category
-from protocol.timeutil import iso, utc_now
+from protocol.timeutil import iso_seconds, utc_now
 from vault import consent_ops
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def show(as_json: bool) -> None:
             {
                 "category": c.value,
                 "state": s.state,
-                "since": iso(s.since) if s.since else None,
+                "since": iso_seconds(s.since) if s.since else None,
                 "receipt_id": s.receipt_id,
                 "notice_version": s.current_notice_version,
                 "reason": s.reason,

@@ -19,7 +19,7 @@ from agent.cli import common
 from agent.cli.agent_link import tell_agent
 from agent.settings import read_folders
 from protocol.categories import Category
-from protocol.timeutil import iso, local_display, utc_display, utc_now
+from protocol.timeutil import iso_seconds, local_display, utc_display, utc_now
 from vault.paths import Layout
 
 PER_PAGE = 100  # records printed per page of the text view
@@ -150,7 +150,7 @@ def mydata(
         start, end, described = _period(vault, cat, since, until, everything)
         total = vault.count_windows(cat, start, end)
         receipts = [
-            span.receipt.to_json() | {"ended_at": iso(span.ended_at) if span.ended_at else None}
+            span.receipt.to_json() | {"ended_at": iso_seconds(span.ended_at) if span.ended_at else None}
             for span in vault.receipt_spans().values()
         ]
         subject = vault.subject
@@ -186,7 +186,7 @@ def mydata(
 
 
 def iso_or_none(ts: int | None) -> str | None:
-    return None if ts is None else iso(datetime.fromtimestamp(ts).astimezone())
+    return None if ts is None else iso_seconds(datetime.fromtimestamp(ts).astimezone())
 
 
 def _stream_json(head: dict[str, Any], records: Iterator[dict[str, Any]]) -> None:

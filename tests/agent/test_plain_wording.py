@@ -146,3 +146,17 @@ def test_the_datasheet_states_times_in_utc_iso_never_epoch_seconds() -> None:
     sheet = datasheet("e" * 32, int(datetime(2026, 12, 5, 13, 20, 9, tzinfo=UTC).timestamp()), {}, [], {}, 0)
     assert "Created by the store operator on 2026-12-05T13:20:09Z (UTC)" in sheet
     assert "epoch seconds" not in sheet and not re.search(r"\b1[6-9]\d{8}\b", sheet)
+
+
+def test_machine_output_gives_utc_iso_to_the_second(home: Path) -> None:
+    import json
+
+    run = CliRunner()
+    assert run.invoke(cli, ["consent", "grant", "mouse", "--yes"]).exit_code == 0
+    assert run.invoke(cli, ["pause", "--for", "1h"]).exit_code == 0
+    status = json.loads(run.invoke(cli, ["status", "--json"]).output)
+    shown = json.loads(run.invoke(cli, ["consent", "show", "--json"]).output)
+    moments = [status["now"], status["paused_until"], status["categories"]["mouse"]["since"]]
+    moments += [row["since"] for row in shown if row["since"]]
+    for moment in moments:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", moment), moment
