@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -48,7 +49,7 @@ def _with_org(**changes: str) -> MachinePolicy:
     return MachinePolicy(store=STORE, organisation=OrganisationConfig(**values))
 
 
-def test_the_organisation_table_is_validated_and_shown_by_policy_show(tmp_path: object) -> None:
+def test_the_organisation_table_is_validated() -> None:
     policy = parse_policy(ORG)
     assert policy.organisation is not None and policy.organisation.controller.startswith("Example Corp")
     assert policy.to_json()["organisation"]["works_council"] == "Works agreement BV-2026-07"
@@ -120,7 +121,7 @@ def test_plain_sections_say_every_term_without_jargon(policy: MachinePolicy) -> 
             assert "Works agreement BV-2026-07" in words and "data store of Example Corp" in words
 
 
-def test_consent_grant_in_the_cli_shows_the_sections_then_the_exact_text(home: object) -> None:
+def test_consent_grant_in_the_cli_shows_the_sections_then_the_exact_text(home: Path) -> None:
     result = CliRunner().invoke(cli, ["consent", "grant", "mouse", "--yes"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     out = result.output
@@ -139,3 +140,12 @@ def test_sections_are_the_same_words_on_every_surface() -> None:
         for section in plain_sections(category, consent_ops.policy_terms(category, policy)):
             for paragraph in section.paragraphs:
                 assert paragraph in docs
+
+
+def test_policy_show_and_validate_show_the_organisation(home: Path, policy_path: Path) -> None:
+    policy_path.write_text(ORG)
+    shown = CliRunner().invoke(cli, ["policy", "show"], catch_exceptions=False).output
+    assert "organisation = " in shown and "Example Corp, Data Protection Office" in shown
+    policy_path.write_text(ORG.replace('contact = "privacy@corp.example or extension 4711"', 'contact = ""'))
+    refused = CliRunner().invoke(cli, ["policy", "validate", str(policy_path)])
+    assert refused.exit_code == 1 and "organisation.contact" in refused.output
