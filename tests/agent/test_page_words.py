@@ -211,3 +211,27 @@ def test_the_cli_asks_the_same_question_before_erasing(home: Path) -> None:
     assert CliRunner().invoke(cli, ["consent", "grant", "mouse", "--yes"]).exit_code == 0
     asked = CliRunner().invoke(cli, ["erase", "--category", "mouse"], input="n\n")
     assert "Erase all mouse data? This cannot be undone." in asked.output
+
+
+def test_an_erasure_without_the_session_csrf_token_erases_nothing(
+    page: PageServer,  # noqa: F811 (the fixture)
+    layout: Layout,
+) -> None:
+    from tests.agent.test_page_employee import _session
+
+    _fill_vault(layout)
+    client = _session(page)
+    origin = {"Origin": page.url.rstrip("/")}
+    forged = client.post("/erase", data={"scope": "everything", "confirm": "yes", "csrf": "0" * 64}, headers=origin)
+    unconfirmed = client.post("/erase", data={"scope": "everything", "csrf": _csrf_of(client)}, headers=origin)
+    assert forged.status_code == 403
+    assert unconfirmed.status_code == 200 and "Erase everything collected about you?" in unconfirmed.text
+    assert not _erase_entries(layout, 0)
+
+
+def _csrf_of(client: Any) -> str:
+    import re
+
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', client.get("/erase").text)
+    assert found
+    return found.group(1)
