@@ -16,11 +16,11 @@ from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_valid
 
 from protocol.categories import FileEventKind, KeyClass, MouseButton, RootClass
 from protocol.modelconfig import BOUNDARY
-from protocol.record_words import IKI_BIN_EDGES_MS, meaning
+from protocol.record_words import IKI_BIN_EDGES_MS, meaning  # noqa: F401  (re-exported)
 
 SCHEMA_VERSION = 1
-
-__all__ = ["IKI_BIN_EDGES_MS"]  # defined with the words that name its bins (protocol.record_words)
+# The inter-key interval bins (IKI_BIN_EDGES_MS) are defined in protocol.record_words, beside the words
+# that name them; every field's description comes from there too.
 # A gap at least this long ends a burst and counts as a pause.
 PAUSE_GAP_SECONDS = 2.0
 # A burst is at least this many presses with no pause between them.
