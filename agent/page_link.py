@@ -61,8 +61,30 @@ def open_in_browser(opener: Path, url: str, launch: Callable[[str], bool] | None
         f"<title>Consentry</title><p>Opening your Consentry page…</p>".encode(),
         mode=0o600,
     )
-    if launch is None:
-        import webbrowser
+    return bool((launch or chosen_browser())(opener.as_uri()))
 
-        launch = webbrowser.open
-    return bool(launch(opener.as_uri()))
+
+def browser_named() -> str | None:
+    """The browser command(s) the employee chose in ``$BROWSER``, if any (to name it when it fails)."""
+    import os
+
+    return os.environ.get("BROWSER") or None
+
+
+def chosen_browser() -> Callable[[str], bool]:
+    """The employee's ``$BROWSER`` alone when set, else the desktop's default browser.
+
+    ``webbrowser.open`` tries every browser it knows after the one in ``$BROWSER`` and reports success
+    if any starts, so ``BROWSER=/bin/false`` would open another browser (or none, and still say it did).
+    """
+    import os
+    import webbrowser
+
+    chosen = [command for command in (browser_named() or "").split(os.pathsep) if command]
+    if not chosen:
+        return webbrowser.open
+
+    def launch(url: str) -> bool:
+        return any(webbrowser.GenericBrowser(command).open(url) for command in chosen)
+
+    return launch

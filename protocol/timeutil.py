@@ -30,6 +30,16 @@ def utc_day(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d")
 
 
+def iso_seconds(moment: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ``: a moment in a command's machine output (``--json``), to the second."""
+    return utc_text(moment.timestamp())
+
+
+def utc_text(epoch_seconds: float) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ``: a moment in machine output and for stewards (UTC, no microseconds)."""
+    return datetime.fromtimestamp(int(epoch_seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def utc_display(epoch_seconds: float, *, seconds: bool = False) -> str:
     """``YYYY-MM-DD HH:MM[:SS]`` in UTC: a moment as lists and pages show it to people."""
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")

@@ -16,12 +16,11 @@ from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_valid
 
 from protocol.categories import FileEventKind, KeyClass, MouseButton, RootClass
 from protocol.modelconfig import BOUNDARY
+from protocol.record_words import IKI_BIN_EDGES_MS, meaning  # noqa: F401  (re-exported)
 
 SCHEMA_VERSION = 1
-
-# Inter-key interval histogram: bin i counts intervals in [EDGES[i], EDGES[i+1]) milliseconds; the
-# last bin is open-ended. Coarse on purpose: per-key timings are behavioural biometrics.
-IKI_BIN_EDGES_MS: tuple[int, ...] = (0, 50, 100, 150, 200, 300, 500, 1000, 2000)
+# The inter-key interval bins (IKI_BIN_EDGES_MS) are defined in protocol.record_words, beside the words
+# that name them; every field's description comes from there too.
 # A gap at least this long ends a burst and counts as a pause.
 PAUSE_GAP_SECONDS = 2.0
 # A burst is at least this many presses with no pause between them.
@@ -60,12 +59,12 @@ class _WindowBase(BaseModel):
 
 class KeyboardWindow(_WindowBase):
     category: Literal["keyboard"] = "keyboard"
-    key_counts: dict[KeyClass, Annotated[int, Field(ge=0)]]
-    iki_histogram: tuple[Annotated[int, Field(ge=0)], ...]
-    bursts: int = Field(ge=0)
-    longest_burst: int = Field(ge=0)
-    pauses: int = Field(ge=0)
-    correction_ratio: float = Field(ge=0.0, le=1.0)
+    key_counts: dict[KeyClass, Annotated[int, Field(ge=0)]] = Field(description=meaning("keyboard", "key_counts"))
+    iki_histogram: tuple[Annotated[int, Field(ge=0)], ...] = Field(description=meaning("keyboard", "iki_histogram"))
+    bursts: int = Field(ge=0, description=meaning("keyboard", "bursts"))
+    longest_burst: int = Field(ge=0, description=meaning("keyboard", "longest_burst"))
+    pauses: int = Field(ge=0, description=meaning("keyboard", "pauses"))
+    correction_ratio: float = Field(ge=0.0, le=1.0, description=meaning("keyboard", "correction_ratio"))
     sparse: bool = Field(
         default=False,
         description=f"the keyboard was used, fewer than {KEYBOARD_MIN_PRESSES} presses: every count and statistic is withheld (zero)",
@@ -110,11 +109,11 @@ class KeyboardWindow(_WindowBase):
 
 class MouseWindow(_WindowBase):
     category: Literal["mouse"] = "mouse"
-    clicks: dict[MouseButton, Annotated[int, Field(ge=0)]]
-    scroll_steps: int = Field(ge=0)
-    moves: int = Field(ge=0)
-    distance_px: float = Field(ge=0.0)
-    idle_seconds: float = Field(ge=0.0)
+    clicks: dict[MouseButton, Annotated[int, Field(ge=0)]] = Field(description=meaning("mouse", "clicks"))
+    scroll_steps: int = Field(ge=0, description=meaning("mouse", "scroll_steps"))
+    moves: int = Field(ge=0, description=meaning("mouse", "moves"))
+    distance_px: float = Field(ge=0.0, description=meaning("mouse", "distance_px"))
+    idle_seconds: float = Field(ge=0.0, description=meaning("mouse", "idle_seconds"))
 
 
 class AppFocus(BaseModel):
@@ -133,8 +132,8 @@ class AppFocus(BaseModel):
 
 class AppsWindow(_WindowBase):
     category: Literal["apps"] = "apps"
-    focus: tuple[AppFocus, ...]
-    switches: int = Field(ge=0)
+    focus: tuple[AppFocus, ...] = Field(description=meaning("apps", "focus"))
+    switches: int = Field(ge=0, description=meaning("apps", "switches"))
 
 
 class FileEventCount(BaseModel):
@@ -156,7 +155,7 @@ class FileEventCount(BaseModel):
 
 class FilesWindow(_WindowBase):
     category: Literal["files"] = "files"
-    events: tuple[FileEventCount, ...]
+    events: tuple[FileEventCount, ...] = Field(description=meaning("files", "events"))
 
 
 WindowRecord = Annotated[KeyboardWindow | MouseWindow | AppsWindow | FilesWindow, Field(discriminator="category")]

@@ -12,6 +12,7 @@ from pathlib import Path
 from protocol.categories import FileEventKind, RootClass
 from protocol.manifest import BatchManifest
 from protocol.policy_defaults import DEFAULT_SUBJECT_ROTATION_DAYS, DEFAULT_WINDOW_SECONDS
+from protocol.timeutil import utc_text
 from protocol.windows import IKI_BIN_EDGES_MS
 
 MIN_GROUP_SIZE = 5  # fleet figures shown outside the steward domain need k >= 5 subjects
@@ -116,7 +117,11 @@ def datasheet(
             )
     notice_rows = "\n".join(f"| {' | '.join(n)} |" for n in sorted(notices)) or "| - | - | - | - | - | - |"
     periods = [(manifests[b].period_start, manifests[b].period_end) for b in ids]
-    span = f"{min(p[0] for p in periods)} to {max(p[1] for p in periods)} (UTC epoch seconds)" if periods else "empty"
+    span = (
+        f"{utc_text(min(p[0] for p in periods))} to {utc_text(max(p[1] for p in periods))} (UTC)"
+        if periods
+        else "empty"
+    )
     counts = "\n".join(f"- `{rel}`: {n} rows" for rel, n in sorted(files.items())) or "- no records"
     return f"""# Datasheet: Consentry export {export_id}
 
@@ -125,7 +130,7 @@ Following Gebru et al., "Datasheets for Datasets" (2021).
 ## Motivation
 Created to train and evaluate models of workstation work patterns (typing rhythm classes, pointer
 activity, application focus, file activity) from employees who opted in, category by category.
-Created by the store operator on {now} (UTC epoch seconds) with `consentry store export`.
+Created by the store operator on {utc_text(now)} (UTC) with `consentry store export`.
 
 ## Composition
 {counts}

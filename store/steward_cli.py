@@ -140,7 +140,9 @@ def show(batch_id: str, key_file: Path | None, store_url: str | None, as_json: b
         f"Batch {m.batch_id} (device {m.device_kid}, seq {m.seq}): {review.status.state}, "
         f"{review.status.approvals}/{review.status.approvals_required} approvals"
     )
-    click.echo(f"Period: {m.period_start} to {m.period_end} (UTC epoch seconds); schema v{m.schema_version}")
+    from protocol.timeutil import utc_text
+
+    click.echo(f"Period: {utc_text(m.period_start)} to {utc_text(m.period_end)} (UTC); schema v{m.schema_version}")
     click.echo("Records: " + ", ".join(f"{k}={v}" for k, v in sorted(m.record_counts.items())))
     for r in m.consent_receipts:
         click.echo(f"Consent: {r.category} under notice {r.notice_id} v{r.notice_version} ({r.lawful_basis})")

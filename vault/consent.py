@@ -80,6 +80,8 @@ def recipients(policy: MachinePolicy) -> tuple[str, ...]:
 def policy_terms(category: Category, policy: MachinePolicy) -> Terms:
     """The terms the machine policy sets for ``category`` now: what a notice shows and a grant covers."""
     store_key = None
+    org = policy.organisation
+    organisation = (org.name, org.controller, org.contact, org.works_council or "") if org is not None else None
     if policy.store is not None:
         store_key = hashlib.sha256(base64.b64decode(policy.store.public_key)).hexdigest()
     apps = tuple(sorted((app, kind.value) for app, kind in policy.app_categories.items()))
@@ -96,6 +98,8 @@ def policy_terms(category: Category, policy: MachinePolicy) -> Terms:
         app_categories=apps if category is Category.APPS else None,
         approvals_required=policy.stewards.approvals_required,
         stewards_sha256=stewards_sha256(policy),
+        organisation=organisation,
+        controller=org.controller if org is not None else None,
     )
 
 
@@ -150,6 +154,8 @@ class GrantReceipt:
     app_categories: tuple[tuple[str, str], ...] | None = None  # apps only
     approvals_required: int | None = None
     stewards_sha256: str | None = None
+    # The data controller the notice named (policy [organisation]); absent when it named none.
+    controller: str | None = None
 
     def __post_init__(self) -> None:
         _check_choice("receipt_version", self.receipt_version, RECEIPT_VERSIONS)
@@ -216,6 +222,7 @@ class GrantReceipt:
             app_categories=self.app_categories,
             approvals_required=self.approvals_required,
             stewards_sha256=self.stewards_sha256,
+            controller=self.controller,
         )
 
 
@@ -274,6 +281,9 @@ def _release_widening(granted: Terms, current: Terms) -> list[str]:
         changes.append(f"steward approvals per batch {granted.approvals_required or 0} -> {approvals}")
     if current.stewards_sha256 is not None and current.stewards_sha256 != granted.stewards_sha256:
         changes.append("the set of data stewards who approve batches changed")
+    # Naming a controller where none was named gives the data no more reach; another one does.
+    if current.controller is not None and granted.controller not in (None, current.controller):
+        changes.append(f"the data controller changed ({granted.controller} -> {current.controller})")
     return changes
 
 

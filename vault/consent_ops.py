@@ -24,6 +24,7 @@ from vault.consent import (
     policy_terms,
     recipients,  # noqa: F401  (re-exported)
 )
+from vault.notice_words import Section, plain_sections
 from vault.notices import Notice, load_notice  # noqa: F401  (re-exported for the CLI)
 from vault.policy import MachinePolicy
 from vault.vault import Vault
@@ -41,6 +42,11 @@ def notice_shown(category: Category, policy: MachinePolicy) -> tuple[Notice, str
     """
     notice = load_notice(category)
     return notice, notice.rendered(policy_terms(category, policy))
+
+
+def notice_sections(category: Category, policy: MachinePolicy) -> tuple[Section, ...]:
+    """The notice in plain-language sections (shown first; the exact text above is what a grant hashes)."""
+    return plain_sections(category, policy_terms(category, policy))
 
 
 def scope_of(vault: Vault, folders: Sequence[Path]) -> FolderScope:
@@ -105,6 +111,7 @@ def grant(
             app_categories=terms.app_categories,
             approvals_required=terms.approvals_required,
             stewards_sha256=terms.stewards_sha256,
+            controller=terms.controller,
         )
         vault.ledger.append("grant", receipt.to_json(exclude_none=True), now)
     return receipt, True

@@ -61,19 +61,20 @@ class IntegrityReport:
         """One plain sentence for ``doctor``."""
         if self.ok:
             return (
-                f"all {self.records} stored record(s), {self.keys} data key(s), {self.secrets} secret(s) "
-                f"and {self.batches} held batch(es) authenticate"
+                f"all {_counted(self.records, 'stored record')}, {_counted(self.keys, 'data key')}, "
+                f"{_counted(self.secrets, 'secret')} and {_counted(self.batches, 'held batch', 'held batches')} "
+                "authenticate"
             )
         parts: list[str] = []
         if self.bad_records:
             where = ", ".join(f"{cat} on {day}: {n}" for (cat, day), n in sorted(self.by_day.items()))
             parts.append(
-                f"{len(self.bad_records)} of {self.records} stored record(s) do not authenticate ({where}): they "
+                f"{len(self.bad_records)} of {_counted(self.records, 'stored record')} do not authenticate ({where}): they "
                 "were written under a key this vault no longer has, or were changed after they were written; "
                 f"the other {self.records - len(self.bad_records)} are intact"
             )
         if self.bad_keys:
-            parts.append(f"{len(self.bad_keys)} data key(s) cannot be opened with the vault key")
+            parts.append(f"{_counted(len(self.bad_keys), 'data key')} cannot be opened with the vault key")
         if self.repairable:
             parts.append(
                 "run: consentry doctor --repair (keeps every record that authenticates, removes these, "
@@ -81,7 +82,8 @@ class IntegrityReport:
             )
         if self.bad_batches:
             parts.append(
-                f"{len(self.bad_batches)} held batch(es) cannot be read ({', '.join(self.bad_batches)}); they "
+                f"{_counted(len(self.bad_batches), 'held batch', 'held batches')} cannot be read "
+                f"({', '.join(self.bad_batches)}); they "
                 "cannot be sent: remove each with: consentry batches veto BATCH_ID"
             )
         if self.bad_secrets:
@@ -203,3 +205,8 @@ def _batch_opens(vault: Vault, batch_id: str) -> bool:
     except (VaultError, KeyError):
         return False
     return True
+
+
+def _counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 data key``, ``3 data keys``: a count as a person writes it (agent.words.counted, for the vault)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"

@@ -35,6 +35,10 @@ class Terms(NamedTuple):
     app_categories: tuple[tuple[str, str], ...] | None = None  # apps only: applications named by category
     approvals_required: int | None = None
     stewards_sha256: str | None = None  # SHA-256 of the data stewards' public keys, sorted
+    # Who is responsible (policy [organisation]): name, controller, contact, works-council reference
+    # ("" when none); None when IT named nobody, so such a notice reads exactly as before.
+    organisation: tuple[str, str, str, str] | None = None
+    controller: str | None = None  # what a receipt records of it: a new controller suspends a grant
 
 
 class Notice(NamedTuple):
@@ -76,6 +80,11 @@ class Notice(NamedTuple):
                 ", ".join(f"{app} as {kind}" for app, kind in terms.app_categories) or "none beyond the built-in list"
             )
             lines.append(f"Applications your company names by category: {named}.")
+        if terms.organisation is not None:
+            name, controller, contact, works_council = terms.organisation
+            lines.append(f"Organisation: {name}. Data controller: {controller}. Questions: {contact}.")
+            if works_council:
+                lines.append(f"Works-council agreement: {works_council}.")
         lines.append(f"Notice {self.notice_id} version {self.version}.")
         return "\n".join(lines) + "\n"
 

@@ -112,6 +112,38 @@ class StoreConfig:
                 raise ValueError("store.tls_ca must be an absolute path to a PEM file")
 
 
+_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
+
+
+def _plain_text(name: str, value: str | None) -> None:
+    if value is not None and (not _PRINTABLE.match(value) or not value.strip()):
+        raise ValueError(f"{name} must be 1-200 characters of plain text on one line")
+
+
+@dataclass(frozen=True)
+class OrganisationConfig:
+    """Who is responsible for the data, as every notice names them (``[organisation]`` in the policy).
+
+    ``name``: the employer. ``controller``: the data controller under GDPR Art. 4(7) (often the same
+    company, or its data protection officer's office). ``contact``: whom an employee asks (an address,
+    a phone number or an office). ``works_council``: the reference of the works-council agreement that
+    covers this collection, if there is one.
+    """
+
+    __pydantic_config__: ClassVar = _FORBID_EXTRA
+
+    name: str
+    controller: str
+    contact: str
+    works_council: str | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("name", "controller", "contact", "works_council"):
+            _plain_text(f"organisation.{key}", getattr(self, key))
+            if getattr(self, key) is not None:
+                object.__setattr__(self, key, getattr(self, key).strip())
+
+
 @dataclass(frozen=True)
 class MachinePolicy:
     """What IT allows on this machine. Nothing here can switch a category on.
@@ -139,6 +171,8 @@ class MachinePolicy:
     file_extensions: tuple[str, ...] = DEFAULT_FILE_EXTENSIONS
     store: StoreConfig | None = None
     stewards: StewardConfig = field(default_factory=StewardConfig)
+    # Who is responsible and whom to ask: shown in every notice (None: IT has not named them).
+    organisation: OrganisationConfig | None = None
 
     def __post_init__(self) -> None:
         if self.version != 1:
@@ -167,6 +201,8 @@ class MachinePolicy:
             object.__setattr__(self, "file_extensions", extensions)
         if isinstance(self.stewards, dict):  # built in code from plain values: the same checks apply
             object.__setattr__(self, "stewards", StewardConfig(**self.stewards))
+        if isinstance(self.organisation, dict):
+            object.__setattr__(self, "organisation", OrganisationConfig(**self.organisation))
         object.__setattr__(self, "allowed_categories", tuple(self.allowed_categories))
         object.__setattr__(self, "app_categories", {k.strip().lower(): v for k, v in self.app_categories.items()})
 
@@ -188,6 +224,8 @@ class MachinePolicy:
         data["allowed_categories"] = [c.value for c in self.allowed_categories]
         data["app_categories"] = {k: v.value for k, v in self.app_categories.items()}
         data["excluded_apps"], data["file_extensions"] = list(self.excluded_apps), list(self.file_extensions)
+        if self.organisation is None:  # absent, not null: a policy without it keeps its digest
+            del data["organisation"]
         return data
 
     @classmethod
@@ -205,6 +243,7 @@ class MachinePolicy:
                 "file_extensions": DEFAULT_FILE_EXTENSIONS if extensions == DEFAULT_FILE_EXTENSIONS else extensions,
                 "store": StoreConfig(**store) if store is not None else None,
                 "stewards": StewardConfig(**data["stewards"]),
+                "organisation": OrganisationConfig(**data["organisation"]) if data.get("organisation") else None,
             }
         )
 

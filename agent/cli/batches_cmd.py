@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import click
 
 from agent.cli import common
-from protocol.timeutil import utc_display, utc_now
+from agent.words import local_time
+from protocol.timeutil import parse_iso, utc_now
 from vault import outbox
 
 if TYPE_CHECKING:
@@ -44,13 +45,14 @@ def list_cmd(as_json: bool) -> None:
     if not rows:
         click.echo("No batches yet.")
         return
-    click.echo(f"{'BATCH':<34} {'STATE':<10} {'PERIOD (UTC)':<34} RECORDS")
+    click.echo(f"{'BATCH':<34} {'STATE':<10} {'PERIOD (YOUR TIME)':<42} RECORDS")
     for row in rows:
         counts = ", ".join(f"{k} {v}" for k, v in row["record_counts"].items())
-        period = f"{utc_display(row['period_start'])} – {utc_display(row['period_end'])}"
-        click.echo(f"{row['batch_id']:<34} {row['state']:<10} {period:<34} {counts}")
+        period = f"{local_time(row['period_start'])} – {local_time(row['period_end'])}"
+        click.echo(f"{row['batch_id']:<34} {row['state']:<10} {period:<42} {counts}")
         if row["state"] == "held":
-            click.echo(f"{'':<34} held until {row['hold_until']}: veto or release it now if you wish")
+            held = local_time(parse_iso(row["hold_until"]).timestamp())
+            click.echo(f"{'':<34} held until {held}: veto or release it now if you wish")
         if row["last_error"]:
             click.echo(f"{'':<34} store said: {row['last_error']}")
 
@@ -60,13 +62,18 @@ def list_cmd(as_json: bool) -> None:
 @common.json_option
 def show(batch_id: str, as_json: bool) -> None:
     """Show exactly what batch BATCH_ID would send, record by record, and its privacy checks."""
+    from agent.words import record_in_words
     from vault.batches import preview_records
+    from vault.receipt_links import receipt_links
 
     with common.open_vault() as vault:
         info = outbox.get_batch(vault, batch_id)
         records = preview_records(vault, info)
+        links = receipt_links(vault, batch_id)
+        spans = vault.receipt_spans()
+    cited = {r["receipt_id"]: links.get(r["receipt_id"]) for r in records}
     if as_json:
-        common.emit_json({"batch": info.to_json(), "records": records})
+        common.emit_json({"batch": info.to_json(), "records": records, "receipt_links": cited})
         return
     click.echo(
         f"Batch {info.batch_id}: {info.state}, {common.counted(sum(info.record_counts.values()), 'record')}, "
@@ -75,8 +82,20 @@ def show(batch_id: str, as_json: bool) -> None:
     for check in info.privacy_checks:
         click.echo(f"  [{'pass' if check['passed'] else 'FAIL'}] {check['name']}: {check.get('detail', '')}")
     for record in records:
-        fields = {k: v for k, v in record.items() if k not in ("start", "end", "category")}
-        click.echo(f"{utc_display(record['start'])} {record['category']:<8} {fields}")
+        click.echo(f"{local_time(record['start'])}  {record['category']:<8}  {record_in_words(record)}")
+    if cited:
+        click.echo(
+            "\nThe batch names your consent grants by an alias for this period, so the store cannot link periods:"
+        )
+    for alias, own in sorted(cited.items()):
+        if own is None:
+            click.echo(f"  {alias}: no grant on this computer has this alias")
+            continue
+        span = spans[own]
+        granted = f"{span.receipt.category.value}, granted {local_time(span.granted_at.timestamp())}"
+        click.echo(f"  {alias} is your grant {own} ({granted}), as listed by consentry mydata")
+    if records:
+        click.echo(f"The exact values: consentry batches show {batch_id} --json")
     if not records:
         click.echo("This batch holds no data any more.")
 
@@ -121,7 +140,8 @@ def seal(as_json: bool) -> None:
         click.echo("Nothing to seal: every stored record is already in a batch.")
     else:
         click.echo(
-            f"Sealed batch {info.batch_id}; held until {info.hold_until}. Preview: consentry batches show {info.batch_id}"
+            f"Sealed batch {info.batch_id}; held until {local_time(parse_iso(info.hold_until).timestamp())}. "
+            f"Preview: consentry batches show {info.batch_id}"
         )
 
 

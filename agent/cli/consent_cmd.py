@@ -15,7 +15,7 @@ import click
 from agent.cli import common
 from agent.cli.agent_link import tell_agent
 from protocol.categories import Category
-from protocol.timeutil import iso, utc_now
+from protocol.timeutil import iso_seconds, utc_now
 from vault import consent_ops
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def show(as_json: bool) -> None:
             {
                 "category": c.value,
                 "state": s.state,
-                "since": iso(s.since) if s.since else None,
+                "since": iso_seconds(s.since) if s.since else None,
                 "receipt_id": s.receipt_id,
                 "notice_version": s.current_notice_version,
                 "reason": s.reason,
@@ -66,9 +66,13 @@ def show(as_json: bool) -> None:
     if as_json:
         common.emit_json(rows)
         return
-    click.echo(f"{'CATEGORY':<10} {'STATE':<12} {'SINCE (UTC)':<28} NOTICE")
+    from agent.words import local_time
+    from protocol.timeutil import parse_iso
+
+    click.echo(f"{'CATEGORY':<10} {'STATE':<12} {'SINCE (YOUR TIME)':<24} NOTICE")
     for row in rows:
-        click.echo(f"{row['category']:<10} {row['state']:<12} {row['since'] or '-':<28} v{row['notice_version']}")
+        since = local_time(parse_iso(str(row["since"])).timestamp()) if row["since"] else "-"
+        click.echo(f"{row['category']:<10} {row['state']:<12} {since:<24} v{row['notice_version']}")
         if row["reason"]:
             click.echo(f"           {row['reason']}")
     click.echo("\nGrant: consentry consent grant CATEGORY    Withdraw: consentry consent revoke CATEGORY")
@@ -121,7 +125,7 @@ def grant(categories: tuple[Category, ...], yes: bool, folders: tuple[Path, ...]
                     "Your grant does not cover them; nothing is captured unless you agree to the notice below.\n"
                 )
             _, text = consent_ops.notice_shown(category, policy)
-            click.echo(text)
+            _echo_notice(category, policy, text)
             if files:
                 click.echo(f"Folders you are choosing: {len(chosen)} (their names never leave this computer).")
             if not yes and not common.confirm(
@@ -150,6 +154,15 @@ def grant(categories: tuple[Category, ...], yes: bool, folders: tuple[Path, ...]
             granted.append(category.value)
     if granted:
         tell_agent(common.layout(), must_confirm=False)
+
+
+def _echo_notice(category: Category, policy: MachinePolicy, text: str) -> None:
+    """The notice in plain sections, then the exact text the receipt hashes (what the employee agrees to)."""
+    from vault.notice_words import sections_as_text
+
+    click.echo(sections_as_text(consent_ops.notice_sections(category, policy)))
+    click.echo("THE EXACT TEXT YOU AGREE TO (your consent receipt records its SHA-256 fingerprint):")
+    click.echo(text)
 
 
 @consent.command("revoke")
@@ -234,7 +247,9 @@ def pause(duration: timedelta | None) -> None:
     with common.open_vault(create=True) as vault:
         consent_ops.pause(vault, until=until, method="cli", now=now)
     tell_agent(common.layout(), must_confirm=True)
-    click.echo(f"Capture paused {'until ' + iso(until) if until else 'until you run: consentry resume'}.")
+    from agent.words import local_moment
+
+    click.echo(f"Capture paused {'until ' + local_moment(until) if until else 'until you run: consentry resume'}.")
 
 
 @click.command()

@@ -54,7 +54,7 @@ def doctor(repair: bool, as_json: bool) -> None:
                 vault.kek()
                 record("vault key", True, f"found in the {vault.meta.get('kek_store')} key store and matches")
                 report = vault.ledger.verify(vault.device_key.public_bytes)
-                record("consent ledger", report.ok, report.reason or f"{report.entries} entries")
+                record("consent ledger", report.ok, report.reason or common.counted(report.entries, "entry", "entries"))
                 head = vault.ledger_head_state()
                 record("ledger head", head.ok and not head.lagging, head.explain())
                 checks.append(_store_witness(vault))
@@ -85,9 +85,10 @@ def _check_stored_data(record: Callable[[str, bool, str], None], vault: Vault, r
         record(
             "repair",
             True,
-            f"removed {done.records_removed} record(s) that did not authenticate"
+            f"removed {common.counted(done.records_removed, 'record')} that did not authenticate"
             + (f" ({where})" if where else "")
-            + f" and {len(done.keys_removed)} unusable data key(s); kept {done.records_kept} record(s); "
+            + f" and {common.counted(len(done.keys_removed), 'unusable data key')}; "
+            + f"kept {common.counted(done.records_kept, 'record')}; "
             "recorded in your consent ledger (consentry ledger show)",
         )
         found = integrity.check(vault)

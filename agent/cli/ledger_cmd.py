@@ -27,9 +27,13 @@ def show(as_json: bool) -> None:
     if as_json:
         common.emit_json([e._asdict() for e in entries])
         return
+    from agent.words import local_time
+    from protocol.timeutil import parse_iso
+
     for entry in entries:
         detail = entry.body.get("category") or ",".join(entry.body.get("categories", []) or []) or ""
-        click.echo(f"{entry.seq:>5}  {entry.at}  {entry.kind:<20} {detail}")
+        when = local_time(parse_iso(entry.at).timestamp(), seconds=True)
+        click.echo(f"{entry.seq:>5}  {when:<23}  {entry.kind:<20} {detail}")
 
 
 @ledger.command("verify")

@@ -19,7 +19,7 @@ from agent.cli import common
 from agent.cli.agent_link import tell_agent
 from agent.settings import read_folders
 from protocol.categories import Category
-from protocol.timeutil import iso, local_display, utc_display, utc_now
+from protocol.timeutil import iso_seconds, local_display, utc_display, utc_now
 from vault.paths import Layout
 
 PER_PAGE = 100  # records printed per page of the text view
@@ -30,23 +30,10 @@ def _when(ts: int) -> str:
 
 
 def _summary(record: dict[str, Any]) -> str:
-    if record.get("sparse"):  # protocol.windows.KEYBOARD_MIN_PRESSES; not imported: it would load pydantic
-        return "the keyboard was used, too few presses to keep any count (sparse window: under 32 presses)"
-    data = {k: v for k, v in record.items() if k not in ("start", "end", "receipt_id", "category")}
-    parts = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items() if v) or "-"
-        elif isinstance(value, list):
-            value = (
-                "; ".join(
-                    " ".join(f"{k}={v}" for k, v in item.items()) if isinstance(item, dict) else str(item)
-                    for item in value
-                )
-                or "-"
-            )
-        parts.append(f"{key}: {value}")
-    return " | ".join(parts)
+    """The record in words, every number with its unit (``--json`` gives the raw values)."""
+    from agent.words import record_in_words
+
+    return record_in_words(record)
 
 
 class When(NamedTuple):
@@ -163,7 +150,7 @@ def mydata(
         start, end, described = _period(vault, cat, since, until, everything)
         total = vault.count_windows(cat, start, end)
         receipts = [
-            span.receipt.to_json() | {"ended_at": iso(span.ended_at) if span.ended_at else None}
+            span.receipt.to_json() | {"ended_at": iso_seconds(span.ended_at) if span.ended_at else None}
             for span in vault.receipt_spans().values()
         ]
         subject = vault.subject
@@ -199,7 +186,7 @@ def mydata(
 
 
 def iso_or_none(ts: int | None) -> str | None:
-    return None if ts is None else iso(datetime.fromtimestamp(ts).astimezone())
+    return None if ts is None else iso_seconds(datetime.fromtimestamp(ts).astimezone())
 
 
 def _stream_json(head: dict[str, Any], records: Iterator[dict[str, Any]]) -> None:

@@ -40,8 +40,12 @@ def page(where: str, print_url: bool) -> None:
     if print_url:
         click.echo(url)
         return
-    from agent.page_link import OPENER_NAME, open_in_browser
+    from agent.page_link import OPENER_NAME, browser_named, open_in_browser
 
     if not open_in_browser(lay.runtime_dir / OPENER_NAME, url):
-        raise click.ClickException("no web browser could be started here. Run: consentry page --print-url")
-    click.echo(f"Opened your Consentry page ({where}) in your browser.")
+        named = browser_named()
+        which = f"your browser ({named}, from $BROWSER) did not start" if named else "no web browser could be started"
+        raise click.ClickException(f"{which}, so the page was not opened. Run: consentry page --print-url")
+    click.echo(
+        f"Your browser was asked to open your Consentry page ({where}); if it does not appear, run: consentry page --print-url"
+    )

@@ -11,7 +11,7 @@ from agent.cli import common
 from agent.settings import check_settings
 from protocol.categories import Category
 from protocol.errors import PolicyError
-from protocol.timeutil import iso, utc_midnight, utc_now
+from protocol.timeutil import iso_seconds, utc_midnight, utc_now
 from vault import outbox
 from vault.consent import FOREVER, ConsentSnapshot
 from vault.policy import MachinePolicy
@@ -36,14 +36,19 @@ def _agent_status(timeout: float) -> dict[str, Any] | None:
 def _paused_until(snapshot: ConsentSnapshot, now: datetime) -> str | None:
     if not snapshot.is_paused(now) or snapshot.paused_until is None:
         return None
-    return "indefinitely" if snapshot.paused_until == FOREVER else iso(snapshot.paused_until)
+    return "indefinitely" if snapshot.paused_until == FOREVER else iso_seconds(snapshot.paused_until)
 
 
 def collect_status(agent_timeout: float = 5.0) -> dict[str, Any]:
     now = utc_now()
     lay = common.layout()
     policy_file = common.policy_path()
-    report: dict[str, Any] = {"home": str(lay.home), "policy_file": str(policy_file), "now": iso(now), "warnings": []}
+    report: dict[str, Any] = {
+        "home": str(lay.home),
+        "policy_file": str(policy_file),
+        "now": iso_seconds(now),
+        "warnings": [],
+    }
     policy: MachinePolicy | None
     try:
         policy = common.cached_policy()
@@ -68,7 +73,7 @@ def collect_status(agent_timeout: float = 5.0) -> dict[str, Any]:
             report["paused_until"] = _paused_until(snapshot, now)
             report["settings_problems"] = check_settings(lay, vault, snapshot)
             for category, state in snapshot.categories.items():
-                since = iso(state.since) if state.since else None
+                since = iso_seconds(state.since) if state.since else None
                 consent[category.value] = {"consent": state.state, "since": since, "reason": state.reason}
     if "settings_problems" not in report:
         report["settings_problems"] = check_settings(lay, None, None)
@@ -136,7 +141,13 @@ def status(as_json: bool) -> None:
             held = "" if witness["state"] == "accepted" else ", capture held"
             click.echo(f"Store check: {str(witness['state']).upper()}{held}\n  {witness.get('message')}{when}")
     if report["paused_until"]:
-        click.echo(f"Paused until {report['paused_until']} (resume with: consentry resume)")
+        until = report["paused_until"]
+        if until != "indefinitely":  # the employee's time with its zone; --json keeps UTC
+            from agent.words import local_time
+            from protocol.timeutil import parse_iso
+
+            until = local_time(parse_iso(until).timestamp())
+        click.echo(f"Paused until {until} (resume with: consentry resume)")
     click.echo(f"\n{'CATEGORY':<10} {'CONSENT':<12} CAPTURE")
     for name, entry in report["categories"].items():
         capture = entry["capture"]

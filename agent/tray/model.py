@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from agent.words import counted
 from protocol.categories import Category
 from protocol.timeutil import parse_iso
 
@@ -152,7 +153,7 @@ def _clock(paused_until: str) -> str:
         local = parse_iso(paused_until).astimezone()
     except ValueError:
         return "for a while"
-    return f"until {local:%a %H:%M}"
+    return f"until {local:%a %H:%M %Z}"  # the employee's time, with its zone
 
 
 def tooltip(state: TrayState) -> str:
@@ -170,7 +171,7 @@ def tooltip(state: TrayState) -> str:
     else:
         head = "Consentry: off - nothing is captured"
     if state.batches_waiting:
-        head += f"; {state.batches_waiting} batch(es) waiting for you"
+        head += f"; {counted(state.batches_waiting, 'batch', 'batches')} waiting for you"
     return head
 
 
@@ -246,6 +247,10 @@ def build_menu(state: TrayState) -> tuple[MenuEntry, ...]:
     entries.append(SEPARATOR)
     if state.paused_until:
         entries.append(MenuEntry(f"Resume capture (paused {_clock(state.paused_until)})", Resume()))
+    elif not state.unknown and not any(v.consent == "granted" for v in state.categories):
+        # Nothing is granted, so nothing is captured: a pause would change nothing. (Unknown: offered,
+        # since pausing only ever narrows.)
+        entries.append(MenuEntry("Nothing to pause: no category is captured"))
     else:
         entries.append(
             MenuEntry(

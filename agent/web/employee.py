@@ -16,9 +16,10 @@ from pathlib import Path
 from agent.web.html import esc, flash, layout, post_form, state_badge, table
 from agent.web.mydata_view import mydata_body
 from agent.web.server import Request, Response
+from agent.words import counted
 from protocol.categories import ALL_CATEGORIES, Category
 from protocol.errors import ConsentError, InvalidRecord, PolicyError, VaultError
-from protocol.timeutil import utc_now
+from protocol.timeutil import parse_iso, utc_now
 from vault import batches as batch_ops
 from vault import consent_ops, outbox
 from vault.ledger_head import HeadState
@@ -27,7 +28,7 @@ from vault.policy import MachinePolicy, load_policy
 from vault.vault import Vault
 
 TITLE = "Consentry: your consent and your data"
-NAV = (("/", "Consent"), ("/mydata", "My data"), ("/batches", "Batches"), ("/ledger", "Ledger"))
+NAV = (("/", "Consent"), ("/mydata", "My data"), ("/batches", "Batches"), ("/ledger", "Ledger"), ("/erase", "Erase"))
 _BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 PAUSES = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1)}
 # Fixed messages after an action, chosen by code: a link can never make this page say anything else.
@@ -104,6 +105,12 @@ class EmployeePage:
                         return self._release(request, parts[1])
             if get and parts == ["ledger"]:
                 return self._ledger(request)
+            if parts[:1] == ["erase"]:
+                from agent.web import erase_view
+
+                answer = erase_view.handle(self, request, parts)
+                if answer is not None:
+                    return answer
         except (VaultError, PolicyError, OSError) as exc:
             # Our errors are written for the employee; an OS error shows its kind only (no path).
             message = (
@@ -151,7 +158,7 @@ class EmployeePage:
     def _local(self, when: datetime | None) -> str:
         if when is None:
             return "-"
-        return when.astimezone(self._local_tz()).strftime("%Y-%m-%d %H:%M")
+        return when.astimezone(self._local_tz()).strftime("%Y-%m-%d %H:%M %Z")
 
     def _agent_status(self) -> dict[str, object] | None:
         try:
@@ -170,7 +177,7 @@ class EmployeePage:
             report = vault.ledger.verify(vault.device_key.public_bytes)
             head = vault.ledger_head_state()
         ledger = (
-            f"{state_badge('ok')} Your consent ledger is intact: {report.entries} entries. "
+            f"{state_badge('ok')} Your consent ledger is intact: {counted(report.entries, 'entry', 'entries')}. "
             if report.ok
             else f"{state_badge('broken')} Your consent ledger is broken at entry {report.first_broken_seq}. "
         ) + '<a href="/ledger">See every entry</a>.'
@@ -231,7 +238,7 @@ class EmployeePage:
             + "</section>"
             + f"<section><h2>Pause</h2>{pause_html}</section>"
             + f"<section><h2>Ledger</h2><p>{ledger}</p></section>"
-            + f'<section><h2>Batches waiting for you</h2><p><a href="/batches">{held} batch(es) in hold</a>: '
+            + f'<section><h2>Batches waiting for you</h2><p><a href="/batches">{counted(held, "batch", "batches")} in hold</a>: '
             + "preview what would leave this computer, veto or release it.</p></section>"
         )
         return self._render(request, "/", body)
@@ -248,13 +255,19 @@ class EmployeePage:
         parts = [self._done(request), f"<section><h2>{esc(category.value)}: {state_badge(state.state)}</h2>"]
         if state.reason:
             parts.append(f"<p>{esc(state.reason)}</p>")
-        parts.append(f'<pre class="notice" id="notice">{esc(text)}</pre>')
+        parts.append(_notice_html(consent_ops.notice_sections(category, policy), text))
         if _in_force(state.state):
             parts.append(
                 "<p>You granted this on "
                 + esc(self._local(state.since))
                 + ". Withdrawing stops capture at once:</p>"
                 + post_form(f"/consent/{category.value}/revoke", request.csrf, f"Revoke {category.value}", css="danger")
+                + post_form(
+                    "/erase",
+                    request.csrf,
+                    "Withdraw and erase…",
+                    fields={"scope": "withdraw", "category": category.value},
+                )
             )
         if state.state == "granted":
             pass
@@ -383,7 +396,7 @@ class EmployeePage:
                     state_badge(info.state),
                     esc(_period(info.period_start, info.period_end, self._local_tz())),
                     esc(", ".join(f"{k} {v}" for k, v in info.record_counts.items())),
-                    esc(info.hold_until if info.state == "held" else "-"),
+                    esc(self._local(parse_iso(info.hold_until)) if info.state == "held" else "-"),
                     actions,
                 )
             )
@@ -393,7 +406,7 @@ class EmployeePage:
             "what would leave this computer, veto it (its data is destroyed) or release it early. After the hold, "
             "data stewards review its manifest; only approved batches are sent.</p>"
             + (
-                table(("Batch", "State", "Period", "Records", "Held until (UTC)", ""), rows, raw=True)
+                table(("Batch", "State", "Period", "Records", "Held until", ""), rows, raw=True)
                 if rows
                 else "<p>No batches yet.</p>"
             )
@@ -415,9 +428,17 @@ class EmployeePage:
         return out
 
     def _batch(self, request: Request, batch_id: str) -> Response:
+        from agent.web.record_view import receipt_link_rows, record_cell
+        from vault.receipt_links import receipt_links
+
         with self._vault() as vault:
             info = outbox.get_batch(vault, batch_id)
             records = batch_ops.preview_records(vault, info)
+            links = receipt_links(vault, batch_id)
+            granted = {
+                rid: (s.receipt.category.value, self._local(s.granted_at)) for rid, s in vault.receipt_spans().items()
+            }
+        cited = {r["receipt_id"]: links.get(r["receipt_id"]) for r in records}
         checks = [
             (state_badge("pass" if c.get("passed") else "fail"), esc(c.get("name", "")), esc(c.get("detail", "")))
             for c in info.privacy_checks
@@ -425,26 +446,36 @@ class EmployeePage:
         tz = self._local_tz()
         rows = [
             (
-                datetime.fromtimestamp(int(r["start"]), tz).strftime("%Y-%m-%d %H:%M"),
-                r["category"],
-                json.dumps({k: v for k, v in r.items() if k not in ("start", "end", "category")}, sort_keys=True),
+                esc(datetime.fromtimestamp(int(r["start"]), tz).strftime("%Y-%m-%d %H:%M %Z")),
+                esc(r["category"]),
+                record_cell(r),
             )
             for r in records
         ]
+        link_rows = receipt_link_rows(cited, granted)
         body = (
             f'<section><h2>Batch <span class="mono">{esc(batch_id)}</span> {state_badge(info.state)}</h2>'
-            f"<p>{sum(info.record_counts.values())} record(s), {esc(_period(info.period_start, info.period_end, tz))}. "
+            f"<p>{counted(sum(info.record_counts.values()), 'record')}, {esc(_period(info.period_start, info.period_end, tz))}. "
             f'Payload SHA-256 <span class="mono">{esc(info.payload_sha256)}</span>.</p>'
             + self._batch_actions(request, info, explain=True)
             + "</section><section><h2>Privacy checks</h2>"
             + table(("", "Check", "Detail"), checks, raw=True)
             + "</section><section><h2>Exactly what would leave this computer</h2>"
             + (
-                table(("Window start", "Category", "Values"), rows)
+                table(("Window start", "Category", "What would leave"), rows, raw=True)
                 if rows
                 else "<p>This batch holds no data any more.</p>"
             )
             + "</section>"
+            + (
+                '<section id="receipt-links"><h2>Your consent, as this batch names it</h2><p>The batch names each '
+                "of your grants by an alias for this period, so the store cannot link one period to another. "
+                'Each alias is one of your own grants, listed under <a href="/mydata">My data</a>:</p>'
+                + table(("Alias in the batch", "Your grant in My data", "Category", "Granted"), link_rows)
+                + "</section>"
+                if link_rows
+                else ""
+            )
         )
         return self._render(request, "/batches", body)
 
@@ -465,7 +496,10 @@ class EmployeePage:
             report = vault.ledger.verify(vault.device_key.public_bytes)
             entries = list(vault.ledger.entries())
         if report.ok:
-            verdict = f"{state_badge('ok')} Intact: {report.entries} entries, every hash link and signed checkpoint checks out."
+            verdict = (
+                f"{state_badge('ok')} Intact: {counted(report.entries, 'entry', 'entries')}, every hash link and "
+                "signed checkpoint checks out."
+            )
         else:
             verdict = (
                 f"{state_badge('broken')} Broken at entry {report.first_broken_seq}: {esc(report.reason)}. "
@@ -474,7 +508,7 @@ class EmployeePage:
         rows = [
             (
                 entry.seq,
-                entry.at,
+                self._local(parse_iso(entry.at)),
                 entry.kind,
                 entry.body.get("category")
                 or ", ".join(entry.body.get("categories", []) or [])
@@ -486,7 +520,7 @@ class EmployeePage:
             f'<section><h2>Consent ledger</h2><p id="ledger-verdict">{verdict}</p>'
             f'<p class="muted">Head: <span class="mono">{esc(report.head_hash)}</span></p></section>'
             "<section><h2>Latest entries</h2>"
-            + table(("#", "When (UTC)", "What", "About"), rows, numeric=(0,))
+            + table(("#", "When", "What", "About"), rows, numeric=(0,))
             + "</section>"
         )
         return self._render(request, "/ledger", body)
@@ -505,6 +539,21 @@ def _ledger_warnings(head: HeadState, status: dict[str, object]) -> list[str]:
     return lines
 
 
+def _notice_html(sections: tuple[consent_ops.Section, ...], exact: str) -> str:
+    """The notice in plain sections, and the exact text a grant hashes one click away (``#notice``)."""
+    parts = ['<div class="plain-notice" id="plain-notice">']
+    for section in sections:
+        paragraphs = "".join(f"<p>{esc(p)}</p>" for p in section.paragraphs)
+        parts.append(
+            f'<section class="notice-part" id="notice-{esc(section.key)}"><h3>{esc(section.title)}</h3>{paragraphs}</section>'
+        )
+    parts.append(
+        '</div><details class="exact-notice"><summary>Show the exact text you agree to (your receipt records its '
+        f'fingerprint)</summary><pre class="notice" id="notice">{esc(exact)}</pre></details>'
+    )
+    return "".join(parts)
+
+
 def _in_force(state: str) -> bool:
     return state in ("granted", "suspended", "forbidden")
 
@@ -517,5 +566,5 @@ def _category(name: str) -> Category | None:
 
 
 def _period(start: int, end: int, tz: tzinfo) -> str:
-    fmt = "%Y-%m-%d %H:%M"
+    fmt = "%Y-%m-%d %H:%M %Z"
     return f"{datetime.fromtimestamp(start, tz).strftime(fmt)} – {datetime.fromtimestamp(end, tz).strftime(fmt)}"

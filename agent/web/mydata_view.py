@@ -5,12 +5,13 @@ Only the week shown is decrypted: a month of one-minute windows is too many to o
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, timedelta, tzinfo
 
 from agent.web import activity
 from agent.web.html import bar_chart, esc, stacked_bars, table
-from protocol.windows import AnyWindow
+from agent.web.record_view import record_cell
+from agent.words import counted
+from protocol.windows import AnyWindow, window_to_json_dict
 from vault.vault import Vault
 
 RECORDS_SHOWN = 200
@@ -53,8 +54,8 @@ def mydata_body(vault: Vault, query_day: str | None, tz: tzinfo, today: date) ->
     shown = records[-RECORDS_SHOWN:]
     record_rows = [
         (
-            datetime.fromtimestamp(r.start, tz).strftime("%Y-%m-%d %H:%M"),
-            r.category,
+            esc(datetime.fromtimestamp(r.start, tz).strftime("%Y-%m-%d %H:%M %Z")),
+            esc(r.category),
             _summary(r),
         )
         for r in reversed(shown)
@@ -67,7 +68,7 @@ def mydata_body(vault: Vault, query_day: str | None, tz: tzinfo, today: date) ->
     body = (
         "<section><h2>What is stored about you on this computer</h2>"
         f'<p>Your pseudonym: <span class="mono">{esc(subject)}</span> (only this computer can link it to you). '
-        f"{total} window record(s), decrypted here for you only. Times are your local time.</p>"
+        f"{counted(total, 'window record')}, decrypted here for you only. Times are your local time.</p>"
         f"<p>Days: {day_links or 'no data yet'}</p></section>"
         f"<section><h2>Typing and mouse activity per hour, {esc(day.isoformat())}</h2>"
         + bar_chart(
@@ -101,16 +102,16 @@ def mydata_body(vault: Vault, query_day: str | None, tz: tzinfo, today: date) ->
         + table(("Category", "Granted", "Ended", "Notice", "How", "Receipt"), receipts)
         + "</section>"
         f"<section><h2>Latest records up to {esc(day.isoformat())} ({len(shown)} of this week's {len(records)})</h2>"
-        + table(("Window start", "Category", "What was kept"), record_rows)
+        + table(("Window start", "Category", "What was kept"), record_rows, raw=True)
         + "</section>"
     )
     return body
 
 
 def _local(when: datetime, tz: tzinfo) -> str:
-    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _summary(record: AnyWindow) -> str:
-    data = record.model_dump(mode="json", exclude={"start", "end", "receipt_id", "category"})
-    return "; ".join(f"{k}: {json.dumps(v, sort_keys=True)}" for k, v in data.items())
+    """The record in words, with its exact values in a fold (HTML)."""
+    return record_cell(window_to_json_dict(record))

@@ -50,10 +50,17 @@ class ConsentNotices(_MarkdownDirective):
     def lines(self) -> list[str]:
         from protocol.categories import ALL_CATEGORIES
 
+        from vault.consent import policy_terms
+        from vault.notice_words import plain_sections, sections_as_markdown
+        from vault.policy import MachinePolicy
+
         out: list[str] = []
         for category in ALL_CATEGORIES:
             text = _notice_text(category)
-            out += [f"**{category.value}**", "", "```text", *text.rstrip("\n").splitlines(), "```", ""]
+            out += [f"**{category.value}**", ""]
+            out += sections_as_markdown(plain_sections(category, policy_terms(category, MachinePolicy())))
+            out += ["*The exact text you agree to* (the receipt records its SHA-256):", ""]
+            out += ["```text", *text.rstrip("\n").splitlines(), "```", ""]
         return out
 
 

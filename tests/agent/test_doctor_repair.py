@@ -99,7 +99,7 @@ def test_doctor_names_records_that_fail_and_repair_keeps_every_other_one(home: P
     assert doctor.returncode == 1
     stored = checks(doctor.stdout)["stored data"]
     assert stored["result"] == "FAIL"
-    assert "3 of 4 stored record(s) do not authenticate" in stored["detail"]
+    assert "3 of 4 stored records do not authenticate" in stored["detail"]
     assert "keyboard on 2026-03-02: 2" in stored["detail"] and "keyboard on 2026-03-03: 1" in stored["detail"]
     assert "consentry doctor --repair" in stored["detail"]
     with Vault.open(layout) as vault:
@@ -108,7 +108,7 @@ def test_doctor_names_records_that_fail_and_repair_keeps_every_other_one(home: P
     repaired = consentry(None, "doctor", "--repair", "--json")
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     found = checks(repaired.stdout)
-    assert found["stored data"]["result"] == "ok" and "removed 3 record(s)" in found["repair"]["detail"]
+    assert found["stored data"]["result"] == "ok" and "removed 3 records" in found["repair"]["detail"]
     with Vault.open(layout) as vault:
         assert [(w.category, w.start) for w in vault.read_windows()] == [("mouse", T0)]  # the one intact record
         (entry,) = vault.ledger.entries(("vault-repaired",))
@@ -126,7 +126,7 @@ def test_a_healthy_vault_is_ok_and_repair_changes_nothing(home: Path) -> None:
     _seed(layout)
     doctor = consentry(None, "doctor", "--json")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-    assert "all 4 stored record(s)" in checks(doctor.stdout)["stored data"]["detail"]
+    assert "all 4 stored records" in checks(doctor.stdout)["stored data"]["detail"]
     with Vault.open(layout) as vault:
         head = vault.ledger_head()
     assert consentry(None, "doctor", "--repair").returncode == 0

@@ -105,7 +105,12 @@ def test_every_state_has_its_shape_colour_tooltip_and_menu(kind: str) -> None:
     names = [e.label.split(":")[0] for e in menu]
     assert names[2:6] == ["Keyboard", "Mouse", "Apps", "Files"]
     assert isinstance(menu[-1].action, Quit)
-    assert (_entry(menu, "Resume").action == Resume()) if kind == "paused" else _entry(menu, "Pause capture")
+    if kind == "paused":
+        assert _entry(menu, "Resume").action == Resume()
+    elif kind == "off":  # nothing granted, so nothing captured: nothing to pause
+        assert _entry(menu, "Nothing to pause").action is None
+    else:
+        assert _entry(menu, "Pause capture")
 
 
 def test_the_five_icons_differ_in_shape_and_colour() -> None:
@@ -166,7 +171,7 @@ def test_without_a_local_page_the_menu_names_the_cli_commands() -> None:
 
 
 def test_pause_choices_and_their_ends() -> None:
-    pause = _entry(build_menu(_state()), "Pause capture")
+    pause = _entry(build_menu(_state({"keyboard": ("granted", "capturing")})), "Pause capture")
     assert [c.action for c in pause.children] == [Pause("15m"), Pause("1h"), Pause("tomorrow")]
     assert pause_end("15m", NOW) == NOW + timedelta(minutes=15)
     assert pause_end("1h", NOW) == NOW + timedelta(hours=1)
@@ -189,7 +194,7 @@ def test_state_from_the_status_report() -> None:
     }
     state = TrayState.from_report(report, page_available=True)
     assert icon_kind(state) == "capturing" and state.batches_waiting == 3
-    assert "3 batch(es) waiting" in tooltip(state)
+    assert "3 batches waiting" in tooltip(state)
     assert _entry(build_menu(state), "Batches waiting for me (3)").action == OpenPage("/batches")
     assert _entry(build_menu(state), "Mouse").label.startswith("Mouse: stopped (an excluded app has focus)")
     assert _entry(build_menu(state), "Apps").label.startswith("Apps: withdrawn")
@@ -245,8 +250,8 @@ def test_every_menu_action_on_a_fresh_home_never_grants(layout: Layout) -> None:
         else:
             assert actions.perform(entry.action).ok
     assert opened == []
-    kinds = [kind for kind, _ in _ledger(layout)]
-    assert "grant" not in kinds and "pause" in kinds
+    # Nothing granted, so nothing to pause: no menu action on a fresh home writes anything at all.
+    assert not layout.vault_db.exists()
 
 
 def test_grant_opens_the_notice_page_with_its_token_and_records_nothing(layout: Layout) -> None:

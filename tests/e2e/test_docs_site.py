@@ -60,6 +60,21 @@ def test_notices_page_shows_each_notice_with_its_terms(site: Path) -> None:
     assert text.count("Retention on this computer:") == len(ALL_CATEGORIES)
 
 
+def test_notices_page_reads_in_plain_sections_before_the_exact_text(site: Path) -> None:
+    text = _text(site / "privacy" / "notices.html")
+    for heading in ("What is kept", "What is never kept", "Who receives it, and why", "For how long"):
+        assert text.count(heading + " ") == len(ALL_CATEGORIES), heading  # the exact text has "What is kept,"
+    assert text.count("How to stop and erase ") == text.count("Whom to ask ") == len(ALL_CATEGORIES)
+    assert text.count("The exact text you agree to") == len(ALL_CATEGORIES)
+    assert text.index("What is never kept") < text.index("(category: keyboard)")
+
+
+def test_data_inventory_says_what_every_field_means_and_in_which_unit(site: Path) -> None:
+    text = _text(site / "privacy" / "inventory.html")
+    for words in ("runs of 3 or more key presses", "pixels", "under 50 ms", "2000 ms or more", "seconds of focus"):
+        assert words in text, words
+
+
 def test_cli_reference_covers_every_command(site: Path) -> None:
     text = _text(site / "cli-reference.html")
     for name in cli.list_commands(None):  # type: ignore[arg-type]

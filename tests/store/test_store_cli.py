@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def test_steward_reviews_and_decides_through_the_cli(home: Path, tmp_path: Path)
         assert [i["batch_id"] for i in json.loads(queue.stdout)] == [first.batch_id, second.batch_id]
         shown = _run(steward, ["show", first.batch_id, "--key-file", str(tmp_path / "a.key"), *common])
         assert "Check schema: passed" in shown.output and "letter" not in shown.output
+        # The period in UTC ISO without microseconds, never epoch seconds.
+        assert re.search(r"Period: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ to \S+Z \(UTC\)", shown.output), shown.output
+        assert "epoch" not in shown.output
         for name in "ab":
             ok = _run(steward, ["approve", first.batch_id, "--key-file", str(tmp_path / f"{name}.key"), *common])
             assert ok.exit_code == 0, ok.output

@@ -93,12 +93,13 @@ def test_shipped_example_policy_is_valid() -> None:
 
 def test_it_guide_documents_every_policy_key() -> None:
     guide = (Path(__file__).resolve().parents[2] / "docs" / "it.md").read_text()
-    from vault.policy import StewardConfig, StoreConfig
+    from vault.policy import OrganisationConfig, StewardConfig, StoreConfig
 
     names = [f.name for f in dataclasses.fields(MachinePolicy)]
     names += [f"store.{f.name}" for f in dataclasses.fields(StoreConfig)]
     names += [f"stewards.{f.name}" for f in dataclasses.fields(StewardConfig)]
-    missing = [n for n in names if f"`{n}`" not in guide and n not in ("store", "stewards")]
+    names += [f"organisation.{f.name}" for f in dataclasses.fields(OrganisationConfig)]
+    missing = [n for n in names if f"`{n}`" not in guide and n not in ("store", "stewards", "organisation")]
     assert not missing, f"docs/it.md does not document {missing}"
 
 
