@@ -26,7 +26,15 @@ from protocol.envelope import (
     seal,
     secret_context,
 )
-from protocol.errors import ConsentError, InvalidRecord, KeyUnavailable, LedgerRolledBack, VaultCorrupted, VaultError
+from protocol.errors import (
+    ConsentError,
+    InvalidRecord,
+    KeyUnavailable,
+    LedgerRolledBack,
+    RecordInFuture,
+    VaultCorrupted,
+    VaultError,
+)
 from protocol.signing import SigningKey
 from protocol.timeutil import DAY_SECONDS, day_start, iso, parse_iso, utc_day, utc_now
 from vault.consent import ConsentSnapshot, ReceiptSpan, derive_snapshot, receipt_spans, withheld
@@ -62,6 +70,9 @@ if TYPE_CHECKING:
 RECORDS_TABLE = "records"
 _KEK_CHECK_PLAINTEXT = b"consentry-kek-check-v1"
 DEVICE_KEY_SECRET = "device-key"
+# A window is written when it closes, so it never ends after "now"; 5 minutes absorb an NTP step or a
+# clock corrected between capture and flush. Anything later is a wrong clock or a forged record.
+FUTURE_TOLERANCE_SECONDS = 300
 
 VaultClock = Callable[[], datetime]
 
@@ -468,6 +479,7 @@ class Vault:
         """
         if not records:
             return 0
+        _refuse_future(records, self.clock())
         rows: list[tuple[int, str, int, int, str, str, bytes]] = []
         with self.transaction():
             coverage = _Coverage(self.receipt_spans(), list(self.ledger.entries(("erase",))))
@@ -636,6 +648,19 @@ def _record_filter(
         clauses.append(f"record_id IN ({', '.join('?' * len(record_ids))})")
         params.extend(record_ids)
     return ((" WHERE " + " AND ".join(clauses)) if clauses else "", params)
+
+
+def _refuse_future(records: Sequence[AnyWindow], now: datetime) -> None:
+    """No record may end more than ``FUTURE_TOLERANCE_SECONDS`` after ``now``; otherwise none is stored."""
+    latest = now.timestamp() + FUTURE_TOLERANCE_SECONDS
+    for record in records:
+        if record.end > latest:
+            ahead = datetime.fromtimestamp(record.end, UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+            raise RecordInFuture(
+                f"a {record.category} record ends in the future ({ahead}), more than "
+                f"{FUTURE_TOLERANCE_SECONDS // 60} minutes after this computer's clock "
+                f"({iso(now)}); nothing was stored. Check the clock (timedatectl status)."
+            )
 
 
 class _Coverage:
