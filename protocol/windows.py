@@ -44,12 +44,29 @@ EXTENSION_PATTERN = re.compile(r"^[a-z0-9]{1,10}$")
 _frozen = BOUNDARY
 
 
+def iki_bin_labels() -> tuple[str, ...]:
+    """Each inter-key interval bin in words, in order: "under 50 ms", "50 to 100 ms", ..., "2,000 ms or more"."""
+    edges = IKI_BIN_EDGES_MS
+    labels = [f"under {edges[1]:,} ms"]
+    labels += [f"{low:,} to {high:,} ms" for low, high in zip(edges[1:-1], edges[2:], strict=True)]
+    labels.append(f"{edges[-1]:,} ms or more")
+    return tuple(labels)
+
+
+# The record fields' meanings, in plain words with their units: the one source of the data inventory
+# (docs/privacy/inventory.md renders these descriptions) and of the schema the store publishes.
+_KEY_CLASSES = ", ".join(c.value for c in KeyClass)
+_IKI_BINS = "; ".join(f"bin {i + 1}: {label}" for i, label in enumerate(iki_bin_labels()))
+
+
 class _WindowBase(BaseModel):
     model_config = _frozen
 
-    start: int = Field(ge=0, description="window start, UTC seconds since the epoch")
-    end: int = Field(ge=0, description="window end (exclusive), UTC seconds since the epoch")
-    receipt_id: str = Field(min_length=1, max_length=64, description="the consent grant active at capture")
+    start: int = Field(ge=0, description="when the window began, in seconds since 1970-01-01 00:00 UTC")
+    end: int = Field(ge=0, description="when the window ended (exclusive), in seconds since 1970-01-01 00:00 UTC")
+    receipt_id: str = Field(
+        min_length=1, max_length=64, description="the id of the consent grant under which the window was captured"
+    )
 
     @model_validator(mode="after")
     def _end_after_start(self) -> _WindowBase:
@@ -59,13 +76,30 @@ class _WindowBase(BaseModel):
 
 
 class KeyboardWindow(_WindowBase):
-    category: Literal["keyboard"] = "keyboard"
-    key_counts: dict[KeyClass, Annotated[int, Field(ge=0)]]
-    iki_histogram: tuple[Annotated[int, Field(ge=0)], ...]
-    bursts: int = Field(ge=0)
-    longest_burst: int = Field(ge=0)
-    pauses: int = Field(ge=0)
-    correction_ratio: float = Field(ge=0.0, le=1.0)
+    category: Literal["keyboard"] = Field(default="keyboard", description="which kind of record this is")
+    key_counts: dict[KeyClass, Annotated[int, Field(ge=0)]] = Field(
+        description=f"key presses in the window, counted per class of key ({_KEY_CLASSES}); which key or "
+        "character was pressed is never kept"
+    )
+    iki_histogram: tuple[Annotated[int, Field(ge=0)], ...] = Field(
+        description="typing rhythm: how many gaps between two consecutive key presses of the window fell in each "
+        f"of {len(IKI_BIN_EDGES_MS)} coarse ranges, in milliseconds ({_IKI_BINS})"
+    )
+    bursts: int = Field(
+        ge=0,
+        description=f"stretches of typing: runs of at least {BURST_MIN_PRESSES} key presses with no gap of "
+        f"{PAUSE_GAP_SECONDS:g} seconds or more between them (a count)",
+    )
+    longest_burst: int = Field(ge=0, description="key presses in the longest of those runs (a count of presses)")
+    pauses: int = Field(
+        ge=0, description=f"gaps of {PAUSE_GAP_SECONDS:g} seconds or more between two key presses (a count)"
+    )
+    correction_ratio: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="share of the window's key presses that were editing keys (Backspace, Delete and the like), "
+        "from 0 (none) to 1 (all)",
+    )
     sparse: bool = Field(
         default=False,
         description=f"the keyboard was used, fewer than {KEYBOARD_MIN_PRESSES} presses: every count and statistic is withheld (zero)",
@@ -109,19 +143,32 @@ class KeyboardWindow(_WindowBase):
 
 
 class MouseWindow(_WindowBase):
-    category: Literal["mouse"] = "mouse"
-    clicks: dict[MouseButton, Annotated[int, Field(ge=0)]]
-    scroll_steps: int = Field(ge=0)
-    moves: int = Field(ge=0)
-    distance_px: float = Field(ge=0.0)
-    idle_seconds: float = Field(ge=0.0)
+    category: Literal["mouse"] = Field(default="mouse", description="which kind of record this is")
+    clicks: dict[MouseButton, Annotated[int, Field(ge=0)]] = Field(
+        description="clicks in the window, counted per button; where the pointer was is never kept"
+    )
+    scroll_steps: int = Field(ge=0, description="scroll-wheel steps (notches), all directions added up (a count)")
+    moves: int = Field(ge=0, description="pointer movement events reported by the system (a count)")
+    distance_px: float = Field(
+        ge=0.0,
+        description="how far the pointer travelled in the window, in screen pixels, along straight lines between "
+        "successive positions (the positions themselves are never kept)",
+    )
+    idle_seconds: float = Field(
+        ge=0.0,
+        description=f"seconds of the window with no mouse event for more than {MOUSE_IDLE_GAP_SECONDS:g} second, "
+        "added up",
+    )
 
 
 class AppFocus(BaseModel):
     model_config = _frozen
 
-    app: str = Field(description="cat:<category> or anon:<16 hex>")
-    seconds: float = Field(ge=0.0)
+    app: str = Field(
+        description="the application in focus: cat:<category> for an allow-listed kind (ide, browser, ...) or "
+        "anon:<16 hex>, a pseudonym keyed per batch; never a name or a window title"
+    )
+    seconds: float = Field(ge=0.0, description="seconds it had the focus in the window")
 
     @field_validator("app")
     @classmethod
@@ -132,19 +179,23 @@ class AppFocus(BaseModel):
 
 
 class AppsWindow(_WindowBase):
-    category: Literal["apps"] = "apps"
-    focus: tuple[AppFocus, ...]
-    switches: int = Field(ge=0)
+    category: Literal["apps"] = Field(default="apps", description="which kind of record this is")
+    focus: tuple[AppFocus, ...] = Field(description="one entry per application that had the focus in the window")
+    switches: int = Field(ge=0, description="changes of focus from one application to another (a count)")
 
 
 class FileEventCount(BaseModel):
     model_config = _frozen
 
-    root_class: RootClass
-    depth: int = Field(ge=0, le=MAX_FILE_DEPTH)
-    ext: str | None = None
-    kind: FileEventKind
-    count: int = Field(ge=1)
+    root_class: RootClass = Field(description="the kind of folder the file is in, among the folders the employee chose")
+    depth: int = Field(
+        ge=0, le=MAX_FILE_DEPTH, description="how many folders deep below that folder the file is (0: directly in it)"
+    )
+    ext: str | None = Field(
+        default=None, description="the file's extension if the policy allow-lists it, else null; never a name"
+    )
+    kind: FileEventKind = Field(description="what happened to the file")
+    count: int = Field(ge=1, description="how many such events in the window")
 
     @field_validator("ext")
     @classmethod
@@ -155,8 +206,10 @@ class FileEventCount(BaseModel):
 
 
 class FilesWindow(_WindowBase):
-    category: Literal["files"] = "files"
-    events: tuple[FileEventCount, ...]
+    category: Literal["files"] = Field(default="files", description="which kind of record this is")
+    events: tuple[FileEventCount, ...] = Field(
+        description="file events in the watched folders, counted per kind of folder, depth, extension and kind"
+    )
 
 
 WindowRecord = Annotated[KeyboardWindow | MouseWindow | AppsWindow | FilesWindow, Field(discriminator="category")]
