@@ -625,9 +625,11 @@ class Vault:
         sql, params = _record_filter(category, since, until, None)
         return int(self.db.execute(f"SELECT COUNT(*) FROM records{sql}", params).fetchone()[0])
 
-    def hours_with_data(self) -> list[int]:
-        """The hours (epoch seconds // 3600) in which some stored record starts, without decrypting any."""
-        return [int(hour) for (hour,) in self.db.execute("SELECT DISTINCT start / 3600 FROM records")]
+    def hours_with_data(self, since: int | None = None) -> list[int]:
+        """The hours (epoch seconds // 3600) in which some stored record starts (``since`` onwards), without
+        decrypting any."""
+        sql, params = _record_filter(None, since, None, None)
+        return [int(hour) for (hour,) in self.db.execute(f"SELECT DISTINCT start / 3600 FROM records{sql}", params)]
 
     def integrity_check(self) -> str:
         """SQLite's own check of the file: ``"ok"``, or its first finding."""

@@ -17,6 +17,7 @@ from protocol.windows import AnyWindow
 from vault.vault import Vault
 
 _HERE = ' class="here"'
+DAY_LINK_SPAN_SECONDS = 35 * 86400  # the 14 day links come from the 5 weeks before the newest record
 
 
 def mydata_body(
@@ -28,7 +29,8 @@ def mydata_body(
         chosen = date.fromisoformat(query_day) if query_day else None
     except ValueError:
         chosen = None
-    hours_with_data = vault.hours_with_data()
+    newest = vault.newest_record_start()  # day links for the last weeks with data, not the whole vault
+    hours_with_data = vault.hours_with_data(None if newest is None else newest - DAY_LINK_SPAN_SECONDS)
     days = activity.days_with_data(hours_with_data, tz)
     day = chosen or (days[-1] if days else today)
     week = [day - timedelta(days=i) for i in range(6, -1, -1)]

@@ -115,3 +115,18 @@ def test_my_data_filters_by_period_and_category_like_the_cli(page: PageServer, l
         # A period the employee mistyped is said in words, and nothing else changes.
         driver.get(page.url + "mydata?from=yesterday")
         assert "is not a day" in driver.find_element(By.TAG_NAME, "main").text
+
+
+def test_my_data_page_reads_only_what_it_shows_whatever_the_vault_size(layout: Layout) -> None:
+    """No statement of the default My data page scans the records table (planned by SQLite, not timed)."""
+    from agent.web.mydata_view import mydata_body
+    from tests.vault.test_record_queries_scale import _plans
+
+    _fill(layout)
+    with Vault.open(layout) as vault:
+        vault.db.execute("ANALYZE")
+        tz = datetime.now().astimezone().tzinfo or UTC
+        plans = _plans(vault, lambda: mydata_body(vault, None, tz, datetime.now().date(), {"page": "2"}))
+    assert len(plans) >= 5
+    for sql, plan in plans.items():
+        assert "SCAN records" not in plan, f"{sql}\n  plans a full scan: {plan}"
