@@ -47,7 +47,9 @@ def _log_key(log_key: str | None) -> bytes | None:
 @click.option("--log-key", help="The store's Ed25519 log key, base64 (default: the machine policy's store.log_key).")
 @click.option("--port", default=0, type=click.IntRange(0, 65535), help="Port on 127.0.0.1 (default: any free one).")
 @click.option(
-    "--no-browser", is_flag=True, help="Do not open a browser; print the address of a file, readable only by you, that opens the page."
+    "--no-browser",
+    is_flag=True,
+    help="Do not open a browser; print the address of a file, readable only by you, that opens the page.",
 )
 def review(key_file: Path | None, store_url: str | None, log_key: str | None, port: int, no_browser: bool) -> None:
     """Open the review page: the queue, each manifest with its privacy checks and consent basis,

@@ -102,8 +102,8 @@ def _period(vault: Vault, listing: Listing, tz: tzinfo) -> tuple[int | None, int
         if newest is None:
             return None, None, "all your records"
         day = datetime.fromtimestamp(newest, tz).date()
-        start, end = local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)
-        return start, end, f"the latest day with data, {day.isoformat()} (your local time)"
+        since, until = local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)
+        return since, until, f"the latest day with data, {day.isoformat()} (your local time)"
     start = local_midnight(listing.first, tz) if listing.first else None
     end = local_midnight(listing.last + timedelta(days=1), tz) if listing.last else None
     first = _moment(start, tz) if start is not None else "the first record"

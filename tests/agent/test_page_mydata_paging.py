@@ -64,7 +64,11 @@ def _records_heading(driver: object) -> str:
     return str(driver.find_element(By.ID, "records-heading").text)  # type: ignore[attr-defined]
 
 
-def test_my_data_shows_the_latest_day_a_page_of_100_newest_first(page: PageServer, layout: Layout, tmp_path: Path) -> None:  # noqa: F811
+def test_my_data_shows_the_latest_day_a_page_of_100_newest_first(
+    page: PageServer,  # noqa: F811
+    layout: Layout,
+    tmp_path: Path,
+) -> None:
     from selenium.webdriver.common.by import By
 
     _fill(layout)
@@ -91,7 +95,11 @@ def test_my_data_shows_the_latest_day_a_page_of_100_newest_first(page: PageServe
         wait_for(lambda: "page 2 of 3" in _records_heading(driver), "back to page 2")
 
 
-def test_my_data_filters_by_period_and_category_like_the_cli(page: PageServer, layout: Layout, tmp_path: Path) -> None:  # noqa: F811
+def test_my_data_filters_by_period_and_category_like_the_cli(
+    page: PageServer,  # noqa: F811
+    layout: Layout,
+    tmp_path: Path,
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 

@@ -28,14 +28,18 @@ MODELS: tuple[type[BaseModel], ...] = (KeyboardWindow, MouseWindow, AppsWindow, 
 
 
 def test_every_record_field_has_a_meaning() -> None:
-    missing = [f"{m.__name__}.{n}" for m in MODELS for n, f in m.model_fields.items() if not (f.description or "").strip()]
+    missing = [
+        f"{m.__name__}.{n}" for m in MODELS for n, f in m.model_fields.items() if not (f.description or "").strip()
+    ]
     assert not missing, f"fields without a description: {missing}"
 
 
 def test_the_figures_an_employee_asks_about_name_their_units() -> None:
     fields = KeyboardWindow.model_fields
     assert "seconds" in (fields["pauses"].description or "")
-    assert "presses" in (fields["bursts"].description or "") and "presses" in (fields["longest_burst"].description or "")
+    assert "presses" in (fields["bursts"].description or "") and "presses" in (
+        fields["longest_burst"].description or ""
+    )
     assert re.search(r"from 0 .* to 1", fields["correction_ratio"].description or "")
     assert "pixels" in (MouseWindow.model_fields["distance_px"].description or "")
     assert "seconds" in (MouseWindow.model_fields["idle_seconds"].description or "")

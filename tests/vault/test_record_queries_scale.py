@@ -25,7 +25,11 @@ def _filled(layout: Layout) -> Vault:
     ms = grant(vault, Category.MOUSE, NOW - timedelta(days=3))
     first = MINUTE - 2 * 86400
     vault.write_windows(
-        [w for i in range(0, 2 * 1440, 7) for w in (keyboard_window(first + 60 * i, kb), mouse_window(first + 60 * i, ms))]
+        [
+            w
+            for i in range(0, 2 * 1440, 7)
+            for w in (keyboard_window(first + 60 * i, kb), mouse_window(first + 60 * i, ms))
+        ]
     )
     vault.db.execute("ANALYZE")  # as a long-lived vault has statistics; the plan must not depend on their absence
     return vault
@@ -50,6 +54,7 @@ def _plans(vault: Vault, run) -> dict[str, str]:  # type: ignore[no-untyped-def]
 def test_the_default_mydata_queries_read_only_the_period_shown(layout: Layout) -> None:
     vault = _filled(layout)
     try:
+
         def default_view() -> None:
             newest = vault.newest_record_start()
             assert newest is not None
@@ -71,6 +76,7 @@ def test_the_stored_count_follows_writes_and_erasures(layout: Layout) -> None:
 
     vault = _filled(layout)
     try:
+
         def truth(category: str | None = None) -> int:
             sql = "SELECT COUNT(*) FROM records" + (" WHERE category = ?" if category else "")
             return int(vault.db.execute(sql, (category,) if category else ()).fetchone()[0])
