@@ -47,21 +47,25 @@ def page_link(path: Path, page: str = "/") -> str | None:
     return f"{url.rstrip('/')}/{page.lstrip('/')}?token={quote(token, safe='')}"
 
 
-def open_in_browser(opener: Path, url: str, launch: Callable[[str], bool] | None = None) -> bool:
-    """Open ``url`` through the 0600 file ``opener`` that forwards to it, as Jupyter does.
-
-    The browser's command line then names only the file (``file://...``), never the token. ``launch``
-    starts a browser on a URL (default: ``webbrowser.open``); False when no browser could be started.
-    """
-    from vault.atomic import write_atomic
-
+def write_opener(opener: Path, url: str) -> str:
+    """Write the 0600 file that forwards a browser to ``url``; its ``file://`` address names no secret."""
     write_atomic(
         opener,
         f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={html.escape(url)}">'
         f"<title>Consentry</title><p>Opening your Consentry page…</p>".encode(),
         mode=0o600,
     )
-    return bool((launch or chosen_browser())(opener.as_uri()))
+    return opener.as_uri()
+
+
+def open_in_browser(opener: Path, url: str, launch: Callable[[str], bool] | None = None) -> bool:
+    """Open ``url`` through the 0600 file ``opener`` that forwards to it, as Jupyter does.
+
+    The browser's command line then names only the file (``file://...``), never the token. ``launch``
+    starts a browser on a URL (default: the employee's ``$BROWSER``, else the desktop's: ``chosen_browser``);
+    False when no browser could be started.
+    """
+    return bool((launch or chosen_browser())(write_opener(opener, url)))
 
 
 def browser_named() -> str | None:

@@ -8,6 +8,7 @@
     ├── UnsupportedVersion     written by a newer Consentry; never guessed at
     ├── PolicyError            the machine policy is missing a value, malformed or contradictory
     ├── ConsentError           an operation that consent (or policy) does not cover
+    ├── RecordInFuture         a window dated after the vault's clock (beyond the clock-skew tolerance)
     └── LedgerBroken           the consent ledger's hash chain or a checkpoint does not verify
         └── LedgerRolledBack   the ledger does not match its signed head (truncated, restored, rewritten)
 
@@ -70,3 +71,7 @@ class LedgerBroken(VaultError):
 
 class LedgerRolledBack(LedgerBroken):
     """The ledger does not match the signed head kept outside the database (vault/ledger_head.py)."""
+
+
+class RecordInFuture(VaultError):
+    """A record ends later than the vault's clock allows (a wrong clock or a forged window); nothing is stored."""

@@ -46,9 +46,9 @@ _frozen = BOUNDARY
 class _WindowBase(BaseModel):
     model_config = _frozen
 
-    start: int = Field(ge=0, description="window start, UTC seconds since the epoch")
-    end: int = Field(ge=0, description="window end (exclusive), UTC seconds since the epoch")
-    receipt_id: str = Field(min_length=1, max_length=64, description="the consent grant active at capture")
+    start: int = Field(ge=0, description=meaning("common", "start"))
+    end: int = Field(ge=0, description=meaning("common", "end"))
+    receipt_id: str = Field(min_length=1, max_length=64, description=meaning("common", "receipt_id"))
 
     @model_validator(mode="after")
     def _end_after_start(self) -> _WindowBase:
@@ -58,7 +58,7 @@ class _WindowBase(BaseModel):
 
 
 class KeyboardWindow(_WindowBase):
-    category: Literal["keyboard"] = "keyboard"
+    category: Literal["keyboard"] = Field(default="keyboard", description=meaning("common", "category"))
     key_counts: dict[KeyClass, Annotated[int, Field(ge=0)]] = Field(description=meaning("keyboard", "key_counts"))
     iki_histogram: tuple[Annotated[int, Field(ge=0)], ...] = Field(description=meaning("keyboard", "iki_histogram"))
     bursts: int = Field(ge=0, description=meaning("keyboard", "bursts"))
@@ -108,7 +108,7 @@ class KeyboardWindow(_WindowBase):
 
 
 class MouseWindow(_WindowBase):
-    category: Literal["mouse"] = "mouse"
+    category: Literal["mouse"] = Field(default="mouse", description=meaning("common", "category"))
     clicks: dict[MouseButton, Annotated[int, Field(ge=0)]] = Field(description=meaning("mouse", "clicks"))
     scroll_steps: int = Field(ge=0, description=meaning("mouse", "scroll_steps"))
     moves: int = Field(ge=0, description=meaning("mouse", "moves"))
@@ -119,8 +119,11 @@ class MouseWindow(_WindowBase):
 class AppFocus(BaseModel):
     model_config = _frozen
 
-    app: str = Field(description="cat:<category> or anon:<16 hex>")
-    seconds: float = Field(ge=0.0)
+    app: str = Field(
+        description="the application in focus: cat:<category> for an allow-listed kind (ide, browser, ...) or "
+        "anon:<16 hex>, a pseudonym keyed per batch; never a name or a window title"
+    )
+    seconds: float = Field(ge=0.0, description="seconds it had the focus in the window")
 
     @field_validator("app")
     @classmethod
@@ -131,7 +134,7 @@ class AppFocus(BaseModel):
 
 
 class AppsWindow(_WindowBase):
-    category: Literal["apps"] = "apps"
+    category: Literal["apps"] = Field(default="apps", description=meaning("common", "category"))
     focus: tuple[AppFocus, ...] = Field(description=meaning("apps", "focus"))
     switches: int = Field(ge=0, description=meaning("apps", "switches"))
 
@@ -139,11 +142,15 @@ class AppsWindow(_WindowBase):
 class FileEventCount(BaseModel):
     model_config = _frozen
 
-    root_class: RootClass
-    depth: int = Field(ge=0, le=MAX_FILE_DEPTH)
-    ext: str | None = None
-    kind: FileEventKind
-    count: int = Field(ge=1)
+    root_class: RootClass = Field(description="the kind of folder the file is in, among the folders the employee chose")
+    depth: int = Field(
+        ge=0, le=MAX_FILE_DEPTH, description="how many folders deep below that folder the file is (0: directly in it)"
+    )
+    ext: str | None = Field(
+        default=None, description="the file's extension if the policy allow-lists it, else null; never a name"
+    )
+    kind: FileEventKind = Field(description="what happened to the file")
+    count: int = Field(ge=1, description="how many such events in the window")
 
     @field_validator("ext")
     @classmethod
@@ -154,7 +161,7 @@ class FileEventCount(BaseModel):
 
 
 class FilesWindow(_WindowBase):
-    category: Literal["files"] = "files"
+    category: Literal["files"] = Field(default="files", description=meaning("common", "category"))
     events: tuple[FileEventCount, ...] = Field(description=meaning("files", "events"))
 
 

@@ -234,7 +234,9 @@ def token(backend: str, data_dir: Path, dsn: str | None, schema: str, as_json: b
         return
     click.echo(value)
     click.echo(
-        "Give it to the workstation's IT setup: consentry enroll --url URL --token-file FILE. "
+        "Give it to the workstation's IT setup: save it in a file only they can read and, on that computer "
+        "(its machine policy names this store in [store] url, public_key and log_key), "
+        "run: consentry enroll --token-file FILE\n"
         f"It works once, within {settings.token_ttl_seconds // 86400} days.",
         err=True,
     )

@@ -20,7 +20,7 @@ from store.steward_access import (
 
 LINK_FILE = "review.json"
 OPENER_FILE = "open-review.html"
-REOPEN = "Open the address in steward/review.json (in your Consentry folder) again, or run: consentry steward review"
+REOPEN = "Open the file steward/open-review.html in your Consentry folder again, or run: consentry steward review"
 
 
 def _log_key(log_key: str | None) -> bytes | None:
@@ -47,7 +47,9 @@ def _log_key(log_key: str | None) -> bytes | None:
 @click.option("--log-key", help="The store's Ed25519 log key, base64 (default: the machine policy's store.log_key).")
 @click.option("--port", default=0, type=click.IntRange(0, 65535), help="Port on 127.0.0.1 (default: any free one).")
 @click.option(
-    "--no-browser", is_flag=True, help="Do not open a browser (the address is in $CONSENTRY_HOME/steward/review.json)."
+    "--no-browser",
+    is_flag=True,
+    help="Do not open a browser; print the address of a file, readable only by you, that opens the page.",
 )
 def review(key_file: Path | None, store_url: str | None, log_key: str | None, port: int, no_browser: bool) -> None:
     """Open the review page: the queue, each manifest with its privacy checks and consent basis,
@@ -84,8 +86,11 @@ def review(key_file: Path | None, store_url: str | None, log_key: str | None, po
         with server:
             write_page_link(link, url=server.url, token=server.token)
             click.echo(f"Steward review page on {server.url} (Ctrl-C to stop).")
-            if not no_browser:
-                _open(link.parent, server.url, server.token)
+            if no_browser or not _open(link.parent, server.url, server.token):
+                click.echo(
+                    f"Open it in your browser with: {_opener(link.parent, server.url, server.token)}\n"
+                    "(a file only your account can read; it holds the page's session key, so do not share it)"
+                )
             stop.wait()
     finally:
         remove_page_link(link)
@@ -95,11 +100,24 @@ def review(key_file: Path | None, store_url: str | None, log_key: str | None, po
     click.echo("Review page stopped.")
 
 
-def _open(folder: Path, url: str, token: str) -> None:
-    """Open the page through a 0600 forwarder file, so the session key is never on a command line."""
+def _with_token(url: str, token: str) -> str:
     from urllib.parse import quote
 
+    return f"{url}?token={quote(token, safe='')}"
+
+
+def _opener(folder: Path, url: str, token: str) -> str:
+    """The ``file://`` address of the 0600 forwarder (in the 0700 steward folder) that opens the page."""
+    from agent.page_link import write_opener
+
+    return write_opener(folder / OPENER_FILE, _with_token(url, token))
+
+
+def _open(folder: Path, url: str, token: str) -> bool:
+    """Open the page through a 0600 forwarder file, so the session key is never on a command line."""
     from agent.page_link import open_in_browser
 
-    if not open_in_browser(folder / OPENER_FILE, f"{url}?token={quote(token, safe='')}"):
-        click.echo(f"No browser could be started here; open the address in {folder / LINK_FILE} yourself.")
+    if open_in_browser(folder / OPENER_FILE, _with_token(url, token)):
+        return True
+    click.echo("No browser could be started here.")
+    return False

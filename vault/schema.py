@@ -92,12 +92,29 @@ _M0004_SUBJECT_PERIODS = (
     "ALTER TABLE batches ADD COLUMN subject TEXT",
 )
 
+# How many records each category holds, kept by triggers on every insert and delete (erasure, veto,
+# repair alike), so "N of M stored" costs a lookup rather than counting a million rows (issue 17).
+_M0005_RECORD_COUNTS = (
+    "CREATE TABLE record_counts (category TEXT PRIMARY KEY, n INTEGER NOT NULL)",
+    "INSERT INTO record_counts (category, n) SELECT category, COUNT(*) FROM records GROUP BY category",
+    """CREATE TRIGGER records_counted_on_insert AFTER INSERT ON records BEGIN
+        INSERT INTO record_counts (category, n) VALUES (NEW.category, 1)
+        ON CONFLICT (category) DO UPDATE SET n = n + 1; END""",
+    """CREATE TRIGGER records_counted_on_delete AFTER DELETE ON records BEGIN
+        UPDATE record_counts SET n = n - 1 WHERE category = OLD.category; END""",
+    """CREATE TRIGGER records_counted_on_update AFTER UPDATE OF category ON records BEGIN
+        UPDATE record_counts SET n = n - 1 WHERE category = OLD.category;
+        INSERT INTO record_counts (category, n) VALUES (NEW.category, 1)
+        ON CONFLICT (category) DO UPDATE SET n = n + 1; END""",
+)
+
 
 MIGRATIONS: list[Migration] = [
     Migration("0001_initial", _M0001_INITIAL),
     Migration("0002_batches", _M0002_BATCHES),
     Migration("0003_batch_uploads", _M0003_BATCH_UPLOADS),
     Migration("0004_subject_periods", _M0004_SUBJECT_PERIODS),
+    Migration("0005_record_counts", _M0005_RECORD_COUNTS),
 ]
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from protocol.categories import Category
 from protocol.envelope import (
     Envelope,
     kek_check_context,
@@ -26,7 +27,15 @@ from protocol.envelope import (
     seal,
     secret_context,
 )
-from protocol.errors import ConsentError, InvalidRecord, KeyUnavailable, LedgerRolledBack, VaultCorrupted, VaultError
+from protocol.errors import (
+    ConsentError,
+    InvalidRecord,
+    KeyUnavailable,
+    LedgerRolledBack,
+    RecordInFuture,
+    VaultCorrupted,
+    VaultError,
+)
 from protocol.signing import SigningKey
 from protocol.timeutil import DAY_SECONDS, day_start, iso, parse_iso, utc_day, utc_now
 from vault.consent import ConsentSnapshot, ReceiptSpan, derive_snapshot, receipt_spans, withheld
@@ -60,8 +69,12 @@ if TYPE_CHECKING:
     from protocol.windows import AnyWindow
 
 RECORDS_TABLE = "records"
+_ALL_CATEGORIES = [c.value for c in Category]
 _KEK_CHECK_PLAINTEXT = b"consentry-kek-check-v1"
 DEVICE_KEY_SECRET = "device-key"
+# A window is written when it closes, so it never ends after "now"; 5 minutes absorb an NTP step or a
+# clock corrected between capture and flush. Anything later is a wrong clock or a forged record.
+FUTURE_TOLERANCE_SECONDS = 300
 
 VaultClock = Callable[[], datetime]
 
@@ -468,6 +481,7 @@ class Vault:
         """
         if not records:
             return 0
+        _refuse_future(records, self.clock())
         rows: list[tuple[int, str, int, int, str, str, bytes]] = []
         with self.transaction():
             coverage = _Coverage(self.receipt_spans(), list(self.ledger.entries(("erase",))))
@@ -598,17 +612,24 @@ class Vault:
 
     def newest_record_start(self, category: str | None = None) -> int | None:
         """The start of the most recent stored record (epoch seconds), without decrypting anything."""
-        sql, params = _record_filter(category, None, None, None)
-        row = self.db.execute(f"SELECT MAX(start) FROM records{sql}", params).fetchone()
+        # One index seek per category (records_category_start): MAX over the whole table would scan it.
+        categories = [category] if category is not None else _ALL_CATEGORIES
+        union = " UNION ALL ".join("SELECT MAX(start) AS s FROM records WHERE category = ?" for _ in categories)
+        row = self.db.execute(f"SELECT MAX(s) FROM ({union})", categories).fetchone()
         return None if row[0] is None else int(row[0])
 
     def count_windows(self, category: str | None = None, since: int | None = None, until: int | None = None) -> int:
+        if since is None and until is None:  # kept by triggers (schema 0005_record_counts), not counted
+            where, args = (" WHERE category = ?", [str(category)]) if category is not None else ("", [])
+            return int(self.db.execute(f"SELECT COALESCE(SUM(n), 0) FROM record_counts{where}", args).fetchone()[0])
         sql, params = _record_filter(category, since, until, None)
         return int(self.db.execute(f"SELECT COUNT(*) FROM records{sql}", params).fetchone()[0])
 
-    def hours_with_data(self) -> list[int]:
-        """The hours (epoch seconds // 3600) in which some stored record starts, without decrypting any."""
-        return [int(hour) for (hour,) in self.db.execute("SELECT DISTINCT start / 3600 FROM records")]
+    def hours_with_data(self, since: int | None = None) -> list[int]:
+        """The hours (epoch seconds // 3600) in which some stored record starts (``since`` onwards), without
+        decrypting any."""
+        sql, params = _record_filter(None, since, None, None)
+        return [int(hour) for (hour,) in self.db.execute(f"SELECT DISTINCT start / 3600 FROM records{sql}", params)]
 
     def integrity_check(self) -> str:
         """SQLite's own check of the file: ``"ok"``, or its first finding."""
@@ -626,6 +647,11 @@ def _record_filter(
     if category is not None:
         clauses.append("category = ?")
         params.append(str(category))
+    elif start is not None or end is not None:
+        # Naming every category lets SQLite seek the period in records_category_start, category by
+        # category, instead of scanning the whole table for it.
+        clauses.append(f"category IN ({', '.join('?' * len(_ALL_CATEGORIES))})")
+        params.extend(_ALL_CATEGORIES)
     if start is not None:
         clauses.append("start >= ?")
         params.append(start)
@@ -636,6 +662,19 @@ def _record_filter(
         clauses.append(f"record_id IN ({', '.join('?' * len(record_ids))})")
         params.extend(record_ids)
     return ((" WHERE " + " AND ".join(clauses)) if clauses else "", params)
+
+
+def _refuse_future(records: Sequence[AnyWindow], now: datetime) -> None:
+    """No record may end more than ``FUTURE_TOLERANCE_SECONDS`` after ``now``; otherwise none is stored."""
+    latest = now.timestamp() + FUTURE_TOLERANCE_SECONDS
+    for record in records:
+        if record.end > latest:
+            ahead = datetime.fromtimestamp(record.end, UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+            raise RecordInFuture(
+                f"a {record.category} record ends in the future ({ahead}), more than "
+                f"{FUTURE_TOLERANCE_SECONDS // 60} minutes after this computer's clock "
+                f"({iso(now)}); nothing was stored. Check the clock (timedatectl status)."
+            )
 
 
 class _Coverage:

@@ -376,7 +376,9 @@ class EmployeePage:
     def _mydata(self, request: Request) -> Response:
         tz = self._local_tz()
         with self._vault() as vault:
-            body = mydata_body(vault, request.query.get("day"), tz, self.clock().astimezone(tz).date())
+            body = mydata_body(
+                vault, request.query.get("day"), tz, self.clock().astimezone(tz).date(), query=request.query
+            )
         return self._render(request, "/mydata", body)
 
     # -- batches ----------------------------------------------------------------------------------

@@ -1,35 +1,44 @@
 """The "my data" view of the employee's page: what is stored, charts per hour and per day, receipts, records.
 
-Only the week shown is decrypted: a month of one-minute windows is too many to open for every view.
+Only what is shown is decrypted: the chosen day for the hourly charts, the week's ``apps`` records for
+the minutes per day, and one page of the records listing (agent.web.mydata_listing).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta, tzinfo
 
 from agent.web import activity
 from agent.web.html import bar_chart, esc, stacked_bars, table
+from agent.web.mydata_listing import records_section
 from agent.web.record_view import record_cell
 from agent.words import counted
 from protocol.windows import AnyWindow, window_to_json_dict
 from vault.vault import Vault
 
-RECORDS_SHOWN = 200
 _HERE = ' class="here"'
+DAY_LINK_SPAN_SECONDS = 35 * 86400  # the 14 day links come from the 5 weeks before the newest record
 
 
-def mydata_body(vault: Vault, query_day: str | None, tz: tzinfo, today: date) -> str:
-    """The page body for the day asked for (``YYYY-MM-DD``; default the latest day with data)."""
+def mydata_body(
+    vault: Vault, query_day: str | None, tz: tzinfo, today: date, query: Mapping[str, str] | None = None
+) -> str:
+    """The page body for the day asked for (``YYYY-MM-DD``; default the latest day with data); ``query``
+    chooses the records listed (period, category, page: agent.web.mydata_listing)."""
     try:
         chosen = date.fromisoformat(query_day) if query_day else None
     except ValueError:
         chosen = None
-    hours_with_data = vault.hours_with_data()
+    newest = vault.newest_record_start()  # day links for the last weeks with data, not the whole vault
+    hours_with_data = vault.hours_with_data(None if newest is None else newest - DAY_LINK_SPAN_SECONDS)
     days = activity.days_with_data(hours_with_data, tz)
     day = chosen or (days[-1] if days else today)
     week = [day - timedelta(days=i) for i in range(6, -1, -1)]
-    records = vault.read_windows(
-        start=activity.local_midnight(week[0], tz), end=activity.local_midnight(day + timedelta(days=1), tz)
+    day_end = activity.local_midnight(day + timedelta(days=1), tz)
+    records = vault.read_windows(start=activity.local_midnight(day, tz), end=day_end)
+    records += vault.read_windows(
+        "apps", start=activity.local_midnight(week[0], tz), end=activity.local_midnight(day, tz)
     )
     total = vault.count_windows()
     spans = vault.receipt_spans()
@@ -50,15 +59,6 @@ def mydata_body(vault: Vault, query_day: str | None, tz: tzinfo, today: date) ->
             span.receipt.receipt_id,
         )
         for span in spans.values()
-    ]
-    shown = records[-RECORDS_SHOWN:]
-    record_rows = [
-        (
-            esc(datetime.fromtimestamp(r.start, tz).strftime("%Y-%m-%d %H:%M %Z")),
-            esc(r.category),
-            _summary(r),
-        )
-        for r in reversed(shown)
     ]
     hours = [
         (f"{h:02d}:00", hourly.keys[h], hourly.clicks[h], hourly.distance_px[h])
@@ -101,9 +101,7 @@ def mydata_body(vault: Vault, query_day: str | None, tz: tzinfo, today: date) ->
         "<section><h2>Your consent receipts</h2>"
         + table(("Category", "Granted", "Ended", "Notice", "How", "Receipt"), receipts)
         + "</section>"
-        f"<section><h2>Latest records up to {esc(day.isoformat())} ({len(shown)} of this week's {len(records)})</h2>"
-        + table(("Window start", "Category", "What was kept"), record_rows, raw=True)
-        + "</section>"
+        + records_section(vault, query or {}, tz, _summary)
     )
     return body
 

@@ -30,20 +30,39 @@ class _MarkdownDirective(SphinxDirective):
 
 class DataInventory(_MarkdownDirective):
     def lines(self) -> list[str]:
-        from protocol.windows import AppsWindow, FilesWindow, KeyboardWindow, MouseWindow
+        return inventory_lines()
 
-        out: list[str] = []
-        for model in (KeyboardWindow, MouseWindow, AppsWindow, FilesWindow):
-            schema = model.model_json_schema()
-            category = schema["properties"]["category"].get("const") or schema["properties"]["category"]["default"]
-            out += [f"**{category}** (`{model.__name__}`, one record per category per window)", ""]
-            out += ["| field | type | bounds and values | meaning |", "|---|---|---|---|"]
-            for name, prop in schema["properties"].items():
-                out.append(
-                    f"| `{name}` | {_type(prop, schema)} | {_bounds(prop, schema)} | {prop.get('description', '')} |"
-                )
-            out.append("")
-        return out
+
+def inventory_lines() -> list[str]:
+    """The inventory's tables: a row per field (and per field of a nested record), its meaning from the schema."""
+    from protocol.windows import AppsWindow, FilesWindow, KeyboardWindow, MouseWindow
+
+    out: list[str] = []
+    for model in (KeyboardWindow, MouseWindow, AppsWindow, FilesWindow):
+        schema = model.model_json_schema()
+        category = schema["properties"]["category"].get("const") or schema["properties"]["category"]["default"]
+        out += [f"**{category}** (`{model.__name__}`, one record per category per window)", ""]
+        out += ["| field | type | bounds and values | meaning |", "|---|---|---|---|"]
+        for name, prop in inventory_fields(schema):
+            out.append(f"| `{name}` | {_type(prop, schema)} | {_bounds(prop, schema)} | {_cell(prop)} |")
+        out.append("")
+    return out
+
+
+def _cell(prop: dict[str, Any]) -> str:
+    """The field's description as Markdown text: ``<hex>`` is not an HTML tag, ``|`` not a column."""
+    return str(prop.get("description", "")).replace("\\", "\\\\").replace("<", "\\<").replace("|", "\\|")
+
+
+def inventory_fields(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, property) of each field; a list of nested records adds a ``field[].part`` row per part."""
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for name, prop in schema["properties"].items():
+        rows.append((name, prop))
+        items = _resolve(prop.get("items", {}), schema) if prop.get("type") == "array" else {}
+        for part, inner in items.get("properties", {}).items():
+            rows.append((f"{name}[].{part}", inner))
+    return rows
 
 
 class ConsentNotices(_MarkdownDirective):

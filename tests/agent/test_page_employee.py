@@ -27,6 +27,7 @@ from protocol.timeutil import utc_now
 from protocol.windows import AppFocus, AppsWindow, KeyboardWindow, MouseWindow
 from tests.agent_harness import SHORT_WINDOW_POLICY, AgentProcess, agent_env, records, wait_records
 from tests.browser_kit import attack_page, chromium, hostile_site, wait_for
+from tests.doc_shots import save_browser_shot
 from vault import batches as batch_ops
 from vault import consent_ops, outbox
 from vault.paths import Layout
@@ -35,10 +36,12 @@ from vault.vault import Vault
 
 
 def _screenshot(driver: object, tmp_path: Path, name: str) -> None:
-    """Kept for a human to look at: in $CONSENTRY_SCREENSHOTS if set, else the test's own folder."""
+    """Kept for a human to look at: in $CONSENTRY_SCREENSHOTS if set, else the test's own folder; and
+    the docs' picture of this page (tests/doc_shots.py), so the pictures there are of today's page."""
     folder = Path(os.environ.get("CONSENTRY_SCREENSHOTS", tmp_path))
     folder.mkdir(parents=True, exist_ok=True)
     assert driver.save_screenshot(str(folder / name))  # type: ignore[attr-defined]
+    save_browser_shot(driver, name)
 
 
 def _ledger_kinds(layout: Layout) -> list[str]:

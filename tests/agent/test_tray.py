@@ -45,6 +45,7 @@ from protocol.categories import Category
 from protocol.timeutil import parse_iso, utc_now
 from tests.agent_harness import AgentProcess, agent_env, grant
 from tests.components import require, require_executable
+from tests.doc_shots import save_image
 from tests.tray_kit import click_icon, docked_icon, find_window, mapped_menu, screenshot, tray_host, wait_title
 from tests.xserver import XServer, x_server
 from vault.paths import Layout
@@ -328,12 +329,13 @@ def test_the_tray_docks_in_a_real_tray_host_and_its_menu_revokes(
         agent.wait_state("keyboard", "capturing")
         wait_title(x, "Consentry: capturing keyboard")  # the icon turns green
         on = screenshot(x, "consentrySystemTrayIcon", tmp_path / "tray-capturing.png")
+        save_image(on, "tray-capturing.png")  # the docs' picture (tests/doc_shots.py)
         assert _pixel(on, w // 2, h // 2) == ICONS["capturing"].colour
 
         # The employee clicks the icon: the menu opens; its first active line revokes keyboard.
         click_icon(x)
         x.wait_for(lambda: mapped_menu(x), "the tray menu to open")
-        screenshot(x, "!menu", tmp_path / "tray-menu.png")
+        save_image(screenshot(x, "!menu", tmp_path / "tray-menu.png"), "tray-menu.png")
         x.xdotool("key", "Down")
         x.xdotool("key", "Return")
         agent.wait_state("keyboard", "revoked")

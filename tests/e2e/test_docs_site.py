@@ -85,3 +85,13 @@ def test_site_loads_no_third_party_assets(site: Path) -> None:
     for page in site.rglob("*.html"):
         assets = re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="(https?:[^"]+)"', page.read_text(encoding="utf-8"))
         assert not assets, (page.name, assets)
+
+
+def test_data_inventory_gives_every_field_its_meaning_from_the_schema(site: Path) -> None:
+    text = _text(site / "privacy" / "inventory.html").replace("\u2019", "'")  # Sphinx's smart quotes
+    for model in (KeyboardWindow, MouseWindow, AppsWindow, FilesWindow):
+        schema = model.model_json_schema()
+        for name, prop in schema["properties"].items():
+            assert prop.get("description"), (model.__name__, name)
+            assert re.sub(r"\s+", " ", prop["description"]) in text, (model.__name__, name)
+    assert "bin 9: 2,000 ms or more" in text and "focus[].app" in text

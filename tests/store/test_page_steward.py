@@ -21,6 +21,7 @@ from agent.page_link import page_link
 from protocol import BatchManifest, SigningKey, b64encode, manifest_digest
 from protocol.keyfile import write_key_file
 from tests.browser_kit import attack_page, chromium, hostile_site, wait_for
+from tests.doc_shots import save_browser_shot
 from tests.store_kit import Agent, Harness, running_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +73,8 @@ def review(home: Path, tmp_path: Path) -> Iterator[Review]:
             log.close()
         output = (tmp_path / "review.log").read_text()
         assert code == 0, output
-        assert "Traceback" not in output and "token" not in output
+        secret = url.split("token=", 1)[1]  # the session key (URL-quoted) is never printed, nor any ?token= link
+        assert "Traceback" not in output and "token=" not in output and secret not in output
         assert not link.exists(), "review.json must go when the page stops"
 
 
@@ -93,12 +95,14 @@ def test_approve_through_the_page_is_signed_locally_over_the_manifest_shown(revi
         assert re.search(r"Tree head: \d+ entries", head)
         assert "signature verified with the pinned log key" in driver.page_source
         driver.save_screenshot(str(Path(os.environ.get("CONSENTRY_SCREENSHOTS", tmp_path)) / "page-steward-queue.png"))
+        save_browser_shot(driver, "steward-review-queue.png")  # the docs' picture (tests/doc_shots.py)
         driver.find_element(By.LINK_TEXT, batch_id).click()
         wait_for(lambda: "Consent basis" in driver.page_source, "the manifest")
         main = driver.find_element(By.TAG_NAME, "main").text
         assert "Privacy checks" in main and "consent_coverage" in main and "keyboard" in main and "consent" in main
         assert driver.find_element(By.ID, "manifest-hash").text == manifest_digest(review.manifest)
         driver.save_screenshot(str(Path(os.environ.get("CONSENTRY_SCREENSHOTS", tmp_path)) / "page-steward.png"))
+        save_browser_shot(driver, "steward-review-batch.png")
         driver.find_element(By.ID, "approve").click()
         wait_for(lambda: "Your approval was signed" in driver.page_source, "the approval's confirmation")
         assert str(b64encode(review.signer.private_bytes())) not in driver.page_source

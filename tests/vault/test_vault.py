@@ -176,8 +176,8 @@ def test_new_vault_files_are_owner_only(layout: Layout) -> None:
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "zero-header"])
 def test_corrupted_database_is_a_clear_error_and_changes_nothing(layout: Layout, damage: str) -> None:
     with Vault.open(layout) as vault:
-        rid = grant(vault, Category.KEYBOARD, NOW - timedelta(hours=1))
-        vault.write_windows([keyboard_window(MINUTE + 60 * i, rid) for i in range(200)])
+        rid = grant(vault, Category.KEYBOARD, NOW - timedelta(hours=4))
+        vault.write_windows([keyboard_window(MINUTE - 60 * i, rid) for i in range(1, 201)])
         vault.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     data = layout.vault_db.read_bytes()
     if damage == "truncate":
@@ -319,8 +319,8 @@ from vault.paths import Layout
 from vault.vault import Vault
 from tests.factories import grant, keyboard_window
 vault = Vault.open(Layout(Path(sys.argv[1])))
-rid = grant(vault, __import__('protocol.categories').categories.Category.KEYBOARD, datetime.now(UTC) - timedelta(days=1))
-start = int(time.time()) // 60 * 60 - 86400
+rid = grant(vault, __import__('protocol.categories').categories.Category.KEYBOARD, datetime.now(UTC) - timedelta(days=8))
+start = int(time.time()) // 60 * 60 - 7 * 86400  # a week of minutes to write before "now"
 n = 0
 while True:
     vault.write_windows([keyboard_window(start + 60 * (n + i), rid) for i in range(50)])
@@ -388,3 +388,22 @@ def test_meta_of_an_unopened_vault_file_can_be_peeked_at(layout: Layout) -> None
     }
     layout.vault_db.write_bytes(b"not a database" * 100)
     assert peek_meta(layout.vault_db, ("vault_id",)) == {}
+
+
+def test_window_dated_in_the_future_is_refused_with_the_tolerance_named(layout: Layout) -> None:
+    """A window ending more than the clock-skew tolerance after the vault's clock is refused, all or nothing."""
+    from protocol.errors import RecordInFuture
+    from vault.vault import FUTURE_TOLERANCE_SECONDS
+
+    clock_now = NOW
+    with Vault.open(layout, clock=lambda: clock_now) as vault:
+        kb = grant(vault, Category.KEYBOARD, NOW - timedelta(hours=1))
+        now_s = int(NOW.timestamp())
+        too_late = keyboard_window(now_s + FUTURE_TOLERANCE_SECONDS - 59, kb)  # ends tolerance + 1 s ahead
+        fine = keyboard_window(now_s - 600, kb)
+        with pytest.raises(RecordInFuture, match=r"in the future.*5 minutes.*clock") as refused:
+            vault.write_windows([fine, too_late])
+        assert "nothing was stored" in str(refused.value)
+        assert vault.count_windows() == 0
+        edge = keyboard_window(now_s + FUTURE_TOLERANCE_SECONDS - 60, kb)  # ends exactly at the tolerance
+        assert vault.write_windows([fine, edge]) == 2
