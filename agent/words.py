@@ -92,7 +92,7 @@ def typical_gap(histogram: list[int]) -> str:
 
 
 def histogram_in_words(histogram: list[int]) -> str:
-    """The gap histogram with every non-empty bin named: ``under 50 ms: 40, 50-100 ms: 80``."""
+    """The gap histogram with every non-empty bin named: ``under 50 ms: 40, 50 to 100 ms: 80``."""
     labels = iki_bin_labels()
     named = [f"{labels[i]}: {n:,}" for i, n in enumerate(histogram) if n and i < len(labels)]
     return "gaps between presses " + ", ".join(named)

@@ -23,11 +23,11 @@ class FieldWords(NamedTuple):
 
 
 def iki_bin_labels() -> tuple[str, ...]:
-    """``under 50 ms``, ``50-100 ms``, …, ``2000 ms or more``: the histogram's bins, named."""
+    """``under 50 ms``, ``50 to 100 ms``, …, ``2,000 ms or more``: the histogram's bins, named."""
     edges = IKI_BIN_EDGES_MS
-    labels = [f"under {edges[1]} ms"]
-    labels += [f"{low}-{high} ms" for low, high in zip(edges[1:-1], edges[2:], strict=True)]
-    labels.append(f"{edges[-1]} ms or more")
+    labels = [f"under {edges[1]:,} ms"]
+    labels += [f"{low:,} to {high:,} ms" for low, high in zip(edges[1:-1], edges[2:], strict=True)]
+    labels.append(f"{edges[-1]:,} ms or more")
     return tuple(labels)
 
 
@@ -50,7 +50,8 @@ FIELDS: dict[str, dict[str, FieldWords]] = {
         "iki_histogram": FieldWords(
             "gaps between key presses",
             "gaps per time range",
-            "how many gaps between consecutive key presses fell in each range: " + ", ".join(iki_bin_labels()),
+            "how many gaps between consecutive key presses fell in each range: "
+            + "; ".join(f"bin {i}: {label}" for i, label in enumerate(iki_bin_labels(), start=1)),
         ),
         "bursts": FieldWords(
             "typing bursts", "bursts", "runs of 3 or more key presses with no gap of 2 seconds or longer"
@@ -58,7 +59,9 @@ FIELDS: dict[str, dict[str, FieldWords]] = {
         "longest_burst": FieldWords("longest burst", "presses", "key presses in the longest typing burst"),
         "pauses": FieldWords("pauses", "pauses", "gaps of 2 seconds or longer between key presses"),
         "correction_ratio": FieldWords(
-            "corrections", "share of presses (0 to 1)", "the share of key presses that were backspace or delete"
+            "corrections",
+            "share of presses, from 0 (none) to 1 (all)",
+            "the share of key presses that were backspace or delete",
         ),
         "sparse": FieldWords(
             "too few presses to count",

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_valid
 
 from protocol.categories import FileEventKind, KeyClass, MouseButton, RootClass
 from protocol.modelconfig import BOUNDARY
-from protocol.record_words import IKI_BIN_EDGES_MS, meaning  # noqa: F401  (re-exported)
+from protocol.record_words import IKI_BIN_EDGES_MS, iki_bin_labels, meaning  # noqa: F401  (re-exported)
 
 SCHEMA_VERSION = 1
 # The inter-key interval bins (IKI_BIN_EDGES_MS) are defined in protocol.record_words, beside the words

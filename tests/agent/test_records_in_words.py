@@ -60,7 +60,7 @@ def test_a_keyboard_window_reads_as_a_sentence_with_named_bins_and_units() -> No
     words = record_in_words(window_to_json_dict(_typing(0, "r" * 16)))
     assert words.startswith("312 key presses: 226 letters, 31 spaces, 20 punctuation, 35 corrections")
     assert "most gaps under 100 ms" in words
-    assert "under 50 ms: 40, 50-100 ms: 120" in words and "2000 ms or more: 8" in words
+    assert "under 50 ms: 40, 50 to 100 ms: 120" in words and "2,000 ms or more: 8" in words
     assert "12 typing bursts (longest 48 key presses), 3 pauses of 2 seconds or more" in words
     assert "corrections: 11% of presses" in words
     assert "{" not in words and "iki" not in words and "_" not in words

@@ -71,7 +71,7 @@ def test_notices_page_reads_in_plain_sections_before_the_exact_text(site: Path) 
 
 def test_data_inventory_says_what_every_field_means_and_in_which_unit(site: Path) -> None:
     text = _text(site / "privacy" / "inventory.html")
-    for words in ("runs of 3 or more key presses", "pixels", "under 50 ms", "2000 ms or more", "seconds of focus"):
+    for words in ("runs of 3 or more key presses", "pixels", "under 50 ms", "2,000 ms or more", "seconds of focus"):
         assert words in text, words
 
 
