@@ -1,0 +1,25 @@
+"""Dataset releases: the release table (Apache Iceberg), its rows and column dictionary; governance beside it."""
+
+from store.releases.rows import ColumnDoc, OpenedRecord, ReleaseAliases, column_dictionary, release_rows
+from store.releases.table import (
+    ReleaseSnapshot,
+    ReleaseTable,
+    ReleaseTableError,
+    SnapshotExpired,
+    TableErasure,
+    TableExpiry,
+)
+
+__all__ = [
+    "ColumnDoc",
+    "OpenedRecord",
+    "ReleaseAliases",
+    "ReleaseSnapshot",
+    "ReleaseTable",
+    "ReleaseTableError",
+    "SnapshotExpired",
+    "TableErasure",
+    "TableExpiry",
+    "column_dictionary",
+    "release_rows",
+]
