@@ -34,6 +34,7 @@ from store.auth import Principal
 from store.backend import TERMINAL_STATES, BatchRow, DeviceRow, StoreBackend, StoreTx
 from store.keys import StoreKeys
 from store.record_keys import RecordKeyring, seal_legacy_records
+from store.releases.lineage import on_erasure as erasure_lineage
 from store.settings import StoreClock, StoreSettings
 
 _TERMINAL_REFUSALS: dict[str, tuple[str, str]] = {
@@ -407,6 +408,7 @@ class StoreService:
                 "records": records,
                 "exports_marked": exports,
             }
+            body.update(erasure_lineage(tx, subject, now).as_body())  # releases holding the subject, runs marked
             logged = append_entry(tx, self.keys.log, LogEntry(v=1, kind="erasure", time=now, body=body))
             receipt = sign_erasure_receipt(self.keys.log, request, logged)
             tx.insert_erasure(request.request_id, subject, who.kid, receipt.model_dump_json(), now)
