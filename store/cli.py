@@ -244,12 +244,28 @@ def token(backend: str, data_dir: Path, dsn: str | None, schema: str, as_json: b
 @backend_options
 @click.option("--format", "fmt", type=click.Choice(["parquet"]), default="parquet", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.option(
+    "--reason",
+    default=None,
+    help="Required: why this break-glass export is needed (written to the audit log with your user name).",
+)
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-def export(backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str, as_json: bool, out: Path) -> None:
-    """Export approved, non-erased data to OUT as Parquet with a dataset card, datasheet and manifest."""
+def export(
+    backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str, as_json: bool, reason: str | None, out: Path
+) -> None:
+    """Break-glass only: export all approved, non-erased data to OUT, logged with who and why.
+
+    Datasets for training are released with `consentry dataset request` (purpose-bound, steward-approved).
+    """
+    import getpass
     import time
 
     require_store_extra(*EXPORT_MODULES, *_backend_modules(backend))
+    if not reason or not reason.strip():
+        raise click.UsageError(
+            'store export is the operator\'s break-glass path and needs --reason "..." (logged with your user '
+            "name). For training data, request a governed release: consentry dataset request"
+        )
     from protocol.errors import VaultError
     from store.export import export_parquet
 
@@ -260,7 +276,14 @@ def export(backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str,
             total = len(tx.stored_batches()) * 4  # four category passes over the batches
         with click.progressbar(length=max(total, 1), label="Exporting", file=sys.stderr) as bar:
             try:
-                result = export_parquet(storage, keys, out, now=int(time.time()), progress=bar.update)
+                result = export_parquet(
+                    storage,
+                    keys,
+                    out,
+                    now=int(time.time()),
+                    progress=bar.update,
+                    break_glass={"operator": getpass.getuser(), "reason": reason.strip()[:500]},
+                )
             except (ValueError, VaultError) as exc:
                 raise click.ClickException(f"{exc}") from None
     finally:
