@@ -33,10 +33,11 @@ STORE_GLUE_ALLOWED = {
     ("store.steward_review", "agent.web.peer"),
     ("store.steward_review", "agent.web.server"),
     ("store.steward_review", "vault.paths"),
+    ("store.releases.governance_cli", "vault.paths"),  # the consumer key's default place
 }
 # agent/cli/main.py names the store's command groups in its lazy command table (strings for importlib,
 # not imports), so `consentry store` and `consentry steward` exist without agent/ importing store/.
-AGENT_COMMAND_TABLE_STORE_MODULES = {"store.cli", "store.steward_cli"}
+AGENT_COMMAND_TABLE_STORE_MODULES = {"store.cli", "store.steward_cli", "store.releases.governance_cli"}
 
 
 @dataclass(frozen=True)
