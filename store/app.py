@@ -40,6 +40,7 @@ from store.auth import Authenticator, Principal, Role, enroll
 from store.backend import StoreBackend
 from store.gate import PRINCIPAL_KEY, RequestGate, Rule, error_response
 from store.keys import StoreKeys
+from store.releases.governance_api import add_release_routes, release_rules
 from store.service import StoreService
 from store.settings import StoreClock, StoreSettings, SystemClock
 
@@ -109,6 +110,7 @@ def route_rules(settings: StoreSettings) -> dict[str, Rule]:
         "log_consistency": Rule((), 0),
         "log_inclusion": Rule((), 0),
         "log_entries": Rule(("device", "steward"), 0),
+        **release_rules(steward),  # store/releases/governance_api.py
     }
 
 
@@ -259,6 +261,8 @@ def create_app(
             if signed.role == "device":
                 return audit.entries_of_device(tx, start, end, signed.kid)
             return audit.entries(tx, start, end)
+
+    add_release_routes(app, Signed, backend, keys, settings, clock)  # stewards' release review (issue 15)
 
     rules = route_rules(settings)
     unruled = [r.name for r in app.routes if isinstance(r, APIRoute) and r.name not in rules]

@@ -133,7 +133,7 @@ class ReleaseStatus:
     approved_by: tuple[str, ...]
     rejected_by: tuple[str, ...]
     required: int
-    log: LogReceipt | None = None
+    log: LogReceipt | None = None  # the request's audit-log receipt (names the manifest hash)
 
 
 def _consumer_name(policy: ReleasePolicy, key: str) -> str:
@@ -208,8 +208,9 @@ def request_release(
             "records": sum(v["records"] for v in manifest["eligible"].values()),
         }
         log = append_entry(tx, keys.log, LogEntry(v=1, kind="release-request", time=now, body=body))
+        db.set_request_log(tx, request.release_id, log.model_dump_json())
         status = _status(tx, row, stewards)
-    return ReleaseStatus(**{**status.__dict__, "log": log})
+    return status
 
 
 def show_release(backend: StoreBackend, stewards: StewardConfig, release_id: str) -> ReleaseStatus:
@@ -392,6 +393,7 @@ def _status(tx: StoreTx, row: db.ReleaseRow, stewards: StewardConfig) -> Release
         if name is None or decision.manifest_sha256 != row.manifest_sha256:
             continue  # a steward since removed from the policy no longer counts
         (approved if decision.decision == "approve" else rejected).append(name)
+    logged = db.request_log(tx, row.release_id)
     return ReleaseStatus(
         row.release_id,
         row.state,
@@ -400,6 +402,7 @@ def _status(tx: StoreTx, row: db.ReleaseRow, stewards: StewardConfig) -> Release
         tuple(approved),
         tuple(rejected),
         stewards.approvals_required,
+        LogReceipt.model_validate_json(logged) if logged else None,
     )
 
 

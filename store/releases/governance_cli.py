@@ -104,24 +104,12 @@ def _show(status: Any) -> None:
     click.echo(f"  k-check (at least {k['k']} subjects per category): passed")
     click.echo(f"  linkable columns: {', '.join(m['privacy_checks']['linkable_columns'])}")
     click.echo(
-        f"  approvals {len(status.approved_by)} of {status.required}"
+        f"  approvals {len(status.approved_by)} of {status.approvals_required}"
         + (f" ({', '.join(status.approved_by)})" if status.approved_by else "")
     )
     if status.rejected_by:
         click.echo(f"  rejected by {', '.join(status.rejected_by)}")
     click.echo(f"  manifest SHA-256 (what a decision signs): {status.manifest_sha256}")
-
-
-def _status_json(status: Any) -> dict[str, Any]:
-    return {
-        "release_id": status.release_id,
-        "state": status.state,
-        "manifest": status.manifest,
-        "manifest_sha256": status.manifest_sha256,
-        "approved_by": list(status.approved_by),
-        "rejected_by": list(status.rejected_by),
-        "approvals_required": status.required,
-    }
 
 
 @click.group()
@@ -180,6 +168,7 @@ def request(
 
     from protocol.categories import Category
     from store.releases.governance import request_release
+    from store.releases.governance_api import view
     from store.releases.requests import sign_request
 
     policy = _release_policy(data_dir, release_policy)
@@ -202,132 +191,174 @@ def request(
     keys, _ = _keys(data_dir)
     storage = _open(backend, data_dir, dsn, schema)
     try:
-        status = _guard(lambda: request_release(storage, keys, policy, stewards, signed, now=now))
+        status = view(_guard(lambda: request_release(storage, keys, policy, stewards, signed, now=now)))
     finally:
         storage.close()
     if as_json:
-        _emit(_status_json(status))
+        _emit(_view_json(status))
         return
     _show(status)
     click.echo(f"Requested. Stewards decide with: consentry dataset approve {status.release_id}")
 
 
-@dataset.command("list")
-@backend_options
-@policy_option
-@json_option
-def list_command(
-    backend: str, data_dir: Path, dsn: str | None, schema: str, policy_file: Path | None, as_json: bool
-) -> None:
-    """Every release request and its state."""
-    from store.releases.governance import list_releases
+store_url_option = click.option(
+    "--store-url", default=None, help="The store's base URL (default: the machine policy's store.url)."
+)
+log_key_option = click.option(
+    "--log-key",
+    default=None,
+    help="The store's Ed25519 log key (base64): the manifest shown is checked against its logged request.",
+)
+steward_key_option = click.option(
+    "--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Your steward key."
+)
 
-    stewards = _stewards(policy_file)
-    storage = _open(backend, data_dir, dsn, schema)
+
+def _steward_client(store_url: str | None, key_file: Path | None, log_key: str | None) -> Any:
+    from agent.store_client import StoreClient
+    from protocol import b64decode
+    from store.steward_access import resolve_store_url, store_tls_ca
+
+    url = resolve_store_url(store_url)
+    pinned = b64decode(log_key) if log_key else None
+    signer = _signer(key_file, "steward")
+    return StoreClient(url, signer=signer, role="steward", log_public_key=pinned, tls_ca=store_tls_ca(url))
+
+
+def _fetch(client: Any, release_id: str) -> Any:
+    """The release as the store shows it, checked: the hash is recomputed from the manifest shown, and with a
+    pinned log key the logged request must name that same hash (an edited manifest fails here)."""
+    from protocol.auditlog import verify_receipt
+    from protocol.errors import InvalidRecord
+    from store.releases.governance_api import ReleaseView
+    from store.releases.requests import manifest_sha256
+
+    view = _remote(lambda: client._get(ReleaseView, f"/v1/steward/releases/{release_id}"))
+    shown = manifest_sha256(view.manifest)
+    if shown != view.manifest_sha256:
+        raise click.ClickException("the store's manifest does not hash to the hash it names; do not approve it")
+    if client.log_public_key is not None:
+        if view.request_log is None:
+            raise click.ClickException("the store shows no logged request for this release; do not approve it")
+        try:
+            verify_receipt(view.request_log, client.log_public_key)
+        except InvalidRecord:
+            raise click.ClickException("the request's log receipt does NOT verify under --log-key") from None
+        if view.request_log.entry.body.get("manifest_sha256") != shown:
+            raise click.ClickException("the manifest shown is not the one logged when it was requested")
+    return view
+
+
+def _remote(action: Any) -> Any:
+    import httpx
+
+    from protocol.store_errors import StoreError
+
     try:
-        statuses = list_releases(storage, stewards)
-    finally:
-        storage.close()
+        return action()
+    except StoreError as exc:
+        raise click.ClickException(f"the store refused: {exc.code}: {exc.message}") from None
+    except httpx.TransportError as exc:
+        raise click.ClickException(f"cannot reach the store ({type(exc).__name__}). Check --store-url.") from None
+
+
+def _view_json(view: Any) -> dict[str, Any]:
+    return view.model_dump(mode="json", exclude={"request_log"})
+
+
+@dataset.command("pending")
+@store_url_option
+@log_key_option
+@steward_key_option
+@json_option
+def pending(store_url: str | None, log_key: str | None, key_file: Path | None, as_json: bool) -> None:
+    """Releases and their state (steward key; on the steward's machine, through --store-url)."""
+    from pydantic import TypeAdapter
+
+    from store.releases.governance_api import ReleaseView
+
+    with _steward_client(store_url, key_file, log_key) as client:
+        views = _remote(
+            lambda: TypeAdapter(list[ReleaseView]).validate_python(client._request("GET", "/v1/steward/releases"))
+        )
     if as_json:
-        _emit([_status_json(s) for s in statuses])
+        _emit([_view_json(v) for v in views])
         return
-    if not statuses:
+    if not views:
         click.echo("No release requests.")
-    for s in statuses:
-        click.echo(f"{s.release_id}  {s.state:<9} {s.manifest['purpose']}  approvals {len(s.approved_by)}/{s.required}")
+    for v in views:
+        click.echo(
+            f"{v.release_id}  {v.state:<9} {v.manifest['purpose']}  approvals {len(v.approved_by)}/{v.approvals_required}"
+        )
 
 
 @dataset.command()
-@backend_options
-@policy_option
+@store_url_option
+@log_key_option
+@steward_key_option
 @json_option
 @click.argument("release_id")
-def show(
-    backend: str, data_dir: Path, dsn: str | None, schema: str, policy_file: Path | None, as_json: bool, release_id: str
-) -> None:
-    """A release's manifest: counts, exclusions, privacy checks, decisions and the hash stewards sign."""
-    from store.releases.governance import show_release
-
-    stewards = _stewards(policy_file)
-    storage = _open(backend, data_dir, dsn, schema)
-    try:
-        status = _guard(lambda: show_release(storage, stewards, release_id))
-    finally:
-        storage.close()
+def show(store_url: str | None, log_key: str | None, key_file: Path | None, as_json: bool, release_id: str) -> None:
+    """A release's manifest: counts, exclusions, privacy checks, decisions and the hash a decision signs."""
+    with _steward_client(store_url, key_file, log_key) as client:
+        view = _fetch(client, release_id)
     if as_json:
-        _emit(_status_json(status))
+        _emit(_view_json(view))
     else:
-        _show(status)
+        _show(view)
 
 
-def _decide(
-    backend: str,
-    data_dir: Path,
-    dsn: str | None,
-    schema: str,
-    policy_file: Path | None,
+def _decide_remote(
+    store_url: str | None,
+    log_key: str | None,
     key_file: Path | None,
     release_id: str,
     decision: str,
     reason: str | None,
 ) -> Any:
-    from store.releases.governance import decide_release, show_release, sign_decision
+    from store.releases.governance import sign_decision
+    from store.releases.governance_api import ReleaseView
     from store.releases.requests import manifest_sha256
 
-    stewards = _stewards(policy_file)
-    signer = _signer(key_file, "steward")
-    keys, _ = _keys(data_dir)
-    storage = _open(backend, data_dir, dsn, schema)
-    try:
-        shown = _guard(lambda: show_release(storage, stewards, release_id))
-        _show(shown)
-        # Signed over the hash of the manifest as it was shown here, recomputed, never the stored hash as such.
-        digest = manifest_sha256(shown.manifest)
-        now = int(time.time())
-        signed = sign_decision(signer, release_id, digest, decision, created=now, reason=reason)  # type: ignore[arg-type]
-        return _guard(lambda: decide_release(storage, keys, stewards, signed, now=now))
-    finally:
-        storage.close()
+    with _steward_client(store_url, key_file, log_key) as client:
+        view = _fetch(client, release_id)
+        _show(view)
+        # Signed over the hash recomputed from the manifest shown, never the store's word for it.
+        signed = sign_decision(
+            client._signer,
+            release_id,
+            manifest_sha256(view.manifest),
+            decision,  # type: ignore[arg-type]
+            created=int(time.time()),
+            reason=reason,
+        )
+        path = f"/v1/steward/releases/{release_id}/decisions"
+        return _remote(lambda: client._post(ReleaseView, path, signed))
 
 
 @dataset.command()
-@backend_options
-@policy_option
-@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Your steward key.")
+@store_url_option
+@log_key_option
+@steward_key_option
 @click.argument("release_id")
-def approve(
-    backend: str,
-    data_dir: Path,
-    dsn: str | None,
-    schema: str,
-    policy_file: Path | None,
-    key_file: Path | None,
-    release_id: str,
-) -> None:
-    """Approve a release: sign the hash of the manifest shown (steward key)."""
-    status = _decide(backend, data_dir, dsn, schema, policy_file, key_file, release_id, "approve", None)
-    click.echo(f"Approved. Release {release_id} is {status.state} ({len(status.approved_by)} of {status.required}).")
+def approve(store_url: str | None, log_key: str | None, key_file: Path | None, release_id: str) -> None:
+    """Approve a release (steward key): sign the hash of the manifest shown."""
+    view = _decide_remote(store_url, log_key, key_file, release_id, "approve", None)
+    click.echo(
+        f"Approved. Release {release_id} is {view.state} ({len(view.approved_by)} of {view.approvals_required})."
+    )
 
 
 @dataset.command()
-@backend_options
-@policy_option
-@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Your steward key.")
+@store_url_option
+@log_key_option
+@steward_key_option
 @click.option("--reason", required=True, help="Why (one rejection stops the release).")
 @click.argument("release_id")
-def reject(
-    backend: str,
-    data_dir: Path,
-    dsn: str | None,
-    schema: str,
-    policy_file: Path | None,
-    key_file: Path | None,
-    reason: str,
-    release_id: str,
-) -> None:
+def reject(store_url: str | None, log_key: str | None, key_file: Path | None, reason: str, release_id: str) -> None:
     """Reject a release (steward key); one rejection stops it."""
-    status = _decide(backend, data_dir, dsn, schema, policy_file, key_file, release_id, "reject", reason)
-    click.echo(f"Rejected. Release {release_id} is {status.state}.")
+    view = _decide_remote(store_url, log_key, key_file, release_id, "reject", reason)
+    click.echo(f"Rejected. Release {release_id} is {view.state}.")
 
 
 @dataset.command()

@@ -16,7 +16,7 @@ from store.backend import StoreTx
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS release_requests (release_id TEXT PRIMARY KEY, consumer_key TEXT NOT NULL, "
     "request_json TEXT NOT NULL, manifest_json TEXT NOT NULL, manifest_sha256 TEXT NOT NULL, state TEXT NOT NULL, "
-    "created BIGINT NOT NULL, built_at BIGINT)",
+    "created BIGINT NOT NULL, built_at BIGINT, log_json TEXT)",
     "CREATE TABLE IF NOT EXISTS release_decisions (release_id TEXT NOT NULL, steward_key TEXT NOT NULL, "
     "decision TEXT NOT NULL, approval_json TEXT NOT NULL, created BIGINT NOT NULL, PRIMARY KEY (release_id, steward_key))",
     "CREATE TABLE IF NOT EXISTS release_subjects (release_id TEXT NOT NULL, subject_digest TEXT NOT NULL, "
@@ -67,6 +67,16 @@ def insert_release(tx: StoreTx, row: ReleaseRow) -> bool:
         ),
     )
     return bool(cur.rowcount == 1)
+
+
+def set_request_log(tx: StoreTx, release_id: str, log_json: str) -> None:
+    """The request's audit-log receipt: stewards verify the manifest they are shown against it."""
+    _q(tx, "UPDATE release_requests SET log_json = ? WHERE release_id = ?", (log_json, release_id))
+
+
+def request_log(tx: StoreTx, release_id: str) -> str | None:
+    row = _q(tx, "SELECT log_json FROM release_requests WHERE release_id = ?", (release_id,)).fetchone()
+    return None if row is None else row[0]
 
 
 def get_release(tx: StoreTx, release_id: str) -> ReleaseRow | None:

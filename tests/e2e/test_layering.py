@@ -34,6 +34,7 @@ STORE_GLUE_ALLOWED = {
     ("store.steward_review", "agent.web.server"),
     ("store.steward_review", "vault.paths"),
     ("store.releases.governance_cli", "vault.paths"),  # the consumer key's default place
+    ("store.releases.governance_cli", "agent.store_client"),  # stewards decide on releases through the store
 }
 # agent/cli/main.py names the store's command groups in its lazy command table (strings for importlib,
 # not imports), so `consentry store` and `consentry steward` exist without agent/ importing store/.

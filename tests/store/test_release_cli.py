@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from protocol import sign_erasure
+from protocol import SigningKey, b64encode, sign_erasure
 from protocol.keyfile import write_key_file
 from store.releases.governance_cli import dataset
 from tests.store_kit import T0, Agent, running_store, write_policy
@@ -64,8 +64,15 @@ def test_dataset_request_approve_build_use_and_runs_marked_after_erasure(home: P
 
         early = _run(["build", *common, "--policy", str(policy), release_id])
         assert early.exit_code == 1 and "0 of 2 steward approvals" in early.output
+        # Stewards, on their own machines: no machine policy, only the store's URL and its pinned log key.
+        remote = ["--store-url", store.url, "--log-key", b64encode(store.keys.log.public_bytes)]
+        wrong_key = ["--store-url", store.url, "--log-key", b64encode(SigningKey.generate().public_bytes)]
+        refused = _run(["approve", *wrong_key, "--key-file", str(steward_keys[0]), release_id])
+        assert refused.exit_code == 1 and "does NOT verify" in refused.output
+        pending = _run(["pending", *remote, "--key-file", str(steward_keys[0])])
+        assert release_id in pending.output and "approvals 0/2" in pending.output
         for key in steward_keys[:2]:
-            approved = _run(["approve", *common, "--policy", str(policy), "--key-file", str(key), release_id])
+            approved = _run(["approve", *remote, "--key-file", str(key), release_id])
             assert approved.exit_code == 0, approved.output
             assert release["manifest_sha256"] in approved.output  # the hash shown is the hash signed
         assert "is approved (2 of 2)" in approved.output
@@ -82,5 +89,5 @@ def test_dataset_request_approve_build_use_and_runs_marked_after_erasure(home: P
             c.request_erasure(sign_erasure(alice.device, uuid.uuid4().hex, alice.subject, created=T0))
         shown = _run(["runs", *common])
         assert "rhythm-v1" in shown.output and "trained on erased data: retrain or unlearn" in shown.output
-        listed = _run(["list", *common, "--policy", str(policy)])
+        listed = _run(["pending", *remote, "--key-file", str(steward_keys[2])])
         assert release_id in listed.output and "built" in listed.output
