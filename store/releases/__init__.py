@@ -1,1 +1,25 @@
-"""Governed dataset releases: requests, steward approval, the release table and lineage to training runs."""
+"""Dataset releases: the release table (Apache Iceberg), its rows and column dictionary; governance beside it."""
+
+from store.releases.rows import ColumnDoc, OpenedRecord, ReleaseAliases, column_dictionary, release_rows
+from store.releases.table import (
+    ReleaseSnapshot,
+    ReleaseTable,
+    ReleaseTableError,
+    SnapshotExpired,
+    TableErasure,
+    TableExpiry,
+)
+
+__all__ = [
+    "ColumnDoc",
+    "OpenedRecord",
+    "ReleaseAliases",
+    "ReleaseSnapshot",
+    "ReleaseTable",
+    "ReleaseTableError",
+    "SnapshotExpired",
+    "TableErasure",
+    "TableExpiry",
+    "column_dictionary",
+    "release_rows",
+]

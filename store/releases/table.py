@@ -1,0 +1,524 @@
+"""The release table: one Apache Iceberg table whose tagged snapshots are the store's dataset releases.
+
+Layout (docs/release-table.md)::
+
+    catalog     pyiceberg's SqlCatalog in the store's own database: the store's SQLite file for ``dir``
+                (DATA/data/store.db), the store's PostgreSQL schema for ``postgres``; beside it this
+                module's register, ``release_snapshots`` (release -> tag, alias key) and
+                ``release_erasures`` (pending physical removals)
+    warehouse   DATA/data/releases/ by default (0700 folders, 0600 files); any pyiceberg FileIO location
+                (an S3-compatible bucket: s3://bucket/prefix plus s3.* properties) as an option
+    table       consentry.releases, schema ``store.releases.rows.RELEASE_SCHEMA``, partitioned by
+                release_id, category and day(start); column statistics off (a manifest never holds a
+                value of a row, so removing data files removes every copy of a value)
+    tags        "release/<release_id>" -> the snapshot a release reads
+
+Erasure deletes a subject's rows at once (a new snapshot; copy-on-write: only the files holding them are
+rewritten) and moves every affected release's tag to it, so ``read`` never returns an erased row. The
+older snapshots stay, unreferenced, for the grace period (policy, default 72 h; 0 allowed), then
+``expire`` drops them and physically removes every file no remaining snapshot needs: data files,
+manifests, manifest lists and old metadata files. A reader holding such a snapshot id then gets
+``SnapshotExpired``.
+
+Errors::
+
+    ReleaseTableError
+     +-- EmptyRelease          build() of no rows
+     +-- ReleaseExists         build() of a release id already built
+     +-- UnknownRelease        read()/data_files() of a release never built
+     +-- SnapshotExpired       a snapshot removed after an erasure or retention
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlparse
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from store.releases.rows import RELEASE_SCHEMA, ReleaseAliases
+from store.settings import StoreSettings
+
+NAMESPACE = "consentry"
+TABLE = "releases"
+DEFAULT_GRACE = timedelta(hours=72)
+_RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_TAG_PREFIX = "release/"
+
+
+class ReleaseTableError(Exception):
+    """Root of this module's errors."""
+
+
+class EmptyRelease(ReleaseTableError):
+    pass
+
+
+class ReleaseExists(ReleaseTableError):
+    pass
+
+
+class UnknownRelease(ReleaseTableError):
+    pass
+
+
+class SnapshotExpired(ReleaseTableError):
+    pass
+
+
+@dataclass(frozen=True)
+class ReleaseSnapshot:
+    release_id: str
+    tag: str
+    snapshot_id: int
+    rows: int
+    data_files: tuple[str, ...]
+    built: datetime
+
+
+@dataclass(frozen=True)
+class TableErasure:
+    releases: tuple[str, ...]  # releases that held rows of the subject
+    rows_deleted: int
+    bytes_rewritten: int  # bytes of the new data files written in place of the ones holding the subject
+    partitions_touched: tuple[str, ...]  # "release_id/category/day"
+    snapshot_id: int | None  # the new current snapshot (None: the subject had no rows)
+
+
+@dataclass(frozen=True)
+class TableExpiry:
+    snapshots_expired: int
+    files_removed: int
+    bytes_removed: int
+
+
+_REGISTER_SQL = [
+    """CREATE TABLE IF NOT EXISTS release_snapshots (
+        release_id TEXT PRIMARY KEY,
+        tag TEXT NOT NULL,
+        snapshot_id BIGINT NOT NULL,
+        rows_count BIGINT NOT NULL,
+        built BIGINT NOT NULL,
+        alias_key TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS release_erasures (
+        erasure_snapshot_id BIGINT PRIMARY KEY,
+        erased BIGINT NOT NULL,
+        expired BIGINT
+    )""",
+    """CREATE TABLE IF NOT EXISTS release_expired_snapshots (
+        snapshot_id BIGINT PRIMARY KEY,
+        expired BIGINT NOT NULL
+    )""",
+]
+
+
+def _check_release_id(release_id: str) -> None:
+    if not _RELEASE_ID.match(release_id):
+        raise ValueError(
+            f"release id {release_id!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+
+
+def _sqlalchemy_url(dsn: str) -> str:
+    """A libpq DSN as SQLAlchemy's psycopg (3) URL."""
+    if dsn.startswith("postgresql://") or dsn.startswith("postgres://"):
+        return "postgresql+psycopg://" + dsn.split("://", 1)[1]
+    raise ValueError("the release catalog needs a postgresql://user:password@host/database DSN")
+
+
+class ReleaseTable:
+    """The store's release table; open it with ``ReleaseTable.open``."""
+
+    def __init__(self, catalog: Any, table: Any, engine: Any, lock_path: Path, grace: timedelta) -> None:
+        self._catalog = catalog
+        self._table = table
+        self._engine = engine
+        self._lock_path = lock_path
+        self.grace = grace
+
+    # ---- opening -------------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        settings: StoreSettings,
+        *,
+        data_dir: Path,
+        backend: str = "dir",
+        dsn: str | None = None,
+        schema: str = "consentry",
+        warehouse: str | None = None,
+        warehouse_properties: dict[str, str] | None = None,
+        grace: timedelta | None = None,
+    ) -> ReleaseTable:
+        """Open (creating on first use) the release table of the store whose folder is ``data_dir``.
+
+        ``data_dir`` is the store's ``--data`` folder: the catalog of ``dir`` is its data/store.db, the
+        warehouse data/releases/. ``backend``/``dsn``/``schema`` as the store's own (``postgres``: the
+        catalog tables live in ``schema`` of that database). ``grace`` defaults to 72 hours.
+        """
+        from pyiceberg.catalog.sql import SqlCatalog
+        from sqlalchemy import create_engine, text
+
+        del settings  # the policy's release settings are passed explicitly (grace); kept for one signature
+        store_data = data_dir / "data"
+        store_data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if backend == "dir":
+            from store.backends.dir import CATALOG
+
+            url = f"sqlite:///{store_data / CATALOG}"
+        elif backend == "postgres":
+            if not dsn:
+                raise ValueError("the postgres backend needs a DSN (postgresql://user:pass@host/db)")
+            if not re.match(r"^[a-z_][a-z0-9_]{0,62}$", schema):
+                raise ValueError(f"schema {schema!r} is not a plain lowercase SQL name")
+            base = _sqlalchemy_url(dsn)
+            sep = "&" if "?" in base else "?"
+            url = f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+            with create_engine(base).begin() as conn:
+                conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+        else:
+            raise ValueError(f"unknown backend {backend!r}; choose dir or postgres")
+        if warehouse is None:
+            folder = store_data / "releases"
+            folder.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(folder, 0o700)
+            warehouse = folder.as_uri()
+        lock_dir = store_data
+        os.umask(os.umask(0o077) | 0o077)  # every file pyiceberg writes is 0600, every folder 0700
+        properties = {"uri": url, "warehouse": warehouse, **(warehouse_properties or {})}
+        catalog = SqlCatalog(NAMESPACE, **properties)
+        engine = catalog.engine
+        with engine.begin() as conn:
+            for statement in _REGISTER_SQL:
+                conn.execute(text(statement))
+        catalog.create_namespace_if_not_exists(NAMESPACE)
+        table = cls._open_or_create(catalog)
+        return cls(catalog, table, engine, lock_dir / "releases.lock", grace if grace is not None else DEFAULT_GRACE)
+
+    @staticmethod
+    def _open_or_create(catalog: Any) -> Any:
+        from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+        from pyiceberg.transforms import DayTransform
+
+        ident = f"{NAMESPACE}.{TABLE}"
+        try:
+            return catalog.load_table(ident)
+        except NoSuchTableError:
+            pass
+        try:
+            table = catalog.create_table(
+                ident,
+                schema=RELEASE_SCHEMA,
+                properties={
+                    # No min/max bounds in manifests: a value of an erased row lives only in data files.
+                    "write.metadata.metrics.default": "counts",
+                    "write.parquet.compression-codec": "zstd",
+                    # Old metadata files are removed by expire(); keep pyiceberg from keeping more.
+                    "write.metadata.delete-after-commit.enabled": "true",
+                    "write.metadata.previous-versions-max": "1",
+                },
+            )
+        except TableAlreadyExistsError:
+            return catalog.load_table(ident)
+        with table.update_spec() as spec:
+            spec.add_identity("release_id")
+            spec.add_identity("category")
+            spec.add_field("start", DayTransform(), "day")
+        return catalog.load_table(ident)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One writer at a time on this machine (build, erase, expire each commit several steps)."""
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._table = self._table.refresh()
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    # ---- register --------------------------------------------------------------------------------------
+    def _register_row(self, release_id: str) -> Any:
+        from sqlalchemy import text
+
+        with self._engine.begin() as conn:
+            return conn.execute(
+                text("SELECT release_id, tag, snapshot_id, rows_count, built, alias_key FROM release_snapshots WHERE release_id = :r"),
+                {"r": release_id},
+            ).first()
+
+    def aliases(self, release_id: str) -> ReleaseAliases:
+        """The alias key of ``release_id``: made on first call (before ``build``), kept in the catalog."""
+        from sqlalchemy import text
+
+        _check_release_id(release_id)
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                text("SELECT alias_key FROM release_snapshots WHERE release_id = :r"), {"r": release_id}
+            ).first()
+            if row is not None:
+                return ReleaseAliases(bytes.fromhex(row[0]))
+            conn.execute(
+                text(
+                    "INSERT INTO release_snapshots (release_id, tag, snapshot_id, rows_count, built, alias_key) "
+                    "VALUES (:r, :t, -1, 0, 0, :k) ON CONFLICT (release_id) DO NOTHING"
+                ),
+                {"r": release_id, "t": _TAG_PREFIX + release_id, "k": secrets.token_hex(32)},
+            )
+            row = conn.execute(
+                text("SELECT alias_key FROM release_snapshots WHERE release_id = :r"), {"r": release_id}
+            ).first()
+        return ReleaseAliases(bytes.fromhex(row[0]))
+
+    def releases(self) -> list[str]:
+        from sqlalchemy import text
+
+        with self._engine.begin() as conn:
+            rows = conn.execute(text("SELECT release_id FROM release_snapshots WHERE snapshot_id >= 0 ORDER BY release_id")).all()
+        return [r[0] for r in rows]
+
+    # ---- build and read ------------------------------------------------------------------------------------
+    def build(self, release_id: str, rows: pa.Table, *, now: datetime | None = None) -> ReleaseSnapshot:
+        """Append ``rows`` (``RELEASE_SCHEMA``, all of ``release_id``) and tag the snapshot ``release/<id>``."""
+        from sqlalchemy import text
+
+        _check_release_id(release_id)
+        if rows.num_rows == 0:
+            raise EmptyRelease(f"release {release_id} has no rows: nothing eligible was found, so nothing is built")
+        if rows.schema != RELEASE_SCHEMA:
+            rows = rows.cast(RELEASE_SCHEMA)
+        others = pc.sum(pc.not_equal(rows["release_id"], release_id).cast(pa.int64())).as_py() or 0
+        if others:
+            raise ValueError(f"{others} rows name another release than {release_id}")
+        built = now or datetime.now(UTC)
+        with self._locked():
+            existing = self._register_row(release_id)
+            if existing is not None and existing[2] >= 0:
+                raise ReleaseExists(f"release {release_id} was already built; a release is immutable")
+            if existing is None:
+                self.aliases(release_id)
+            marker = secrets.token_hex(16)
+            self._table.append(rows, snapshot_properties={"consentry.release": release_id, "consentry.commit": marker})
+            self._table = self._table.refresh()
+            snapshot = next(
+                s for s in reversed(self._table.snapshots()) if s.summary and s.summary.additional_properties.get("consentry.commit") == marker
+            )
+            tag = _TAG_PREFIX + release_id
+            self._table.manage_snapshots().create_tag(snapshot.snapshot_id, tag).commit()
+            self._table = self._table.refresh()
+            with self._engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "UPDATE release_snapshots SET snapshot_id = :s, rows_count = :n, built = :b, tag = :t WHERE release_id = :r"
+                    ),
+                    {"s": snapshot.snapshot_id, "n": rows.num_rows, "b": int(built.timestamp()), "t": tag, "r": release_id},
+                )
+        return ReleaseSnapshot(release_id, tag, snapshot.snapshot_id, rows.num_rows, tuple(self.data_files(release_id)), built)
+
+    def _tag_snapshot(self, release_id: str) -> int:
+        row = self._register_row(release_id)
+        if row is None or row[2] < 0:
+            raise UnknownRelease(f"no release {release_id} was built")
+        self._table = self._table.refresh()
+        ref = self._table.metadata.refs.get(_TAG_PREFIX + release_id)
+        if ref is None:
+            raise SnapshotExpired(f"release {release_id}: snapshot expired by erasure or retention")
+        return int(ref.snapshot_id)
+
+    def _check_snapshot(self, snapshot_id: int) -> None:
+        from sqlalchemy import text
+
+        if self._table.snapshot_by_id(snapshot_id) is not None:
+            return
+        with self._engine.begin() as conn:
+            gone = conn.execute(
+                text("SELECT 1 FROM release_expired_snapshots WHERE snapshot_id = :s"), {"s": snapshot_id}
+            ).first()
+        if gone is not None:
+            raise SnapshotExpired(f"snapshot {snapshot_id} expired by erasure or retention: its files were removed")
+        raise UnknownRelease(f"no snapshot {snapshot_id} in the release table")
+
+    def read(self, release_id: str) -> pa.Table:
+        """The rows of ``release_id`` as its tag shows them now (without rows erased since it was built)."""
+        from pyiceberg.expressions import EqualTo
+
+        snapshot_id = self._tag_snapshot(release_id)
+        return self._table.scan(row_filter=EqualTo("release_id", release_id), snapshot_id=snapshot_id).to_arrow()
+
+    def read_snapshot(self, snapshot_id: int, release_id: str) -> pa.Table:
+        """The rows of ``release_id`` in an exact snapshot (a pinned reader); ``SnapshotExpired`` once removed."""
+        from pyiceberg.expressions import EqualTo
+
+        self._table = self._table.refresh()
+        self._check_snapshot(snapshot_id)
+        return self._table.scan(row_filter=EqualTo("release_id", release_id), snapshot_id=snapshot_id).to_arrow()
+
+    def data_files(self, release_id: str) -> list[str]:
+        """Local paths (or URIs, for an object store) of the Parquet files of ``release_id``'s snapshot."""
+        from pyiceberg.expressions import EqualTo
+
+        snapshot_id = self._tag_snapshot(release_id)
+        tasks = self._table.scan(row_filter=EqualTo("release_id", release_id), snapshot_id=snapshot_id).plan_files()
+        return sorted(_local(t.file.file_path) for t in tasks)
+
+    @property
+    def location(self) -> str:
+        return str(self._table.location())
+
+    # ---- erasure and expiry ------------------------------------------------------------------------------------
+    def erase_subject(self, subject_digest: str, *, now: datetime | None = None) -> TableErasure:
+        """Delete every row of ``subject_digest`` now (one new snapshot) and move the affected tags to it."""
+        from pyiceberg.expressions import And, EqualTo, Or
+        from sqlalchemy import text
+
+        when = now or datetime.now(UTC)
+        with self._locked():
+            with self._engine.begin() as conn:
+                registered = conn.execute(
+                    text("SELECT release_id, alias_key FROM release_snapshots WHERE snapshot_id >= 0")
+                ).all()
+            predicates = {r[0]: And(EqualTo("release_id", r[0]), EqualTo("subject", ReleaseAliases(bytes.fromhex(r[1])).subject(subject_digest))) for r in registered}
+            if not predicates or self._table.current_snapshot() is None:
+                return TableErasure((), 0, 0, (), None)
+            combined: Any = None
+            for p in predicates.values():
+                combined = p if combined is None else Or(combined, p)
+            hits = self._table.scan(row_filter=combined, selected_fields=("release_id", "category", "start")).to_arrow()
+            if hits.num_rows == 0:
+                return TableErasure((), 0, 0, (), None)
+            releases = tuple(sorted(set(hits["release_id"].to_pylist())))
+            before = self._table.current_snapshot().snapshot_id
+            marker = secrets.token_hex(16)
+            self._table.delete(combined, snapshot_properties={"consentry.commit": marker, "consentry.erasure": "1"})
+            self._table = self._table.refresh()
+            after = self._table.current_snapshot()
+            assert after is not None and after.snapshot_id != before
+            written = _added_bytes(self._table, after)
+            partitions = tuple(
+                sorted(
+                    {
+                        f"{r}/{c}/{s.date().isoformat()}"
+                        for r, c, s in zip(hits["release_id"].to_pylist(), hits["category"].to_pylist(), hits["start"].to_pylist(), strict=True)
+                    }
+                )
+            )
+            manage = self._table.manage_snapshots()
+            for release_id in releases:
+                manage = manage.remove_tag(_TAG_PREFIX + release_id)
+            manage.commit()
+            self._table = self._table.refresh()
+            manage = self._table.manage_snapshots()
+            for release_id in releases:
+                manage = manage.create_tag(after.snapshot_id, _TAG_PREFIX + release_id)
+            manage.commit()
+            self._table = self._table.refresh()
+            with self._engine.begin() as conn:
+                conn.execute(
+                    text("INSERT INTO release_erasures (erasure_snapshot_id, erased, expired) VALUES (:s, :e, NULL)"),
+                    {"s": after.snapshot_id, "e": int(when.timestamp())},
+                )
+        return TableErasure(releases, hits.num_rows, written, partitions, after.snapshot_id)
+
+    def expire(self, now: datetime) -> TableExpiry:
+        """After the grace period of each erasure, drop the snapshots before it and remove their files."""
+        from sqlalchemy import text
+
+        deadline = int((now - self.grace).timestamp())
+        with self._locked():
+            with self._engine.begin() as conn:
+                due = conn.execute(
+                    text("SELECT erasure_snapshot_id FROM release_erasures WHERE expired IS NULL AND erased <= :d"),
+                    {"d": deadline},
+                ).all()
+            if not due:
+                return TableExpiry(0, 0, 0)
+            due_ids = {int(r[0]) for r in due}
+            latest = max(
+                (self._table.snapshot_by_id(s) for s in due_ids if self._table.snapshot_by_id(s) is not None),
+                key=lambda s: s.timestamp_ms,
+                default=None,
+            )
+            referenced = {int(ref.snapshot_id) for ref in self._table.metadata.refs.values()}
+            doomed = []
+            if latest is not None:
+                doomed = [
+                    s.snapshot_id
+                    for s in self._table.snapshots()
+                    if s.timestamp_ms < latest.timestamp_ms and s.snapshot_id not in referenced
+                ]
+            if doomed:
+                self._table.maintenance.expire_snapshots().by_ids(doomed).commit()
+                self._table = self._table.refresh()
+            removed, removed_bytes = _remove_unreachable(self._table)
+            stamp = int(now.timestamp())
+            with self._engine.begin() as conn:
+                for snapshot_id in doomed:
+                    conn.execute(
+                        text("INSERT INTO release_expired_snapshots (snapshot_id, expired) VALUES (:s, :e) ON CONFLICT (snapshot_id) DO NOTHING"),
+                        {"s": snapshot_id, "e": stamp},
+                    )
+                for snapshot_id in due_ids:
+                    conn.execute(
+                        text("UPDATE release_erasures SET expired = :e WHERE erasure_snapshot_id = :s"),
+                        {"s": snapshot_id, "e": stamp},
+                    )
+        return TableExpiry(len(doomed), removed, removed_bytes)
+
+
+def _local(uri: str) -> str:
+    parsed = urlparse(uri)
+    return parsed.path if parsed.scheme in ("file", "") else uri
+
+
+def _added_bytes(table: Any, snapshot: Any) -> int:
+    total = 0
+    for manifest in snapshot.manifests(table.io):
+        if manifest.added_snapshot_id != snapshot.snapshot_id:
+            continue
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+            total += int(entry.data_file.file_size_in_bytes)
+    return total
+
+
+def _reachable(table: Any) -> set[str]:
+    """Every file the table's remaining snapshots and current metadata need (local paths or URIs)."""
+    keep = {_local(table.metadata_location)}
+    for snapshot in table.snapshots():
+        keep.add(_local(snapshot.manifest_list))
+        for manifest in snapshot.manifests(table.io):
+            keep.add(_local(manifest.manifest_path))
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+                keep.add(_local(entry.data_file.file_path))
+    return keep
+
+
+def _remove_unreachable(table: Any) -> tuple[int, int]:
+    """Delete the table's files no snapshot needs; returns (files, bytes). Local warehouses only walk here."""
+    from pyarrow import fs
+
+    keep = _reachable(table)
+    filesystem, root = fs.FileSystem.from_uri(table.location())
+    removed = 0
+    removed_bytes = 0
+    for info in filesystem.get_file_info(fs.FileSelector(root, recursive=True, allow_not_found=True)):
+        if info.type != fs.FileType.File:
+            continue
+        path = info.path if filesystem.type_name != "local" else info.path
+        if path in keep or _local(path) in keep:
+            continue
+        removed_bytes += int(info.size or 0)
+        filesystem.delete_file(info.path)
+        removed += 1
+    return removed, removed_bytes
