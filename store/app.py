@@ -7,6 +7,7 @@ Every rejection is a 4xx (503: retry) whose JSON body is ``{"error": {"code": <r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
@@ -115,10 +116,15 @@ def route_rules(settings: StoreSettings) -> dict[str, Rule]:
 
 
 def create_app(
-    backend: StoreBackend, keys: StoreKeys, settings: StoreSettings, *, clock: StoreClock | None = None
+    backend: StoreBackend,
+    keys: StoreKeys,
+    settings: StoreSettings,
+    *,
+    clock: StoreClock | None = None,
+    erase_from_releases: Callable[[str], tuple[str, ...]] | None = None,
 ) -> FastAPI:
     clock = clock or SystemClock()
-    service = StoreService(backend, keys, settings, clock)
+    service = StoreService(backend, keys, settings, clock, erase_from_releases=erase_from_releases)
     auth = Authenticator(backend, settings, clock)
     info = StoreInfo(
         store_public_key=b64encode(keys.seal.public_bytes),

@@ -176,7 +176,12 @@ def serve(
     click.echo(f"Serving on {scheme}://{host}:{port} ({backend} backend); Ctrl-C stops.", err=True)
     settings = StoreSettings(stewards=stewards, max_body_bytes=max_body_mb * 1024 * 1024, api_docs=docs)
     try:
-        run(create_app(storage, keys, settings), host, port, tls_cert=tls_cert, tls_key=tls_key)
+        from store.releases.governance_sink import open_release_table, release_table_eraser
+
+        table = open_release_table(settings, data_dir, backend, dsn, schema)  # erasures reach released rows
+        erase = release_table_eraser(table) if table is not None else None
+        app = create_app(storage, keys, settings, erase_from_releases=erase)
+        run(app, host, port, tls_cert=tls_cert, tls_key=tls_key)
     finally:
         storage.close()
 

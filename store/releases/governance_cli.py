@@ -380,13 +380,15 @@ def build(
     """Build an approved release into DATA/releases/RELEASE_ID (operator)."""
     require_store_extra("pyarrow")
     from store.releases.governance import build_release
-    from store.releases.governance_sink import ParquetReleaseSink
+    from store.releases.governance_sink import TableReleaseSink, open_release_table
+    from store.settings import StoreSettings
 
     policy = _release_policy(data_dir, release_policy)
     stewards = _stewards(policy_file)
     keys, _ = _keys(data_dir)
     storage = _open(backend, data_dir, dsn, schema)
-    sink = ParquetReleaseSink(data_dir / "releases")
+    require_store_extra("pyiceberg")  # the release table: pip install 'consentry[store,release]'
+    sink = TableReleaseSink(open_release_table(StoreSettings(stewards=stewards), data_dir, backend, dsn, schema))
     try:
         result = _guard(
             lambda: build_release(
@@ -400,7 +402,8 @@ def build(
         _emit(summary)
         return
     click.echo(
-        f"Built release {release_id}: {result.rows} rows of {result.subjects} subjects in {result.written['folder']}."
+        f"Built release {release_id}: {result.rows} rows of {result.subjects} subjects, "
+        f"snapshot tag {result.written['tag']} of the release table."
     )
     click.echo(f"Record each run that reads it: consentry dataset use {release_id} --run NAME")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +55,37 @@ class ParquetReleaseSink:
             return False
         shutil.rmtree(out)
         return True
+
+
+class TableReleaseSink:
+    """The release table (``store.releases.table.ReleaseTable``): each release a tagged Iceberg snapshot."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def write(self, release_id: str, records: list[tuple[StoredRecord, dict[str, Any]]]) -> dict[str, Any]:
+        from store.releases.rows import OpenedRecord, release_rows
+
+        opened = (OpenedRecord(r.batch_id, r.subject, r.category, body) for r, body in records)
+        snapshot = self.table.build(release_id, release_rows(opened, release_id, self.table.aliases(release_id)))
+        return {"tag": snapshot.tag, "snapshot_id": snapshot.snapshot_id, "data_files": len(snapshot.data_files)}
+
+
+def release_table_eraser(table: Any) -> Callable[[str], tuple[str, ...]]:
+    """The store's erasure hook: the subject's rows leave the release table now; returns the releases rewritten."""
+
+    def erase(subject_digest: str) -> tuple[str, ...]:
+        return tuple(table.erase_subject(subject_digest).releases)
+
+    return erase
+
+
+def open_release_table(settings: Any, data_dir: Path, backend: str, dsn: str | None, schema: str) -> Any | None:
+    """The store's release table, or None when the [release] extra (pyiceberg) is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyiceberg") is None:
+        return None
+    from store.releases.table import ReleaseTable
+
+    return ReleaseTable.open(settings, data_dir=data_dir, backend=backend, dsn=dsn, schema=schema)

@@ -210,3 +210,42 @@ def test_erasure_marks_every_run_that_read_a_release_holding_the_subject(backend
         with store.client(alice) as c:  # the same subject again (a new request): no release holds it any more
             again = c.request_erasure(sign_erasure(alice.device, uuid.uuid4().hex, alice.subject, created=T0))
         assert (again.log.entry.body["releases_with_subject"], again.log.entry.body["runs_notified"]) == (0, 0)
+
+
+def test_release_is_a_table_snapshot_and_erasure_rewrites_it_and_says_so(backend_kind: str, tmp_path: Path) -> None:
+    """The build goes into the real release table (Iceberg; catalog in the store's own database); an erasure
+    through the real store takes the subject's rows out of it and its receipt counts releases and runs."""
+    pytest.importorskip("pyiceberg", reason="the [release] extra: pip install -e '.[store,release]'")
+    from store.app import create_app
+    from store.releases.governance_sink import TableReleaseSink, open_release_table, release_table_eraser
+    from store.server import ThreadedServer
+
+    consumer = SigningKey.generate()
+    with running_store(backend_kind, tmp_path) as store:
+        schema = getattr(store.backend, "schema", "consentry")
+        table = open_release_table(store.settings, tmp_path / "store", backend_kind, store_kit.pg_dsn(), schema)
+        agents = _fill(store, 5)
+        policy, stewards = _policy(consumer), store.settings.stewards
+        status = request_release(store.backend, store.keys, policy, stewards, _request(consumer), now=NOW)
+        _approve_all(store, status.release_id, status.manifest_sha256)
+        built = build_release(
+            store.backend, store.keys, stewards, status.release_id, TableReleaseSink(table), now=NOW, retention_days=30
+        )
+        assert built.written["tag"] == f"release/{status.release_id}" and table.read(status.release_id).num_rows == 40
+        record_use(
+            store.backend, store.keys, policy, sign_use(consumer, status.release_id, "rhythm-v1", created=NOW), now=NOW
+        )
+        alice = agents[0]
+        alias = table.aliases(status.release_id).subject(subject_digest(alice.subject))
+        assert alias in table.read(status.release_id)["subject"].to_pylist()
+
+        app = create_app(store.backend, store.keys, store.settings, erase_from_releases=release_table_eraser(table))
+        with ThreadedServer(app) as server:  # the store as `store serve` runs it: with the table's eraser
+            from agent.store_client import StoreClient
+
+            with StoreClient(server.url, signer=alice.device, log_public_key=store.keys.log.public_bytes) as c:
+                receipt = c.request_erasure(sign_erasure(alice.device, uuid.uuid4().hex, alice.subject, created=T0))
+        body = receipt.log.entry.body
+        assert (body["releases_rewritten"], body["releases_with_subject"], body["runs_notified"]) == (1, 1, 1)
+        after = table.read(status.release_id)
+        assert after.num_rows == 32 and alias not in after["subject"].to_pylist()
