@@ -249,3 +249,9 @@ def test_release_is_a_table_snapshot_and_erasure_rewrites_it_and_says_so(backend
         assert (body["releases_rewritten"], body["releases_with_subject"], body["runs_notified"]) == (1, 1, 1)
         after = table.read(status.release_id)
         assert after.num_rows == 32 and alias not in after["subject"].to_pylist()
+        from agent.erasure_words import released_data_sentence  # what the employee's erase command says
+
+        assert released_data_sentence([receipt.model_dump(mode="json")]) == (
+            "1 dataset release that held your data was rewritten without it, and 1 training run that used it "
+            "was told to retrain or unlearn."
+        )
