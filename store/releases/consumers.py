@@ -19,7 +19,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from protocol.fields import FROZEN
 from protocol.stewards import b64_key
@@ -52,12 +52,24 @@ class ConsumerConfig(BaseModel):
 class ReleasePolicy(BaseModel):
     model_config = FROZEN
 
-    k_min: int = Field(default=5, ge=2, le=10_000, description="distinct subjects needed in every released category")
+    k_min: int = Field(default=5, ge=1, le=10_000, description="distinct subjects needed in every released category")
+    # A one-person demo cannot reach k = 2: it may go lower only when it says so, as hold_hours does.
+    allow_small_k_for_demo: bool = False
     retention_days: int = Field(default=30, ge=1, le=3650, description="records older than this are not released")
     erasure_grace_hours: float = Field(default=72.0, ge=0, le=24 * 90)
     licence: str = Field(default="internal use only; no redistribution", max_length=200)
     contact: str = Field(default="the data protection officer", max_length=200)
     consumers: ConsumerConfig = Field(default_factory=ConsumerConfig)
+
+
+    @model_validator(mode="after")
+    def _k_floor(self) -> ReleasePolicy:
+        if self.k_min < 2 and not self.allow_small_k_for_demo:
+            raise ValueError(
+                f"k_min is {self.k_min} but releases need at least 2 distinct subjects per category "
+                "(allow_small_k_for_demo = true is for a one-person demo only, never in production)"
+            )
+        return self
 
 
 def load_release_policy(path: Path) -> ReleasePolicy:
