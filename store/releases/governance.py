@@ -170,16 +170,7 @@ def request_release(
             tx, request, policy, consumer=consumer, stewards_required=stewards.approvals_required, now=now
         )
         if not manifest["eligible"]:
-            covered = manifest["excluded"]["purpose"]
-            raise PurposeNotCovered(
-                f"no stored record in the period can be released for purpose {request.purpose!r}"
-                + (
-                    f": the consent receipts of {sum(v['records'] for v in covered.values())} records do not list it"
-                    if covered
-                    else " (nothing eligible was stored in that period)"
-                )
-                + ". Ask for a purpose the employees consented to, or another period."
-            )
+            raise PurposeNotCovered(_nothing_eligible(manifest, request.purpose))
         short = below_k(manifest)
         if short:
             counts = ", ".join(f"{c}: {n} subjects" for c, n in sorted(short.items()))
@@ -211,6 +202,31 @@ def request_release(
         db.set_request_log(tx, request.release_id, log.model_dump_json())
         status = _status(tx, row, stewards)
     return status
+
+
+def _nothing_eligible(manifest: dict[str, Any], purpose: str) -> str:
+    """Why a request found nothing to release, by reason, with the counts."""
+    excluded = manifest["excluded"]
+    reasons = {
+        "purpose": f"their consent receipts do not list {purpose!r}",
+        "retention": "their retention ran out",
+        "erasure": "their subjects erased",
+    }
+    parts = [
+        f"{sum(v['records'] for v in excluded[reason].values())} records because {words}"
+        for reason, words in reasons.items()
+        if excluded[reason] and reason != "erasure"
+    ]
+    if not parts:
+        return (
+            f"no stored record in the period can be released for purpose {purpose!r}: nothing was stored in that "
+            "period for these categories. Ask for another period."
+        )
+    return (
+        f"no stored record in the period can be released for purpose {purpose!r}: excluded "
+        + "; ".join(parts)
+        + ". Ask for a purpose the employees consented to, or a more recent period."
+    )
 
 
 def show_release(backend: StoreBackend, stewards: StewardConfig, release_id: str) -> ReleaseStatus:

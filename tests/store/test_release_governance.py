@@ -135,7 +135,10 @@ def test_bad_requests_and_decisions_are_refused_and_change_nothing(backend_kind:
             request_release(
                 store.backend, store.keys, _policy(SigningKey.generate()), stewards, _request(consumer), now=NOW
             )
-        with pytest.raises(PurposeNotCovered, match="'ad-targeting'.*receipts of 32 records do not list it"):
+        with pytest.raises(
+            PurposeNotCovered,
+            match="'ad-targeting': excluded 32 records because their consent receipts do not list 'ad-targeting'",
+        ):
             request_release(
                 store.backend, store.keys, _policy(consumer), stewards, _request(consumer, "ad-targeting"), now=NOW
             )
