@@ -107,7 +107,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             with store.client(agent) as client:
                 client.upload(store.shippable(agent, 12)[1])
         export_parquet(store.backend, store.keys, work / "OUT", now=T0)
-        _build_release(store, work / "releases")  # docs/release.md reads RELEASE_ID's files
+        _build_release(store, work / "store")  # docs/release.md reads the release from the store's table
     shutil.copy(ROOT / "packaging" / "policy.example.toml", work / "policy.toml")
     return work
 
@@ -118,7 +118,7 @@ def _build_release(store: Harness, root: Path) -> None:
     from protocol.categories import Category
     from store.releases.consumers import ConsumerConfig, ReleasePolicy
     from store.releases.governance import build_release, decide_release, request_release, sign_decision
-    from store.releases.governance_sink import ParquetReleaseSink
+    from store.releases.governance_sink import TableReleaseSink, open_release_table
     from store.releases.requests import sign_request
 
     consumer = SigningKey.generate()
@@ -139,7 +139,7 @@ def _build_release(store: Harness, root: Path) -> None:
     for signer in store.stewards.signers[: stewards.approvals_required]:
         decision = sign_decision(signer, status.release_id, status.manifest_sha256, "approve", created=now)
         decide_release(store.backend, store.keys, stewards, decision, now=now)
-    sink = ParquetReleaseSink(root)
+    sink = TableReleaseSink(open_release_table(store.settings, root, "dir", None, "consentry"))
     build_release(store.backend, store.keys, stewards, status.release_id, sink, now=now, retention_days=30)
 
 
