@@ -60,12 +60,19 @@ class _WindowBase(BaseModel):
 
 class KeyboardWindow(_WindowBase):
     category: Literal["keyboard"] = "keyboard"
-    key_counts: dict[KeyClass, Annotated[int, Field(ge=0)]]
-    iki_histogram: tuple[Annotated[int, Field(ge=0)], ...]
-    bursts: int = Field(ge=0)
-    longest_burst: int = Field(ge=0)
-    pauses: int = Field(ge=0)
-    correction_ratio: float = Field(ge=0.0, le=1.0)
+    key_counts: dict[KeyClass, Annotated[int, Field(ge=0)]] = Field(
+        description="key presses in the window per key class (letter, digit, ...); never which key"
+    )
+    iki_histogram: tuple[Annotated[int, Field(ge=0)], ...] = Field(
+        description=f"inter-key intervals per bin; bin i counts intervals from IKI_BIN_EDGES_MS[i] ms, edges {IKI_BIN_EDGES_MS}, the last bin open-ended"
+    )
+    bursts: int = Field(
+        ge=0,
+        description=f"runs of at least {BURST_MIN_PRESSES} presses without a pause of {PAUSE_GAP_SECONDS:g} s or more",
+    )
+    longest_burst: int = Field(ge=0, description="presses in the longest burst")
+    pauses: int = Field(ge=0, description=f"gaps of at least {PAUSE_GAP_SECONDS:g} s between presses")
+    correction_ratio: float = Field(ge=0.0, le=1.0, description="editing presses (backspace, delete) over all presses")
     sparse: bool = Field(
         default=False,
         description=f"the keyboard was used, fewer than {KEYBOARD_MIN_PRESSES} presses: every count and statistic is withheld (zero)",
@@ -110,18 +117,20 @@ class KeyboardWindow(_WindowBase):
 
 class MouseWindow(_WindowBase):
     category: Literal["mouse"] = "mouse"
-    clicks: dict[MouseButton, Annotated[int, Field(ge=0)]]
-    scroll_steps: int = Field(ge=0)
-    moves: int = Field(ge=0)
-    distance_px: float = Field(ge=0.0)
-    idle_seconds: float = Field(ge=0.0)
+    clicks: dict[MouseButton, Annotated[int, Field(ge=0)]] = Field(description="button presses per mouse button")
+    scroll_steps: int = Field(ge=0, description="scroll wheel steps, either direction")
+    moves: int = Field(ge=0, description="pointer move events")
+    distance_px: float = Field(ge=0.0, description="distance the pointer travelled, in screen pixels")
+    idle_seconds: float = Field(
+        ge=0.0, description=f"time in gaps longer than {MOUSE_IDLE_GAP_SECONDS:g} s between mouse events"
+    )
 
 
 class AppFocus(BaseModel):
     model_config = _frozen
 
     app: str = Field(description="cat:<category> or anon:<16 hex>")
-    seconds: float = Field(ge=0.0)
+    seconds: float = Field(ge=0.0, description="seconds the application had the focus")
 
     @field_validator("app")
     @classmethod
@@ -133,18 +142,20 @@ class AppFocus(BaseModel):
 
 class AppsWindow(_WindowBase):
     category: Literal["apps"] = "apps"
-    focus: tuple[AppFocus, ...]
-    switches: int = Field(ge=0)
+    focus: tuple[AppFocus, ...] = Field(description="focus time per application token")
+    switches: int = Field(ge=0, description="focus changes between applications")
 
 
 class FileEventCount(BaseModel):
     model_config = _frozen
 
-    root_class: RootClass
-    depth: int = Field(ge=0, le=MAX_FILE_DEPTH)
-    ext: str | None = None
-    kind: FileEventKind
-    count: int = Field(ge=1)
+    root_class: RootClass = Field(
+        description=f"the class of folder the file is under ({', '.join(RootClass)}), never a path"
+    )
+    depth: int = Field(ge=0, le=MAX_FILE_DEPTH, description="folder levels below that root")
+    ext: str | None = Field(default=None, description="the extension if allow-listed, else null")
+    kind: FileEventKind = Field(description=f"what happened: {', '.join(FileEventKind)}")
+    count: int = Field(ge=1, description="events of this shape in the window")
 
     @field_validator("ext")
     @classmethod
@@ -156,7 +167,7 @@ class FileEventCount(BaseModel):
 
 class FilesWindow(_WindowBase):
     category: Literal["files"] = "files"
-    events: tuple[FileEventCount, ...]
+    events: tuple[FileEventCount, ...] = Field(description="file events counted by shape")
 
 
 WindowRecord = Annotated[KeyboardWindow | MouseWindow | AppsWindow | FilesWindow, Field(discriminator="category")]

@@ -116,6 +116,7 @@ _WINDOW_COLUMNS: list[tuple[str, pa.DataType, str, type[BaseModel], str]] = [
     ("longest_burst", pa.int64(), "key presses", KeyboardWindow, "longest_burst"),
     ("pauses", pa.int64(), "pauses", KeyboardWindow, "pauses"),
     ("correction_ratio", pa.float64(), "ratio 0..1", KeyboardWindow, "correction_ratio"),
+    ("sparse", pa.bool_(), "", KeyboardWindow, "sparse"),
     *[(f"clicks_{b.value}", pa.int64(), f"{b.value} clicks", MouseWindow, "clicks") for b in MouseButton],
     ("scroll_steps", pa.int64(), "scroll steps", MouseWindow, "scroll_steps"),
     ("moves", pa.int64(), "move events", MouseWindow, "moves"),
@@ -155,7 +156,10 @@ def column_dictionary() -> list[ColumnDoc]:
     """Every column of ``RELEASE_SCHEMA`` with its type, unit and meaning (from the window models' fields)."""
     docs = [ColumnDoc(name, str(dtype), unit, meaning) for name, dtype, unit, meaning in _LINEAGE]
     for name, dtype, unit, model, field in _WINDOW_COLUMNS:
-        docs.append(ColumnDoc(name, str(dtype), unit, _meaning(model, field)))
+        meaning = _meaning(model, field)
+        if pa.types.is_timestamp(dtype):  # the model's epoch seconds, written as a readable UTC time
+            meaning += "; written here as a UTC timestamp"
+        docs.append(ColumnDoc(name, str(dtype), unit, meaning))
     return docs
 
 
@@ -180,6 +184,7 @@ def _row(record: ReleaseRecord, release_id: str, aliases: ReleaseAliases) -> dic
             row[f"keys_{k.value}"] = body["key_counts"].get(k.value, 0)
         for name in ("iki_histogram", "bursts", "longest_burst", "pauses", "correction_ratio"):
             row[name] = body[name]
+        row["sparse"] = body.get("sparse", False)
     elif category == Category.MOUSE:
         for b in MouseButton:
             row[f"clicks_{b.value}"] = body["clicks"].get(b.value, 0)

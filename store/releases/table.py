@@ -140,7 +140,10 @@ def _sqlalchemy_url(dsn: str) -> str:
 class ReleaseTable:
     """The store's release table; open it with ``ReleaseTable.open``."""
 
-    def __init__(self, catalog: Any, table: Any, engine: Any, lock_path: Path, grace: timedelta) -> None:
+    def __init__(
+        self, catalog: Any, table: Any, engine: Any, lock_path: Path, grace: timedelta, warehouse: Path | None
+    ) -> None:
+        self._warehouse = warehouse  # a local warehouse folder (kept private), None for an object store
         self._catalog = catalog
         self._table = table
         self._engine = engine
@@ -195,7 +198,6 @@ class ReleaseTable:
             os.chmod(folder, 0o700)
             warehouse = folder.as_uri()
         lock_dir = store_data
-        os.umask(os.umask(0o077) | 0o077)  # every file pyiceberg writes is 0600, every folder 0700
         properties = {"uri": url, "warehouse": warehouse, **(warehouse_properties or {})}
         catalog = SqlCatalog(NAMESPACE, **properties)
         engine = catalog.engine
@@ -204,7 +206,12 @@ class ReleaseTable:
                 conn.execute(text(statement))
         catalog.create_namespace_if_not_exists(NAMESPACE)
         table = cls._open_or_create(catalog)
-        return cls(catalog, table, engine, lock_dir / "releases.lock", grace if grace is not None else DEFAULT_GRACE)
+        local = Path(_local(warehouse)) if urlparse(warehouse).scheme in ("file", "") else None
+        if local is not None:
+            _private_tree(local)
+        return cls(
+            catalog, table, engine, lock_dir / "releases.lock", grace if grace is not None else DEFAULT_GRACE, local
+        )
 
     @staticmethod
     def _open_or_create(catalog: Any) -> Any:
@@ -239,15 +246,24 @@ class ReleaseTable:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        """One writer at a time on this machine (build, erase, expire each commit several steps)."""
+        """One writer at a time on this machine (build, erase, expire each commit several steps).
+
+        On the way out every file and folder the writer made is made 0600/0700: pyiceberg creates them
+        under the process umask. The warehouse folder itself is 0700 from its creation, so nobody else
+        can reach them in between.
+        """
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._table = self._table.refresh()
             yield
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            try:
+                if self._warehouse is not None:
+                    _private_tree(self._warehouse)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
 
     # ---- register --------------------------------------------------------------------------------------
     def _register_row(self, release_id: str) -> Any:
@@ -255,7 +271,9 @@ class ReleaseTable:
 
         with self._engine.begin() as conn:
             return conn.execute(
-                text("SELECT release_id, tag, snapshot_id, rows_count, built, alias_key FROM release_snapshots WHERE release_id = :r"),
+                text(
+                    "SELECT release_id, tag, snapshot_id, rows_count, built, alias_key FROM release_snapshots WHERE release_id = :r"
+                ),
                 {"r": release_id},
             ).first()
 
@@ -286,7 +304,9 @@ class ReleaseTable:
         from sqlalchemy import text
 
         with self._engine.begin() as conn:
-            rows = conn.execute(text("SELECT release_id FROM release_snapshots WHERE snapshot_id >= 0 ORDER BY release_id")).all()
+            rows = conn.execute(
+                text("SELECT release_id FROM release_snapshots WHERE snapshot_id >= 0 ORDER BY release_id")
+            ).all()
         return [r[0] for r in rows]
 
     # ---- build and read ------------------------------------------------------------------------------------
@@ -313,7 +333,9 @@ class ReleaseTable:
             self._table.append(rows, snapshot_properties={"consentry.release": release_id, "consentry.commit": marker})
             self._table = self._table.refresh()
             snapshot = next(
-                s for s in reversed(self._table.snapshots()) if s.summary and s.summary.additional_properties.get("consentry.commit") == marker
+                s
+                for s in reversed(self._table.snapshots())
+                if s.summary and s.summary.additional_properties.get("consentry.commit") == marker
             )
             tag = _TAG_PREFIX + release_id
             self._table.manage_snapshots().create_tag(snapshot.snapshot_id, tag).commit()
@@ -323,9 +345,17 @@ class ReleaseTable:
                     text(
                         "UPDATE release_snapshots SET snapshot_id = :s, rows_count = :n, built = :b, tag = :t WHERE release_id = :r"
                     ),
-                    {"s": snapshot.snapshot_id, "n": rows.num_rows, "b": int(built.timestamp()), "t": tag, "r": release_id},
+                    {
+                        "s": snapshot.snapshot_id,
+                        "n": rows.num_rows,
+                        "b": int(built.timestamp()),
+                        "t": tag,
+                        "r": release_id,
+                    },
                 )
-        return ReleaseSnapshot(release_id, tag, snapshot.snapshot_id, rows.num_rows, tuple(self.data_files(release_id)), built)
+        return ReleaseSnapshot(
+            release_id, tag, snapshot.snapshot_id, rows.num_rows, tuple(self.data_files(release_id)), built
+        )
 
     def _tag_snapshot(self, release_id: str) -> int:
         row = self._register_row(release_id)
@@ -347,40 +377,48 @@ class ReleaseTable:
                 text("SELECT 1 FROM release_expired_snapshots WHERE snapshot_id = :s"), {"s": snapshot_id}
             ).first()
         if gone is not None:
-            raise SnapshotExpired(f"snapshot {snapshot_id} expired by erasure or retention: its files were removed")
+            raise SnapshotExpired(
+                f"snapshot expired by erasure or retention (snapshot {snapshot_id}): its files were removed; "
+                "read the release by its id to get its rows as they are now"
+            )
         raise UnknownRelease(f"no snapshot {snapshot_id} in the release table")
 
     def read(self, release_id: str) -> pa.Table:
         """The rows of ``release_id`` as its tag shows them now (without rows erased since it was built)."""
-        from pyiceberg.expressions import EqualTo
 
         snapshot_id = self._tag_snapshot(release_id)
-        return self._table.scan(row_filter=EqualTo("release_id", release_id), snapshot_id=snapshot_id).to_arrow()
+        return self._table.scan(row_filter=_eq("release_id", release_id), snapshot_id=snapshot_id).to_arrow()
 
     def read_snapshot(self, snapshot_id: int, release_id: str) -> pa.Table:
         """The rows of ``release_id`` in an exact snapshot (a pinned reader); ``SnapshotExpired`` once removed."""
-        from pyiceberg.expressions import EqualTo
 
         self._table = self._table.refresh()
         self._check_snapshot(snapshot_id)
-        return self._table.scan(row_filter=EqualTo("release_id", release_id), snapshot_id=snapshot_id).to_arrow()
+        return self._table.scan(row_filter=_eq("release_id", release_id), snapshot_id=snapshot_id).to_arrow()
 
     def data_files(self, release_id: str) -> list[str]:
         """Local paths (or URIs, for an object store) of the Parquet files of ``release_id``'s snapshot."""
-        from pyiceberg.expressions import EqualTo
 
         snapshot_id = self._tag_snapshot(release_id)
-        tasks = self._table.scan(row_filter=EqualTo("release_id", release_id), snapshot_id=snapshot_id).plan_files()
+        tasks = self._table.scan(row_filter=_eq("release_id", release_id), snapshot_id=snapshot_id).plan_files()
         return sorted(_local(t.file.file_path) for t in tasks)
+
+    def snapshot_id(self, release_id: str) -> int:
+        """The snapshot ``release_id``'s tag names now (a pinned reader keeps it; see ``read_snapshot``)."""
+        return self._tag_snapshot(release_id)
 
     @property
     def location(self) -> str:
-        return str(self._table.location())
+        """The table's folder (a local path), or its URI in an object store."""
+        return _local(str(self._table.location()))
+
+    def close(self) -> None:
+        """Release the catalog's database connections."""
+        self._engine.dispose()
 
     # ---- erasure and expiry ------------------------------------------------------------------------------------
     def erase_subject(self, subject_digest: str, *, now: datetime | None = None) -> TableErasure:
         """Delete every row of ``subject_digest`` now (one new snapshot) and move the affected tags to it."""
-        from pyiceberg.expressions import And, EqualTo, Or
         from sqlalchemy import text
 
         when = now or datetime.now(UTC)
@@ -389,12 +427,18 @@ class ReleaseTable:
                 registered = conn.execute(
                     text("SELECT release_id, alias_key FROM release_snapshots WHERE snapshot_id >= 0")
                 ).all()
-            predicates = {r[0]: And(EqualTo("release_id", r[0]), EqualTo("subject", ReleaseAliases(bytes.fromhex(r[1])).subject(subject_digest))) for r in registered}
+            predicates = {
+                r[0]: _and(
+                    _eq("release_id", r[0]),
+                    _eq("subject", ReleaseAliases(bytes.fromhex(r[1])).subject(subject_digest)),
+                )
+                for r in registered
+            }
             if not predicates or self._table.current_snapshot() is None:
                 return TableErasure((), 0, 0, (), None)
             combined: Any = None
             for p in predicates.values():
-                combined = p if combined is None else Or(combined, p)
+                combined = p if combined is None else _or(combined, p)
             hits = self._table.scan(row_filter=combined, selected_fields=("release_id", "category", "start")).to_arrow()
             if hits.num_rows == 0:
                 return TableErasure((), 0, 0, (), None)
@@ -410,7 +454,12 @@ class ReleaseTable:
                 sorted(
                     {
                         f"{r}/{c}/{s.date().isoformat()}"
-                        for r, c, s in zip(hits["release_id"].to_pylist(), hits["category"].to_pylist(), hits["start"].to_pylist(), strict=True)
+                        for r, c, s in zip(
+                            hits["release_id"].to_pylist(),
+                            hits["category"].to_pylist(),
+                            hits["start"].to_pylist(),
+                            strict=True,
+                        )
                     }
                 )
             )
@@ -466,7 +515,9 @@ class ReleaseTable:
             with self._engine.begin() as conn:
                 for snapshot_id in doomed:
                     conn.execute(
-                        text("INSERT INTO release_expired_snapshots (snapshot_id, expired) VALUES (:s, :e) ON CONFLICT (snapshot_id) DO NOTHING"),
+                        text(
+                            "INSERT INTO release_expired_snapshots (snapshot_id, expired) VALUES (:s, :e) ON CONFLICT (snapshot_id) DO NOTHING"
+                        ),
                         {"s": snapshot_id, "e": stamp},
                     )
                 for snapshot_id in due_ids:
@@ -475,6 +526,40 @@ class ReleaseTable:
                         {"s": snapshot_id, "e": stamp},
                     )
         return TableExpiry(len(doomed), removed, removed_bytes)
+
+
+def _private_tree(root: Path) -> None:
+    """Make every folder under ``root`` 0700 and every file 0600 (a local warehouse; no-op for a URI)."""
+    if not root.is_absolute() or not root.exists():
+        return
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            path = os.path.join(folder, name)
+            if os.stat(path).st_mode & 0o077:
+                os.chmod(path, 0o700)
+        for name in files:
+            path = os.path.join(folder, name)
+            if os.stat(path).st_mode & 0o077:
+                os.chmod(path, 0o600)
+
+
+def _eq(column: str, value: str) -> Any:
+    from pyiceberg.expressions import EqualTo
+
+    expression: Any = EqualTo  # pyiceberg's pydantic expressions confuse mypy's view of their constructors
+    return expression(column, value)
+
+
+def _and(left: Any, right: Any) -> Any:
+    from pyiceberg.expressions import And
+
+    return And(left, right)
+
+
+def _or(left: Any, right: Any) -> Any:
+    from pyiceberg.expressions import Or
+
+    return Or(left, right)
 
 
 def _local(uri: str) -> str:

@@ -1,0 +1,85 @@
+"""Shared pieces of the release-table tests: real window records, a table on either catalog, file contents."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from protocol.windows import window_to_json_dict
+from store.releases import OpenedRecord, ReleaseTable
+from tests.components import require
+from tests.factories import apps_window, files_window, keyboard_window, mouse_window
+from tests.store_kit import PG_DSN_ENV, pg_dsn, postgres_available
+
+DAY = 86_400
+T0 = 1_760_000_000  # 2025-10-09 08:53:20 UTC
+
+
+def records(subject: str, receipt_id: str, *, days: int = 2, per_day: int = 3) -> list[OpenedRecord]:
+    """Windows of all four categories for ``subject``, spread over ``days`` days, under ``receipt_id``."""
+    out: list[OpenedRecord] = []
+    makers = {"keyboard": keyboard_window, "mouse": mouse_window, "apps": apps_window, "files": files_window}
+    for day in range(days):
+        for i in range(per_day):
+            start = T0 + day * DAY + i * 60
+            for category, make in makers.items():
+                body = window_to_json_dict(make(start, receipt_id))
+                out.append(OpenedRecord(f"batch-{subject}-{day}", subject, category, body))
+    return out
+
+
+@contextmanager
+def open_release_table(kind: str, tmp: Path, *, grace: timedelta = timedelta(hours=72)) -> Iterator[ReleaseTable]:
+    """A fresh release table: a new store folder, and for ``postgres`` a new schema dropped afterwards."""
+    data_dir = tmp / "store"
+    if kind == "dir":
+        from store.backends.dir import DirBackend
+
+        DirBackend(data_dir / "data").close()  # the store's own database, which holds the catalog
+        yield ReleaseTable.open(None, data_dir=data_dir, grace=grace)
+        return
+    require(postgres_available(), "PostgreSQL", f"run: bash scripts/start-postgres.sh and set {PG_DSN_ENV}")
+    from store.backends.postgres import PostgresBackend
+
+    schema = "t_" + secrets.token_hex(6)
+    pg = PostgresBackend(pg_dsn(), schema=schema)
+    table = ReleaseTable.open(None, data_dir=data_dir, backend="postgres", dsn=pg_dsn(), schema=schema, grace=grace)
+    try:
+        yield table
+    finally:
+        table.close()
+        pg.drop_schema()
+        pg.close()
+
+
+def file_contents(path: Path) -> bytes:
+    """What a file holds, decompressed: Parquet decoded, Avro blocks inflated, anything else as is."""
+    raw = path.read_bytes()
+    if path.suffix == ".parquet":
+        return raw + repr(pq.read_table(path).to_pylist()).encode()
+    if path.suffix == ".avro":
+        from pyiceberg.avro.file import AvroFile
+        from pyiceberg.io.pyarrow import PyArrowFileIO
+
+        parts = [raw]
+        with AvroFile[object](PyArrowFileIO().new_input(str(path))) as avro:
+            codec = avro.header.compression_codec()
+            while True:
+                try:
+                    avro.decoder.read_int()  # records in the block
+                except EOFError:
+                    break
+                block = avro.decoder.read_bytes()
+                parts.append(codec.decompress(block) if codec else block)
+                avro.decoder.read(16)  # sync marker
+        return b"".join(parts)
+    return raw
+
+
+def files_holding(root: Path, needle: str) -> list[Path]:
+    return [p for p in sorted(root.rglob("*")) if p.is_file() and needle.encode() in file_contents(p)]

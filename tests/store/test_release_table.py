@@ -1,0 +1,147 @@
+"""The release table (store.releases): build, read, erasure reaching every file, expiry, on both catalogs."""
+
+from __future__ import annotations
+
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from store.releases import ReleaseTable, SnapshotExpired, column_dictionary, release_rows
+from store.releases.rows import RELEASE_SCHEMA
+from store.releases.table import EmptyRelease, ReleaseExists, UnknownRelease
+from tests.store.release_kit import files_holding, open_release_table, records
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(params=["dir", "postgres"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _build(table: ReleaseTable, release_id: str, subjects: dict[str, str]) -> None:
+    recs = [r for subject, receipt in subjects.items() for r in records(subject, receipt)]
+    table.build(release_id, release_rows(recs, release_id, table.aliases(release_id)))
+
+
+def test_release_reads_back_every_row_with_lineage_and_utc_times(kind: str, tmp_path: Path) -> None:
+    with open_release_table(kind, tmp_path) as table:
+        _build(table, "r1", {"s-a": "rcpt-a", "s-b": "rcpt-b"})
+        rows = table.read("r1")
+        assert rows.num_rows == 2 * 2 * 3 * 4
+        assert set(rows["category"].to_pylist()) == {"keyboard", "mouse", "apps", "files"}
+        assert set(rows["receipt_id"].to_pylist()) == {"rcpt-a", "rcpt-b"}
+        assert rows.schema.field("start").type == pa.timestamp("us", tz="UTC")
+        # The subject and batch are release-scoped pseudonyms, never the store's digests or batch ids.
+        assert "s-a" not in rows["subject"].to_pylist() and len(set(rows["subject"].to_pylist())) == 2
+        assert not any(b.startswith("batch-") for b in rows["batch_ref"].to_pylist())
+        files = table.data_files("r1")
+        # partitioned by release, category and day: 4 categories x 2 days
+        assert len(files) == 8 and all("category=" in f and "day=" in f for f in files)
+
+
+def test_two_releases_alias_one_subject_differently(kind: str, tmp_path: Path) -> None:
+    with open_release_table(kind, tmp_path) as table:
+        _build(table, "r1", {"s-a": "rcpt-a"})
+        _build(table, "r2", {"s-a": "rcpt-a"})
+        one = set(table.read("r1")["subject"].to_pylist())
+        two = set(table.read("r2")["subject"].to_pylist())
+        assert len(one) == len(two) == 1 and one != two
+        assert table.read("r1").num_rows == table.read("r2").num_rows == 24  # each reads only its own rows
+
+
+def test_empty_release_is_refused_and_builds_nothing(kind: str, tmp_path: Path) -> None:
+    with open_release_table(kind, tmp_path) as table:
+        with pytest.raises(EmptyRelease, match="no rows"):
+            table.build("empty", RELEASE_SCHEMA.empty_table())
+        with pytest.raises(UnknownRelease):
+            table.read("empty")
+        assert table.releases() == []
+
+
+def test_a_release_is_built_once(kind: str, tmp_path: Path) -> None:
+    with open_release_table(kind, tmp_path) as table:
+        _build(table, "r1", {"s-a": "rcpt-a"})
+        with pytest.raises(ReleaseExists):
+            _build(table, "r1", {"s-b": "rcpt-b"})
+        assert set(table.read("r1")["receipt_id"].to_pylist()) == {"rcpt-a"}
+
+
+def test_warehouse_is_private(tmp_path: Path) -> None:
+    with open_release_table("dir", tmp_path) as table:
+        _build(table, "r1", {"s-a": "rcpt-a"})
+        root = Path(table.location)
+        for path in [root, *root.rglob("*")]:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            assert mode == (0o700 if path.is_dir() else 0o600), f"{path} is {oct(mode)}"
+
+
+def test_erasure_removes_the_subject_from_every_file_after_the_grace_period(kind: str, tmp_path: Path) -> None:
+    erased, kept = "rcpt-erased-5f0c2e9b", "rcpt-kept-a81d44c7"
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    with open_release_table(kind, tmp_path, grace=timedelta(hours=72)) as table:
+        _build(table, "r1", {"s-erased": erased, "s-kept": kept})
+        pinned = table.read("r1")  # a reader's copy of the snapshot id, taken before the erasure
+        snapshot_before = table.snapshot_id("r1")
+        warehouse = Path(table.location)
+        assert files_holding(warehouse, erased) and files_holding(warehouse, kept)
+
+        result = table.erase_subject("s-erased", now=start)
+        assert result.releases == ("r1",) and result.rows_deleted == 24
+        assert result.bytes_rewritten > 0 and len(result.partitions_touched) == 8
+        # current data at once: the release's tag reads without the subject
+        assert set(table.read("r1")["receipt_id"].to_pylist()) == {kept}
+        # within the grace period the old snapshot still exists (and holds the rows)
+        assert table.expire(start + timedelta(hours=71)).files_removed == 0
+        assert files_holding(warehouse, erased)
+        assert table.read_snapshot(snapshot_before, "r1").num_rows == pinned.num_rows
+
+        expiry = table.expire(start + timedelta(hours=72))
+        assert expiry.snapshots_expired >= 1 and expiry.files_removed > 0
+        assert files_holding(warehouse, erased) == []
+        assert files_holding(warehouse, kept)  # the control subject's rows are still there
+        with pytest.raises(SnapshotExpired, match="snapshot expired by erasure"):
+            table.read_snapshot(snapshot_before, "r1")
+        assert set(table.read("r1")["receipt_id"].to_pylist()) == {kept}
+
+
+def test_zero_grace_expires_at_once(kind: str, tmp_path: Path) -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with open_release_table(kind, tmp_path, grace=timedelta(0)) as table:
+        _build(table, "r1", {"s-erased": "rcpt-gone-77", "s-kept": "rcpt-stays-88"})
+        table.erase_subject("s-erased", now=now)
+        table.expire(now)
+        assert files_holding(Path(table.location), "rcpt-gone-77") == []
+
+
+def test_erasure_rewrites_only_the_partitions_holding_the_subject(tmp_path: Path) -> None:
+    with open_release_table("dir", tmp_path) as table:
+        recs = records("s-a", "rcpt-a", days=1) + records("s-b", "rcpt-b", days=3)
+        recs = [r for r in recs if not (r.subject == "s-a" and r.category != "mouse")]
+        table.build("r1", release_rows(recs, "r1", table.aliases("r1")))
+        before = set(table.data_files("r1"))
+        result = table.erase_subject("s-a")
+        assert result.partitions_touched == (f"r1/mouse/{datetime.fromtimestamp(1_760_000_000, UTC).date()}",)
+        after = set(table.data_files("r1"))
+        assert len(before - after) == 1 and len(after - before) == 1  # one file replaced, 11 untouched
+
+
+def test_erasing_an_unknown_subject_changes_nothing(kind: str, tmp_path: Path) -> None:
+    with open_release_table(kind, tmp_path) as table:
+        _build(table, "r1", {"s-a": "rcpt-a"})
+        snapshot = table.snapshot_id("r1")
+        result = table.erase_subject("s-nobody")
+        assert result.rows_deleted == 0 and result.releases == () and result.snapshot_id is None
+        assert table.snapshot_id("r1") == snapshot
+
+
+def test_column_dictionary_documents_every_column_from_the_record_models() -> None:
+    docs = column_dictionary()
+    assert [d.name for d in docs] == RELEASE_SCHEMA.names
+    undocumented = [d.name for d in docs if not d.meaning]
+    assert undocumented == []
+    start = next(d for d in docs if d.name == "start")
+    assert start.unit == "UTC time" and "window start" in start.meaning
