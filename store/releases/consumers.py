@@ -61,7 +61,6 @@ class ReleasePolicy(BaseModel):
     contact: str = Field(default="the data protection officer", max_length=200)
     consumers: ConsumerConfig = Field(default_factory=ConsumerConfig)
 
-
     @model_validator(mode="after")
     def _k_floor(self) -> ReleasePolicy:
         if self.k_min < 2 and not self.allow_small_k_for_demo:
