@@ -275,8 +275,11 @@ def request_store_erasure(vault: Vault, policy: MachinePolicy, scope: str, now: 
     except ShippingError as exc:
         return f"Erasure request {request_id} is queued for the store ({exc})."
     if set(request_ids) <= set(report.erasures_sent):
+        from agent.erasure_words import released_data_sentence
+
+        receipts = [q.receipt for q in outbox.erasure_requests(vault) if q.request_id in request_ids and q.receipt]
         return (
             f"The store erased what it held under your {len(used)} pseudonym(s) "
-            f"(receipts for request {request_id} kept)."
+            f"(receipts for request {request_id} kept). {released_data_sentence(receipts)}"
         )
     return f"Erasure request {request_id} is queued; it is sent when the store is reachable."

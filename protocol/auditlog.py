@@ -25,7 +25,21 @@ from protocol.errors import InvalidRecord
 from protocol.fields import EpochSeconds, Sha256Hex, Signature64, Versioned, b64decode, b64encode
 from protocol.signing import Signer, verify_signature
 
-EntryKind = Literal["batch-stored", "approval", "rejection", "erasure", "export", "enrollment", "withdrawal"]
+EntryKind = Literal[
+    "batch-stored",
+    "approval",
+    "rejection",
+    "erasure",
+    "export",
+    "enrollment",
+    "withdrawal",
+    # governed dataset releases (store/releases/): request, steward decisions, build, a run's use
+    "release-request",
+    "release-approval",
+    "release-rejection",
+    "release-build",
+    "release-use",
+]
 
 
 class LogEntry(Versioned):

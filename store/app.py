@@ -7,6 +7,7 @@ Every rejection is a 4xx (503: retry) whose JSON body is ``{"error": {"code": <r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
@@ -40,6 +41,7 @@ from store.auth import Authenticator, Principal, Role, enroll
 from store.backend import StoreBackend
 from store.gate import PRINCIPAL_KEY, RequestGate, Rule, error_response
 from store.keys import StoreKeys
+from store.releases.governance_api import add_release_routes, release_rules
 from store.service import StoreService
 from store.settings import StoreClock, StoreSettings, SystemClock
 
@@ -109,14 +111,20 @@ def route_rules(settings: StoreSettings) -> dict[str, Rule]:
         "log_consistency": Rule((), 0),
         "log_inclusion": Rule((), 0),
         "log_entries": Rule(("device", "steward"), 0),
+        **release_rules(steward),  # store/releases/governance_api.py
     }
 
 
 def create_app(
-    backend: StoreBackend, keys: StoreKeys, settings: StoreSettings, *, clock: StoreClock | None = None
+    backend: StoreBackend,
+    keys: StoreKeys,
+    settings: StoreSettings,
+    *,
+    clock: StoreClock | None = None,
+    erase_from_releases: Callable[[str], tuple[str, ...]] | None = None,
 ) -> FastAPI:
     clock = clock or SystemClock()
-    service = StoreService(backend, keys, settings, clock)
+    service = StoreService(backend, keys, settings, clock, erase_from_releases=erase_from_releases)
     auth = Authenticator(backend, settings, clock)
     info = StoreInfo(
         store_public_key=b64encode(keys.seal.public_bytes),
@@ -259,6 +267,8 @@ def create_app(
             if signed.role == "device":
                 return audit.entries_of_device(tx, start, end, signed.kid)
             return audit.entries(tx, start, end)
+
+    add_release_routes(app, Signed, backend, keys, settings, clock)  # stewards' release review (issue 15)
 
     rules = route_rules(settings)
     unruled = [r.name for r in app.routes if isinstance(r, APIRoute) and r.name not in rules]

@@ -176,7 +176,12 @@ def serve(
     click.echo(f"Serving on {scheme}://{host}:{port} ({backend} backend); Ctrl-C stops.", err=True)
     settings = StoreSettings(stewards=stewards, max_body_bytes=max_body_mb * 1024 * 1024, api_docs=docs)
     try:
-        run(create_app(storage, keys, settings), host, port, tls_cert=tls_cert, tls_key=tls_key)
+        from store.releases.governance_sink import open_release_table, release_table_eraser
+
+        table = open_release_table(settings, data_dir, backend, dsn, schema)  # erasures reach released rows
+        erase = release_table_eraser(table) if table is not None else None
+        app = create_app(storage, keys, settings, erase_from_releases=erase)
+        run(app, host, port, tls_cert=tls_cert, tls_key=tls_key)
     finally:
         storage.close()
 
@@ -246,12 +251,28 @@ def token(backend: str, data_dir: Path, dsn: str | None, schema: str, as_json: b
 @backend_options
 @click.option("--format", "fmt", type=click.Choice(["parquet"]), default="parquet", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.option(
+    "--reason",
+    default=None,
+    help="Required: why this break-glass export is needed (written to the audit log with your user name).",
+)
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-def export(backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str, as_json: bool, out: Path) -> None:
-    """Export approved, non-erased data to OUT as Parquet with a dataset card, datasheet and manifest."""
+def export(
+    backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str, as_json: bool, reason: str | None, out: Path
+) -> None:
+    """Break-glass only: export all approved, non-erased data to OUT, logged with who and why.
+
+    Datasets for training are released with `consentry dataset request` (purpose-bound, steward-approved).
+    """
+    import getpass
     import time
 
     require_store_extra(*EXPORT_MODULES, *_backend_modules(backend))
+    if not reason or not reason.strip():
+        raise click.UsageError(
+            'store export is the operator\'s break-glass path and needs --reason "..." (logged with your user '
+            "name). For training data, request a governed release: consentry dataset request"
+        )
     from protocol.errors import VaultError
     from store.export import export_parquet
 
@@ -262,7 +283,14 @@ def export(backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str,
             total = len(tx.stored_batches()) * 4  # four category passes over the batches
         with click.progressbar(length=max(total, 1), label="Exporting", file=sys.stderr) as bar:
             try:
-                result = export_parquet(storage, keys, out, now=int(time.time()), progress=bar.update)
+                result = export_parquet(
+                    storage,
+                    keys,
+                    out,
+                    now=int(time.time()),
+                    progress=bar.update,
+                    break_glass={"operator": getpass.getuser(), "reason": reason.strip()[:500]},
+                )
             except (ValueError, VaultError) as exc:
                 raise click.ClickException(f"{exc}") from None
     finally:

@@ -197,6 +197,7 @@ def export_parquet(
     now: int,
     progress: Callable[[int], None] | None = None,
     export_id: str | None = None,
+    break_glass: dict[str, str] | None = None,  # {"operator", "reason"}: logged with the export (store/cli.py)
 ) -> ExportResult:
     """Write the export described in the module docstring; ``progress(n)`` is called per n batches done."""
     if out.exists() and any(out.iterdir()):
@@ -245,6 +246,8 @@ def export_parquet(
             "files": len(files),
             "rows": sum(files.values()),
         }
+        if break_glass is not None:
+            body["break_glass"] = dict(break_glass)
         receipt = append_entry(tx, keys.log, LogEntry(v=1, kind="export", time=now, body=body))
     _write_private(out / "export_receipt.json", (receipt.model_dump_json(indent=2) + "\n").encode("utf-8"))
     return ExportResult(export_id, out, files, len(ids), len(subjects), receipt)

@@ -34,6 +34,7 @@ from store.auth import Principal
 from store.backend import TERMINAL_STATES, BatchRow, DeviceRow, StoreBackend, StoreTx
 from store.keys import StoreKeys
 from store.record_keys import RecordKeyring, seal_legacy_records
+from store.releases.lineage import on_erasure as erasure_lineage
 from store.settings import StoreClock, StoreSettings
 
 _TERMINAL_REFUSALS: dict[str, tuple[str, str]] = {
@@ -54,7 +55,17 @@ class _Verified:
 
 
 class StoreService:
-    def __init__(self, backend: StoreBackend, keys: StoreKeys, settings: StoreSettings, clock: StoreClock) -> None:
+    def __init__(
+        self,
+        backend: StoreBackend,
+        keys: StoreKeys,
+        settings: StoreSettings,
+        clock: StoreClock,
+        *,
+        erase_from_releases: Callable[[str], tuple[str, ...]] | None = None,
+    ) -> None:
+        # erase_from_releases(subject_digest): the release table's rows of the subject go (store/releases/)
+        self.erase_from_releases = erase_from_releases
         self.backend = backend
         self.keys = keys
         self.settings = settings
@@ -385,6 +396,12 @@ class StoreService:
     def _erase(self, who: Principal, request: ErasureRequest) -> ErasureReceipt:
         subject = subject_digest(request.subject)
         now = self.clock.now()
+        with self.backend.transaction() as tx:  # the same ownership check, before anything leaves the table
+            owner = tx.subject_owner(subject)
+        if owner is not None and owner != who.kid:
+            raise Forbidden("subject_not_yours", "this subject's batches come from another device")
+        # Released rows first (their own catalog, not this transaction): a crash after it erases too much, never too little.
+        rewritten = self.erase_from_releases(subject) if self.erase_from_releases is not None else ()
         with self.backend.transaction() as tx:
             self._device(tx, who.kid, lock=True)
             done = tx.get_erasure(request.request_id)
@@ -407,6 +424,8 @@ class StoreService:
                 "records": records,
                 "exports_marked": exports,
             }
+            body.update(erasure_lineage(tx, subject, now).as_body())  # releases holding the subject, runs marked
+            body["releases_rewritten"] = len(rewritten)
             logged = append_entry(tx, self.keys.log, LogEntry(v=1, kind="erasure", time=now, body=body))
             receipt = sign_erasure_receipt(self.keys.log, request, logged)
             tx.insert_erasure(request.request_id, subject, who.kid, receipt.model_dump_json(), now)

@@ -19,7 +19,7 @@ from agent.web.server import Request, Response
 from protocol.timeutil import utc_display
 
 TITLE = "Consentry: steward review"
-NAV = (("/", "Queue"),)
+NAV = (("/", "Queue"), ("/releases", "Releases"))
 _BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 DONE = {
     "approve": "Your approval was signed on this machine and recorded by the store.",
@@ -58,6 +58,12 @@ class StewardPage:
                     return self._batch(request, parts[1])
                 if request.method == "POST" and parts[2:] in (["approve"], ["reject"]):
                     return self._decide(request, parts[1], parts[2])
+            if parts and parts[0] in ("releases", "release"):  # dataset releases: store/releases/governance_page.py
+                from store.releases.governance_page import ReleaseSection
+
+                answer = ReleaseSection(self.client, self.signer, self._render, self._problem).handle(request, parts)
+                if answer is not None:
+                    return answer
         except StoreError as exc:
             return self._problem(request, f"The store refused: {exc.code}: {exc.message}. Nothing was signed.")
         except httpx.TransportError as exc:

@@ -161,7 +161,7 @@ def demo(out: Path | None, seconds: float, input_mode: str) -> None:
     shipping with a verified receipt, and a Parquet dataset export. Prints where each
     artifact is. Touches nothing outside --out.
     """
-    from agent.cli import demo_display
+    from agent.cli import demo_display, demo_release
 
     use_x11 = input_mode == "x11" or (input_mode == "auto" and demo_display.available())
     if use_x11 and not demo_display.available():
@@ -249,12 +249,17 @@ def demo(out: Path | None, seconds: float, input_mode: str) -> None:
         d.run("batches", "list", show=3)
         d.run("ledger", "verify", show=1)
         d.run("store", "verify-log", "--store-url", url, show=2)
+        d.step("Operator: a break-glass export (logged with who and why) of approved data, card and datasheet")
+        d.run("store", "export", "--data", str(d.store_dir), "--reason", "demo", str(d.dataset), show=3)
+        if demo_release.release_available():  # issue 15: the governed path from store to training
+            demo_release.write_release_policy(d, out / "consumer" / "consumer.key")
+            demo_release.request_approve_build_use(d, url, out / "consumer" / "consumer.key")
+            demo_release.erase_and_show_runs(d)
+        else:
+            click.echo("  (governed releases need the release extra: pip install 'consentry[store,release]')")
     finally:
         _stop(store)
         store_log.close()
-
-    d.step("ML engineer: export approved data as a Parquet dataset with its card and datasheet")
-    d.run("store", "export", "--data", str(d.store_dir), str(d.dataset), show=3)
 
     d.step("Where everything is")
     for label, path in [

@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "steward": ("store.steward_cli", "steward", "Data stewards: review and approve or reject batches."),
     "store": ("store.cli", "store", "Run the on-prem store, export datasets, verify its log."),
     "demo": ("agent.cli.demo_cmd", "demo", "Run the whole flow on this machine in a temporary home."),
+    "dataset": ("store.releases.governance_cli", "dataset", "Governed dataset releases: request, approve, lineage."),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -43,3 +44,8 @@ def test_demo_runs_the_whole_flow(tmp_path: Path, input_mode: str) -> None:
     rows = {path.stem: pq.read_table(path).num_rows for path in (dataset / "data").glob("*.parquet")}
     assert rows.get("keyboard", 0) > 0 and rows.get("mouse", 0) > 0, rows
     assert (out / "employee-home" / "vault.sqlite3").stat().st_mode & 0o077 == 0
+    if importlib.util.find_spec("pyiceberg") is not None:  # the governed release path (issue 15)
+        assert "Approved. Release" in done.stdout and "snapshot tag release/" in done.stdout
+        assert "Recorded run demo-rhythm-v1" in done.stdout
+        assert "1 dataset release that held your data was rewritten without it" in done.stdout
+        assert "demo-rhythm-v1" in done.stdout and "trained on erased data: retrain or unlearn" in done.stdout

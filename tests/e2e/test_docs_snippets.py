@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from store.export import export_parquet
-from tests.store_kit import T0, Agent, running_store
+from tests.store_kit import T0, Agent, Harness, running_store
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -107,8 +107,40 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             with store.client(agent) as client:
                 client.upload(store.shippable(agent, 12)[1])
         export_parquet(store.backend, store.keys, work / "OUT", now=T0)
+        _build_release(store, work / "store")  # docs/release.md reads the release from the store's table
     shutil.copy(ROOT / "packaging" / "policy.example.toml", work / "policy.toml")
     return work
+
+
+def _build_release(store: Harness, root: Path) -> None:
+    """A governed release of the two devices' keyboard data (k = 2), built as `consentry dataset build` does."""
+    from protocol import SigningKey, b64encode
+    from protocol.categories import Category
+    from store.releases.consumers import ConsumerConfig, ReleasePolicy
+    from store.releases.governance import build_release, decide_release, request_release, sign_decision
+    from store.releases.governance_sink import TableReleaseSink, open_release_table
+    from store.releases.requests import sign_request
+
+    consumer = SigningKey.generate()
+    policy = ReleasePolicy(k_min=2, consumers=ConsumerConfig(keys={"ml-team": b64encode(consumer.public_bytes)}))
+    now = T0 + 2 * 86_400
+    request = sign_request(
+        consumer,
+        release_id="0" * 31 + "1",
+        purpose="work-pattern-research",
+        categories=[Category.KEYBOARD],
+        period_start=T0 - 86_400,
+        period_end=T0 + 86_400,
+        description="docs example",
+        created=now,
+    )
+    stewards = store.settings.stewards
+    status = request_release(store.backend, store.keys, policy, stewards, request, now=now)
+    for signer in store.stewards.signers[: stewards.approvals_required]:
+        decision = sign_decision(signer, status.release_id, status.manifest_sha256, "approve", created=now)
+        decide_release(store.backend, store.keys, stewards, decision, now=now)
+    sink = TableReleaseSink(open_release_table(store.settings, root, "dir", None, "consentry"))
+    build_release(store.backend, store.keys, stewards, status.release_id, sink, now=now, retention_days=30)
 
 
 def _sandbox_env(work: Path) -> dict[str, str]:

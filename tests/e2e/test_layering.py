@@ -33,10 +33,15 @@ STORE_GLUE_ALLOWED = {
     ("store.steward_review", "agent.web.peer"),
     ("store.steward_review", "agent.web.server"),
     ("store.steward_review", "vault.paths"),
+    ("store.releases.governance_cli", "vault.paths"),  # the consumer key's default place
+    ("store.releases.governance_cli", "agent.store_client"),  # stewards decide on releases through the store
+    ("store.releases.governance_page", "agent.web.html"),  # the release block of the steward's page
+    ("store.releases.governance_page", "agent.web.security"),
+    ("store.releases.governance_page", "agent.web.server"),
 }
 # agent/cli/main.py names the store's command groups in its lazy command table (strings for importlib,
 # not imports), so `consentry store` and `consentry steward` exist without agent/ importing store/.
-AGENT_COMMAND_TABLE_STORE_MODULES = {"store.cli", "store.steward_cli"}
+AGENT_COMMAND_TABLE_STORE_MODULES = {"store.cli", "store.steward_cli", "store.releases.governance_cli"}
 
 
 @dataclass(frozen=True)

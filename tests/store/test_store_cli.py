@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import stat
@@ -139,13 +140,19 @@ def test_store_keygen_token_export_and_verify_log(home: Path, tmp_path: Path) ->
         assert wrong.exit_code == 1 and "does NOT verify" in wrong.output
 
 
-def test_store_export_command_writes_the_dataset(home: Path, tmp_path: Path) -> None:
+def test_store_export_is_break_glass_needing_a_reason_and_logs_who_ran_it(home: Path, tmp_path: Path) -> None:
     data = tmp_path / "store"
     _run(store, ["keygen", "--data", str(data)])
     out = tmp_path / "out"
-    result = _run(store, ["export", "--data", str(data), "--json", str(out)])
+    refused = _run(store, ["export", "--data", str(data), "--json", str(out)])
+    assert refused.exit_code == 2 and "break-glass" in refused.output and "--reason" in refused.output
+    assert not out.exists()  # refused before anything was written
+    reason = "subject access request 42"
+    result = _run(store, ["export", "--data", str(data), "--reason", reason, "--json", str(out)])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["batches"] == 0 and (out / "manifest.json").exists() and (out / "DATASHEET.md").exists()
-    again = _run(store, ["export", "--data", str(data), str(out)])
+    logged = json.loads((out / "export_receipt.json").read_text())["entry"]["body"]["break_glass"]
+    assert logged == {"operator": getpass.getuser(), "reason": reason}
+    again = _run(store, ["export", "--data", str(data), "--reason", reason, str(out)])
     assert again.exit_code == 1 and "not empty" in again.output

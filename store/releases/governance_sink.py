@@ -1,0 +1,91 @@
+"""A release's rows written as one Parquet file per category under ``DATA/releases/<release_id>/``.
+
+The stand-in ``ReleaseSink`` until the release table (``store/releases/table.py``) is merged: the same
+rows as ``store export`` writes (release-scoped subject and batch aliases, UTC timestamps), in a 0700
+folder of 0600 files. ``erase_subject`` is not possible on it (the aliases' key is not kept), so lineage
+flags the runs and the release folder is removed whole on erasure (see ``lineage.on_erasure``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from protocol.categories import Category
+from store.backend import StoredRecord
+from store.export import SCHEMAS, ExportAliases, _private_file, _private_folder, _row
+
+
+class ParquetReleaseSink:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def folder(self, release_id: str) -> Path:
+        return self.root / release_id
+
+    def write(self, release_id: str, records: list[tuple[StoredRecord, dict[str, Any]]]) -> dict[str, Any]:
+        out = self.folder(release_id)
+        if out.exists():
+            raise FileExistsError(f"{out} exists; a release is built once")
+        _private_folder(self.root)
+        _private_folder(out)
+        aliases = ExportAliases()  # per release: its aliases join to nothing outside it
+        by_category: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for record, body in records:
+            by_category[record.category].append(_row(record, body, aliases))
+        files: dict[str, int] = {}
+        for category, rows in sorted(by_category.items()):
+            path = out / f"{category}.parquet"
+            with _private_file(path) as handle:
+                pq.write_table(
+                    pa.Table.from_pylist(rows, schema=SCHEMAS[Category(category)]), handle, compression="zstd"
+                )
+            files[path.name] = len(rows)
+        return {"folder": str(out), "files": files}
+
+    def remove(self, release_id: str) -> bool:
+        out = self.folder(release_id)
+        if not out.exists():
+            return False
+        shutil.rmtree(out)
+        return True
+
+
+class TableReleaseSink:
+    """The release table (``store.releases.table.ReleaseTable``): each release a tagged Iceberg snapshot."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def write(self, release_id: str, records: list[tuple[StoredRecord, dict[str, Any]]]) -> dict[str, Any]:
+        from store.releases.rows import OpenedRecord, release_rows
+
+        opened = (OpenedRecord(r.batch_id, r.subject, r.category, body) for r, body in records)
+        snapshot = self.table.build(release_id, release_rows(opened, release_id, self.table.aliases(release_id)))
+        return {"tag": snapshot.tag, "snapshot_id": snapshot.snapshot_id, "data_files": len(snapshot.data_files)}
+
+
+def release_table_eraser(table: Any) -> Callable[[str], tuple[str, ...]]:
+    """The store's erasure hook: the subject's rows leave the release table now; returns the releases rewritten."""
+
+    def erase(subject_digest: str) -> tuple[str, ...]:
+        return tuple(table.erase_subject(subject_digest).releases)
+
+    return erase
+
+
+def open_release_table(settings: Any, data_dir: Path, backend: str, dsn: str | None, schema: str) -> Any | None:
+    """The store's release table, or None when the [release] extra (pyiceberg) is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyiceberg") is None:
+        return None
+    from store.releases.table import ReleaseTable
+
+    return ReleaseTable.open(settings, data_dir=data_dir, backend=backend, dsn=dsn, schema=schema)
