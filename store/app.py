@@ -40,6 +40,9 @@ from store.auth import Authenticator, Principal, Role, enroll
 from store.backend import StoreBackend
 from store.gate import PRINCIPAL_KEY, RequestGate, Rule, error_response
 from store.keys import StoreKeys
+from store.review_set_routes import RULES as REVIEW_SET_RULES
+from store.review_set_routes import add_review_set_routes
+from store.review_sets import ReviewSets
 from store.service import StoreService
 from store.settings import StoreClock, StoreSettings, SystemClock
 
@@ -109,6 +112,7 @@ def route_rules(settings: StoreSettings) -> dict[str, Rule]:
         "log_consistency": Rule((), 0),
         "log_inclusion": Rule((), 0),
         "log_entries": Rule(("device", "steward"), 0),
+        **REVIEW_SET_RULES,
     }
 
 
@@ -260,6 +264,7 @@ def create_app(
                 return audit.entries_of_device(tx, start, end, signed.kid)
             return audit.entries(tx, start, end)
 
+    add_review_set_routes(app, ReviewSets(backend, keys, settings, clock), _principal)
     rules = route_rules(settings)
     unruled = [r.name for r in app.routes if isinstance(r, APIRoute) and r.name not in rules]
     if unruled:
