@@ -17,6 +17,7 @@ from agent.web.html import esc, flash, layout, state_badge, table
 from agent.web.security import CSRF_FIELD
 from agent.web.server import Request, Response
 from protocol.timeutil import utc_display
+from store.check_detail import describe
 
 TITLE = "Consentry: steward review"
 NAV = (("/", "Queue"),)
@@ -141,7 +142,7 @@ class StewardPage:
             (
                 state_badge("pass" if c.passed else "fail"),
                 esc(c.name),
-                esc(c.detail),
+                esc(describe(c, m)),
                 state_badge("pass" if store_checks[c.name].passed else "fail") if c.name in store_checks else "-",
             )
             for c in m.privacy_checks
