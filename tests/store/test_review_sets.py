@@ -3,6 +3,7 @@ their manifest hashes; each batch's approval is its inclusion proof. Real store,
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -85,6 +86,16 @@ def test_one_set_approval_per_steward_approves_every_batch_shown_with_m_of_n_per
                 client.withdraw(batch_id)  # earlier batches of this device close first (chain order)
             receipt = client.upload(agent.seal(manifest, payload, store.keys.seal.public_bytes))
         assert receipt.entry.body["batch_id"] == manifest.batch_id
+        # The export names the stewards whose set approvals the batch rests on.
+        from protocol import b64encode
+        from store.export import export_parquet
+
+        export_parquet(store.backend, store.keys, tmp_path / "export", now=int(time.time()))
+        exported = json.loads((tmp_path / "export" / "manifest.json").read_text())
+        (batch,) = exported["batches"].values() if isinstance(exported["batches"], dict) else exported["batches"]
+        assert sorted(a["steward_key"] for a in batch["approvals"]) == sorted(
+            b64encode(s.public_bytes) for s in (first, second)
+        )
 
 
 def test_a_tampered_set_approves_nothing(backend_kind: str, tmp_path: Path) -> None:
