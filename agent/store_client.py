@@ -336,6 +336,27 @@ class StoreClient:
                 return review.status
             raise
 
+    # steward: review sets (protocol.review_set_api) ----------------------------------------------------------
+    def review_set_groups(self) -> list[Any]:  # -> list[GroupSummary]
+        from protocol.review_set_api import GroupSummary
+
+        return TypeAdapter(list[GroupSummary]).validate_python(self._request("GET", "/v1/steward/review-sets/groups"))
+
+    def create_review_set(self, key: Any) -> Any:  # GroupKey -> ReviewSetView
+        from protocol.review_set_api import CreateSet, ReviewSetView
+
+        return self._post(ReviewSetView, "/v1/steward/review-sets", CreateSet(key=key), retry=False)
+
+    def review_set(self, set_id: str) -> Any:  # -> ReviewSetView
+        from protocol.review_set_api import ReviewSetView
+
+        return self._get(ReviewSetView, f"/v1/steward/review-sets/{set_id}")
+
+    def approve_review_set(self, approval: Any) -> Any:  # SetApproval -> SetOutcome
+        from protocol.review_set_api import SetOutcome
+
+        return self._post(SetOutcome, f"/v1/steward/review-sets/{approval.set_id}/approvals", approval, retry=False)
+
     # audit log -------------------------------------------------------------------------------------------
     def tree_head(self) -> TreeHead:
         head = self._get(TreeHead, "/v1/log/head", signed=False)

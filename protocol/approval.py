@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import Field
 
@@ -47,6 +47,24 @@ class Approval(Versioned):
     signature: Signature64
     reason: str | None = Field(default=None, max_length=500)
     created: EpochSeconds
+
+    def is_valid(self) -> bool:
+        return approval_is_valid(self)
+
+
+class CountedDecision(Protocol):
+    """What ``tally`` reads of a decision: an ``Approval``, or a batch's inclusion in a signed review set
+    (``protocol.review_set.SetInclusion``); ``is_valid`` checks its own signature (and proof)."""
+
+    @property
+    def batch_id(self) -> str: ...
+    @property
+    def manifest_sha256(self) -> str: ...
+    @property
+    def steward_key(self) -> str: ...
+    @property
+    def decision(self) -> str: ...
+    def is_valid(self) -> bool: ...
 
 
 def approval_message(batch_id: str, manifest_sha256: str, decision: str) -> bytes:
@@ -115,7 +133,7 @@ class Tally:
 
 
 def tally(
-    approvals: Sequence[Approval],
+    approvals: Sequence[CountedDecision],
     stewards: StewardConfig,
     *,
     batch_id: str,
@@ -137,7 +155,7 @@ def tally(
             ignored.append(IgnoredApproval(key, "device_key"))
         elif key not in names_by_key:
             ignored.append(IgnoredApproval(key, "unknown_key"))
-        elif not approval_is_valid(approval):
+        elif not approval.is_valid():
             ignored.append(IgnoredApproval(key, "bad_signature"))
         elif key in seen:
             ignored.append(IgnoredApproval(key, "duplicate"))

@@ -14,6 +14,7 @@ REQUEST_V1 = b"consentry-request-v1\0"  # signed HTTP requests (protocol.request
 ENROLL_V1 = b"consentry-enroll-v1\0"  # the device's proof of key possession when enrolling (protocol.store_api)
 BATCH_V1 = b"consentry-batch-v1\0"  # the device's signature over a sealed batch (protocol.sealing)
 APPROVE_V1 = b"consentry-approve-v1\0"  # a steward's decision on a batch (protocol.approval)
+REVIEW_SET_V1 = b"consentry-review-set-v1\0"  # a steward's approval of a review set's root (protocol.review_set)
 ERASE_V1 = b"consentry-erase-v1\0"  # the device's erasure request (protocol.erasure)
 ERASURE_RECEIPT_V1 = b"consentry-erasure-receipt-v1\0"  # the store's erasure receipt (protocol.erasure)
 TREE_HEAD_V1 = b"consentry-treehead-v1\0"  # the store's signed audit-log tree head (protocol.auditlog)
@@ -50,6 +51,7 @@ ALL: tuple[bytes, ...] = (
     ENROLL_V1,
     BATCH_V1,
     APPROVE_V1,
+    REVIEW_SET_V1,
     ERASE_V1,
     ERASURE_RECEIPT_V1,
     TREE_HEAD_V1,

@@ -42,6 +42,9 @@ from store.backend import StoreBackend
 from store.gate import PRINCIPAL_KEY, RequestGate, Rule, error_response
 from store.keys import StoreKeys
 from store.releases.governance_api import add_release_routes, release_rules
+from store.review_set_routes import RULES as REVIEW_SET_RULES
+from store.review_set_routes import add_review_set_routes
+from store.review_sets import ReviewSets
 from store.service import StoreService
 from store.settings import StoreClock, StoreSettings, SystemClock
 
@@ -112,6 +115,7 @@ def route_rules(settings: StoreSettings) -> dict[str, Rule]:
         "log_inclusion": Rule((), 0),
         "log_entries": Rule(("device", "steward"), 0),
         **release_rules(steward),  # store/releases/governance_api.py
+        **REVIEW_SET_RULES,  # store/review_set_routes.py
     }
 
 
@@ -269,7 +273,7 @@ def create_app(
             return audit.entries(tx, start, end)
 
     add_release_routes(app, Signed, backend, keys, settings, clock)  # stewards' release review (issue 15)
-
+    add_review_set_routes(app, ReviewSets(backend, keys, settings, clock), _principal)
     rules = route_rules(settings)
     unruled = [r.name for r in app.routes if isinstance(r, APIRoute) and r.name not in rules]
     if unruled:

@@ -35,10 +35,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from protocol.approval import Approval
+from protocol.approval import CountedDecision
 from protocol.auditlog import LogEntry, LogReceipt
 from protocol.categories import Category, KeyClass, MouseButton
 from protocol.manifest import BatchManifest
+from store import review_set_storage
 from store.audit import append_entry
 from store.backend import StoreBackend, StoredRecord
 from store.export_docs import dataset_card, datasheet
@@ -206,11 +207,11 @@ def export_parquet(
     keyring = RecordKeyring(keys.records)
     keyring.rotate_if_due(backend)  # an erasure's KEK rotation left unfinished: the export never reads under it
     seal_legacy_records(backend, keyring, now)  # records of an older store are sealed before anything is read
+    review_set_storage.ensure_tables(backend)  # a store that never served review sets has none
     with backend.transaction() as tx:
         batches = tx.stored_batches()
-        approvals = {
-            b.batch_id: [Approval.model_validate_json(a) for a in tx.approvals_json(b.batch_id)] for b in batches
-        }
+        # Single approvals and review-set inclusions (store.review_sets) alike.
+        approvals = {b.batch_id: review_set_storage.decisions(tx, b.batch_id) for b in batches}
     manifests = {b.batch_id: BatchManifest.model_validate_json(b.manifest_json) for b in batches if b.manifest_json}
     ids = [b.batch_id for b in batches if b.batch_id in manifests]
     _private_folder(out)
@@ -288,7 +289,7 @@ def _export_manifest(
     files: dict[str, int],
     ids: Sequence[str],
     manifests: dict[str, BatchManifest],
-    approvals: dict[str, list[Approval]],
+    approvals: dict[str, list[CountedDecision]],
     aliases: ExportAliases,
 ) -> dict[str, Any]:
     """What the export rests on, per batch alias: period, counts, consent receipts, approving stewards.

@@ -29,6 +29,7 @@ from protocol.signing import key_id
 from protocol.store_api import BatchReview, BatchStatus, CheckpointAck, QueueItem
 from protocol.store_errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable, Unprocessable
 from protocol.windows import SCHEMA_VERSION
+from store import review_set_storage
 from store.audit import append_entry
 from store.auth import Principal
 from store.backend import TERMINAL_STATES, BatchRow, DeviceRow, StoreBackend, StoreTx
@@ -71,6 +72,7 @@ class StoreService:
         self.settings = settings
         self.clock = clock
         self.record_keys = RecordKeyring(keys.records)
+        review_set_storage.ensure_tables(backend)  # set approvals count in _tally (store.review_sets)
         self.record_keys.rotate_if_due(backend)  # an erasure whose KEK rotation a crash or an error cut short
         seal_legacy_records(backend, self.record_keys, clock.now())  # a store from before records were sealed
 
@@ -480,7 +482,7 @@ class StoreService:
             raise Conflict(code, message)
 
     def _tally(self, tx: StoreTx, batch: BatchRow, device: DeviceRow) -> Tally:
-        approvals = [Approval.model_validate_json(a) for a in tx.approvals_json(batch.batch_id)]
+        approvals = review_set_storage.decisions(tx, batch.batch_id)  # single approvals and set inclusions
         return tally(
             approvals,
             self.settings.stewards,

@@ -21,6 +21,7 @@ from store.steward_access import (
     store_url_option,
 )
 from store.steward_review import review as review_command
+from store.steward_set_cli import review_set as review_set_command
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -146,8 +147,10 @@ def show(batch_id: str, key_file: Path | None, store_url: str | None, as_json: b
     click.echo("Records: " + ", ".join(f"{k}={v}" for k, v in sorted(m.record_counts.items())))
     for r in m.consent_receipts:
         click.echo(f"Consent: {r.category} under notice {r.notice_id} v{r.notice_version} ({r.lawful_basis})")
+    from store.check_detail import describe
+
     for c in review.privacy_checks:
-        click.echo(f"Check {c.name}: {'passed' if c.passed else 'FAILED'} {c.detail}".rstrip())
+        click.echo(f"Check {c.name}: {describe(c, m)}")
 
 
 def _decide(
@@ -201,3 +204,4 @@ def reject(batch_id: str, reason: str, key_file: Path | None, store_url: str | N
 
 
 steward.add_command(review_command)  # the review page lives in its own module
+steward.add_command(review_set_command)  # review sets live in their own module (store.steward_set_cli)

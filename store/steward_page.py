@@ -17,9 +17,11 @@ from agent.web.html import esc, flash, layout, state_badge, table
 from agent.web.security import CSRF_FIELD
 from agent.web.server import Request, Response
 from protocol.timeutil import utc_display
+from store.check_detail import describe
+from store.steward_set_page import ReviewSetPages
 
 TITLE = "Consentry: steward review"
-NAV = (("/", "Queue"), ("/releases", "Releases"))
+NAV = (("/", "Queue"), ("/sets", "Review sets"), ("/releases", "Releases"))
 _BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 DONE = {
     "approve": "Your approval was signed on this machine and recorded by the store.",
@@ -42,6 +44,7 @@ class StewardPage:
         self.signer = signer
         self.digest_of = digest_of
         self.clock = clock
+        self.sets = ReviewSetPages(client, signer, self._render, clock)  # review sets: store.steward_set_page
 
     def handle(self, request: Request) -> Response:
         import httpx
@@ -53,6 +56,8 @@ class StewardPage:
         try:
             if request.method == "GET" and not parts:
                 return self._queue(request)
+            if parts and parts[0] in ("sets", "set") and (shown := self.sets.handle(request, parts)) is not None:
+                return shown
             if len(parts) >= 2 and parts[0] == "batch" and _BATCH_ID.match(parts[1]):
                 if request.method == "GET" and len(parts) == 2:
                     return self._batch(request, parts[1])
@@ -147,7 +152,7 @@ class StewardPage:
             (
                 state_badge("pass" if c.passed else "fail"),
                 esc(c.name),
-                esc(c.detail),
+                esc(describe(c, m)),
                 state_badge("pass" if store_checks[c.name].passed else "fail") if c.name in store_checks else "-",
             )
             for c in m.privacy_checks

@@ -70,6 +70,7 @@ FROZEN = {
     "ENROLL_V1": b"consentry-enroll-v1\0",
     "BATCH_V1": b"consentry-batch-v1\0",
     "APPROVE_V1": b"consentry-approve-v1\0",
+    "REVIEW_SET_V1": b"consentry-review-set-v1\0",
     "ERASE_V1": b"consentry-erase-v1\0",
     "ERASURE_RECEIPT_V1": b"consentry-erasure-receipt-v1\0",
     "TREE_HEAD_V1": b"consentry-treehead-v1\0",
