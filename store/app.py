@@ -113,7 +113,12 @@ def route_rules(settings: StoreSettings) -> dict[str, Rule]:
 
 
 def create_app(
-    backend: StoreBackend, keys: StoreKeys, settings: StoreSettings, *, clock: StoreClock | None = None
+    backend: StoreBackend,
+    keys: StoreKeys,
+    settings: StoreSettings,
+    *,
+    clock: StoreClock | None = None,
+    min_group_size: int | None = None,  # the fleet view's k (store.fleet); None: its default, 5
 ) -> FastAPI:
     clock = clock or SystemClock()
     service = StoreService(backend, keys, settings, clock)
@@ -261,6 +266,12 @@ def create_app(
             return audit.entries(tx, start, end)
 
     rules = route_rules(settings)
+    # Fleet enrollment, heartbeats and IT's fleet report live in their own modules (store.fleet_api).
+    from store.fleet_api import add_fleet_routes
+
+    rules |= add_fleet_routes(
+        app, backend, clock, info, **({} if min_group_size is None else {"min_group_size": min_group_size})
+    )
     unruled = [r.name for r in app.routes if isinstance(r, APIRoute) and r.name not in rules]
     if unruled:
         raise RuntimeError(f"routes without a gate rule: {unruled}")  # a programming error, caught by any test
