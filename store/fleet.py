@@ -171,9 +171,9 @@ def _cells(
         # The fleet figure minus the shown cells gives the withheld cells' sum: show it only if that sum is safe.
         safe = (hidden_yes == hidden_no == 0) or (hidden_yes >= k and hidden_no >= k)
         fleet[name] = total if safe and total >= k and len(active) - total >= k else None
-    cells = [FleetCell(label=ALL_DEVICES, devices=len(active), **fleet)]  # type: ignore[arg-type]
+    cells = [FleetCell(label=ALL_DEVICES, devices=len(active), **fleet)]
     cells += [
-        FleetCell(label=label, devices=len(kids), **shown[label])  # type: ignore[arg-type]
+        FleetCell(label=label, devices=len(kids), **shown[label])
         for label, kids in sorted(groups.items())
     ]
     return tuple(cells)

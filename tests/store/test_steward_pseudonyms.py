@@ -11,11 +11,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from agent.web.server import Request
 from protocol.keyfile import write_key_file
 from store.steward_access import shown_manifest_digest
 from store.steward_cli import steward
 from store.steward_page import StewardPage
-from agent.web.server import Request
 from tests.store_kit import Agent, backend_kind, running_store
 
 __all__ = ["backend_kind"]
