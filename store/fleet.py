@@ -172,8 +172,5 @@ def _cells(
         safe = (hidden_yes == hidden_no == 0) or (hidden_yes >= k and hidden_no >= k)
         fleet[name] = total if safe and total >= k and len(active) - total >= k else None
     cells = [FleetCell(label=ALL_DEVICES, devices=len(active), **fleet)]
-    cells += [
-        FleetCell(label=label, devices=len(kids), **shown[label])
-        for label, kids in sorted(groups.items())
-    ]
+    cells += [FleetCell(label=label, devices=len(kids), **shown[label]) for label, kids in sorted(groups.items())]
     return tuple(cells)
