@@ -332,5 +332,27 @@ def test_store_cli_manages_enrollment_secrets_operators_and_retirement(home: Pat
     assert runner.invoke(store_cli, ["operator", "add", "ana", "not-a-key", *data]).exit_code == 2
     nobody = runner.invoke(store_cli, ["retire", "AAAAAAAAAAAAAAAA", *data])
     assert nobody.exit_code == 1 and "store fleet" in nobody.output
+    # A device enrolled with a current secret, then retired through the CLI.
+    from protocol.fleet import SecretEnrollRequest, secret_sha256
+    from protocol.store_api import enroll_message
+    from store.backends.dir import DirBackend
+    from store.enrollment import enroll_with_secret
+
+    current = json.loads(
+        runner.invoke(store_cli, ["enroll-secret", "create", "--label", "ops", "--json", *data]).stdout
+    )
+    device = SigningKey.generate()
+    public = b64encode(device.public_bytes)
+    proof = b64encode(device.sign(enroll_message(secret_sha256(current["secret"]), device.kid, public)))
+    storage = DirBackend(tmp_path / "store" / "data")
+    request = SecretEnrollRequest(secret=current["secret"], device_kid=device.kid, public_key=public, proof=proof)
+    enroll_with_secret(storage, request, int(time.time()))
+    retired = runner.invoke(store_cli, ["retire", device.kid, *data])
+    assert retired.exit_code == 0 and "refused from now on" in retired.output
+    with storage.transaction() as tx:
+        assert fleet_db.retired_at(fleet_db.as_query(tx), device.kid) is not None
+    with pytest.raises(StoreError) as again:
+        enroll_with_secret(storage, request, int(time.time()))
+    assert again.value.code == "device_retired"
     no_key = runner.invoke(store_cli, ["fleet", "--key-file", str(tmp_path / "none.key"), "--store-url", "http://x"])
     assert no_key.exit_code == 1 and "operator init" in no_key.output
