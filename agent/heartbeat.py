@@ -13,7 +13,6 @@ can say in words that IT retired this computer.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agent.fleet_state import read_state, write_state
 from protocol.fleet import (
     HEARTBEAT_SECONDS,
     NO_POLICY_DIGEST,
@@ -31,14 +31,12 @@ from protocol.fleet import (
     encode_heartbeat,
 )
 from protocol.timeutil import iso, utc_now
-from vault.atomic import write_atomic
 from vault.paths import Layout
 from vault.policy import MachinePolicy
 
 log = logging.getLogger(__name__)
 
 SECRET_FILE_NAME = "enroll-secret"
-STATE_FILE_NAME = "fleet-state.json"
 _MAX_SECRET_FILE_BYTES = 4096
 
 
@@ -134,22 +132,6 @@ def build_heartbeat(seq: int, now: int, health: Health, queue_depth: int, clock_
     return Heartbeat.model_validate_json(encode_heartbeat(bare))
 
 
-def read_state(layout: Layout) -> dict[str, Any]:
-    """What the store last said to this computer's fleet duties ({} before the first answer)."""
-    try:
-        data = json.loads((layout.home / STATE_FILE_NAME).read_bytes())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_state(layout: Layout, state: dict[str, Any]) -> None:
-    try:
-        write_atomic(layout.home / STATE_FILE_NAME, json.dumps(state, sort_keys=True).encode("utf-8"))
-    except OSError as exc:
-        log.warning("cannot write %s (%s)", STATE_FILE_NAME, exc.strerror or type(exc).__name__)
-
-
 def delivery_backlog(vault: Any) -> int:
     """Batches and erasure requests whose last delivery to the store failed (the heartbeat's queue depth)."""
     from vault import outbox
@@ -226,7 +208,7 @@ class Heartbeater:
                 if secret is None:
                     return "not-enrolled"
                 kid = enroll_with_secret(vault, policy, secret, now, **self._client_kwargs)
-                _write_state(self._layout, {**state, "enrolled_by_secret_at": iso(now), "device_kid": kid})
+                write_state(self._layout, {**state, "enrolled_by_secret_at": iso(now), "device_kid": kid})
                 state = read_state(self._layout)
             self._seq += 1
             heartbeat = build_heartbeat(
@@ -238,19 +220,8 @@ class Heartbeater:
                     ack = client.heartbeat(heartbeat)
             except StoreError as exc:
                 if exc.code == "device_retired":
-                    _write_state(self._layout, {**state, "retired": True, "retired_message": exc.message})
+                    write_state(self._layout, {**state, "retired": True, "retired_message": exc.message})
                 raise
         self._skew = int(now.timestamp()) - ack.store_time
-        _write_state(self._layout, {**state, "retired": False, "last_heartbeat_at": iso(now)})
+        write_state(self._layout, {**state, "retired": False, "last_heartbeat_at": iso(now)})
         return "sent"
-
-
-def status_lines(layout: Layout) -> list[str]:
-    """What ``consentry status`` says about this computer's standing with the store's fleet."""
-    state = read_state(layout)
-    if state.get("retired"):
-        return [
-            "Store: this computer was RETIRED by IT. Nothing more is uploaded from it; what you already "
-            "sent stays under its review and erasure rules. Ask IT to enroll it again if this is a mistake."
-        ]
-    return []

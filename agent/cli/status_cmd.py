@@ -70,7 +70,7 @@ def collect_status(agent_timeout: float = 5.0) -> dict[str, Any]:
             for category, state in snapshot.categories.items():
                 since = iso(state.since) if state.since else None
                 consent[category.value] = {"consent": state.state, "since": since, "reason": state.reason}
-    from agent.heartbeat import status_lines
+    from agent.fleet_state import status_lines
 
     report["store_notices"] = status_lines(lay)  # e.g. IT retired this computer (agent.heartbeat)
     if "settings_problems" not in report:

@@ -20,7 +20,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from agent.heartbeat import Heartbeater, agent_health, read_state, status_lines
+from agent.fleet_state import read_state, status_lines
+from agent.heartbeat import Heartbeater, agent_health
 from agent.store_client import StoreClient
 from agent.web.server import Request
 from protocol import SigningKey, b64encode
