@@ -26,6 +26,7 @@ whatever its employee granted: a heartbeat says nothing about consent (docs/priv
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -87,10 +88,11 @@ def decode_heartbeat(body: bytes) -> Heartbeat:
     """The heartbeat in ``body``: ``UnsupportedVersion`` for another version, ``ValueError`` if malformed."""
     if len(body) != HEARTBEAT_BYTES:
         raise ValueError(f"a heartbeat is exactly {HEARTBEAT_BYTES} bytes, not {len(body)}")
-    heartbeat = Heartbeat.model_validate_json(body)
-    if heartbeat.v != 1:
-        raise UnsupportedVersion(f"heartbeat version {heartbeat.v} is not supported (only 1)")
-    return heartbeat
+    data = json.loads(body)  # ValueError if not JSON
+    version = data.get("v") if isinstance(data, dict) else None
+    if version != 1:  # the version first, before any other field is looked at
+        raise UnsupportedVersion(f"heartbeat version {version!r} is not supported (only 1)")
+    return Heartbeat.model_validate(data)
 
 
 class HeartbeatAck(BaseModel):

@@ -309,6 +309,12 @@ def test_every_heartbeat_has_one_length_whatever_it_reports() -> None:
     assert lengths == {HEARTBEAT_BYTES}
     with pytest.raises(ValueError):
         decode_heartbeat(b" " * (HEARTBEAT_BYTES - 1))
+    from protocol.errors import UnsupportedVersion
+
+    future = body.replace(b'"v":1', b'"v":2')
+    assert len(future) == HEARTBEAT_BYTES
+    with pytest.raises(UnsupportedVersion):
+        decode_heartbeat(future)
 
 
 def test_store_cli_manages_enrollment_secrets_operators_and_retirement(home: Path, tmp_path: Path) -> None:
