@@ -25,6 +25,7 @@ from agent.clock import CaptureClock, SystemCaptureClock
 from agent.control_protocol import ControlResponse
 from agent.control_server import PendingRequest
 from agent.gate import DROP_STATES, OPEN_STATES, Circumstances, category_status, eligible
+from agent.heartbeat import Health, Heartbeater, agent_health
 from agent.housekeeping import Housekeeper
 from agent.ledger_witness import LedgerWitness, Verdict, store_configured
 from agent.policy_watch import PolicyWatcher, Stamp, policy_stamp
@@ -112,6 +113,10 @@ class Agent:
         self._watcher = PolicyWatcher(policy_path, self._policy_touched)
         # Retention, daily sealing and store sync: slow, sometimes networked, so never on this loop.
         self._chores = Housekeeper(layout, lambda: self.policy if self.policy_error is None else None)
+        # Fleet enrollment with IT's secret and the fixed-schedule heartbeat (agent.heartbeat).
+        self._heartbeat = Heartbeater(
+            layout, policy_path, lambda: self.policy if self.policy_error is None else None, self._health
+        )
 
     # -- small helpers ---------------------------------------------------------------------------
 
@@ -174,6 +179,7 @@ class Agent:
         self._watcher.start()
         self._chores.start()
         self._witness.start()
+        self._heartbeat.start()
         log.info("agent running (pid %d)", os.getpid())
         next_housekeeping = 0.0
         try:
@@ -431,6 +437,15 @@ class Agent:
             ),
         )
 
+    def _health(self) -> Health:
+        return agent_health(
+            self.policy if self.policy_error is None else None,
+            self._head_state.status,
+            self.recorder.error,
+            self._chores.last_error,
+            [str(s.state) for s in list(self.statuses.values())],
+        )
+
     def _write_status(self, running: bool = True, force: bool = False) -> None:
         if not self.statuses:
             return
@@ -456,6 +471,7 @@ class Agent:
         self._watcher.stop()
         self._chores.stop()
         self._witness.stop()
+        self._heartbeat.stop()
         self.supervisor.stop_all()
         for category in ALL_CATEGORIES:
             if self.capture.is_open(category):

@@ -157,8 +157,8 @@ class StoreClient:
         rng: random.Random | None = None,
         tls_ca: str | Path | None = None,
     ) -> None:
-        if role not in ("device", "steward"):
-            raise ValueError(f"role must be device or steward, not {role!r}")
+        if role not in ("device", "steward", "operator"):  # operator: IT's fleet view (store.fleet_api)
+            raise ValueError(f"role must be device, steward or operator, not {role!r}")
         verify = True if tls_ca is None else _pinned_context(tls_ca)
         self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, verify=verify)
         self._auth = _SignedAuth(signer, role, clock) if signer is not None else None
@@ -186,7 +186,7 @@ class StoreClient:
         path: str,
         *,
         body: BaseModel | None = None,
-        params: dict[str, int] | None = None,
+        params: dict[str, Any] | None = None,
         signed: bool = True,
         retry: bool = True,
     ) -> Any:
@@ -398,3 +398,34 @@ class StoreClient:
             return
         proof = self.consistency(older.size, newer.size)
         verify_heads_consistent(older, newer, proof, self.log_public_key)
+
+    # fleet (protocol.fleet, store.fleet_api) ---------------------------------------------------------------
+    def enroll_with_secret(self, secret: str) -> EnrollResponse:
+        """Register this device's key with IT's fleet enrollment secret; pins the store's log key."""
+        from protocol.fleet import SecretEnrollRequest, secret_sha256
+
+        if self._signer is None:
+            raise ValueError("enrollment needs the device key (signer=...)")
+        public = b64encode(self._signer.public_bytes)
+        proof = self._signer.sign(enroll_message(secret_sha256(secret), self._signer.kid, public))
+        request = SecretEnrollRequest(
+            secret=secret, device_kid=self._signer.kid, public_key=public, proof=b64encode(proof)
+        )
+        # Safe to retry: enrolling the same key again returns the same device.
+        response = self._post(EnrollResponse, "/v1/fleet/enroll", request, signed=False)
+        if self.log_public_key is None:
+            self.log_public_key = b64decode(response.store.log_public_key)
+        return response
+
+    def heartbeat(self, heartbeat: BaseModel) -> Any:
+        """Send a padded heartbeat (agent.heartbeat.build_heartbeat); returns the store's HeartbeatAck."""
+        from protocol.fleet import HeartbeatAck
+
+        return self._post(HeartbeatAck, "/v1/fleet/heartbeats", heartbeat)
+
+    def fleet(self, **filters: Any) -> Any:
+        """IT's fleet report (operator key); ``filters``: label, version, stale, drift, errors, retired."""
+        from protocol.fleet import FleetReport
+
+        params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in filters.items() if v is not None}
+        return self._get(FleetReport, "/v1/fleet/devices", params=params)

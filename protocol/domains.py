@@ -27,6 +27,7 @@ LEDGER_V2 = b"consentry-ledger-v2\0"  # a version-2 ledger chain step (protocol.
 LEDGER_ENTRY_V2 = b"consentry-ledger-entry-v2\0"  # a version-2 ledger entry digest (protocol.ledger_chain)
 SUBJECT_V1 = b"consentry-subject-v1\0"  # a subject pseudonym's digest in the audit log (protocol.auditlog)
 ENROLL_TOKEN_V1 = b"consentry-enroll-token-v1\0"  # how the store keeps enrollment tokens (store.auth)
+ENROLL_SECRET_V1 = b"consentry-enroll-secret-v1\0"  # how the store keeps fleet enrollment secrets (protocol.fleet)
 STEWARD_SET_V1 = b"consentry-steward-set-v1\0"  # the data stewards a grant receipt names (vault.consent)
 
 # HMAC-SHA-256 messages.
@@ -71,4 +72,5 @@ ALL: tuple[bytes, ...] = (
     PAGE_SESSION_V1,
     PAGE_CSRF_V1,
     BLOB_V1,
+    ENROLL_SECRET_V1,
 )

@@ -56,8 +56,8 @@ def sign_request(
     signer: Signer, role: str, method: str, target: str, body: bytes, *, now: int, nonce: str | None = None
 ) -> dict[str, str]:
     """The four auth headers for one attempt of a request."""
-    if role not in ("device", "steward"):
-        raise ValueError(f"role must be device or steward, not {role!r}")
+    if role not in ("device", "steward", "operator"):
+        raise ValueError(f"role must be device, steward or operator, not {role!r}")
     key = f"{role}:{signer.kid}"
     nonce = nonce or secrets.token_hex(16)
     signature = signer.sign(request_message(method, target, body, key, now, nonce))

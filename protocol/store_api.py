@@ -12,7 +12,17 @@ from protocol.approval import Approval
 from protocol.canonical import canonical_json
 from protocol.categories import Category
 from protocol.errors import InvalidRecord
-from protocol.fields import FROZEN, BatchId, EpochSeconds, KeyId, PublicKey32, Sha256Hex, Signature64, b64decode
+from protocol.fields import (
+    FROZEN,
+    BatchId,
+    EpochSeconds,
+    KeyId,
+    PublicKey32,
+    Sha256Hex,
+    Signature64,
+    Subject,
+    b64decode,
+)
 from protocol.manifest import BatchManifest
 from protocol.privacy import PrivacyCheck
 from protocol.signing import key_id, verify_signature
@@ -93,9 +103,12 @@ class BatchStatus(BaseModel):
 
 
 class QueueItem(BaseModel):
+    """A batch in the steward's queue: named by its subject pseudonym, never by the device key that sent it
+    (IT's fleet view lists device keys; the two together would say whose employee consented)."""
+
     model_config = FROZEN
     batch_id: BatchId
-    device_kid: KeyId
+    subject: Subject
     seq: int
     submitted_at: EpochSeconds
     period_start: EpochSeconds

@@ -126,6 +126,7 @@ def create_app(
     *,
     clock: StoreClock | None = None,
     erase_from_releases: Callable[[str], tuple[str, ...]] | None = None,
+    min_group_size: int | None = None,  # the fleet view's k (store.fleet); None: its default, 5
 ) -> FastAPI:
     clock = clock or SystemClock()
     service = StoreService(backend, keys, settings, clock, erase_from_releases=erase_from_releases)
@@ -275,6 +276,12 @@ def create_app(
     add_release_routes(app, Signed, backend, keys, settings, clock)  # stewards' release review (issue 15)
     add_review_set_routes(app, ReviewSets(backend, keys, settings, clock), _principal)
     rules = route_rules(settings)
+    # Fleet enrollment, heartbeats and IT's fleet report live in their own modules (store.fleet_api).
+    from store.fleet_api import add_fleet_routes
+
+    rules |= add_fleet_routes(
+        app, backend, clock, info, **({} if min_group_size is None else {"min_group_size": min_group_size})
+    )
     unruled = [r.name for r in app.routes if isinstance(r, APIRoute) and r.name not in rules]
     if unruled:
         raise RuntimeError(f"routes without a gate rule: {unruled}")  # a programming error, caught by any test

@@ -15,11 +15,13 @@ from protocol.request_signing import KEY_HEADER, NONCE_HEADER, SIGNATURE_HEADER,
 from protocol.signing import key_id, verify_signature
 from protocol.store_api import EnrollRequest, enroll_message, enroll_token_sha256
 from protocol.store_errors import Conflict, Forbidden, Unauthenticated, Unprocessable
+from store import fleet_db
 from store.backend import DeviceRow, StoreBackend
+from store.enrollment import check_not_retired
 from store.settings import StoreClock, StoreSettings
 
-Role = Literal["device", "steward"]
-_KEY = re.compile(r"^(device|steward):([A-Za-z0-9_-]{8,64})$")
+Role = Literal["device", "steward", "operator"]
+_KEY = re.compile(r"^(device|steward|operator):([A-Za-z0-9_-]{8,64})$")
 _NONCE = re.compile(r"^[0-9a-f]{32}$")
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 _SIGNATURE = re.compile(r"^[A-Za-z0-9+/]{86}==$")  # 64 bytes, standard base64
@@ -172,8 +174,16 @@ class Authenticator:
                 raise Forbidden("not_a_steward", "this key is not a steward key in the store's configuration")
             name, public = self._stewards[kid]
             return Principal("steward", kid, public, name)
+        if role == "operator":  # IT's fleet-view keys, added with `consentry store operator add` (store.fleet_db)
+            with self._backend.transaction() as tx:
+                found = fleet_db.operator(fleet_db.as_query(tx), kid)
+            if found is None:
+                raise Forbidden("not_an_operator", "this key is not an operator key of this store")
+            return Principal("operator", kid, b64decode(found[1]), found[0])
         with self._backend.transaction() as tx:
             device = tx.get_device(kid)
+            if device is not None:
+                check_not_retired(tx, kid)
         if device is None:
             raise Unauthenticated("unknown_key", "this device is not enrolled; run: consentry enroll")
         return Principal("device", kid, device.public_key, kid)

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import click
 
+from store.fleet_cli import register as register_fleet_commands
+
 F = TypeVar("F", bound=Callable[..., Any])
 # What `pip install 'consentry[store]'` adds, by the command that needs it (pyproject.toml's [store] extra).
 SERVER_MODULES = ("fastapi", "uvicorn")
@@ -142,6 +144,13 @@ def store() -> None:
     "--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The certificate's PEM private key."
 )
 @click.option("--docs", is_flag=True, help="Also serve the interactive API docs (/docs, /redoc, /openapi.json).")
+@click.option(
+    "--min-group-size",
+    default=5,
+    show_default=True,
+    type=click.IntRange(2, 10_000),
+    help="k: the fleet view shows consent figures only over groups with at least this many devices on each side.",
+)
 def serve(
     backend: str,
     data_dir: Path,
@@ -154,6 +163,7 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     docs: bool,
+    min_group_size: int,
 ) -> None:
     """Serve the store API until interrupted (first run creates the store's keys in --data)."""
     require_store_extra(*SERVER_MODULES, *_backend_modules(backend))
@@ -180,7 +190,7 @@ def serve(
 
         table = open_release_table(settings, data_dir, backend, dsn, schema)  # erasures reach released rows
         erase = release_table_eraser(table) if table is not None else None
-        app = create_app(storage, keys, settings, erase_from_releases=erase)
+        app = create_app(storage, keys, settings, erase_from_releases=erase, min_group_size=min_group_size)
         run(app, host, port, tls_cert=tls_cert, tls_key=tls_key)
     finally:
         storage.close()
@@ -397,3 +407,6 @@ def _store_from_policy(store_url: str | None, log_key: str | None) -> tuple[str,
     url = store_url or (section.url if section else "")
     key = log_key or (section.log_key if section else None)
     return url, key
+
+
+register_fleet_commands(store)  # enroll-secret, retire, operator, fleet (store.fleet_cli)

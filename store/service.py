@@ -150,7 +150,7 @@ class StoreService:
                 items.append(
                     QueueItem(
                         batch_id=batch.batch_id,
-                        device_kid=batch.device_kid,
+                        subject=manifest.subject,
                         seq=batch.seq,
                         submitted_at=batch.submitted_at,
                         period_start=manifest.period_start,

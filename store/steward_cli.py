@@ -138,7 +138,7 @@ def show(batch_id: str, key_file: Path | None, store_url: str | None, as_json: b
         return
     m = review.manifest
     click.echo(
-        f"Batch {m.batch_id} (device {m.device_kid}, seq {m.seq}): {review.status.state}, "
+        f"Batch {m.batch_id} (subject {m.subject}, seq {m.seq}): {review.status.state}, "
         f"{review.status.approvals}/{review.status.approvals_required} approvals"
     )
     from protocol.timeutil import utc_text

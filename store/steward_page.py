@@ -95,7 +95,7 @@ class StewardPage:
                 f"{i.approvals}/{i.approvals_required}",
                 esc(", ".join(f"{k} {v}" for k, v in sorted(i.record_counts.items()))),
                 esc(f"{_when(i.period_start)} – {_when(i.period_end)}"),
-                esc(f"{i.device_kid} #{i.seq}"),
+                esc(f"{i.subject} #{i.seq}"),
                 esc(_when(i.submitted_at)),
             )
             for i in items
@@ -109,7 +109,7 @@ class StewardPage:
             "<section><h2>Batches waiting for review</h2>"
             + (
                 table(
-                    ("Batch", "State", "Approvals", "Records", "Period (UTC)", "Device #seq", "Submitted"),
+                    ("Batch", "State", "Approvals", "Records", "Period (UTC)", "Subject #seq", "Submitted"),
                     rows,
                     raw=True,
                 )
@@ -171,9 +171,8 @@ class StewardPage:
         parts = [flash(DONE[done]) if done in DONE else ""]
         parts.append(
             f'<section><h2>Batch <span class="mono">{esc(m.batch_id)}</span> {state_badge(status.state)}</h2>'
-            f"<p>{status.approvals}/{status.approvals_required} approvals. Device "
-            f'<span class="mono">{esc(m.device_kid)}</span>, manifest #{m.seq}; subject '
-            f'<span class="mono">{esc(m.subject)}</span> (a pseudonym).</p>'
+            f"<p>{status.approvals}/{status.approvals_required} approvals. Subject "
+            f'<span class="mono">{esc(m.subject)}</span> (a pseudonym), manifest #{m.seq}.</p>'
             + table(
                 ("Period (UTC)", "Records", "Schema", "Payload"),
                 [

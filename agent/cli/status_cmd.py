@@ -75,6 +75,9 @@ def collect_status(agent_timeout: float = 5.0) -> dict[str, Any]:
             for category, state in snapshot.categories.items():
                 since = iso_seconds(state.since) if state.since else None
                 consent[category.value] = {"consent": state.state, "since": since, "reason": state.reason}
+    from agent.fleet_state import status_lines
+
+    report["store_notices"] = status_lines(lay)  # e.g. IT retired this computer (agent.heartbeat)
     if "settings_problems" not in report:
         report["settings_problems"] = check_settings(lay, None, None)
     live = agent.get("categories", {}) if agent else {}
@@ -125,6 +128,8 @@ def status(as_json: bool) -> None:
         click.echo(f"Policy: INVALID, all capture stopped\n  {policy['message']}")
     for warning in report["warnings"]:
         click.echo(f"Policy WARNING: {warning}")
+    for notice in report.get("store_notices", []):
+        click.echo(notice)
     for problem in report["settings_problems"]:
         click.echo(f"Settings: DAMAGED, capture stopped\n  {problem}")
     ledger = report.get("ledger")

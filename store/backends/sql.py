@@ -131,6 +131,10 @@ class SqlTx:
         self._cur.execute(sql, tuple(params))
         return self._cur
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        """One statement (``?`` placeholders) for modules that keep their own tables (store.fleet_db)."""
+        return self._q(sql, params)
+
     # enrollment ------------------------------------------------------------------------------------------
     def insert_token(self, token_hash: str, created: int, expires: int) -> None:
         self._q(

@@ -41,6 +41,13 @@ STORE_GLUE_ALLOWED = {
     ("store.releases.governance_page", "agent.web.html"),  # the release block of the steward's page
     ("store.releases.governance_page", "agent.web.security"),
     ("store.releases.governance_page", "agent.web.server"),
+    ("store.fleet_cli", "agent.page_link"),
+    ("store.fleet_cli", "agent.store_client"),
+    ("store.fleet_cli", "agent.web.peer"),
+    ("store.fleet_cli", "agent.web.server"),
+    ("store.fleet_cli", "vault.paths"),
+    ("store.fleet_page", "agent.web.html"),
+    ("store.fleet_page", "agent.web.server"),
 }
 # agent/cli/main.py names the store's command groups in its lazy command table (strings for importlib,
 # not imports), so `consentry store` and `consentry steward` exist without agent/ importing store/.

@@ -81,6 +81,7 @@ FROZEN = {
     "LEDGER_ENTRY_V2": b"consentry-ledger-entry-v2\0",
     "SUBJECT_V1": b"consentry-subject-v1\0",
     "ENROLL_TOKEN_V1": b"consentry-enroll-token-v1\0",
+    "ENROLL_SECRET_V1": b"consentry-enroll-secret-v1\0",
     "STEWARD_SET_V1": b"consentry-steward-set-v1\0",
     "FOLDER_SCOPE_V1": b"consentry-folder-scope-v1\0",
     "APP_TOKEN_V1": b"consentry-app-token-v1\0",

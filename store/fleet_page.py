@@ -1,0 +1,145 @@
+"""IT's fleet page: devices, versions, policy drift, stale devices and errors, with filters; and the
+consent figures it may show, only as counts over groups of at least k devices.
+
+Served on 127.0.0.1 on the operator's own machine (``consentry store fleet --page``), like the steward's
+review page but separate: it talks to the store with the operator key, and it cannot act (no forms that
+change anything), so it reads only. What it deliberately cannot show is in docs/it.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from agent.web.html import esc, layout, state_badge, table
+from agent.web.server import Request, Response
+from protocol.timeutil import utc_display
+
+TITLE = "Consentry: fleet"
+NAV = (("/", "Fleet"),)
+FILTERS = ("label", "version", "stale", "drift", "errors", "retired")
+
+ClientFactory = Callable[[], AbstractContextManager[Any]]  # -> agent.store_client.StoreClient (operator key)
+
+
+def filters_from(query: dict[str, str]) -> dict[str, Any]:
+    """The page's query string as fleet filters: yes/no for the flags, text for label and version."""
+    found: dict[str, Any] = {}
+    for name in FILTERS:
+        value = (query.get(name) or "").strip()
+        if not value:
+            continue
+        if name in ("label", "version"):
+            found[name] = value[:64]
+        elif value in ("yes", "no"):
+            found[name] = value == "yes"
+    return found
+
+
+def _when(epoch: int | None) -> str:
+    return "never" if epoch is None else utc_display(epoch)
+
+
+def _count(value: int | None, k: int) -> str:
+    return f"withheld (under {k} on one side)" if value is None else str(value)
+
+
+class FleetPage:
+    """One read-only page: the fleet report the store computes, drawn as tables."""
+
+    title = TITLE
+
+    def __init__(self, client: ClientFactory) -> None:
+        self.client = client
+
+    def handle(self, request: Request) -> Response:
+        import httpx
+
+        from protocol.store_errors import StoreError
+
+        if request.method != "GET" or request.path != "/":
+            return self._render(request, "<section><p>There is no such page here.</p></section>", 404)
+        try:
+            with self.client() as client:
+                report = client.fleet(**filters_from(request.query))
+        except StoreError as exc:
+            return self._render(
+                request, f"<section><p>The store refused: {esc(exc.code)}: {esc(exc.message)}</p></section>", 409
+            )
+        except httpx.TransportError as exc:
+            return self._render(
+                request, f"<section><p>Cannot reach the store ({esc(type(exc).__name__)}).</p></section>", 502
+            )
+        return self._render(request, render_report(report, request.query))
+
+    def _render(self, request: Request, body: str, status: int = 200) -> Response:
+        return Response.html(layout(TITLE, body, request.nonce, nav=NAV, here="/"), status)
+
+
+def render_report(report: Any, query: dict[str, str]) -> str:
+    """The report as HTML: the filter form, the devices, and the fleet figures (k-suppressed)."""
+    k = report.min_group_size
+    rows = [
+        (
+            f'<span class="mono">{esc(d.device_kid)}</span>',
+            esc(d.label),
+            esc(d.agent_version or "-"),
+            state_badge("drift") if d.policy_drift else state_badge("ok") if d.policy_digest else "-",
+            state_badge("stale") if d.stale else state_badge("ok"),
+            esc(_when(d.last_seen)),
+            esc(d.error_class or "-"),
+            esc("-" if d.clock_skew_seconds is None else f"{d.clock_skew_seconds:+d} s"),
+            esc(d.ledger_head or "-"),
+            state_badge("retired") if d.retired else "",
+        )
+        for d in report.devices
+    ]
+    cells = [
+        (
+            c.label,
+            c.devices,
+            _count(c.shipping_devices, k),
+            _count(c.devices_with_backlog, k),
+            _count(c.devices_with_capture_errors, k),
+        )
+        for c in report.cells
+    ]
+    fields = "".join(
+        f'<label>{esc(name)} <input name="{name}" value="{esc(query.get(name, ""))}" size="10"></label> '
+        for name in FILTERS
+    )
+    expected = report.expected_policy_digest or "none reported yet"
+    return (
+        "<section><h2>Filter</h2>"
+        f'<form method="get" action="/">{fields}<button type="submit">Show</button></form>'
+        '<p class="muted">stale, drift, errors, retired: yes or no. Filters narrow the device list only; the '
+        "fleet figures below are always over whole groups.</p></section>"
+        f"<section><h2>Devices ({len(report.devices)})</h2>"
+        f'<p>Expected policy digest: <span class="mono">{esc(expected[:16])}</span>…</p>'
+        + table(
+            (
+                "Device",
+                "Label",
+                "Version",
+                "Policy",
+                "Heartbeat",
+                "Last seen (UTC)",
+                "Error",
+                "Clock skew",
+                "Ledger",
+                "",
+            ),
+            rows,
+            raw=True,
+        )
+        + "</section><section><h2>Fleet figures</h2>"
+        f"<p>Shown only where at least {k} devices are on each side of the count; this page never shows which "
+        "device or person consented, paused, revoked or erased.</p>"
+        + table(
+            ("Group", "Devices", "Delivered a batch (30 days)", "Delivery backlog", "Capture errors"),
+            cells,
+            numeric=(1,),
+        )
+        + "</section>"
+    )
