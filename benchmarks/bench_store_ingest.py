@@ -1,14 +1,15 @@
-"""Store ingest into PostgreSQL vs raw binary COPYs of the same records.
+"""Store ingest into PostgreSQL vs a raw binary COPY of the same physical rows ("sealed": the headline).
 
 Ours: ``StoreService.upload`` on approved batches -- device signature, approval count, chain and
 checkpoint checks, HPKE decryption, payload digest, privacy checks over every record, the subject key
 lookup and AES-256-GCM sealing of every record (records are encrypted at rest), binary COPY, the
-audit-log append and the commit. Two baselines, each a binary COPY in one transaction per batch:
-"plain", the records as JSONB rows in a table laid out as the store kept them before they were
-encrypted (the baseline of the 0.3 target); "sealed", the already-sealed rows into the store's own table
-(COPY alone: bytea needs no server-side JSON parsing, so it is the faster baseline). Everything runs in
-the same process against the same database, after the same ``gc.freeze()`` that ``consentry store
-serve`` does at start-up. Target ratio ours/plain >= 0.3.
+audit-log append and the commit. The headline baseline, "sealed", is the same physical work the store
+does in the database: a binary COPY, in one transaction per batch, of exactly the rows the store
+writes (the already-sealed records, into the store's own ``records`` table). A second baseline,
+"plain", COPYs the records as JSONB rows into a table laid out as the store kept them before records
+were encrypted (the old 0.3 target; it compares against different physical work, so it is no longer
+the headline). Everything runs in the same process against the same database, all three in each repeat,
+after the same ``gc.freeze()`` that ``consentry store serve`` does at start-up. Target ours/sealed >= 0.5.
 
     python benchmarks/bench_store_ingest.py [--batches 20] [--records 2000] [--repeat 3]
 """
@@ -129,8 +130,8 @@ def main() -> None:
     print(f"store ingest (verify+decrypt+checks+seal+COPY+log): {ours:12,.0f} records/s")
     print(f"raw binary COPY, plaintext JSONB rows (plain):      {plain:12,.0f} records/s")
     print(f"raw binary COPY, the same sealed rows (sealed):     {raw:12,.0f} records/s")
-    print(f"ratio ours/plain: {ours / plain:.2f} (target >= 0.30)")
-    print(f"ratio ours/sealed: {ours / raw:.2f}")
+    print(f"ratio ours/sealed (same physical rows): {ours / raw:.2f} (target >= 0.50)")
+    print(f"ratio ours/plain (plaintext JSONB rows, not the same work): {ours / plain:.2f}")
 
 
 if __name__ == "__main__":

@@ -183,7 +183,7 @@ def create_app(
         return _error(422, "invalid", type(exc).__name__)
 
     @app.get("/v1/health", response_model=Health, tags=["store"])
-    def health() -> Health:
+    async def health() -> Health:
         return Health()
 
     @app.get("/v1/info", response_model=StoreInfo, tags=["store"])

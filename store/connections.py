@@ -11,6 +11,11 @@ a close:
   connection opened, or after the previous response on a kept-alive connection, gets
   ``408 head_too_slow``.
 
+A third rule paces new connections (``store.admission``): at most ``new_connections_per_turn`` start
+being read per event-loop turn, the rest wait unread in arrival order, so a flood of new connections
+cannot make the turns that ``/v1/health`` and established connections need long. The head timeout of a
+waiting connection starts when the store starts reading it.
+
 Bodies are the gate's (``store.gate``): it sees whose request it is before any body is read.
 """
 
@@ -23,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from store.admission import Admission
 
 if TYPE_CHECKING:
     from store.settings import StoreSettings
@@ -65,8 +72,9 @@ def raise_open_files_limit() -> int:
 
 
 def guarded_protocol(settings: StoreSettings) -> type[H11Protocol]:
-    """uvicorn's h11 protocol with the two rules of the module docstring (pass as ``uvicorn.Config(http=...)``)."""
+    """uvicorn's h11 protocol with the rules of the module docstring (pass as ``uvicorn.Config(http=...)``)."""
     cap = connection_cap(settings)
+    admission = Admission(settings.new_connections_per_turn)
     head_timeout = settings.header_timeout_seconds
     too_many = _refusal(
         503,
@@ -87,7 +95,17 @@ def guarded_protocol(settings: StoreSettings) -> type[H11Protocol]:
                 transport.write(too_many)
                 transport.close()
                 return
+            if admission.arrive(self.loop, self._start_reading):
+                self._arm()
+            else:
+                transport.pause_reading()  # before asyncio adds its reader: nothing is read until its turn
+
+        def _start_reading(self) -> bool:
+            if self.transport.is_closing():
+                return False
+            self.transport.resume_reading()
             self._arm()
+            return True
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)

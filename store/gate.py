@@ -210,7 +210,8 @@ class RequestGate:
                 settings.body_deadline_seconds,
             )
             try:
-                message = await asyncio.wait_for(receive(), max(due - (time.monotonic() - started), 0.001))
+                async with asyncio.timeout(max(due - (time.monotonic() - started), 0.001)):
+                    message = await receive()
             except TimeoutError:
                 raise RequestTimeout(
                     "body_too_slow",

@@ -232,14 +232,29 @@ class StoreService:
             raise Conflict("batch_id_reused", "this batch was stored with another header")
         return LogReceipt.model_validate_json(row.receipt_json)  # a retry gets the same receipt
 
-    def _check_before_decrypt(self, tx: StoreTx, row: BatchRow, who: Principal, batch: SealedBatch) -> BatchManifest:
+    def _check_before_decrypt(
+        self,
+        tx: StoreTx,
+        row: BatchRow,
+        who: Principal,
+        batch: SealedBatch,
+        checked: tuple[BatchManifest, DeviceRow] | None = None,
+    ) -> BatchManifest:
+        """Every check that needs no decryption. ``checked``: the manifest this header already matched and
+        the device row just locked (the re-check under lock in ``_ingest``): a manifest never changes while
+        its batch is not in a final state, so only what can change is read again."""
         self._refuse_terminal(row)
         assert row.manifest_json is not None  # only erased batches lose it, and those were refused
-        manifest = BatchManifest.model_validate_json(row.manifest_json)
-        wrong = header_mismatches(batch.header, manifest)
-        if wrong:
-            raise Unprocessable("header_mismatch", f"header fields disagree with the approved manifest: {list(wrong)}")
-        device = self._device(tx, who.kid)
+        if checked is None:
+            manifest = BatchManifest.model_validate_json(row.manifest_json)
+            wrong = header_mismatches(batch.header, manifest)
+            if wrong:
+                raise Unprocessable(
+                    "header_mismatch", f"header fields disagree with the approved manifest: {list(wrong)}"
+                )
+            device = self._device(tx, who.kid)
+        else:
+            manifest, device = checked
         t = self._tally(tx, row, device)
         if t.status == "rejected":
             raise Conflict("batch_rejected", "a steward rejected this batch")
@@ -287,7 +302,7 @@ class StoreService:
             previous = self._already_stored(row, who, header.digest())
             if previous is not None:
                 return previous  # another store process finished it while we decrypted
-            self._check_before_decrypt(tx, row, who, batch)
+            self._check_before_decrypt(tx, row, who, batch, checked=(verified.manifest, device))
             sealed = self.record_keys.seal_batch(tx, row.batch_id, row.subject_digest, verified.records, now)
             tx.store_records(row, sealed)
             entry = LogEntry(

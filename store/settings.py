@@ -46,6 +46,12 @@ class StoreSettings(BaseModel):
     max_connections: int = Field(
         default=500, ge=1, le=100_000, description="open connections; more are answered 503 and closed"
     )
+    new_connections_per_turn: int = Field(
+        default=1,
+        ge=1,
+        le=10_000,
+        description="new connections the store starts reading per event-loop turn; more wait unread, in order",
+    )
     clock_skew_seconds: int = Field(default=300, ge=5, le=3600, description="signed-request timestamp window")
     token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     queue_limit: int = Field(default=500, ge=1, le=10_000)

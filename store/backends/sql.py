@@ -349,8 +349,11 @@ class SqlTx:
         self._q("INSERT INTO log_leaves (idx, kind, time, data) VALUES (?, ?, ?, ?)", (index, kind, time, data))
 
     def insert_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
-        for level, index, digest in nodes:
-            self._q("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", (level, index, digest))
+        # One executemany, not a statement per node: PostgreSQL gets them in one round trip (pipelined).
+        rows = list(nodes)
+        if rows:
+            sql = "INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)".replace("?", self.placeholder)
+            self._cur.executemany(sql, rows)
 
     def get_nodes(self, coords: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         wanted = sorted(set(coords))

@@ -3,6 +3,7 @@ how many large bodies it holds at once; the audit log and the API docs are not p
 
 from __future__ import annotations
 
+import logging
 import select
 import socket
 import time
@@ -383,3 +384,32 @@ def test_bodies_not_yet_verified_share_one_bounded_budget(backend_kind: str, tmp
                 sock.close()
         with store.client(agents[2]) as client:  # their bytes are released with them
             assert client.upload(store.shippable(agents[2], 12)[1]).entry.kind == "batch-stored"
+
+
+def test_a_burst_of_new_connections_waits_unread_and_every_one_is_answered(
+    backend_kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """200 new connections at once, each with a complete request, against a store that starts reading one
+    new connection per event-loop turn: the rest wait unread in the kernel (deferred, not dropped), an
+    established connection keeps being served meanwhile, every one of the 200 gets its answer, and the
+    store logs that a burst had to wait."""
+    caplog.set_level(logging.WARNING, logger="store.connections")
+    with running_store(backend_kind, tmp_path, new_connections_per_turn=1) as store:
+        parts = urlsplit(store.url)
+        request = f"GET /v1/health HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n".encode()
+        with httpx.Client(base_url=store.url, timeout=LIVENESS) as kept:
+            assert kept.get("/v1/health").status_code == 200  # an established, kept-alive connection
+            burst: list[socket.socket] = []
+            try:
+                for _ in range(200):
+                    sock = socket.create_connection((parts.hostname, parts.port), timeout=LIVENESS)
+                    sock.sendall(request)
+                    burst.append(sock)
+                assert kept.get("/v1/health").json() == {"status": "ok"}
+                answers = [_response(sock)[0] for sock in burst]
+            finally:
+                for sock in burst:
+                    sock.close()
+        assert answers == [200] * len(burst)
+    waited = [r.getMessage() for r in caplog.records if r.name == "store.connections"]
+    assert waited and "waited" in waited[0], waited

@@ -152,3 +152,81 @@ def test_steward_commands_pin_the_policy_tls_ca(tls_store, tmp_path: Path, monke
         # Pinned: the store answers (this key is not one of its stewards); else the TLS check stops it.
         assert ("not a steward" in result.output) is trusted, result.output
         assert ("not trusted" in result.output) is not trusted, result.output
+
+
+def _pin_in_machine_policy(policy: Path, store_url: str, pinned: Path, *, log_key: str | None = None) -> None:
+    """A machine policy naming the TLS store, pinning ``pinned`` (and the store's log key when given)."""
+    key = "A" * 43 + "="
+    lines = ["[store]", f'url = "{store_url}"', f'public_key = "{key}"', f'tls_ca = "{pinned}"']
+    if log_key is not None:
+        lines.append(f'log_key = "{log_key}"')
+    policy.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_steward_review_page_pins_the_policy_tls_ca(tls_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``consentry steward review`` (a real process) reaches the store through the machine policy's
+    [store] tls_ca: pinned to the store's certificate its page shows the store's answer (this key is no
+    steward there); pinned to another certificate it shows that the store is not trusted."""
+    import os
+    import subprocess
+    import sys
+
+    from agent.page_link import page_link
+    from protocol import SigningKey
+    from protocol.keyfile import write_key_file
+    from tests.browser_kit import wait_for
+
+    proc, cert = tls_store
+    home = tmp_path / "home"
+    policy = tmp_path / "machine-policy.toml"
+    monkeypatch.setenv("CONSENTRY_HOME", str(home))
+    monkeypatch.setenv("CONSENTRY_POLICY", str(policy))
+    key_file = home / "steward" / "steward-ed25519.key"
+    write_key_file(key_file, "ed25519", SigningKey.generate().private_bytes())
+    link = home / "steward" / "review.json"
+    root = Path(__file__).resolve().parents[2]
+
+    def page_text(log: Path) -> str:
+        with log.open("wb") as out:
+            page = subprocess.Popen(
+                [sys.executable, "-m", "agent.cli.main", "steward", "review", "--key-file", str(key_file), "--no-browser"],
+                cwd=root, env=dict(os.environ), stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            try:
+                url = wait_for(lambda: page.poll() is None and page_link(link, "/"), "review.json", timeout=30)
+                with httpx.Client(timeout=30) as browser:
+                    browser.get(url).raise_for_status()  # the token becomes this session's cookie
+                    return browser.get(url.split("?")[0]).text  # the queue, asked of the store
+            finally:
+                page.terminate()
+                page.wait(timeout=15)
+
+    for pinned, trusted in ((cert, True), (_self_signed(tmp_path, "impostor")[0], False)):
+        _pin_in_machine_policy(policy, proc.url, pinned)
+        log = tmp_path / f"review-{trusted}.log"
+        text = page_text(log)
+        assert ("not a steward" in text) is trusted, text
+        assert ("not trusted" in text) is not trusted, text
+        assert "Traceback" not in log.read_text()
+
+
+def test_verify_log_pins_the_policy_tls_ca(tls_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``consentry store verify-log`` with the store and its log key from the machine policy checks the
+    log over TLS through [store] tls_ca; another pinned certificate is refused before anything is sent."""
+    import json
+    import ssl
+
+    from store.cli import store
+
+    proc, cert = tls_store
+    info = httpx.get(proc.url + "/v1/info", verify=ssl.create_default_context(cafile=str(cert))).json()
+    policy = tmp_path / "machine-policy.toml"
+    monkeypatch.setenv("CONSENTRY_POLICY", str(policy))
+    for pinned, trusted in ((cert, True), (_self_signed(tmp_path, "impostor")[0], False)):
+        _pin_in_machine_policy(policy, proc.url, pinned, log_key=info["log_public_key"])
+        result = CliRunner().invoke(store, ["verify-log", "--json"])
+        if trusted:
+            assert result.exit_code == 0, result.output
+            assert json.loads(result.output)["signature"] == "ok"
+        else:
+            assert result.exit_code == 1 and "not trusted" in result.output, result.output
