@@ -13,7 +13,7 @@ from protocol.canonical import canonical_json
 
 LEDGER_VERSION = 1  # of checkpoints (and of entries written before version 2)
 ENTRY_VERSION = 2  # of every entry appended now
-GENESIS_HASH = "00" * 32
+LEDGER_START_HASH = "0" * 64  # the "previous hash" of the ledger's first entry (and of seq 0)
 
 
 def checkpoint_bytes(seq: int, head_hash: str, device_kid: str, at: str) -> bytes:

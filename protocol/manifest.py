@@ -28,6 +28,9 @@ from protocol.payload import payload_digest
 from protocol.privacy import PrivacyCheck, run_privacy_checks
 from protocol.windows import SCHEMA_VERSION, AnyWindow, window_to_json_dict
 
+# The ``prev_batch_hash`` of a device's first batch: there is no previous manifest to name.
+NO_PREVIOUS_BATCH = "0" * 64
+
 
 class BatchManifest(Versioned):
     """Version 1 of the manifest; see the module docstring for how it is hashed and chained."""

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from protocol import (
-    GENESIS_HASH,
+    NO_PREVIOUS_BATCH,
     BatchManifest,
     ConsentReceiptRef,
     LedgerCheckpointRef,
@@ -124,7 +124,7 @@ class Agent:
     device: SigningKey = field(default_factory=SigningKey.generate)
     subject: str = field(default_factory=lambda: "subj-" + secrets.token_hex(8))
     seq: int = 0
-    prev: str = GENESIS_HASH
+    prev: str = NO_PREVIOUS_BATCH
     ledger_seq: int = 5
     ledger_head: str = "cd" * 32
 

@@ -126,9 +126,9 @@ def test_submissions_chain_by_sequence(vault: Vault) -> None:
     second = batches.seal_pending(vault, POLICY, NOW)
     batches.release(vault, second.batch_id, NOW)
     m2 = batches.prepare_submission(vault, second.batch_id, NOW)
-    from protocol import GENESIS_HASH, manifest_digest
+    from protocol import NO_PREVIOUS_BATCH, manifest_digest
 
-    assert (m1.seq, m1.prev_batch_hash) == (1, GENESIS_HASH)
+    assert (m1.seq, m1.prev_batch_hash) == (1, NO_PREVIOUS_BATCH)
     assert (m2.seq, m2.prev_batch_hash) == (2, manifest_digest(m1))
     assert m1.payload_sha256 == first.payload_sha256
 

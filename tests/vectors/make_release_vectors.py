@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from protocol import (
-    GENESIS_HASH,
+    NO_PREVIOUS_BATCH,
     LedgerCheckpointRef,
     SigningKey,
     StoreSealKey,
@@ -40,7 +40,7 @@ manifest = build_manifest(
     subject="subj-vector-0001",
     device_kid=device.kid,
     seq=1,
-    prev_batch_hash=GENESIS_HASH,
+    prev_batch_hash=NO_PREVIOUS_BATCH,
     records=records,
     receipts=[receipt_ref(c, f"r-{c.value}") for c in Category],
     payload=payload,
