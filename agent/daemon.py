@@ -36,7 +36,7 @@ from agent.sources.base import SOURCE_FOR_CATEGORY
 from agent.sources.select import ReplayConfig
 from agent.status import AgentStatus, CaptureState, CategoryStatus, LedgerCheck, PolicyStatus, write_status
 from protocol.categories import ALL_CATEGORIES, Category
-from protocol.errors import PolicyError, VaultError
+from protocol.errors import ConsentryError, PolicyError
 from protocol.timeutil import utc_midnight
 from vault import consent_ops
 from vault.consent import FOREVER, SCOPE_SECRET_NAME, ConsentSnapshot, withheld
@@ -249,7 +249,7 @@ class Agent:
     def _note_policy(self) -> None:
         try:
             consent_ops.record_policy(self.vault, self.policy, self._now())
-        except (sqlite3.Error, OSError, VaultError) as exc:
+        except (sqlite3.Error, OSError, ConsentryError) as exc:
             log.warning("could not note the policy in the ledger (%s)", type(exc).__name__)
 
     def _reload_folders(self) -> None:
@@ -293,7 +293,7 @@ class Agent:
             return False
         try:
             caught_up = self.vault.catch_up_head()
-        except (sqlite3.Error, OSError, VaultError):
+        except (sqlite3.Error, OSError, ConsentryError):
             return False
         if caught_up:
             log.info("the signed ledger head caught up with the withdrawals it lagged")
@@ -305,7 +305,7 @@ class Agent:
             try:
                 consent_ops.settle_expired_pause(self.vault, self.policy, self._now())
                 log.info("the timed pause ended; capture resumes")
-            except (sqlite3.Error, OSError, VaultError) as exc:
+            except (sqlite3.Error, OSError, ConsentryError) as exc:
                 log.warning("could not record the end of the pause (%s)", type(exc).__name__)
             self._refresh_consent()
 
@@ -321,7 +321,7 @@ class Agent:
                 pending.answer(self._answer(pending))
             except ValueError as exc:  # our own refusal, e.g. a pause that ends in the past
                 pending.answer(ControlResponse(ok=False, error=str(exc)))
-            except (sqlite3.Error, OSError, VaultError) as exc:
+            except (sqlite3.Error, OSError, ConsentryError) as exc:
                 pending.answer(ControlResponse(ok=False, error=f"{type(exc).__name__}: the request failed"))
             except Exception as exc:  # never leave a client waiting: answer, then let the loop log it
                 pending.answer(ControlResponse(ok=False, error=f"{type(exc).__name__}: the request failed"))

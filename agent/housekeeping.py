@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from protocol.errors import InvalidRecord, VaultError
+from protocol.errors import ConsentryError, InvalidRecord
 from protocol.timeutil import utc_midnight, utc_now
 from vault.paths import Layout
 from vault.policy import MachinePolicy
@@ -82,7 +82,9 @@ class Housekeeper:
                 self.last_result = run_chores(self._layout, policy, self._clock())
                 self.last_error = None
             except Exception as exc:  # e.g. "database is locked": report it, retry next tick, never die
-                self.last_error = f"{type(exc).__name__}: {exc}" if isinstance(exc, VaultError) else type(exc).__name__
+                self.last_error = (
+                    f"{type(exc).__name__}: {exc}" if isinstance(exc, ConsentryError) else type(exc).__name__
+                )
                 if isinstance(exc, InvalidRecord):  # sealing read a record that fails: say where to look
                     self.last_error += "; run: consentry doctor"
                 log.warning("housekeeping failed: %s", type(exc).__name__)

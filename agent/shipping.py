@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from protocol.checkpoint import MAX_LINKS, LedgerCheckpoint, sign_checkpoint, with_proof
-from protocol.errors import InvalidRecord, VaultError
+from protocol.errors import ConsentryError, InvalidRecord
 from protocol.fields import b64decode
 from vault import batches, outbox
 from vault.ledger import Checkpoint
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from agent.store_client import StoreClient
 
 
-class ShippingError(VaultError):
+class ShippingError(ConsentryError):
     """The store cannot be used: not configured, not enrolled, or its keys do not match the policy."""
 
 

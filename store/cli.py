@@ -68,7 +68,7 @@ def backend_options(func: F) -> F:
 
 
 def _open(backend: str, data_dir: Path, dsn: str | None, schema: str = "consentry") -> Any:
-    from protocol.errors import VaultError
+    from protocol.errors import ConsentryError
     from store.backends import open_backend
 
     if backend == "postgres" and not dsn:
@@ -77,7 +77,7 @@ def _open(backend: str, data_dir: Path, dsn: str | None, schema: str = "consentr
         require_store_extra(*POSTGRES_MODULES)
     try:
         return open_backend(backend, data_dir=data_dir / "data", dsn=dsn, schema=schema)
-    except VaultError as exc:
+    except ConsentryError as exc:
         raise click.ClickException(
             f"cannot open the {backend} backend: {exc}. Check --dsn and that the server runs."
         ) from None
@@ -250,7 +250,7 @@ def export(backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str,
     import time
 
     require_store_extra(*EXPORT_MODULES, *_backend_modules(backend))
-    from protocol.errors import VaultError
+    from protocol.errors import ConsentryError
     from store.export import export_parquet
 
     keys, _ = _keys(data_dir)
@@ -261,7 +261,7 @@ def export(backend: str, data_dir: Path, dsn: str | None, schema: str, fmt: str,
         with click.progressbar(length=max(total, 1), label="Exporting", file=sys.stderr) as bar:
             try:
                 result = export_parquet(storage, keys, out, now=int(time.time()), progress=bar.update)
-            except (ValueError, VaultError) as exc:
+            except (ValueError, ConsentryError) as exc:
                 raise click.ClickException(f"{exc}") from None
     finally:
         storage.close()

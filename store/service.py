@@ -18,7 +18,7 @@ from protocol.auditlog import EntryKind, LogEntry, LogReceipt, subject_digest
 from protocol.batch import SealedBatch, header_mismatches
 from protocol.checkpoint import LedgerCheckpoint, extend_chain, verify_checkpoint
 from protocol.erasure import ErasureReceipt, ErasureRequest, sign_erasure_receipt, verify_erasure
-from protocol.errors import InvalidRecord, UnsupportedVersion, VaultError
+from protocol.errors import ConsentryError, InvalidRecord, UnsupportedVersion
 from protocol.fields import b64encode
 from protocol.ledger_chain import LEDGER_START_HASH
 from protocol.manifest import BatchManifest, manifest_digest
@@ -374,7 +374,7 @@ class StoreService:
         receipt = self._earlier_erasure_receipt(done, request) if done else self._erase(who, request)
         try:
             self.record_keys.rotate_if_due(self.backend)  # a retried request finishes what an error cut short
-        except (OSError, VaultError) as exc:
+        except (OSError, ConsentryError) as exc:
             raise Unavailable(
                 "erasure_unfinished",
                 f"the erasure is recorded, but the store could not replace its records key yet "

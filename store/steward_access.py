@@ -31,7 +31,7 @@ def default_key_file() -> Path:
 def load_signer(key_file: Path | None) -> Any:
     """The steward's ``SigningKey`` from ``key_file`` (default: the steward folder of $CONSENTRY_HOME)."""
     from protocol import SigningKey
-    from protocol.errors import VaultError
+    from protocol.errors import ConsentryError
     from protocol.keyfile import read_key_file
 
     path = key_file or default_key_file()
@@ -39,7 +39,7 @@ def load_signer(key_file: Path | None) -> Any:
         raise click.ClickException(f"no steward key at {path}. Run: consentry steward init")
     try:
         return SigningKey(read_key_file(path, "ed25519"))
-    except VaultError as exc:  # loose permissions, a damaged or newer key file, a wrong key
+    except ConsentryError as exc:  # loose permissions, a damaged or newer key file, a wrong key
         raise click.ClickException(str(exc)) from None
 
 

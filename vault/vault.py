@@ -26,7 +26,15 @@ from protocol.envelope import (
     seal,
     secret_context,
 )
-from protocol.errors import ConsentError, InvalidRecord, KeyUnavailable, LedgerRolledBack, VaultCorrupted, VaultError
+from protocol.errors import (
+    ConsentError,
+    ConsentryError,
+    InvalidRecord,
+    KeyUnavailable,
+    LedgerRolledBack,
+    VaultCorrupted,
+    VaultError,
+)
 from protocol.signing import SigningKey
 from protocol.timeutil import DAY_SECONDS, day_start, iso, parse_iso, utc_day, utc_now
 from vault.consent import ConsentSnapshot, ReceiptSpan, derive_snapshot, receipt_spans, withheld
@@ -202,7 +210,7 @@ class Vault:
         """How the ledger stands against its signed head outside the database."""
         try:
             public_key: bytes | None = self.device_key.public_bytes
-        except VaultError:  # no vault key: the signature cannot be checked, and nothing can be captured
+        except ConsentryError:  # no vault key: the signature cannot be checked, and nothing can be captured
             public_key = None
         pending = read_pending(self._pending_path, self.vault_id)
         seen = self._pending_seen
@@ -232,7 +240,7 @@ class Vault:
             after = self.ledger.head()
             try:
                 write_head(self._head_path, sign_head(self.device_key, self.vault_id, after, None, iso(self.clock())))
-            except (VaultError, OSError):
+            except (ConsentryError, OSError):
                 return False
         self._clear_pending(after[0])
         return True
@@ -289,7 +297,7 @@ class Vault:
         try:
             key = self.device_key
             write_head(self._head_path, sign_head(key, self.vault_id, after, before, iso(self.clock())))
-        except (VaultError, OSError) as exc:
+        except (ConsentryError, OSError) as exc:
             if narrowing:  # a withdrawal is recorded even when the head cannot be signed or written
                 return "lagging"
             raise VaultError(
@@ -316,7 +324,7 @@ class Vault:
             if self.ledger.head() == after:
                 write_head(self._head_path, sign_head(self.device_key, self.vault_id, after, None, iso(self.clock())))
                 settled = True
-        except (VaultError, OSError):
+        except (ConsentryError, OSError):
             pass  # the head still names this state (with prev); the next append settles it
         finally:
             self.db.execute("ROLLBACK")

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 import click
 
 from agent.cli import crash
-from protocol.errors import InvalidRecord, VaultCorrupted, VaultError
+from protocol.errors import ConsentryError, InvalidRecord, VaultCorrupted
 
 # name -> (module, attribute, one-line help shown in `consentry --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -45,7 +45,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _hint(exc: VaultError) -> str:
+def _hint(exc: ConsentryError) -> str:
     """The message for the employee, with the next step where the error itself has none."""
     if isinstance(exc, InvalidRecord):
         from vault.integrity import INTEGRITY_HINT
@@ -102,7 +102,7 @@ class LazyGroup(click.Group):
             raise
         except BrokenPipeError:
             _reader_went_away()
-        except VaultError as exc:
+        except ConsentryError as exc:
             raise click.ClickException(_hint(exc)) from None
         except sqlite3.OperationalError as exc:
             raise click.ClickException(f"the vault could not be used right now ({exc}); nothing was changed") from None

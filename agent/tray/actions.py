@@ -16,7 +16,7 @@ from agent.cli import common
 from agent.cli.agent_link import ask_agent
 from agent.page_link import OPENER_NAME, open_in_browser, page_link
 from agent.tray.model import Action, OpenPage, Pause, Quit, Resume, Revoke, pause_end
-from protocol.errors import PolicyError, VaultError
+from protocol.errors import ConsentryError, PolicyError
 from protocol.timeutil import iso, utc_now
 from vault import consent_ops
 from vault.paths import Layout
@@ -115,7 +115,7 @@ def perform(action: Action, now: datetime | None = None) -> Outcome:
             return open_page(action)
         if isinstance(action, Quit):
             return Outcome(True, "")
-    except VaultError as exc:
+    except ConsentryError as exc:
         return Outcome(False, f"Nothing was changed: {exc}. Run: consentry doctor")
     except (sqlite3.Error, OSError) as exc:
         log.warning("tray action failed: %s", type(exc).__name__)

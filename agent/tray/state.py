@@ -10,7 +10,7 @@ import click
 from agent.cli import common
 from agent.page_link import page_link
 from agent.tray.model import TrayState
-from protocol.errors import VaultError
+from protocol.errors import ConsentryError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def read_state() -> TrayState:
     page = page_link(common.layout().page_link) is not None
     try:
         report = collect_status(agent_timeout=AGENT_TIMEOUT)
-    except VaultError as exc:
+    except ConsentryError as exc:
         report = {"policy": {"state": "ok"}, "error": f"the vault cannot be read ({exc}); run: consentry doctor"}
     except click.ClickException as exc:
         report = {"policy": {"state": "ok"}, "error": exc.message}

@@ -17,7 +17,7 @@ from agent.web.html import esc, flash, layout, post_form, state_badge, table
 from agent.web.mydata_view import mydata_body
 from agent.web.server import Request, Response
 from protocol.categories import ALL_CATEGORIES, Category
-from protocol.errors import ConsentError, InvalidRecord, PolicyError, VaultError
+from protocol.errors import ConsentError, ConsentryError, InvalidRecord, PolicyError
 from protocol.timeutil import utc_now
 from vault import batches as batch_ops
 from vault import consent_ops, outbox
@@ -104,7 +104,7 @@ class EmployeePage:
                         return self._release(request, parts[1])
             if get and parts == ["ledger"]:
                 return self._ledger(request)
-        except (VaultError, PolicyError, OSError) as exc:
+        except (ConsentryError, PolicyError, OSError) as exc:
             # Our errors are written for the employee; an OS error shows its kind only (no path).
             message = (
                 str(exc) if not isinstance(exc, OSError) else f"the vault could not be used ({type(exc).__name__})"

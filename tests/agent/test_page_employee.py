@@ -22,7 +22,7 @@ from agent.web.employee import EmployeePage
 from agent.web.launch import start_employee_page, stop_employee_page
 from agent.web.server import PageServer
 from protocol.categories import Category, KeyClass, MouseButton
-from protocol.errors import VaultError
+from protocol.errors import ConsentryError
 from protocol.timeutil import utc_now
 from protocol.windows import AppFocus, AppsWindow, KeyboardWindow, MouseWindow
 from tests.agent_harness import SHORT_WINDOW_POLICY, AgentProcess, agent_env, records, wait_records
@@ -274,7 +274,7 @@ def test_veto_through_the_page_shreds_the_batch_and_release_ends_the_hold(
         wait_for(lambda: "Batch released early" in driver.page_source, "the release's confirmation")
     with Vault.open(layout) as vault:
         assert outbox.get_batch(vault, first.batch_id).state == "vetoed"
-        with pytest.raises(VaultError):
+        with pytest.raises(ConsentryError):
             batch_ops.payload(vault, first.batch_id)
         assert vault.count_windows() == before - sum(first.record_counts.values())
         assert (
