@@ -25,7 +25,7 @@ DEFAULT_TICK_SECONDS = 300.0
 
 def run_chores(layout: Layout, policy: MachinePolicy, now: datetime) -> dict[str, object]:
     """One round of chores; returns what happened (for status and tests)."""
-    from vault import batches
+    from vault import batches, outbox
     from vault.shredding import apply_retention
     from vault.vault import Vault
 
@@ -34,7 +34,7 @@ def run_chores(layout: Layout, policy: MachinePolicy, now: datetime) -> dict[str
         done["retention_shredded_keys"] = len(apply_retention(vault, policy, now))
         sealed = batches.seal_pending(vault, policy, now, up_to=utc_midnight(now))
         done["sealed_batch"] = sealed.batch_id if sealed else None
-        if policy.store is not None and "store_url" in vault.meta:
+        if policy.store is not None and outbox.enrollment(vault) is not None:
             from agent.shipping import client_for, sync
             from agent.store_client import RetryPolicy
 
