@@ -386,10 +386,9 @@ class Agent:
             self.statuses[category] = status
 
     def _gate_window(self, category: Category, status: CategoryStatus) -> None:
-        pipeline = self.capture.pipelines[category]
         if status.state in OPEN_STATES and status.receipt_id is not None:
-            if pipeline.receipt_id != status.receipt_id:
-                if pipeline.window is not None:  # a different grant now: the old one ended in between
+            if self.capture.receipt_id(category) != status.receipt_id:
+                if self.capture.is_open(category):  # a different grant now: the old one ended in between
                     self.capture.drop(category)
                     self.recorder.discard(category.value)
                 self.capture.begin(category, status.receipt_id)
@@ -397,9 +396,9 @@ class Agent:
         if status.state in DROP_STATES:
             dropped = self.capture.drop(category)
             discarded = self.recorder.discard(category.value)
-            if pipeline.window is not None or dropped or discarded:
+            if dropped or discarded:
                 log.info("%s: consent ended; dropped unwritten data", category.value)
-        elif pipeline.window is not None:
+        elif self.capture.is_open(category):
             self.recorder.add(self.capture.cut(category))
 
     # -- status and shutdown ---------------------------------------------------------------------
