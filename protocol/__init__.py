@@ -1,6 +1,6 @@
 """Release wire formats and crypto: what a batch is, how it is sealed, approved, logged and erased.
 
-The workstation side (the lead's shipping code) calls, in this order::
+The workstation side (``vault.batches`` seals, ``agent.shipping`` ships) calls, in this order::
 
     from protocol import (ConsentReceiptRef, LedgerCheckpointRef, build_header, build_manifest,
                                encode_payload, rekey_app_tokens, seal_batch, NO_PREVIOUS_BATCH)
