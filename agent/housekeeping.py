@@ -36,7 +36,7 @@ def run_chores(layout: Layout, policy: MachinePolicy, now: datetime) -> dict[str
         done["sealed_batch"] = sealed.batch_id if sealed else None
         if policy.store is not None and outbox.enrollment(vault) is not None:
             from agent.shipping import client_for, sync
-            from agent.store_client import RetryPolicy
+            from kit.store_client import RetryPolicy
 
             # Few, short retries: the next tick retries anyway, and shutdown must not wait long.
             with client_for(vault, policy, retry=RetryPolicy(attempts=2, cap_seconds=2.0), timeout=10.0) as client:

@@ -23,7 +23,7 @@ from vault.policy import MachinePolicy
 from vault.vault import Vault
 
 if TYPE_CHECKING:
-    from agent.store_client import StoreClient
+    from kit.store_client import StoreClient
 
 
 class ShippingError(ConsentryError):
@@ -58,7 +58,7 @@ def enrolled_store(vault: Vault, policy: MachinePolicy) -> tuple[str, bytes, byt
 
 
 def client_for(vault: Vault, policy: MachinePolicy, **kwargs: Any) -> StoreClient:
-    from agent.store_client import JsonlReceiptSink, StoreClient
+    from kit.store_client import JsonlReceiptSink, StoreClient
 
     url, _, log_key = enrolled_store(vault, policy)
     return StoreClient(
@@ -77,7 +77,7 @@ def enroll(vault: Vault, policy: MachinePolicy, token: str, now: datetime, **cli
     The store's keys are compared with the policy's before the token is spent, so a wrong URL or a
     typo in the policy costs no token; enrolling again after a lost answer is harmless.
     """
-    from agent.store_client import StoreClient
+    from kit.store_client import StoreClient
 
     if policy.store is None:
         raise ShippingError("the machine policy names no store to enroll with")
@@ -259,7 +259,7 @@ def request_store_erasure(vault: Vault, policy: MachinePolicy, scope: str, now: 
     """
     if outbox.enrollment(vault) is None:
         return None
-    from agent.store_client import RetryPolicy
+    from kit.store_client import RetryPolicy
     from vault import subjects
 
     # One request per pseudonym this vault ever used (one per policy period); new data gets a new one.

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.store_client import RetryPolicy, StoreClient
+from kit.store_client import RetryPolicy, StoreClient
 from protocol import NO_PREVIOUS_BATCH, LogEntry
 from store.auth import Principal
 from store.backend import DeviceRow

@@ -38,7 +38,7 @@ LOCAL_APP_TOKEN_V2 = b"consentry-local-app-token-v2\0"
 RECORDS_KEK_ID_V1 = b"consentry-records-kek-id-v1\0"  # the id of the store's records KEK (store.records_kek)
 RECEIPT_ALIAS_V1 = b"consentry-receipt-alias-v1\0"  # a consent receipt's per-subject alias (vault.subjects)
 # The local page's session lookup key and CSRF token, each MACed under the session's random id
-# (agent.web.security): whole messages rather than prefixes, hence no NUL.
+# (kit.web.security): whole messages rather than prefixes, hence no NUL.
 PAGE_SESSION_V1 = b"consentry-page-session-v1"
 PAGE_CSRF_V1 = b"consentry-page-csrf-v1"
 

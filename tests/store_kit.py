@@ -239,13 +239,13 @@ class Harness:
     url: str
 
     def client(self, agent: Agent, **kwargs: object):  # -> StoreClient
-        from agent.store_client import RetryPolicy, StoreClient
+        from kit.store_client import RetryPolicy, StoreClient
 
         kwargs.setdefault("retry", RetryPolicy(attempts=2, base_seconds=0.01, cap_seconds=0.05))
         return StoreClient(self.url, signer=agent.device, log_public_key=self.keys.log.public_bytes, **kwargs)  # type: ignore[arg-type]
 
     def steward_client(self, signer: SigningKey):
-        from agent.store_client import StoreClient
+        from kit.store_client import StoreClient
 
         return StoreClient(self.url, signer=signer, role="steward", log_public_key=self.keys.log.public_bytes)
 
@@ -343,7 +343,7 @@ class StoreProcess:
         self.args = [
             sys.executable,
             "-c",
-            "from store.cli import store; store()",
+            "from admin.store_cmd import store; store()",
             "serve",
             "--backend",
             backend,

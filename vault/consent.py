@@ -109,7 +109,7 @@ RECEIPT_VERSIONS = ("consentry-receipt-v1", "consentry-receipt-v2", RECEIPT_VERS
 _LEDGER_ENTRY_KEYS = ("v", "seq", "kind", "at")  # the ledger's own fields around a receipt
 METHODS = ("cli", "tray", "api", "page")
 # page-checkbox-same-user: ticked on the notice page, in a session whose every connection was checked to
-# come from the employee's own account (agent.web.peer). Plain page-checkbox: grants made before that.
+# come from the employee's own account (kit.web.peer). Plain page-checkbox: grants made before that.
 CONFIRMATIONS = ("interactive-prompt", "yes-flag", "page-checkbox", "page-checkbox-same-user")
 
 

@@ -39,8 +39,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "enroll": ("agent.cli.enroll_cmd", "enroll", "Register this computer with the on-prem store (IT, once)."),
     "agent": ("agent.cli.agent_cmd", "agent", "Run the per-user capture agent."),
     "batches": ("agent.cli.batches_cmd", "batches", "Preview, veto or release batches before they leave."),
-    "steward": ("store.steward_cli", "steward", "Data stewards: review and approve or reject batches."),
-    "store": ("store.cli", "store", "Run the on-prem store, export datasets, verify its log."),
+    "steward": ("admin.steward_cmd", "steward", "Data stewards: review and approve or reject batches."),
+    "store": ("admin.store_cmd", "store", "Run the on-prem store, export datasets, verify its log."),
     "demo": ("agent.cli.demo_cmd", "demo", "Run the whole flow on this machine in a temporary home."),
 }
 

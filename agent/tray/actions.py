@@ -14,8 +14,8 @@ from datetime import datetime
 
 from agent.cli import common
 from agent.cli.agent_link import ask_agent
-from agent.page_link import OPENER_NAME, open_in_browser, page_link
 from agent.tray.model import Action, OpenPage, Pause, Quit, Resume, Revoke, pause_end
+from kit.page_link import OPENER_NAME, open_in_browser, page_link
 from protocol.errors import ConsentryError, PolicyError
 from protocol.timeutil import iso, utc_now
 from vault import consent_ops

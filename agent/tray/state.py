@@ -8,8 +8,8 @@ import sqlite3
 import click
 
 from agent.cli import common
-from agent.page_link import page_link
 from agent.tray.model import TrayState
+from kit.page_link import page_link
 from protocol.errors import ConsentryError
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
-from agent.web.html import esc, flash, layout, post_form, state_badge, table
 from agent.web.mydata_view import mydata_body
-from agent.web.server import Request, Response
+from kit.web.html import esc, flash, layout, post_form, state_badge, table
+from kit.web.server import Request, Response
 from protocol.categories import ALL_CATEGORIES, Category
 from protocol.errors import ConsentError, ConsentryError, InvalidRecord, PolicyError
 from protocol.timeutil import utc_now
@@ -49,7 +49,7 @@ Notify = Callable[[], bool]
 
 
 class EmployeePage:
-    """The routes of the employee's page; served by ``agent.web.server.PageServer`` inside the agent."""
+    """The routes of the employee's page; served by ``kit.web.server.PageServer`` inside the agent."""
 
     title = TITLE
 

@@ -9,7 +9,7 @@ import json
 from datetime import date, datetime, timedelta, tzinfo
 
 from agent.web import activity
-from agent.web.html import bar_chart, esc, stacked_bars, table
+from kit.web.html import bar_chart, esc, stacked_bars, table
 from protocol.windows import AnyWindow
 from vault.vault import Vault
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.page_link import page_link
 from agent.web.employee import EmployeePage
 from agent.web.launch import start_employee_page, stop_employee_page
-from agent.web.server import PageServer
+from kit.page_link import page_link
+from kit.web.server import PageServer
 from protocol.categories import Category, KeyClass, MouseButton
 from protocol.errors import ConsentryError
 from protocol.timeutil import utc_now

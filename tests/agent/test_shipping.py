@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from agent import shipping
 from agent.cli.main import cli
-from agent.store_client import RetryPolicy, StoreClient
+from kit.store_client import RetryPolicy, StoreClient
 from protocol import b64decode, b64encode, manifest_digest, sign_approval
 from protocol.categories import Category
 from store.auth import issue_token

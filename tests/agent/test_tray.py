@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.page_link import page_link, write_page_link
 from agent.tray import actions
 from agent.tray.app import TrayApp, choose_backend
 from agent.tray.icon import render
@@ -41,6 +40,7 @@ from agent.tray.model import (
     tooltip,
 )
 from agent.tray.state import read_state
+from kit.page_link import page_link, write_page_link
 from protocol.categories import Category
 from protocol.timeutil import parse_iso, utc_now
 from tests.agent_harness import AgentProcess, agent_env, grant

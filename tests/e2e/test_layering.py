@@ -19,24 +19,24 @@ PACKAGES = ("protocol", "vault", "store", "agent")
 # operator's machine: it reads the machine policy, talks to the store through the agent's client and
 # draws its page with the agent's page helpers. Nothing else in store/ touches vault/ or agent/.
 STORE_GLUE_ALLOWED = {
-    ("store.cli", "agent.store_client"),
-    ("store.cli", "vault.paths"),
-    ("store.cli", "vault.policy"),
-    ("store.steward_access", "vault.paths"),
-    ("store.steward_access", "vault.policy"),
-    ("store.steward_cli", "agent.store_client"),
-    ("store.steward_page", "agent.web.html"),
-    ("store.steward_page", "agent.web.security"),
-    ("store.steward_page", "agent.web.server"),
-    ("store.steward_review", "agent.page_link"),
-    ("store.steward_review", "agent.store_client"),
-    ("store.steward_review", "agent.web.peer"),
-    ("store.steward_review", "agent.web.server"),
-    ("store.steward_review", "vault.paths"),
+    ("admin.store_cmd", "kit.store_client"),
+    ("admin.store_cmd", "vault.paths"),
+    ("admin.store_cmd", "vault.policy"),
+    ("admin.access", "vault.paths"),
+    ("admin.access", "vault.policy"),
+    ("admin.steward_cmd", "kit.store_client"),
+    ("admin.review_page", "kit.web.html"),
+    ("admin.review_page", "kit.web.security"),
+    ("admin.review_page", "kit.web.server"),
+    ("admin.review", "kit.page_link"),
+    ("admin.review", "kit.store_client"),
+    ("admin.review", "kit.web.peer"),
+    ("admin.review", "kit.web.server"),
+    ("admin.review", "vault.paths"),
 }
 # agent/cli/main.py names the store's command groups in its lazy command table (strings for importlib,
 # not imports), so `consentry store` and `consentry steward` exist without agent/ importing store/.
-AGENT_COMMAND_TABLE_STORE_MODULES = {"store.cli", "store.steward_cli"}
+AGENT_COMMAND_TABLE_STORE_MODULES = {"admin.store_cmd", "admin.steward_cmd"}
 
 
 @dataclass(frozen=True)
@@ -186,9 +186,9 @@ def test_every_store_glue_allowance_is_still_used() -> None:
 def test_store_commands_reach_the_workstation_packages_only_when_run() -> None:
     """Loading a store command group (the CLI's command table does) loads no agent or vault module.
 
-    ``store.steward_page`` is left out: only the review command imports it, inside the command.
+    ``admin.review_page`` is left out: only the review command imports it, inside the command.
     """
-    command_modules = {"store.cli", "store.steward_cli", "store.steward_review", "store.steward_access"}
+    command_modules = {"admin.store_cmd", "admin.steward_cmd", "admin.review", "admin.access"}
     at_import = sorted(
         (i.importer, i.imported)
         for i in IMPORTS

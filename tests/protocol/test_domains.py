@@ -15,7 +15,7 @@ from vault.paths import Layout
 from vault.vault import Vault
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT_PACKAGES = ("agent", "vault", "protocol", "store")
+PRODUCT_PACKAGES = ("agent", "vault", "protocol", "store", "kit", "admin")
 
 # Not a prefix: the known plaintext sealed under the KEK to check it is this vault's (vault/vault.py).
 KNOWN_PLAINTEXTS = {"vault/vault.py": {b"consentry-kek-check-v1"}}

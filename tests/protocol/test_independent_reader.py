@@ -36,7 +36,7 @@ from vault.vault import Vault
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 T = int(NOW.timestamp()) // 60 * 60 - 3600
-PROJECT_PACKAGES = {"agent", "vault", "protocol", "store", "tests"}
+PROJECT_PACKAGES = {"agent", "vault", "protocol", "store", "kit", "admin", "tests"}
 
 
 def test_the_reader_uses_none_of_the_projects_code() -> None:

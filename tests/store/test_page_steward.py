@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.page_link import page_link
+from kit.page_link import page_link
 from protocol import BatchManifest, SigningKey, b64encode, manifest_digest
 from protocol.keyfile import write_key_file
 from tests.browser_kit import attack_page, chromium, hostile_site, wait_for

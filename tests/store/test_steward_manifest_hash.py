@@ -11,9 +11,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from admin.steward_cmd import steward
 from protocol import manifest_digest
 from protocol.manifest import BatchManifest
-from store.steward_cli import steward
 from tests.store_kit import Agent
 
 

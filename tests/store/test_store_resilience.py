@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from agent.store_client import RetryPolicy, StoreClient
+from kit.store_client import RetryPolicy, StoreClient
 from protocol import BatchManifest, SealedBatch, manifest_digest, sign_approval, verify_receipt
 from store.auth import issue_token
 from store.backends import open_backend

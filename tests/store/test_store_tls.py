@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from agent.store_client import RetryPolicy, StoreClient
+from kit.store_client import RetryPolicy, StoreClient
 from protocol.errors import PolicyError
 from protocol.store_errors import UntrustedStore
 from store.auth import issue_token
@@ -124,7 +124,7 @@ def test_policy_pin_needs_an_https_url_and_an_absolute_path() -> None:
 
 
 def test_serve_refuses_half_a_tls_configuration(tmp_path: Path) -> None:
-    from store.cli import store
+    from admin.store_cmd import store
 
     cert, _ = _self_signed(tmp_path, "half")
     policy = write_policy(tmp_path / "policy.toml", Stewards.make(1, 1))
@@ -137,7 +137,7 @@ def test_serve_refuses_half_a_tls_configuration(tmp_path: Path) -> None:
 def test_steward_commands_pin_the_policy_tls_ca(tls_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``consentry steward ...`` reaches a store with a private certificate through the machine policy's
     [store] tls_ca, as the agent does; another certificate there is refused before anything is sent."""
-    from store.steward_cli import steward
+    from admin.steward_cmd import steward
 
     proc, cert = tls_store
     key_file = tmp_path / "steward.key"

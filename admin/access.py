@@ -1,8 +1,8 @@
 """How a steward's tools reach the store: the steward's key file, the store's URL and log key (options,
 else the machine policy), and the check on the manifest hash a steward is asked to sign.
 
-Shared by ``consentry steward`` (``store.steward_cli``), its review page (``store.steward_review``) and
-``consentry store verify-log --full`` (``store.cli``).
+Shared by ``consentry steward`` (``admin.steward_cmd``), its review page (``admin.review``) and
+``consentry store verify-log --full`` (``admin.store_cmd``).
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from agent.web.html import esc, flash, layout, state_badge, table
-from agent.web.security import CSRF_FIELD
-from agent.web.server import Request, Response
+from kit.web.html import esc, flash, layout, state_badge, table
+from kit.web.security import CSRF_FIELD
+from kit.web.server import Request, Response
 from protocol.timeutil import utc_display
 
 TITLE = "Consentry: steward review"
@@ -26,7 +26,7 @@ DONE = {
     "reject": "Your rejection was signed on this machine and recorded by the store; the batch is stopped.",
 }
 
-ClientFactory = Callable[[], AbstractContextManager[Any]]  # -> agent.store_client.StoreClient
+ClientFactory = Callable[[], AbstractContextManager[Any]]  # -> kit.store_client.StoreClient
 DigestOf = Callable[[str, Any], str]  # (batch_id, BatchReview) -> recomputed manifest hash; ValueError if it lies
 
 

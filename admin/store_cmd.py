@@ -306,12 +306,12 @@ def verify_log(
     as_json: bool,
 ) -> None:
     """Check the store's signed tree head and that the log is append-only since the last check."""
-    from agent.store_client import StoreClient
+    from admin.access import load_signer, store_tls_ca
+    from kit.store_client import StoreClient
     from protocol import TreeHead, b64decode
     from protocol.errors import InvalidRecord
     from protocol.store_errors import StoreError
     from store.audit import verify_log as check
-    from store.steward_access import load_signer, store_tls_ca
 
     store_url_given, log_key_given = bool(store_url), bool(log_key)
     store_url, log_key = _store_from_policy(store_url, log_key)
@@ -359,7 +359,7 @@ def verify_log(
 def _store_from_policy(store_url: str | None, log_key: str | None) -> tuple[str, str | None]:
     if store_url and log_key:
         return store_url, log_key
-    from store.steward_access import machine_store
+    from admin.access import machine_store
 
     section = machine_store("Pass --store-url and --log-key instead.")
     if section is None and not store_url:

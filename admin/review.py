@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from store.steward_access import (
+from admin.access import (
     key_file_option,
     load_signer,
     machine_store,
@@ -55,11 +55,11 @@ def review(key_file: Path | None, store_url: str | None, log_key: str | None, po
 
     The page runs on 127.0.0.1 until Ctrl-C; your private key never leaves this machine.
     """
-    from agent.page_link import remove_page_link, write_page_link
-    from agent.store_client import StoreClient
-    from agent.web.peer import PeerCheckUnavailable
-    from agent.web.server import PageServer
-    from store.steward_page import StewardPage
+    from admin.review_page import StewardPage
+    from kit.page_link import remove_page_link, write_page_link
+    from kit.store_client import StoreClient
+    from kit.web.peer import PeerCheckUnavailable
+    from kit.web.server import PageServer
     from vault.paths import default_home
 
     signer = load_signer(key_file)
@@ -99,7 +99,7 @@ def _open(folder: Path, url: str, token: str) -> None:
     """Open the page through a 0600 forwarder file, so the session key is never on a command line."""
     from urllib.parse import quote
 
-    from agent.page_link import open_in_browser
+    from kit.page_link import open_in_browser
 
     if not open_in_browser(folder / OPENER_FILE, f"{url}?token={quote(token, safe='')}"):
         click.echo(f"No browser could be started here; open the address in {folder / LINK_FILE} yourself.")
