@@ -20,12 +20,12 @@ import socket
 import sys
 from typing import Protocol
 
-from agent.errors import AgentError
+from protocol.errors import ConsentryError
 
 Address = tuple[str, int]
 
 
-class PeerCheckUnavailable(AgentError):
+class PeerCheckUnavailable(ConsentryError):
     """This system gives no way to see which user owns the other end of a connection."""
 
 
