@@ -16,7 +16,7 @@ log = logging.getLogger("consentry.page")
 
 def _notifier(layout: Layout) -> bool:
     """Tell the agent's loop through its control socket, exactly as ``consentry consent ...`` does."""
-    from agent.cli.agent_link import ask_agent
+    from agent.consent_signal import ask_agent
 
     confirmed, _ = ask_agent(layout)
     return confirmed

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli.agent_link import ask_agent
+from agent.consent_signal import ask_agent
 from agent.erasure import erase
 from agent.tray import actions
 from agent.tray.model import Pause, Resume, Revoke, tooltip

@@ -260,3 +260,13 @@ def test_only_the_vault_touches_its_database() -> None:
     assert {name: uses for name, uses in outside.items() if uses} == {}
     # The control: inside the vault the connection is used, so the check above would see it elsewhere.
     assert _vault_connection_uses(MODULES["vault.outbox"])
+
+
+def test_the_tray_and_the_pages_import_nothing_from_the_command_line() -> None:
+    """The tray and the page are the CLI's peers: what they share with it lives outside ``agent.cli``."""
+    offenders = sorted(
+        (i.importer, i.imported)
+        for i in IMPORTS
+        if i.importer.startswith(("agent.tray", "agent.web", "kit.", "admin.")) and i.imported.startswith("agent.cli")
+    )
+    assert offenders == []
