@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devkit.store_kit import Agent, Stewards, StoreProcess, free_port, pg_dsn, postgres_available, write_policy
 from kit.store_client import RetryPolicy, StoreClient
 from protocol import NO_PREVIOUS_BATCH, LogEntry
 from store.auth import Principal
@@ -31,7 +32,6 @@ from store.backends import open_backend
 from store.keys import StoreKeys
 from store.service import StoreService
 from store.settings import StoreSettings, SystemClock
-from tests.store_kit import Agent, Stewards, StoreProcess, free_port, pg_dsn, postgres_available, write_policy
 
 
 def main() -> None:

@@ -58,9 +58,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
+from devkit.store_kit import Agent, Stewards, StoreProcess, free_port, pg_dsn, postgres_available, write_policy
 from protocol import SigningKey
 from protocol.request_signing import sign_request
-from tests.store_kit import Agent, Stewards, StoreProcess, free_port, pg_dsn, postgres_available, write_policy
 
 TARGET_RSS_GROWTH_MB = 64.0
 TARGET_HEALTH_P99_MS = 100.0

@@ -29,6 +29,7 @@ from pydantic_core import to_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devkit.store_kit import Agent, Stewards, pg_dsn, postgres_available
 from protocol import NO_PREVIOUS_BATCH, decode_payload, subject_digest
 from store.auth import Principal
 from store.backend import DeviceRow
@@ -37,7 +38,6 @@ from store.keys import StoreKeys
 from store.server import freeze_startup_objects
 from store.service import StoreService
 from store.settings import StoreSettings, SystemClock
-from tests.store_kit import Agent, Stewards, pg_dsn, postgres_available
 
 # The records table as migration 0002_records made it, indexes included.
 _PLAIN_TABLE = (

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from agent.cli.main import cli
+from devkit.factories import grant, mouse_window
 from protocol.categories import Category
-from tests.factories import grant, mouse_window
 from vault import batches as batch_ops
 from vault import outbox
 from vault.paths import Layout
@@ -63,7 +63,7 @@ def test_revoke_takes_no_more_steps_than_grant(home: Path) -> None:
 def test_revoke_with_erase_shreds_the_data(home: Path) -> None:
     from datetime import UTC, datetime
 
-    from tests.factories import mouse_window
+    from devkit.factories import mouse_window
 
     run("consent", "grant", "mouse", "--yes")
     with Vault.open(Layout(home)) as vault:

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from agent.cli.main import cli
+from devkit.factories import mouse_window
 from protocol.categories import Category
 from tests.agent_harness import SHORT_WINDOW_POLICY, AgentProcess, agent_env
-from tests.factories import mouse_window
 from vault.paths import Layout
 from vault.policy import MachinePolicy
 from vault.vault import Vault

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from agent.erasure import Erasure, erase
+from devkit.factories import grant, keyboard_window, mouse_window
 from protocol.categories import Category
 from protocol.errors import ConsentryError
-from tests.factories import grant, keyboard_window, mouse_window
 from vault.paths import Layout
 from vault.policy import MachinePolicy
 from vault.vault import Vault

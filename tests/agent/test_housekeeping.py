@@ -6,9 +6,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from agent.housekeeping import Housekeeper, run_chores
+from devkit.factories import grant, mouse_window
 from protocol.categories import Category
 from protocol.timeutil import utc_midnight
-from tests.factories import grant, mouse_window
 from vault import outbox
 from vault.paths import Layout
 from vault.policy import MachinePolicy

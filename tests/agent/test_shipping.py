@@ -11,13 +11,13 @@ from click.testing import CliRunner
 
 from agent import shipping
 from agent.cli.main import cli
+from devkit.factories import apps_window, grant, keyboard_window, mouse_window
+from devkit.store_kit import Harness, Stewards, StoreProcess, free_port, running_store, write_policy
 from kit.store_client import RetryPolicy, StoreClient
 from protocol import b64decode, b64encode, manifest_digest, sign_approval
 from protocol.categories import Category
 from store.auth import issue_token
 from store.keys import StoreKeys
-from tests.factories import apps_window, grant, keyboard_window, mouse_window
-from tests.store_kit import Harness, Stewards, StoreProcess, free_port, running_store, write_policy
 from vault import batches, outbox
 from vault.paths import Layout
 from vault.policy import MachinePolicy, StewardConfig, StoreConfig

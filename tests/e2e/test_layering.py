@@ -270,3 +270,26 @@ def test_the_tray_and_the_pages_import_nothing_from_the_command_line() -> None:
         if i.importer.startswith(("agent.tray", "agent.web", "kit.", "admin.")) and i.imported.startswith("agent.cli")
     )
     assert offenders == []
+
+
+def _test_imports(paths: list[Path]) -> list[str]:
+    """Every ``tests``/``devkit`` import (``import`` or ``from``, nested too) in ``paths``, as ``file: module``."""
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            found += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in {"tests", "devkit"}]
+    return found
+
+
+def test_benchmarks_import_nothing_from_the_test_suite() -> None:
+    """What benchmarks share with the tests lives in devkit/, which both import."""
+    found = _test_imports(sorted((ROOT / "benchmarks").glob("*.py")))
+    assert [f for f in found if f.split(": ")[1].split(".")[0] == "tests"] == []
+    assert any(f.endswith("devkit.store_kit") for f in found)  # the control: the scan sees these imports
+
+
+def test_product_packages_import_no_test_code() -> None:
+    assert _test_imports([path for path in MODULES.values()]) == []

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from devkit.store_kit import T0, Agent, Stewards, make_records, receipt_ref
 from protocol import (
     NO_PREVIOUS_BATCH,
     Approval,
@@ -41,7 +42,6 @@ from protocol.erasure import ErasureRequest
 from protocol.errors import InvalidRecord, UnsupportedVersion
 from protocol.privacy import STORE_CHECKS
 from protocol.windows import AppsWindow, parse_window, window_to_json_dict
-from tests.store_kit import T0, Agent, Stewards, make_records, receipt_ref
 
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "release-v1.json").read_text())
 

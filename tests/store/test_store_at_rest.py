@@ -21,6 +21,9 @@ from urllib.parse import urlparse
 import pyarrow.parquet as pq
 import pytest
 
+from devkit import store_kit
+from devkit.components import require
+from devkit.store_kit import T0, Agent, FixedClock, Harness, pg_dsn, running_store
 from protocol import decode_payload, sign_erasure, subject_digest
 from protocol.envelope import Envelope, new_key, open_blob
 from protocol.errors import InvalidRecord, KeyUnavailable
@@ -38,9 +41,6 @@ from store.record_keys import (
 )
 from store.records_kek import RecordsKek, kek_id
 from store.service import StoreService
-from tests import store_kit
-from tests.components import require
-from tests.store_kit import T0, Agent, FixedClock, Harness, pg_dsn, running_store
 
 backend_kind = store_kit.backend_kind  # the fixture that runs each test on both backends
 

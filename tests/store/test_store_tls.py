@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from devkit.store_kit import Agent, Stewards, StoreProcess, free_port, write_policy
 from kit.store_client import RetryPolicy, StoreClient
 from protocol.errors import PolicyError
 from protocol.store_errors import UntrustedStore
 from store.auth import issue_token
-from tests.store_kit import Agent, Stewards, StoreProcess, free_port, write_policy
 from vault.policy import parse_policy
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from devkit.factories import apps_window, grant, keyboard_window, mouse_window
 from protocol import decode_payload
 from protocol.categories import Category
 from protocol.errors import ConsentError
-from tests.factories import apps_window, grant, keyboard_window, mouse_window
 from vault import batches, consent_ops, outbox
 from vault.paths import Layout
 from vault.policy import MachinePolicy

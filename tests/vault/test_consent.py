@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devkit.factories import grant
 from protocol.categories import Category
 from protocol.errors import ConsentError
-from tests.factories import grant
 from vault import consent_ops
 from vault.paths import Layout
 from vault.policy import MachinePolicy

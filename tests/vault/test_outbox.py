@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devkit.factories import grant, keyboard_window
 from protocol.categories import Category
 from protocol.erasure import ErasureRequest, verify_erasure
 from protocol.errors import ConsentryError
 from protocol.timeutil import iso
-from tests.factories import grant, keyboard_window
 from vault import batches, outbox
 from vault.paths import Layout
 from vault.policy import MachinePolicy

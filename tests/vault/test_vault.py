@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from devkit.factories import apps_window, files_window, grant, keyboard_window, mouse_window
 from protocol.categories import Category
 from protocol.errors import (
     ConsentError,
@@ -23,7 +24,6 @@ from protocol.errors import (
     UnsupportedVersion,
     VaultCorrupted,
 )
-from tests.factories import apps_window, files_window, grant, keyboard_window, mouse_window
 from vault import consent_ops
 from vault.paths import Layout
 from vault.policy import MachinePolicy
@@ -317,7 +317,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from vault.paths import Layout
 from vault.vault import Vault
-from tests.factories import grant, keyboard_window
+from devkit.factories import grant, keyboard_window
 vault = Vault.open(Layout(Path(sys.argv[1])))
 rid = grant(vault, __import__('protocol.categories').categories.Category.KEYBOARD, datetime.now(UTC) - timedelta(days=1))
 start = int(time.time()) // 60 * 60 - 86400

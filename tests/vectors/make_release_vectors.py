@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from devkit.store_kit import T0, make_records, receipt_ref
 from protocol import (
     NO_PREVIOUS_BATCH,
     LedgerCheckpointRef,
@@ -26,7 +27,6 @@ from protocol import (
     sign_tree_head,
 )
 from protocol.categories import Category
-from tests.store_kit import T0, make_records, receipt_ref
 
 device = SigningKey(bytes(range(32)))
 steward = SigningKey(bytes(range(32, 64)))

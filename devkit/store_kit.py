@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devkit.components import require
 from protocol import (
     NO_PREVIOUS_BATCH,
     BatchManifest,
@@ -34,7 +35,6 @@ from protocol.windows import AnyWindow, AppFocus, AppsWindow, KeyboardWindow, Mo
 from store.backend import StoreBackend
 from store.keys import StoreKeys
 from store.settings import StoreSettings
-from tests.components import require
 from vault.policy import StewardConfig
 
 PG_DSN_ENV = "CONSENTRY_TEST_PG_DSN"
