@@ -61,10 +61,6 @@ class BatchManifest(Versioned):
             raise ValueError("a batch needs at least one record")
         return self
 
-    @property
-    def total_records(self) -> int:
-        return sum(self.record_counts.values())
-
     def failed_checks(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.privacy_checks if not c.passed)
 

@@ -549,10 +549,6 @@ class Vault:
             out.append((record_id, record))
         return out
 
-    def read_records_as_stored(self, category: str | None = None) -> list[dict[str, Any]]:
-        """Every stored record as the JSON it was written as (see ``iter_records_as_stored``)."""
-        return list(self.iter_records_as_stored(category))
-
     def iter_records_as_stored(
         self,
         category: str | None = None,

@@ -57,7 +57,7 @@ def _prepare(url: str, backend, stewards: Stewards, keys: StoreKeys, agents: int
 
 
 def _check_exactly_once(backend, plans, receipts, log_key: bytes) -> None:
-    expected = {m.batch_id: m.total_records for _, batches in plans for m, _ in batches}
+    expected = {m.batch_id: sum(m.record_counts.values()) for _, batches in plans for m, _ in batches}
     with backend.transaction() as tx:
         stored = {b.batch_id: b.record_count for b in tx.stored_batches()}
         leaves = tx.get_leaves(0, tx.log_size())
