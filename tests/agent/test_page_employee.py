@@ -446,3 +446,38 @@ def test_consentry_page_opens_the_page_without_the_token_on_a_command_line(
         driver.get(argv)
         wait_for(lambda: driver.current_url == page.url + "mydata", "the forwarded page")
         wait_for(lambda: "What is stored about you" in driver.page_source, "an authenticated session")
+
+
+def test_the_routes_are_one_table_and_anything_else_is_no_such_page(page: PageServer, layout: Layout) -> None:
+    """Every page and action the employee can reach is a row of ``EmployeePage.ROUTES``; other paths,
+    other methods, unknown categories and malformed batch ids answer "There is no such page here."
+    and change nothing."""
+    table = {(method, "/" + "/".join(pattern)) for method, pattern, _ in EmployeePage.ROUTES}
+    assert table == {
+        ("GET", "/"),
+        ("GET", "/consent/{category}"),
+        ("POST", "/consent/{category}/grant"),
+        ("POST", "/consent/{category}/revoke"),
+        ("POST", "/pause"),
+        ("POST", "/resume"),
+        ("GET", "/mydata"),
+        ("GET", "/batches"),
+        ("GET", "/batches/{batch_id}"),
+        ("POST", "/batches/{batch_id}/veto"),
+        ("POST", "/batches/{batch_id}/release"),
+        ("GET", "/ledger"),
+    }
+    client = _session(page)
+    origin = {"Origin": page.url.rstrip("/")}
+    csrf = _csrf(client)
+    for path in ("/", "/consent/keyboard", "/mydata", "/mydata/", "/batches", "/ledger", "//ledger"):
+        assert client.get(path).status_code == 200, path
+    before = _ledger_kinds(layout)
+    unknown_batch = "/batches/" + "g" * 32
+    for path in ("/nowhere", "/consent/bogus", "/consent/keyboard/grant", "/pause", unknown_batch, "/ledger/x"):
+        answer = client.get(path)
+        assert answer.status_code == 404 and "There is no such page here." in answer.text, path
+    for path in ("/mydata", "/consent/bogus/grant", "/consent/keyboard", "/consent/keyboard/grant/x", "/batches"):
+        answer = client.post(path, data={"csrf": csrf}, headers=origin)
+        assert answer.status_code == 404 and "There is no such page here." in answer.text, path
+    assert _ledger_kinds(layout) == before
