@@ -327,13 +327,6 @@ class ConsentSnapshot:
     def is_paused(self, now: datetime) -> bool:
         return pause_in_force(self.paused_until, now)
 
-    def may_capture(self, category: Category, now: datetime) -> bool:
-        return self.categories[category].state == "granted" and not self.is_paused(now)
-
-    def receipt_for(self, category: Category) -> str | None:
-        entry = self.categories[category]
-        return entry.receipt_id if entry.state == "granted" else None
-
 
 def withheld(snapshot: ConsentSnapshot, reason: str) -> ConsentSnapshot:
     """Every grant held back (fail closed) because the ledger it comes from cannot be trusted now."""

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from agent.cli.main import cli
-from devkit.factories import grant, mouse_window
+from devkit.factories import grant, mouse_window, receipt_for
 from protocol.categories import Category
 from vault import batches as batch_ops
 from vault import outbox
@@ -67,8 +67,9 @@ def test_revoke_with_erase_shreds_the_data(home: Path) -> None:
 
     run("consent", "grant", "mouse", "--yes")
     with Vault.open(Layout(home)) as vault:
-        rid = vault.consent(__import__("vault").MachinePolicy()).receipt_for(
-            __import__("protocol.categories").categories.Category.MOUSE
+        rid = receipt_for(
+            vault.consent(__import__("vault").MachinePolicy()),
+            __import__("protocol.categories").categories.Category.MOUSE,
         )
         vault.write_windows([mouse_window(int(datetime.now(UTC).timestamp()) // 60 * 60, rid)])
     assert json.loads(run("mydata", "--json").output)["records"]

@@ -20,7 +20,7 @@ import pytest
 
 from agent import shipping
 from devkit import store_kit
-from devkit.factories import apps_window, grant, keyboard_window, mouse_window
+from devkit.factories import apps_window, grant, keyboard_window, mouse_window, receipt_for
 from devkit.store_kit import Harness, Stewards, running_store
 from protocol import ErasureRequest, b64encode, manifest_digest, sign_approval, subject_digest
 from protocol.categories import Category
@@ -109,7 +109,7 @@ def _policy(url: str, store: Harness) -> MachinePolicy:
 
 
 def _ship_one_batch(vault: Vault, policy: MachinePolicy, store: Harness, start: int) -> str:
-    receipts = {c: vault.consent(policy).receipt_for(c) for c in (Category.KEYBOARD, Category.MOUSE, Category.APPS)}
+    receipts = {c: receipt_for(vault.consent(policy), c) for c in (Category.KEYBOARD, Category.MOUSE, Category.APPS)}
     vault.write_windows(
         [
             keyboard_window(start, receipts[Category.KEYBOARD]),

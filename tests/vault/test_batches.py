@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devkit.factories import apps_window, grant, keyboard_window, mouse_window
+from devkit.factories import apps_window, grant, keyboard_window, mouse_window, receipt_for
 from protocol import decode_payload
 from protocol.categories import Category
 from protocol.errors import ConsentError
@@ -121,7 +121,7 @@ def test_submissions_chain_by_sequence(vault: Vault) -> None:
     batches.release(vault, first.batch_id, NOW)
     m1 = batches.prepare_submission(vault, first.batch_id, NOW)
     assert batches.mark_submitted(vault, first.batch_id, NOW)
-    r = vault.consent(POLICY).receipt_for(Category.MOUSE)
+    r = receipt_for(vault.consent(POLICY), Category.MOUSE)
     vault.write_windows([mouse_window(T + 120, r)])
     second = batches.seal_pending(vault, POLICY, NOW)
     batches.release(vault, second.batch_id, NOW)

@@ -21,7 +21,7 @@ from agent.app_tokens import AppResolver
 from agent.cli.main import cli
 from agent.gate import Circumstances, category_status
 from agent.status import CaptureState
-from devkit.factories import grant, keyboard_window
+from devkit.factories import grant, keyboard_window, may_capture
 from protocol.categories import Category
 from protocol.errors import ConsentError, PolicyError
 from tests.agent_harness import AgentProcess, agent_env
@@ -93,7 +93,7 @@ def test_widening_policy_suspends_the_grant(layout: Layout) -> None:
         assert state.state == "suspended"
         assert "retention 7 -> 3650 days" in (state.reason or "") and "recipient" in (state.reason or "")
         assert "consentry consent grant keyboard" in (state.reason or "")
-        assert not vault.consent(wide).may_capture(Category.KEYBOARD, NOW)
+        assert not may_capture(vault.consent(wide), Category.KEYBOARD, NOW)
         assert category_status(state, Circumstances(now=NOW), None).state is CaptureState.SUSPENDED
         # Each material change alone suspends too; a coarser window (60 s after 10 s) is narrower.
         assert (
