@@ -41,6 +41,10 @@ class Capture:
     def is_open(self, category: Category) -> bool:
         return self.pipelines[category].window is not None
 
+    def receipt_id(self, category: Category) -> str | None:
+        """The grant the open window of ``category`` is captured under; None when none is open."""
+        return self.pipelines[category].receipt_id
+
     @property
     def dropped(self) -> int:
         return sum(b.dropped for b in self.buffers.values())

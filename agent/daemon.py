@@ -37,7 +37,7 @@ from agent.sources.base import SOURCE_FOR_CATEGORY
 from agent.sources.select import ReplayConfig
 from agent.status import AgentStatus, CaptureState, CategoryStatus, LedgerCheck, PolicyStatus, write_status
 from protocol.categories import ALL_CATEGORIES, Category
-from protocol.errors import PolicyError, VaultError
+from protocol.errors import ConsentryError, PolicyError
 from protocol.timeutil import utc_midnight
 from vault import consent_ops
 from vault.consent import FOREVER, SCOPE_SECRET_NAME, ConsentSnapshot, withheld
@@ -255,7 +255,7 @@ class Agent:
     def _note_policy(self) -> None:
         try:
             consent_ops.record_policy(self.vault, self.policy, self._now())
-        except (sqlite3.Error, OSError, VaultError) as exc:
+        except (sqlite3.Error, OSError, ConsentryError) as exc:
             log.warning("could not note the policy in the ledger (%s)", type(exc).__name__)
 
     def _reload_folders(self) -> None:
@@ -299,7 +299,7 @@ class Agent:
             return False
         try:
             caught_up = self.vault.catch_up_head()
-        except (sqlite3.Error, OSError, VaultError):
+        except (sqlite3.Error, OSError, ConsentryError):
             return False
         if caught_up:
             log.info("the signed ledger head caught up with the withdrawals it lagged")
@@ -311,7 +311,7 @@ class Agent:
             try:
                 consent_ops.settle_expired_pause(self.vault, self.policy, self._now())
                 log.info("the timed pause ended; capture resumes")
-            except (sqlite3.Error, OSError, VaultError) as exc:
+            except (sqlite3.Error, OSError, ConsentryError) as exc:
                 log.warning("could not record the end of the pause (%s)", type(exc).__name__)
             self._refresh_consent()
 
@@ -327,7 +327,7 @@ class Agent:
                 pending.answer(self._answer(pending))
             except ValueError as exc:  # our own refusal, e.g. a pause that ends in the past
                 pending.answer(ControlResponse(ok=False, error=str(exc)))
-            except (sqlite3.Error, OSError, VaultError) as exc:
+            except (sqlite3.Error, OSError, ConsentryError) as exc:
                 pending.answer(ControlResponse(ok=False, error=f"{type(exc).__name__}: the request failed"))
             except Exception as exc:  # never leave a client waiting: answer, then let the loop log it
                 pending.answer(ControlResponse(ok=False, error=f"{type(exc).__name__}: the request failed"))
@@ -392,10 +392,9 @@ class Agent:
             self.statuses[category] = status
 
     def _gate_window(self, category: Category, status: CategoryStatus) -> None:
-        pipeline = self.capture.pipelines[category]
         if status.state in OPEN_STATES and status.receipt_id is not None:
-            if pipeline.receipt_id != status.receipt_id:
-                if pipeline.window is not None:  # a different grant now: the old one ended in between
+            if self.capture.receipt_id(category) != status.receipt_id:
+                if self.capture.is_open(category):  # a different grant now: the old one ended in between
                     self.capture.drop(category)
                     self.recorder.discard(category.value)
                 self.capture.begin(category, status.receipt_id)
@@ -403,9 +402,9 @@ class Agent:
         if status.state in DROP_STATES:
             dropped = self.capture.drop(category)
             discarded = self.recorder.discard(category.value)
-            if pipeline.window is not None or dropped or discarded:
+            if dropped or discarded:
                 log.info("%s: consent ended; dropped unwritten data", category.value)
-        elif pipeline.window is not None:
+        elif self.capture.is_open(category):
             self.recorder.add(self.capture.cut(category))
 
     # -- status and shutdown ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from protocol.categories import ALL_CATEGORIES, Category
-from protocol.errors import VaultError
+from protocol.errors import ConsentryError
 from vault.keys import FileKekStore, KeyringKekStore
 from vault.paths import Layout
 from vault.policy import MachinePolicy
@@ -45,7 +45,7 @@ def erase(
     """Erase exactly one of: ``everything``, ``categories``, or the UTC days ``period`` (first, last).
 
     ``force`` (with ``everything`` only) deletes the vault's files and key when the vault cannot be
-    opened; otherwise that VaultError propagates. ``policy`` is read only to reach the store.
+    opened; otherwise that ConsentryError propagates. ``policy`` is read only to reach the store.
     """
     if sum([everything, bool(categories), period is not None]) != 1:
         raise ValueError("choose exactly one of everything, categories or a period")
@@ -57,7 +57,7 @@ def erase(
         vault = Vault.open(layout, create=False)
         if everything:
             vault.kek()
-    except VaultError:
+    except ConsentryError:
         if not force:
             raise
         delete_vault_files(layout)

@@ -17,7 +17,7 @@ def enroll_with_secret(vault: Vault, policy: MachinePolicy, secret: str, now: da
     As with a one-time token, the store's keys are compared with the policy's first, so a wrong URL
     sends nothing; enrolling again after a lost answer is harmless.
     """
-    from agent.store_client import StoreClient
+    from kit.store_client import StoreClient
 
     if policy.store is None:
         raise ShippingError("the machine policy names no store to enroll with")

@@ -9,7 +9,7 @@ import json
 import logging
 from typing import Any
 
-from vault.atomic import write_atomic
+from protocol.atomic import write_atomic
 from vault.paths import Layout
 
 log = logging.getLogger(__name__)

@@ -192,7 +192,7 @@ class Heartbeater:
         """One round: enroll if needed and possible, then send one heartbeat; returns what happened."""
         from agent.fleet_enroll import enroll_with_secret
         from agent.shipping import client_for
-        from agent.store_client import RetryPolicy
+        from kit.store_client import RetryPolicy
         from protocol.store_errors import StoreError
         from vault import outbox
         from vault.vault import Vault

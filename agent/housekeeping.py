@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from protocol.errors import InvalidRecord, VaultError
+from protocol.errors import ConsentryError, InvalidRecord
 from protocol.timeutil import utc_midnight, utc_now
 from vault.paths import Layout
 from vault.policy import MachinePolicy
@@ -25,7 +25,7 @@ DEFAULT_TICK_SECONDS = 300.0
 
 def run_chores(layout: Layout, policy: MachinePolicy, now: datetime) -> dict[str, object]:
     """One round of chores; returns what happened (for status and tests)."""
-    from vault import batches
+    from vault import batches, outbox
     from vault.shredding import apply_retention
     from vault.vault import Vault
 
@@ -34,9 +34,9 @@ def run_chores(layout: Layout, policy: MachinePolicy, now: datetime) -> dict[str
         done["retention_shredded_keys"] = len(apply_retention(vault, policy, now))
         sealed = batches.seal_pending(vault, policy, now, up_to=utc_midnight(now))
         done["sealed_batch"] = sealed.batch_id if sealed else None
-        if policy.store is not None and "store_url" in vault.meta:
+        if policy.store is not None and outbox.enrollment(vault) is not None:
             from agent.shipping import client_for, sync
-            from agent.store_client import RetryPolicy
+            from kit.store_client import RetryPolicy
 
             # Few, short retries: the next tick retries anyway, and shutdown must not wait long.
             with client_for(vault, policy, retry=RetryPolicy(attempts=2, cap_seconds=2.0), timeout=10.0) as client:
@@ -82,7 +82,9 @@ class Housekeeper:
                 self.last_result = run_chores(self._layout, policy, self._clock())
                 self.last_error = None
             except Exception as exc:  # e.g. "database is locked": report it, retry next tick, never die
-                self.last_error = f"{type(exc).__name__}: {exc}" if isinstance(exc, VaultError) else type(exc).__name__
+                self.last_error = (
+                    f"{type(exc).__name__}: {exc}" if isinstance(exc, ConsentryError) else type(exc).__name__
+                )
                 if isinstance(exc, InvalidRecord):  # sealing read a record that fails: say where to look
                     self.last_error += "; run: consentry doctor"
                 log.warning("housekeeping failed: %s", type(exc).__name__)

@@ -35,7 +35,7 @@ from vault.paths import Layout
 from vault.policy import MachinePolicy
 
 if TYPE_CHECKING:
-    from agent.store_client import StoreClient
+    from kit.store_client import StoreClient
     from vault.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def ask_store(vault: Vault, policy: MachinePolicy, now: datetime, client: StoreC
     )
     try:
         if client is None:
-            from agent.store_client import RetryPolicy
+            from kit.store_client import RetryPolicy
 
             with shipping.client_for(vault, policy, retry=RetryPolicy(attempts=1), timeout=10.0) as own:
                 shipping.witness_checkpoint(vault, own, checkpoint, now)

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from protocol.errors import ConsentError, InvalidRecord, KeyUnavailable, VaultError
+from protocol.errors import ConsentError, ConsentryError, InvalidRecord, KeyUnavailable
 from protocol.windows import AnyWindow
 
 log = logging.getLogger("consentry.agent")
@@ -82,7 +82,7 @@ class Recorder:
                 del self.pending[: len(batch)]
             except ConsentError:
                 written = self._write_covered()
-        except (sqlite3.Error, OSError, VaultError) as exc:
+        except (sqlite3.Error, OSError, ConsentryError) as exc:
             message = storage_message(exc)
             if self.error is None:
                 log.error("%s; capture paused, retrying", message)

@@ -21,7 +21,7 @@ STOPPING_AGENT_WAIT_SECONDS = 5.0
 
 
 def run_agent(layout: Layout, policy_path: Path, *, replay: ReplayConfig | None = None, verbose: bool = False) -> None:
-    """Run in the foreground until SIGTERM/SIGINT; raises AlreadyRunning or a VaultError at start."""
+    """Run in the foreground until SIGTERM/SIGINT; raises AlreadyRunning or a ConsentryError at start."""
     layout.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = setup_logging(layout.log_dir, verbose)
     with InstanceLock(layout.agent_lock, wait_seconds=STOPPING_AGENT_WAIT_SECONDS):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from agent.settings_file import EXCLUDED_APPS_FILE, WATCHED_FOLDERS_FILE, is_absent
 from protocol.categories import Category
-from protocol.errors import VaultError
+from protocol.errors import ConsentryError
 from vault.consent import SCOPE_SECRET_NAME, CategoryConsent, ConsentSnapshot, folder_scope
 from vault.paths import Layout
 
@@ -85,6 +85,6 @@ def check_settings(layout: Layout, vault: Vault | None, snapshot: ConsentSnapsho
     if files.state == "granted":
         try:
             secret = vault.local_secret(SCOPE_SECRET_NAME, create=False)
-        except VaultError:
+        except ConsentryError:
             secret = bytes(32)  # no scope was ever recorded: no folder list can match it
     return settings_problems(layout, files, secret)

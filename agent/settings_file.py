@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from vault.atomic import write_atomic
+from protocol.atomic import write_atomic
 from vault.paths import Layout
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from protocol.checkpoint import MAX_LINKS, LedgerCheckpoint, sign_checkpoint, with_proof
-from protocol.errors import InvalidRecord, VaultError
+from protocol.errors import ConsentryError, InvalidRecord
 from protocol.fields import b64decode
 from vault import batches, outbox
 from vault.ledger import Checkpoint
@@ -23,10 +23,10 @@ from vault.policy import MachinePolicy
 from vault.vault import Vault
 
 if TYPE_CHECKING:
-    from agent.store_client import StoreClient
+    from kit.store_client import StoreClient
 
 
-class ShippingError(VaultError):
+class ShippingError(ConsentryError):
     """The store cannot be used: not configured, not enrolled, or its keys do not match the policy."""
 
 
@@ -58,7 +58,7 @@ def enrolled_store(vault: Vault, policy: MachinePolicy) -> tuple[str, bytes, byt
 
 
 def client_for(vault: Vault, policy: MachinePolicy, **kwargs: Any) -> StoreClient:
-    from agent.store_client import JsonlReceiptSink, StoreClient
+    from kit.store_client import JsonlReceiptSink, StoreClient
 
     url, _, log_key = enrolled_store(vault, policy)
     return StoreClient(
@@ -77,7 +77,7 @@ def enroll(vault: Vault, policy: MachinePolicy, token: str, now: datetime, **cli
     The store's keys are compared with the policy's before the token is spent, so a wrong URL or a
     typo in the policy costs no token; enrolling again after a lost answer is harmless.
     """
-    from agent.store_client import StoreClient
+    from kit.store_client import StoreClient
 
     if policy.store is None:
         raise ShippingError("the machine policy names no store to enroll with")
@@ -259,7 +259,7 @@ def request_store_erasure(vault: Vault, policy: MachinePolicy, scope: str, now: 
     """
     if outbox.enrollment(vault) is None:
         return None
-    from agent.store_client import RetryPolicy
+    from kit.store_client import RetryPolicy
     from vault import subjects
 
     # One request per pseudonym this vault ever used (one per policy period); new data gets a new one.

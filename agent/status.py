@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from protocol.atomic import write_atomic
 from protocol.categories import Category
-from vault.atomic import write_atomic
 
 STATUS_VERSION: Literal[1] = 1
 _frozen = ConfigDict(frozen=True, extra="forbid")

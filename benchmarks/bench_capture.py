@@ -38,7 +38,7 @@ from agent.sources.replay_stream import SyntheticSpec, synthetic_stream  # noqa:
 
 
 def _xserver() -> Any:
-    from tests.xserver import XServer
+    from devkit.xserver import XServer
 
     return XServer.start(window_manager=False)
 

@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("CONSENTRY_KEYSTORE", "file")
 
+from devkit.factories import grant, keyboard_window, mouse_window  # noqa: E402
 from protocol.categories import Category  # noqa: E402
-from tests.factories import grant, keyboard_window, mouse_window  # noqa: E402
 from vault import integrity  # noqa: E402
 from vault.paths import Layout  # noqa: E402
 from vault.vault import Vault  # noqa: E402

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from agent.web.peer_linux import ProcNetTcp  # noqa: E402
-from agent.web.server import PageServer, Request, Response  # noqa: E402
+from kit.web.peer_linux import ProcNetTcp  # noqa: E402
+from kit.web.server import PageServer, Request, Response  # noqa: E402
 
 
 class Hello:

@@ -25,7 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from protocol import GENESIS_HASH, manifest_digest, sign_approval
+from devkit.store_kit import Agent, Stewards, open_test_backend
+from protocol import manifest_digest, sign_approval
+from protocol.manifest import NO_PREVIOUS_BATCH
 from protocol.review_set import sign_set_approval
 from protocol.review_set_api import group_key
 from store.app import create_app
@@ -36,7 +38,6 @@ from store.review_sets import ReviewSets, recomputed_members
 from store.server import ThreadedServer
 from store.service import StoreService
 from store.settings import StoreSettings, SystemClock
-from tests.store_kit import Agent, Stewards, open_test_backend
 
 
 def _submit_round(service: StoreService, agents: list[Agent], per_device: int) -> list:
@@ -102,9 +103,9 @@ def main() -> None:
 
 
 def _page_time(url: str, signer, set_id: str) -> float:
-    from agent.store_client import StoreClient
-    from agent.web.server import Request
-    from store.steward_page import StewardPage
+    from admin.review_page import StewardPage
+    from kit.store_client import StoreClient
+    from kit.web.server import Request
 
     page = StewardPage(lambda: StoreClient(url, signer=signer, role="steward"), signer, lambda *_: "")
     start = time.perf_counter()
@@ -118,7 +119,9 @@ def _enroll(backend: StoreBackend, agents: list[Agent]) -> None:
     with backend.transaction() as tx:
         for agent in agents:
             tx.insert_device(
-                DeviceRow(agent.device.kid, agent.device.public_bytes, int(time.time()), 0, GENESIS_HASH, None, None)
+                DeviceRow(
+                    agent.device.kid, agent.device.public_bytes, int(time.time()), 0, NO_PREVIOUS_BATCH, None, None
+                )
             )
 
 

@@ -29,15 +29,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.store_client import RetryPolicy, StoreClient
-from protocol import GENESIS_HASH, LogEntry
+from devkit.store_kit import Agent, Stewards, StoreProcess, free_port, pg_dsn, postgres_available, write_policy
+from kit.store_client import RetryPolicy, StoreClient
+from protocol import NO_PREVIOUS_BATCH, LogEntry
 from store.auth import Principal
 from store.backend import DeviceRow
 from store.backends import open_backend
 from store.keys import StoreKeys
 from store.service import StoreService
 from store.settings import StoreSettings, SystemClock
-from tests.store_kit import Agent, Stewards, StoreProcess, free_port, pg_dsn, postgres_available, write_policy
 
 
 def main() -> None:
@@ -85,7 +85,9 @@ def run(args: argparse.Namespace, processes: int) -> float:
         for _ in range(args.agents):
             agent = Agent()
             with backend.transaction() as tx:
-                tx.insert_device(DeviceRow(agent.device.kid, agent.device.public_bytes, 0, 0, GENESIS_HASH, None, None))
+                tx.insert_device(
+                    DeviceRow(agent.device.kid, agent.device.public_bytes, 0, 0, NO_PREVIOUS_BATCH, None, None)
+                )
             who = Principal("device", agent.device.kid, agent.device.public_bytes, agent.device.kid)
             sealed = []
             for _ in range(args.batches):

@@ -58,9 +58,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
+from devkit.store_kit import Agent, Stewards, StoreProcess, free_port, pg_dsn, postgres_available, write_policy
 from protocol import SigningKey
 from protocol.request_signing import sign_request
-from tests.store_kit import Agent, Stewards, StoreProcess, free_port, pg_dsn, postgres_available, write_policy
 
 TARGET_RSS_GROWTH_MB = 64.0
 TARGET_HEALTH_P99_MS = 100.0
@@ -315,12 +315,12 @@ ATTACK_RUNNERS: dict[str, Callable[[int, str, argparse.Namespace, Outcome], None
 
 def enroll_device(server: StoreProcess, backend: str, schema: str) -> str:
     """A real enrolled device (its kid is what the attacker knows)."""
-    cmd = [sys.executable, "-c", "from store.cli import store; store()", "token", "--backend", backend]
+    cmd = [sys.executable, "-c", "from admin.store_cmd import store; store()", "token", "--backend", backend]
     cmd += ["--data", str(server.data_dir), "--schema", schema, "--json"]
     if backend == "postgres":
         cmd += ["--dsn", pg_dsn()]
     token = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout)["token"]
-    from agent.store_client import StoreClient
+    from kit.store_client import StoreClient
 
     agent = Agent()
     with StoreClient(server.url, signer=agent.device) as client:

@@ -30,7 +30,8 @@ from pydantic_core import to_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from protocol import GENESIS_HASH, decode_payload, subject_digest
+from devkit.store_kit import Agent, Stewards, pg_dsn, postgres_available
+from protocol import NO_PREVIOUS_BATCH, decode_payload, subject_digest
 from store.auth import Principal
 from store.backend import DeviceRow
 from store.backends.postgres import PostgresBackend, copy_rows, record_rows
@@ -38,7 +39,6 @@ from store.keys import StoreKeys
 from store.server import freeze_startup_objects
 from store.service import StoreService
 from store.settings import StoreSettings, SystemClock
-from tests.store_kit import Agent, Stewards, pg_dsn, postgres_available
 
 # The records table as migration 0002_records made it, indexes included.
 _PLAIN_TABLE = (
@@ -72,7 +72,9 @@ def run_once(batches: int, records: int) -> tuple[float, float, float]:
         service = StoreService(backend, keys, StoreSettings(stewards=stewards.config()), SystemClock())
         agent = Agent()
         with backend.transaction() as tx:
-            tx.insert_device(DeviceRow(agent.device.kid, agent.device.public_bytes, 0, 0, GENESIS_HASH, None, None))
+            tx.insert_device(
+                DeviceRow(agent.device.kid, agent.device.public_bytes, 0, 0, NO_PREVIOUS_BATCH, None, None)
+            )
         who = Principal("device", agent.device.kid, agent.device.public_bytes, agent.device.kid)
         sealed, raw_rows, plain_rows = [], [], []
         for _ in range(batches):

@@ -1,15 +1,15 @@
 """Release wire formats and crypto: what a batch is, how it is sealed, approved, logged and erased.
 
-The workstation side (the lead's shipping code) calls, in this order::
+The workstation side (``vault.batches`` seals, ``agent.shipping`` ships) calls, in this order::
 
     from protocol import (ConsentReceiptRef, LedgerCheckpointRef, build_header, build_manifest,
-                               encode_payload, rekey_app_tokens, seal_batch, GENESIS_HASH)
+                               encode_payload, rekey_app_tokens, seal_batch, NO_PREVIOUS_BATCH)
 
     batch_key = os.urandom(32)                       # per batch; discard after sealing
     released = rekey_app_tokens(records, batch_key)  # anon: app tokens unlinkable across batches
     payload = encode_payload(batch_id, released)     # batch_id = uuid.uuid4().hex
     manifest = build_manifest(batch_id=..., subject=..., device_kid=device_key.kid, seq=n,
-                              prev_batch_hash=<manifest_digest of batch n-1, or GENESIS_HASH>,
+                              prev_batch_hash=<manifest_digest of batch n-1, or NO_PREVIOUS_BATCH>,
                               records=released, receipts=[ConsentReceiptRef(...), ...],
                               payload=payload, created=now, source_records=records)
     # employee preview / hold / veto on `manifest`; then StoreClient.submit_manifest(manifest)
@@ -76,7 +76,7 @@ _EXPORTS: dict[str, str] = {
     "sign_erasure_receipt": "protocol.erasure",
     "verify_erasure": "protocol.erasure",
     "verify_erasure_receipt": "protocol.erasure",
-    "GENESIS_HASH": "protocol.fields",
+    "NO_PREVIOUS_BATCH": "protocol.manifest",
     "b64decode": "protocol.fields",
     "b64encode": "protocol.fields",
     "BatchManifest": "protocol.manifest",
@@ -178,11 +178,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
         verify_erasure,
         verify_erasure_receipt,
     )
-    from protocol.fields import GENESIS_HASH, b64decode, b64encode
+    from protocol.fields import b64decode, b64encode
     from protocol.keyfile import decode_key
     from protocol.ledger_chain import chain_hash, entry_digest
     from protocol.ledger_head import ledger_head_message, verify_ledger_head
-    from protocol.manifest import BatchManifest, build_manifest, manifest_digest
+    from protocol.manifest import NO_PREVIOUS_BATCH, BatchManifest, build_manifest, manifest_digest
     from protocol.payload import decode_payload, encode_payload, payload_digest
     from protocol.privacy import REQUIRED_CHECKS, STORE_CHECKS, PrivacyCheck, rekey_app_tokens, run_privacy_checks
     from protocol.request_signing import digest_message, sign_request, verify_request

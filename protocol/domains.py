@@ -28,6 +28,9 @@ LEDGER_ENTRY_V2 = b"consentry-ledger-entry-v2\0"  # a version-2 ledger entry dig
 SUBJECT_V1 = b"consentry-subject-v1\0"  # a subject pseudonym's digest in the audit log (protocol.auditlog)
 ENROLL_TOKEN_V1 = b"consentry-enroll-token-v1\0"  # how the store keeps enrollment tokens (store.auth)
 ENROLL_SECRET_V1 = b"consentry-enroll-secret-v1\0"  # how the store keeps fleet enrollment secrets (protocol.fleet)
+RELEASE_REQUEST_V1 = b"consentry-release-request-v1\0"  # a consumer's signed release request (store.releases.requests)
+RELEASE_APPROVE_V1 = b"consentry-release-approve-v1\0"  # a steward's decision on a release (store.releases.governance)
+RELEASE_USE_V1 = b"consentry-release-use-v1\0"  # a consumer's signed record of a training run (store.releases.lineage)
 STEWARD_SET_V1 = b"consentry-steward-set-v1\0"  # the data stewards a grant receipt names (vault.consent)
 
 # HMAC-SHA-256 messages.
@@ -40,7 +43,7 @@ LOCAL_APP_TOKEN_V2 = b"consentry-local-app-token-v2\0"
 RECORDS_KEK_ID_V1 = b"consentry-records-kek-id-v1\0"  # the id of the store's records KEK (store.records_kek)
 RECEIPT_ALIAS_V1 = b"consentry-receipt-alias-v1\0"  # a consent receipt's per-subject alias (vault.subjects)
 # The local page's session lookup key and CSRF token, each MACed under the session's random id
-# (agent.web.security): whole messages rather than prefixes, hence no NUL.
+# (kit.web.security): whole messages rather than prefixes, hence no NUL.
 PAGE_SESSION_V1 = b"consentry-page-session-v1"
 PAGE_CSRF_V1 = b"consentry-page-csrf-v1"
 
@@ -73,4 +76,7 @@ ALL: tuple[bytes, ...] = (
     PAGE_CSRF_V1,
     BLOB_V1,
     ENROLL_SECRET_V1,
+    RELEASE_REQUEST_V1,
+    RELEASE_APPROVE_V1,
+    RELEASE_USE_V1,
 )

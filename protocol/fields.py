@@ -13,9 +13,6 @@ from protocol.modelconfig import WIRE
 
 FROZEN = WIRE
 
-# The "previous batch hash" of a device's first batch: there is no previous manifest.
-GENESIS_HASH = "0" * 64
-
 BatchId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits (a uuid4 hex)")]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256, 64 lowercase hex digits")]
 KeyId = Annotated[

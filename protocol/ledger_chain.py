@@ -1,6 +1,13 @@
 """The consent ledger's hash chain and checkpoint bytes: what the vault writes and the store checks.
 
-The chain's definition (versions 1 and 2, their domain prefixes) is in ``vault.ledger``'s docstring.
+The chain starts from ``LEDGER_START_HASH`` (32 zero bytes) and each entry's body names its version::
+
+    v2: digest_i = SHA-256(LEDGER_ENTRY_V2 || canonical_json(body_i))
+        hash_i   = SHA-256(LEDGER_V2 || hash_{i-1} || digest_i)
+    v1: hash_i   = SHA-256(LEDGER_V1 || hash_{i-1} || canonical_json(body_i))
+    checkpoint bytes = CHECKPOINT_V1 || canonical_json({"v": 1, "seq", "head_hash", "device_kid", "at"})
+
+(prefixes from ``protocol.domains``). How the vault keeps the ledger is in ``vault.ledger``'s docstring.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from protocol.canonical import canonical_json
 
 LEDGER_VERSION = 1  # of checkpoints (and of entries written before version 2)
 ENTRY_VERSION = 2  # of every entry appended now
-GENESIS_HASH = "00" * 32
+LEDGER_START_HASH = "0" * 64  # the "previous hash" of the ledger's first entry (and of seq 0)
 
 
 def checkpoint_bytes(seq: int, head_hash: str, device_kid: str, at: str) -> bytes:

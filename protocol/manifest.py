@@ -28,6 +28,9 @@ from protocol.payload import payload_digest
 from protocol.privacy import PrivacyCheck, run_privacy_checks
 from protocol.windows import SCHEMA_VERSION, AnyWindow, window_to_json_dict
 
+# The ``prev_batch_hash`` of a device's first batch: there is no previous manifest to name.
+NO_PREVIOUS_BATCH = "0" * 64
+
 
 class BatchManifest(Versioned):
     """Version 1 of the manifest; see the module docstring for how it is hashed and chained."""
@@ -57,10 +60,6 @@ class BatchManifest(Versioned):
         if sum(self.record_counts.values()) < 1:
             raise ValueError("a batch needs at least one record")
         return self
-
-    @property
-    def total_records(self) -> int:
-        return sum(self.record_counts.values())
 
     def failed_checks(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.privacy_checks if not c.passed)

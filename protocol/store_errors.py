@@ -1,6 +1,6 @@
 """The store's exception tree; each error carries the HTTP status and machine-readable reason code.
 
-    StoreError (protocol.errors.VaultError)      .status .code
+    StoreError (protocol.errors.ConsentryError)      .status .code
     ├── BadRequest            400   malformed_request, unsupported_version
     ├── Unauthenticated       401   auth_missing, auth_bad_signature, auth_stale, auth_replayed, unknown_key
     ├── Forbidden             403   token_invalid, not_a_steward, device_mismatch, subject_not_yours
@@ -30,10 +30,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from protocol.errors import VaultError
+from protocol.errors import ConsentryError
 
 
-class StoreError(VaultError):
+class StoreError(ConsentryError):
     status: ClassVar[int] = 400
 
     def __init_subclass__(cls, *, status: int | None = None, **kwargs: Any) -> None:

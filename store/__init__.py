@@ -2,8 +2,8 @@
 
 It never runs on a workstation and never touches an employee's vault. The wire formats it shares with
 agents are in ``protocol`` (``protocol.store_api``, ``protocol.store_errors``); the agent's client is
-``agent.store_client``. Its dependencies (fastapi, uvicorn, psycopg, pyarrow) come with
-``pip install 'consentry[store]'``; ``store.cli`` and ``store.steward_cli`` import them only when a
+``kit.store_client``. Its dependencies (fastapi, uvicorn, psycopg, pyarrow) come with
+``pip install 'consentry[store]'``; ``admin.store_cmd`` and ``admin.steward_cmd`` import them only when a
 command needs them, so ``consentry --help`` and the steward's tools work on a workstation install.
 
     backend = open_backend("dir", data_dir=DATA)    # or open_backend("postgres", dsn=DSN)

@@ -21,7 +21,7 @@ from protocol.auditlog import ConsistencyProof, InclusionProof, LogEntry, LogRec
 from protocol.batch import SealedBatch
 from protocol.checkpoint import LedgerCheckpoint
 from protocol.erasure import ErasureReceipt, ErasureRequest
-from protocol.errors import UnsupportedVersion, VaultError
+from protocol.errors import ConsentryError, UnsupportedVersion
 from protocol.fields import b64encode
 from protocol.manifest import BatchManifest
 from protocol.store_api import (
@@ -178,8 +178,8 @@ def create_app(
         # Keep Starlette's headers: a 405 must say which methods the resource allows (RFC 9110 15.5.6).
         return _error(exc.status_code, code, str(exc.detail)[:300], exc.headers)
 
-    @app.exception_handler(VaultError)
-    async def _vault(request: Request, exc: VaultError) -> JSONResponse:
+    @app.exception_handler(ConsentryError)
+    async def _vault(request: Request, exc: ConsentryError) -> JSONResponse:
         return _error(422, "invalid", type(exc).__name__)
 
     @app.get("/v1/health", response_model=Health, tags=["store"])

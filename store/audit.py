@@ -131,7 +131,7 @@ _ENTRY_PAGE = 1000  # entries fetched per call: bounded memory per request on a 
 
 
 class ServedLog(Protocol):
-    """The calls ``verify_log`` makes on a store (``agent.store_client.StoreClient`` has them)."""
+    """The calls ``verify_log`` makes on a store (``kit.store_client.StoreClient`` has them)."""
 
     def tree_head(self) -> TreeHead: ...
 

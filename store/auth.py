@@ -10,7 +10,8 @@ from typing import Literal
 
 from protocol.canonical import sha256_hex
 from protocol.errors import InvalidRecord
-from protocol.fields import GENESIS_HASH, b64decode
+from protocol.fields import b64decode
+from protocol.manifest import NO_PREVIOUS_BATCH
 from protocol.request_signing import KEY_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, digest_message
 from protocol.signing import key_id, verify_signature
 from protocol.store_api import EnrollRequest, enroll_message, enroll_token_sha256
@@ -92,7 +93,7 @@ def enroll(backend: StoreBackend, request: EnrollRequest, now: int) -> DeviceRow
             raise Conflict("key_taken", "this device kid is already enrolled; a device enrolls once")
         if not tx.consume_token(digest, request.device_kid, now):
             raise Forbidden("token_invalid", "the enrollment token is unknown, used or expired; ask IT for a new one")
-        device = DeviceRow(request.device_kid, public_key, now, 0, GENESIS_HASH, None, None)
+        device = DeviceRow(request.device_kid, public_key, now, 0, NO_PREVIOUS_BATCH, None, None)
         if not tx.insert_device(device):
             raise Conflict("key_taken", "this device key is already enrolled under another kid")
     return device

@@ -21,7 +21,7 @@ WHAT = {
 
 def describe(check: PrivacyCheck, manifest: BatchManifest) -> str:
     """``check`` as one line: its verdict, what was checked and the figure."""
-    total = manifest.total_records
+    total = sum(manifest.record_counts.values())
     what = WHAT.get(check.name, check.name)
     if check.name == "counts_match":
         counts = ", ".join(f"{c} {n}" for c, n in sorted(manifest.record_counts.items(), key=lambda kv: str(kv[0])))

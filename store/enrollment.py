@@ -15,8 +15,9 @@ import secrets
 from dataclasses import dataclass
 
 from protocol.errors import InvalidRecord
-from protocol.fields import GENESIS_HASH, b64decode
+from protocol.fields import b64decode
 from protocol.fleet import EnrollSecretInfo, SecretEnrollRequest, secret_sha256
+from protocol.manifest import NO_PREVIOUS_BATCH
 from protocol.signing import key_id, verify_signature
 from protocol.store_api import enroll_message
 from protocol.store_errors import Conflict, Forbidden, NotFound, Unauthenticated, Unavailable, Unprocessable
@@ -129,7 +130,7 @@ def enroll_with_secret(backend: StoreBackend, request: SecretEnrollRequest, now:
                 "enroll_rate_limited",
                 f"this enrollment secret allows {secret.per_hour} new devices an hour; the agent tries again later",
             )
-        device = DeviceRow(request.device_kid, public_key, now, 0, GENESIS_HASH, None, None)
+        device = DeviceRow(request.device_kid, public_key, now, 0, NO_PREVIOUS_BATCH, None, None)
         if not tx.insert_device(device):
             raise Conflict("key_taken", "this device key is already enrolled under another kid")
         fleet_db.insert_enrollment(q, device.kid, secret.secret_id, secret.label, now)

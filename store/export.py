@@ -198,7 +198,7 @@ def export_parquet(
     now: int,
     progress: Callable[[int], None] | None = None,
     export_id: str | None = None,
-    break_glass: dict[str, str] | None = None,  # {"operator", "reason"}: logged with the export (store/cli.py)
+    break_glass: dict[str, str] | None = None,  # {"operator", "reason"}: logged with the export (admin/store_cmd.py)
 ) -> ExportResult:
     """Write the export described in the module docstring; ``progress(n)`` is called per n batches done."""
     if out.exists() and any(out.iterdir()):

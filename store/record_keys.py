@@ -182,8 +182,3 @@ def seal_legacy_records(backend: StoreBackend, keyring: RecordKeyring, now: int)
             if row is not None and records:
                 tx.store_records(row, keyring.seal_batch(tx, row.batch_id, row.subject_digest, records, now))
         done += 1
-
-
-def generic_record_aad(batch_id: str, record_index: int, subject_digest: str, category: str) -> Context:
-    """A record's context built whole, without a template (what the tests compare)."""
-    return context({**record_fields(batch_id, subject_digest, category), "record_index": record_index})

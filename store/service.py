@@ -18,9 +18,9 @@ from protocol.auditlog import EntryKind, LogEntry, LogReceipt, subject_digest
 from protocol.batch import SealedBatch, header_mismatches
 from protocol.checkpoint import LedgerCheckpoint, extend_chain, verify_checkpoint
 from protocol.erasure import ErasureReceipt, ErasureRequest, sign_erasure_receipt, verify_erasure
-from protocol.errors import InvalidRecord, UnsupportedVersion, VaultError
+from protocol.errors import ConsentryError, InvalidRecord, UnsupportedVersion
 from protocol.fields import b64encode
-from protocol.ledger_chain import GENESIS_HASH as LEDGER_GENESIS
+from protocol.ledger_chain import LEDGER_START_HASH
 from protocol.manifest import BatchManifest, manifest_digest
 from protocol.payload import decode_payload, payload_digest
 from protocol.privacy import REQUIRED_CHECKS, STORE_CHECKS, run_privacy_checks
@@ -359,7 +359,7 @@ class StoreService:
                 f"ledger seq {checkpoint.seq} is above the witnessed {witnessed_seq}; send the entry links "
                 "from a witnessed checkpoint as proof",
             )
-        start = LEDGER_GENESIS if proof.from_seq == 0 else tx.checkpoint_hash(device.kid, proof.from_seq)
+        start = LEDGER_START_HASH if proof.from_seq == 0 else tx.checkpoint_hash(device.kid, proof.from_seq)
         if proof.from_seq > witnessed_seq or start is None:
             raise Conflict(
                 "checkpoint_unproven", f"the proof must start at a witnessed checkpoint (0 or up to {witnessed_seq})"
@@ -402,7 +402,7 @@ class StoreService:
         receipt = self._earlier_erasure_receipt(done, request) if done else self._erase(who, request)
         try:
             self.record_keys.rotate_if_due(self.backend)  # a retried request finishes what an error cut short
-        except (OSError, VaultError) as exc:
+        except (OSError, ConsentryError) as exc:
             raise Unavailable(
                 "erasure_unfinished",
                 f"the erasure is recorded, but the store could not replace its records key yet "

@@ -1,6 +1,6 @@
 """A real headless Chromium (Debian chromium + chromedriver, driven by Selenium) and a hostile local site.
 
-Skips on a laptop without them; fails under CI=true (tests/components.py).
+Skips on a laptop without them; fails under CI=true (devkit/components.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.components import require, require_executable
+from devkit.components import require, require_executable
 
 CHROMIUM_FLAGS = (
     "--headless",

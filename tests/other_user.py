@@ -8,7 +8,7 @@ Sec-Fetch headers): the worst case of a session secret leaking to another accoun
 
 The attacker is a separate process under another UID (``setpriv`` to ``nobody``), running the system
 Python with the standard library only (``-I``: it cannot read our venv or our files). Needs root to
-switch user; skips on a laptop, fails under CI=true (tests/components.py).
+switch user; skips on a laptop, fails under CI=true (devkit/components.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from tests.components import require
+from devkit.components import require
 
 OTHER_USER = "nobody"
 SYSTEM_PYTHON = "/usr/bin/python3"

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tests.components import require_executable
-from tests.xserver import XServer
+from devkit.components import require_executable
+from devkit.xserver import XServer
 
 ICON_CLASS = "consentrySystemTrayIcon"  # pystray's WM_CLASS instance for the icon named "consentry"
 PANEL_HEIGHT = 32  # trayer's height below, in pixels

@@ -30,8 +30,7 @@ from protocol.batch import LedgerCheckpointRef, SealedBatch, build_header
 from protocol.consent_ref import ConsentReceiptRef
 from protocol.envelope import Context, context, open_blob, seal
 from protocol.errors import ConsentError, VaultError
-from protocol.fields import GENESIS_HASH
-from protocol.manifest import BatchManifest, build_manifest, manifest_digest
+from protocol.manifest import NO_PREVIOUS_BATCH, BatchManifest, build_manifest, manifest_digest
 from protocol.payload import decode_payload, encode_payload
 from protocol.privacy import rekey_app_tokens
 from protocol.timeutil import iso, parse_iso, utc_day
@@ -104,7 +103,7 @@ def seal_pending(vault: Vault, policy: MachinePolicy, now: datetime, *, up_to: i
             subject=period.subject,
             device_kid=vault.device_key.kid,
             seq=1,
-            prev_batch_hash=GENESIS_HASH,
+            prev_batch_hash=NO_PREVIOUS_BATCH,
             records=released,
             receipts=cite_receipts(receipt_refs(spans), alias_key, period),
             payload=payload_bytes,
@@ -237,7 +236,7 @@ def prepare_submission(vault: Vault, batch_id: str, now: datetime) -> BatchManif
         row = vault.db.execute(
             "SELECT seq, manifest_sha256 FROM batches WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
         ).fetchone()
-        seq, prev = (1, GENESIS_HASH) if row is None else (int(row[0]) + 1, str(row[1]))
+        seq, prev = (1, NO_PREVIOUS_BATCH) if row is None else (int(row[0]) + 1, str(row[1]))
         info = get_batch(vault, batch_id)
         subject = subject_of(vault, batch_id)
         receipts = receipt_refs(vault.receipt_spans())

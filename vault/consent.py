@@ -113,7 +113,7 @@ RECEIPT_VERSIONS = ("consentry-receipt-v1", "consentry-receipt-v2", RECEIPT_VERS
 _LEDGER_ENTRY_KEYS = ("v", "seq", "kind", "at")  # the ledger's own fields around a receipt
 METHODS = ("cli", "tray", "api", "page")
 # page-checkbox-same-user: ticked on the notice page, in a session whose every connection was checked to
-# come from the employee's own account (agent.web.peer). Plain page-checkbox: grants made before that.
+# come from the employee's own account (kit.web.peer). Plain page-checkbox: grants made before that.
 CONFIRMATIONS = ("interactive-prompt", "yes-flag", "page-checkbox", "page-checkbox-same-user")
 
 
@@ -336,13 +336,6 @@ class ConsentSnapshot:
 
     def is_paused(self, now: datetime) -> bool:
         return pause_in_force(self.paused_until, now)
-
-    def may_capture(self, category: Category, now: datetime) -> bool:
-        return self.categories[category].state == "granted" and not self.is_paused(now)
-
-    def receipt_for(self, category: Category) -> str | None:
-        entry = self.categories[category]
-        return entry.receipt_id if entry.state == "granted" else None
 
 
 def withheld(snapshot: ConsentSnapshot, reason: str) -> ConsentSnapshot:

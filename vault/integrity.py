@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from protocol.envelope import Context, Envelope, open_blob, record_context, secret_context, wrap_context
-from protocol.errors import InvalidRecord, VaultError
+from protocol.errors import ConsentryError, InvalidRecord
 from protocol.timeutil import utc_day
 from vault.compaction import compact
 from vault.vault import RECORDS_TABLE, Vault
@@ -202,7 +202,7 @@ def _batch_opens(vault: Vault, batch_id: str) -> bool:
 
     try:
         payload(vault, batch_id)
-    except (VaultError, KeyError):
+    except (ConsentryError, KeyError):
         return False
     return True
 

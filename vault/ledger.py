@@ -36,7 +36,7 @@ from protocol.canonical import canonical_json
 from protocol.errors import LedgerBroken
 from protocol.ledger_chain import (
     ENTRY_VERSION,
-    GENESIS_HASH,
+    LEDGER_START_HASH,
     LEDGER_VERSION,
     chain_hash,
     checkpoint_bytes,
@@ -143,12 +143,12 @@ class Ledger:
 
     def head(self) -> tuple[int, str]:
         row = self._conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
-        return (0, GENESIS_HASH) if row is None else (int(row[0]), str(row[1]))
+        return (0, LEDGER_START_HASH) if row is None else (int(row[0]), str(row[1]))
 
     def hash_at(self, seq: int) -> str | None:
-        """The stored hash of entry ``seq`` (GENESIS_HASH for 0), or None when there is no such entry."""
+        """The stored hash of entry ``seq`` (LEDGER_START_HASH for 0), or None when there is no such entry."""
         if seq == 0:
-            return GENESIS_HASH
+            return LEDGER_START_HASH
         row = self._conn.execute("SELECT hash FROM ledger WHERE seq = ?", (seq,)).fetchone()
         return None if row is None else str(row[0])
 
@@ -214,7 +214,7 @@ class Ledger:
 
     def verify(self, device_public_key: bytes | None = None) -> VerifyReport:
         """Recompute the chain (and check signed checkpoints); report the first broken entry."""
-        prev = GENESIS_HASH
+        prev = LEDGER_START_HASH
         count = 0
         hashes: dict[int, str] = {}
         rows = self._conn.execute("SELECT seq, kind, at, body, prev_hash, hash FROM ledger ORDER BY seq")

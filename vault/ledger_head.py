@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from protocol import domains
+from protocol.atomic import write_atomic
 from protocol.canonical import canonical_json
 from protocol.signing import SigningKey, is_valid_signature
-from vault.atomic import write_atomic
 from vault.ledger import NARROWING_KINDS, Ledger
 
 HEAD_VERSION = 1

@@ -61,7 +61,7 @@ class Layout:
 
     @property
     def page_link(self) -> Path:
-        """Where the agent's local page says its address and session token (0600, see agent/page_link.py)."""
+        """Where the agent's local page says its address and session token (0600, see kit/page_link.py)."""
         return self.runtime_dir / "page.json"
 
 

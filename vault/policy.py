@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+from protocol.atomic import write_atomic
 from protocol.canonical import canonical_json, sha256_hex
 from protocol.categories import ALL_CATEGORIES, AppCategory, Category
 from protocol.errors import PolicyError
 from protocol.policy_defaults import DEFAULT_SUBJECT_ROTATION_DAYS, DEFAULT_WINDOW_SECONDS
 from protocol.stewards import StewardConfig, b64_key
-from vault.atomic import write_atomic
 
 HOLD_HOURS_MINIMUM = 24.0
 DEFAULT_EXCLUDED_APPS: tuple[str, ...] = (

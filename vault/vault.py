@@ -29,6 +29,7 @@ from protocol.envelope import (
 )
 from protocol.errors import (
     ConsentError,
+    ConsentryError,
     InvalidRecord,
     KeyUnavailable,
     LedgerRolledBack,
@@ -215,7 +216,7 @@ class Vault:
         """How the ledger stands against its signed head outside the database."""
         try:
             public_key: bytes | None = self.device_key.public_bytes
-        except VaultError:  # no vault key: the signature cannot be checked, and nothing can be captured
+        except ConsentryError:  # no vault key: the signature cannot be checked, and nothing can be captured
             public_key = None
         pending = read_pending(self._pending_path, self.vault_id)
         seen = self._pending_seen
@@ -245,7 +246,7 @@ class Vault:
             after = self.ledger.head()
             try:
                 write_head(self._head_path, sign_head(self.device_key, self.vault_id, after, None, iso(self.clock())))
-            except (VaultError, OSError):
+            except (ConsentryError, OSError):
                 return False
         self._clear_pending(after[0])
         return True
@@ -302,7 +303,7 @@ class Vault:
         try:
             key = self.device_key
             write_head(self._head_path, sign_head(key, self.vault_id, after, before, iso(self.clock())))
-        except (VaultError, OSError) as exc:
+        except (ConsentryError, OSError) as exc:
             if narrowing:  # a withdrawal is recorded even when the head cannot be signed or written
                 return "lagging"
             raise VaultError(
@@ -329,7 +330,7 @@ class Vault:
             if self.ledger.head() == after:
                 write_head(self._head_path, sign_head(self.device_key, self.vault_id, after, None, iso(self.clock())))
                 settled = True
-        except (VaultError, OSError):
+        except (ConsentryError, OSError):
             pass  # the head still names this state (with prev); the next append settles it
         finally:
             self.db.execute("ROLLBACK")
@@ -554,10 +555,6 @@ class Vault:
                 raise InvalidRecord()
             out.append((record_id, record))
         return out
-
-    def read_records_as_stored(self, category: str | None = None) -> list[dict[str, Any]]:
-        """Every stored record as the JSON it was written as (see ``iter_records_as_stored``)."""
-        return list(self.iter_records_as_stored(category))
 
     def iter_records_as_stored(
         self,

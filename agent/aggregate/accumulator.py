@@ -21,7 +21,7 @@ class Accumulator(Protocol):
 
 
 def new_accumulator(category: Category, start: float, focused: str | None = None) -> Accumulator:
-    """A fresh accumulator for a window of ``category`` opening at wall time ``start``.
+    """A fresh accumulator for a window of ``category`` opening at ``start`` (monotonic seconds, as its events).
 
     ``focused`` is the application token focused when an apps window opens (apps only).
     """

@@ -49,7 +49,7 @@ def run(replay: str | None, replay_speed: float, verbose: bool) -> None:
     """
     from agent.errors import AlreadyRunning
     from agent.runner import run_agent
-    from protocol.errors import VaultError
+    from protocol.errors import ConsentryError
     from vault.paths import default_layout, default_policy_path
 
     config = _replay_config(replay, replay_speed)
@@ -57,7 +57,7 @@ def run(replay: str | None, replay_speed: float, verbose: bool) -> None:
         run_agent(default_layout(), default_policy_path(), replay=config, verbose=verbose)  # type: ignore[arg-type]
     except AlreadyRunning as exc:
         raise click.ClickException(f"{exc}. Check it with: consentry status") from None
-    except VaultError as exc:
+    except ConsentryError as exc:
         raise click.ClickException(f"{exc}\nCheck the vault with: consentry doctor") from None
 
 

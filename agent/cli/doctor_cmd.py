@@ -11,7 +11,7 @@ from collections.abc import Callable
 import click
 
 from agent.cli import common
-from protocol.errors import VaultError
+from protocol.errors import ConsentryError
 from vault.paths import Layout
 from vault.vault import Vault
 
@@ -60,7 +60,7 @@ def doctor(repair: bool, as_json: bool) -> None:
                 checks.append(_store_witness(vault))
                 _check_stored_data(record, vault, repair)
                 _check_settings(record, lay, vault)
-        except VaultError as exc:
+        except ConsentryError as exc:
             record("vault", False, str(exc))
     if not lay.vault_db.exists():
         _check_settings(record, lay, None)

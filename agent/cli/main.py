@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 import click
 
 from agent.cli import crash
-from protocol.errors import InvalidRecord, VaultCorrupted, VaultError
+from protocol.errors import ConsentryError, InvalidRecord, VaultCorrupted
 
 # name -> (module, attribute, one-line help shown in `consentry --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -39,14 +39,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "enroll": ("agent.cli.enroll_cmd", "enroll", "Register this computer with the on-prem store (IT, once)."),
     "agent": ("agent.cli.agent_cmd", "agent", "Run the per-user capture agent."),
     "batches": ("agent.cli.batches_cmd", "batches", "Preview, veto or release batches before they leave."),
-    "steward": ("store.steward_cli", "steward", "Data stewards: review and approve or reject batches."),
-    "store": ("store.cli", "store", "Run the on-prem store, export datasets, verify its log."),
+    "steward": ("admin.steward_cmd", "steward", "Data stewards: review and approve or reject batches."),
+    "store": ("admin.store_cmd", "store", "Run the on-prem store, export datasets, verify its log."),
     "demo": ("agent.cli.demo_cmd", "demo", "Run the whole flow on this machine in a temporary home."),
-    "dataset": ("store.releases.governance_cli", "dataset", "Governed dataset releases: request, approve, lineage."),
+    "dataset": ("admin.dataset_cmd", "dataset", "Governed dataset releases: request, approve, lineage."),
 }
 
 
-def _hint(exc: VaultError) -> str:
+def _hint(exc: ConsentryError) -> str:
     """The message for the employee, with the next step where the error itself has none."""
     if isinstance(exc, InvalidRecord):
         from vault.integrity import INTEGRITY_HINT
@@ -103,7 +103,7 @@ class LazyGroup(click.Group):
             raise
         except BrokenPipeError:
             _reader_went_away()
-        except VaultError as exc:
+        except ConsentryError as exc:
             raise click.ClickException(_hint(exc)) from None
         except sqlite3.OperationalError as exc:
             raise click.ClickException(f"the vault could not be used right now ({exc}); nothing was changed") from None

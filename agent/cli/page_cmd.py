@@ -29,7 +29,7 @@ def page(where: str, print_url: bool) -> None:
     revoke. The page is served by your running agent on 127.0.0.1 only and opens with a session key
     that only you can read.
     """
-    from agent.page_link import page_link
+    from kit.page_link import page_link
 
     lay = common.layout()
     url = page_link(lay.page_link, PAGES[where])
@@ -40,7 +40,7 @@ def page(where: str, print_url: bool) -> None:
     if print_url:
         click.echo(url)
         return
-    from agent.page_link import OPENER_NAME, browser_named, open_in_browser
+    from kit.page_link import OPENER_NAME, browser_named, open_in_browser
 
     if not open_in_browser(lay.runtime_dir / OPENER_NAME, url):
         named = browser_named()

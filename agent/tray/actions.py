@@ -12,14 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent.cli import common
-from agent.cli.agent_link import ask_agent
-from agent.page_link import OPENER_NAME, open_in_browser, page_link
+from agent.consent_signal import ask_agent
 from agent.tray.model import Action, OpenPage, Pause, Quit, Resume, Revoke, pause_end
-from protocol.errors import PolicyError, VaultError
+from kit.page_link import OPENER_NAME, open_in_browser, page_link
+from protocol.errors import ConsentryError, PolicyError
 from protocol.timeutil import iso, utc_now
 from vault import consent_ops
-from vault.paths import Layout
+from vault.paths import Layout, default_layout, default_policy_path
 from vault.policy import MachinePolicy, load_policy
 from vault.vault import Vault
 
@@ -42,7 +41,7 @@ def _policy_or_defaults() -> MachinePolicy:
     # As the CLI's revoke/resume: an invalid policy never blocks a withdrawal; the defaults can only
     # make a withdrawal wider, never a grant.
     try:
-        return load_policy(common.policy_path())
+        return load_policy(default_policy_path())
     except PolicyError:
         return MachinePolicy()
 
@@ -55,7 +54,7 @@ def _agent_said(layout: Layout, done: str, *, must_confirm: bool) -> Outcome:
 
 
 def revoke(action: Revoke, now: datetime) -> Outcome:
-    layout = common.layout()
+    layout = default_layout()
     if not layout.vault_db.exists():
         return Outcome(True, "Nothing was ever granted on this computer; there is nothing to withdraw.")
     with Vault.open(layout) as vault:
@@ -67,7 +66,7 @@ def revoke(action: Revoke, now: datetime) -> Outcome:
 
 
 def pause(action: Pause, now: datetime) -> Outcome:
-    layout = common.layout()
+    layout = default_layout()
     until = pause_end(action.length, now)
     with Vault.open(layout, create=True) as vault:
         consent_ops.pause(vault, until=until, method="tray", now=now)
@@ -75,7 +74,7 @@ def pause(action: Pause, now: datetime) -> Outcome:
 
 
 def resume(_: Resume, now: datetime) -> Outcome:
-    layout = common.layout()
+    layout = default_layout()
     if not layout.vault_db.exists():
         return Outcome(True, "Nothing is paused.")
     with Vault.open(layout) as vault:
@@ -88,7 +87,7 @@ def resume(_: Resume, now: datetime) -> Outcome:
 def open_page(action: OpenPage, opener: Callable[[str], bool] | None = None) -> Outcome:
     """Open a local page in the browser (``opener``, default ``webbrowser.open``) through the 0600
     forwarding file: the browser's command line names the file, never the session token."""
-    layout = common.layout()
+    layout = default_layout()
     url = page_link(layout.page_link, action.path)
     if url is None:
         if action.path.startswith("/consent/"):
@@ -115,7 +114,7 @@ def perform(action: Action, now: datetime | None = None) -> Outcome:
             return open_page(action)
         if isinstance(action, Quit):
             return Outcome(True, "")
-    except VaultError as exc:
+    except ConsentryError as exc:
         return Outcome(False, f"Nothing was changed: {exc}. Run: consentry doctor")
     except (sqlite3.Error, OSError) as exc:
         log.warning("tray action failed: %s", type(exc).__name__)

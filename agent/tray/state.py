@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-import click
-
-from agent.cli import common
-from agent.page_link import page_link
 from agent.tray.model import TrayState
-from protocol.errors import VaultError
+from kit.page_link import page_link
+from protocol.errors import ConsentryError
+from vault.paths import default_layout
 
 log = logging.getLogger(__name__)
 
@@ -19,15 +17,13 @@ AGENT_TIMEOUT = 2.0  # seconds the agent has to answer: a frozen one must not ho
 
 def read_state() -> TrayState:
     """The current state; a vault that cannot be read shows as a problem, never as an exception."""
-    from agent.cli.status_cmd import collect_status
+    from agent.status_report import collect_status
 
-    page = page_link(common.layout().page_link) is not None
+    page = page_link(default_layout().page_link) is not None
     try:
         report = collect_status(agent_timeout=AGENT_TIMEOUT)
-    except VaultError as exc:
+    except ConsentryError as exc:
         report = {"policy": {"state": "ok"}, "error": f"the vault cannot be read ({exc}); run: consentry doctor"}
-    except click.ClickException as exc:
-        report = {"policy": {"state": "ok"}, "error": exc.message}
     except (sqlite3.Error, OSError) as exc:
         log.warning("tray could not read the status: %s", type(exc).__name__)
         report = {"policy": {"state": "ok"}, "error": f"the vault is busy or unreadable ({type(exc).__name__})"}

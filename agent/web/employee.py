@@ -12,13 +12,14 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import ClassVar
 
-from agent.web.html import esc, flash, layout, post_form, state_badge, table
 from agent.web.mydata_view import mydata_body
-from agent.web.server import Request, Response
 from agent.words import counted
+from kit.web.html import esc, flash, layout, post_form, state_badge, table
+from kit.web.server import Request, Response
 from protocol.categories import ALL_CATEGORIES, Category
-from protocol.errors import ConsentError, InvalidRecord, PolicyError, VaultError
+from protocol.errors import ConsentError, ConsentryError, InvalidRecord, PolicyError
 from protocol.timeutil import parse_iso, utc_now
 from vault import batches as batch_ops
 from vault import consent_ops, outbox
@@ -50,7 +51,7 @@ Notify = Callable[[], bool]
 
 
 class EmployeePage:
-    """The routes of the employee's page; served by ``agent.web.server.PageServer`` inside the agent."""
+    """The routes of the employee's page; served by ``kit.web.server.PageServer`` inside the agent."""
 
     title = TITLE
 
@@ -73,45 +74,12 @@ class EmployeePage:
 
     def handle(self, request: Request) -> Response:
         parts = [p for p in request.path.split("/") if p]
-        get = request.method == "GET"
+        method = "GET" if request.method == "GET" else "POST"  # the server answers only GET and POST
         try:
-            if get and not parts:
-                return self._overview(request)
-            if parts[:1] == ["consent"] and len(parts) >= 2:
-                category = _category(parts[1])
-                if category is None:
-                    return self._not_found(request)
-                if get and len(parts) == 2:
-                    return self._consent_page(request, category)
-                if not get and parts[2:] == ["grant"]:
-                    return self._grant(request, category)
-                if not get and parts[2:] == ["revoke"]:
-                    return self._revoke(request, category)
-            if not get and parts == ["pause"]:
-                return self._pause(request)
-            if not get and parts == ["resume"]:
-                return self._resume(request)
-            if get and parts == ["mydata"]:
-                return self._mydata(request)
-            if parts[:1] == ["batches"]:
-                if get and len(parts) == 1:
-                    return self._batches(request)
-                if len(parts) >= 2 and _BATCH_ID.match(parts[1]):
-                    if get and len(parts) == 2:
-                        return self._batch(request, parts[1])
-                    if not get and parts[2:] == ["veto"]:
-                        return self._veto(request, parts[1])
-                    if not get and parts[2:] == ["release"]:
-                        return self._release(request, parts[1])
-            if get and parts == ["ledger"]:
-                return self._ledger(request)
-            if parts[:1] == ["erase"]:
-                from agent.web import erase_view
-
-                answer = erase_view.handle(self, request, parts)
-                if answer is not None:
-                    return answer
-        except (VaultError, PolicyError, OSError) as exc:
+            for route_method, pattern, handler in self.ROUTES:
+                if route_method == method and (args := _match(pattern, parts)) is not None:
+                    return handler(self, request, *args)
+        except (ConsentryError, PolicyError, OSError) as exc:
             # Our errors are written for the employee; an OS error shows its kind only (no path).
             message = (
                 str(exc) if not isinstance(exc, OSError) else f"the vault could not be used ({type(exc).__name__})"
@@ -527,6 +495,30 @@ class EmployeePage:
         )
         return self._render(request, "/ledger", body)
 
+    def _erase(self, request: Request) -> Response:
+        from agent.web import erase_view  # the erase choices, question and erasure: agent/web/erase_view.py
+
+        return erase_view.handle(self, request)
+
+    # -- the routes: (method, path segments, handler); a "{name}" segment is checked by _PARAMETERS,
+    # and its value passed to the handler. Anything not listed is "There is no such page here."
+    ROUTES: ClassVar[tuple[tuple[str, tuple[str, ...], Callable[..., Response]], ...]] = (
+        ("GET", (), _overview),
+        ("GET", ("consent", "{category}"), _consent_page),
+        ("POST", ("consent", "{category}", "grant"), _grant),
+        ("POST", ("consent", "{category}", "revoke"), _revoke),
+        ("POST", ("pause",), _pause),
+        ("POST", ("resume",), _resume),
+        ("GET", ("mydata",), _mydata),
+        ("GET", ("batches",), _batches),
+        ("GET", ("batches", "{batch_id}"), _batch),
+        ("POST", ("batches", "{batch_id}", "veto"), _veto),
+        ("POST", ("batches", "{batch_id}", "release"), _release),
+        ("GET", ("ledger",), _ledger),
+        ("GET", ("erase",), _erase),
+        ("POST", ("erase",), _erase),
+    )
+
 
 def _ledger_warnings(head: HeadState, status: dict[str, object]) -> list[str]:
     """What the page says when the signed head lags or disagrees, or the store contradicts this ledger."""
@@ -570,3 +562,26 @@ def _category(name: str) -> Category | None:
 def _period(start: int, end: int, tz: tzinfo) -> str:
     fmt = "%Y-%m-%d %H:%M %Z"
     return f"{datetime.fromtimestamp(start, tz).strftime(fmt)} – {datetime.fromtimestamp(end, tz).strftime(fmt)}"
+
+
+def _batch_id(segment: str) -> str | None:
+    return segment if _BATCH_ID.match(segment) else None
+
+
+_PARAMETERS: dict[str, Callable[[str], object | None]] = {"{category}": _category, "{batch_id}": _batch_id}
+
+
+def _match(pattern: tuple[str, ...], parts: list[str]) -> list[object] | None:
+    """The handler's arguments if ``parts`` (the path's segments) fit ``pattern``; None if they do not."""
+    if len(pattern) != len(parts):
+        return None
+    args: list[object] = []
+    for expected, part in zip(pattern, parts, strict=True):
+        if expected in _PARAMETERS:
+            value = _PARAMETERS[expected](part)
+            if value is None:
+                return None
+            args.append(value)
+        elif expected != part:
+            return None
+    return args

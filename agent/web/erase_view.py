@@ -13,8 +13,8 @@ import re
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from agent.web.html import esc, flash, post_form
-from agent.web.server import Request, Response
+from kit.web.html import esc, flash, post_form
+from kit.web.server import Request, Response
 from protocol.categories import ALL_CATEGORIES, Category
 
 if TYPE_CHECKING:
@@ -80,10 +80,8 @@ class EraseChoice:
         return out
 
 
-def handle(page: EmployeePage, request: Request, parts: list[str]) -> Response | None:
+def handle(page: EmployeePage, request: Request) -> Response:
     """The ``/erase`` routes: GET the choices, POST a choice (asks), POST it confirmed (erases)."""
-    if parts != ["erase"]:
-        return None
     if request.method == "GET":
         return _choices(page, request)
     choice = EraseChoice(request)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from agent.page_link import OPENER_NAME, remove_page_link, write_page_link
 from agent.web.employee import EmployeePage
-from agent.web.peer import PeerCheckUnavailable
-from agent.web.server import PageServer
+from kit.page_link import OPENER_NAME, remove_page_link, write_page_link
+from kit.web.peer import PeerCheckUnavailable
+from kit.web.server import PageServer
 from vault.paths import Layout
 
 log = logging.getLogger("consentry.page")
@@ -16,7 +16,7 @@ log = logging.getLogger("consentry.page")
 
 def _notifier(layout: Layout) -> bool:
     """Tell the agent's loop through its control socket, exactly as ``consentry consent ...`` does."""
-    from agent.cli.agent_link import ask_agent
+    from agent.consent_signal import ask_agent
 
     confirmed, _ = ask_agent(layout)
     return confirmed

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from urllib.parse import urlencode
 
 from agent.web.activity import local_midnight
-from agent.web.html import esc, flash, table
+from kit.web.html import esc, flash, table
 from protocol.categories import Category
 from protocol.windows import AnyWindow, parse_window
 from vault.vault import Vault

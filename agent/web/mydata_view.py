@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta, tzinfo
 
 from agent.web import activity
-from agent.web.html import bar_chart, esc, stacked_bars, table
 from agent.web.mydata_listing import records_section
 from agent.web.record_view import record_cell
 from agent.words import counted
+from kit.web.html import bar_chart, esc, stacked_bars, table
 from protocol.windows import AnyWindow, window_to_json_dict
 from vault.vault import Vault
 

@@ -6,8 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from agent.web.html import esc
 from agent.words import record_in_words
+from kit.web.html import esc
 
 
 def record_cell(record: Mapping[str, Any]) -> str:

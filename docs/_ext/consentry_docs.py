@@ -68,7 +68,6 @@ def inventory_fields(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]
 class ConsentNotices(_MarkdownDirective):
     def lines(self) -> list[str]:
         from protocol.categories import ALL_CATEGORIES
-
         from vault.consent import policy_terms
         from vault.notice_words import plain_sections, sections_as_markdown
         from vault.policy import MachinePolicy

@@ -30,6 +30,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
+from protocol import domains
 from protocol.approval import Decision
 from protocol.auditlog import LogEntry, LogReceipt
 from protocol.fields import (
@@ -52,7 +53,7 @@ from store.releases import governance_db as db
 from store.releases.consumers import ReleasePolicy
 from store.releases.requests import ReleaseRequest, below_k, manifest_sha256, release_manifest, request_is_valid
 
-RELEASE_APPROVE_V1 = b"consentry-release-approve-v1\0"
+RELEASE_APPROVE_V1 = domains.RELEASE_APPROVE_V1
 
 
 class ReleaseError(Exception):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
+from protocol import domains
 from protocol.auditlog import LogEntry, LogReceipt
 from protocol.canonical import canonical_json
 from protocol.fields import BatchId, EpochSeconds, PublicKey32, Signature64, Versioned, b64decode, b64encode
@@ -28,7 +29,7 @@ from store.releases import governance_db as db
 from store.releases.consumers import ReleasePolicy
 from store.releases.governance import BadSignature, NotApproved, UnknownConsumer, UnknownRelease
 
-USE_V1 = b"consentry-release-use-v1\0"
+USE_V1 = domains.RELEASE_USE_V1
 ERASED_FLAG = "trained on erased data: retrain or unlearn"
 
 

@@ -26,6 +26,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
+from protocol import domains
 from protocol.canonical import canonical_json
 from protocol.categories import Category
 from protocol.fields import (
@@ -42,7 +43,7 @@ from protocol.signing import Signer, is_valid_signature
 from store.backend import StoreTx
 from store.releases.consumers import ReleasePolicy
 
-REQUEST_V1 = b"consentry-release-request-v1\0"
+REQUEST_V1 = domains.RELEASE_REQUEST_V1
 Purpose = Annotated[str, Field(pattern=r"^[a-z0-9_.-]{1,64}$")]
 # What every released row holds besides its category's measures (store.export.SCHEMAS names them all).
 LINKABLE_COLUMNS = {

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.control import notify_consent_changed, query_status, request_pause, request_resume
+from devkit.xserver import XServer, x_server
 from protocol.categories import Category
 from protocol.timeutil import utc_now
 from tests.agent_harness import (
@@ -25,7 +26,6 @@ from tests.agent_harness import (
     revoke,
     wait_records,
 )
-from tests.xserver import XServer, x_server
 from vault.paths import Layout
 from vault.vault import Vault
 

@@ -130,3 +130,28 @@ def test_apps_focus_carries_into_the_next_window() -> None:
     records = capture.pump()
     assert [(r.start, r.end) for r in records] == [(int(T0), int(T0) + 10), (int(T0) + 10, int(T0) + 20)]
     assert [r.focus[0].seconds for r in records] == [5.0, 10.0]  # type: ignore[union-attr]
+
+
+def test_capture_names_the_grant_of_an_open_window() -> None:
+    capture, clock = _capture()
+    assert capture.receipt_id(Category.KEYBOARD) is None
+    capture.begin(Category.KEYBOARD, "r-1")
+    assert capture.receipt_id(Category.KEYBOARD) == "r-1" and capture.is_open(Category.KEYBOARD)
+    capture.drop(Category.KEYBOARD)
+    assert capture.receipt_id(Category.KEYBOARD) is None
+
+
+def test_only_the_capture_core_touches_its_pipelines() -> None:
+    """The daemon asks ``Capture`` (``is_open``, ``receipt_id``); it never reaches into ``capture.pipelines``."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "agent"
+    reaching = sorted(
+        f"{path.relative_to(root)}:{node.lineno}"
+        for path in root.rglob("*.py")
+        if path.name != "capture.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr == "pipelines"
+    )
+    assert reaching == []

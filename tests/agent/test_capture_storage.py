@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from devkit.components import require
 from protocol.categories import Category
 from tests.agent_harness import SHORT_WINDOW_POLICY, AgentProcess, agent_env, grant, records, wait_records
-from tests.components import require
 from vault.paths import Layout
 
 

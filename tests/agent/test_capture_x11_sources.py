@@ -13,8 +13,8 @@ from agent.events import CLICK, MOVE, SCROLL, EventBuffer
 from agent.sources.focus import FocusSource
 from agent.sources.pynput_input import PynputKeyboardSource, PynputMouseSource
 from agent.sources.x11_focus import X11FocusBackend
+from devkit.xserver import XServer, x_server
 from protocol.categories import KeyClass, MouseButton
-from tests.xserver import XServer, x_server
 from vault.policy import MachinePolicy
 
 pytestmark = pytest.mark.x11

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from agent.cli.main import cli
+from devkit.factories import grant, mouse_window, receipt_for
 from protocol.categories import Category
-from tests.factories import grant, mouse_window
 from vault import batches as batch_ops
 from vault import outbox
 from vault.paths import Layout
@@ -63,12 +63,13 @@ def test_revoke_takes_no_more_steps_than_grant(home: Path) -> None:
 def test_revoke_with_erase_shreds_the_data(home: Path) -> None:
     from datetime import UTC, datetime
 
-    from tests.factories import mouse_window
+    from devkit.factories import mouse_window
 
     run("consent", "grant", "mouse", "--yes")
     with Vault.open(Layout(home)) as vault:
-        rid = vault.consent(__import__("vault").MachinePolicy()).receipt_for(
-            __import__("protocol.categories").categories.Category.MOUSE
+        rid = receipt_for(
+            vault.consent(__import__("vault").MachinePolicy()),
+            __import__("protocol.categories").categories.Category.MOUSE,
         )
         vault.write_windows([mouse_window(int(datetime.now(UTC).timestamp()) // 60 * 60, rid)])
     assert json.loads(run("mydata", "--json").output)["records"]

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from agent.cli.main import cli
+from devkit.factories import mouse_window, receipt_for
 from protocol.categories import Category
 from tests.agent_harness import SHORT_WINDOW_POLICY, AgentProcess, agent_env
-from tests.factories import mouse_window
 from vault.paths import Layout
 from vault.policy import MachinePolicy
 from vault.vault import Vault
@@ -110,7 +110,7 @@ def test_a_sparse_keyboard_window_reads_as_such_in_mydata(home: Path) -> None:
 
     assert run("consent", "grant", "keyboard", "--yes").exit_code == 0
     with Vault.open(Layout(home)) as vault:
-        receipt = vault.consent(MachinePolicy()).receipt_for(Category.KEYBOARD)
+        receipt = receipt_for(vault.consent(MachinePolicy()), Category.KEYBOARD)
         assert receipt is not None
         start = int(datetime.now(UTC).timestamp()) // 60 * 60
         sparse = KeyboardWindow.sparse_window(start, start + 60, receipt)
@@ -126,7 +126,7 @@ def test_counts_read_as_plain_words(home: Path) -> None:
     assert f"{entries} {'entry' if entries == 1 else 'entries'}," in verify.output
     assert run("consent", "grant", "mouse", "--yes").exit_code == 0
     with Vault.open(Layout(home)) as vault:
-        receipt = vault.consent(MachinePolicy()).receipt_for(Category.MOUSE)
+        receipt = receipt_for(vault.consent(MachinePolicy()), Category.MOUSE)
         assert receipt is not None
         vault.write_windows([mouse_window(int(datetime.now(UTC).timestamp()) // 60 * 60, receipt)])
     shown = run("mydata")

@@ -15,11 +15,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from devkit.factories import grant, keyboard_window, mouse_window
 from protocol.categories import Category
 from protocol.envelope import new_key, seal, wrap_context
 from protocol.timeutil import utc_day, utc_now
 from tests.agent_harness import SHORT_WINDOW_POLICY, AgentProcess, agent_env
-from tests.factories import grant, keyboard_window, mouse_window
 from vault.paths import Layout
 from vault.vault import Vault
 

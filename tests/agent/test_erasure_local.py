@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from agent.erasure import Erasure, erase
+from devkit.factories import grant, keyboard_window, mouse_window
 from protocol.categories import Category
-from protocol.errors import VaultError
-from tests.factories import grant, keyboard_window, mouse_window
+from protocol.errors import ConsentryError
 from vault.paths import Layout
 from vault.policy import MachinePolicy
 from vault.vault import Vault
@@ -64,7 +64,7 @@ def test_erasing_everything_withdraws_every_grant_and_replaces_the_vault_key(lay
 def test_a_vault_that_cannot_be_opened_is_deleted_only_when_forced(layout: Layout) -> None:
     _seed(layout)
     layout.kek_file.unlink()
-    with pytest.raises(VaultError):
+    with pytest.raises(ConsentryError):
         erase(layout, now=NOW, everything=True)
     assert layout.vault_db.exists()
     assert erase(layout, now=NOW, everything=True, force=True) == Erasure(files_deleted=True)

@@ -19,14 +19,14 @@ import httpx
 import pytest
 
 from agent import shipping
+from devkit import store_kit
+from devkit.factories import apps_window, grant, keyboard_window, mouse_window, receipt_for
+from devkit.store_kit import Harness, Stewards, running_store
 from protocol import ErasureRequest, b64encode, manifest_digest, sign_approval, subject_digest
 from protocol.categories import Category
 from protocol.erasure import ErasureReceipt, verify_erasure_receipt
 from protocol.errors import InvalidRecord
 from store.auth import issue_token
-from tests import store_kit
-from tests.factories import apps_window, grant, keyboard_window, mouse_window
-from tests.store_kit import Harness, Stewards, running_store
 from vault import batches, outbox
 from vault.paths import Layout
 from vault.policy import MachinePolicy, StewardConfig, StoreConfig
@@ -109,7 +109,7 @@ def _policy(url: str, store: Harness) -> MachinePolicy:
 
 
 def _ship_one_batch(vault: Vault, policy: MachinePolicy, store: Harness, start: int) -> str:
-    receipts = {c: vault.consent(policy).receipt_for(c) for c in (Category.KEYBOARD, Category.MOUSE, Category.APPS)}
+    receipts = {c: receipt_for(vault.consent(policy), c) for c in (Category.KEYBOARD, Category.MOUSE, Category.APPS)}
     vault.write_windows(
         [
             keyboard_window(start, receipts[Category.KEYBOARD]),
@@ -248,9 +248,9 @@ def test_erasure_receipt_known_answer_vector() -> None:
 def test_a_request_id_reused_for_another_subject_is_refused_and_a_retry_gets_the_first_receipt(
     backend_kind: str, tmp_path: Path
 ) -> None:
+    from devkit.store_kit import Agent
     from protocol import sign_erasure
     from protocol.store_errors import Conflict
-    from tests.store_kit import Agent
 
     with running_store(backend_kind, tmp_path) as store:
         agent = Agent()

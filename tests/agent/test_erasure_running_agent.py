@@ -21,11 +21,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from devkit.factories import grant as grant_in_vault
+from devkit.factories import keyboard_window
 from protocol.categories import Category
 from protocol.timeutil import utc_day, utc_now
 from tests.agent_harness import DEADLINE, SHORT_WINDOW_POLICY, AgentProcess, agent_env
-from tests.factories import grant as grant_in_vault
-from tests.factories import keyboard_window
 from vault.paths import Layout
 from vault.policy import MachinePolicy, load_policy
 from vault.vault import Vault

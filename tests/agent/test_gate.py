@@ -11,9 +11,9 @@ import pytest
 
 from agent.gate import DROP_STATES, OPEN_STATES, Circumstances, category_status, eligible
 from agent.status import CaptureState
+from devkit.factories import grant
 from protocol.categories import ALL_CATEGORIES, Category
 from protocol.timeutil import iso
-from tests.factories import grant
 from vault import consent_ops
 from vault.consent import FOREVER, CategoryConsent
 from vault.paths import Layout

@@ -14,12 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+from devkit.store_kit import running_store
 from protocol import SigningKey, b64encode
 from protocol.categories import Category
 from store import fleet_db
 from store.enrollment import create_secret, retire_device
 from tests.agent_harness import AgentProcess, agent_env, grant
-from tests.store_kit import running_store
 from vault.paths import Layout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +68,7 @@ def test_real_agents_enroll_with_the_secret_and_heartbeat_alike(tmp_path: Path) 
         operator = SigningKey.generate()
         with live.backend.transaction() as tx:
             fleet_db.add_operator(fleet_db.as_query(tx), operator.kid, "it", b64encode(operator.public_bytes), 1)
-        from agent.store_client import StoreClient
+        from kit.store_client import StoreClient
 
         with StoreClient(live.url, signer=operator, role="operator") as client:
             report = client.fleet()

@@ -6,9 +6,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from agent.housekeeping import Housekeeper, run_chores
+from devkit.factories import grant, mouse_window
 from protocol.categories import Category
 from protocol.timeutil import utc_midnight
-from tests.factories import grant, mouse_window
 from vault import outbox
 from vault.paths import Layout
 from vault.policy import MachinePolicy
@@ -52,3 +52,18 @@ def test_housekeeper_does_nothing_without_a_valid_policy(layout: Layout) -> None
         time.sleep(0.05)
     keeper.stop()
     assert keeper.last_error is None and keeper.last_result and keeper.last_result["sealed_batch"]
+
+
+def test_chores_ship_only_for_a_whole_enrollment(layout: Layout) -> None:
+    """A stray ``store_url`` in the vault's meta (no store or log key) is not an enrollment: nothing is tried."""
+    from protocol.fields import b64encode
+    from vault.policy import StoreConfig
+
+    key = b64encode(b"\x01" * 32)
+    policy = MachinePolicy(store=StoreConfig(url="https://127.0.0.1:9", public_key=key, log_key=key))
+    with Vault.open(layout) as vault:
+        with vault.transaction():
+            vault.db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (outbox.META_URL, "https://127.0.0.1:9"))
+        assert outbox.enrollment(vault) is None
+    done = run_chores(layout, policy, NOW)
+    assert "shipped" not in done and "sync_errors" not in done

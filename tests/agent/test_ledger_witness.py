@@ -18,10 +18,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from agent.cli.main import cli
+from devkit.store_kit import Stewards, StoreProcess, free_port, write_policy
 from protocol import b64encode
 from store.keys import StoreKeys
 from tests.agent_harness import AgentProcess, agent_env
-from tests.store_kit import Stewards, StoreProcess, free_port, write_policy
 from vault import outbox
 from vault.paths import Layout
 from vault.vault import Vault

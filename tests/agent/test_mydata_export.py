@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from agent.cli.main import cli
+from devkit.factories import grant, keyboard_window, mouse_window
 from protocol.categories import Category
-from tests.factories import grant, keyboard_window, mouse_window
 from vault.paths import Layout
 from vault.vault import Vault
 

@@ -24,12 +24,12 @@ import pytest
 
 from agent import shipping
 from agent.cli.main import cli
+from devkit.factories import grant, keyboard_window, mouse_window
+from devkit.store_kit import Harness, Stewards, running_store
 from protocol import SigningKey, b64encode
 from protocol.categories import Category
 from protocol.keyfile import write_key_file
 from store.auth import issue_token
-from tests.factories import grant, keyboard_window, mouse_window
-from tests.store_kit import Harness, Stewards, running_store
 from vault import batches
 from vault.paths import Layout
 from vault.policy import MachinePolicy, StewardConfig, StoreConfig

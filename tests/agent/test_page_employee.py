@@ -17,12 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.page_link import page_link
 from agent.web.employee import EmployeePage
 from agent.web.launch import start_employee_page, stop_employee_page
-from agent.web.server import PageServer
+from kit.page_link import page_link
+from kit.web.server import PageServer
 from protocol.categories import Category, KeyClass, MouseButton
-from protocol.errors import VaultError
+from protocol.errors import ConsentryError
 from protocol.timeutil import utc_now
 from protocol.windows import AppFocus, AppsWindow, KeyboardWindow, MouseWindow
 from tests.agent_harness import SHORT_WINDOW_POLICY, AgentProcess, agent_env, records, wait_records
@@ -277,7 +277,7 @@ def test_veto_through_the_page_shreds_the_batch_and_release_ends_the_hold(
         wait_for(lambda: "Batch released early" in driver.page_source, "the release's confirmation")
     with Vault.open(layout) as vault:
         assert outbox.get_batch(vault, first.batch_id).state == "vetoed"
-        with pytest.raises(VaultError):
+        with pytest.raises(ConsentryError):
             batch_ops.payload(vault, first.batch_id)
         assert vault.count_windows() == before - sum(first.record_counts.values())
         assert (
@@ -449,3 +449,38 @@ def test_consentry_page_opens_the_page_without_the_token_on_a_command_line(
         driver.get(argv)
         wait_for(lambda: driver.current_url == page.url + "mydata", "the forwarded page")
         wait_for(lambda: "What is stored about you" in driver.page_source, "an authenticated session")
+
+
+def test_the_routes_are_one_table_and_anything_else_is_no_such_page(page: PageServer, layout: Layout) -> None:
+    """Every page and action the employee can reach is a row of ``EmployeePage.ROUTES``; other paths,
+    other methods, unknown categories and malformed batch ids answer "There is no such page here."
+    and change nothing."""
+    table = {(method, "/" + "/".join(pattern)) for method, pattern, _ in EmployeePage.ROUTES}
+    assert table == {
+        ("GET", "/"),
+        ("GET", "/consent/{category}"),
+        ("POST", "/consent/{category}/grant"),
+        ("POST", "/consent/{category}/revoke"),
+        ("POST", "/pause"),
+        ("POST", "/resume"),
+        ("GET", "/mydata"),
+        ("GET", "/batches"),
+        ("GET", "/batches/{batch_id}"),
+        ("POST", "/batches/{batch_id}/veto"),
+        ("POST", "/batches/{batch_id}/release"),
+        ("GET", "/ledger"),
+    }
+    client = _session(page)
+    origin = {"Origin": page.url.rstrip("/")}
+    csrf = _csrf(client)
+    for path in ("/", "/consent/keyboard", "/mydata", "/mydata/", "/batches", "/ledger", "//ledger"):
+        assert client.get(path).status_code == 200, path
+    before = _ledger_kinds(layout)
+    unknown_batch = "/batches/" + "g" * 32
+    for path in ("/nowhere", "/consent/bogus", "/consent/keyboard/grant", "/pause", unknown_batch, "/ledger/x"):
+        answer = client.get(path)
+        assert answer.status_code == 404 and "There is no such page here." in answer.text, path
+    for path in ("/mydata", "/consent/bogus/grant", "/consent/keyboard", "/consent/keyboard/grant/x", "/batches"):
+        answer = client.post(path, data={"csrf": csrf}, headers=origin)
+        assert answer.status_code == 404 and "There is no such page here." in answer.text, path
+    assert _ledger_kinds(layout) == before

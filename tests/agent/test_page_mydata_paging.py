@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.page_link import page_link
-from agent.web.server import PageServer
+from kit.page_link import page_link
+from kit.web.server import PageServer
 from protocol.categories import Category, KeyClass, MouseButton
 from protocol.windows import KeyboardWindow, MouseWindow
 from tests.agent.test_page_employee import _local, _open, page  # noqa: F401 (fixture)

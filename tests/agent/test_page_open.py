@@ -15,7 +15,7 @@ from pathlib import Path
 from agent.cli.page_cmd import PAGES
 from agent.tray.model import OpenPage, build_menu
 from agent.tray.state import read_state
-from agent.web.server import PageServer
+from kit.web.server import PageServer
 from tests.agent.test_page_employee import page  # noqa: F401 (fixture)
 from tests.browser_kit import chromium, wait_for
 from vault.paths import Layout

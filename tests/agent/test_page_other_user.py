@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.page_link import page_link
-from agent.web.server import PageServer
+from kit.page_link import page_link
+from kit.web.server import PageServer
 from protocol.categories import Category
 from protocol.timeutil import utc_now
 from tests.agent.test_page_employee import _fill_vault, _ledger_kinds, _open, page  # noqa: F401 (fixture)

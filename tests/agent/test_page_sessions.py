@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from agent.web.employee import EmployeePage
-from agent.web.peer import PeerCheckUnavailable, peer_owners, same_user
-from agent.web.peer_linux import ProcNetTcp, proc_hex
-from agent.web.security import ABSOLUTE, IDLE, SessionGuard
-from agent.web.server import PageServer
+from kit.web.peer import PeerCheckUnavailable, peer_owners, same_user
+from kit.web.peer_linux import ProcNetTcp, proc_hex
+from kit.web.security import ABSOLUTE, IDLE, SessionGuard
+from kit.web.server import PageServer
 from tests.other_user import SYSTEM_PYTHON, as_other_user, require_other_user
 from vault.paths import Layout
 from vault.vault import Vault

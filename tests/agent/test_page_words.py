@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.page_link import page_link
-from agent.web.server import PageServer
+from kit.page_link import page_link
+from kit.web.server import PageServer
 from protocol.categories import Category
 from tests.agent.test_page_employee import _fill_vault, _local, _open, page  # noqa: F401 (fixture)
 from tests.agent_harness import SHORT_WINDOW_POLICY, AgentProcess, agent_env, grant, wait_records

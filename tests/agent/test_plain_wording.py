@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner
 
 from agent.cli.main import cli
-from agent.page_link import write_page_link
 from agent.tray.model import CategoryView, TrayState, build_menu, tooltip
 from agent.web.employee import EmployeePage
-from agent.web.server import Request
+from devkit.factories import grant, mouse_window
+from kit.page_link import write_page_link
+from kit.web.server import Request
 from protocol.categories import Category
-from tests.factories import grant, mouse_window
 from vault import batches as batch_ops
 from vault.paths import Layout
 from vault.policy import MachinePolicy

@@ -12,10 +12,10 @@ import pytest
 
 from agent.clock import ManualClock
 from agent.recorder import FIRST_RETRY_SECONDS, MAX_PENDING, MAX_RETRY_SECONDS, Recorder, storage_message
+from devkit.factories import grant, keyboard_window, mouse_window
 from protocol.categories import Category
 from protocol.errors import KeyUnavailable
 from protocol.windows import AnyWindow
-from tests.factories import grant, keyboard_window, mouse_window
 from vault import consent_ops
 from vault.paths import Layout
 from vault.policy import MachinePolicy

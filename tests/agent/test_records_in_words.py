@@ -11,9 +11,9 @@ from click.testing import CliRunner, Result
 
 from agent.cli.main import cli
 from agent.words import record_in_words
+from devkit.factories import apps_window, files_window, grant, mouse_window
 from protocol.categories import Category
 from protocol.windows import KeyboardWindow, window_to_json_dict
-from tests.factories import apps_window, files_window, grant, mouse_window
 from vault import batches as batch_ops
 from vault import outbox
 from vault.paths import Layout

@@ -11,13 +11,13 @@ from click.testing import CliRunner
 
 from agent import shipping
 from agent.cli.main import cli
-from agent.store_client import RetryPolicy, StoreClient
+from devkit.factories import apps_window, grant, keyboard_window, mouse_window, receipt_for
+from devkit.store_kit import Harness, Stewards, StoreProcess, free_port, running_store, write_policy
+from kit.store_client import RetryPolicy, StoreClient
 from protocol import b64decode, b64encode, manifest_digest, sign_approval
 from protocol.categories import Category
 from store.auth import issue_token
 from store.keys import StoreKeys
-from tests.factories import apps_window, grant, keyboard_window, mouse_window
-from tests.store_kit import Harness, Stewards, StoreProcess, free_port, running_store, write_policy
 from vault import batches, outbox
 from vault.paths import Layout
 from vault.policy import MachinePolicy, StewardConfig, StoreConfig
@@ -245,7 +245,7 @@ def test_batch_erased_after_submission_is_withdrawn_and_later_batches_still_ship
     assert outbox.get_batch(vault, first.batch_id).state == "erased"
     with store.steward_client(store.stewards.signers[0]) as client:
         assert client.queue() == []  # the store closed it
-    r = vault.consent(policy).receipt_for(Category.KEYBOARD)
+    r = receipt_for(vault.consent(policy), Category.KEYBOARD)
     vault.write_windows([keyboard_window(T + 600, r)])
     second = _submitted(vault, policy)
     _approve(store, second.batch_id)

@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.page_link import page_link, write_page_link
 from agent.tray import actions
 from agent.tray.app import TrayApp, choose_backend
 from agent.tray.icon import render
@@ -41,13 +40,14 @@ from agent.tray.model import (
     tooltip,
 )
 from agent.tray.state import read_state
+from devkit.components import require, require_executable
+from devkit.xserver import XServer, x_server
+from kit.page_link import page_link, write_page_link
 from protocol.categories import Category
 from protocol.timeutil import parse_iso, utc_now
 from tests.agent_harness import AgentProcess, agent_env, grant
-from tests.components import require, require_executable
 from tests.doc_shots import save_image
 from tests.tray_kit import click_icon, docked_icon, find_window, mapped_menu, screenshot, tray_host, wait_title
-from tests.xserver import XServer, x_server
 from vault.paths import Layout
 from vault.vault import Vault
 

@@ -20,17 +20,17 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli.agent_link import ask_agent
+from agent.consent_signal import ask_agent
 from agent.erasure import erase
 from agent.tray import actions
 from agent.tray.model import Pause, Resume, Revoke, tooltip
 from agent.tray.state import read_state
+from devkit.components import require
+from devkit.xserver import XServer, x_server
 from protocol.categories import Category
 from protocol.timeutil import utc_now
 from tests.agent_harness import AgentProcess, agent_env, grant
-from tests.components import require
 from tests.tray_kit import SLOT, click_icon, docked_icon, look, mapped_menu, tray_host, wait_title
-from tests.xserver import XServer, x_server
 from vault.paths import Layout
 from vault.policy import MachinePolicy
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.components import in_ci, require, require_executable
+from devkit.components import in_ci, require, require_executable
 from tests.e2e.package_kit import build, run
 
 

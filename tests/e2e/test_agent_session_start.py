@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.components import require, require_executable
+from devkit.components import require, require_executable
 from tests.e2e.package_kit import EMPLOYEE, as_employee, employee_home, run
 
 SYSTEMD = Path("/lib/systemd/systemd")

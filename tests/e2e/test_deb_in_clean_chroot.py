@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.components import require, require_executable
+from devkit.components import require, require_executable
 from tests.e2e.chroot_kit import apt_sources_file, debian_chroot, rootfs_tarball
 
 EMPLOYEE = "employee"

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from agent.cli import demo_display
-from tests.components import require
+from devkit.components import require
 
 
 @pytest.mark.parametrize("input_mode", ["x11", "replay"])

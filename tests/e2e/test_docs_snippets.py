@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from devkit.store_kit import T0, Agent, Harness, running_store
 from store.export import export_parquet
-from tests.store_kit import T0, Agent, Harness, running_store
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

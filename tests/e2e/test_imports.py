@@ -1,4 +1,7 @@
-"""Import hygiene: the vault (and so the store) never pulls in capture or CLI libraries."""
+"""Import hygiene, in one place: which third-party libraries each entry point loads, and who may use hazmat.
+
+Which of our packages may import which is tests/e2e/test_layering.py.
+"""
 
 from __future__ import annotations
 
@@ -29,10 +32,30 @@ def test_cli_start_up_imports_no_capture_library() -> None:
     assert not leaked, f"the CLI pulled in {sorted(leaked)}"
 
 
+def test_store_server_imports_without_capture_or_cli_libraries() -> None:
+    loaded = {m.split(".")[0] for m in _modules_after("import protocol, store, store.app, store.backends.dir")}
+    assert not loaded & {"pynput", "watchdog", "Xlib", "click"}
+
+
+def test_release_formats_import_without_the_web_stack() -> None:
+    loaded = {m.split(".")[0] for m in _modules_after("import protocol")}
+    assert not loaded & {"click", "fastapi", "uvicorn", "httpx", "psycopg", "pyarrow"}
+
+
+def test_the_wire_formats_never_import_click() -> None:
+    """protocol/ is shared by the agent and the store server: not even a lazy import of click."""
+    users = [
+        p.name
+        for p in (ROOT / "protocol").rglob("*.py")
+        if any(m.split(".")[0] == "click" for m in _imported_modules(p))
+    ]
+    assert users == []
+
+
 # The only modules that may use raw cryptographic primitives; everything else seals, opens, signs and
 # verifies through them (style: all raw crypto in one place). Adding a module here is a design decision.
 HAZMAT_MODULES = frozenset({"protocol/envelope.py", "protocol/sealing.py", "protocol/signing.py"})
-PRODUCT_PACKAGES = ("agent", "vault", "protocol", "store")
+PRODUCT_PACKAGES = ("agent", "vault", "protocol", "store", "kit", "admin")
 
 
 def _imported_modules(path: Path) -> set[str]:

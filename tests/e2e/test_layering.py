@@ -1,9 +1,16 @@
-"""The four packages stay layered: protocol <- vault <- agent, protocol <- store, and no import cycles.
+"""The packages stay layered, with no exceptions and no import cycles.
+
+    protocol                      wire formats, crypto, shared rules: imports nothing of ours
+    kit        <- protocol        the store client and the local-page kit, used by both sides
+    vault      <- protocol        the employee's vault
+    store      <- protocol, kit   the on-prem store (server and library); never a workstation package
+    agent      <- protocol, kit, vault        the workstation: capture, CLI, tray, employee's page
+    admin      <- protocol, kit, vault, store the steward's and operator's commands and review page
 
 Every import of every module is read with ``ast``, also those inside functions (the CLI imports lazily)
-and under ``if TYPE_CHECKING``. Only the store's CLI glue may reach into the workstation packages, and
-only through the exact pairs listed here; an allowance nobody uses any more fails too, so the list
-cannot rot.
+and under ``if TYPE_CHECKING``. Nothing is allow-listed. The agent's CLI names the admin command groups in
+its lazy command table (strings for importlib, not imports), so ``consentry store`` and ``consentry
+steward`` exist without agent/ importing admin/.
 """
 
 from __future__ import annotations
@@ -13,45 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("protocol", "vault", "store", "agent")
-
-# The store's CLI glue (its commands, the steward's access helpers and local review page) runs on a steward's or an
-# operator's machine: it reads the machine policy, talks to the store through the agent's client and
-# draws its page with the agent's page helpers. Nothing else in store/ touches vault/ or agent/.
-STORE_GLUE_ALLOWED = {
-    ("store.cli", "agent.store_client"),
-    ("store.cli", "vault.paths"),
-    ("store.cli", "vault.policy"),
-    ("store.steward_access", "vault.paths"),
-    ("store.steward_access", "vault.policy"),
-    ("store.steward_cli", "agent.store_client"),
-    ("store.steward_page", "agent.web.html"),
-    ("store.steward_page", "agent.web.security"),
-    ("store.steward_page", "agent.web.server"),
-    ("store.steward_set_page", "agent.web.html"),
-    ("store.steward_set_page", "agent.web.security"),
-    ("store.steward_set_page", "agent.web.server"),
-    ("store.steward_review", "agent.page_link"),
-    ("store.steward_review", "agent.store_client"),
-    ("store.steward_review", "agent.web.peer"),
-    ("store.steward_review", "agent.web.server"),
-    ("store.steward_review", "vault.paths"),
-    ("store.releases.governance_cli", "vault.paths"),  # the consumer key's default place
-    ("store.releases.governance_cli", "agent.store_client"),  # stewards decide on releases through the store
-    ("store.releases.governance_page", "agent.web.html"),  # the release block of the steward's page
-    ("store.releases.governance_page", "agent.web.security"),
-    ("store.releases.governance_page", "agent.web.server"),
-    ("store.fleet_cli", "agent.page_link"),
-    ("store.fleet_cli", "agent.store_client"),
-    ("store.fleet_cli", "agent.web.peer"),
-    ("store.fleet_cli", "agent.web.server"),
-    ("store.fleet_cli", "vault.paths"),
-    ("store.fleet_page", "agent.web.html"),
-    ("store.fleet_page", "agent.web.server"),
+PACKAGES = ("protocol", "kit", "vault", "store", "agent", "admin")
+# package -> the packages of ours it may import (besides itself)
+MAY_IMPORT = {
+    "protocol": set(),
+    "kit": {"protocol"},
+    "vault": {"protocol"},
+    "store": {"protocol", "kit"},
+    "agent": {"protocol", "kit", "vault"},
+    "admin": {"protocol", "kit", "vault", "store"},
 }
-# agent/cli/main.py names the store's command groups in its lazy command table (strings for importlib,
-# not imports), so `consentry store` and `consentry steward` exist without agent/ importing store/.
-AGENT_COMMAND_TABLE_STORE_MODULES = {"store.cli", "store.steward_cli", "store.releases.governance_cli"}
+SEEN = {*PACKAGES, "devkit", "tests"}  # what the collector records: our packages and the test code
+AGENT_COMMAND_TABLE_ADMIN_MODULES = {"admin.store_cmd", "admin.steward_cmd", "admin.dataset_cmd"}
 
 
 @dataclass(frozen=True)
@@ -111,7 +91,7 @@ class _Collector(ast.NodeVisitor):
     def _add(self, targets: list[str]) -> None:
         running = self.depth == 0 and self.typing_only == 0
         for target in targets:
-            if target.split(".")[0] in PACKAGES and target != self.name:
+            if target.split(".")[0] in SEEN and target != self.name:
                 self.found.append(Import(self.name, target, running))
 
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
@@ -170,57 +150,52 @@ def _top(module: str) -> str:
     return module.split(".")[0]
 
 
-def _offenders(importer_package: str, forbidden: set[str]) -> list[tuple[str, str]]:
-    return sorted(
-        {
-            (i.importer, i.imported)
-            for i in IMPORTS
-            if _top(i.importer) == importer_package and _top(i.imported) in forbidden
-        }
+def test_every_package_imports_only_the_layers_below_it() -> None:
+    offenders = sorted(
+        (i.importer, i.imported)
+        for i in IMPORTS
+        if _top(i.imported) not in MAY_IMPORT[_top(i.importer)] | {_top(i.importer)}
     )
+    assert offenders == []
 
 
-def test_protocol_imports_nothing_from_vault_agent_or_store() -> None:
-    assert _offenders("protocol", {"vault", "agent", "store"}) == []
+def test_the_layer_check_sees_a_forbidden_import(tmp_path: Path) -> None:
+    """The control: an import from kit into agent, even inside a function, is found."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from agent.daemon import AgentDaemon\n", encoding="utf-8")
+    collector = _Collector("kit.bad", bad)
+    collector.visit(ast.parse(bad.read_text(encoding="utf-8")))
+    assert [(i.importer, i.imported) for i in collector.found] == [("kit.bad", "agent.daemon")]
+    assert "agent" not in MAY_IMPORT["kit"]
 
 
-def test_vault_imports_nothing_from_agent_or_store() -> None:
-    assert _offenders("vault", {"agent", "store"}) == []
+def test_admin_commands_reach_the_workstation_packages_only_when_run() -> None:
+    """Loading a command group (the CLI's command table does) loads no vault, kit or store module.
 
-
-def test_store_library_imports_nothing_from_agent_or_vault() -> None:
-    offenders = set(_offenders("store", {"agent", "vault"}))
-    assert sorted(offenders - STORE_GLUE_ALLOWED) == []
-
-
-def test_every_store_glue_allowance_is_still_used() -> None:
-    used = set(_offenders("store", {"agent", "vault"}))
-    assert sorted(STORE_GLUE_ALLOWED - used) == [], "drop the allowances nothing needs any more"
-
-
-def test_store_commands_reach_the_workstation_packages_only_when_run() -> None:
-    """Loading a store command group (the CLI's command table does) loads no agent or vault module.
-
-    ``store.steward_page`` is left out: only the review command imports it, inside the command.
+    ``admin.review_page`` is left out: only the review command imports it, inside the command.
     """
-    command_modules = {"store.cli", "store.steward_cli", "store.steward_review", "store.steward_access"}
+    command_modules = {
+        "admin.store_cmd",
+        "admin.steward_cmd",
+        "admin.review",
+        "admin.access",
+        "admin.dataset_cmd",
+        "admin.fleet_cmd",
+        "admin.review_set_cmd",
+    }
     at_import = sorted(
         (i.importer, i.imported)
         for i in IMPORTS
-        if i.module_level and i.importer in command_modules and _top(i.imported) in {"agent", "vault"}
+        if i.module_level and i.importer in command_modules and _top(i.imported) in {"vault", "kit", "store"}
     )
     assert at_import == []
 
 
-def test_agent_imports_nothing_from_store() -> None:
-    assert _offenders("agent", {"store"}) == []
-
-
-def test_agent_names_only_the_store_command_groups_in_its_command_table() -> None:
+def test_agent_names_only_the_admin_command_groups_in_its_command_table() -> None:
     from agent.cli.main import COMMANDS
 
-    named = {module for module, _, _ in COMMANDS.values() if _top(module) == "store"}
-    assert named == AGENT_COMMAND_TABLE_STORE_MODULES
+    named = {module for module, _, _ in COMMANDS.values() if _top(module) == "admin"}
+    assert named == AGENT_COMMAND_TABLE_ADMIN_MODULES
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -294,3 +269,33 @@ def test_only_the_vault_touches_its_database() -> None:
     assert {name: uses for name, uses in outside.items() if uses} == {}
     # The control: inside the vault the connection is used, so the check above would see it elsewhere.
     assert _vault_connection_uses(MODULES["vault.outbox"])
+
+
+def test_the_tray_and_the_pages_import_nothing_from_the_command_line() -> None:
+    """The tray and the page are the CLI's peers: what they share with it lives outside ``agent.cli``."""
+    offenders = sorted(
+        (i.importer, i.imported)
+        for i in IMPORTS
+        if i.importer.startswith(("agent.tray", "agent.web", "kit.", "admin.")) and i.imported.startswith("agent.cli")
+    )
+    assert offenders == []
+
+
+def _imports_of_files(paths: list[Path], package: str) -> list[Import]:
+    found: list[Import] = []
+    for path in paths:
+        collector = _Collector(f"{package}.{path.stem}", path)
+        collector.visit(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+        found.extend(collector.found)
+    return found
+
+
+def test_benchmarks_import_nothing_from_the_test_suite() -> None:
+    """What benchmarks share with the tests lives in devkit/, which both import."""
+    found = _imports_of_files(sorted((ROOT / "benchmarks").glob("*.py")), "benchmarks")
+    assert [(i.importer, i.imported) for i in found if _top(i.imported) == "tests"] == []
+    assert any(i.imported == "devkit.store_kit" for i in found)  # the control: the scan sees these imports
+
+
+def test_product_packages_import_no_test_code() -> None:
+    assert [(i.importer, i.imported) for i in IMPORTS if _top(i.imported) in {"devkit", "tests"}] == []

@@ -19,7 +19,20 @@ def test_mypy_is_clean_on_agent_and_vault() -> None:
 
 
 def test_ruff_lint_and_format_are_clean() -> None:
-    lint = _run("ruff", "check", "agent", "vault", "protocol", "store", "tests", "benchmarks")
+    lint = _run("ruff", "check", "agent", "vault", "protocol", "store", "kit", "admin", "devkit", "tests", "benchmarks")
     assert lint.returncode == 0, lint.stdout[-4000:]
-    fmt = _run("ruff", "format", "--check", "agent", "vault", "protocol", "store", "tests", "benchmarks")
+    fmt = _run(
+        "ruff",
+        "format",
+        "--check",
+        "agent",
+        "vault",
+        "protocol",
+        "store",
+        "kit",
+        "admin",
+        "devkit",
+        "tests",
+        "benchmarks",
+    )
     assert fmt.returncode == 0, fmt.stdout[-4000:]

@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from tests.components import require, require_executable
+from devkit.components import require, require_executable
 from tests.e2e.package_kit import REPO, as_employee, employee_env, employee_home
 from tests.e2e.package_kit import run as _run
 

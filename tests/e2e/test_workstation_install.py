@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("agent", "vault", "protocol", "store")
+PACKAGES = ("agent", "vault", "protocol", "store", "kit", "admin")
 STORE_ONLY = ("fastapi", "starlette", "uvicorn", "psycopg", "psycopg_pool", "pyarrow")
 EXTRA_HINT = "pip install 'consentry[store]'"
 START_DEADLINE = 60.0  # generous: a slow CI host; the test waits for an event, it does not time anything

@@ -15,7 +15,7 @@ from vault.paths import Layout
 from vault.vault import Vault
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT_PACKAGES = ("agent", "vault", "protocol", "store")
+PRODUCT_PACKAGES = ("agent", "vault", "protocol", "store", "kit", "admin")
 
 # Not a prefix: the known plaintext sealed under the KEK to check it is this vault's (vault/vault.py).
 KNOWN_PLAINTEXTS = {"vault/vault.py": {b"consentry-kek-check-v1"}}
@@ -90,6 +90,9 @@ FROZEN = {
     "PAGE_SESSION_V1": b"consentry-page-session-v1",
     "PAGE_CSRF_V1": b"consentry-page-csrf-v1",
     "BLOB_V1": b"consentry-blob\0",
+    "RELEASE_REQUEST_V1": b"consentry-release-request-v1\0",
+    "RELEASE_APPROVE_V1": b"consentry-release-approve-v1\0",
+    "RELEASE_USE_V1": b"consentry-release-use-v1\0",
 }
 
 

@@ -22,13 +22,13 @@ import nacl.signing
 import pytest
 
 from agent import shipping
+from devkit.factories import apps_window, grant, keyboard_window, mouse_window
+from devkit.store_kit import Harness, Stewards, running_store
 from protocol import b64encode, sign_approval
 from protocol.categories import Category
 from protocol.windows import window_to_json_dict
 from store.auth import issue_token
-from tests.factories import apps_window, grant, keyboard_window, mouse_window
 from tests.protocol import independent_reader as reader
-from tests.store_kit import Harness, Stewards, running_store
 from vault import batches
 from vault.paths import Layout
 from vault.policy import MachinePolicy, StewardConfig, StoreConfig
@@ -36,7 +36,7 @@ from vault.vault import Vault
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 T = int(NOW.timestamp()) // 60 * 60 - 3600
-PROJECT_PACKAGES = {"agent", "vault", "protocol", "store", "tests"}
+PROJECT_PACKAGES = {"agent", "vault", "protocol", "store", "kit", "admin", "tests"}
 
 
 def test_the_reader_uses_none_of_the_projects_code() -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 import protocol
+from devkit.factories import grant, keyboard_window
+from devkit.store_kit import T0, Agent
 from protocol import (
     EnrollRequest,
     SigningKey,
@@ -31,8 +33,6 @@ from protocol import (
 from protocol.canonical import sha256_hex
 from protocol.categories import Category
 from protocol.errors import InvalidRecord, UnsupportedVersion
-from tests.factories import grant, keyboard_window
-from tests.store_kit import T0, Agent
 from vault.ledger_head import read_head
 from vault.paths import Layout
 from vault.vault import Vault

@@ -31,6 +31,7 @@ from Crypto.Cipher import AES
 from Crypto.Protocol import HPKE
 from Crypto.Protocol.DH import import_x25519_private_key, import_x25519_public_key
 
+from devkit.store_kit import T0, Agent
 from protocol import (
     SealedBatch,
     SigningKey,
@@ -55,7 +56,6 @@ from protocol.erasure import erasure_message
 from protocol.errors import InvalidRecord
 from protocol.request_signing import request_message
 from protocol.sealing import batch_signature_message
-from tests.store_kit import T0, Agent
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 RFC9180 = json.loads((VECTORS / "rfc9180-hpke-x25519-sha256-aes256gcm.json").read_text())["vectors"][0]

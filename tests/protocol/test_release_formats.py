@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from devkit.store_kit import T0, Agent, Stewards, make_records, receipt_ref
 from protocol import (
-    GENESIS_HASH,
+    NO_PREVIOUS_BATCH,
     Approval,
     BatchHeader,
     BatchManifest,
@@ -41,7 +42,6 @@ from protocol.erasure import ErasureRequest
 from protocol.errors import InvalidRecord, UnsupportedVersion
 from protocol.privacy import STORE_CHECKS
 from protocol.windows import AppsWindow, parse_window, window_to_json_dict
-from tests.store_kit import T0, Agent, Stewards, make_records, receipt_ref
 
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "release-v1.json").read_text())
 
@@ -154,7 +154,7 @@ def test_manifests_chain_by_digest() -> None:
     agent = Agent()
     first, _ = agent.next_batch(3)
     second, _ = agent.next_batch(3)
-    assert first.seq == 1 and first.prev_batch_hash == GENESIS_HASH
+    assert first.seq == 1 and first.prev_batch_hash == NO_PREVIOUS_BATCH
     assert second.seq == 2 and second.prev_batch_hash == manifest_digest(first)
     assert all(c.passed for c in first.privacy_checks)
 
@@ -238,7 +238,7 @@ def test_manifest_records_a_failed_rekey_check_when_tokens_were_not_rekeyed() ->
         subject="subj-00000001",
         device_kid="dev0000000000001",
         seq=1,
-        prev_batch_hash=GENESIS_HASH,
+        prev_batch_hash=NO_PREVIOUS_BATCH,
         records=records,
         receipts=_receipts(),
         payload=payload,

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from devkit.components import require
+from devkit.factories import apps_window, files_window, keyboard_window, mouse_window
+from devkit.store_kit import PG_DSN_ENV, pg_dsn, postgres_available
 from protocol.windows import window_to_json_dict
 from store.releases import OpenedRecord, ReleaseTable
-from tests.components import require
-from tests.factories import apps_window, files_window, keyboard_window, mouse_window
-from tests.store_kit import PG_DSN_ENV, pg_dsn, postgres_available
 
 DAY = 86_400
 T0 = 1_760_000_000  # 2025-10-09 08:53:20 UTC

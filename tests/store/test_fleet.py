@@ -20,22 +20,22 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from admin.fleet_page import FleetPage
+from admin.steward_cmd import steward
+from admin.store_cmd import store as store_cli
 from agent.fleet_state import read_state, status_lines
 from agent.heartbeat import Heartbeater, agent_health
-from agent.store_client import StoreClient
-from agent.web.server import Request
+from devkit.factories import grant
+from devkit.store_kit import Agent, Harness, backend_kind, running_store
+from kit.store_client import StoreClient
+from kit.web.server import Request
 from protocol import SigningKey, b64encode
 from protocol.categories import Category
 from protocol.fleet import HEARTBEAT_BYTES
 from protocol.keyfile import write_key_file
 from protocol.store_errors import StoreError
 from store import fleet_db
-from store.cli import store as store_cli
 from store.enrollment import create_secret
-from store.fleet_page import FleetPage
-from store.steward_cli import steward
-from tests.factories import grant
-from tests.store_kit import Agent, Harness, backend_kind, running_store
 from vault.paths import Layout
 from vault.policy import load_policy
 from vault.vault import Vault

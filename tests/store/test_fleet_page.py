@@ -14,12 +14,12 @@ from pathlib import Path
 
 import httpx
 
-from agent.page_link import page_link
+from devkit.store_kit import Agent, running_store
+from kit.page_link import page_link
 from protocol import SigningKey, b64encode
 from protocol.keyfile import write_key_file
 from store import fleet_db
 from tests.browser_kit import wait_for
-from tests.store_kit import Agent, running_store
 
 ROOT = Path(__file__).resolve().parents[2]
 

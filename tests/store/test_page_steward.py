@@ -17,12 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.page_link import page_link
+from devkit.store_kit import Agent, Harness, running_store
+from kit.page_link import page_link
 from protocol import BatchManifest, SigningKey, b64encode, manifest_digest
 from protocol.keyfile import write_key_file
 from tests.browser_kit import attack_page, chromium, hostile_site, wait_for
 from tests.doc_shots import save_browser_shot
-from tests.store_kit import Agent, Harness, running_store
 
 ROOT = Path(__file__).resolve().parents[2]
 

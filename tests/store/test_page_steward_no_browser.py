@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from devkit.store_kit import Agent, running_store
 from protocol import b64encode
 from protocol.keyfile import write_key_file
 from tests.browser_kit import chromium, wait_for
 from tests.other_user import OTHER_USER, SYSTEM_PYTHON, as_other_user, require_other_user
-from tests.store_kit import Agent, running_store
 
 ROOT = Path(__file__).resolve().parents[2]
 

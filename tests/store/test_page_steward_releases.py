@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 import uuid
 
+from devkit.store_kit import T0, Agent
 from protocol import SigningKey, b64encode
 from protocol.categories import Category
 from store.releases.consumers import ConsumerConfig, ReleasePolicy
 from store.releases.governance import request_release, show_release
 from store.releases.requests import sign_request
 from tests.store.test_page_steward import Review, _session, review  # noqa: F401  (the page fixture)
-from tests.store_kit import T0, Agent
 
 
 def _release(page: Review) -> str:

@@ -9,11 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.page_link import page_link
+from devkit.store_kit import Agent, Stewards, running_store
+from kit.page_link import page_link
 from protocol import b64encode
 from protocol.keyfile import write_key_file
 from tests.browser_kit import chromium, wait_for
-from tests.store_kit import Agent, Stewards, running_store
 
 ROOT = Path(__file__).resolve().parents[2]
 

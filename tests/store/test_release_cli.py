@@ -8,10 +8,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from admin.dataset_cmd import dataset
+from devkit.store_kit import T0, Agent, running_store, write_policy
 from protocol import SigningKey, b64encode, sign_erasure
 from protocol.keyfile import write_key_file
-from store.releases.governance_cli import dataset
-from tests.store_kit import T0, Agent, running_store, write_policy
 
 
 def _run(args: list[str]):

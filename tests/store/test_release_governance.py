@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from devkit.store_kit import T0, Agent, Harness, running_store
 from protocol import SigningKey, b64encode, sign_erasure, subject_digest
 from protocol.categories import Category
 from store.releases import governance_db as db
@@ -32,7 +33,6 @@ from store.releases.governance_sink import ParquetReleaseSink
 from store.releases.lineage import ERASED_FLAG, list_runs, record_use, sign_use
 from store.releases.requests import sign_request
 from tests import store_kit
-from tests.store_kit import T0, Agent, Harness, running_store
 
 backend_kind = store_kit.backend_kind
 NOW = T0 + 2 * 86_400
@@ -244,7 +244,7 @@ def test_release_is_a_table_snapshot_and_erasure_rewrites_it_and_says_so(backend
 
         app = create_app(store.backend, store.keys, store.settings, erase_from_releases=release_table_eraser(table))
         with ThreadedServer(app) as server:  # the store as `store serve` runs it: with the table's eraser
-            from agent.store_client import StoreClient
+            from kit.store_client import StoreClient
 
             with StoreClient(server.url, signer=alice.device, log_public_key=store.keys.log.public_bytes) as c:
                 receipt = c.request_erasure(sign_erasure(alice.device, uuid.uuid4().hex, alice.subject, created=T0))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from admin.steward_cmd import steward
+from devkit.store_kit import Agent, Stewards, running_store
 from protocol.keyfile import write_key_file
-from store.steward_cli import steward
-from tests.store_kit import Agent, Stewards, running_store
 
 
 def _run(args: list[str]):

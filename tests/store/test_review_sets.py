@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from devkit.store_kit import Agent, Harness, Stewards, running_store
 from protocol import SigningKey, manifest_digest, sign_approval
 from protocol.approval import tally
 from protocol.review_set import SetMember, inclusions, sign_set_approval
@@ -17,7 +18,6 @@ from store import review_set_storage as storage
 from store.audit import verify_log
 from store.review_sets import recomputed_members
 from tests import store_kit
-from tests.store_kit import Agent, Harness, Stewards, running_store
 
 backend_kind = store_kit.backend_kind  # the fixture that runs each test on both backends
 

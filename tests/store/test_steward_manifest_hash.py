@@ -11,10 +11,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from admin.steward_cmd import steward
+from devkit.store_kit import Agent
 from protocol import manifest_digest
 from protocol.manifest import BatchManifest
-from store.steward_cli import steward
-from tests.store_kit import Agent
 
 
 class _LyingStore(ThreadingHTTPServer):

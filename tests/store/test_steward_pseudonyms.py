@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from agent.web.server import Request
+from admin.access import shown_manifest_digest
+from admin.review_page import StewardPage
+from admin.steward_cmd import steward
+from devkit.store_kit import Agent, backend_kind, running_store
+from kit.web.server import Request
 from protocol.keyfile import write_key_file
-from store.steward_access import shown_manifest_digest
-from store.steward_cli import steward
-from store.steward_page import StewardPage
-from tests.store_kit import Agent, backend_kind, running_store
 
 __all__ = ["backend_kind"]
 

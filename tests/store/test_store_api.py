@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devkit import store_kit
+from devkit.store_kit import T0, Agent, Harness, SigningKey, running_store
 from protocol import (
     LedgerCheckpointRef,
     b64decode,
@@ -30,8 +32,6 @@ from protocol.store_errors import (
     Unauthenticated,
     Unprocessable,
 )
-from tests import store_kit
-from tests.store_kit import T0, Agent, Harness, SigningKey, running_store
 
 backend_kind = store_kit.backend_kind  # the fixture that runs each test on both backends
 
@@ -169,7 +169,7 @@ def test_tampered_approval_is_refused_and_does_not_count(store: Harness, agent: 
 
 def test_approval_by_the_devices_own_key_does_not_count(backend_kind: str, tmp_path: Path) -> None:
     agent = Agent()
-    from tests.store_kit import Stewards
+    from devkit.store_kit import Stewards
 
     stewards = Stewards.make(2, 2)
     stewards.signers.append(agent.device)  # misconfiguration: the device key listed as a steward

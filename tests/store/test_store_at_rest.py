@@ -21,8 +21,11 @@ from urllib.parse import urlparse
 import pyarrow.parquet as pq
 import pytest
 
+from devkit import store_kit
+from devkit.components import require
+from devkit.store_kit import T0, Agent, FixedClock, Harness, pg_dsn, running_store
 from protocol import decode_payload, sign_erasure, subject_digest
-from protocol.envelope import Envelope, new_key, open_blob
+from protocol.envelope import Context, Envelope, context, new_key, open_blob
 from protocol.errors import InvalidRecord, KeyUnavailable
 from protocol.keyfile import read_key_file
 from store.backend import StoredRecord
@@ -31,16 +34,19 @@ from store.keys import RECORDS_KEK_FILE, StoreKeys
 from store.record_keys import (
     RecordKeyring,
     StoreRecordAad,
-    generic_record_aad,
     record_contexts,
+    record_fields,
     rewrap_subject_keys,
     subject_key_context,
 )
 from store.records_kek import RecordsKek, kek_id
 from store.service import StoreService
-from tests import store_kit
-from tests.components import require
-from tests.store_kit import T0, Agent, FixedClock, Harness, pg_dsn, running_store
+
+
+def generic_record_aad(batch_id: str, record_index: int, subject_digest: str, category: str) -> Context:
+    """A record's context built whole, without the store's template: what the template must equal."""
+    return context({**record_fields(batch_id, subject_digest, category), "record_index": record_index})
+
 
 backend_kind = store_kit.backend_kind  # the fixture that runs each test on both backends
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from agent.shipping import witness_checkpoint
+from devkit import store_kit
+from devkit.store_kit import T0, Agent, Harness, running_store
 from protocol import LedgerCheckpoint, LedgerLink, extend_chain, sign_checkpoint, with_proof
 from protocol.canonical import canonical_json
 from protocol.errors import LedgerRolledBack
 from protocol.store_errors import Conflict, StoreError
-from tests import store_kit
-from tests.store_kit import T0, Agent, Harness, running_store
 from vault.ledger import ENTRY_VERSION, Checkpoint, chain_hash
 from vault.paths import Layout
 from vault.vault import Vault

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from admin.steward_cmd import steward
+from admin.store_cmd import store
+from devkit.store_kit import Agent, SigningKey, Stewards, running_store
 from protocol import b64encode
 from protocol.keyfile import read_key_file
-from store.cli import store
-from store.steward_cli import steward
-from tests.store_kit import Agent, SigningKey, Stewards, running_store
 
 
 def _run(group, args: list[str]):

@@ -12,12 +12,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from devkit import store_kit
+from devkit.store_kit import T0, Agent, Harness, running_store
 from protocol import sign_erasure, subject_digest, verify_receipt
 from protocol.categories import Category
 from protocol.store_errors import Forbidden
 from store.export import ExportResult, export_parquet
-from tests import store_kit
-from tests.store_kit import T0, Agent, Harness, running_store
 
 backend_kind = store_kit.backend_kind  # the fixture that runs each test on both backends
 

@@ -19,8 +19,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests import store_kit
-from tests.store_kit import Harness, running_store
+from devkit import store_kit
+from devkit.store_kit import Harness, running_store
 
 backend_kind = store_kit.backend_kind  # the fixture that runs each test on both backends
 

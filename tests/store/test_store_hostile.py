@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from devkit import store_kit
+from devkit.store_kit import Agent, Harness, SigningKey, running_store
 from protocol import b64encode
 from protocol.request_signing import sign_request
-from tests import store_kit
-from tests.store_kit import Agent, Harness, SigningKey, running_store
 
 backend_kind = store_kit.backend_kind  # the fixture that runs each test on both backends
 

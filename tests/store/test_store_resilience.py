@@ -9,15 +9,9 @@ import threading
 import time
 from pathlib import Path
 
-from agent.store_client import RetryPolicy, StoreClient
-from protocol import BatchManifest, SealedBatch, manifest_digest, sign_approval, verify_receipt
-from store.auth import issue_token
-from store.backends import open_backend
-from store.keys import StoreKeys
-from store.settings import StoreSettings
-from tests import store_kit
-from tests.components import require
-from tests.store_kit import (
+from devkit import store_kit
+from devkit.components import require
+from devkit.store_kit import (
     Agent,
     Stewards,
     StoreProcess,
@@ -26,6 +20,12 @@ from tests.store_kit import (
     postgres_available,
     write_policy,
 )
+from kit.store_client import RetryPolicy, StoreClient
+from protocol import BatchManifest, SealedBatch, manifest_digest, sign_approval, verify_receipt
+from store.auth import issue_token
+from store.backends import open_backend
+from store.keys import StoreKeys
+from store.settings import StoreSettings
 
 backend_kind = store_kit.backend_kind  # the fixture that runs each test on both backends
 
@@ -57,7 +57,7 @@ def _prepare(url: str, backend, stewards: Stewards, keys: StoreKeys, agents: int
 
 
 def _check_exactly_once(backend, plans, receipts, log_key: bytes) -> None:
-    expected = {m.batch_id: m.total_records for _, batches in plans for m, _ in batches}
+    expected = {m.batch_id: sum(m.record_counts.values()) for _, batches in plans for m, _ in batches}
     with backend.transaction() as tx:
         stored = {b.batch_id: b.record_count for b in tx.stored_batches()}
         leaves = tx.get_leaves(0, tx.log_size())

@@ -11,14 +11,14 @@ import secrets
 import threading
 from pathlib import Path
 
-from agent.store_client import RetryPolicy, StoreClient
+from devkit.components import require
+from devkit.store_kit import Stewards, StoreProcess, free_port, pg_dsn, postgres_available, write_policy
+from kit.store_client import RetryPolicy, StoreClient
 from protocol import LogReceipt
 from store.audit import verify_log
 from store.backends import open_backend
 from store.keys import StoreKeys
-from tests.components import require
 from tests.store.test_store_resilience import _check_exactly_once, _prepare
-from tests.store_kit import Stewards, StoreProcess, free_port, pg_dsn, postgres_available, write_policy
 
 AGENTS = 6
 BATCHES_PER_AGENT = 8

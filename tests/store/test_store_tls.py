@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from agent.store_client import RetryPolicy, StoreClient
+from devkit.store_kit import Agent, Stewards, StoreProcess, free_port, write_policy
+from kit.store_client import RetryPolicy, StoreClient
 from protocol.errors import PolicyError
 from protocol.store_errors import UntrustedStore
 from store.auth import issue_token
-from tests.store_kit import Agent, Stewards, StoreProcess, free_port, write_policy
 from vault.policy import parse_policy
 
 
@@ -124,7 +124,7 @@ def test_policy_pin_needs_an_https_url_and_an_absolute_path() -> None:
 
 
 def test_serve_refuses_half_a_tls_configuration(tmp_path: Path) -> None:
-    from store.cli import store
+    from admin.store_cmd import store
 
     cert, _ = _self_signed(tmp_path, "half")
     policy = write_policy(tmp_path / "policy.toml", Stewards.make(1, 1))
@@ -137,7 +137,7 @@ def test_serve_refuses_half_a_tls_configuration(tmp_path: Path) -> None:
 def test_steward_commands_pin_the_policy_tls_ca(tls_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``consentry steward ...`` reaches a store with a private certificate through the machine policy's
     [store] tls_ca, as the agent does; another certificate there is refused before anything is sent."""
-    from store.steward_cli import steward
+    from admin.steward_cmd import steward
 
     proc, cert = tls_store
     key_file = tmp_path / "steward.key"
@@ -171,7 +171,7 @@ def test_steward_review_page_pins_the_policy_tls_ca(tls_store, tmp_path: Path, m
     import subprocess
     import sys
 
-    from agent.page_link import page_link
+    from kit.page_link import page_link
     from protocol import SigningKey
     from protocol.keyfile import write_key_file
     from tests.browser_kit import wait_for
@@ -216,7 +216,7 @@ def test_verify_log_pins_the_policy_tls_ca(tls_store, tmp_path: Path, monkeypatc
     import json
     import ssl
 
-    from store.cli import store
+    from admin.store_cmd import store
 
     proc, cert = tls_store
     info = httpx.get(proc.url + "/v1/info", verify=ssl.create_default_context(cafile=str(cert))).json()

@@ -14,9 +14,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from agent.cli.main import cli
+from devkit.store_kit import Stewards, StoreProcess, free_port, write_policy
 from protocol import b64encode
 from store.keys import StoreKeys
-from tests.store_kit import Stewards, StoreProcess, free_port, write_policy
 
 
 def test_the_enroll_command_printed_beside_the_token_enrolls_the_workstation(

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from devkit.factories import apps_window, grant, keyboard_window, mouse_window, receipt_for
 from protocol import decode_payload
 from protocol.categories import Category
 from protocol.errors import ConsentError
-from tests.factories import apps_window, grant, keyboard_window, mouse_window
 from vault import batches, consent_ops, outbox
 from vault.paths import Layout
 from vault.policy import MachinePolicy
@@ -121,14 +121,14 @@ def test_submissions_chain_by_sequence(vault: Vault) -> None:
     batches.release(vault, first.batch_id, NOW)
     m1 = batches.prepare_submission(vault, first.batch_id, NOW)
     assert batches.mark_submitted(vault, first.batch_id, NOW)
-    r = vault.consent(POLICY).receipt_for(Category.MOUSE)
+    r = receipt_for(vault.consent(POLICY), Category.MOUSE)
     vault.write_windows([mouse_window(T + 120, r)])
     second = batches.seal_pending(vault, POLICY, NOW)
     batches.release(vault, second.batch_id, NOW)
     m2 = batches.prepare_submission(vault, second.batch_id, NOW)
-    from protocol import GENESIS_HASH, manifest_digest
+    from protocol import NO_PREVIOUS_BATCH, manifest_digest
 
-    assert (m1.seq, m1.prev_batch_hash) == (1, GENESIS_HASH)
+    assert (m1.seq, m1.prev_batch_hash) == (1, NO_PREVIOUS_BATCH)
     assert (m2.seq, m2.prev_batch_hash) == (2, manifest_digest(m1))
     assert m1.payload_sha256 == first.payload_sha256
 

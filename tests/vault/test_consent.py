@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devkit.factories import grant, may_capture, receipt_for
 from protocol.categories import Category
 from protocol.errors import ConsentError
-from tests.factories import grant
 from vault import consent_ops
 from vault.paths import Layout
 from vault.policy import MachinePolicy
@@ -22,7 +22,7 @@ def test_everything_is_off_by_default(layout: Layout) -> None:
     with Vault.open(layout) as vault:
         snapshot = vault.consent(POLICY)
         assert {s.state for s in snapshot.categories.values()} == {"not_granted"}
-        assert not any(snapshot.may_capture(c, NOW) for c in Category)
+        assert not any(may_capture(snapshot, c, NOW) for c in Category)
 
 
 def test_grant_receipt_carries_the_required_fields(layout: Layout) -> None:
@@ -53,11 +53,11 @@ def test_granting_twice_keeps_one_receipt(layout: Layout) -> None:
 def test_revoke_is_one_act_like_grant(layout: Layout) -> None:
     with Vault.open(layout) as vault:
         rid = grant(vault, Category.KEYBOARD, NOW)
-        assert vault.consent(POLICY).receipt_for(Category.KEYBOARD) == rid
+        assert receipt_for(vault.consent(POLICY), Category.KEYBOARD) == rid
         assert consent_ops.revoke(vault, POLICY, [Category.KEYBOARD], method="cli", now=NOW) == [Category.KEYBOARD]
         snapshot = vault.consent(POLICY)
         assert snapshot.categories[Category.KEYBOARD].state == "revoked"
-        assert snapshot.receipt_for(Category.KEYBOARD) is None
+        assert receipt_for(snapshot, Category.KEYBOARD) is None
         assert len(list(vault.ledger.entries(("grant",)))) == len(list(vault.ledger.entries(("revoke",))))
         assert consent_ops.revoke(vault, POLICY, [Category.KEYBOARD], method="cli", now=NOW) == []
 
@@ -71,8 +71,8 @@ def test_policy_forbids_a_grant_and_never_grants_itself(layout: Layout) -> None:
         grant(vault, Category.KEYBOARD, NOW, POLICY)
         snapshot = vault.consent(narrow)
         assert snapshot.categories[Category.KEYBOARD].state == "forbidden"
-        assert not snapshot.may_capture(Category.KEYBOARD, NOW)
-        assert vault.consent(POLICY).may_capture(Category.KEYBOARD, NOW)  # policy relaxed: the grant stands
+        assert not may_capture(snapshot, Category.KEYBOARD, NOW)
+        assert may_capture(vault.consent(POLICY), Category.KEYBOARD, NOW)  # policy relaxed: the grant stands
 
 
 def test_changed_notice_version_suspends_the_grant(layout: Layout) -> None:
@@ -85,18 +85,18 @@ def test_changed_notice_version_suspends_the_grant(layout: Layout) -> None:
             vault.ledger.append("grant", old, NOW + timedelta(minutes=1))
         state = vault.consent(POLICY).categories[Category.APPS]
         assert state.state == "suspended" and "consent grant apps" in (state.reason or "")
-        assert not vault.consent(POLICY).may_capture(Category.APPS, NOW)
+        assert not may_capture(vault.consent(POLICY), Category.APPS, NOW)
         assert grant(vault, Category.APPS, NOW + timedelta(minutes=2)) not in (rid, "0" * 32)
-        assert vault.consent(POLICY).may_capture(Category.APPS, NOW)
+        assert may_capture(vault.consent(POLICY), Category.APPS, NOW)
 
 
 def test_pause_until_resumed(layout: Layout) -> None:
     with Vault.open(layout) as vault:
         grant(vault, Category.MOUSE, NOW)
         consent_ops.pause(vault, until=None, method="cli", now=NOW)
-        assert not vault.consent(POLICY).may_capture(Category.MOUSE, NOW + timedelta(days=400))
+        assert not may_capture(vault.consent(POLICY), Category.MOUSE, NOW + timedelta(days=400))
         assert consent_ops.resume(vault, POLICY, reason="employee", now=NOW) is True
-        assert vault.consent(POLICY).may_capture(Category.MOUSE, NOW)
+        assert may_capture(vault.consent(POLICY), Category.MOUSE, NOW)
         assert consent_ops.resume(vault, POLICY, reason="employee", now=NOW) is False
 
 
@@ -105,8 +105,8 @@ def test_timed_pause_ends_by_itself_and_the_ledger_says_so(layout: Layout) -> No
         grant(vault, Category.MOUSE, NOW)
         consent_ops.pause(vault, until=NOW + timedelta(minutes=30), method="cli", now=NOW)
         snapshot = vault.consent(POLICY)
-        assert not snapshot.may_capture(Category.MOUSE, NOW + timedelta(minutes=29))
-        assert snapshot.may_capture(Category.MOUSE, NOW + timedelta(minutes=31))
+        assert not may_capture(snapshot, Category.MOUSE, NOW + timedelta(minutes=29))
+        assert may_capture(snapshot, Category.MOUSE, NOW + timedelta(minutes=31))
         assert not consent_ops.settle_expired_pause(vault, POLICY, NOW + timedelta(minutes=10))
         assert consent_ops.settle_expired_pause(vault, POLICY, NOW + timedelta(minutes=31))
         last = list(vault.ledger.entries())[-1]

@@ -21,11 +21,11 @@ from agent.app_tokens import AppResolver
 from agent.cli.main import cli
 from agent.gate import Circumstances, category_status
 from agent.status import CaptureState
+from devkit.factories import grant, keyboard_window, may_capture
 from protocol.categories import Category
 from protocol.errors import ConsentError, PolicyError
 from tests.agent_harness import AgentProcess, agent_env
 from tests.agent_harness import grant as harness_grant
-from tests.factories import grant, keyboard_window
 from vault import batches, consent_ops, outbox
 from vault.paths import Layout
 from vault.policy import DEFAULT_EXCLUDED_APPS, MachinePolicy, StoreConfig, parse_policy
@@ -93,7 +93,7 @@ def test_widening_policy_suspends_the_grant(layout: Layout) -> None:
         assert state.state == "suspended"
         assert "retention 7 -> 3650 days" in (state.reason or "") and "recipient" in (state.reason or "")
         assert "consentry consent grant keyboard" in (state.reason or "")
-        assert not vault.consent(wide).may_capture(Category.KEYBOARD, NOW)
+        assert not may_capture(vault.consent(wide), Category.KEYBOARD, NOW)
         assert category_status(state, Circumstances(now=NOW), None).state is CaptureState.SUSPENDED
         # Each material change alone suspends too; a coarser window (60 s after 10 s) is narrower.
         assert (
@@ -360,9 +360,9 @@ def test_a_store_added_later_receives_nothing_captured_when_there_was_none(layou
     """The reported attack end to end: records captured under "recipients: nobody", a store added by
     policy afterwards, a sync against that real store: nothing is submitted, and the batch says why."""
     from agent import shipping
+    from devkit.store_kit import Stewards, running_store
     from protocol import b64encode
     from store.auth import issue_token
-    from tests.store_kit import Stewards, running_store
 
     now = datetime.now(UTC).replace(microsecond=0)
     nobody = MachinePolicy(retention_days=7)
@@ -403,7 +403,7 @@ def test_raising_retention_never_keeps_earlier_records_longer_than_their_grant_s
     with Vault.open(layout) as vault:
         short = grant(vault, Category.KEYBOARD, now - timedelta(days=20), week)
         long = grant(vault, Category.MOUSE, now - timedelta(days=20), decade)
-        from tests.factories import mouse_window
+        from devkit.factories import mouse_window
 
         vault.write_windows([keyboard_window(day - 86400 * 10, short), mouse_window(day - 86400 * 10, long)])
         assert apply_retention(vault, decade, now)  # the policy now says 3650 days: keyboard's grant said 7

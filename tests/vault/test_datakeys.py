@@ -148,7 +148,7 @@ def test_datakeys_is_the_only_writer_of_data_key_rows() -> None:
     root = Path(vault_package.__file__).resolve().parent.parent
     offenders = [
         str(path.relative_to(root))
-        for package in ("vault", "agent", "protocol", "store")
+        for package in ("vault", "agent", "protocol", "store", "kit", "admin")
         for path in sorted((root / package).rglob("*.py"))
         if path.name != "datakeys.py" and write.search(path.read_text(encoding="utf-8"))
     ]

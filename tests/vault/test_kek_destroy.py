@@ -19,10 +19,10 @@ import pytest
 from click.testing import CliRunner
 
 from agent.cli.main import cli
+from devkit.factories import grant, keyboard_window, mouse_window
 from protocol.categories import Category
 from protocol.envelope import open_blob, wrap_context
 from protocol.errors import InvalidRecord, KeyUnavailable
-from tests.factories import grant, keyboard_window, mouse_window
 from tests.keyring_kit import MemoryKeyring
 from vault.keys import KEYRING_SERVICE, FileKekStore
 from vault.paths import Layout

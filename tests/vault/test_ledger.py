@@ -12,7 +12,7 @@ import pytest
 from protocol.errors import InvalidRecord, LedgerBroken
 from protocol.signing import SigningKey, verify_signature
 from tests.vault.tampering import edit_around_triggers
-from vault.ledger import GENESIS_HASH, chain_hash, checkpoint_bytes
+from vault.ledger import LEDGER_START_HASH, chain_hash, checkpoint_bytes
 from vault.paths import Layout
 from vault.vault import Vault
 
@@ -21,7 +21,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_known_answer_chain_hashes() -> None:
-    prev = GENESIS_HASH
+    prev = LEDGER_START_HASH
     for body, expected in zip(VECTORS["bodies"], VECTORS["hashes"], strict=True):
         prev = chain_hash(prev, body)
         assert prev == expected
@@ -87,7 +87,7 @@ def test_rewritten_chain_is_caught_by_the_signed_checkpoint(layout: Layout) -> N
         rows = list(vault.db.execute("SELECT seq, body FROM ledger ORDER BY seq"))
     conn = sqlite3.connect(layout.vault_db)
     conn.execute("DROP TRIGGER ledger_no_update")
-    prev = GENESIS_HASH
+    prev = LEDGER_START_HASH
     for seq, body_text in rows:
         body = json.loads(body_text)
         if seq == 2:

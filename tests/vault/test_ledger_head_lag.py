@@ -20,8 +20,8 @@ from click.testing import CliRunner, Result
 
 from agent.cli.main import cli
 from agent.web.launch import start_employee_page, stop_employee_page
+from devkit.components import require
 from tests.agent_harness import SHORT_WINDOW_POLICY, AgentProcess, agent_env
-from tests.components import require
 from tests.vault.tampering import edit_around_triggers
 from vault.ledger_head import read_head
 from vault.paths import Layout

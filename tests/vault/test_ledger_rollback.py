@@ -221,16 +221,16 @@ V2 = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "ledger-v2.js
 def test_known_answer_v2_chain_digests_and_signed_head() -> None:
     from protocol import LedgerLink, extend_chain
     from protocol.signing import SigningKey, is_valid_signature
-    from vault.ledger import GENESIS_HASH, entry_digest
+    from vault.ledger import LEDGER_START_HASH, entry_digest
     from vault.ledger_head import SignedHead
 
-    prev = GENESIS_HASH
+    prev = LEDGER_START_HASH
     for body, digest, expected in zip(V2["bodies"], V2["digests"], V2["hashes"], strict=True):
         assert entry_digest(body) == digest
         prev = chain_hash(prev, body)
         assert prev == expected
     # The store's recomputation from digests alone gives the same chain.
-    assert extend_chain(GENESIS_HASH, [LedgerLink(digest=d) for d in V2["digests"]]) == V2["hashes"]
+    assert extend_chain(LEDGER_START_HASH, [LedgerLink(digest=d) for d in V2["digests"]]) == V2["hashes"]
     key = SigningKey(bytes.fromhex(V2["head"]["private_key"]))
     head = SignedHead(**V2["head"]["file"])
     assert is_valid_signature(key.public_bytes, head.signed_bytes(), bytes.fromhex(head.signature))

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from agent.cli.main import cli
+from devkit.factories import grant
 from protocol.categories import ALL_CATEGORIES, Category
 from protocol.errors import PolicyError
-from tests.factories import grant
 from vault import consent_ops
 from vault.notice_words import plain_sections, sections_as_text
 from vault.paths import Layout

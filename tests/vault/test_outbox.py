@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devkit.factories import grant, keyboard_window
 from protocol.categories import Category
 from protocol.erasure import ErasureRequest, verify_erasure
-from protocol.errors import VaultError
+from protocol.errors import ConsentryError
 from protocol.timeutil import iso
-from tests.factories import grant, keyboard_window
 from vault import batches, outbox
 from vault.paths import Layout
 from vault.policy import MachinePolicy
@@ -110,5 +110,5 @@ def test_batches_are_listed_with_their_state_and_last_error(vault: Vault) -> Non
     ]
     assert [b.batch_id for b in outbox.list_batches(vault, ("released",))] == [released.batch_id]
     assert outbox.get_batch(vault, vetoed.batch_id) == outbox.list_batches(vault)[0]
-    with pytest.raises(VaultError, match="no batch"):
+    with pytest.raises(ConsentryError, match="no batch"):
         outbox.get_batch(vault, "missing")

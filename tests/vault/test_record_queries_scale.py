@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from devkit.factories import grant, keyboard_window, mouse_window
 from protocol.categories import Category
-from tests.factories import grant, keyboard_window, mouse_window
 from vault.paths import Layout
 from vault.vault import Vault
 

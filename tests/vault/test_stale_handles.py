@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from devkit.factories import grant, keyboard_window
 from protocol.categories import Category
 from protocol.envelope import new_key
 from protocol.errors import InvalidRecord
-from tests.factories import grant, keyboard_window
 from vault.keys import FileKekStore
 from vault.paths import Layout
 from vault.shredding import erase_categories

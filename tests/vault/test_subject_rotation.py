@@ -11,13 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from agent import shipping
+from devkit.factories import grant, keyboard_window, mouse_window
+from devkit.store_kit import Harness, Stewards, running_store
 from protocol import BatchManifest, b64encode, decode_payload, sign_approval
 from protocol.auditlog import subject_digest
 from protocol.categories import Category
 from store.auth import issue_token
 from store.export import export_parquet
-from tests.factories import grant, keyboard_window, mouse_window
-from tests.store_kit import Harness, Stewards, running_store
 from vault import batches, outbox, subjects
 from vault.paths import Layout
 from vault.policy import MachinePolicy, StewardConfig, StoreConfig

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from devkit.factories import apps_window, files_window, grant, keyboard_window, mouse_window
 from protocol.categories import Category
 from protocol.errors import (
     ConsentError,
@@ -23,7 +24,6 @@ from protocol.errors import (
     UnsupportedVersion,
     VaultCorrupted,
 )
-from tests.factories import apps_window, files_window, grant, keyboard_window, mouse_window
 from vault import consent_ops
 from vault.paths import Layout
 from vault.policy import MachinePolicy
@@ -62,7 +62,7 @@ def test_records_round_trip_for_every_category(granted) -> None:
     assert vault.write_windows(records) == 4
     assert sorted(vault.read_windows(), key=lambda w: w.category) == sorted(records, key=lambda w: w.category)
     assert vault.read_windows("mouse") == [records[1]]
-    assert vault.read_records_as_stored("mouse") == [records[1].model_dump(mode="json")]
+    assert list(vault.iter_records_as_stored("mouse")) == [records[1].model_dump(mode="json")]
     assert vault.count_windows("keyboard") == 1
 
 
@@ -84,7 +84,7 @@ def test_swapped_records_fail_to_decrypt(granted) -> None:
     (a, blob_a), (b, blob_b) = vault.db.execute("SELECT record_id, blob FROM records ORDER BY record_id").fetchall()
     vault.db.execute("UPDATE records SET blob = ? WHERE record_id = ?", (blob_b, a))
     vault.db.execute("UPDATE records SET blob = ? WHERE record_id = ?", (blob_a, b))
-    for read in (vault.read_windows, vault.read_records_as_stored):  # the schema reader and mydata's
+    for read in (vault.read_windows, lambda: list(vault.iter_records_as_stored())):  # the schema reader and mydata's
         with pytest.raises(InvalidRecord):
             read()
 
@@ -93,7 +93,7 @@ def test_relabelled_record_fails_to_decrypt(granted) -> None:
     vault, r = granted
     vault.write_windows([keyboard_window(MINUTE, r[Category.KEYBOARD])])
     vault.db.execute("UPDATE records SET category = 'mouse'")
-    for read in (vault.read_windows, vault.read_records_as_stored):  # the schema reader and mydata's
+    for read in (vault.read_windows, lambda: list(vault.iter_records_as_stored())):  # the schema reader and mydata's
         with pytest.raises(InvalidRecord):
             read()
 
@@ -106,7 +106,7 @@ def test_flipped_byte_in_record_is_rejected(granted) -> None:
         tampered = bytearray(blob)
         tampered[position] ^= 0x04
         vault.db.execute("UPDATE records SET blob = ?", (bytes(tampered),))
-        for read in (vault.read_windows, vault.read_records_as_stored):
+        for read in (vault.read_windows, lambda: list(vault.iter_records_as_stored())):
             with pytest.raises(InvalidRecord):
                 read()
 
@@ -317,7 +317,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from vault.paths import Layout
 from vault.vault import Vault
-from tests.factories import grant, keyboard_window
+from devkit.factories import grant, keyboard_window
 vault = Vault.open(Layout(Path(sys.argv[1])))
 rid = grant(vault, __import__('protocol.categories').categories.Category.KEYBOARD, datetime.now(UTC) - timedelta(days=8))
 start = int(time.time()) // 60 * 60 - 7 * 86400  # a week of minutes to write before "now"

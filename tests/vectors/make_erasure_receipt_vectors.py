@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from devkit.store_kit import T0
 from protocol import ErasureRequest, LogEntry, LogReceipt, SigningKey, merkle, sign_tree_head, subject_digest  # noqa: E501
 from protocol.erasure import erasure_receipt_message, sign_erasure_receipt
-from tests.store_kit import T0
 
 release = json.loads((Path(__file__).parent / "release-v1.json").read_text())
 log = SigningKey(bytes.fromhex(release["log_private_key"]))

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from devkit.store_kit import T0, make_records, receipt_ref
 from protocol import (
-    GENESIS_HASH,
+    NO_PREVIOUS_BATCH,
     LedgerCheckpointRef,
     SigningKey,
     StoreSealKey,
@@ -26,7 +27,6 @@ from protocol import (
     sign_tree_head,
 )
 from protocol.categories import Category
-from tests.store_kit import T0, make_records, receipt_ref
 
 device = SigningKey(bytes(range(32)))
 steward = SigningKey(bytes(range(32, 64)))
@@ -40,7 +40,7 @@ manifest = build_manifest(
     subject="subj-vector-0001",
     device_kid=device.kid,
     seq=1,
-    prev_batch_hash=GENESIS_HASH,
+    prev_batch_hash=NO_PREVIOUS_BATCH,
     records=records,
     receipts=[receipt_ref(c, f"r-{c.value}") for c in Category],
     payload=payload,

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from protocol.envelope import context
 from protocol.signing import SigningKey
-from vault.ledger import GENESIS_HASH, chain_hash, checkpoint_bytes
+from vault.ledger import LEDGER_START_HASH, chain_hash, checkpoint_bytes
 
 HERE = Path(__file__).parent
 
@@ -71,7 +71,7 @@ def ledger_vectors() -> dict[str, object]:
         },
     ]
     hashes = []
-    prev = GENESIS_HASH
+    prev = LEDGER_START_HASH
     for body in bodies:
         prev = chain_hash(prev, body)
         hashes.append(prev)
@@ -107,7 +107,7 @@ def ledger_v2_vectors() -> dict[str, object]:
          "categories": ["mouse"]},
     ]  # fmt: skip
     digests, hashes = [], []
-    prev = GENESIS_HASH
+    prev = LEDGER_START_HASH
     for body in bodies:
         digests.append(entry_digest(body))
         prev = chain_hash(prev, body)

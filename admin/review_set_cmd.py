@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from store.steward_access import key_file_option, load_signer, store_url_option
+from admin.access import key_file_option, load_signer, store_url_option
 
 SAMPLE_SIZE = 5
 
@@ -79,7 +79,7 @@ def set_lines(view: Any, picked: list[str]) -> list[str]:
 
 
 def _client(store_url: str | None, key_file: Path | None) -> Any:
-    from store.steward_cli import _client as client
+    from admin.steward_cmd import _client as client
 
     return client(store_url, key_file)
 
@@ -94,7 +94,7 @@ def review_set() -> None:
 @store_url_option
 def list_groups(key_file: Path | None, store_url: str | None) -> None:
     """List the groups of pending batches (day, notice versions, consent terms)."""
-    from store.steward_cli import _call
+    from admin.steward_cmd import _call
 
     with _client(store_url, key_file) as client:
         groups = _call(client.review_set_groups)
@@ -113,7 +113,7 @@ def list_groups(key_file: Path | None, store_url: str | None) -> None:
 @store_url_option
 def show(day_or_set_id: str, terms: str | None, key_file: Path | None, store_url: str | None) -> None:
     """Freeze a day's group into a review set (DAY as YYYY-MM-DD), or show a set again (SET_ID)."""
-    from store.steward_cli import _call
+    from admin.steward_cmd import _call
 
     with _client(store_url, key_file) as client:
         if len(day_or_set_id) == 32:
@@ -147,9 +147,9 @@ def show(day_or_set_id: str, terms: str | None, key_file: Path | None, store_url
 @store_url_option
 def approve(set_id: str, root: str, key_file: Path | None, store_url: str | None) -> None:
     """Sign one approval of every batch in the set shown (each batch's approval is its inclusion proof)."""
+    from admin.steward_cmd import _call
     from protocol.review_set import set_root, sign_set_approval
     from store.review_sets import recomputed_members
-    from store.steward_cli import _call
 
     with _client(store_url, key_file) as client:
         view = _call(lambda: client.review_set(set_id))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from store.steward_access import (
+from admin.access import (
     key_file_option,
     load_signer,
     machine_store,
@@ -57,11 +57,11 @@ def review(key_file: Path | None, store_url: str | None, log_key: str | None, po
 
     The page runs on 127.0.0.1 until Ctrl-C; your private key never leaves this machine.
     """
-    from agent.page_link import remove_page_link, write_page_link
-    from agent.store_client import StoreClient
-    from agent.web.peer import PeerCheckUnavailable
-    from agent.web.server import PageServer
-    from store.steward_page import StewardPage
+    from admin.review_page import StewardPage
+    from kit.page_link import remove_page_link, write_page_link
+    from kit.store_client import StoreClient
+    from kit.web.peer import PeerCheckUnavailable
+    from kit.web.server import PageServer
     from vault.paths import default_home
 
     signer = load_signer(key_file)
@@ -108,14 +108,14 @@ def _with_token(url: str, token: str) -> str:
 
 def _opener(folder: Path, url: str, token: str) -> str:
     """The ``file://`` address of the 0600 forwarder (in the 0700 steward folder) that opens the page."""
-    from agent.page_link import write_opener
+    from kit.page_link import write_opener
 
     return write_opener(folder / OPENER_FILE, _with_token(url, token))
 
 
 def _open(folder: Path, url: str, token: str) -> bool:
     """Open the page through a 0600 forwarder file, so the session key is never on a command line."""
-    from agent.page_link import open_in_browser
+    from kit.page_link import open_in_browser
 
     if open_in_browser(folder / OPENER_FILE, _with_token(url, token)):
         return True

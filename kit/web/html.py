@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from html import escape
 
-from agent.web.security import CSRF_FIELD
+from kit.web.security import CSRF_FIELD
 
 CSS = """
 :root { color-scheme: light; }

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from agent.web.html import esc, flash, layout, state_badge, table
-from agent.web.security import CSRF_FIELD
-from agent.web.server import Request, Response
+from admin.review_set_page import ReviewSetPages
+from kit.web.html import esc, flash, layout, state_badge, table
+from kit.web.security import CSRF_FIELD
+from kit.web.server import Request, Response
 from protocol.timeutil import utc_display
 from store.check_detail import describe
-from store.steward_set_page import ReviewSetPages
 
 TITLE = "Consentry: steward review"
 NAV = (("/", "Queue"), ("/sets", "Review sets"), ("/releases", "Releases"))
@@ -28,7 +28,7 @@ DONE = {
     "reject": "Your rejection was signed on this machine and recorded by the store; the batch is stopped.",
 }
 
-ClientFactory = Callable[[], AbstractContextManager[Any]]  # -> agent.store_client.StoreClient
+ClientFactory = Callable[[], AbstractContextManager[Any]]  # -> kit.store_client.StoreClient
 DigestOf = Callable[[str, Any], str]  # (batch_id, BatchReview) -> recomputed manifest hash; ValueError if it lies
 
 
@@ -44,7 +44,7 @@ class StewardPage:
         self.signer = signer
         self.digest_of = digest_of
         self.clock = clock
-        self.sets = ReviewSetPages(client, signer, self._render, clock)  # review sets: store.steward_set_page
+        self.sets = ReviewSetPages(client, signer, self._render, clock)  # review sets: admin.review_set_page
 
     def handle(self, request: Request) -> Response:
         import httpx
@@ -63,8 +63,8 @@ class StewardPage:
                     return self._batch(request, parts[1])
                 if request.method == "POST" and parts[2:] in (["approve"], ["reject"]):
                     return self._decide(request, parts[1], parts[2])
-            if parts and parts[0] in ("releases", "release"):  # dataset releases: store/releases/governance_page.py
-                from store.releases.governance_page import ReleaseSection
+            if parts and parts[0] in ("releases", "release"):  # dataset releases: admin/release_page.py
+                from admin.release_page import ReleaseSection
 
                 answer = ReleaseSection(self.client, self.signer, self._render, self._problem).handle(request, parts)
                 if answer is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from store.cli import _keys, _open, _stewards, backend_options, require_store_extra
+from admin.store_cmd import _keys, _open, _stewards, backend_options, require_store_extra
 
 KEY_FILE_NAME = "consumer.key"
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -45,13 +45,13 @@ def _default_consumer_key() -> Path:
 
 def _signer(key_file: Path | None, what: str) -> Any:
     from protocol import SigningKey
-    from protocol.errors import VaultError
+    from protocol.errors import ConsentryError
     from protocol.keyfile import read_key_file
 
     if key_file is None and what == "consumer":
         key_file = _default_consumer_key()
     if key_file is None:
-        from store.steward_access import default_key_file
+        from admin.access import default_key_file
 
         key_file = default_key_file()
     if not key_file.exists():
@@ -59,7 +59,7 @@ def _signer(key_file: Path | None, what: str) -> Any:
         raise click.ClickException(f"no {what} key at {key_file}. Run: {hint}")
     try:
         return SigningKey(read_key_file(key_file, "ed25519"))
-    except VaultError as exc:
+    except ConsentryError as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -215,9 +215,9 @@ steward_key_option = click.option(
 
 
 def _steward_client(store_url: str | None, key_file: Path | None, log_key: str | None) -> Any:
-    from agent.store_client import StoreClient
+    from admin.access import resolve_store_url, store_tls_ca
+    from kit.store_client import StoreClient
     from protocol import b64decode
-    from store.steward_access import resolve_store_url, store_tls_ca
 
     url = resolve_store_url(store_url)
     pinned = b64decode(log_key) if log_key else None

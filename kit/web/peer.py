@@ -7,7 +7,7 @@ list or a Referer), but the kernel's record of who owns a socket cannot be borro
 user connecting with every secret still gets nothing.
 
 Backends, one per OS, behind ``PeerOwners``; ``peer_owners()`` chooses one:
-  linux   the peer socket's row in /proc/net/tcp or /proc/net/tcp6 (agent.web.peer_linux)
+  linux   the peer socket's row in /proc/net/tcp or /proc/net/tcp6 (kit.web.peer_linux)
   others  none yet: ``PeerCheckUnavailable``, and the page does not start (fail closed; the
           ``consentry`` commands do everything the page does). macOS (libproc's socket info for
           our own processes) and Windows (GetExtendedTcpTable's owning process) can get one.
@@ -20,12 +20,12 @@ import socket
 import sys
 from typing import Protocol
 
-from agent.errors import AgentError
+from protocol.errors import ConsentryError
 
 Address = tuple[str, int]
 
 
-class PeerCheckUnavailable(AgentError):
+class PeerCheckUnavailable(ConsentryError):
     """This system gives no way to see which user owns the other end of a connection."""
 
 
@@ -38,7 +38,7 @@ class PeerOwners(Protocol):
 def peer_owners(platform: str = sys.platform) -> PeerOwners:
     """The backend for ``platform``; ``PeerCheckUnavailable`` (a sentence for the employee) if there is none."""
     if platform.startswith("linux"):
-        from agent.web.peer_linux import ProcNetTcp
+        from kit.web.peer_linux import ProcNetTcp
 
         owners = ProcNetTcp()
         owners.check_readable()

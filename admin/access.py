@@ -1,8 +1,8 @@
 """How a steward's tools reach the store: the steward's key file, the store's URL and log key (options,
 else the machine policy), and the check on the manifest hash a steward is asked to sign.
 
-Shared by ``consentry steward`` (``store.steward_cli``), its review page (``store.steward_review``) and
-``consentry store verify-log --full`` (``store.cli``).
+Shared by ``consentry steward`` (``admin.steward_cmd``), its review page (``admin.review``) and
+``consentry store verify-log --full`` (``admin.store_cmd``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def default_key_file() -> Path:
 def load_signer(key_file: Path | None) -> Any:
     """The steward's ``SigningKey`` from ``key_file`` (default: the steward folder of $CONSENTRY_HOME)."""
     from protocol import SigningKey
-    from protocol.errors import VaultError
+    from protocol.errors import ConsentryError
     from protocol.keyfile import read_key_file
 
     path = key_file or default_key_file()
@@ -39,7 +39,7 @@ def load_signer(key_file: Path | None) -> Any:
         raise click.ClickException(f"no steward key at {path}. Run: consentry steward init")
     try:
         return SigningKey(read_key_file(path, "ed25519"))
-    except VaultError as exc:  # loose permissions, a damaged or newer key file, a wrong key
+    except ConsentryError as exc:  # loose permissions, a damaged or newer key file, a wrong key
         raise click.ClickException(str(exc)) from None
 
 

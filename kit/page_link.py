@@ -6,7 +6,7 @@ the same file for its page). Like a Jupyter server's runtime file, it is owner-o
 runtime folder, and the token is never logged or printed. A browser is given the token only inside
 a 0600 forwarding file (``open_in_browser``), never on its command line, where ``ps`` shows it to
 every user. (The page also refuses every connection from another user's programs, so a token that
-leaks anyway opens nothing for them: agent.web.peer.)
+leaks anyway opens nothing for them: kit.web.peer.)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
-from vault.atomic import write_atomic
+from protocol.atomic import write_atomic
 
 PAGE_LINK_VERSION = 1
 OPENER_NAME = "open-page.html"  # the forwarding file, beside page.json

@@ -37,7 +37,7 @@ def _when(epoch: int | None) -> str:
 
 
 def _storage(backend: str, data_dir: Path, dsn: str | None, schema: str) -> Any:
-    from store.cli import _open
+    from admin.store_cmd import _open
     from store.fleet_db import ensure_tables
 
     storage = _open(backend, data_dir, dsn, schema)
@@ -57,8 +57,8 @@ def _store_call(action: Any) -> Any:
 
 
 def register(store: click.Group) -> None:
-    """Add the fleet commands to ``consentry store`` (store.cli calls this once)."""
-    from store.cli import backend_options
+    """Add the fleet commands to ``consentry store`` (admin.store_cmd calls this once)."""
+    from admin.store_cmd import backend_options
 
     @store.group("enroll-secret")
     def enroll_secret() -> None:
@@ -233,8 +233,8 @@ def register(store: click.Group) -> None:
         as_json: bool,
     ) -> None:
         """List devices, versions, policy drift, stale devices and errors (never who consented)."""
-        from agent.store_client import StoreClient
-        from store.steward_access import resolve_store_url, store_tls_ca
+        from admin.access import resolve_store_url, store_tls_ca
+        from kit.store_client import StoreClient
 
         url = resolve_store_url(store_url)
         signer = _load_operator(key_file)
@@ -282,7 +282,7 @@ def _default_key_file() -> Path:
 
 def _load_operator(key_file: Path | None) -> Any:
     from protocol import SigningKey
-    from protocol.errors import VaultError
+    from protocol.errors import ConsentryError
     from protocol.keyfile import read_key_file
 
     path = key_file or _default_key_file()
@@ -290,14 +290,14 @@ def _load_operator(key_file: Path | None) -> Any:
         raise click.ClickException(f"no operator key at {path}. Run: consentry store operator init")
     try:
         return SigningKey(read_key_file(path, "ed25519"))
-    except VaultError as exc:
+    except ConsentryError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 def _serve_page(client: Any, port: int) -> None:
-    from agent.web.peer import PeerCheckUnavailable
-    from agent.web.server import PageServer
-    from store.fleet_page import FleetPage
+    from admin.fleet_page import FleetPage
+    from kit.web.peer import PeerCheckUnavailable
+    from kit.web.server import PageServer
 
     reopen = "Run consentry store fleet --page again for a new session."
     try:
@@ -306,7 +306,7 @@ def _serve_page(client: Any, port: int) -> None:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); try another --port") from None
     except PeerCheckUnavailable as exc:  # no page rather than one another local user could read
         raise click.ClickException(f"{exc}. Use: consentry store fleet (without --page)") from None
-    from agent.page_link import remove_page_link, write_page_link
+    from kit.page_link import remove_page_link, write_page_link
     from vault.paths import default_home
 
     link = default_home() / "operator" / LINK_FILE

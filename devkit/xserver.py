@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from tests.components import require_executable
+from devkit.components import require_executable
 
 START_TIMEOUT = 10.0
 

@@ -1,11 +1,11 @@
 """The local pages' guard: who may connect, the link token, sessions that expire, Host/Origin, CSRF, headers.
 
 peer       every connection must come from a program of the serving user's own account
-           (agent.web.peer, checked by the server once per connection). This is what makes a leaked
+           (kit.web.peer, checked by the server once per connection). This is what makes a leaked
            secret useless to another local user: browsers send a host's cookies to every port of it,
            so another account's server on 127.0.0.1 can collect the cookie; a link can show up in a
            process list or a Referer. None of them lets that account's programs in.
-token      random per server start (``secrets.token_urlsafe``), kept in a 0600 file (agent.page_link)
+token      random per server start (``secrets.token_urlsafe``), kept in a 0600 file (kit.page_link)
            and handed to a browser only through a 0600 file it opens. ``?token=`` starts a session: an
            HttpOnly, SameSite=Strict cookie named after the port, set by a page that forwards to the
            URL without the token (a 303 would lose the cookie when the navigation started in the

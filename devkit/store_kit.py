@@ -13,8 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devkit.components import require
 from protocol import (
-    GENESIS_HASH,
+    NO_PREVIOUS_BATCH,
     BatchManifest,
     ConsentReceiptRef,
     LedgerCheckpointRef,
@@ -34,7 +35,6 @@ from protocol.windows import AnyWindow, AppFocus, AppsWindow, KeyboardWindow, Mo
 from store.backend import StoreBackend
 from store.keys import StoreKeys
 from store.settings import StoreSettings
-from tests.components import require
 from vault.policy import StewardConfig
 
 PG_DSN_ENV = "CONSENTRY_TEST_PG_DSN"
@@ -124,7 +124,7 @@ class Agent:
     device: SigningKey = field(default_factory=SigningKey.generate)
     subject: str = field(default_factory=lambda: "subj-" + secrets.token_hex(8))
     seq: int = 0
-    prev: str = GENESIS_HASH
+    prev: str = NO_PREVIOUS_BATCH
     ledger_seq: int = 5
     ledger_head: str = "cd" * 32
 
@@ -239,13 +239,13 @@ class Harness:
     url: str
 
     def client(self, agent: Agent, **kwargs: object):  # -> StoreClient
-        from agent.store_client import RetryPolicy, StoreClient
+        from kit.store_client import RetryPolicy, StoreClient
 
         kwargs.setdefault("retry", RetryPolicy(attempts=2, base_seconds=0.01, cap_seconds=0.05))
         return StoreClient(self.url, signer=agent.device, log_public_key=self.keys.log.public_bytes, **kwargs)  # type: ignore[arg-type]
 
     def steward_client(self, signer: SigningKey):
-        from agent.store_client import StoreClient
+        from kit.store_client import StoreClient
 
         return StoreClient(self.url, signer=signer, role="steward", log_public_key=self.keys.log.public_bytes)
 
@@ -343,7 +343,7 @@ class StoreProcess:
         self.args = [
             sys.executable,
             "-c",
-            "from store.cli import store; store()",
+            "from admin.store_cmd import store; store()",
             "serve",
             "--backend",
             backend,

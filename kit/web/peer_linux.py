@@ -36,7 +36,7 @@ class ProcNetTcp:
 
     def check_readable(self) -> None:
         """``PeerCheckUnavailable`` when no table can be read (no /proc here): say so once, at start."""
-        from agent.web.peer import PeerCheckUnavailable
+        from kit.web.peer import PeerCheckUnavailable
 
         for table in self.tables:
             try:

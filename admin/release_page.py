@@ -1,6 +1,6 @@
 """The release block of the steward's review page: releases waiting, each manifest, approve/reject.
 
-Served by ``store.steward_page.StewardPage`` under ``/releases`` and ``/release/<id>``. As for batches,
+Served by ``admin.review_page.StewardPage`` under ``/releases`` and ``/release/<id>``. As for batches,
 the page signs only the hash it recomputed from the manifest it showed, and only if the manifest the
 store returns when the steward clicks still has that hash.
 """
@@ -11,9 +11,9 @@ import re
 import time
 from typing import Any
 
-from agent.web.html import esc, flash, state_badge, table
-from agent.web.security import CSRF_FIELD
-from agent.web.server import Request, Response
+from kit.web.html import esc, flash, state_badge, table
+from kit.web.security import CSRF_FIELD
+from kit.web.server import Request, Response
 
 _RELEASE_ID = re.compile(r"^[0-9a-f]{32}$")
 DONE = {

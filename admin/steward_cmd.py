@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from store.steward_access import (
+from admin.access import (
     default_key_file,
     key_file_option,
     load_signer,
@@ -20,8 +20,8 @@ from store.steward_access import (
     store_tls_ca,
     store_url_option,
 )
-from store.steward_review import review as review_command
-from store.steward_set_cli import review_set as review_set_command
+from admin.review import review as review_command
+from admin.review_set_cmd import review_set as review_set_command
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,7 +48,7 @@ def batch_options(*extra: Callable[[Any], Any]) -> Callable[[F], F]:
 
 
 def _client(store_url: str | None, key_file: Path | None) -> Any:
-    from agent.store_client import StoreClient
+    from kit.store_client import StoreClient
 
     url = resolve_store_url(store_url)
     return StoreClient(url, signer=load_signer(key_file), role="steward", tls_ca=store_tls_ca(url))
@@ -204,4 +204,4 @@ def reject(batch_id: str, reason: str, key_file: Path | None, store_url: str | N
 
 
 steward.add_command(review_command)  # the review page lives in its own module
-steward.add_command(review_set_command)  # review sets live in their own module (store.steward_set_cli)
+steward.add_command(review_set_command)  # review sets live in their own module (admin.review_set_cmd)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from protocol.categories import Category
 from protocol.windows import AppFocus, AppsWindow, FileEventCount, FilesWindow, KeyboardWindow, MouseWindow
 from vault import consent_ops
+from vault.consent import ConsentSnapshot
 from vault.policy import MachinePolicy
 from vault.vault import Vault
 
@@ -67,3 +68,14 @@ def grant(vault: Vault, category: Category, now: datetime | None = None, policy:
         now=now or datetime.now(UTC),
     )
     return receipt.receipt_id
+
+
+def may_capture(snapshot: ConsentSnapshot, category: Category, now: datetime) -> bool:
+    """What the tests ask of a snapshot: granted and not paused (the agent's gate adds policy and storage)."""
+    return snapshot.categories[category].state == "granted" and not snapshot.is_paused(now)
+
+
+def receipt_for(snapshot: ConsentSnapshot, category: Category) -> str | None:
+    """The receipt id of ``category``'s grant in force, or None."""
+    entry = snapshot.categories[category]
+    return entry.receipt_id if entry.state == "granted" else None

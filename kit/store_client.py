@@ -1,4 +1,4 @@
-"""The agent's (and the steward CLI's) HTTP client for the store: signed requests, retries, verified receipts.
+"""The one HTTP client of the store (agents, the steward's tools, verify-log): signed requests, retries, verified receipts.
 
     client = StoreClient(url, signer=vault.device_key, log_public_key=<pinned, from enrollment or policy>)
     client.enroll(token)                    # once; pins the store's log key if none was given

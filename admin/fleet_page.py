@@ -12,15 +12,15 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from agent.web.html import esc, layout, state_badge, table
-from agent.web.server import Request, Response
+from kit.web.html import esc, layout, state_badge, table
+from kit.web.server import Request, Response
 from protocol.timeutil import utc_display
 
 TITLE = "Consentry: fleet"
 NAV = (("/", "Fleet"),)
 FILTERS = ("label", "version", "stale", "drift", "errors", "retired")
 
-ClientFactory = Callable[[], AbstractContextManager[Any]]  # -> agent.store_client.StoreClient (operator key)
+ClientFactory = Callable[[], AbstractContextManager[Any]]  # -> kit.store_client.StoreClient (operator key)
 
 
 def filters_from(query: dict[str, str]) -> dict[str, Any]:

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agent.web.html import esc, flash, state_badge, table
-from agent.web.security import CSRF_FIELD
-from agent.web.server import Request, Response
+from admin.review_set_cmd import sample
+from kit.web.html import esc, flash, state_badge, table
+from kit.web.security import CSRF_FIELD
+from kit.web.server import Request, Response
 from protocol.review_set_api import CountSummary, deviations, figures
 from store.check_detail import describe
-from store.steward_set_cli import sample
 
 Render = Callable[[Request, str, int], Response]
 DONE = "Your approval of the set was signed on this machine; each batch's approval is its inclusion proof."
@@ -93,7 +93,7 @@ def render_set(view: Any, root: str, picked: list[str], csrf: str, done: str | N
             f'<span class="mono">{esc(e.batch_id)}</span>',
             state_badge(e.state),
             esc(e.manifest.subject if e.manifest else "-"),
-            esc(str(e.manifest.total_records) if e.manifest else "-"),
+            esc(str(sum(e.manifest.record_counts.values())) if e.manifest else "-"),
         )
         for e in view.entries
     ]

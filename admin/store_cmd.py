@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from store.fleet_cli import register as register_fleet_commands
+from admin.fleet_cmd import register as register_fleet_commands
 
 F = TypeVar("F", bound=Callable[..., Any])
 # What `pip install 'consentry[store]'` adds, by the command that needs it (pyproject.toml's [store] extra).
@@ -70,7 +70,7 @@ def backend_options(func: F) -> F:
 
 
 def _open(backend: str, data_dir: Path, dsn: str | None, schema: str = "consentry") -> Any:
-    from protocol.errors import VaultError
+    from protocol.errors import ConsentryError
     from store.backends import open_backend
 
     if backend == "postgres" and not dsn:
@@ -79,7 +79,7 @@ def _open(backend: str, data_dir: Path, dsn: str | None, schema: str = "consentr
         require_store_extra(*POSTGRES_MODULES)
     try:
         return open_backend(backend, data_dir=data_dir / "data", dsn=dsn, schema=schema)
-    except VaultError as exc:
+    except ConsentryError as exc:
         raise click.ClickException(
             f"cannot open the {backend} backend: {exc}. Check --dsn and that the server runs."
         ) from None
@@ -283,7 +283,7 @@ def export(
             'store export is the operator\'s break-glass path and needs --reason "..." (logged with your user '
             "name). For training data, request a governed release: consentry dataset request"
         )
-    from protocol.errors import VaultError
+    from protocol.errors import ConsentryError
     from store.export import export_parquet
 
     keys, _ = _keys(data_dir)
@@ -301,7 +301,7 @@ def export(
                     progress=bar.update,
                     break_glass={"operator": getpass.getuser(), "reason": reason.strip()[:500]},
                 )
-            except (ValueError, VaultError) as exc:
+            except (ValueError, ConsentryError) as exc:
                 raise click.ClickException(f"{exc}") from None
     finally:
         storage.close()
@@ -346,12 +346,12 @@ def verify_log(
     as_json: bool,
 ) -> None:
     """Check the store's signed tree head and that the log is append-only since the last check."""
-    from agent.store_client import StoreClient
+    from admin.access import load_signer, store_tls_ca
+    from kit.store_client import StoreClient
     from protocol import TreeHead, b64decode
     from protocol.errors import InvalidRecord
     from protocol.store_errors import StoreError
     from store.audit import verify_log as check
-    from store.steward_access import load_signer, store_tls_ca
 
     store_url_given, log_key_given = bool(store_url), bool(log_key)
     store_url, log_key = _store_from_policy(store_url, log_key)
@@ -399,7 +399,7 @@ def verify_log(
 def _store_from_policy(store_url: str | None, log_key: str | None) -> tuple[str, str | None]:
     if store_url and log_key:
         return store_url, log_key
-    from store.steward_access import machine_store
+    from admin.access import machine_store
 
     section = machine_store("Pass --store-url and --log-key instead.")
     if section is None and not store_url:
@@ -409,4 +409,4 @@ def _store_from_policy(store_url: str | None, log_key: str | None) -> tuple[str,
     return url, key
 
 
-register_fleet_commands(store)  # enroll-secret, retire, operator, fleet (store.fleet_cli)
+register_fleet_commands(store)  # enroll-secret, retire, operator, fleet (admin.fleet_cmd)

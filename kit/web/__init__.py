@@ -1,0 +1,1 @@
+"""A page served to one local user: server, security (sessions, CSRF, headers), peer check, HTML helpers."""
