@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from devkit import store_kit
 from devkit.store_kit import T0, Agent, Harness, running_store
 from protocol import SigningKey, b64encode, sign_erasure, subject_digest
 from protocol.categories import Category
@@ -32,7 +33,6 @@ from store.releases.governance import (
 from store.releases.governance_sink import ParquetReleaseSink
 from store.releases.lineage import ERASED_FLAG, list_runs, record_use, sign_use
 from store.releases.requests import sign_request
-from tests import store_kit
 
 backend_kind = store_kit.backend_kind
 NOW = T0 + 2 * 86_400

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from devkit import store_kit
 from devkit.store_kit import Agent, Harness, Stewards, running_store
 from protocol import SigningKey, manifest_digest, sign_approval
 from protocol.approval import tally
@@ -17,7 +18,6 @@ from protocol.store_errors import StoreError
 from store import review_set_storage as storage
 from store.audit import verify_log
 from store.review_sets import recomputed_members
-from tests import store_kit
 
 backend_kind = store_kit.backend_kind  # the fixture that runs each test on both backends
 
