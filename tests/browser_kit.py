@@ -56,9 +56,15 @@ def chromium(profile: Path) -> Iterator[Any]:
 
 
 def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    """Poll ``predicate`` until it is truthy; an element of a page being replaced counts as "not yet"."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except (StaleElementReferenceException, NoSuchElementException):
+            value = None  # a form was submitted and the next page is loading
         if value:
             return value
         time.sleep(0.05)

@@ -33,6 +33,7 @@ import pyarrow as pa
 from pydantic import BaseModel
 
 from protocol.categories import Category, KeyClass, MouseButton
+from protocol.record_words import FIELDS
 from protocol.windows import AppFocus, AppsWindow, FileEventCount, FilesWindow, KeyboardWindow, MouseWindow
 
 _TS = pa.timestamp("us", tz="UTC")  # Iceberg's timestamptz is microseconds
@@ -157,8 +158,8 @@ def column_dictionary() -> list[ColumnDoc]:
     docs = [ColumnDoc(name, str(dtype), unit, meaning) for name, dtype, unit, meaning in _LINEAGE]
     for name, dtype, unit, model, field in _WINDOW_COLUMNS:
         meaning = _meaning(model, field)
-        if pa.types.is_timestamp(dtype):  # the model's epoch seconds, written as a readable UTC time
-            meaning += "; written here as a UTC timestamp"
+        if pa.types.is_timestamp(dtype):  # the model's epoch seconds, written here as a readable UTC time
+            meaning = f"{FIELDS['common'][field].meaning} (a UTC timestamp)"
         docs.append(ColumnDoc(name, str(dtype), unit, meaning))
     return docs
 

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from devkit.store_kit import running_store
 from protocol import SigningKey, b64encode
 from protocol.categories import Category
@@ -43,7 +45,12 @@ def _state(layout: Layout) -> dict:  # type: ignore[type-arg]
         return {}
 
 
-def test_real_agents_enroll_with_the_secret_and_heartbeat_alike(tmp_path: Path) -> None:
+def test_real_agents_enroll_with_the_secret_and_heartbeat_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The grants below are written in this process: keep their vault keys in files, as the agents do
+    # (agent_env), whatever keyring an earlier test left configured in this process.
+    monkeypatch.setenv("CONSENTRY_KEYSTORE", "file")
     with running_store("dir", tmp_path / "store") as live:
         policy_path = tmp_path / "etc" / "policy.toml"
         policy_path.parent.mkdir()

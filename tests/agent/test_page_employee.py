@@ -469,11 +469,13 @@ def test_the_routes_are_one_table_and_anything_else_is_no_such_page(page: PageSe
         ("POST", "/batches/{batch_id}/veto"),
         ("POST", "/batches/{batch_id}/release"),
         ("GET", "/ledger"),
+        ("GET", "/erase"),
+        ("POST", "/erase"),
     }
     client = _session(page)
     origin = {"Origin": page.url.rstrip("/")}
     csrf = _csrf(client)
-    for path in ("/", "/consent/keyboard", "/mydata", "/mydata/", "/batches", "/ledger", "//ledger"):
+    for path in ("/", "/consent/keyboard", "/mydata", "/mydata/", "/batches", "/ledger", "//ledger", "/erase"):
         assert client.get(path).status_code == 200, path
     before = _ledger_kinds(layout)
     unknown_batch = "/batches/" + "g" * 32

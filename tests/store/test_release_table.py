@@ -144,4 +144,4 @@ def test_column_dictionary_documents_every_column_from_the_record_models() -> No
     undocumented = [d.name for d in docs if not d.meaning]
     assert undocumented == []
     start = next(d for d in docs if d.name == "start")
-    assert start.unit == "UTC time" and "window start" in start.meaning
+    assert start.unit == "UTC time" and start.meaning == "when the time window began (a UTC timestamp)"

@@ -306,6 +306,22 @@ def test_connections_over_the_cap_get_503_while_open_ones_keep_working(backend_k
             time.sleep(0.05)
 
 
+def _tricklers_holding_both_slots(store: Harness, tricklers: list[Agent], other: Agent) -> list[socket.socket]:
+    """Start the trickling uploads until both hold a large-body slot, which a third large body being
+    refused as busy shows. (Each sender is authenticated before it takes a slot, so another sender's
+    lookup can finish first and take the slot a trickler was about to take: then start again.)"""
+    for _ in range(5):
+        socks = [_stall(store, a, 8 * 2**20, b"{") for a in tricklers]
+        time.sleep(0.5)
+        with _stall(store, other, 2 * 2**20, b"{" + b" " * (2 * 2**20 - 1)) as sock:
+            status, _, body = _response(sock)
+        if status == 503 and b"busy" in body:
+            return socks
+        for sock in socks:
+            sock.close()
+    raise AssertionError(f"the two trickling uploads never held both large-body slots (last answer {status})")
+
+
 def test_a_trickling_upload_is_cut_off_and_frees_its_large_body_slot(backend_kind: str, tmp_path: Path) -> None:
     """Two uploads under known key ids take both large-body slots and send a byte now and then (defaults:
     1 MiB large, 2 slots, 64 KiB/s after 5 s): they get 408, and someone else's large body is read again."""
@@ -313,7 +329,7 @@ def test_a_trickling_upload_is_cut_off_and_frees_its_large_body_slot(backend_kin
         tricklers, other = [Agent(), Agent()], Agent()
         for a in (*tricklers, other):
             store.enroll(a)
-        socks = [_stall(store, a, 8 * 2**20, b"{") for a in tricklers]
+        socks = _tricklers_holding_both_slots(store, tricklers, other)
         try:
             statuses: list[int] = []
             deadline = time.monotonic() + 4 * LIVENESS
