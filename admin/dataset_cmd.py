@@ -475,3 +475,45 @@ def runs(
     for r in found:
         mark = f"  ** {r.flag} (since {utc(r.flagged_at or 0)})" if r.flag else ""
         click.echo(f"{r.run}  release {r.release_id}  by {r.consumer}, recorded {utc(r.recorded)}{mark}")
+
+
+@dataset.command()
+@backend_options
+@json_option
+@click.argument("release_id")
+def rows(backend: str, data_dir: Path, dsn: str | None, schema: str, as_json: bool, release_id: str) -> None:
+    """How many rows and subjects a release holds now, by category (rows erased since its build are gone)."""
+    require_store_extra("pyiceberg")  # the release table: pip install 'consentry[store,release]'
+    from protocol.stewards import StewardConfig
+    from store.releases.governance_sink import open_release_table
+    from store.releases.table import ReleaseTableError
+    from store.settings import StoreSettings
+
+    table = open_release_table(StoreSettings(stewards=StewardConfig()), data_dir, backend, dsn, schema)
+    try:
+        read = table.read(release_id)
+    except ReleaseTableError as exc:
+        raise click.ClickException(
+            f"{exc}. The releases built so far: consentry dataset runs, or the audit log"
+        ) from None
+    finally:
+        table.close()
+    columns = read.select(["category", "subject"]).to_pylist()
+    by_category: dict[str, int] = {}
+    for row in columns:
+        by_category[row["category"]] = by_category.get(row["category"], 0) + 1
+    summary = {
+        "release_id": release_id,
+        "rows": read.num_rows,
+        "subjects": len({row["subject"] for row in columns}),
+        "by_category": dict(sorted(by_category.items())),
+    }
+    if as_json:
+        _emit(summary)
+        return
+    per = ", ".join(f"{category} {count:,}" for category, count in summary["by_category"].items()) or "none"
+    people = summary["subjects"]
+    click.echo(
+        f"Release {release_id} holds {read.num_rows:,} row{'' if read.num_rows == 1 else 's'} of "
+        f"{people} subject{'' if people == 1 else 's'} now ({per})."
+    )

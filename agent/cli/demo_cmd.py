@@ -253,8 +253,8 @@ def demo(out: Path | None, seconds: float, input_mode: str) -> None:
         d.run("store", "export", "--data", str(d.store_dir), "--reason", "demo", str(d.dataset), show=3)
         if demo_release.release_available():  # issue 15: the governed path from store to training
             demo_release.write_release_policy(d, out / "consumer" / "consumer.key")
-            demo_release.request_approve_build_use(d, url, out / "consumer" / "consumer.key")
-            demo_release.erase_and_show_runs(d)
+            release_id = demo_release.request_approve_build_use(d, url, out / "consumer" / "consumer.key")
+            demo_release.erase_and_show_runs(d, release_id)
         else:
             click.echo("  (governed releases need the release extra: pip install 'consentry[store,release]')")
     finally:

@@ -75,12 +75,20 @@ def request_approve_build_use(d: Any, url: str, consumer_key: Path) -> str:
         str(consumer_key),
         show=1,
     )
+    held = d.json("dataset", "rows", release_id, "--data", str(d.store_dir))
+    click.echo(f"  the release holds {held['rows']} rows of {held['subjects']} subject(s), read back from the table")
+    if not held["rows"]:
+        raise click.ClickException("the built release reads back empty; this is a bug")
     return release_id
 
 
-def erase_and_show_runs(d: Any) -> None:
+def erase_and_show_runs(d: Any, release_id: str) -> None:
     d.step("Employee: erase everything; the store rewrites the release and marks the run that used it")
     d.run("erase", "--all", "--yes", show=4)
+    held = d.json("dataset", "rows", release_id, "--data", str(d.store_dir))
+    click.echo(f"  the release now holds {held['rows']} rows: the employee's rows are gone from it")
+    if held["rows"]:
+        raise click.ClickException("the erased employee's rows are still in the release; this is a bug")
     runs = d.run("dataset", "runs", "--data", str(d.store_dir), show=3)
     if "retrain or unlearn" not in runs:
         raise click.ClickException("the run that read the erased subject's release was not marked; this is a bug")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,5 +48,8 @@ def test_demo_runs_the_whole_flow(tmp_path: Path, input_mode: str) -> None:
     if importlib.util.find_spec("pyiceberg") is not None:  # the governed release path (issue 15)
         assert "Approved. Release" in done.stdout and "snapshot tag release/" in done.stdout
         assert "Recorded run demo-rhythm-v1" in done.stdout
+        built = re.search(r"the release holds (\d+) rows of 1 subject", done.stdout)
+        assert built and int(built.group(1)) > 0, done.stdout[-3000:]  # read back from the table
+        assert "the release now holds 0 rows" in done.stdout  # after the employee erased everything
         assert "1 dataset release that held your data was rewritten without it" in done.stdout
         assert "demo-rhythm-v1" in done.stdout and "trained on erased data: retrain or unlearn" in done.stdout
