@@ -490,6 +490,8 @@ def rows(backend: str, data_dir: Path, dsn: str | None, schema: str, as_json: bo
     from store.settings import StoreSettings
 
     table = open_release_table(StoreSettings(stewards=StewardConfig()), data_dir, backend, dsn, schema)
+    if table is None:  # require_store_extra above already refused; this keeps the type honest
+        raise click.ClickException("the release table needs pyiceberg: pip install 'consentry[store,release]'")
     try:
         read = table.read(release_id)
     except ReleaseTableError as exc:
