@@ -519,3 +519,35 @@ def rows(backend: str, data_dir: Path, dsn: str | None, schema: str, as_json: bo
         f"Release {release_id} holds {read.num_rows:,} row{'' if read.num_rows == 1 else 's'} of "
         f"{people} subject{'' if people == 1 else 's'} now ({per})."
     )
+
+
+@dataset.command()
+@backend_options
+@release_policy_option
+@json_option
+def housekeep(
+    backend: str, data_dir: Path, dsn: str | None, schema: str, release_policy: Path | None, as_json: bool
+) -> None:
+    """Now, what `store serve` does every 15 minutes: drop released rows past retention, remove expired snapshots."""
+    require_store_extra("pyiceberg")  # the release table: pip install 'consentry[store,release]'
+    from datetime import timedelta
+
+    from protocol.stewards import StewardConfig
+    from store.releases.governance_sink import open_release_table
+    from store.releases.housekeeping import housekeeping_words
+    from store.settings import StoreSettings
+
+    policy = _release_policy(data_dir, release_policy)
+    grace = timedelta(hours=policy.erasure_grace_hours)
+    table = open_release_table(StoreSettings(stewards=StewardConfig()), data_dir, backend, dsn, schema, grace=grace)
+    if table is None:  # require_store_extra above already refused; this keeps the type honest
+        raise click.ClickException("the release table needs pyiceberg: pip install 'consentry[store,release]'")
+    try:
+        retention, expiry = table.housekeep(datetime.now(UTC))
+    finally:
+        table.close()
+    if as_json:
+        _emit({"retention": retention.__dict__, "expiry": expiry.__dict__})
+        return
+    words = housekeeping_words(retention, expiry)
+    click.echo(words[0].upper() + words[1:] + ".")

@@ -151,6 +151,13 @@ def store() -> None:
     type=click.IntRange(2, 10_000),
     help="k: the fleet view shows consent figures only over groups with at least this many devices on each side.",
 )
+@click.option(
+    "--release-housekeeping-minutes",
+    default=15,
+    show_default=True,
+    type=click.IntRange(1, 1440),
+    help="How often the release table drops rows past retention and removes snapshots past the grace period.",
+)
 def serve(
     backend: str,
     data_dir: Path,
@@ -164,6 +171,7 @@ def serve(
     tls_key: Path | None,
     docs: bool,
     min_group_size: int,
+    release_housekeeping_minutes: int,
 ) -> None:
     """Serve the store API until interrupted (first run creates the store's keys in --data)."""
     require_store_extra(*SERVER_MODULES, *_backend_modules(backend))
@@ -185,14 +193,31 @@ def serve(
     scheme = "https" if tls_cert else "http"
     click.echo(f"Serving on {scheme}://{host}:{port} ({backend} backend); Ctrl-C stops.", err=True)
     settings = StoreSettings(stewards=stewards, max_body_bytes=max_body_mb * 1024 * 1024, api_docs=docs)
-    try:
-        from store.releases.governance_sink import open_release_table, release_table_eraser
+    from store.releases.consumers import ReleasePolicyError
+    from store.releases.governance_sink import open_release_table, release_grace, release_table_eraser
 
-        table = open_release_table(settings, data_dir, backend, dsn, schema)  # erasures reach released rows
+    try:
+        grace = release_grace(data_dir)  # the release policy's erasure_grace_hours
+    except ReleasePolicyError as exc:
+        storage.close()
+        raise click.ClickException(f"{exc}\nFix it, then start the store again.") from None
+    housekeeper = None
+    try:
+        table = open_release_table(settings, data_dir, backend, dsn, schema, grace=grace)  # erasures reach it
         erase = release_table_eraser(table) if table is not None else None
+        if table is not None:  # its own catalog connection: the thread never shares the request handlers'
+            from datetime import timedelta
+
+            from store.releases.housekeeping import ReleaseHousekeeper
+
+            every = timedelta(minutes=release_housekeeping_minutes)
+            own = open_release_table(settings, data_dir, backend, dsn, schema, grace=grace)
+            housekeeper = ReleaseHousekeeper(own, every=every).start()
         app = create_app(storage, keys, settings, erase_from_releases=erase, min_group_size=min_group_size)
         run(app, host, port, tls_cert=tls_cert, tls_key=tls_key)
     finally:
+        if housekeeper is not None:
+            housekeeper.stop()
         storage.close()
 
 

@@ -8,6 +8,7 @@ from store.releases.table import (
     SnapshotExpired,
     TableErasure,
     TableExpiry,
+    TableRetention,
 )
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "SnapshotExpired",
     "TableErasure",
     "TableExpiry",
+    "TableRetention",
     "column_dictionary",
     "release_rows",
 ]

@@ -290,7 +290,9 @@ def decide_release(
 class ReleaseSink(Protocol):
     """Where a built release's rows go (the release table; a Parquet folder until it is merged)."""
 
-    def write(self, release_id: str, records: list[tuple[StoredRecord, dict[str, Any]]]) -> dict[str, Any]: ...
+    def write(
+        self, release_id: str, records: list[tuple[StoredRecord, dict[str, Any]]], *, retention_days: int
+    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,9 @@ def build_release(
     Re-checked at build time, record by record: the record's own consent receipt lists the purpose, its
     window ended within retention, and its subject still has a key (an erasure since the request shreds
     it, and such records are skipped). The stored manifest must still hash to what the quorum approved.
+
+    The retention used -- here, and by the release table afterwards, which drops rows as they pass it --
+    is the one the stewards approved in the manifest, or the policy's ``retention_days`` now if shorter.
     """
     from store.record_keys import RecordKeyring, seal_legacy_records
 
@@ -340,6 +345,7 @@ def build_release(
     keyring = RecordKeyring(keys.records)
     keyring.rotate_if_due(backend)
     seal_legacy_records(backend, keyring, now)
+    retention_days = min(int(manifest.get("retention_days", retention_days)), retention_days)
     cutoff = now - retention_days * 86_400
     picked: list[tuple[StoredRecord, dict[str, Any]]] = []
     for category in manifest["categories"]:
@@ -356,7 +362,7 @@ def build_release(
                 progress(len(chunk))
     if not picked:
         raise ReleaseError(f"release {release_id} would be empty (every record was erased or expired); nothing built")
-    written = sink.write(release_id, picked)
+    written = sink.write(release_id, picked, retention_days=retention_days)
     subjects = sorted({r.subject for r, _ in picked})
     with backend.transaction() as tx:
         db.insert_subjects(tx, release_id, subjects)

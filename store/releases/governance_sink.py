@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,10 @@ class ParquetReleaseSink:
     def folder(self, release_id: str) -> Path:
         return self.root / release_id
 
-    def write(self, release_id: str, records: list[tuple[StoredRecord, dict[str, Any]]]) -> dict[str, Any]:
+    def write(
+        self, release_id: str, records: list[tuple[StoredRecord, dict[str, Any]]], *, retention_days: int
+    ) -> dict[str, Any]:
+        del retention_days  # a folder of files has no housekeeping; erasure removes it whole
         out = self.folder(release_id)
         if out.exists():
             raise FileExistsError(f"{out} exists; a release is built once")
@@ -63,11 +67,14 @@ class TableReleaseSink:
     def __init__(self, table: Any) -> None:
         self.table = table
 
-    def write(self, release_id: str, records: list[tuple[StoredRecord, dict[str, Any]]]) -> dict[str, Any]:
+    def write(
+        self, release_id: str, records: list[tuple[StoredRecord, dict[str, Any]]], *, retention_days: int
+    ) -> dict[str, Any]:
         from store.releases.rows import OpenedRecord, release_rows
 
         opened = (OpenedRecord(r.batch_id, r.subject, r.category, body) for r, body in records)
-        snapshot = self.table.build(release_id, release_rows(opened, release_id, self.table.aliases(release_id)))
+        rows = release_rows(opened, release_id, self.table.aliases(release_id))
+        snapshot = self.table.build(release_id, rows, retention_days=retention_days)
         return {"tag": snapshot.tag, "snapshot_id": snapshot.snapshot_id, "data_files": len(snapshot.data_files)}
 
 
@@ -80,7 +87,9 @@ def release_table_eraser(table: Any) -> Callable[[str], tuple[str, ...]]:
     return erase
 
 
-def open_release_table(settings: Any, data_dir: Path, backend: str, dsn: str | None, schema: str) -> Any | None:
+def open_release_table(
+    settings: Any, data_dir: Path, backend: str, dsn: str | None, schema: str, *, grace: timedelta | None = None
+) -> Any | None:
     """The store's release table, or None when the [release] extra (pyiceberg) is not installed."""
     import importlib.util
 
@@ -88,4 +97,17 @@ def open_release_table(settings: Any, data_dir: Path, backend: str, dsn: str | N
         return None
     from store.releases.table import ReleaseTable
 
-    return ReleaseTable.open(settings, data_dir=data_dir, backend=backend, dsn=dsn, schema=schema)
+    return ReleaseTable.open(settings, data_dir=data_dir, backend=backend, dsn=dsn, schema=schema, grace=grace)
+
+
+def release_grace(data_dir: Path, policy_path: Path | None = None) -> timedelta:
+    """The release policy's grace period (``erasure_grace_hours``); the default 72 hours without a policy file.
+
+    A policy file that exists but is invalid raises ``ReleasePolicyError`` (a ``ValueError``): the store
+    does not start on a guess about how long erased rows may stay.
+    """
+    from store.releases.consumers import POLICY_FILE_NAME, ReleasePolicy, load_release_policy
+
+    path = policy_path or data_dir / POLICY_FILE_NAME
+    policy = load_release_policy(path) if path.exists() else ReleasePolicy()
+    return timedelta(hours=policy.erasure_grace_hours)

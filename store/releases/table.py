@@ -5,7 +5,8 @@ Layout (docs/release-table.md)::
     catalog     pyiceberg's SqlCatalog in the store's own database: the store's SQLite file for ``dir``
                 (DATA/data/store.db), the store's PostgreSQL schema for ``postgres``; beside it this
                 module's register, ``release_snapshots`` (release -> tag, alias key) and
-                ``release_erasures`` (pending physical removals)
+                ``release_erasures`` (pending physical removals, after an erasure or retention),
+                ``release_retention`` (release -> the retention its rows were released under)
     warehouse   DATA/data/releases/ by default (0700 folders, 0600 files); any pyiceberg FileIO location
                 (an S3-compatible bucket: s3://bucket/prefix plus s3.* properties) as an option
     table       consentry.releases, schema ``store.releases.rows.RELEASE_SCHEMA``, partitioned by
@@ -19,6 +20,11 @@ older snapshots stay, unreferenced, for the grace period (policy, default 72 h; 
 ``expire`` drops them and physically removes every file no remaining snapshot needs: data files,
 manifests, manifest lists and old metadata files. A reader holding such a snapshot id then gets
 ``SnapshotExpired``.
+
+Retention works the same way: ``expire_retention`` deletes every row whose window ended more than its
+release's retention ago (one new snapshot, the tags moved to it), and ``expire`` removes the older
+snapshots and files after the same grace period. ``housekeep`` does both; ``store serve`` runs it on a
+schedule (``store.releases.housekeeping``).
 
 Errors::
 
@@ -57,6 +63,7 @@ DEFAULT_GRACE = timedelta(hours=72)
 _RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TAG_PREFIX = "release/"
 _PRUNE_PARTITIONS = 32
+_PG_LOCK = 0x72656C73  # "rels": one advisory lock id for the release table's writers
 
 
 class ReleaseTableError(Exception):
@@ -99,6 +106,13 @@ class TableErasure:
 
 
 @dataclass(frozen=True)
+class TableRetention:
+    releases: tuple[str, ...]  # releases that had rows past their retention
+    rows_deleted: int
+    snapshot_id: int | None  # the new current snapshot (None: nothing was past retention)
+
+
+@dataclass(frozen=True)
 class TableExpiry:
     snapshots_expired: int
     files_removed: int
@@ -118,6 +132,10 @@ _REGISTER_SQL = [
         erasure_snapshot_id BIGINT PRIMARY KEY,
         erased BIGINT NOT NULL,
         expired BIGINT
+    )""",
+    """CREATE TABLE IF NOT EXISTS release_retention (
+        release_id TEXT PRIMARY KEY,
+        retention_days INTEGER NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS release_expired_snapshots (
         snapshot_id BIGINT PRIMARY KEY,
@@ -177,6 +195,8 @@ class ReleaseTable:
         from sqlalchemy import create_engine, text
 
         del settings  # the policy's release settings are passed explicitly (grace); kept for one signature
+        if grace is not None and grace < timedelta(0):
+            raise ValueError(f"the erasure grace period cannot be negative ({grace}); 0 removes at once")
         store_data = data_dir / "data"
         store_data.mkdir(mode=0o700, parents=True, exist_ok=True)
         if backend == "dir":
@@ -255,9 +275,17 @@ class ReleaseTable:
         under the process umask. The warehouse folder itself is 0700 from its creation, so nobody else
         can reach them in between.
         """
+        from sqlalchemy import text
+
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        # With PostgreSQL, store processes on other machines share the catalog: a session advisory lock
+        # orders their writers too (the file lock above orders this machine's without a round trip).
+        shared = self._engine.connect() if self._engine.dialect.name == "postgresql" else None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            if shared is not None:
+                shared.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK})
+                shared.commit()
             self._table = self._table.refresh()
             yield
         finally:
@@ -265,6 +293,10 @@ class ReleaseTable:
                 if self._warehouse is not None:
                     _private_tree(self._warehouse)
             finally:
+                if shared is not None:
+                    shared.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK})
+                    shared.commit()
+                    shared.close()
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
 
@@ -313,11 +345,21 @@ class ReleaseTable:
         return [r[0] for r in rows]
 
     # ---- build and read ------------------------------------------------------------------------------------
-    def build(self, release_id: str, rows: pa.Table, *, now: datetime | None = None) -> ReleaseSnapshot:
-        """Append ``rows`` (``RELEASE_SCHEMA``, all of ``release_id``) and tag the snapshot ``release/<id>``."""
+    def build(
+        self, release_id: str, rows: pa.Table, *, now: datetime | None = None, retention_days: int | None = None
+    ) -> ReleaseSnapshot:
+        """Append ``rows`` (``RELEASE_SCHEMA``, all of ``release_id``) and tag the snapshot ``release/<id>``.
+
+        ``retention_days``: a row leaves the table (``expire_retention``) once its window ended that many
+        days ago; None keeps rows until an erasure (a table built outside the store's governed path).
+        """
         from sqlalchemy import text
 
         _check_release_id(release_id)
+        if retention_days is not None and not (
+            isinstance(retention_days, int) and not isinstance(retention_days, bool) and 1 <= retention_days <= 3650
+        ):
+            raise ValueError(f"retention_days must be a whole number of days from 1 to 3650, not {retention_days!r}")
         if rows.num_rows == 0:
             raise EmptyRelease(f"release {release_id} has no rows: nothing eligible was found, so nothing is built")
         if rows.schema != RELEASE_SCHEMA:
@@ -356,6 +398,11 @@ class ReleaseTable:
                         "r": release_id,
                     },
                 )
+                if retention_days is not None:
+                    conn.execute(
+                        text("INSERT INTO release_retention (release_id, retention_days) VALUES (:r, :d)"),
+                        {"r": release_id, "d": retention_days},
+                    )
         return ReleaseSnapshot(
             release_id, tag, snapshot.snapshot_id, rows.num_rows, tuple(self.data_files(release_id)), built
         )
@@ -442,7 +489,7 @@ class ReleaseTable:
 
     # ---- erasure and expiry ------------------------------------------------------------------------------------
     def erase_subject(self, subject_digest: str, *, now: datetime | None = None) -> TableErasure:
-        """Delete every row of ``subject_digest`` now (one new snapshot) and move the affected tags to it."""
+        """Delete every row of ``subject_digest`` now (one new snapshot) and move the tags to it."""
         from sqlalchemy import text
 
         when = now or datetime.now(UTC)
@@ -467,49 +514,118 @@ class ReleaseTable:
             if hits.num_rows == 0:
                 return TableErasure((), 0, 0, (), None)
             releases = tuple(sorted(set(hits["release_id"].to_pylist())))
-            before = self._table.current_snapshot().snapshot_id
-            marker = secrets.token_hex(16)
-            # Name the partitions that hold the subject: pyiceberg prunes files by partition values (the
-            # manifests keep no column bounds), so only those files are read and rewritten.
-            # Past a few dozen partitions the filter costs more per row than the pruning saves.
-            keys = _partition_keys(hits)
-            where = combined
-            if len(keys) <= _PRUNE_PARTITIONS:
-                where = _and(combined, _balanced_or([_partition_filter(r, c, d) for r, c, d in keys]))
-            self._table.delete(where, snapshot_properties={"consentry.commit": marker, "consentry.erasure": "1"})
-            self._table = self._table.refresh()
-            after = self._table.current_snapshot()
-            assert after is not None and after.snapshot_id != before
-            written = _added_bytes(self._table, after)
-            partitions = tuple(
-                sorted(
-                    {
-                        f"{r}/{c}/{s.date().isoformat()}"
-                        for r, c, s in zip(
-                            hits["release_id"].to_pylist(),
-                            hits["category"].to_pylist(),
-                            hits["start"].to_pylist(),
-                            strict=True,
-                        )
-                    }
-                )
+            written, partitions, after = self._delete_and_retag(combined, hits, "consentry.erasure", when)
+        return TableErasure(releases, hits.num_rows, written, partitions, after)
+
+    def _delete_and_retag(
+        self, combined: Any, hits: pa.Table, reason: str, when: datetime
+    ) -> tuple[int, tuple[str, ...], int]:
+        """Delete the rows ``combined`` matches (``hits``: their release, category and start) in one new
+        snapshot, move every release's tag to it and register it for expiry after the grace period.
+
+        Every tag moves, not only those of the releases that held the rows: a tag is a whole-table
+        snapshot, so an older tag of another release would keep the deleted rows' files reachable and
+        expiry could never remove them. Releases are disjoint partitions, so each reads the same rows
+        of its own at the new snapshot. Returns (bytes rewritten, partitions touched, new snapshot id).
+        """
+        from sqlalchemy import text
+
+        current = self._table.current_snapshot()
+        assert current is not None
+        before = current.snapshot_id
+        marker = secrets.token_hex(16)
+        # Name the partitions that hold the rows: pyiceberg prunes files by partition values (the
+        # manifests keep no column bounds), so only those files are read and rewritten.
+        # Past a few dozen partitions the filter costs more per row than the pruning saves.
+        keys = _partition_keys(hits)
+        where = combined
+        if len(keys) <= _PRUNE_PARTITIONS:
+            where = _and(combined, _balanced_or([_partition_filter(r, c, d) for r, c, d in keys]))
+        self._table.delete(where, snapshot_properties={"consentry.commit": marker, reason: "1"})
+        self._table = self._table.refresh()
+        after = self._table.current_snapshot()
+        assert after is not None and after.snapshot_id != before
+        written = _added_bytes(self._table, after)
+        partitions = tuple(
+            sorted(
+                {
+                    f"{r}/{c}/{s.date().isoformat()}"
+                    for r, c, s in zip(
+                        hits["release_id"].to_pylist(),
+                        hits["category"].to_pylist(),
+                        hits["start"].to_pylist(),
+                        strict=True,
+                    )
+                }
             )
+        )
+        tags = [name for name in self._table.metadata.refs if name.startswith(_TAG_PREFIX)]
+        if tags:
             manage = self._table.manage_snapshots()
-            for release_id in releases:
-                manage = manage.remove_tag(_TAG_PREFIX + release_id)
+            for tag in tags:  # create_tag on an existing tag moves it: one commit, no moment without a tag
+                manage = manage.create_tag(after.snapshot_id, tag)
             manage.commit()
             self._table = self._table.refresh()
-            manage = self._table.manage_snapshots()
-            for release_id in releases:
-                manage = manage.create_tag(after.snapshot_id, _TAG_PREFIX + release_id)
-            manage.commit()
-            self._table = self._table.refresh()
-            with self._engine.begin() as conn:
-                conn.execute(
-                    text("INSERT INTO release_erasures (erasure_snapshot_id, erased, expired) VALUES (:s, :e, NULL)"),
-                    {"s": after.snapshot_id, "e": int(when.timestamp())},
+        with self._engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO release_erasures (erasure_snapshot_id, erased, expired) VALUES (:s, :e, NULL)"),
+                {"s": after.snapshot_id, "e": int(when.timestamp())},
+            )
+        return written, partitions, after.snapshot_id
+
+    def retention_days(self, release_id: str) -> int | None:
+        """The retention ``release_id`` was built under (days after a window's end), or None if not recorded."""
+        from sqlalchemy import text
+
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                text("SELECT retention_days FROM release_retention WHERE release_id = :r"), {"r": release_id}
+            ).first()
+        return None if row is None else int(row[0])
+
+    def expire_retention(self, now: datetime) -> TableRetention:
+        """Delete every row whose window ended more than its release's retention before ``now`` (one new
+        snapshot, as an erasure: the tags move to it, and older snapshots expire after the grace period)."""
+        from pyiceberg.expressions import LessThan, LessThanOrEqual
+
+        with self._locked():
+            registered = self._retention_register()
+            if not registered or self._table.current_snapshot() is None:
+                return TableRetention((), 0, None)
+            before: Any = LessThanOrEqual
+            starts_before: Any = LessThan
+            parts = []
+            for release_id, days in registered:
+                cutoff = (now - timedelta(days=days)).isoformat()
+                # "start < cutoff" lets pyiceberg skip whole day partitions that are younger.
+                parts.append(
+                    _and(_eq("release_id", release_id), _and(starts_before("start", cutoff), before("end", cutoff)))
                 )
-        return TableErasure(releases, hits.num_rows, written, partitions, after.snapshot_id)
+            combined = _balanced_or(parts)
+            hits = self._table.scan(row_filter=combined, selected_fields=("release_id", "category", "start")).to_arrow()
+            if hits.num_rows == 0:
+                return TableRetention((), 0, None)
+            releases = tuple(sorted(set(hits["release_id"].to_pylist())))
+            _, _, snapshot_id = self._delete_and_retag(combined, hits, "consentry.retention", now)
+        return TableRetention(releases, hits.num_rows, snapshot_id)
+
+    def _retention_register(self) -> list[tuple[str, int]]:
+        from sqlalchemy import text
+
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT r.release_id, r.retention_days FROM release_retention r "
+                    "JOIN release_snapshots s ON s.release_id = r.release_id WHERE s.snapshot_id >= 0 "
+                    "ORDER BY r.release_id"
+                )
+            ).all()
+        return [(str(r[0]), int(r[1])) for r in rows]
+
+    def housekeep(self, now: datetime) -> tuple[TableRetention, TableExpiry]:
+        """What must happen without a person remembering to: rows past retention leave now, and snapshots
+        held only for an erasure's or retention's grace period are removed once it has run out."""
+        return self.expire_retention(now), self.expire(now)
 
     def expire(self, now: datetime) -> TableExpiry:
         """After the grace period of each erasure, drop the snapshots before it and remove their files."""

@@ -20,13 +20,13 @@ DAY = 86_400
 T0 = 1_760_000_000  # 2025-10-09 08:53:20 UTC
 
 
-def records(subject: str, receipt_id: str, *, days: int = 2, per_day: int = 3) -> list[OpenedRecord]:
-    """Windows of all four categories for ``subject``, spread over ``days`` days, under ``receipt_id``."""
+def records(subject: str, receipt_id: str, *, days: int = 2, per_day: int = 3, first: int = T0) -> list[OpenedRecord]:
+    """Windows of all four categories for ``subject``, spread over ``days`` days from ``first``, under ``receipt_id``."""
     out: list[OpenedRecord] = []
     makers = {"keyboard": keyboard_window, "mouse": mouse_window, "apps": apps_window, "files": files_window}
     for day in range(days):
         for i in range(per_day):
-            start = T0 + day * DAY + i * 60
+            start = first + day * DAY + i * 60
             for category, make in makers.items():
                 body = window_to_json_dict(make(start, receipt_id))
                 out.append(OpenedRecord(f"batch-{subject}-{day}", subject, category, body))
