@@ -377,27 +377,46 @@ def build(
     as_json: bool,
     release_id: str,
 ) -> None:
-    """Build an approved release into DATA/releases/RELEASE_ID (operator)."""
+    """Build an approved release into the release table; its card and datasheet go to DATA/data/release-cards/."""
     require_store_extra("pyarrow")
+    from store.releases.card import CARDS_FOLDER, release_facts, write_documents
     from store.releases.governance import build_release
     from store.releases.governance_sink import TableReleaseSink, open_release_table
     from store.settings import StoreSettings
 
     policy = _release_policy(data_dir, release_policy)
     stewards = _stewards(policy_file)
+    require_store_extra("pyiceberg")  # the release table: pip install 'consentry[store,release]'
     keys, _ = _keys(data_dir)
     storage = _open(backend, data_dir, dsn, schema)
-    require_store_extra("pyiceberg")  # the release table: pip install 'consentry[store,release]'
-    sink = TableReleaseSink(open_release_table(StoreSettings(stewards=stewards), data_dir, backend, dsn, schema))
+    table = open_release_table(StoreSettings(stewards=stewards), data_dir, backend, dsn, schema)
+    if table is None:  # require_store_extra above already refused; this keeps the type honest
+        storage.close()
+        raise click.ClickException("the release table needs pyiceberg: pip install 'consentry[store,release]'")
     try:
         result = _guard(
             lambda: build_release(
-                storage, keys, stewards, release_id, sink, now=int(time.time()), retention_days=policy.retention_days
+                storage,
+                keys,
+                stewards,
+                release_id,
+                TableReleaseSink(table),
+                now=int(time.time()),
+                retention_days=policy.retention_days,
             )
         )
+        facts = _guard(lambda: release_facts(storage, stewards, table, release_id))
+        card, _sheet = write_documents(data_dir / "data" / CARDS_FOLDER / release_id, facts)
     finally:
+        table.close()
         storage.close()
-    summary = {"release_id": release_id, "rows": result.rows, "subjects": result.subjects, **result.written}
+    summary = {
+        "release_id": release_id,
+        "rows": result.rows,
+        "subjects": result.subjects,
+        "card_folder": str(card.parent),
+        **result.written,
+    }
     if as_json:
         _emit(summary)
         return
@@ -405,6 +424,7 @@ def build(
         f"Built release {release_id}: {result.rows} rows of {result.subjects} subjects, "
         f"snapshot tag {result.written['tag']} of the release table."
     )
+    click.echo(f"Its dataset card and datasheet: {card.parent} (README.md, DATASHEET.md)")
     click.echo(f"Record each run that reads it: consentry dataset use {release_id} --run NAME")
 
 
@@ -551,3 +571,53 @@ def housekeep(
         return
     words = housekeeping_words(retention, expiry)
     click.echo(words[0].upper() + words[1:] + ".")
+
+
+@dataset.command()
+@backend_options
+@policy_option
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write README.md, DATASHEET.md and data/ (links to the snapshot's Parquet files) into this folder.",
+)
+@click.argument("release_id")
+def card(
+    backend: str,
+    data_dir: Path,
+    dsn: str | None,
+    schema: str,
+    policy_file: Path | None,
+    out: Path | None,
+    release_id: str,
+) -> None:
+    """A release's dataset card as it stands now (print it, or --out DIR: a folder `datasets` loads)."""
+    require_store_extra("pyiceberg")  # the release table: pip install 'consentry[store,release]'
+    from store.releases.card import EmptyReleaseCard, dataset_card, link_data_files, release_facts, write_documents
+    from store.releases.governance_sink import open_release_table
+    from store.releases.table import ReleaseTableError
+    from store.settings import StoreSettings
+
+    stewards = _stewards(policy_file)
+    storage = _open(backend, data_dir, dsn, schema)
+    table = open_release_table(StoreSettings(stewards=stewards), data_dir, backend, dsn, schema)
+    if table is None:  # require_store_extra above already refused; this keeps the type honest
+        storage.close()
+        raise click.ClickException("the release table needs pyiceberg: pip install 'consentry[store,release]'")
+    try:
+        facts = _guard(lambda: release_facts(storage, stewards, table, release_id))
+        if out is None:
+            click.echo(dataset_card(facts), nl=False)
+            return
+        write_documents(out, facts)
+        links = link_data_files(out, table.data_files(release_id))
+    except (EmptyReleaseCard, ReleaseTableError) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        table.close()
+        storage.close()
+    click.echo(
+        f"Wrote {out / 'README.md'}, {out / 'DATASHEET.md'} and {len(links)} data file link(s) in {out / 'data'}."
+    )
+    click.echo(f'Load it with: datasets.load_dataset("{out}")  (record the run first: consentry dataset use)')

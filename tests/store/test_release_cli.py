@@ -79,6 +79,18 @@ def test_dataset_request_approve_build_use_and_runs_marked_after_erasure(home: P
         built = _run(["build", *common, "--policy", str(policy), "--json", release_id])
         assert built.exit_code == 0, built.output
         assert json.loads(built.output)["rows"] == 20
+        stored_card = Path(json.loads(built.output)["card_folder"]) / "README.md"
+        assert stored_card.is_relative_to(data) and "Rows now: 20 of 5 subjects" in stored_card.read_text()
+        printed = _run(["card", *common, "--policy", str(policy), release_id])
+        assert printed.exit_code == 0 and "## Columns" in printed.output and "Approvals" in printed.output
+        out = tmp_path / "consumer-copy"
+        written = _run(["card", *common, "--policy", str(policy), "--out", str(out), release_id])
+        assert written.exit_code == 0, written.output
+        from datasets import load_dataset
+
+        assert load_dataset(str(out), cache_dir=str(tmp_path / "hf"), split="train").num_rows == 20
+        unknown = _run(["card", *common, "--policy", str(policy), "0" * 32])
+        assert unknown.exit_code == 1 and "not built" in unknown.output
 
         used = _run(["use", *common, "--run", "rhythm-v1", release_id])
         assert used.exit_code == 0 and "Recorded run rhythm-v1" in used.output
