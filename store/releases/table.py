@@ -1,6 +1,6 @@
 """The release table: one Apache Iceberg table whose tagged snapshots are the store's dataset releases.
 
-Layout (docs/release-table.md)::
+Layout (the choice of format: docs/release-table.md)::
 
     catalog     pyiceberg's SqlCatalog in the store's own database: the store's SQLite file for ``dir``
                 (DATA/data/store.db), the store's PostgreSQL schema for ``postgres``; beside it this
