@@ -3,7 +3,8 @@
 ``set list`` shows the groups waiting (day, notice versions, consent-terms digest); ``set show`` freezes a
 group into a set (or shows a set again) with its figures, the batches that deviate, a random sample and
 the root to approve; ``set approve SET_ID --root ROOT`` signs that root, and only if the set the store
-returns still has it. The sample is drawn on this machine from the operating system's randomness after
+returns still has it; ``set reject SET_ID --root ROOT --reason TEXT`` signs the rejection of every batch
+shown the same way, the reason included. The sample is drawn on this machine from the operating system's randomness after
 the set is frozen, so no agent (nor the store) can know which batches will be looked at closely.
 """
 
@@ -75,6 +76,10 @@ def set_lines(view: Any, picked: list[str]) -> list[str]:
     lines.append(
         f"To approve every batch shown: consentry steward set approve {view.set_id} --root {set_root(members)}"
     )
+    lines.append(
+        f"To reject every batch shown: consentry steward set reject {view.set_id} --root {set_root(members)} "
+        '--reason "…"'
+    )
     return lines
 
 
@@ -140,28 +145,42 @@ def show(day_or_set_id: str, terms: str | None, key_file: Path | None, store_url
         click.echo(line)
 
 
+def _shown_members(client: Any, set_id: str, root: str) -> list[Any]:
+    """The members to sign: recomputed from the set the store returns now, only if it has the root shown."""
+    from admin.steward_cmd import _call
+    from protocol.review_set import set_root
+    from store.review_sets import recomputed_members
+
+    view = _call(lambda: client.review_set(set_id))
+    try:
+        members = recomputed_members(view)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if set_root(members) != root:
+        raise click.ClickException(
+            "the set is not the one shown (its root differs); nothing was signed. "
+            f"Show it again: consentry steward set show {set_id}"
+        )
+    return members
+
+
+root_option = click.option(
+    "--root", required=True, help="The root 'set show' printed: you decide on exactly what it showed."
+)
+
+
 @review_set.command("approve")
 @click.argument("set_id")
-@click.option("--root", required=True, help="The root 'set show' printed: you approve exactly what it showed.")
+@root_option
 @key_file_option
 @store_url_option
 def approve(set_id: str, root: str, key_file: Path | None, store_url: str | None) -> None:
     """Sign one approval of every batch in the set shown (each batch's approval is its inclusion proof)."""
     from admin.steward_cmd import _call
-    from protocol.review_set import set_root, sign_set_approval
-    from store.review_sets import recomputed_members
+    from protocol.review_set import sign_set_approval
 
     with _client(store_url, key_file) as client:
-        view = _call(lambda: client.review_set(set_id))
-        try:
-            members = recomputed_members(view)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
-        if set_root(members) != root:
-            raise click.ClickException(
-                "the set is not the one shown (its root differs); nothing was signed. "
-                f"Show it again: consentry steward set show {set_id}"
-            )
+        members = _shown_members(client, set_id, root)
         approval = sign_set_approval(load_signer(key_file), set_id, members, created=int(time.time()))
         outcome = _call(lambda: client.approve_review_set(approval))
     click.echo(
@@ -170,3 +189,31 @@ def approve(set_id: str, root: str, key_file: Path | None, store_url: str | None
     )
     for batch_id, why in sorted(outcome.skipped.items()):
         click.echo(f"  not approved: {batch_id}: {why}")
+
+
+@review_set.command("reject")
+@click.argument("set_id")
+@root_option
+@click.option(
+    "--reason",
+    required=True,
+    help="Why (signed with the set; each employee's agent shows it; the audit log keeps only a digest).",
+)
+@key_file_option
+@store_url_option
+def reject(set_id: str, root: str, reason: str, key_file: Path | None, store_url: str | None) -> None:
+    """Sign one rejection of every batch in the set shown; one steward's rejection stops a batch."""
+    from admin.steward_cmd import _call
+    from protocol.review_set import sign_set_rejection
+
+    if not reason.strip():
+        raise click.BadParameter("a rejection needs a reason; nothing was signed", param_hint="--reason")
+    if len(reason.strip()) > 500:
+        raise click.BadParameter("at most 500 characters; nothing was signed", param_hint="--reason")
+    with _client(store_url, key_file) as client:
+        members = _shown_members(client, set_id, root)
+        rejection = sign_set_rejection(load_signer(key_file), set_id, members, reason, created=int(time.time()))
+        outcome = _call(lambda: client.reject_review_set(rejection))
+    click.echo(f"Signed the set's rejection: {outcome.rejected} batches are now rejected.")
+    for batch_id, why in sorted(outcome.skipped.items()):
+        click.echo(f"  not rejected: {batch_id}: {why}")

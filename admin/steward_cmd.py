@@ -66,7 +66,7 @@ def _call(action: Any) -> Any:
         hints = {
             "not_a_steward": "Ask the store operator to add your public key (consentry steward init prints it).",
             "unknown_batch": "Check the id with: consentry steward queue",
-            "already_decided": "You already decided on this batch.",
+            "already_decided": "A steward decides once on each batch (and each review set).",
             "auth_stale": "Your clock is off; sync it (timedatectl) and retry.",
         }
         raise click.ClickException(
