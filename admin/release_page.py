@@ -94,7 +94,7 @@ class ReleaseSection:
             + "</p>"
             f"<p>Consumer <strong>{esc(m['consumer'])}</strong>, purpose <strong>{esc(m['purpose'])}</strong>: "
             f"{esc(m['description'])}</p>"
-            f"<p>Period {esc(m['period']['from'])} to {esc(m['period']['to'])}.</p>"
+            f"<p>Period {esc(_period(m))}.</p>"
             "<h3>Eligible</h3>"
             + table(("Category", "Records", "Subjects"), eligible)
             + "<h3>Excluded</h3>"
@@ -156,3 +156,12 @@ class ReleaseSection:
             )
             client._post(ReleaseView, f"/v1/steward/releases/{release_id}/decisions", signed)
         return Response.redirect(f"/release/{release_id}", done=decision)
+
+
+def _period(manifest: dict[str, Any]) -> str:
+    """The release's period as stewards read every moment: UTC ISO to the second (the manifest's own
+    ``from``/``to`` text is part of what is hashed, so it is shown from its epoch twins instead)."""
+    from protocol.timeutil import utc_text
+
+    period = manifest["period"]
+    return f"{utc_text(int(period['from_epoch']))} to {utc_text(int(period['to_epoch']))}"

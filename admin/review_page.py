@@ -17,7 +17,7 @@ from admin.review_set_page import ReviewSetPages
 from kit.web.html import esc, flash, layout, state_badge, table
 from kit.web.security import CSRF_FIELD
 from kit.web.server import Request, Response
-from protocol.timeutil import utc_display
+from protocol.timeutil import utc_text
 from store.check_detail import describe
 
 TITLE = "Consentry: steward review"
@@ -109,7 +109,7 @@ class StewardPage:
             "<section><h2>Batches waiting for review</h2>"
             + (
                 table(
-                    ("Batch", "State", "Approvals", "Records", "Period (UTC)", "Subject #seq", "Submitted"),
+                    ("Batch", "State", "Approvals", "Records", "Period (UTC)", "Subject #seq", "Submitted (UTC)"),
                     rows,
                     raw=True,
                 )
@@ -118,7 +118,7 @@ class StewardPage:
             )
             + "</section><section><h2>Audit log</h2>"
             f'<p id="tree-head">Tree head: <strong>{head.size}</strong> entries, root '
-            f'<span class="mono">{esc(head.root_hash)}</span>, signed {esc(_when(head.timestamp))} UTC.</p>'
+            f'<span class="mono">{esc(head.root_hash)}</span>, signed {esc(_when(head.timestamp))}.</p>'
             f"<p>{verified}.</p>"
             f'<p class="muted">Signing as steward key <span class="mono">{esc(self.signer.kid)}</span>; '
             "the private key stays on this machine.</p></section>"
@@ -253,7 +253,7 @@ class StewardPage:
 
 
 def _when(ts: int) -> str:
-    return utc_display(ts)
+    return utc_text(ts)
 
 
 def _b64(raw: bytes) -> str:

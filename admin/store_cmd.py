@@ -351,6 +351,7 @@ def verify_log(
     from protocol import TreeHead, b64decode
     from protocol.errors import InvalidRecord
     from protocol.store_errors import StoreError
+    from protocol.timeutil import utc_text
     from store.audit import verify_log as check
 
     store_url_given, log_key_given = bool(store_url), bool(log_key)
@@ -383,7 +384,7 @@ def verify_log(
             "store_url": store_url,
             "size": head.size,
             "root_hash": head.root_hash,
-            "timestamp": head.timestamp,
+            "timestamp": utc_text(head.timestamp),
             "signature": "ok",
         }
         if result.consistent_with_size is not None:
@@ -393,7 +394,7 @@ def verify_log(
         _emit(summary)
         return
     extra = f", consistent with size {result.consistent_with_size}" if result.consistent_with_size is not None else ""
-    click.echo(f"Log OK: {head.size} entries, signed tree head verified{extra}.")
+    click.echo(f"Log OK: {head.size} entries, tree head signed {utc_text(head.timestamp)} verified{extra}.")
 
 
 def _store_from_policy(store_url: str | None, log_key: str | None) -> tuple[str, str | None]:
