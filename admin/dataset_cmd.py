@@ -225,7 +225,9 @@ def _steward_client(store_url: str | None, key_file: Path | None, log_key: str |
     url = resolve_store_url(store_url)
     pinned = b64decode(log_key) if log_key else None
     signer = _signer(key_file, "steward")
-    return StoreClient(url, signer=signer, role="steward", log_public_key=pinned, tls_ca=store_tls_ca(url))
+    return _remote(
+        lambda: StoreClient(url, signer=signer, role="steward", log_public_key=pinned, tls_ca=store_tls_ca(url))
+    )
 
 
 def _fetch(client: Any, release_id: str) -> Any:

@@ -50,7 +50,7 @@ class StewardPage:
         import httpx
 
         from protocol.errors import InvalidRecord
-        from protocol.store_errors import StoreError
+        from protocol.store_errors import StoreError, UntrustedStore
 
         parts = [p for p in request.path.split("/") if p]
         try:
@@ -69,6 +69,12 @@ class StewardPage:
                 answer = ReleaseSection(self.client, self.signer, self._render, self._problem).handle(request, parts)
                 if answer is not None:
                     return answer
+        except UntrustedStore as exc:  # nothing left this machine: the store is not the one pinned
+            return self._problem(
+                request,
+                f"{exc.message[:1].upper()}{exc.message[1:]}. Nothing was signed. Check [store] tls_ca in the "
+                "machine policy, or ask IT for the store's certificate.",
+            )
         except StoreError as exc:
             return self._problem(request, f"The store refused: {exc.code}: {exc.message}. Nothing was signed.")
         except httpx.TransportError as exc:

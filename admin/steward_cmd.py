@@ -54,17 +54,25 @@ def _client(store_url: str | None, key_file: Path | None) -> Any:
     from kit.store_client import StoreClient
 
     url = resolve_store_url(store_url)
-    return StoreClient(url, signer=load_signer(key_file), role="steward", tls_ca=store_tls_ca(url))
+    signer = load_signer(key_file)
+    return _call(lambda: StoreClient(url, signer=signer, role="steward", tls_ca=store_tls_ca(url)))
+
+
+UNTRUSTED_NEXT = (
+    "Nothing was signed. Check [store] tls_ca in the machine policy, or ask IT for the store's certificate."
+)
 
 
 def _call(action: Any) -> Any:
     """Run a store call, turning store errors into messages with a next step."""
     import httpx
 
-    from protocol.store_errors import StoreError
+    from protocol.store_errors import StoreError, UntrustedStore
 
     try:
         return action()
+    except UntrustedStore as exc:  # no request left this machine: the store is not the one pinned
+        raise click.ClickException(f"{exc.message}. {UNTRUSTED_NEXT}") from None
     except StoreError as exc:
         hints = {
             "not_a_steward": "Ask the store operator to add your public key (consentry steward init prints it).",
