@@ -201,6 +201,12 @@ class StewardPage:
             + table(("Category", "Lawful basis", "Purposes", "Notice", "Notice SHA-256", "Granted (UTC)"), receipts)
             + "</section>"
         )
+        if status.state == "rejected" and status.rejection_reasons:  # single rejections and a set's alike
+            parts.append(
+                "<section><h2>Why it was rejected</h2>"
+                + "".join(f"<p>{esc(reason)}</p>" for reason in status.rejection_reasons)
+                + "</section>"
+            )
         if decisions:
             parts.append(
                 "<section><h2>Decisions so far</h2>"

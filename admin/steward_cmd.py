@@ -170,6 +170,8 @@ def show(batch_id: str, key_file: Path | None, store_url: str | None, as_json: b
 
     for c in review.privacy_checks:
         click.echo(f"Check {c.name}: {describe(c, m)}")
+    for reason in review.status.rejection_reasons:  # single rejections and a review set's alike
+        click.echo(f"Rejected: {reason}")
 
 
 def _decide(

@@ -143,6 +143,9 @@ def test_a_review_set_is_rejected_in_one_act_with_its_reason(home: Path, tmp_pat
             wait_for(lambda: "Your rejection of the set was signed" in driver.page_source, "the confirmation")
             main = driver.find_element(By.TAG_NAME, "main").text
             assert "Rejections of this set" in main and reason in main
+            driver.get(set_page.split("/set/")[0] + f"/batch/{ids[0]}")  # each batch's page says why
+            wait_for(lambda: "Why it was rejected" in driver.page_source, "the batch's page")
+            assert reason in driver.find_element(By.TAG_NAME, "main").text
             assert str(b64encode(signer.private_bytes())) not in driver.page_source
         with store.steward_client(signer) as client:
             statuses = [client.review(i).status for i in ids]
