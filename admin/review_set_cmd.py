@@ -31,6 +31,7 @@ def set_lines(view: Any, picked: list[str]) -> list[str]:
     """The set as plain lines: what it groups, figures against the previous day, deviations, the sample."""
     from protocol.review_set import set_root
     from protocol.review_set_api import deviations, figures
+    from protocol.timeutil import utc_text
     from store.check_detail import describe
     from store.review_sets import recomputed_members
 
@@ -38,9 +39,13 @@ def set_lines(view: Any, picked: list[str]) -> list[str]:
     manifests = [e.manifest for e in view.entries if e.manifest is not None]
     now = figures(manifests)
     lines = [
-        f"Review set {view.set_id}: {len(view.entries)} batches of {view.key.day} (UTC), "
+        f"Review set {view.set_id}: {len(view.entries)} batches of {view.key.day} (UTC), frozen {utc_text(view.created)}, "
         f"notices {', '.join(view.key.notices)}, consent terms {view.key.terms_sha256[:16]}",
         f"Approvals of this set so far: {len(view.approvals)} (each batch needs {view.approvals_required}).",
+        *(
+            f"Rejected by steward key {r.steward_key[:12]}… at {utc_text(r.created)}: {r.reason}"
+            for r in view.rejections
+        ),
         "Records per batch, this set against the previous day (min / quartiles / max):",
     ]
     for category, s in (now.per_category if now else {}).items():

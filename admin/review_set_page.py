@@ -43,7 +43,8 @@ def render_set(view: Any, root: str, picked: list[str], csrf: str, done: str | N
     parts = [flash(DONE[done]) if done in DONE else ""]
     parts.append(
         f'<section id="set-summary"><h2>Review set <span class="mono">{esc(view.set_id)}</span></h2>'
-        f"<p>{len(view.entries)} batches of {esc(view.key.day)} (UTC), notices {esc(', '.join(view.key.notices))}, "
+        f"<p>{len(view.entries)} batches of {esc(view.key.day)} (UTC), frozen {esc(utc_text(view.created))}, "
+        f"notices {esc(', '.join(view.key.notices))}, "
         f'consent terms <span class="mono">{esc(view.key.terms_sha256[:16])}…</span>. '
         f"{len(view.approvals)} set approval(s) so far; each batch needs {view.approvals_required}.</p>"
         + _rejections(view)

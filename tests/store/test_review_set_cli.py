@@ -107,5 +107,9 @@ def test_set_reject_signs_the_root_shown_with_its_reason_and_refuses_without_one
         with live.steward_client(stewards.signers[0]) as client:
             assert {client.review(i).status.state for i in ids} == {"rejected"}
             assert {client.review(i).status.rejection_reasons for i in ids} == {("too many apps",)}
+        again_shown = _run(["set", "show", set_id, *common]).output
+        assert re.search(
+            r"Rejected by steward key .{12}… at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: too many apps", again_shown
+        )
         shown = _run(["show", ids[0], *common]).output
         assert "Rejected: too many apps" in shown and ": rejected," in shown, shown
