@@ -165,6 +165,8 @@ class ReviewSets:
                 proofs = inclusions(approval, members)
             except InvalidRecord:
                 raise _root_mismatch("approved") from None
+            if any(r.steward_key == approval.steward_key for r in storage.set_rejections(tx, set_id)):
+                raise Conflict("already_decided", "you rejected this review set; nothing changed")
             if not storage.insert_set_approval(tx, approval, now):
                 raise Conflict("already_decided", "you already approved this review set")
             done = self._each_batch(tx, who, proofs, set_id, approval.root, {}, now)

@@ -284,6 +284,12 @@ def test_a_steward_who_approved_a_set_cannot_reject_it_but_another_steward_can(
         assert outcome.rejected == len(ids) - 1 and outcome.skipped == {ids[0]: "you already decided on this batch"}
         assert _states(store, first, ids) == {ids[0]: "approved", **{i: "rejected" for i in ids[1:]}}
         assert b64encode(second.public_bytes) in {r.steward_key for r in _view(store, first, view.set_id).rejections}
+        with store.steward_client(second) as client, pytest.raises(StoreError) as refused:  # and the other way
+            again = client.review_set(view.set_id)
+            client.approve_review_set(sign_set_approval(second, view.set_id, recomputed_members(again), created=1))
+        assert refused.value.code == "already_decided" and "you rejected this review set" in refused.value.message
+        assert _view(store, first, view.set_id).approvals[0].steward_key == b64encode(first.public_bytes)
+        assert len(_view(store, first, view.set_id).approvals) == 1
 
 
 def _view(store: Harness, signer: SigningKey, set_id: str):
