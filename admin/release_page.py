@@ -83,6 +83,7 @@ class ReleaseSection:
             checks=checks,
             linkable="; ".join(f"{c}: {w}" for c, w in checks["linkable_columns"].items()),
             digest=digest,
+            period=_period(m),
         )
 
     def _decide(self, request: Request, release_id: str, decision: str) -> Response:
@@ -112,3 +113,12 @@ class ReleaseSection:
             )
             client._post(ReleaseView, f"/v1/steward/releases/{release_id}/decisions", signed)
         return Response.redirect(f"/release/{release_id}", done=decision)
+
+
+def _period(manifest: dict[str, Any]) -> str:
+    """The release's period as stewards read every moment: UTC ISO to the second (the manifest's own
+    ``from``/``to`` text is part of what is hashed, so it is shown from its epoch twins instead)."""
+    from protocol.timeutil import utc_text
+
+    period = manifest["period"]
+    return f"{utc_text(int(period['from_epoch']))} to {utc_text(int(period['to_epoch']))}"

@@ -16,7 +16,7 @@ from typing import Any
 from admin.review_set_page import ReviewSetPages
 from kit.web import templates
 from kit.web.server import Request, Response
-from protocol.timeutil import utc_display
+from protocol.timeutil import utc_text
 from store.check_detail import describe
 
 TITLE = "Consentry: steward review"
@@ -49,7 +49,7 @@ class StewardPage:
         import httpx
 
         from protocol.errors import InvalidRecord
-        from protocol.store_errors import StoreError
+        from protocol.store_errors import StoreError, UntrustedStore
 
         parts = [p for p in request.path.split("/") if p]
         try:
@@ -68,6 +68,12 @@ class StewardPage:
                 answer = ReleaseSection(self.client, self.signer, self._page, self._problem).handle(request, parts)
                 if answer is not None:
                     return answer
+        except UntrustedStore as exc:  # nothing left this machine: the store is not the one pinned
+            return self._problem(
+                request,
+                f"{exc.message[:1].upper()}{exc.message[1:]}. Nothing was signed. Check [store] tls_ca in the "
+                "machine policy, or ask IT for the store's certificate.",
+            )
         except StoreError as exc:
             return self._problem(request, f"The store refused: {exc.code}: {exc.message}. Nothing was signed.")
         except httpx.TransportError as exc:
@@ -217,7 +223,7 @@ class StewardPage:
 
 
 def _when(ts: int) -> str:
-    return utc_display(ts)
+    return utc_text(ts)
 
 
 def _b64(raw: bytes) -> str:

@@ -1,6 +1,7 @@
 """The review page's review sets (routes under /sets and /set/<id>): a day's pending batches shown with
 their figures, failed checks first, deviating batches, a random sample with every check's detail, and
-one approval signed on this machine over the root of the manifest hashes shown.
+one approval (or one rejection, with its reason) signed on this machine over the root of the manifest
+hashes shown.
 
 The page signs only the root it recomputed from the manifests it showed, and only if the set the store
 returns when the steward clicks still has that root. The sample is drawn here with the operating
@@ -17,10 +18,14 @@ from kit.web.html import esc, flash, state_badge, table
 from kit.web.security import CSRF_FIELD
 from kit.web.server import Request, Response
 from protocol.review_set_api import CountSummary, deviations, figures
+from protocol.timeutil import utc_text
 from store.check_detail import describe
 
 Render = Callable[[Request, str, int], Response]
-DONE = "Your approval of the set was signed on this machine; each batch's approval is its inclusion proof."
+DONE = {
+    "approve": "Your approval of the set was signed on this machine; each batch's approval is its inclusion proof.",
+    "reject": "Your rejection of the set was signed on this machine; every open batch in it is stopped.",
+}
 
 
 def _quantiles(s: CountSummary | None) -> str:
@@ -35,12 +40,14 @@ def render_set(view: Any, root: str, picked: list[str], csrf: str, done: str | N
     now = figures(manifests)
     deviant = deviations(manifests, now)
     failed = [m for m in manifests if m.failed_checks()]
-    parts = [flash(DONE) if done else ""]
+    parts = [flash(DONE[done]) if done in DONE else ""]
     parts.append(
         f'<section id="set-summary"><h2>Review set <span class="mono">{esc(view.set_id)}</span></h2>'
-        f"<p>{len(view.entries)} batches of {esc(view.key.day)} (UTC), notices {esc(', '.join(view.key.notices))}, "
+        f"<p>{len(view.entries)} batches of {esc(view.key.day)} (UTC), frozen {esc(utc_text(view.created))}, "
+        f"notices {esc(', '.join(view.key.notices))}, "
         f'consent terms <span class="mono">{esc(view.key.terms_sha256[:16])}…</span>. '
         f"{len(view.approvals)} set approval(s) so far; each batch needs {view.approvals_required}.</p>"
+        + _rejections(view)
     )
     categories = sorted(now.per_category, key=str) if now else []
     previous = view.previous.per_category if view.previous else {}
@@ -110,13 +117,27 @@ def render_set(view: Any, root: str, picked: list[str], csrf: str, done: str | N
         f'<input type="hidden" name="{CSRF_FIELD}" value="{esc(csrf)}">'
         f'<input type="hidden" name="root" value="{esc(root)}">'
         '<button type="submit" class="primary" id="approve-set">Approve every batch shown</button></form>'
-        "<p>To stop one batch, reject it on its own page first; a set approval skips it.</p></section>"
+        "<p>To stop one batch, reject it on its own page first; a set approval skips it.</p>"
+        f'<form method="post" action="/set/{esc(view.set_id)}/reject" id="reject-set-form">'
+        f'<input type="hidden" name="{CSRF_FIELD}" value="{esc(csrf)}">'
+        f'<input type="hidden" name="root" value="{esc(root)}">'
+        '<label for="set-reason">Reason for rejecting every batch shown (signed with the set and shown to each '
+        "employee; the audit log keeps only a digest of it):</label>"
+        '<input type="text" id="set-reason" name="reason" maxlength="500" required>'
+        '<button type="submit" class="danger" id="reject-set">Reject every batch shown</button></form></section>'
     )
     return "".join(parts)
 
 
+def _rejections(view: Any) -> str:
+    if not view.rejections:
+        return ""
+    rows = [(r.steward_key[:12] + "…", r.reason, utc_text(r.created)) for r in view.rejections]
+    return "<h3>Rejections of this set</h3>" + table(("Steward key", "Reason", "When (UTC)"), rows)
+
+
 class ReviewSetPages:
-    """/sets (groups waiting), /sets/open (freeze one), /set/<id> (show), /set/<id>/approve (sign)."""
+    """/sets (groups waiting), /sets/open (freeze one), /set/<id> (show), /set/<id>/approve and /reject (sign)."""
 
     def __init__(self, client: Callable[[], Any], signer: Any, render: Render, clock: Callable[[], float]) -> None:
         self.client = client
@@ -134,6 +155,8 @@ class ReviewSetPages:
                 return self._show(request, parts[1])
             if request.method == "POST" and parts[2:] == ["approve"]:
                 return self._approve(request, parts[1])
+            if request.method == "POST" and parts[2:] == ["reject"]:
+                return self._reject(request, parts[1])
         return None
 
     def _groups(self, request: Request) -> Response:
@@ -185,20 +208,46 @@ class ReviewSetPages:
 
     def _approve(self, request: Request, set_id: str) -> Response:
         from protocol.review_set import sign_set_approval
-        from store.review_sets import recomputed_members
 
-        shown = request.field("root") or ""
         with self.client() as client:
-            view = client.review_set(set_id)
-            try:
-                members = recomputed_members(view)
-            except ValueError as exc:
-                return self.render(request, f"<section>{flash(str(exc), bad=True)}</section>", 409)
-            if _root(members) != shown:
-                message = "The set changed since this page showed it; nothing was signed. Review it again."
-                return self.render(request, f"<section>{flash(message, bad=True)}</section>", 409)
+            members = self._shown(client, set_id, request.field("root") or "")
+            if isinstance(members, str):
+                return self._refuse(request, members)
             client.approve_review_set(sign_set_approval(self.signer, set_id, members, created=int(self.clock())))
         return Response.redirect(f"/set/{set_id}", done="approve")
+
+    def _reject(self, request: Request, set_id: str) -> Response:
+        from protocol.review_set import sign_set_rejection
+
+        reason = (request.field("reason") or "").strip()
+        if not reason:
+            return self._refuse(request, "A rejection needs a reason; nothing was signed.")
+        if len(reason) > 500:
+            return self._refuse(request, "A reason has at most 500 characters; nothing was signed.")
+        with self.client() as client:
+            members = self._shown(client, set_id, request.field("root") or "")
+            if isinstance(members, str):
+                return self._refuse(request, members)
+            rejection = sign_set_rejection(self.signer, set_id, members, reason, created=int(self.clock()))
+            client.reject_review_set(rejection)
+        return Response.redirect(f"/set/{set_id}", done="reject")
+
+    @staticmethod
+    def _shown(client: Any, set_id: str, shown_root: str) -> list[Any] | str:
+        """The members to sign, recomputed from the set the store returns now; a refusal if it is not the one shown."""
+        from store.review_sets import recomputed_members
+
+        view = client.review_set(set_id)
+        try:
+            members = recomputed_members(view)
+        except ValueError as exc:
+            return str(exc)
+        if _root(members) != shown_root:
+            return "The set changed since this page showed it; nothing was signed. Review it again."
+        return members
+
+    def _refuse(self, request: Request, message: str) -> Response:
+        return self.render(request, f"<section>{flash(message, bad=True)}</section>", 409)
 
 
 def _root(members: list[Any]) -> str:

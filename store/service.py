@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from protocol.approval import Approval, Tally, approval_is_valid, tally
+from protocol.approval import Approval, Tally, approval_is_valid, reason_digest, tally
 from protocol.auditlog import EntryKind, LogEntry, LogReceipt, subject_digest
 from protocol.batch import SealedBatch, header_mismatches
 from protocol.checkpoint import LedgerCheckpoint, extend_chain, verify_checkpoint
@@ -206,6 +206,8 @@ class StoreService:
                 "counted": counted,
                 "state": state,
             }
+            if kind == "rejection" and approval.reason:  # the log names the reason by a salted digest, never its text
+                body["reason_sha256"] = reason_digest(approval.reason, approval.signature)
             append_entry(tx, self.keys.log, LogEntry(v=1, kind=kind, time=now, body=body))
             return self._status(tx, self._batch(tx, batch_id), device)
 
@@ -508,10 +510,8 @@ class StoreService:
 
     def _status(self, tx: StoreTx, batch: BatchRow, device: DeviceRow) -> BatchStatus:
         t = self._tally(tx, batch, device)
-        reasons = tuple(
-            a.reason or ""
-            for a in (Approval.model_validate_json(j) for j in tx.approvals_json(batch.batch_id))
-            if a.decision == "reject"
+        reasons = tuple(  # single rejections and a set's rejection of this batch alike
+            d.reason or "" for d in review_set_storage.decisions(tx, batch.batch_id) if d.decision == "reject"
         )
         return BatchStatus(
             batch_id=batch.batch_id,
