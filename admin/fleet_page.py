@@ -77,6 +77,17 @@ class FleetPage:
         return Response.html(layout(TITLE, body, request.nonce, nav=NAV, here="/"), status)
 
 
+def _filter_field(name: str, value: str) -> str:
+    """Text for label and version; any / yes / no for the flags (what ``filters_from`` reads back)."""
+    if name in ("label", "version"):
+        return f'<label>{esc(name)} <input name="{name}" value="{esc(value)}" size="10"></label> '
+    options = "".join(
+        f'<option value="{v}"{" selected" if v == value else ""}>{shown}</option>'
+        for v, shown in (("", "any"), ("yes", "yes"), ("no", "no"))
+    )
+    return f'<label>{esc(name)} <select name="{name}">{options}</select></label> '
+
+
 def render_report(report: Any, query: dict[str, str]) -> str:
     """The report as HTML: the filter form, the devices, and the fleet figures (k-suppressed)."""
     k = report.min_group_size
@@ -105,16 +116,13 @@ def render_report(report: Any, query: dict[str, str]) -> str:
         )
         for c in report.cells
     ]
-    fields = "".join(
-        f'<label>{esc(name)} <input name="{name}" value="{esc(query.get(name, ""))}" size="10"></label> '
-        for name in FILTERS
-    )
+    fields = "".join(_filter_field(name, query.get(name, "")) for name in FILTERS)
     expected = report.expected_policy_digest or "none reported yet"
     return (
         "<section><h2>Filter</h2>"
         f'<form method="get" action="/">{fields}<button type="submit">Show</button></form>'
-        '<p class="muted">stale, drift, errors, retired: yes or no. Filters narrow the device list only; the '
-        "fleet figures below are always over whole groups.</p></section>"
+        '<p class="muted">Filters narrow the device list only; the fleet figures below are always over whole '
+        "groups.</p></section>"
         f"<section><h2>Devices ({len(report.devices)})</h2>"
         f'<p>Expected policy digest: <span class="mono">{esc(expected[:16])}</span>…</p>'
         + table(
