@@ -129,6 +129,16 @@ class Workstation:
 
         return {b.batch_id: b.state for b in outbox.list_batches(self._vault)}
 
+    def stuck(self) -> dict[str, str]:
+        """Batches that still need the store -> their state and the last error the shipping code kept."""
+        from vault import outbox
+
+        return {
+            b.batch_id: f"{b.state}: {b.last_error or '-'}"
+            for b in outbox.list_batches(self._vault)
+            if b.state not in DONE_STATES
+        }
+
     def backlog(self) -> int:
         """Batches that still need the store (not yet shipped, rejected or otherwise closed)."""
         return sum(1 for state in self.batches().values() if state not in DONE_STATES)
