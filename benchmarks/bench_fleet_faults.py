@@ -333,7 +333,8 @@ def _report(
         f"agents={len(stations)} minutes={args.minutes:g} stores={args.stores} interval={args.interval:g} s "
         f"seed={args.seed}{' (quick)' if args.quick else ''}"
     )
-    print("chaos: " + "; ".join(dict.fromkeys(state.chaos)) + f" ({len(state.chaos)} events)")
+    events = Counter(state.chaos)
+    print("chaos: " + "; ".join(f"{e}{f' (x{n})' if n > 1 else ''}" for e, n in events.items()))
     print(f"proxy connections: {dict(proxy.counts)}")
     print(f"batches sealed: {len(outbox)} ({dict(state.sealed)}); stored: {len(stored)}; steward decisions answered (retries count again): "
           f"{state.approvals}")  # fmt: skip
