@@ -58,8 +58,9 @@ def test_steward_queue_show_and_page_show_subjects_not_device_kids(
 def test_steward_log_entries_name_no_device_kid(home: Path, tmp_path: Path, backend_kind: str) -> None:
     """A stored batch and a withdrawn one: their leaves name the subject digest, never the device key id."""
     with running_store(backend_kind, tmp_path) as live:
-        agent = Agent()
+        agent, other = Agent(), Agent()
         live.enroll(agent)
+        live.enroll(other)
         _, sealed = live.shippable(agent)
         withdrawn, _ = agent.next_batch()
         with live.client(agent) as client:
@@ -69,7 +70,10 @@ def test_steward_log_entries_name_no_device_kid(home: Path, tmp_path: Path, back
         with live.steward_client(live.stewards.signers[0]) as client:
             entries = client.entries(0, client.tree_head().size)
             check = verify_log(client, live.keys.log.public_bytes, full=True)
+        with live.client(agent) as mine, live.client(other) as theirs:  # device reach, without a kid in the leaf
+            seen_by_agent, seen_by_other = mine.entries(0, len(entries)), theirs.entries(0, len(entries))
     assert check.entries_checked == len(entries)
+    assert [e.kind for e in seen_by_agent] == [e.kind for e in entries] and seen_by_other == []
     device_free = [e for e in entries if e.kind in ("batch-stored", "withdrawal")]
     assert [e.kind for e in device_free] == ["batch-stored", "withdrawal"]
     for entry in device_free:
