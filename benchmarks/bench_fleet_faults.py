@@ -32,6 +32,7 @@ for "during" and "after".
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import statistics
@@ -94,6 +95,8 @@ def main() -> None:
     if args.quick:
         args.agents, args.minutes, args.interval, args.drain = 30, 0.5, 3.0, 90.0
     total = args.minutes * 60
+    # The workstations' vault keys go to 0600 files in their throw-away folders, never the desktop keyring.
+    os.environ["CONSENTRY_KEYSTORE"] = "file"
     random.seed(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="consentry-soak-"))
     cluster = ThrowawayCluster(free_port())
