@@ -30,7 +30,7 @@ from protocol.store_api import BatchReview, BatchStatus, CheckpointAck, QueueIte
 from protocol.store_errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable, Unprocessable
 from protocol.windows import SCHEMA_VERSION
 from store import review_set_storage
-from store.audit import append_entry
+from store.audit import DEVICE_FREE_LEAF_FORMAT, append_entry
 from store.auth import Principal
 from store.backend import TERMINAL_STATES, BatchRow, DeviceRow, StoreBackend, StoreTx
 from store.keys import StoreKeys
@@ -311,10 +311,10 @@ class StoreService:
                 v=1,
                 kind="batch-stored",
                 time=now,
-                body={
+                body={  # leaf format 2: the subject, not the device (the batches table maps it for device reach)
+                    "format": DEVICE_FREE_LEAF_FORMAT,
                     "batch_id": row.batch_id,
-                    "device_kid": who.kid,
-                    "seq": row.seq,
+                    "subject_digest": row.subject_digest,
                     "manifest_sha256": row.manifest_sha256,
                     "header_sha256": header.digest(),
                     "records": len(verified.records),
@@ -478,7 +478,7 @@ class StoreService:
                 raise Conflict("already_stored", "the batch is stored; request an erasure of the subject instead")
             if batch.state in ("review", "approved"):
                 tx.update_batch(batch_id, state="withdrawn", manifest_json=None)
-                body = {"batch_id": batch_id, "device_kid": who.kid, "seq": batch.seq}
+                body = {"format": DEVICE_FREE_LEAF_FORMAT, "batch_id": batch_id, "subject_digest": batch.subject_digest}
                 append_entry(tx, self.keys.log, LogEntry(v=1, kind="withdrawal", time=now, body=body))
             return self._status(tx, self._batch(tx, batch_id), device)
 
