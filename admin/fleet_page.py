@@ -67,7 +67,6 @@ class FleetPage:
         except StoreError as exc:
             return self._message(request, f"The store refused: {exc.code}: {exc.message}", 409)
         except httpx.TransportError as exc:
-<<<<<<< HEAD
             return self._message(request, f"Cannot reach the store ({type(exc).__name__}).", 502)
         html = templates.page(
             "admin",
@@ -77,43 +76,6 @@ class FleetPage:
             nav=NAV,
             here="/",
             **report_context(report, request.query),
-=======
-            return self._render(
-                request, f"<section><p>Cannot reach the store ({esc(type(exc).__name__)}).</p></section>", 502
-            )
-        return self._render(request, render_report(report, request.query))
-
-    def _render(self, request: Request, body: str, status: int = 200) -> Response:
-        return Response.html(layout(TITLE, body, request.nonce, nav=NAV, here="/"), status)
-
-
-def _filter_field(name: str, value: str) -> str:
-    """Text for label and version; any / yes / no for the flags (what ``filters_from`` reads back)."""
-    if name in ("label", "version"):
-        return f'<label>{esc(name)} <input name="{name}" value="{esc(value)}" size="10"></label> '
-    options = "".join(
-        f'<option value="{v}"{" selected" if v == value else ""}>{shown}</option>'
-        for v, shown in (("", "any"), ("yes", "yes"), ("no", "no"))
-    )
-    return f'<label>{esc(name)} <select name="{name}">{options}</select></label> '
-
-
-def render_report(report: Any, query: dict[str, str]) -> str:
-    """The report as HTML: the filter form, the devices, and the fleet figures (k-suppressed)."""
-    k = report.min_group_size
-    rows = [
-        (
-            f'<span class="mono">{esc(d.device_kid)}</span>',
-            esc(d.label),
-            esc(d.agent_version or "-"),
-            state_badge("drift") if d.policy_drift else state_badge("ok") if d.policy_digest else "-",
-            state_badge("stale") if d.stale else state_badge("ok"),
-            esc(_when(d.last_seen)),
-            esc(d.error_class or "-"),
-            esc("-" if d.clock_skew_seconds is None else f"{d.clock_skew_seconds:+d} s"),
-            esc(d.ledger_head or "-"),
-            state_badge("retired") if d.retired else "",
->>>>>>> wip/fleet
         )
         return Response.html(html)
 
@@ -152,7 +114,6 @@ def report_context(report: Any, query: dict[str, str]) -> dict[str, Any]:
         )
         for c in report.cells
     ]
-<<<<<<< HEAD
     return {
         "filters": FILTERS,
         "query": query,
@@ -162,40 +123,3 @@ def report_context(report: Any, query: dict[str, str]) -> dict[str, Any]:
         "k": k,
         "cells": cells,
     }
-=======
-    fields = "".join(_filter_field(name, query.get(name, "")) for name in FILTERS)
-    expected = report.expected_policy_digest or "none reported yet"
-    return (
-        "<section><h2>Filter</h2>"
-        f'<form method="get" action="/">{fields}<button type="submit">Show</button></form>'
-        '<p class="muted">Filters narrow the device list only; the fleet figures below are always over whole '
-        "groups.</p></section>"
-        f"<section><h2>Devices ({len(report.devices)})</h2>"
-        f'<p>Expected policy digest: <span class="mono">{esc(expected[:16])}</span>…</p>'
-        + table(
-            (
-                "Device",
-                "Label",
-                "Version",
-                "Policy",
-                "Heartbeat",
-                "Last seen (UTC)",
-                "Error",
-                "Clock skew",
-                "Ledger",
-                "",
-            ),
-            rows,
-            raw=True,
-        )
-        + "</section><section><h2>Fleet figures</h2>"
-        f"<p>Shown only where at least {k} devices are on each side of the count; this page never shows which "
-        "device or person consented, paused, revoked or erased.</p>"
-        + table(
-            ("Group", "Devices", "Delivered a batch (30 days)", "Delivery backlog", "Capture errors"),
-            cells,
-            numeric=(1,),
-        )
-        + "</section>"
-    )
->>>>>>> wip/fleet
