@@ -43,7 +43,7 @@ class StewardPage:
         self.signer = signer
         self.digest_of = digest_of
         self.clock = clock
-        self.sets = ReviewSetPages(client, signer, self._legacy, clock)  # review sets: admin.review_set_page
+        self.sets = ReviewSetPages(client, signer, self._page, clock)  # review sets: admin.review_set_page
 
     def handle(self, request: Request) -> Response:
         import httpx
@@ -88,16 +88,6 @@ class StewardPage:
             "admin", template, title=TITLE, nonce=request.nonce, nav=NAV, here="/", csrf=request.csrf, **context
         )
         return Response.html(html, status)
-
-    def _legacy(self, request: Request, body: str, status: int = 200) -> Response:
-        """The review-set block's HTML, built with kit.web.html (admin.review_set_page), in the layout.
-
-        The one place HTML built in Python reaches a template: ``Markup`` says it is escaped already.
-        Convert admin/review_set_page.py to templates and this goes.
-        """
-        from markupsafe import Markup
-
-        return self._page(request, "legacy.html", status, body=Markup(body))
 
     def _message(self, request: Request, message: str, status: int) -> Response:
         return Response.html(templates.message_page(TITLE, message, request.nonce, nav=NAV, here="/"), status)

@@ -2,9 +2,8 @@
 
 Each package that serves pages keeps its templates in a ``templates/`` folder shipped with it (package
 data); the kit's own (the layout every page extends, the messages, the macros for badges, forms, tables
-and charts) are under ``kit/`` in this package's. Every value a page shows is escaped by Jinja2 unless
-it is ``Markup``; the only ``Markup`` built in Python is in ``admin.review_page`` for the review-set
-block (``admin.review_set_page``), which still builds its HTML with ``kit.web.html``.
+and charts) are under ``kit/`` in this package's. Every value a page shows is escaped by Jinja2: no page
+builds HTML in Python or hands a template ``Markup``.
 
 Jinja2 is imported on first use, so the CLI's read commands (``status``, ``mydata``, ...) never load it.
 """
@@ -45,7 +44,7 @@ def environment(package: str = KIT) -> jinja2.Environment:
 
 
 def render(package: str, name: str, **context: Any) -> str:
-    """``package``'s template ``name`` filled with ``context`` (every value escaped unless it is Markup)."""
+    """``package``'s template ``name`` filled with ``context`` (every value escaped)."""
     return environment(package).get_template(name).render(**context)
 
 
