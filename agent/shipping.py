@@ -172,10 +172,16 @@ def _ship(vault: Vault, policy: MachinePolicy, client: StoreClient, batch_id: st
     # it extends the one witnessed before.
     try:
         witness_checkpoint(vault, client, checkpoint, now)
+    except Conflict as exc:
+        # The store witnessed a later checkpoint since this upload was made (an earlier attempt's answer
+        # was lost, and another batch or the ledger witness went on). That attempt may have been stored:
+        # the same upload then gets its receipt back below, before the store looks at the checkpoint.
+        if exc.code != "checkpoint_regressed":
+            raise
+    try:
         receipt = client.upload(sealed)  # verified: signature on the tree head and inclusion proof
     except Conflict as exc:
-        # The store witnessed a later checkpoint since this upload was made (its answer was lost, and
-        # another batch or the ledger witness went on). It stored nothing: the next pass makes a fresh one.
+        # Not stored, and its checkpoint is behind the store's: the next pass makes a fresh upload.
         if exc.code == "checkpoint_regressed":
             batches.discard_upload(vault, batch_id)
         raise
