@@ -89,10 +89,13 @@ def _guard(action: Any) -> Any:
 
 
 def _show(status: Any) -> None:
+    from protocol.timeutil import utc_text
+
     m = status.manifest
     click.echo(f"Release {status.release_id}: {status.state}")
     click.echo(f"  consumer {m['consumer']}, purpose {m['purpose']}: {m['description']}")
-    click.echo(f"  period {m['period']['from']} to {m['period']['to']}; categories {', '.join(m['categories'])}")
+    period = f"{utc_text(int(m['period']['from_epoch']))} to {utc_text(int(m['period']['to_epoch']))}"
+    click.echo(f"  period {period}; categories {', '.join(m['categories'])}")
     for category, counts in m["eligible"].items():
         click.echo(f"  eligible {category}: {counts['records']} records of {counts['subjects']} subjects")
     for reason, by_category in m["excluded"].items():
@@ -222,7 +225,9 @@ def _steward_client(store_url: str | None, key_file: Path | None, log_key: str |
     url = resolve_store_url(store_url)
     pinned = b64decode(log_key) if log_key else None
     signer = _signer(key_file, "steward")
-    return StoreClient(url, signer=signer, role="steward", log_public_key=pinned, tls_ca=store_tls_ca(url))
+    return _remote(
+        lambda: StoreClient(url, signer=signer, role="steward", log_public_key=pinned, tls_ca=store_tls_ca(url))
+    )
 
 
 def _fetch(client: Any, release_id: str) -> Any:
@@ -478,8 +483,8 @@ def runs(
     backend: str, data_dir: Path, dsn: str | None, schema: str, release_policy: Path | None, as_json: bool
 ) -> None:
     """Every recorded run, and those that trained on data erased since (retrain or unlearn)."""
+    from protocol.timeutil import utc_text as utc
     from store.releases.lineage import list_runs
-    from store.releases.requests import utc
 
     policy = _release_policy(data_dir, release_policy)
     storage = _open(backend, data_dir, dsn, schema)

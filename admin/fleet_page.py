@@ -3,7 +3,8 @@ consent figures it may show, only as counts over groups of at least k devices.
 
 Served on 127.0.0.1 on the operator's own machine (``consentry store fleet --page``), like the steward's
 review page but separate: it talks to the store with the operator key, and it cannot act (no forms that
-change anything), so it reads only. What it deliberately cannot show is in docs/it.md.
+change anything), so it reads only. What it deliberately cannot show is in docs/it.md. Drawn by
+admin/templates/fleet.html.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from kit.web.html import esc, layout, state_badge, table
+from kit.web import templates
 from kit.web.server import Request, Response
 from protocol.timeutil import utc_display
 
@@ -59,40 +60,48 @@ class FleetPage:
         from protocol.store_errors import StoreError
 
         if request.method != "GET" or request.path != "/":
-            return self._render(request, "<section><p>There is no such page here.</p></section>", 404)
+            return self._message(request, "There is no such page here.", 404)
         try:
             with self.client() as client:
                 report = client.fleet(**filters_from(request.query))
         except StoreError as exc:
-            return self._render(
-                request, f"<section><p>The store refused: {esc(exc.code)}: {esc(exc.message)}</p></section>", 409
-            )
+            return self._message(request, f"The store refused: {exc.code}: {exc.message}", 409)
         except httpx.TransportError as exc:
-            return self._render(
-                request, f"<section><p>Cannot reach the store ({esc(type(exc).__name__)}).</p></section>", 502
-            )
-        return self._render(request, render_report(report, request.query))
-
-    def _render(self, request: Request, body: str, status: int = 200) -> Response:
-        return Response.html(layout(TITLE, body, request.nonce, nav=NAV, here="/"), status)
-
-
-def render_report(report: Any, query: dict[str, str]) -> str:
-    """The report as HTML: the filter form, the devices, and the fleet figures (k-suppressed)."""
-    k = report.min_group_size
-    rows = [
-        (
-            f'<span class="mono">{esc(d.device_kid)}</span>',
-            esc(d.label),
-            esc(d.agent_version or "-"),
-            state_badge("drift") if d.policy_drift else state_badge("ok") if d.policy_digest else "-",
-            state_badge("stale") if d.stale else state_badge("ok"),
-            esc(_when(d.last_seen)),
-            esc(d.error_class or "-"),
-            esc("-" if d.clock_skew_seconds is None else f"{d.clock_skew_seconds:+d} s"),
-            esc(d.ledger_head or "-"),
-            state_badge("retired") if d.retired else "",
+            return self._message(request, f"Cannot reach the store ({type(exc).__name__}).", 502)
+        html = templates.page(
+            "admin",
+            "fleet.html",
+            title=TITLE,
+            nonce=request.nonce,
+            nav=NAV,
+            here="/",
+            **report_context(report, request.query),
         )
+        return Response.html(html)
+
+    def _message(self, request: Request, message: str, status: int) -> Response:
+        return Response.html(
+            templates.message_page(TITLE, message, request.nonce, nav=NAV, here="/", plain=True), status
+        )
+
+
+def report_context(report: Any, query: dict[str, str]) -> dict[str, Any]:
+    """What fleet.html shows of the report: the filter form, the devices, the fleet figures (k-suppressed)."""
+    k = report.min_group_size
+    devices = [
+        {
+            "device_kid": d.device_kid,
+            "label": d.label,
+            "agent_version": d.agent_version,
+            "policy_drift": d.policy_drift,
+            "policy_digest": d.policy_digest,
+            "stale": d.stale,
+            "last_seen": _when(d.last_seen),
+            "error_class": d.error_class,
+            "skew": "-" if d.clock_skew_seconds is None else f"{d.clock_skew_seconds:+d} s",
+            "ledger_head": d.ledger_head,
+            "retired": d.retired,
+        }
         for d in report.devices
     ]
     cells = [
@@ -105,41 +114,12 @@ def render_report(report: Any, query: dict[str, str]) -> str:
         )
         for c in report.cells
     ]
-    fields = "".join(
-        f'<label>{esc(name)} <input name="{name}" value="{esc(query.get(name, ""))}" size="10"></label> '
-        for name in FILTERS
-    )
-    expected = report.expected_policy_digest or "none reported yet"
-    return (
-        "<section><h2>Filter</h2>"
-        f'<form method="get" action="/">{fields}<button type="submit">Show</button></form>'
-        '<p class="muted">stale, drift, errors, retired: yes or no. Filters narrow the device list only; the '
-        "fleet figures below are always over whole groups.</p></section>"
-        f"<section><h2>Devices ({len(report.devices)})</h2>"
-        f'<p>Expected policy digest: <span class="mono">{esc(expected[:16])}</span>…</p>'
-        + table(
-            (
-                "Device",
-                "Label",
-                "Version",
-                "Policy",
-                "Heartbeat",
-                "Last seen (UTC)",
-                "Error",
-                "Clock skew",
-                "Ledger",
-                "",
-            ),
-            rows,
-            raw=True,
-        )
-        + "</section><section><h2>Fleet figures</h2>"
-        f"<p>Shown only where at least {k} devices are on each side of the count; this page never shows which "
-        "device or person consented, paused, revoked or erased.</p>"
-        + table(
-            ("Group", "Devices", "Delivered a batch (30 days)", "Delivery backlog", "Capture errors"),
-            cells,
-            numeric=(1,),
-        )
-        + "</section>"
-    )
+    return {
+        "filters": FILTERS,
+        "query": query,
+        "report": report,
+        "devices": devices,
+        "expected": report.expected_policy_digest or "none reported yet",
+        "k": k,
+        "cells": cells,
+    }

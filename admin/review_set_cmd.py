@@ -3,7 +3,8 @@
 ``set list`` shows the groups waiting (day, notice versions, consent-terms digest); ``set show`` freezes a
 group into a set (or shows a set again) with its figures, the batches that deviate, a random sample and
 the root to approve; ``set approve SET_ID --root ROOT`` signs that root, and only if the set the store
-returns still has it. The sample is drawn on this machine from the operating system's randomness after
+returns still has it; ``set reject SET_ID --root ROOT --reason TEXT`` signs the rejection of every batch
+shown the same way, the reason included. The sample is drawn on this machine from the operating system's randomness after
 the set is frozen, so no agent (nor the store) can know which batches will be looked at closely.
 """
 
@@ -30,6 +31,7 @@ def set_lines(view: Any, picked: list[str]) -> list[str]:
     """The set as plain lines: what it groups, figures against the previous day, deviations, the sample."""
     from protocol.review_set import set_root
     from protocol.review_set_api import deviations, figures
+    from protocol.timeutil import utc_text
     from store.check_detail import describe
     from store.review_sets import recomputed_members
 
@@ -37,9 +39,13 @@ def set_lines(view: Any, picked: list[str]) -> list[str]:
     manifests = [e.manifest for e in view.entries if e.manifest is not None]
     now = figures(manifests)
     lines = [
-        f"Review set {view.set_id}: {len(view.entries)} batches of {view.key.day} (UTC), "
+        f"Review set {view.set_id}: {len(view.entries)} batches of {view.key.day} (UTC), frozen {utc_text(view.created)}, "
         f"notices {', '.join(view.key.notices)}, consent terms {view.key.terms_sha256[:16]}",
         f"Approvals of this set so far: {len(view.approvals)} (each batch needs {view.approvals_required}).",
+        *(
+            f"Rejected by steward key {r.steward_key[:12]}… at {utc_text(r.created)}: {r.reason}"
+            for r in view.rejections
+        ),
         "Records per batch, this set against the previous day (min / quartiles / max):",
     ]
     for category, s in (now.per_category if now else {}).items():
@@ -74,6 +80,10 @@ def set_lines(view: Any, picked: list[str]) -> list[str]:
     lines.append(f"Root over the {len(members)} manifest hashes shown (recomputed here): {set_root(members)}")
     lines.append(
         f"To approve every batch shown: consentry steward set approve {view.set_id} --root {set_root(members)}"
+    )
+    lines.append(
+        f"To reject every batch shown: consentry steward set reject {view.set_id} --root {set_root(members)} "
+        '--reason "…"'
     )
     return lines
 
@@ -140,28 +150,42 @@ def show(day_or_set_id: str, terms: str | None, key_file: Path | None, store_url
         click.echo(line)
 
 
+def _shown_members(client: Any, set_id: str, root: str) -> list[Any]:
+    """The members to sign: recomputed from the set the store returns now, only if it has the root shown."""
+    from admin.steward_cmd import _call
+    from protocol.review_set import set_root
+    from store.review_sets import recomputed_members
+
+    view = _call(lambda: client.review_set(set_id))
+    try:
+        members = recomputed_members(view)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if set_root(members) != root:
+        raise click.ClickException(
+            "the set is not the one shown (its root differs); nothing was signed. "
+            f"Show it again: consentry steward set show {set_id}"
+        )
+    return members
+
+
+root_option = click.option(
+    "--root", required=True, help="The root 'set show' printed: you decide on exactly what it showed."
+)
+
+
 @review_set.command("approve")
 @click.argument("set_id")
-@click.option("--root", required=True, help="The root 'set show' printed: you approve exactly what it showed.")
+@root_option
 @key_file_option
 @store_url_option
 def approve(set_id: str, root: str, key_file: Path | None, store_url: str | None) -> None:
     """Sign one approval of every batch in the set shown (each batch's approval is its inclusion proof)."""
     from admin.steward_cmd import _call
-    from protocol.review_set import set_root, sign_set_approval
-    from store.review_sets import recomputed_members
+    from protocol.review_set import sign_set_approval
 
     with _client(store_url, key_file) as client:
-        view = _call(lambda: client.review_set(set_id))
-        try:
-            members = recomputed_members(view)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
-        if set_root(members) != root:
-            raise click.ClickException(
-                "the set is not the one shown (its root differs); nothing was signed. "
-                f"Show it again: consentry steward set show {set_id}"
-            )
+        members = _shown_members(client, set_id, root)
         approval = sign_set_approval(load_signer(key_file), set_id, members, created=int(time.time()))
         outcome = _call(lambda: client.approve_review_set(approval))
     click.echo(
@@ -170,3 +194,31 @@ def approve(set_id: str, root: str, key_file: Path | None, store_url: str | None
     )
     for batch_id, why in sorted(outcome.skipped.items()):
         click.echo(f"  not approved: {batch_id}: {why}")
+
+
+@review_set.command("reject")
+@click.argument("set_id")
+@root_option
+@click.option(
+    "--reason",
+    required=True,
+    help="Why (signed with the set; each employee's agent shows it; the audit log keeps only a digest).",
+)
+@key_file_option
+@store_url_option
+def reject(set_id: str, root: str, reason: str, key_file: Path | None, store_url: str | None) -> None:
+    """Sign one rejection of every batch in the set shown; one steward's rejection stops a batch."""
+    from admin.steward_cmd import _call
+    from protocol.review_set import sign_set_rejection
+
+    if not reason.strip():
+        raise click.BadParameter("a rejection needs a reason; nothing was signed", param_hint="--reason")
+    if len(reason.strip()) > 500:
+        raise click.BadParameter("at most 500 characters; nothing was signed", param_hint="--reason")
+    with _client(store_url, key_file) as client:
+        members = _shown_members(client, set_id, root)
+        rejection = sign_set_rejection(load_signer(key_file), set_id, members, reason, created=int(time.time()))
+        outcome = _call(lambda: client.reject_review_set(rejection))
+    click.echo(f"Signed the set's rejection: {outcome.rejected} batches are now rejected.")
+    for batch_id, why in sorted(outcome.skipped.items()):
+        click.echo(f"  not rejected: {batch_id}: {why}")

@@ -27,7 +27,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _emit(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+    """Print ``value`` (a model, a list of models or plain data) as JSON, every moment as UTC ISO text."""
+    from protocol.timeutil import json_with_utc_times
+
+    click.echo(json.dumps(json_with_utc_times(value), indent=2, sort_keys=True, default=str))
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -51,22 +54,30 @@ def _client(store_url: str | None, key_file: Path | None) -> Any:
     from kit.store_client import StoreClient
 
     url = resolve_store_url(store_url)
-    return StoreClient(url, signer=load_signer(key_file), role="steward", tls_ca=store_tls_ca(url))
+    signer = load_signer(key_file)
+    return _call(lambda: StoreClient(url, signer=signer, role="steward", tls_ca=store_tls_ca(url)))
+
+
+UNTRUSTED_NEXT = (
+    "Nothing was signed. Check [store] tls_ca in the machine policy, or ask IT for the store's certificate."
+)
 
 
 def _call(action: Any) -> Any:
     """Run a store call, turning store errors into messages with a next step."""
     import httpx
 
-    from protocol.store_errors import StoreError
+    from protocol.store_errors import StoreError, UntrustedStore
 
     try:
         return action()
+    except UntrustedStore as exc:  # no request left this machine: the store is not the one pinned
+        raise click.ClickException(f"{exc.message}. {UNTRUSTED_NEXT}") from None
     except StoreError as exc:
         hints = {
             "not_a_steward": "Ask the store operator to add your public key (consentry steward init prints it).",
             "unknown_batch": "Check the id with: consentry steward queue",
-            "already_decided": "You already decided on this batch.",
+            "already_decided": "A steward decides once on each batch (and each review set).",
             "auth_stale": "Your clock is off; sync it (timedatectl) and retry.",
         }
         raise click.ClickException(
@@ -114,17 +125,22 @@ def init(key_file: Path | None, name: str | None, as_json: bool) -> None:
 @json_option
 def queue(key_file: Path | None, store_url: str | None, as_json: bool) -> None:
     """List batches waiting for review or upload."""
+    from protocol.timeutil import utc_text
+
     with _client(store_url, key_file) as client:
         items = _call(client.queue)
     if as_json:
-        _emit([i.model_dump(mode="json") for i in items])
+        _emit(items)
         return
     if not items:
         click.echo("No batches are waiting for review.")
         return
     for i in items:
         counts = ", ".join(f"{k}={v}" for k, v in sorted(i.record_counts.items()))
-        click.echo(f"{i.batch_id}  {i.state:9}  {i.approvals}/{i.approvals_required} approvals  {counts}")
+        click.echo(
+            f"{i.batch_id}  {i.state:9}  {i.approvals}/{i.approvals_required} approvals  "
+            f"period from {utc_text(i.period_start)}  submitted {utc_text(i.submitted_at)}  {counts}"
+        )
 
 
 @steward.command()
@@ -134,7 +150,7 @@ def show(batch_id: str, key_file: Path | None, store_url: str | None, as_json: b
     with _client(store_url, key_file) as client:
         review = _call(lambda: client.review(batch_id))
     if as_json:
-        _emit(review.model_dump(mode="json"))
+        _emit(review)
         return
     m = review.manifest
     click.echo(
@@ -146,11 +162,16 @@ def show(batch_id: str, key_file: Path | None, store_url: str | None, as_json: b
     click.echo(f"Period: {utc_text(m.period_start)} to {utc_text(m.period_end)} (UTC); schema v{m.schema_version}")
     click.echo("Records: " + ", ".join(f"{k}={v}" for k, v in sorted(m.record_counts.items())))
     for r in m.consent_receipts:
-        click.echo(f"Consent: {r.category} under notice {r.notice_id} v{r.notice_version} ({r.lawful_basis})")
+        click.echo(
+            f"Consent: {r.category} under notice {r.notice_id} v{r.notice_version} ({r.lawful_basis}), "
+            f"granted {utc_text(r.granted_at)}"
+        )
     from store.check_detail import describe
 
     for c in review.privacy_checks:
         click.echo(f"Check {c.name}: {describe(c, m)}")
+    for reason in review.status.rejection_reasons:  # single rejections and a review set's alike
+        click.echo(f"Rejected: {reason}")
 
 
 def _decide(
@@ -179,7 +200,7 @@ def _decide(
         )
         status = _call(lambda: client.decide(approval))
     if as_json:
-        _emit(status.model_dump(mode="json"))
+        _emit(status)
         return
     click.echo(
         f"Recorded your {decision} of {batch_id}: now {status.state} "

@@ -375,7 +375,8 @@ def verify_log(
     from kit.store_client import StoreClient
     from protocol import TreeHead, b64decode
     from protocol.errors import InvalidRecord
-    from protocol.store_errors import StoreError
+    from protocol.store_errors import StoreError, UntrustedStore
+    from protocol.timeutil import utc_text
     from store.audit import verify_log as check
 
     store_url_given, log_key_given = bool(store_url), bool(log_key)
@@ -389,13 +390,22 @@ def verify_log(
         since = None
         if state_file is not None and state_file.exists():
             since = TreeHead.model_validate_json(state_file.read_text(encoding="utf-8"))
-        tls_ca = store_tls_ca(store_url) if not (store_url_given and log_key_given) else None
+        try:  # the policy's store is pinned to its tls_ca, however its URL was given
+            tls_ca = store_tls_ca(store_url)
+        except click.ClickException:
+            if not (store_url_given and log_key_given):
+                raise
+            tls_ca = None  # everything came from the options: an unreadable machine policy does not stop them
         with StoreClient(store_url, signer=signer, role="steward", log_public_key=public_key, tls_ca=tls_ca) as client:
             result = check(client, public_key, since=since, full=full)
     except InvalidRecord:  # opaque on purpose; the three checks it stands for are named here
         raise click.ClickException(
             "the store's log does NOT verify (its tree head signature, the proof that it only grew, or its "
             "entries). Keep the state file as evidence and tell the data stewards."
+        ) from None
+    except UntrustedStore as exc:
+        raise click.ClickException(
+            f"cannot check the log: {exc.message}. Check [store] tls_ca in the machine policy."
         ) from None
     except (StoreError, OSError) as exc:
         raise click.ClickException(f"cannot check the log: {exc}. Is the store running at {store_url}?") from None
@@ -408,7 +418,7 @@ def verify_log(
             "store_url": store_url,
             "size": head.size,
             "root_hash": head.root_hash,
-            "timestamp": head.timestamp,
+            "timestamp": utc_text(head.timestamp),
             "signature": "ok",
         }
         if result.consistent_with_size is not None:
@@ -418,7 +428,7 @@ def verify_log(
         _emit(summary)
         return
     extra = f", consistent with size {result.consistent_with_size}" if result.consistent_with_size is not None else ""
-    click.echo(f"Log OK: {head.size} entries, signed tree head verified{extra}.")
+    click.echo(f"Log OK: {head.size} entries, tree head signed {utc_text(head.timestamp)} verified{extra}.")
 
 
 def _store_from_policy(store_url: str | None, log_key: str | None) -> tuple[str, str | None]:

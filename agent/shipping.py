@@ -163,13 +163,28 @@ def _poll(vault: Vault, client: StoreClient, batch_id: str, now: datetime, repor
 
 def _ship(vault: Vault, policy: MachinePolicy, client: StoreClient, batch_id: str, now: datetime,
           report: SyncReport) -> None:  # fmt: skip
+    from protocol.store_errors import Conflict
+
     _, store_key, _ = enrolled_store(vault, policy)
     batches.check_terms(vault, batch_id, policy)  # the policy may have widened since review
     sealed, checkpoint = batches.prepare_upload(vault, batch_id, store_key, now)  # stored: a retry sends the same
     # The store witnesses the very checkpoint the device keeps (same signed bytes), with the proof that
     # it extends the one witnessed before.
-    witness_checkpoint(vault, client, checkpoint, now)
-    receipt = client.upload(sealed)  # verified: signature on the tree head and inclusion proof
+    try:
+        witness_checkpoint(vault, client, checkpoint, now)
+    except Conflict as exc:
+        # The store witnessed a later checkpoint since this upload was made (an earlier attempt's answer
+        # was lost, and another batch or the ledger witness went on). That attempt may have been stored:
+        # the same upload then gets its receipt back below, before the store looks at the checkpoint.
+        if exc.code != "checkpoint_regressed":
+            raise
+    try:
+        receipt = client.upload(sealed)  # verified: signature on the tree head and inclusion proof
+    except Conflict as exc:
+        # Not stored, and its checkpoint is behind the store's: the next pass makes a fresh upload.
+        if exc.code == "checkpoint_regressed":
+            batches.discard_upload(vault, batch_id)
+        raise
     body = receipt.entry.body
     if receipt.entry.kind != "batch-stored" or body.get("batch_id") != batch_id or \
             body.get("header_sha256") != sealed.header.digest():  # fmt: skip

@@ -333,6 +333,7 @@ class StoreProcess:
         schema: str = "consentry",
         tls: tuple[Path, Path] | None = None,  # (certificate, key) PEM files: serve https
         extra: tuple[str, ...] = (),
+        dsn: str | None = None,  # PostgreSQL: this server instead of the test cluster's (pg_dsn())
     ) -> None:
         import sys
 
@@ -357,7 +358,7 @@ class StoreProcess:
             schema,
         ]
         if backend == "postgres":
-            self.args += ["--dsn", pg_dsn()]
+            self.args += ["--dsn", dsn or pg_dsn()]
         if tls is not None:
             self.args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.args += list(extra)

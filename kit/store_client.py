@@ -357,6 +357,12 @@ class StoreClient:
 
         return self._post(SetOutcome, f"/v1/steward/review-sets/{approval.set_id}/approvals", approval, retry=False)
 
+    def reject_review_set(self, rejection: Any) -> Any:  # SetRejection -> SetRejectionOutcome
+        from protocol.review_set_api import SetRejectionOutcome
+
+        path = f"/v1/steward/review-sets/{rejection.set_id}/rejections"
+        return self._post(SetRejectionOutcome, path, rejection, retry=False)
+
     # audit log -------------------------------------------------------------------------------------------
     def tree_head(self) -> TreeHead:
         head = self._get(TreeHead, "/v1/log/head", signed=False)

@@ -12,6 +12,7 @@ steward rejects the batch (a veto: releasing personal data needs consent of the 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -64,6 +65,8 @@ class CountedDecision(Protocol):
     def steward_key(self) -> str: ...
     @property
     def decision(self) -> str: ...
+    @property
+    def reason(self) -> str | None: ...
     def is_valid(self) -> bool: ...
 
 
@@ -93,6 +96,17 @@ def sign_approval(
         reason=reason,
         created=created,
     )
+
+
+def reason_digest(reason: str, signature: str) -> str:
+    """A rejection's reason as the audit log names it: ``SHA-256(prefix || signature || UTF-8 reason)``, hex.
+
+    The log is append-only and kept for good, and a reason may name a person, so it holds this digest and
+    never the text. Salting with the decision's 64 signature bytes (base64 ``signature``, kept with the
+    reason in the store's database, never in the log) means nobody can confirm a guessed reason from the
+    log alone, while anyone holding the decision can check that the logged digest is its reason's.
+    """
+    return hashlib.sha256(domains.REJECTION_REASON_V1 + b64decode(signature) + reason.encode("utf-8")).hexdigest()
 
 
 def approval_is_valid(approval: Approval) -> bool:

@@ -15,6 +15,9 @@ ENROLL_V1 = b"consentry-enroll-v1\0"  # the device's proof of key possession whe
 BATCH_V1 = b"consentry-batch-v1\0"  # the device's signature over a sealed batch (protocol.sealing)
 APPROVE_V1 = b"consentry-approve-v1\0"  # a steward's decision on a batch (protocol.approval)
 REVIEW_SET_V1 = b"consentry-review-set-v1\0"  # a steward's approval of a review set's root (protocol.review_set)
+REVIEW_SET_REJECT_V1 = (
+    b"consentry-review-set-reject-v1\0"  # a steward's rejection of a review set (protocol.review_set)
+)
 ERASE_V1 = b"consentry-erase-v1\0"  # the device's erasure request (protocol.erasure)
 ERASURE_RECEIPT_V1 = b"consentry-erasure-receipt-v1\0"  # the store's erasure receipt (protocol.erasure)
 TREE_HEAD_V1 = b"consentry-treehead-v1\0"  # the store's signed audit-log tree head (protocol.auditlog)
@@ -26,6 +29,8 @@ LEDGER_V1 = b"consentry-ledger-v1\0"  # a version-1 ledger chain step (protocol.
 LEDGER_V2 = b"consentry-ledger-v2\0"  # a version-2 ledger chain step (protocol.ledger_chain)
 LEDGER_ENTRY_V2 = b"consentry-ledger-entry-v2\0"  # a version-2 ledger entry digest (protocol.ledger_chain)
 SUBJECT_V1 = b"consentry-subject-v1\0"  # a subject pseudonym's digest in the audit log (protocol.auditlog)
+# A rejection's reason as the audit log names it, salted with the decision's signature (protocol.approval).
+REJECTION_REASON_V1 = b"consentry-rejection-reason-v1\0"
 ENROLL_TOKEN_V1 = b"consentry-enroll-token-v1\0"  # how the store keeps enrollment tokens (store.auth)
 ENROLL_SECRET_V1 = b"consentry-enroll-secret-v1\0"  # how the store keeps fleet enrollment secrets (protocol.fleet)
 RELEASE_REQUEST_V1 = b"consentry-release-request-v1\0"  # a consumer's signed release request (store.releases.requests)
@@ -56,6 +61,7 @@ ALL: tuple[bytes, ...] = (
     BATCH_V1,
     APPROVE_V1,
     REVIEW_SET_V1,
+    REVIEW_SET_REJECT_V1,
     ERASE_V1,
     ERASURE_RECEIPT_V1,
     TREE_HEAD_V1,
@@ -65,6 +71,7 @@ ALL: tuple[bytes, ...] = (
     LEDGER_V2,
     LEDGER_ENTRY_V2,
     SUBJECT_V1,
+    REJECTION_REASON_V1,
     ENROLL_TOKEN_V1,
     STEWARD_SET_V1,
     FOLDER_SCOPE_V1,

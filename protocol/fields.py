@@ -10,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from protocol.errors import UnsupportedVersion
 from protocol.modelconfig import WIRE
+from protocol.timeutil import EPOCH_SECONDS
 
 FROZEN = WIRE
 
@@ -24,7 +25,8 @@ Subject = Annotated[
     Field(pattern=r"^[A-Za-z0-9_-]{8,64}$", description="the subject pseudonym (random, rotated per period)"),
 ]
 Nonce = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="16 random bytes as hex")]
-EpochSeconds = Annotated[int, Field(ge=0, le=2**40, description="UTC seconds since the epoch")]
+# The mark lets machine output name these moments as UTC ISO text (protocol.timeutil.json_with_utc_times).
+EpochSeconds = Annotated[int, Field(ge=0, le=2**40, description="UTC seconds since the epoch"), EPOCH_SECONDS]
 
 
 def b64encode(data: bytes) -> str:

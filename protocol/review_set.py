@@ -10,6 +10,12 @@ Signed message (steward key, Ed25519), version 1::
 
     b"consentry-review-set-v1\\0" || canonical({"v": 1, "set_id", "root", "size", "decision": "approve"})
 
+A rejection of the whole set is signed the same way under its own prefix, with the reason in the
+signed body (so no store can change what the employee is told), version 1::
+
+    b"consentry-review-set-reject-v1\\0" || canonical({"v": 1, "set_id", "root", "size", "decision": "reject",
+                                                      "reason"})
+
 ``set_id`` is the store's random id for the frozen set, so a signature for one set is never taken for
 another, even one with the same members. A ``SetInclusion`` (the set approval, the batch's leaf index
 and its inclusion path) is one batch's approval: it verifies on its own, and ``protocol.approval.tally``
@@ -157,6 +163,118 @@ def inclusions(approval: SetApproval, members: Sequence[SetMember]) -> list[SetI
         SetInclusion(
             v=1,
             approval=approval,
+            batch_id=m.batch_id,
+            manifest_sha256=m.manifest_sha256,
+            leaf_index=i,
+            path=tuple(p.hex() for p in merkle.inclusion_path(i, tree.size, tree.get)),
+        )
+        for i, m in enumerate(members)
+    ]
+
+
+# Rejecting a whole set ------------------------------------------------------------------------------------
+Reason = str  # what the steward wrote: 1 to 500 characters, not blank (checked by ``SetRejection``)
+
+
+def set_rejection_message(set_id: str, root: str, size: int, reason: str) -> bytes:
+    body = {"v": 1, "set_id": set_id, "root": root, "size": size, "decision": "reject", "reason": reason}
+    return domains.REVIEW_SET_REJECT_V1 + canonical_json(body)
+
+
+class SetRejection(Versioned):
+    """A steward's signature rejecting every batch of a review set, reason included. ``created`` is not signed."""
+
+    set_id: SetId
+    root: Sha256Hex
+    size: int = Field(ge=1, le=MAX_SET_SIZE)
+    steward_key: PublicKey32
+    signature: Signature64
+    # Not blank: the pattern (searched, as JSON Schema does) needs one character that is not white space.
+    reason: Reason = Field(
+        min_length=1, max_length=500, pattern=r"\S", description="signed; shown to each batch's employee"
+    )
+    created: EpochSeconds
+
+    def is_valid(self) -> bool:
+        """The signature verifies under the key the rejection names (says nothing about who that key is)."""
+        return is_valid_signature(
+            b64decode(self.steward_key),
+            set_rejection_message(self.set_id, self.root, self.size, self.reason),
+            b64decode(self.signature),
+        )
+
+
+def sign_set_rejection(
+    steward: Signer, set_id: str, members: Sequence[SetMember], reason: str, *, created: int
+) -> SetRejection:
+    """Sign the rejection of ``members`` (the manifest hashes shown, recomputed by the steward's tool)."""
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("a rejection needs a reason; nothing was signed")
+    root = set_root(members)
+    signature = steward.sign(set_rejection_message(set_id, root, len(members), reason))
+    return SetRejection(
+        v=1,
+        set_id=set_id,
+        root=root,
+        size=len(members),
+        steward_key=b64encode(steward.public_bytes),
+        signature=b64encode(signature),
+        reason=reason,
+        created=created,
+    )
+
+
+class SetRejectionInclusion(Versioned):
+    """One batch's rejection under a set rejection: its leaf index and RFC 9162 inclusion path."""
+
+    rejection: SetRejection
+    batch_id: BatchId
+    manifest_sha256: Sha256Hex
+    leaf_index: int = Field(ge=0, lt=MAX_SET_SIZE)
+    path: tuple[Sha256Hex, ...] = Field(max_length=64)
+
+    decision: Literal["reject"] = "reject"  # what protocol.approval.tally reads of any decision
+
+    @property
+    def steward_key(self) -> str:
+        return self.rejection.steward_key
+
+    @property
+    def created(self) -> int:
+        return self.rejection.created
+
+    @property
+    def reason(self) -> str:
+        return self.rejection.reason
+
+    @property
+    def signature(self) -> str:
+        return self.rejection.signature
+
+    def proves_inclusion(self) -> bool:
+        return merkle.verify_inclusion(
+            merkle.leaf_hash(member_leaf(self.batch_id, self.manifest_sha256)),
+            self.leaf_index,
+            self.rejection.size,
+            [bytes.fromhex(p) for p in self.path],
+            bytes.fromhex(self.rejection.root),
+        )
+
+    def is_valid(self) -> bool:
+        """The set rejection's signature verifies and this batch's manifest hash is in the signed set."""
+        return self.proves_inclusion() and self.rejection.is_valid()
+
+
+def rejection_inclusions(rejection: SetRejection, members: Sequence[SetMember]) -> list[SetRejectionInclusion]:
+    """Each member's rejection under ``rejection``; ``InvalidRecord`` unless ``members`` has the signed root."""
+    tree = set_tree(members)
+    if tree.size != rejection.size or tree.root().hex() != rejection.root:
+        raise InvalidRecord()  # not the set the steward signed: another, a changed or an extended one
+    return [
+        SetRejectionInclusion(
+            v=1,
+            rejection=rejection,
             batch_id=m.batch_id,
             manifest_sha256=m.manifest_sha256,
             leaf_index=i,

@@ -17,7 +17,7 @@ from protocol.canonical import canonical_json, sha256_hex
 from protocol.categories import Category
 from protocol.fields import FROZEN, BatchId, EpochSeconds, KeyId, Sha256Hex
 from protocol.manifest import BatchManifest
-from protocol.review_set import SetApproval, SetId
+from protocol.review_set import SetApproval, SetId, SetRejection
 from protocol.store_api import BatchState
 
 Day = str  # YYYY-MM-DD, UTC
@@ -155,6 +155,7 @@ class ReviewSetView(BaseModel):
     entries: tuple[SetEntry, ...]
     previous: PeriodFigures | None = Field(description="the previous day's batches under the same terms")
     approvals: tuple[SetApproval, ...]
+    rejections: tuple[SetRejection, ...] = Field(default=(), description="stewards' rejections of the whole set")
     approvals_required: int
 
 
@@ -166,3 +167,12 @@ class SetOutcome(BaseModel):
     counted: int
     approved: int = Field(description="batches that now have their quorum")
     skipped: dict[BatchId, str] = Field(description="batch id -> why (rejected, withdrawn, already decided ...)")
+
+
+class SetRejectionOutcome(BaseModel):
+    """What one set rejection did: batches it stopped, and those it could not touch."""
+
+    model_config = FROZEN
+    set_id: SetId
+    rejected: int = Field(description="batches now rejected")
+    skipped: dict[BatchId, str] = Field(description="batch id -> why (stored, withdrawn, already decided ...)")

@@ -1,9 +1,15 @@
 """UTC time rules, each defined once: the one textual form Consentry writes (ISO 8601 with
-microseconds and a ``Z``), the ``YYYY-MM-DD`` day a moment falls in, and where a UTC day starts."""
+microseconds and a ``Z``), the ``YYYY-MM-DD`` day a moment falls in, and where a UTC day starts.
+
+What a person reads and machine output name a moment with ``utc_text`` (``2026-12-05T13:20:09Z``) for
+stewards, operators and ``--json``, and ``local_display`` for the employee; ``json_with_utc_times`` turns
+a wire model's epoch-second fields into ``utc_text`` for a command's ``--json``.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, get_args
 
 DAY_SECONDS = 86_400
 
@@ -60,3 +66,44 @@ def utc_midnight(moment: datetime) -> int:
 def day_start(day: str) -> int:
     """Epoch seconds at the start of the UTC day ``day`` (``YYYY-MM-DD``)."""
     return int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp())
+
+
+class EpochMark:
+    """Marks a model field as UTC epoch seconds (``protocol.fields.EpochSeconds`` carries it)."""
+
+    def __repr__(self) -> str:
+        return "EPOCH_SECONDS"
+
+
+EPOCH_SECONDS = EpochMark()
+
+
+def _is_epoch(annotation: Any, metadata: list[Any]) -> bool:
+    if EPOCH_SECONDS in metadata:
+        return True
+    return any(a is EPOCH_SECONDS or _is_epoch(a, []) for a in get_args(annotation))  # Optional[EpochSeconds]
+
+
+def json_with_utc_times(value: Any) -> Any:
+    """``value`` (a pydantic model, or lists and dicts of them) as JSON data in which every epoch-seconds
+    field is ``utc_text``: machine output for people's tools, never bare epoch numbers."""
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        dumped = value.model_dump(mode="json")
+        for name, field in type(value).model_fields.items():
+            if name not in dumped:
+                continue
+            inner = getattr(value, name)
+            if isinstance(inner, int) and not isinstance(inner, bool) and _is_epoch(field.annotation, field.metadata):
+                dumped[name] = utc_text(inner)
+            elif isinstance(inner, BaseModel | list | tuple | dict):
+                dumped[name] = json_with_utc_times(inner)
+        return dumped
+    if isinstance(value, list | tuple):
+        return [json_with_utc_times(v) for v in value]
+    if isinstance(value, dict):
+        return {(k.value if hasattr(k, "value") else k): json_with_utc_times(v) for k, v in value.items()}
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value)

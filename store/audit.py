@@ -22,6 +22,12 @@ from protocol.signing import Signer
 from protocol.store_errors import NotFound
 from store.backend import StoreTx
 
+# ``batch-stored`` and ``withdrawal`` bodies carry ``"format": 2`` and name the batch's subject digest; the
+# first format (no ``format`` field) named the device key id and its sequence number. Stewards read every
+# entry, and a device key id is what IT's fleet view lists per computer. Old leaves stay as they were
+# hashed: the log is append-only, and ``verify_log`` rehashes whatever bytes each leaf holds.
+DEVICE_FREE_LEAF_FORMAT = 2
+
 
 def append_entry(tx: StoreTx, log_key: Signer, entry: LogEntry) -> LogReceipt:
     """Append ``entry`` as the next leaf, store the new signed tree head, and return the receipt.
@@ -113,9 +119,9 @@ def entries_of_device(tx: StoreTx, start: int, end: int, device_kid: str) -> lis
     own = []
     for entry in entries(tx, start, end):
         body = entry.body
-        if entry.kind in ("batch-stored", "withdrawal"):
-            mine = body.get("device_kid") == device_kid
-        elif entry.kind in ("approval", "rejection"):
+        if entry.kind in ("batch-stored", "withdrawal", "approval", "rejection"):
+            # The batches table, not the leaf, says whose batch it is: format-2 leaves name no device, and
+            # a batch's row (device included) outlives its erasure or withdrawal.
             mine = batch_owner(body.get("batch_id")) == device_kid
         elif entry.kind == "erasure":
             mine = tx.subject_owner(str(body.get("subject_digest"))) == device_kid

@@ -1,5 +1,5 @@
 """The store's review-set endpoints (steward only): list groups, freeze a group into a set, show a set,
-approve it. Routes are added to the app by ``store.app.create_app``; their gate rules are ``RULES``."""
+approve or reject it. Routes are added to the app by ``store.app.create_app``; their gate rules are ``RULES``."""
 
 # No ``from __future__ import annotations``: FastAPI reads these signatures' annotations at runtime, and
 # ``Signed`` is built here from the app's own dependency.
@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path
 
-from protocol.review_set import SetApproval
-from protocol.review_set_api import CreateSet, GroupSummary, ReviewSetView, SetOutcome
+from protocol.review_set import SetApproval, SetRejection
+from protocol.review_set_api import CreateSet, GroupSummary, ReviewSetView, SetOutcome, SetRejectionOutcome
 from store.auth import Principal
 from store.gate import Rule
 from store.review_sets import ReviewSets
@@ -23,6 +23,7 @@ RULES: dict[str, Rule] = {
     "review_set_create": Rule(("steward",), SET_BODY),
     "review_set_show": Rule(("steward",), 0),
     "review_set_approve": Rule(("steward",), SET_BODY),
+    "review_set_reject": Rule(("steward",), SET_BODY),
 }
 
 
@@ -44,3 +45,7 @@ def add_review_set_routes(app: FastAPI, sets: ReviewSets, principal: Callable[..
     @app.post("/v1/steward/review-sets/{set_id}/approvals", response_model=SetOutcome, tags=["steward"])
     def review_set_approve(body: SetApproval, signed: Signed, set_id: str = SET_ID) -> SetOutcome:
         return sets.approve(signed, set_id, body)
+
+    @app.post("/v1/steward/review-sets/{set_id}/rejections", response_model=SetRejectionOutcome, tags=["steward"])
+    def review_set_reject(body: SetRejection, signed: Signed, set_id: str = SET_ID) -> SetRejectionOutcome:
+        return sets.reject(signed, set_id, body)

@@ -7,16 +7,19 @@ transaction's own cursor (``SqlTx._q``), inside the caller's transaction and loc
     review_sets          set_id, created, created_by (steward kid), key_json (the group), root, size
     review_set_members   (set_id, leaf_index) -> batch_id, manifest_sha256, in the order frozen
     review_set_approvals (set_id, steward_key) -> the signed SetApproval
-    set_inclusions       (batch_id, steward_key) -> one batch's SetInclusion: its approval under a set
+    review_set_rejections (set_id, steward_key) -> the signed SetRejection (its reason included)
+    set_inclusions       (batch_id, steward_key) -> one batch's decision under a set: its SetInclusion
+                         (approval) or SetRejectionInclusion (rejection); one per steward and batch
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from protocol.approval import Approval, CountedDecision
-from protocol.review_set import SetApproval, SetInclusion, SetMember
+from protocol.review_set import SetApproval, SetInclusion, SetMember, SetRejection, SetRejectionInclusion
 from store.backend import StoreBackend, StoreTx
 
 TABLES = (
@@ -26,6 +29,8 @@ TABLES = (
     "batch_id TEXT NOT NULL, manifest_sha256 TEXT NOT NULL, PRIMARY KEY (set_id, leaf_index))",
     "CREATE TABLE IF NOT EXISTS review_set_approvals (set_id TEXT NOT NULL, steward_key TEXT NOT NULL, "
     "approval_json TEXT NOT NULL, created BIGINT NOT NULL, PRIMARY KEY (set_id, steward_key))",
+    "CREATE TABLE IF NOT EXISTS review_set_rejections (set_id TEXT NOT NULL, steward_key TEXT NOT NULL, "
+    "rejection_json TEXT NOT NULL, created BIGINT NOT NULL, PRIMARY KEY (set_id, steward_key))",
     "CREATE TABLE IF NOT EXISTS set_inclusions (batch_id TEXT NOT NULL, steward_key TEXT NOT NULL, "
     "set_id TEXT NOT NULL, inclusion_json TEXT NOT NULL, created BIGINT NOT NULL, "
     "PRIMARY KEY (batch_id, steward_key))",
@@ -93,21 +98,47 @@ def insert_set_approval(tx: StoreTx, approval: SetApproval, now: int) -> bool:
     return int(cur.rowcount) == 1
 
 
-def insert_inclusion(tx: StoreTx, inclusion: SetInclusion, now: int) -> bool:
+def set_rejections(tx: StoreTx, set_id: str) -> list[SetRejection]:
+    rows = _q(
+        tx, "SELECT rejection_json FROM review_set_rejections WHERE set_id = ? ORDER BY created, steward_key", (set_id,)
+    ).fetchall()
+    return [SetRejection.model_validate_json(r[0]) for r in rows]
+
+
+def insert_set_rejection(tx: StoreTx, rejection: SetRejection, now: int) -> bool:
     cur = _q(
         tx,
-        "INSERT INTO set_inclusions (batch_id, steward_key, set_id, inclusion_json, created) VALUES (?, ?, ?, ?, ?) "
+        "INSERT INTO review_set_rejections (set_id, steward_key, rejection_json, created) VALUES (?, ?, ?, ?) "
         "ON CONFLICT DO NOTHING",
-        (inclusion.batch_id, inclusion.steward_key, inclusion.approval.set_id, inclusion.model_dump_json(), now),
+        (rejection.set_id, rejection.steward_key, rejection.model_dump_json(), now),
     )
     return int(cur.rowcount) == 1
 
 
-def inclusions_of(tx: StoreTx, batch_id: str) -> list[SetInclusion]:
+def insert_inclusion(tx: StoreTx, inclusion: SetInclusion | SetRejectionInclusion, now: int) -> bool:
+    set_id = inclusion.approval.set_id if isinstance(inclusion, SetInclusion) else inclusion.rejection.set_id
+    cur = _q(
+        tx,
+        "INSERT INTO set_inclusions (batch_id, steward_key, set_id, inclusion_json, created) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        (inclusion.batch_id, inclusion.steward_key, set_id, inclusion.model_dump_json(), now),
+    )
+    return int(cur.rowcount) == 1
+
+
+def _inclusion(raw: str) -> SetInclusion | SetRejectionInclusion:
+    """A stored set decision: a rejection carries its ``rejection``, an approval its ``approval``."""
+    data = json.loads(raw)
+    if "rejection" in data:
+        return SetRejectionInclusion.model_validate(data)
+    return SetInclusion.model_validate(data)
+
+
+def inclusions_of(tx: StoreTx, batch_id: str) -> list[SetInclusion | SetRejectionInclusion]:
     rows = _q(
         tx, "SELECT inclusion_json FROM set_inclusions WHERE batch_id = ? ORDER BY created, steward_key", (batch_id,)
     ).fetchall()
-    return [SetInclusion.model_validate_json(r[0]) for r in rows]
+    return [_inclusion(str(r[0])) for r in rows]
 
 
 def decisions(tx: StoreTx, batch_id: str) -> list[CountedDecision]:

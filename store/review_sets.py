@@ -14,14 +14,26 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from protocol.approval import tally
-from protocol.auditlog import LogEntry
+from protocol.approval import reason_digest, tally
+from protocol.auditlog import EntryKind, LogEntry
 from protocol.errors import InvalidRecord
 from protocol.fields import b64encode
 from protocol.manifest import BatchManifest, manifest_digest
-from protocol.review_set import MAX_SET_SIZE, SetApproval, SetMember, inclusions, set_root
+from protocol.review_set import (
+    MAX_SET_SIZE,
+    SetApproval,
+    SetInclusion,
+    SetMember,
+    SetRejection,
+    SetRejectionInclusion,
+    inclusions,
+    rejection_inclusions,
+    set_root,
+)
 from protocol.review_set_api import (
     GroupKey,
     GroupSummary,
@@ -29,6 +41,7 @@ from protocol.review_set_api import (
     ReviewSetView,
     SetEntry,
     SetOutcome,
+    SetRejectionOutcome,
     day_of,
     figures,
     group_key,
@@ -112,6 +125,7 @@ class ReviewSets:
             key = GroupKey.model_validate_json(key_json)
             previous = self._previous(tx, key)
             approvals = tuple(storage.set_approvals(tx, set_id))
+            rejections = tuple(storage.set_rejections(tx, set_id))
         return ReviewSetView(
             set_id=set_id,
             key=key,
@@ -121,6 +135,7 @@ class ReviewSets:
             entries=tuple(entries),
             previous=previous,
             approvals=approvals,
+            rejections=rejections,
             approvals_required=self.settings.stewards.approvals_required,
         )
 
@@ -140,80 +155,146 @@ class ReviewSets:
                 chosen.append(manifest)
         return figures(chosen)
 
-    # approving ---------------------------------------------------------------------------------------------
+    # approving and rejecting -------------------------------------------------------------------------------
     def approve(self, who: Principal, set_id: str, approval: SetApproval) -> SetOutcome:
-        if approval.set_id != set_id:
-            raise Unprocessable("set_mismatch", "the approval names another review set; nothing was approved")
-        if approval.steward_key != b64encode(who.public_key):
-            raise Forbidden("not_a_steward", "a steward submits only approvals signed with their own key")
-        if not approval.is_valid():
-            raise Unprocessable("approval_signature_invalid", "the set approval signature does not verify")
+        self._check_signed(who, set_id, approval)
         now = self.clock.now()
         with self.backend.transaction() as tx:
-            if storage.get_set(tx, set_id, lock=True) is None:
-                raise NotFound("unknown_set", "no such review set")
+            members = self._members(tx, set_id)
             try:
-                proofs = inclusions(approval, storage.members(tx, set_id))
+                proofs = inclusions(approval, members)
             except InvalidRecord:
-                raise Unprocessable(
-                    "set_root_mismatch",
-                    "the signed root is not this set's (it changed since it was shown, or the signature is for "
-                    "another set); nothing was approved. Show the set again.",
-                ) from None
+                raise _root_mismatch("approved") from None
+            if any(r.steward_key == approval.steward_key for r in storage.set_rejections(tx, set_id)):
+                raise Conflict("already_decided", "you rejected this review set; nothing changed")
             if not storage.insert_set_approval(tx, approval, now):
                 raise Conflict("already_decided", "you already approved this review set")
-            devices: dict[str, DeviceRow] = {}
-            skipped: dict[str, str] = {}
-            entries: list[LogEntry] = []
-            counted = approved = 0
-            steward_kid = key_id(who.public_key)
-            for proof in proofs:
-                if not proof.proves_inclusion():  # the store checks every batch's proof, not only the root
-                    skipped[proof.batch_id] = "inclusion proof does not verify"
-                    continue
-                batch = tx.get_batch(proof.batch_id, lock=True)
-                if batch is None or batch.state in TERMINAL_STATES:
-                    skipped[proof.batch_id] = f"batch is {batch.state if batch else 'gone'}"
-                    continue
-                if batch.manifest_sha256 != proof.manifest_sha256:
-                    skipped[proof.batch_id] = "the batch's manifest is not the one shown"
-                    continue
-                if any(d.steward_key == approval.steward_key for d in storage.decisions(tx, batch.batch_id)):
-                    skipped[proof.batch_id] = "you already decided on this batch"
-                    continue
-                if not storage.insert_inclusion(tx, proof, now):
-                    skipped[proof.batch_id] = "you already decided on this batch"
-                    continue
-                if batch.device_kid not in devices:
-                    device = tx.get_device(batch.device_kid)
-                    assert device is not None  # a batch's device row is never deleted (foreign key)
-                    devices[batch.device_kid] = device
-                t = tally(
-                    storage.decisions(tx, batch.batch_id),
-                    self.settings.stewards,
-                    batch_id=batch.batch_id,
-                    manifest_sha256=batch.manifest_sha256,
-                    device_public_key=devices[batch.device_kid].public_key,
+            done = self._each_batch(tx, who, proofs, set_id, approval.root, {}, now)
+        return SetOutcome(set_id=set_id, counted=done.counted, approved=done.approved, skipped=done.skipped)
+
+    def reject(self, who: Principal, set_id: str, rejection: SetRejection) -> SetRejectionOutcome:
+        """Record ``rejection`` as each open batch's rejection (one steward's rejection stops a batch)."""
+        self._check_signed(who, set_id, rejection)
+        now = self.clock.now()
+        with self.backend.transaction() as tx:
+            members = self._members(tx, set_id)
+            try:
+                proofs = rejection_inclusions(rejection, members)
+            except InvalidRecord:
+                raise _root_mismatch("rejected") from None
+            if any(a.steward_key == rejection.steward_key for a in storage.set_approvals(tx, set_id)):
+                # One decision per steward and batch, as for single decisions: an approval is never turned
+                # into a rejection after the fact (other stewards' rejections still stop the batches).
+                raise Conflict(
+                    "already_decided",
+                    "you approved this review set, so your rejection of it was not recorded; nothing changed. "
+                    "Ask another data steward to reject the set or its batches.",
                 )
-                state = {"approved": "approved", "rejected": "rejected", "pending": "review"}[t.status]
-                if state != batch.state:
-                    tx.update_batch(batch.batch_id, state=state)
-                was_counted = approval.steward_key not in {i.steward_key for i in t.ignored}
-                counted += was_counted
-                approved += state == "approved"
-                body = {
-                    "batch_id": batch.batch_id,
-                    "manifest_sha256": batch.manifest_sha256,
-                    "steward_kid": steward_kid,
-                    "counted": was_counted,
-                    "state": state,
-                    "review_set": set_id,
-                    "set_root": approval.root,
-                    "leaf_index": proof.leaf_index,
-                }
-                entries.append(LogEntry(v=1, kind="approval", time=now, body=body))
-            append_entries(tx, self.keys.log, entries, now=now)
-        return SetOutcome(set_id=set_id, counted=counted, approved=approved, skipped=skipped)
+            if not storage.insert_set_rejection(tx, rejection, now):
+                raise Conflict("already_decided", "you already rejected this review set; nothing changed")
+            extra = {"reason_sha256": reason_digest(rejection.reason, rejection.signature)}
+            done = self._each_batch(tx, who, proofs, set_id, rejection.root, extra, now)
+        return SetRejectionOutcome(set_id=set_id, rejected=done.rejected, skipped=done.skipped)
+
+    @staticmethod
+    def _check_signed(who: Principal, set_id: str, signed: SetApproval | SetRejection) -> None:
+        what = "approval" if isinstance(signed, SetApproval) else "rejection"
+        if signed.set_id != set_id:
+            raise Unprocessable("set_mismatch", f"the {what} names another review set; nothing was changed")
+        if signed.steward_key != b64encode(who.public_key):
+            raise Forbidden("not_a_steward", f"a steward submits only {what}s signed with their own key")
+        if not signed.is_valid():
+            raise Unprocessable(f"{what}_signature_invalid", f"the set {what} signature does not verify")
+
+    @staticmethod
+    def _members(tx: StoreTx, set_id: str) -> list[SetMember]:
+        if storage.get_set(tx, set_id, lock=True) is None:
+            raise NotFound("unknown_set", "no such review set")
+        return storage.members(tx, set_id)
+
+    def _each_batch(
+        self,
+        tx: StoreTx,
+        who: Principal,
+        proofs: Sequence[SetInclusion | SetRejectionInclusion],
+        set_id: str,
+        root: str,
+        extra: dict[str, str],
+        now: int,
+    ) -> _Done:
+        """Record each batch's decision (its inclusion proof) where it still may count, with its log entry."""
+        devices: dict[str, DeviceRow] = {}
+        done = _Done()
+        entries: list[LogEntry] = []
+        steward_kid = key_id(who.public_key)
+        for proof in proofs:
+            if not proof.proves_inclusion():  # the store checks every batch's proof, not only the root
+                done.skipped[proof.batch_id] = "inclusion proof does not verify"
+                continue
+            batch = tx.get_batch(proof.batch_id, lock=True)
+            if batch is None or batch.state in TERMINAL_STATES:
+                done.skipped[proof.batch_id] = f"batch is {batch.state if batch else 'gone'}"
+                continue
+            if batch.manifest_sha256 != proof.manifest_sha256:
+                done.skipped[proof.batch_id] = "the batch's manifest is not the one shown"
+                continue
+            if any(d.steward_key == proof.steward_key for d in storage.decisions(tx, batch.batch_id)):
+                done.skipped[proof.batch_id] = "you already decided on this batch"
+                continue
+            if not storage.insert_inclusion(tx, proof, now):
+                done.skipped[proof.batch_id] = "you already decided on this batch"
+                continue
+            if batch.device_kid not in devices:
+                device = tx.get_device(batch.device_kid)
+                assert device is not None  # a batch's device row is never deleted (foreign key)
+                devices[batch.device_kid] = device
+            t = tally(
+                storage.decisions(tx, batch.batch_id),
+                self.settings.stewards,
+                batch_id=batch.batch_id,
+                manifest_sha256=batch.manifest_sha256,
+                device_public_key=devices[batch.device_kid].public_key,
+            )
+            state = {"approved": "approved", "rejected": "rejected", "pending": "review"}[t.status]
+            if state != batch.state:
+                tx.update_batch(batch.batch_id, state=state)
+            was_counted = proof.steward_key not in {i.steward_key for i in t.ignored}
+            done.counted += was_counted
+            done.approved += state == "approved"
+            done.rejected += state == "rejected"
+            body = {
+                "batch_id": batch.batch_id,
+                "manifest_sha256": batch.manifest_sha256,
+                "steward_kid": steward_kid,
+                "counted": was_counted,
+                "state": state,
+                "review_set": set_id,
+                "set_root": root,
+                "leaf_index": proof.leaf_index,
+                **extra,
+            }
+            kind: EntryKind = "approval" if proof.decision == "approve" else "rejection"
+            entries.append(LogEntry(v=1, kind=kind, time=now, body=body))
+        append_entries(tx, self.keys.log, entries, now=now)
+        return done
+
+
+@dataclass
+class _Done:
+    """What one set decision did, batch by batch."""
+
+    counted: int = 0
+    approved: int = 0
+    rejected: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _root_mismatch(what: str) -> Unprocessable:
+    return Unprocessable(
+        "set_root_mismatch",
+        "the signed root is not this set's (it changed since it was shown, or the signature is for "
+        f"another set); nothing was {what}. Show the set again.",
+    )
 
 
 def recomputed_members(view: ReviewSetView) -> list[SetMember]:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from protocol.approval import Approval, Tally, approval_is_valid, tally
+from protocol.approval import Approval, Tally, approval_is_valid, reason_digest, tally
 from protocol.auditlog import EntryKind, LogEntry, LogReceipt, subject_digest
 from protocol.batch import SealedBatch, header_mismatches
 from protocol.checkpoint import LedgerCheckpoint, extend_chain, verify_checkpoint
@@ -30,7 +30,7 @@ from protocol.store_api import BatchReview, BatchStatus, CheckpointAck, QueueIte
 from protocol.store_errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable, Unprocessable
 from protocol.windows import SCHEMA_VERSION
 from store import review_set_storage
-from store.audit import append_entry
+from store.audit import DEVICE_FREE_LEAF_FORMAT, append_entry
 from store.auth import Principal
 from store.backend import TERMINAL_STATES, BatchRow, DeviceRow, StoreBackend, StoreTx
 from store.keys import StoreKeys
@@ -206,6 +206,8 @@ class StoreService:
                 "counted": counted,
                 "state": state,
             }
+            if kind == "rejection" and approval.reason:  # the log names the reason by a salted digest, never its text
+                body["reason_sha256"] = reason_digest(approval.reason, approval.signature)
             append_entry(tx, self.keys.log, LogEntry(v=1, kind=kind, time=now, body=body))
             return self._status(tx, self._batch(tx, batch_id), device)
 
@@ -309,10 +311,10 @@ class StoreService:
                 v=1,
                 kind="batch-stored",
                 time=now,
-                body={
+                body={  # leaf format 2: the subject, not the device (the batches table maps it for device reach)
+                    "format": DEVICE_FREE_LEAF_FORMAT,
                     "batch_id": row.batch_id,
-                    "device_kid": who.kid,
-                    "seq": row.seq,
+                    "subject_digest": row.subject_digest,
                     "manifest_sha256": row.manifest_sha256,
                     "header_sha256": header.digest(),
                     "records": len(verified.records),
@@ -476,7 +478,7 @@ class StoreService:
                 raise Conflict("already_stored", "the batch is stored; request an erasure of the subject instead")
             if batch.state in ("review", "approved"):
                 tx.update_batch(batch_id, state="withdrawn", manifest_json=None)
-                body = {"batch_id": batch_id, "device_kid": who.kid, "seq": batch.seq}
+                body = {"format": DEVICE_FREE_LEAF_FORMAT, "batch_id": batch_id, "subject_digest": batch.subject_digest}
                 append_entry(tx, self.keys.log, LogEntry(v=1, kind="withdrawal", time=now, body=body))
             return self._status(tx, self._batch(tx, batch_id), device)
 
@@ -508,10 +510,8 @@ class StoreService:
 
     def _status(self, tx: StoreTx, batch: BatchRow, device: DeviceRow) -> BatchStatus:
         t = self._tally(tx, batch, device)
-        reasons = tuple(
-            a.reason or ""
-            for a in (Approval.model_validate_json(j) for j in tx.approvals_json(batch.batch_id))
-            if a.decision == "reject"
+        reasons = tuple(  # single rejections and a set's rejection of this batch alike
+            d.reason or "" for d in review_set_storage.decisions(tx, batch.batch_id) if d.decision == "reject"
         )
         return BatchStatus(
             batch_id=batch.batch_id,

@@ -325,6 +325,16 @@ def prepare_upload(
     return sealed, checkpoint
 
 
+def discard_upload(vault: Vault, batch_id: str) -> None:
+    """Forget an approved batch's prepared upload, so the next ``prepare_upload`` makes a fresh one.
+
+    Only for an upload the store refused without storing it (its checkpoint is older than one the store
+    witnessed since): a retry of the same bytes would be refused for ever.
+    """
+    with vault.transaction():
+        vault.db.execute("UPDATE batches SET upload = NULL WHERE batch_id = ? AND state = 'approved'", (batch_id,))
+
+
 def mark_shipped(vault: Vault, batch_id: str, receipt: dict[str, Any], now: datetime) -> bool:
     """The store acknowledged durable storage: keep its receipt, shred the local copy."""
     with vault.transaction():

@@ -12,11 +12,11 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from agent.web.mydata_view import mydata_body
+from agent.web.mydata_view import mydata_context
 from agent.words import counted
-from kit.web.html import esc, flash, layout, post_form, state_badge, table
+from kit.web import templates
 from kit.web.server import Request, Response
 from protocol.categories import ALL_CATEGORIES, Category
 from protocol.errors import ConsentError, ConsentryError, InvalidRecord, PolicyError
@@ -88,16 +88,19 @@ class EmployeePage:
                 from vault.integrity import INTEGRITY_HINT
 
                 message = f"stored data failed its integrity check ({exc}). {INTEGRITY_HINT}"
-            return self._render(
-                request, "/", f"<section>{flash(message + '; nothing was changed.', bad=True)}</section>", 409
-            )
-        return self._not_found(request)
+            return self._message(request, message + "; nothing was changed.", 409)
+        return self._message(request, "There is no such page here.", 404, here="")
 
-    def _render(self, request: Request, here: str, body: str, status: int = 200) -> Response:
-        return Response.html(layout(TITLE, body, request.nonce, nav=NAV, here=here), status)
+    def _page(self, request: Request, here: str, template: str, status: int = 200, **context: Any) -> Response:
+        """One of this page's templates (agent/web/templates/), in the layout with this page's navigation."""
+        html = templates.page(
+            "agent.web", template, title=TITLE, nonce=request.nonce, nav=NAV, here=here, csrf=request.csrf, **context
+        )
+        return Response.html(html, status)
 
-    def _not_found(self, request: Request) -> Response:
-        return self._render(request, "", f"<section>{flash('There is no such page here.', bad=True)}</section>", 404)
+    def _message(self, request: Request, message: str, status: int, *, here: str = "/") -> Response:
+        """A page that only says ``message`` (a refusal or an error), as a red notice."""
+        return Response.html(templates.message_page(TITLE, message, request.nonce, nav=NAV, here=here), status)
 
     # -- shared -----------------------------------------------------------------------------------
 
@@ -113,12 +116,13 @@ class EmployeePage:
                 raise
             return MachinePolicy()
 
-    def _done(self, request: Request) -> str:
+    def _done(self, request: Request) -> dict[str, Any]:
+        """The fixed message after an action (``done`` and ``done_bad`` for the templates); empty if none."""
         code = request.query.get("done", "")
         if code not in DONE:
-            return ""
+            return {"done": "", "done_bad": False}
         who = _category(request.query.get("c", ""))
-        return flash(DONE[code].format(c=who.value if who else "it"), bad=code in DONE_BAD)
+        return {"done": DONE[code].format(c=who.value if who else "it"), "done_bad": code in DONE_BAD}
 
     def _local_tz(self) -> tzinfo:
         return self.tz or datetime.now().astimezone().tzinfo or UTC
@@ -144,13 +148,7 @@ class EmployeePage:
             held = len(outbox.list_batches(vault, ("held",)))
             report = vault.ledger.verify(vault.device_key.public_bytes)
             head = vault.ledger_head_state()
-        ledger = (
-            f"{state_badge('ok')} Your consent ledger is intact: {counted(report.entries, 'entry', 'entries')}. "
-            if report.ok
-            else f"{state_badge('broken')} Your consent ledger is broken at entry {report.first_broken_seq}. "
-        ) + '<a href="/ledger">See every entry</a>.'
         status = self._agent_status() or {}
-        ledger += "".join(f'</p><p class="ledger-head">{line}' for line in _ledger_warnings(head, status))
         capture = status.get("categories") if isinstance(status.get("categories"), dict) else {}
         rows = []
         for category in ALL_CATEGORIES:
@@ -159,57 +157,40 @@ class EmployeePage:
             capturing = now_state.get("state", "unknown") if isinstance(now_state, dict) else "unknown"
             if status.get("agent_state") != "running":
                 capturing = "agent not running"
-            action = ""
-            if _in_force(state.state):  # suspended and forbidden grants can be withdrawn too
-                action = post_form(
-                    f"/consent/{category.value}/revoke", request.csrf, f"Revoke {category.value}", css="danger"
-                )
-            if state.state != "granted" and policy.allows(category):
-                action += f'<a href="/consent/{category.value}">Read the notice and decide</a>'
-            elif not action:
-                action = '<span class="muted">not offered by your company\'s policy</span>'
             rows.append(
-                (
-                    f'<a href="/consent/{category.value}">{esc(category.value)}</a>',
-                    state_badge(state.state)
-                    + (f'<br><span class="muted">{esc(state.reason)}</span>' if state.reason else ""),
-                    esc(self._local(state.since)),
-                    state_badge(str(capturing)),
-                    action,
-                )
+                {
+                    "category": category.value,
+                    "state": state.state,
+                    "reason": state.reason,
+                    "since": self._local(state.since),
+                    "capturing": str(capturing),
+                    "in_force": _in_force(state.state),  # suspended and forbidden grants can be withdrawn too
+                    "decide": state.state != "granted" and policy.allows(category),
+                }
             )
         paused = snapshot.paused_until
-        now = self.clock()
-        if snapshot.is_paused(now):
-            until = "until you resume" if paused and paused.year >= 9999 else f"until {self._local(paused)}"
-            pause_html = f"<p>{state_badge('paused')} All capture is paused {esc(until)}.</p>" + post_form(
-                "/resume", request.csrf, "Resume capture", css="primary"
-            )
-        else:
-            pause_html = (
-                "<p>Pause all capture for a while (nothing is captured from any category while paused):</p>"
-                + "".join(
-                    post_form("/pause", request.csrf, label, fields={"for": code})
-                    for code, label in (
-                        ("15m", "Pause 15 min"),
-                        ("1h", "Pause 1 hour"),
-                        ("tomorrow", "Until tomorrow"),
-                        ("resume", "Until I resume"),
-                    )
-                )
-            )
-        body = (
-            self._done(request)
-            + "<section><h2>Consent, per category</h2>"
-            + "<p>Nothing is captured for a category until you grant it. Withdrawing is one click and stops capture at once.</p>"
-            + table(("Category", "Your consent", "Since", "Capture now", ""), rows, raw=True)
-            + "</section>"
-            + f"<section><h2>Pause</h2>{pause_html}</section>"
-            + f"<section><h2>Ledger</h2><p>{ledger}</p></section>"
-            + f'<section><h2>Batches waiting for you</h2><p><a href="/batches">{counted(held, "batch", "batches")} in hold</a>: '
-            + "preview what would leave this computer, veto or release it.</p></section>"
+        paused_until = ""
+        if snapshot.is_paused(self.clock()):
+            paused_until = "until you resume" if paused and paused.year >= 9999 else f"until {self._local(paused)}"
+        return self._page(
+            request,
+            "/",
+            "overview.html",
+            rows=rows,
+            paused_until=paused_until,
+            pauses=(
+                ("15m", "Pause 15 min"),
+                ("1h", "Pause 1 hour"),
+                ("tomorrow", "Until tomorrow"),
+                ("resume", "Until I resume"),
+            ),
+            ledger_ok=report.ok,
+            ledger_entries=counted(report.entries, "entry", "entries"),
+            ledger_broken_at=report.first_broken_seq,
+            ledger_warnings=_ledger_warnings(head, status),
+            held=counted(held, "batch", "batches"),
+            **self._done(request),
         )
-        return self._render(request, "/", body)
 
     def _consent_page(self, request: Request, category: Category) -> Response:
         try:
@@ -220,49 +201,23 @@ class EmployeePage:
         notice, text = consent_ops.notice_shown(category, policy)
         with self._vault() as vault:
             state = vault.consent(policy).categories[category]
-        parts = [self._done(request), f"<section><h2>{esc(category.value)}: {state_badge(state.state)}</h2>"]
-        if state.reason:
-            parts.append(f"<p>{esc(state.reason)}</p>")
-        parts.append(_notice_html(consent_ops.notice_sections(category, policy), text))
-        if _in_force(state.state):
-            parts.append(
-                "<p>You granted this on "
-                + esc(self._local(state.since))
-                + ". Withdrawing stops capture at once:</p>"
-                + post_form(f"/consent/{category.value}/revoke", request.csrf, f"Revoke {category.value}", css="danger")
-                + post_form(
-                    "/erase",
-                    request.csrf,
-                    "Withdraw and erase…",
-                    fields={"scope": "withdraw", "category": category.value},
-                )
-            )
-        if state.state == "granted":
-            pass
-        elif policy_problem is not None:
-            parts.append(flash(f"{policy_problem}. Granting is not possible until IT fixes the policy.", bad=True))
-        elif not policy.allows(category):
-            parts.append(flash("Your company's policy does not offer this category on this computer.", bad=True))
-        else:
-            folders = ""
-            if category is Category.FILES:
-                folders = (
-                    '<label for="folders">Folders whose file activity may be counted (one per line; names are never stored):</label>'
-                    '<textarea id="folders" name="folders" rows="3" required></textarea>'
-                )
-            parts.append(
-                f'<form method="post" action="/consent/{category.value}/grant" id="grant-form">'
-                f'<input type="hidden" name="csrf" value="{esc(request.csrf)}">'
-                f'<input type="hidden" name="notice_sha256" value="{esc(consent_ops.notice_sha256(text))}">'
-                f"{folders}"
-                f'<label class="confirm"><input type="checkbox" name="confirm" value="yes" id="confirm" required> '
-                f"I have read this notice (version {notice.version}) and I agree to the capture of "
-                f"{esc(category.value)} activity as it describes.</label>"
-                f'<button type="submit" class="primary" id="grant">Grant consent for {esc(category.value)}</button>'
-                "</form>"
-            )
-        parts.append("</section>")
-        return self._render(request, "/", "".join(parts))
+        return self._page(
+            request,
+            "/",
+            "consent.html",
+            category=category.value,
+            state=state.state,
+            reason=state.reason,
+            sections=consent_ops.notice_sections(category, policy),
+            exact=text,
+            in_force=_in_force(state.state),
+            since=self._local(state.since),
+            policy_problem=policy_problem,
+            offered=policy.allows(category),
+            notice_sha256=consent_ops.notice_sha256(text),
+            version=notice.version,
+            **self._done(request),
+        )
 
     def _grant(self, request: Request, category: Category) -> Response:
         policy = self._policy(strict=True)
@@ -337,68 +292,36 @@ class EmployeePage:
         return Response.redirect("/", done="resumed" if resumed else "not-paused")
 
     def _refused(self, request: Request, message: str) -> Response:
-        return self._render(request, "/", f"<section>{flash(message, bad=True)}</section>", 400)
+        return self._message(request, message, 400)
 
     # -- my data ----------------------------------------------------------------------------------
 
     def _mydata(self, request: Request) -> Response:
         tz = self._local_tz()
+        today = self.clock().astimezone(tz).date()
         with self._vault() as vault:
-            body = mydata_body(
-                vault, request.query.get("day"), tz, self.clock().astimezone(tz).date(), query=request.query
-            )
-        return self._render(request, "/mydata", body)
+            shown = mydata_context(vault, request.query.get("day"), tz, today, query=request.query)
+        return self._page(request, "/mydata", "mydata.html", **shown)
 
     # -- batches ----------------------------------------------------------------------------------
 
     def _batches(self, request: Request) -> Response:
         with self._vault() as vault:
             infos = outbox.list_batches(vault)
-        rows = []
-        for info in reversed(infos):
-            actions = (
-                f'<a href="/batches/{info.batch_id}">Preview</a> ' if info.state in batch_ops.PENDING_STATES else ""
-            )
-            actions += self._batch_actions(request, info)
-            rows.append(
-                (
-                    f'<span class="mono">{esc(info.batch_id)}</span>',
-                    state_badge(info.state),
-                    esc(_period(info.period_start, info.period_end, self._local_tz())),
-                    esc(", ".join(f"{k} {v}" for k, v in info.record_counts.items())),
-                    esc(self._local(parse_iso(info.hold_until)) if info.state == "held" else "-"),
-                    actions,
-                )
-            )
-        body = (
-            self._done(request)
-            + "<section><h2>Batches</h2><p>A batch is held for the policy's hold period. During it you can see exactly "
-            "what would leave this computer, veto it (its data is destroyed) or release it early. After the hold, "
-            "data stewards review its manifest; only approved batches are sent.</p>"
-            + (
-                table(("Batch", "State", "Period", "Records", "Held until", ""), rows, raw=True)
-                if rows
-                else "<p>No batches yet.</p>"
-            )
-            + "</section>"
-        )
-        return self._render(request, "/batches", body)
-
-    def _batch_actions(self, request: Request, info: outbox.BatchInfo, *, explain: bool = False) -> str:
-        out = ""
-        if explain and info.state in ("held", "released"):
-            out += (
-                '<p class="muted">Veto: this batch never leaves and its data is destroyed. Release now: it goes '
-                "to the data stewards' review at the next sync instead of at the end of the hold.</p>"
-            )
-        if info.state in ("held", "released"):
-            out += post_form(f"/batches/{info.batch_id}/veto", request.csrf, "Veto", css="danger")
-        if info.state == "held":
-            out += post_form(f"/batches/{info.batch_id}/release", request.csrf, "Release now")
-        return out
+        rows = [
+            {
+                "info": info,
+                "preview": info.state in batch_ops.PENDING_STATES,
+                "period": _period(info.period_start, info.period_end, self._local_tz()),
+                "records": ", ".join(f"{k} {v}" for k, v in info.record_counts.items()),
+                "held_until": self._local(parse_iso(info.hold_until)) if info.state == "held" else "-",
+            }
+            for info in reversed(infos)
+        ]
+        return self._page(request, "/batches", "batches.html", rows=rows, **self._done(request))
 
     def _batch(self, request: Request, batch_id: str) -> Response:
-        from agent.web.record_view import receipt_link_rows, record_cell
+        from agent.web.record_view import receipt_link_rows, shown_record
         from vault.receipt_links import receipt_links
 
         with self._vault() as vault:
@@ -409,45 +332,22 @@ class EmployeePage:
                 rid: (s.receipt.category.value, self._local(s.granted_at)) for rid, s in vault.receipt_spans().items()
             }
         cited = {r["receipt_id"]: links.get(r["receipt_id"]) for r in records}
-        checks = [
-            (state_badge("pass" if c.get("passed") else "fail"), esc(c.get("name", "")), esc(c.get("detail", "")))
-            for c in info.privacy_checks
-        ]
         tz = self._local_tz()
         rows = [
-            (
-                esc(datetime.fromtimestamp(int(r["start"]), tz).strftime("%Y-%m-%d %H:%M %Z")),
-                esc(r["category"]),
-                record_cell(r),
-            )
+            (datetime.fromtimestamp(int(r["start"]), tz).strftime("%Y-%m-%d %H:%M %Z"), r["category"], shown_record(r))
             for r in records
         ]
-        link_rows = receipt_link_rows(cited, granted)
-        body = (
-            f'<section><h2>Batch <span class="mono">{esc(batch_id)}</span> {state_badge(info.state)}</h2>'
-            f"<p>{counted(sum(info.record_counts.values()), 'record')}, {esc(_period(info.period_start, info.period_end, tz))}. "
-            f'Payload SHA-256 <span class="mono">{esc(info.payload_sha256)}</span>.</p>'
-            + self._batch_actions(request, info, explain=True)
-            + "</section><section><h2>Privacy checks</h2>"
-            + table(("", "Check", "Detail"), checks, raw=True)
-            + "</section><section><h2>Exactly what would leave this computer</h2>"
-            + (
-                table(("Window start", "Category", "What would leave"), rows, raw=True)
-                if rows
-                else "<p>This batch holds no data any more.</p>"
-            )
-            + "</section>"
-            + (
-                '<section id="receipt-links"><h2>Your consent, as this batch names it</h2><p>The batch names each '
-                "of your grants by an alias for this period, so the store cannot link one period to another. "
-                'Each alias is one of your own grants, listed under <a href="/mydata">My data</a>:</p>'
-                + table(("Alias in the batch", "Your grant in My data", "Category", "Granted"), link_rows)
-                + "</section>"
-                if link_rows
-                else ""
-            )
+        return self._page(
+            request,
+            "/batches",
+            "batch.html",
+            info=info,
+            record_count=counted(sum(info.record_counts.values()), "record"),
+            period=_period(info.period_start, info.period_end, tz),
+            checks=info.privacy_checks,
+            rows=rows,
+            link_rows=receipt_link_rows(cited, granted),
         )
-        return self._render(request, "/batches", body)
 
     def _veto(self, request: Request, batch_id: str) -> Response:
         with self._vault() as vault:
@@ -465,16 +365,6 @@ class EmployeePage:
         with self._vault() as vault:
             report = vault.ledger.verify(vault.device_key.public_bytes)
             entries = list(vault.ledger.entries())
-        if report.ok:
-            verdict = (
-                f"{state_badge('ok')} Intact: {counted(report.entries, 'entry', 'entries')}, every hash link and "
-                "signed checkpoint checks out."
-            )
-        else:
-            verdict = (
-                f"{state_badge('broken')} Broken at entry {report.first_broken_seq}: {esc(report.reason)}. "
-                "The vault was changed outside Consentry; keep a copy and tell your IT security contact."
-            )
         rows = [
             (
                 entry.seq,
@@ -486,14 +376,8 @@ class EmployeePage:
             )
             for entry in reversed(entries[-100:])
         ]
-        body = (
-            f'<section><h2>Consent ledger</h2><p id="ledger-verdict">{verdict}</p>'
-            f'<p class="muted">Head: <span class="mono">{esc(report.head_hash)}</span></p></section>'
-            "<section><h2>Latest entries</h2>"
-            + table(("#", "When", "What", "About"), rows, numeric=(0,))
-            + "</section>"
-        )
-        return self._render(request, "/ledger", body)
+        entries_shown = counted(report.entries, "entry", "entries")
+        return self._page(request, "/ledger", "ledger.html", report=report, entries=entries_shown, rows=rows)
 
     def _erase(self, request: Request) -> Response:
         from agent.web import erase_view  # the erase choices, question and erasure: agent/web/erase_view.py
@@ -520,32 +404,18 @@ class EmployeePage:
     )
 
 
-def _ledger_warnings(head: HeadState, status: dict[str, object]) -> list[str]:
-    """What the page says when the signed head lags or disagrees, or the store contradicts this ledger."""
+def _ledger_warnings(head: HeadState, status: dict[str, object]) -> list[tuple[str, str]]:
+    """What the page says (a state badge, a sentence) when the signed head lags or disagrees, or the store
+    contradicts this ledger."""
     lines = []
     if not head.ok:
-        lines.append(f"{state_badge('broken')} {esc(head.explain())}")
+        lines.append(("broken", head.explain()))
     elif head.lagging:
-        lines.append(f"{state_badge('head_behind')} {esc(head.explain())}")
+        lines.append(("head_behind", head.explain()))
     witness = status.get("ledger_witness") if status.get("agent_state") == "running" else None
     if isinstance(witness, dict) and witness.get("state") not in (None, "confirmed", "not-configured"):
-        lines.append(f"{state_badge('capture_stopped')} {esc(str(witness.get('message') or ''))}")
+        lines.append(("capture_stopped", str(witness.get("message") or "")))
     return lines
-
-
-def _notice_html(sections: tuple[consent_ops.Section, ...], exact: str) -> str:
-    """The notice in plain sections, and the exact text a grant hashes one click away (``#notice``)."""
-    parts = ['<div class="plain-notice" id="plain-notice">']
-    for section in sections:
-        paragraphs = "".join(f"<p>{esc(p)}</p>" for p in section.paragraphs)
-        parts.append(
-            f'<section class="notice-part" id="notice-{esc(section.key)}"><h3>{esc(section.title)}</h3>{paragraphs}</section>'
-        )
-    parts.append(
-        '</div><details class="exact-notice"><summary>Show the exact text you agree to (your receipt records its '
-        f'fingerprint)</summary><pre class="notice" id="notice">{esc(exact)}</pre></details>'
-    )
-    return "".join(parts)
 
 
 def _in_force(state: str) -> bool:

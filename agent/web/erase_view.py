@@ -4,7 +4,8 @@ Each is two steps, as ``consentry erase`` asks before it acts: the choice, then 
 CLI asks ("Erase … ? This cannot be undone.") with a button that confirms it. The erasure itself calls
 what the CLI calls (``agent.erasure.erase``; for withdraw and erase, ``consent_ops.revoke`` then
 ``vault.shredding.erase_categories`` and the store request, as ``consentry consent revoke --erase``),
-so the ledger records the same entries whichever way the employee erased.
+so the ledger records the same entries whichever way the employee erased. Drawn by
+agent/web/templates/erase.html and erase_ask.html.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import re
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from kit.web.html import esc, flash, post_form
 from kit.web.server import Request, Response
 from protocol.categories import ALL_CATEGORIES, Category
 
@@ -94,41 +94,13 @@ def handle(page: EmployeePage, request: Request) -> Response:
 
 def _choices(page: EmployeePage, request: Request) -> Response:
     code = request.query.get("done", "")
-    done = flash(DONE[code]) if code in DONE else ""
-    options = "".join(f'<option value="{c.value}">{c.value}</option>' for c in ALL_CATEGORIES)
-    hidden = f'<input type="hidden" name="csrf" value="{esc(request.csrf)}">'
-    body = (
-        done + "<section><h2>Erase your data</h2><p>Erasing destroys the keys of the data you choose, so nobody can "
-        "read it any more, on this computer or in a batch not yet sent. It is recorded in your consent ledger. "
-        "You are asked to confirm before anything is erased.</p>"
-        f'<form method="post" action="/erase" id="erase-category">{hidden}'
-        '<input type="hidden" name="scope" value="category">'
-        f'<label for="erase-category-name">One category:</label> <select id="erase-category-name" '
-        f'name="category">{options}</select> <button type="submit">Erase this category…</button></form>'
-        f'<form method="post" action="/erase" id="erase-withdraw">{hidden}'
-        '<input type="hidden" name="scope" value="withdraw">'
-        f'<label for="erase-withdraw-name">Withdraw consent and erase:</label> <select id="erase-withdraw-name" '
-        f'name="category">{options}</select> <button type="submit">Withdraw and erase…</button></form>'
-        f'<form method="post" action="/erase" id="erase-period">{hidden}'
-        '<input type="hidden" name="scope" value="period">'
-        '<label for="erase-from">A period, from</label> <input type="date" id="erase-from" name="from" required> '
-        '<label for="erase-to">to</label> <input type="date" id="erase-to" name="to" required> '
-        '<button type="submit">Erase this period…</button>'
-        '<span class="muted"> (whole days in UTC, as consentry erase --from/--to counts them)</span></form>'
-        + post_form("/erase", request.csrf, "Erase everything…", fields={"scope": "everything"}, css="danger")
-        + '<p class="muted">Erasing everything also withdraws every grant, asks your company\'s store to erase '
-        "what it holds under your pseudonym, and replaces the vault key.</p></section>"
-    )
-    return page._render(request, "/erase", body)
+    categories = [c.value for c in ALL_CATEGORIES]
+    return page._page(request, "/erase", "erase.html", done=DONE.get(code, ""), categories=categories)
 
 
 def _ask(page: EmployeePage, request: Request, choice: EraseChoice) -> Response:
-    body = (
-        f'<section><h2>Please confirm</h2><p id="erase-question">{esc(choice.question)}</p>'
-        + post_form("/erase", request.csrf, "Yes, erase", fields={**choice.fields(), "confirm": "yes"}, css="danger")
-        + ' <a href="/erase">No, keep it</a></section>'
-    )
-    return page._render(request, "/erase", body)
+    fields = {**choice.fields(), "confirm": "yes"}
+    return page._page(request, "/erase", "erase_ask.html", question=choice.question, fields=fields)
 
 
 def _erase(page: EmployeePage, request: Request, choice: EraseChoice) -> Response:

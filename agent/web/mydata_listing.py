@@ -3,18 +3,18 @@
 The latest local day with data by default, or a period (``from``/``to``, local days, ``to`` counted
 whole) and a category; 100 records a page counted from the newest, newest first. Only the page shown
 is decrypted (``Vault.iter_records_as_stored`` with ``newest``/``skip_newest``), so a vault of a million
-records answers as fast as one of ten. How one record reads is the caller's (``summary``, trusted HTML).
+records answers as fast as one of ten. How one record reads is the caller's (``summary``); the section is
+drawn by agent/web/templates/records_section.html.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from agent.web.activity import local_midnight
-from kit.web.html import esc, flash, table
 from protocol.categories import Category
 from protocol.windows import AnyWindow, parse_window
 from vault.vault import Vault
@@ -60,12 +60,15 @@ def _day(query: Mapping[str, str], name: str) -> date | None:
         raise BadListing(f"{text!r} is not a day; use a day such as 2026-12-05.") from None
 
 
-def records_section(vault: Vault, query: Mapping[str, str], tz: tzinfo, summary: Callable[[AnyWindow], str]) -> str:
-    """The section: the period form, a heading saying what is shown, a page of records, newer/older links."""
+def records_section(
+    vault: Vault, query: Mapping[str, str], tz: tzinfo, summary: Callable[[AnyWindow], Any]
+) -> dict[str, Any]:
+    """What the section shows: the period form, a heading saying what is shown, a page of records (each
+    ``(start, category, summary(record))``), newer/older links; or ``problem`` if the query cannot be shown."""
     try:
         listing = parse_listing(query)
     except BadListing as exc:
-        return _section(Listing(None, None, None, 1), tz, flash(str(exc), bad=True))
+        return _section(Listing(None, None, None, 1), problem=str(exc))
     start, end, described = _period(vault, listing, tz)
     total = vault.count_windows(listing.category, start, end)
     stored = vault.count_windows(listing.category)
@@ -75,26 +78,19 @@ def records_section(vault: Vault, query: Mapping[str, str], tz: tzinfo, summary:
     heading = f"Records of {described}{what}: {_n(total)} of {_n(stored)} stored" + (
         f", page {page} of {pages}, newest first" if total else ""
     )
-    if not total:
-        body = (
-            '<p class="muted">Nothing in this period. Choose another, or leave the days empty for the latest day.</p>'
-        )
-    else:
+    rows: list[tuple[str, str, Any]] = []
+    if total:
         shown = [
             parse_window(record)
             for record in vault.iter_records_as_stored(
                 listing.category, start=start, end=end, newest=PER_PAGE, skip_newest=(page - 1) * PER_PAGE
             )
         ]
-        rows = [  # ``summary`` gives trusted HTML (agent.web.record_view); the other cells are escaped here
-            (esc(datetime.fromtimestamp(r.start, tz).strftime("%Y-%m-%d %H:%M")), esc(r.category), summary(r))
+        rows = [
+            (datetime.fromtimestamp(r.start, tz).strftime("%Y-%m-%d %H:%M"), r.category, summary(r))
             for r in reversed(shown)
         ]
-        body = table(("Window start", "Category", "What was kept"), rows, raw=True).replace(
-            "<table>", '<table id="records">', 1
-        )
-        body += _pager(query, page, pages)
-    return _section(listing, tz, f'<h3 id="records-heading">{esc(heading)}</h3>' + body)
+    return _section(listing, heading=heading, rows=rows, pager=_pager(query, page, pages) if total else [])
 
 
 def _period(vault: Vault, listing: Listing, tz: tzinfo) -> tuple[int | None, int | None, str]:
@@ -121,30 +117,32 @@ def _n(count: int) -> str:
     return f"{count:,} record{'' if count == 1 else 's'}"
 
 
-def _pager(query: Mapping[str, str], page: int, pages: int) -> str:
+def _pager(query: Mapping[str, str], page: int, pages: int) -> list[tuple[str, str]]:
+    """The newer/older links: (address, words)."""
     kept = {k: v for k, v in query.items() if k in ("from", "to", "category", "day") and v}
     links = []
     if page > 1:
-        links.append(f'<a href="/mydata?{esc(urlencode({**kept, "page": page - 1}))}">Newer records</a>')
+        links.append((f"/mydata?{urlencode({**kept, 'page': page - 1})}", "Newer records"))
     if page < pages:
-        links.append(f'<a href="/mydata?{esc(urlencode({**kept, "page": page + 1}))}">Older records</a>')
-    return f'<p class="pager">{" · ".join(links)}</p>' if links else ""
+        links.append((f"/mydata?{urlencode({**kept, 'page': page + 1})}", "Older records"))
+    return links
 
 
-def _section(listing: Listing, tz: tzinfo, body: str) -> str:
-    options = "".join(
-        f'<option value="{esc(value)}"{" selected" if value == (listing.category or "") else ""}>{esc(label)}</option>'
-        for value, label in (("", "every category"), *((c, c) for c in _CATEGORIES))
-    )
-    first = listing.first.isoformat() if listing.first else ""
-    last = listing.last.isoformat() if listing.last else ""
-    form = (
-        '<form id="records-period" method="get" action="/mydata">'
-        f'<label>From <input type="date" name="from" value="{esc(first)}"></label> '
-        f'<label>to <input type="date" name="to" value="{esc(last)}"></label> '
-        f'<label>Category <select name="category">{options}</select></label> '
-        '<button type="submit">Show</button>'
-        '<span class="muted"> Leave the days empty for the latest day with data. Times are your local time.</span>'
-        "</form>"
-    )
-    return f"<section><h2>Your records</h2>{form}{body}</section>"
+def _section(
+    listing: Listing,
+    *,
+    problem: str = "",
+    heading: str = "",
+    rows: Sequence[tuple[str, str, Any]] = (),
+    pager: Sequence[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    return {
+        "category": listing.category or "",
+        "categories": (("", "every category"), *((c, c) for c in _CATEGORIES)),
+        "first": listing.first.isoformat() if listing.first else "",
+        "last": listing.last.isoformat() if listing.last else "",
+        "problem": problem,
+        "heading": heading,
+        "rows": rows,
+        "pager": pager,
+    }

@@ -1,31 +1,40 @@
 """The "my data" view of the employee's page: what is stored, charts per hour and per day, receipts, records.
 
 Only what is shown is decrypted: the chosen day for the hourly charts, the week's ``apps`` records for
-the minutes per day, and one page of the records listing (agent.web.mydata_listing).
+the minutes per day, and one page of the records listing (agent.web.mydata_listing). Drawn by
+agent/web/templates/mydata_body.html.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
 
 from agent.web import activity
 from agent.web.mydata_listing import records_section
-from agent.web.record_view import record_cell
+from agent.web.record_view import ShownRecord, shown_record
 from agent.words import counted
-from kit.web.html import bar_chart, esc, stacked_bars, table
+from kit.web import templates
+from kit.web.charts import bar_chart, stacked_bars
 from protocol.windows import AnyWindow, window_to_json_dict
 from vault.vault import Vault
 
-_HERE = ' class="here"'
 DAY_LINK_SPAN_SECONDS = 35 * 86400  # the 14 day links come from the 5 weeks before the newest record
 
 
 def mydata_body(
     vault: Vault, query_day: str | None, tz: tzinfo, today: date, query: Mapping[str, str] | None = None
 ) -> str:
-    """The page body for the day asked for (``YYYY-MM-DD``; default the latest day with data); ``query``
-    chooses the records listed (period, category, page: agent.web.mydata_listing)."""
+    """The page body (HTML) for the day asked for (``YYYY-MM-DD``; default the latest day with data);
+    ``query`` chooses the records listed (period, category, page: agent.web.mydata_listing)."""
+    return templates.render("agent.web", "mydata_body.html", **mydata_context(vault, query_day, tz, today, query))
+
+
+def mydata_context(
+    vault: Vault, query_day: str | None, tz: tzinfo, today: date, query: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """What mydata_body.html shows (the employee's page renders it inside its layout: mydata.html)."""
     try:
         chosen = date.fromisoformat(query_day) if query_day else None
     except ValueError:
@@ -46,9 +55,6 @@ def mydata_body(
     hourly = activity.hourly_activity(records, day, tz)
     minutes = activity.app_minutes_per_day(records, week, tz)
     series = sorted({name for per_day in minutes.values() for name in per_day})
-    day_links = " ".join(
-        f'<a href="/mydata?day={d.isoformat()}"{_HERE if d == day else ""}>{d.isoformat()}</a>' for d in days[-14:]
-    )
     receipts = [
         (
             span.receipt.category.value,
@@ -65,51 +71,39 @@ def mydata_body(
         for h in range(24)
         if hourly.keys[h] or hourly.clicks[h]
     ]
-    body = (
-        "<section><h2>What is stored about you on this computer</h2>"
-        f'<p>Your pseudonym: <span class="mono">{esc(subject)}</span> (only this computer can link it to you). '
-        f"{counted(total, 'window record')}, decrypted here for you only. Times are your local time.</p>"
-        f"<p>Days: {day_links or 'no data yet'}</p></section>"
-        f"<section><h2>Typing and mouse activity per hour, {esc(day.isoformat())}</h2>"
-        + bar_chart(
+    return {
+        "subject": subject,
+        "stored": counted(total, "window record"),
+        "days": [d.isoformat() for d in days[-14:]],
+        "day": day.isoformat(),
+        "keys_chart": bar_chart(
             "chart-keys", hourly.labels, hourly.keys, unit="key presses", title=f"Key presses per hour on {day}"
-        )
-        + bar_chart(
+        ),
+        "clicks_chart": bar_chart(
             "chart-clicks",
             hourly.labels,
             hourly.clicks,
             unit="mouse clicks",
             title=f"Mouse clicks per hour on {day}",
             colour="#E69F00",
-        )
-        + (
-            table(("Hour", "Key presses", "Mouse clicks", "Mouse travel (px)"), hours, numeric=(1, 2, 3))
-            if hours
-            else '<p class="muted">No keyboard or mouse data on this day.</p>'
-        )
-        + "</section>"
-        "<section><h2>Time per application category per day (minutes)</h2>"
-        + stacked_bars(
+        ),
+        "hours": hours,
+        "apps_chart": stacked_bars(
             "chart-apps",
             [(d.isoformat(), list(minutes[d].items())) for d in week],
             series,
             unit="min",
             title="Minutes of focus per application category per day",
-        )
-        + '<p class="muted">Applications outside the allow-listed categories are only ever stored as a pseudonymous token.</p>'
-        "</section>"
-        "<section><h2>Your consent receipts</h2>"
-        + table(("Category", "Granted", "Ended", "Notice", "How", "Receipt"), receipts)
-        + "</section>"
-        + records_section(vault, query or {}, tz, _summary)
-    )
-    return body
+        ),
+        "receipts": receipts,
+        "listing": records_section(vault, query or {}, tz, _summary),
+    }
 
 
 def _local(when: datetime, tz: tzinfo) -> str:
     return when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def _summary(record: AnyWindow) -> str:
-    """The record in words, with its exact values in a fold (HTML)."""
-    return record_cell(window_to_json_dict(record))
+def _summary(record: AnyWindow) -> ShownRecord:
+    """The record in words, with its exact values (shown in a fold)."""
+    return shown_record(window_to_json_dict(record))

@@ -1,23 +1,26 @@
-"""One window record on the employee's page: the sentence a person reads, the raw values one click away."""
+"""One window record on the employee's page: the sentence a person reads, the raw values one click away.
+
+Drawn by the ``record_cell`` macro in agent/web/templates/records.html.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from agent.words import record_in_words
-from kit.web.html import esc
 
 
-def record_cell(record: Mapping[str, Any]) -> str:
-    """HTML for a record: its words, and its exact stored values in a fold (trusted markup, escaped here)."""
+class ShownRecord(NamedTuple):
+    words: str  # the record as a sentence
+    exact: str  # its exact stored values, as indented JSON
+
+
+def shown_record(record: Mapping[str, Any]) -> ShownRecord:
+    """What the page shows of a record (its JSON form): the words, and the values without the window's frame."""
     values = {k: v for k, v in record.items() if k not in ("start", "end", "category")}
-    return (
-        f'<span class="record-words">{esc(record_in_words(record))}</span>'
-        '<details class="raw"><summary>Exact values (JSON)</summary>'
-        f'<pre class="mono">{esc(json.dumps(values, sort_keys=True, indent=1))}</pre></details>'
-    )
+    return ShownRecord(record_in_words(record), json.dumps(values, sort_keys=True, indent=1))
 
 
 def receipt_link_rows(

@@ -1,1 +1,1 @@
-"""A page served to one local user: server, security (sessions, CSRF, headers), peer check, HTML helpers."""
+"""A page served to one local user: server, security (sessions, CSRF, headers), peer check, templates."""

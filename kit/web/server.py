@@ -20,9 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from kit.web.html import error_page, moving_page
 from kit.web.peer import PeerOwners, peer_owners, same_user
 from kit.web.security import CSRF_FIELD, SessionGuard, describe, security_headers
+from kit.web.templates import error_page, moving_page
 
 log = logging.getLogger("consentry.page")
 

@@ -287,3 +287,51 @@ def test_a_withdrawn_batch_takes_no_further_decision_or_upload(store, enrolled) 
     assert decided.value.code == "batch_withdrawn"  # never approved again
     with store.steward_client(store.stewards.signers[0]) as client:
         assert client.queue() == []
+
+
+def test_an_upload_made_before_a_later_checkpoint_was_witnessed_is_made_again_and_ships(store, enrolled) -> None:
+    """Found by the fault soak (benchmarks/bench_fleet_faults.py): an upload is prepared once, naming the
+    ledger checkpoint of that moment, and stored so a retry sends the same bytes. If its answer is lost
+    and the store then witnesses a later checkpoint (another batch's upload, or the agent's own ledger
+    witness), the store refuses that upload's checkpoint as ``checkpoint_regressed`` for ever, and the
+    batches after it wait behind it (``chain_out_of_order``). The store stored nothing, so the agent makes a fresh
+    upload with a current checkpoint and ships."""
+    vault, policy = enrolled
+    info = _submitted(vault, policy)
+    _approve(store, info.batch_id)
+    batches.mark_decision(vault, info.batch_id, "approved", "1 approval(s)", NOW)  # what a sync's poll records
+    _, store_key, _ = shipping.enrolled_store(vault, policy)
+    batches.prepare_upload(vault, info.batch_id, store_key, NOW)  # made, then its answer lost
+    grant(vault, Category.FILES, NOW, policy)  # the ledger moves on ...
+    with shipping.client_for(vault, policy) as client:  # ... and the store witnesses the later checkpoint
+        shipping.witness_checkpoint(vault, client, vault.ledger.checkpoint(vault.device_key, NOW), NOW)
+    first = shipping.sync(vault, policy, NOW)
+    assert first.shipped == [] and "checkpoint_regressed" in first.errors[0]
+    assert store.stored()[0] == 0
+    second = shipping.sync(vault, policy, NOW)
+    assert second.shipped == [info.batch_id], second.errors
+    assert store.stored()[:2] == (1, 3)
+
+
+def test_an_upload_stored_whose_answer_was_lost_ships_with_its_receipt_after_a_later_checkpoint(
+    store, enrolled
+) -> None:
+    """Found by tests/store/test_fleet_faults.py: the store stored the upload but its answer was lost, then
+    witnessed a later checkpoint. The retry's own checkpoint is now older than the store's, yet the batch is
+    stored: the agent must get the stored receipt back, not make a new upload (which the store refuses for
+    ever as ``batch_id_reused``, leaving the batch approved and never shipped)."""
+    vault, policy = enrolled
+    info = _submitted(vault, policy)
+    _approve(store, info.batch_id)
+    batches.mark_decision(vault, info.batch_id, "approved", "1 approval(s)", NOW)  # what a sync's poll records
+    _, store_key, _ = shipping.enrolled_store(vault, policy)
+    sealed, checkpoint = batches.prepare_upload(vault, info.batch_id, store_key, NOW)
+    with shipping.client_for(vault, policy) as client:
+        shipping.witness_checkpoint(vault, client, checkpoint, NOW)
+        client.upload(sealed)  # stored; its answer never reaches the vault
+    grant(vault, Category.FILES, NOW, policy)  # the ledger moves on ...
+    with shipping.client_for(vault, policy) as client:  # ... and the store witnesses the later checkpoint
+        shipping.witness_checkpoint(vault, client, vault.ledger.checkpoint(vault.device_key, NOW), NOW)
+    report = shipping.sync(vault, policy, NOW)
+    assert report.shipped == [info.batch_id] and not report.errors, report.errors
+    assert store.stored()[0] == 1  # stored once

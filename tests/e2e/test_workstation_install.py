@@ -203,3 +203,38 @@ def test_store_help_and_steward_tools_work_without_the_extra(workstation: Workst
 
 if sys.platform == "win32":  # the venv layout above (bin/) is POSIX's
     pytestmark = pytest.mark.skip(reason="POSIX venv layout")
+
+
+def test_the_installed_pages_have_every_template_and_render(workstation: Workstation) -> None:
+    """The templates ship as package data: the installed copy finds each one the tree has, and draws a page."""
+    probe = (
+        "import json\n"
+        "from pathlib import Path\n"
+        "from kit.web import templates\n"
+        "from kit.web.server import Request\n"
+        "from agent.web.employee import EmployeePage\n"
+        "from vault.paths import Layout\n"
+        "found = {p: sorted(templates.environment(p).list_templates()) for p in ('kit.web', 'agent.web', 'admin')}\n"
+        "page = EmployeePage(Layout(Path('unused')), Path('unused.toml'), lambda: True)\n"
+        "shown = page.handle(Request('GET', '/erase', {}, csrf='c' * 64, nonce='n'))\n"
+        "print(json.dumps({'found': found, 'status': shown.status, 'body': shown.body.decode()}))\n"
+    )
+    done = subprocess.run(
+        [str(workstation.bin / "python"), "-c", probe],
+        env=workstation.env,
+        cwd=workstation.home.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    in_tree = {
+        "kit.web": sorted(
+            p.relative_to(ROOT / "kit/web/templates").as_posix() for p in (ROOT / "kit/web/templates").rglob("*.*")
+        ),
+        "agent.web": sorted(p.name for p in (ROOT / "agent/web/templates").glob("*.html")),
+        "admin": sorted(p.name for p in (ROOT / "admin/templates").glob("*.html")),
+    }
+    for package, names in in_tree.items():
+        assert names and set(names) <= set(shown["found"][package]), (package, names, shown["found"][package])
+    assert shown["status"] == 200 and "Erase your data" in shown["body"] and 'value="' + "c" * 64 + '"' in shown["body"]

@@ -73,3 +73,43 @@ def test_set_show_then_approve_signs_the_root_shown_for_every_batch(home: Path, 
         with live.steward_client(stewards.signers[0]) as client:
             assert {client.review(i).status.state for i in ids} == {"approved"}
             assert client.review(manifest.batch_id).status.state == "review"
+
+
+def test_set_reject_signs_the_root_shown_with_its_reason_and_refuses_without_one(home: Path, tmp_path: Path) -> None:
+    stewards = Stewards.make(1, 1)
+    key = tmp_path / "s.key"
+    write_key_file(key, "ed25519", stewards.signers[0].private_bytes())
+    with running_store("dir", tmp_path / "s", stewards) as live:
+        ids = []
+        for _ in range(3):
+            agent = Agent()
+            live.enroll(agent)
+            manifest, _ = agent.next_batch()
+            with live.client(agent) as client:
+                client.submit_manifest(manifest)
+            ids.append(manifest.batch_id)
+        common = ["--key-file", str(key), "--store-url", live.url]
+        out = _run(["set", "show", "2023-11-14", *common]).output
+        set_id, root = re.search(r"set reject ([0-9a-f]{32}) --root ([0-9a-f]{64}) --reason", out).groups()
+        missing = _run(["set", "reject", set_id, "--root", root, *common])
+        assert missing.exit_code == 2 and "--reason" in missing.output
+        blank = _run(["set", "reject", set_id, "--root", root, "--reason", "  ", *common])
+        assert blank.exit_code == 2 and "a rejection needs a reason; nothing was signed" in blank.output
+        wrong = _run(["set", "reject", set_id, "--root", "ab" * 32, "--reason", "too many apps", *common])
+        assert wrong.exit_code == 1 and "nothing was signed" in wrong.output
+        with live.steward_client(stewards.signers[0]) as client:
+            assert {client.review(i).status.state for i in ids} == {"review"}
+        done = _run(["set", "reject", set_id, "--root", root, "--reason", "too many apps", *common])
+        assert done.exit_code == 0, done.output
+        assert "Signed the set's rejection: 3 batches are now rejected." in done.output
+        again = _run(["set", "reject", set_id, "--root", root, "--reason", "too many apps", *common])
+        assert again.exit_code == 1 and "already_decided" in again.output and "nothing changed" in again.output
+        with live.steward_client(stewards.signers[0]) as client:
+            assert {client.review(i).status.state for i in ids} == {"rejected"}
+            assert {client.review(i).status.rejection_reasons for i in ids} == {("too many apps",)}
+        again_shown = _run(["set", "show", set_id, *common]).output
+        assert re.search(
+            r"Rejected by steward key .{12}… at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: too many apps", again_shown
+        )
+        shown = _run(["show", ids[0], *common]).output
+        assert "Rejected: too many apps" in shown and ": rejected," in shown, shown
