@@ -62,7 +62,7 @@ def request_approve_build_use(d: Any, url: str, consumer_key: Path) -> str:
     d.run("dataset", "approve", release_id, *remote, show=4)
 
     d.step("Store: build the approved release as a snapshot of the release table; ML engineer records a run")
-    d.run("dataset", "build", release_id, *store, show=2)
+    d.run("dataset", "build", release_id, *store, show=3)
     d.run(
         "dataset",
         "use",
