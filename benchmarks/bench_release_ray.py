@@ -22,14 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +34,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_release import Rows  # noqa: E402
 
+from devkit.ray_cluster import WAIT_FOR_TWO_NODES, local_cluster  # noqa: E402
 from store.releases import ReleaseTable  # noqa: E402
 
 DRIVER = textwrap.dedent(
@@ -48,11 +45,7 @@ DRIVER = textwrap.dedent(
     import ray
 
     ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
-    deadline = time.monotonic() + 120
-    while len([n for n in ray.nodes() if n["Alive"]]) < 2:
-        if time.monotonic() > deadline:
-            sys.exit("the worker node never joined")
-        time.sleep(0.5)
+    WAIT_FOR_TWO_NODES
     files = json.load(open(sys.argv[2]))
     rounds = int(sys.argv[3])
     blocks = int(sys.argv[4])
@@ -82,27 +75,7 @@ DRIVER = textwrap.dedent(
     print("RESULT " + json.dumps({"one": statistics.median(results[1]), "two": statistics.median(results[2]),
                                    "ratio": statistics.median(ratios), "rows": rows}), flush=True)
     """
-)
-
-
-def _ray(*args: str) -> list[str]:
-    return [str(Path(sys.executable).parent / "ray"), *args]
-
-
-def _end_group(node: subprocess.Popen[bytes]) -> None:
-    """SIGKILL a node's process group (``ray start --block`` and the daemons it started), then wait for it."""
-    try:
-        os.killpg(node.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    node.wait()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(node.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
+).replace("WAIT_FOR_TWO_NODES\n", WAIT_FOR_TWO_NODES.lstrip("\n"))
 
 
 def main() -> None:
@@ -131,18 +104,7 @@ def main() -> None:
         listing.write_text(json.dumps(files))
         print(f"release: {rows.num_rows:,} rows in {len(files)} Parquet files")
 
-        temp = Path(f"/tmp/rb-{secrets.token_hex(4)}")  # short: Ray's socket paths must fit in 107 bytes
-        port = 20000 + secrets.randbelow(20000)
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-        common = ["--num-cpus=1", "--object-store-memory=200000000", "--block", "--disable-usage-stats"]
-        nodes: list[subprocess.Popen[bytes]] = []
-        try:
-            head = ["start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}"]
-            nodes.append(subprocess.Popen(_ray(*head, *common), env=env, start_new_session=True))
-            address = f"127.0.0.1:{port}"
-            nodes.append(
-                subprocess.Popen(_ray("start", f"--address={address}", *common), env=env, start_new_session=True)
-            )
+        with local_cluster(object_store_bytes=200_000_000) as (address, env):
             done = subprocess.run(
                 [sys.executable, "-c", DRIVER, address, str(listing), str(args.rounds), str(args.blocks)],
                 env=env,
@@ -150,10 +112,6 @@ def main() -> None:
                 text=True,
                 timeout=3600,
             )
-        finally:
-            for node in reversed(nodes):
-                _end_group(node)
-            shutil.rmtree(temp, ignore_errors=True)
     for line in done.stdout.splitlines():
         if not line.startswith("RESULT "):
             print(line)

@@ -32,33 +32,8 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 from bench_release import Rows  # noqa: E402
 
+from devkit.table_files import file_contents  # noqa: E402
 from store.releases import ReleaseAliases, ReleaseTable  # noqa: E402
-
-
-def file_contents(path: Path) -> bytes:
-    """What a file holds, decompressed: Parquet decoded, Avro blocks inflated, anything else as is."""
-    import pyarrow.parquet as pq
-
-    raw = path.read_bytes()
-    if path.suffix == ".parquet":
-        return raw + repr(pq.read_table(path).to_pylist()).encode()
-    if path.suffix == ".avro":
-        from pyiceberg.avro.file import AvroFile
-        from pyiceberg.io.pyarrow import PyArrowFileIO
-
-        parts = [raw]
-        with AvroFile[object](PyArrowFileIO().new_input(str(path))) as avro:
-            codec = avro.header.compression_codec()
-            while True:
-                try:
-                    avro.decoder.read_int()  # records in the block
-                except EOFError:
-                    break
-                block = avro.decoder.read_bytes()
-                parts.append(codec.decompress(block) if codec else block)
-                avro.decoder.read(16)  # sync marker
-        return b"".join(parts)
-    return raw
 
 
 def holding(root: Path, needle: str) -> dict[str, Any]:

@@ -141,13 +141,7 @@ class SetInclusion(Versioned):
 
     def proves_inclusion(self) -> bool:
         """The leaf ``(batch_id, manifest_sha256)`` is at ``leaf_index`` under the approval's root."""
-        return merkle.verify_inclusion(
-            merkle.leaf_hash(member_leaf(self.batch_id, self.manifest_sha256)),
-            self.leaf_index,
-            self.approval.size,
-            [bytes.fromhex(p) for p in self.path],
-            bytes.fromhex(self.approval.root),
-        )
+        return _proves(self, self.approval.size, self.approval.root)
 
     def is_valid(self) -> bool:
         """The set signature verifies and this batch's manifest hash is in the signed set."""
@@ -156,20 +150,33 @@ class SetInclusion(Versioned):
 
 def inclusions(approval: SetApproval, members: Sequence[SetMember]) -> list[SetInclusion]:
     """Each member's approval under ``approval``; ``InvalidRecord`` unless ``members`` has the signed root."""
-    tree = set_tree(members)
-    if tree.size != approval.size or tree.root().hex() != approval.root:
-        raise InvalidRecord()  # not the set the steward signed: another, a changed or an extended one
     return [
         SetInclusion(
-            v=1,
-            approval=approval,
-            batch_id=m.batch_id,
-            manifest_sha256=m.manifest_sha256,
-            leaf_index=i,
-            path=tuple(p.hex() for p in merkle.inclusion_path(i, tree.size, tree.get)),
+            v=1, approval=approval, batch_id=m.batch_id, manifest_sha256=m.manifest_sha256, leaf_index=i, path=path
         )
-        for i, m in enumerate(members)
+        for i, m, path in _paths(members, approval.size, approval.root)
     ]
+
+
+def _paths(members: Sequence[SetMember], size: int, root: str) -> list[tuple[int, SetMember, tuple[str, ...]]]:
+    """Each member's leaf index and inclusion path; ``InvalidRecord`` unless ``members`` has the signed root."""
+    tree = set_tree(members)
+    if tree.size != size or tree.root().hex() != root:
+        raise InvalidRecord()  # not the set the steward signed: another, a changed or an extended one
+    return [
+        (i, m, tuple(p.hex() for p in merkle.inclusion_path(i, tree.size, tree.get))) for i, m in enumerate(members)
+    ]
+
+
+def _proves(member: SetInclusion | SetRejectionInclusion, size: int, root: str) -> bool:
+    """The member's leaf ``(batch_id, manifest_sha256)`` is at its ``leaf_index`` under ``root``."""
+    return merkle.verify_inclusion(
+        merkle.leaf_hash(member_leaf(member.batch_id, member.manifest_sha256)),
+        member.leaf_index,
+        size,
+        [bytes.fromhex(p) for p in member.path],
+        bytes.fromhex(root),
+    )
 
 
 # Rejecting a whole set ------------------------------------------------------------------------------------
@@ -253,13 +260,7 @@ class SetRejectionInclusion(Versioned):
         return self.rejection.signature
 
     def proves_inclusion(self) -> bool:
-        return merkle.verify_inclusion(
-            merkle.leaf_hash(member_leaf(self.batch_id, self.manifest_sha256)),
-            self.leaf_index,
-            self.rejection.size,
-            [bytes.fromhex(p) for p in self.path],
-            bytes.fromhex(self.rejection.root),
-        )
+        return _proves(self, self.rejection.size, self.rejection.root)
 
     def is_valid(self) -> bool:
         """The set rejection's signature verifies and this batch's manifest hash is in the signed set."""
@@ -268,17 +269,9 @@ class SetRejectionInclusion(Versioned):
 
 def rejection_inclusions(rejection: SetRejection, members: Sequence[SetMember]) -> list[SetRejectionInclusion]:
     """Each member's rejection under ``rejection``; ``InvalidRecord`` unless ``members`` has the signed root."""
-    tree = set_tree(members)
-    if tree.size != rejection.size or tree.root().hex() != rejection.root:
-        raise InvalidRecord()  # not the set the steward signed: another, a changed or an extended one
     return [
         SetRejectionInclusion(
-            v=1,
-            rejection=rejection,
-            batch_id=m.batch_id,
-            manifest_sha256=m.manifest_sha256,
-            leaf_index=i,
-            path=tuple(p.hex() for p in merkle.inclusion_path(i, tree.size, tree.get)),
+            v=1, rejection=rejection, batch_id=m.batch_id, manifest_sha256=m.manifest_sha256, leaf_index=i, path=path
         )
-        for i, m in enumerate(members)
+        for i, m, path in _paths(members, rejection.size, rejection.root)
     ]

@@ -1,4 +1,4 @@
-"""Shared pieces of the release-table tests: real window records, a table on either catalog, file contents."""
+"""Shared pieces of the release-table tests: real window records, a table on either catalog (file contents: devkit/table_files.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from devkit.components import require
 from devkit.factories import apps_window, files_window, keyboard_window, mouse_window
@@ -55,31 +53,3 @@ def open_release_table(kind: str, tmp: Path, *, grace: timedelta = timedelta(hou
         table.close()
         pg.drop_schema()
         pg.close()
-
-
-def file_contents(path: Path) -> bytes:
-    """What a file holds, decompressed: Parquet decoded, Avro blocks inflated, anything else as is."""
-    raw = path.read_bytes()
-    if path.suffix == ".parquet":
-        return raw + repr(pq.read_table(path).to_pylist()).encode()
-    if path.suffix == ".avro":
-        from pyiceberg.avro.file import AvroFile
-        from pyiceberg.io.pyarrow import PyArrowFileIO
-
-        parts = [raw]
-        with AvroFile[object](PyArrowFileIO().new_input(str(path))) as avro:
-            codec = avro.header.compression_codec()
-            while True:
-                try:
-                    avro.decoder.read_int()  # records in the block
-                except EOFError:
-                    break
-                block = avro.decoder.read_bytes()
-                parts.append(codec.decompress(block) if codec else block)
-                avro.decoder.read(16)  # sync marker
-        return b"".join(parts)
-    return raw
-
-
-def files_holding(root: Path, needle: str) -> list[Path]:
-    return [p for p in sorted(root.rglob("*")) if p.is_file() and needle.encode() in file_contents(p)]

@@ -6,19 +6,15 @@ DuckDB iceberg extension is not on PyPI, so DuckDB reads the snapshot's Parquet 
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from devkit.ray_cluster import WAIT_FOR_TWO_NODES, local_cluster
 from store.releases import ReleaseTable, release_rows
 from tests.store.release_kit import open_release_table, records
 
@@ -79,33 +75,17 @@ def test_hugging_face_datasets_loads_the_snapshot_files(table: ReleaseTable, tmp
     assert set(dataset.unique("category")) == {"keyboard", "mouse", "apps", "files"}
 
 
-def _ray(*args: str) -> list[str]:
-    return [str(Path(sys.executable).parent / "ray"), *args]
-
-
 @pytest.mark.ray
 def test_ray_data_on_a_local_two_process_cluster_reads_the_release(table: ReleaseTable) -> None:
-    """`ray start --head` plus a worker node process, each in its own process group, ended by group id."""
-    temp = Path(f"/tmp/rt-{secrets.token_hex(4)}")  # short: Ray's socket paths must fit in 107 bytes
-    port = 20000 + secrets.randbelow(20000)
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    common = ["--num-cpus=1", "--object-store-memory=80000000", "--block", "--disable-usage-stats"]
-    head_args = ["start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}"]
-    nodes: list[subprocess.Popen[bytes]] = []
-    try:
-        nodes.append(subprocess.Popen(_ray(*head_args, *common), env=env, start_new_session=True))
-        address = f"127.0.0.1:{port}"
-        nodes.append(subprocess.Popen(_ray("start", f"--address={address}", *common), env=env, start_new_session=True))
-        driver = textwrap.dedent(
+    """`ray start --head` plus a worker node process (devkit/ray_cluster.py); a driver reads the snapshot."""
+    import json
+
+    driver = (
+        "import json, sys, time\nimport ray\n"
+        'ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)\n'
+        + WAIT_FOR_TWO_NODES
+        + textwrap.dedent(
             """
-            import json, sys, time
-            import ray
-            ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
-            deadline = time.monotonic() + 120
-            while len([n for n in ray.nodes() if n["Alive"]]) < 2:
-                if time.monotonic() > deadline:
-                    sys.exit("the worker node never joined")
-                time.sleep(0.5)
             release = sys.argv[3]  # bound here: the filter runs in the worker processes, with their own argv
             ds = ray.data.read_parquet(json.loads(sys.argv[2]), partitioning=None)
             rows = ds.filter(lambda r: r["release_id"] == release).count()
@@ -113,8 +93,8 @@ def test_ray_data_on_a_local_two_process_cluster_reads_the_release(table: Releas
             print("RESULT " + json.dumps({"rows": rows, "nodes": nodes}), flush=True)
             """
         )
-        import json
-
+    )
+    with local_cluster(object_store_bytes=80_000_000) as (address, env):
         done = subprocess.run(
             [sys.executable, "-c", driver, address, json.dumps(table.data_files(RELEASE)), RELEASE],
             env=env,
@@ -122,29 +102,7 @@ def test_ray_data_on_a_local_two_process_cluster_reads_the_release(table: Releas
             text=True,
             timeout=240,
         )
-        assert done.returncode == 0, done.stderr[-3000:]
-        result = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-        assert result, done.stdout[-3000:]
-        assert json.loads(result[-1].removeprefix("RESULT ")) == {"rows": EXPECTED_ROWS, "nodes": 2}
-    finally:
-        for node in reversed(nodes):
-            _end_group(node)
-        shutil.rmtree(temp, ignore_errors=True)
-
-
-def _end_group(node: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the node's process group: ``ray start --block`` and every daemon it started (a throwaway cluster;
-    a graceful stop drains for 30 s). Waits until no process of the group is left."""
-    try:
-        os.killpg(node.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    node.wait()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(node.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"Ray processes of group {node.pid} outlived SIGKILL")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result, done.stdout[-3000:]
+    assert json.loads(result[-1].removeprefix("RESULT ")) == {"rows": EXPECTED_ROWS, "nodes": 2}

@@ -13,10 +13,11 @@ from click.testing import CliRunner
 from admin.dataset_cmd import dataset
 from devkit import store_kit
 from devkit.store_kit import Stewards, StoreProcess, free_port, write_policy
+from devkit.table_files import files_holding
 from store.releases import ReleaseTable, SnapshotExpired, release_rows
 from store.releases.consumers import ReleasePolicyError, load_release_policy
 from store.releases.housekeeping import ReleaseHousekeeper
-from tests.store.release_kit import DAY, T0, files_holding, open_release_table, records
+from tests.store.release_kit import DAY, T0, open_release_table, records
 
 pytestmark = pytest.mark.postgres
 

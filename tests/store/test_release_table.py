@@ -9,10 +9,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from devkit.table_files import files_holding
 from store.releases import ReleaseTable, SnapshotExpired, column_dictionary, release_rows
 from store.releases.rows import RELEASE_SCHEMA
 from store.releases.table import EmptyRelease, ReleaseExists, UnknownRelease
-from tests.store.release_kit import files_holding, open_release_table, records
+from tests.store.release_kit import open_release_table, records
 
 pytestmark = pytest.mark.postgres
 
