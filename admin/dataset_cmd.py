@@ -492,8 +492,9 @@ def runs(
         found = list_runs(storage, policy)
     finally:
         storage.close()
-    if as_json:
-        _emit([r.__dict__ for r in found])
+    if as_json:  # times as people's tools read them, like every other --json a steward or consumer reads
+        times = ("recorded", "flagged_at")
+        _emit([{k: utc(v) if k in times and v is not None else v for k, v in r.__dict__.items()} for r in found])
         return
     if not found:
         click.echo("No runs recorded.")

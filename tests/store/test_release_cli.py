@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -101,5 +102,10 @@ def test_dataset_request_approve_build_use_and_runs_marked_after_erasure(home: P
             c.request_erasure(sign_erasure(alice.device, uuid.uuid4().hex, alice.subject, created=T0))
         shown = _run(["runs", *common])
         assert "rhythm-v1" in shown.output and "trained on erased data: retrain or unlearn" in shown.output
+        as_json = json.loads(_run(["runs", *common, "--json"]).output)
+        assert [r["run"] for r in as_json] == ["rhythm-v1"]
+        assert all(
+            re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r[k]) for r in as_json for k in ("recorded", "flagged_at")
+        )
         listed = _run(["pending", *remote, "--key-file", str(steward_keys[2])])
         assert release_id in listed.output and "built" in listed.output
