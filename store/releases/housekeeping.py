@@ -23,16 +23,20 @@ log = logging.getLogger("consentry.store.releases")
 DEFAULT_EVERY = timedelta(minutes=15)
 
 
+def _counted(count: int, noun: str, plural: str = "") -> str:
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def housekeeping_words(retention: Any, expiry: Any) -> str:
     """One line a person reads about what a run did."""
     left = (
-        f"{retention.rows_deleted} row(s) past retention left {len(retention.releases)} release(s)"
+        f"{_counted(retention.rows_deleted, 'row')} past retention left {_counted(len(retention.releases), 'release')}"
         if retention.rows_deleted
         else "no row was past its retention"
     )
     gone = (
-        f"{expiry.snapshots_expired} old snapshot(s) expired and {expiry.files_removed} file(s) "
-        f"({expiry.bytes_removed} bytes) removed"
+        f"{_counted(expiry.snapshots_expired, 'old snapshot')} expired and "
+        f"{_counted(expiry.files_removed, 'file')} ({_counted(expiry.bytes_removed, 'byte')}) removed"
         if expiry.snapshots_expired or expiry.files_removed
         else "no snapshot was due for removal"
     )
@@ -68,7 +72,12 @@ class ReleaseHousekeeper:
             try:
                 log.info(self.run_once())
             except Exception as exc:  # logged and retried next tick: the store keeps serving
-                log.error("release housekeeping failed (%s); retrying in %s", type(exc).__name__, self._every)
+                minutes = round(self._every.total_seconds() / 60)
+                log.error(
+                    "release housekeeping failed (%s); trying again in %s",
+                    type(exc).__name__,
+                    _counted(minutes, "minute"),
+                )
             self._stop.wait(self._every.total_seconds())
 
     def start(self) -> ReleaseHousekeeper:

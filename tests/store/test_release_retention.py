@@ -128,7 +128,7 @@ def test_dataset_housekeep_refuses_a_bad_policy_and_runs_with_a_good_one(tmp_pat
     (data / "release-policy.toml").write_text("erasure_grace_hours = 0\n")
     ran = CliRunner().invoke(dataset, ["housekeep", "--data", str(data)])
     assert ran.exit_code == 0, ran.output
-    assert "12 row(s) past retention left 1 release(s)" in ran.output
+    assert "12 rows past retention left 1 release" in ran.output
     assert files_holding(warehouse, gone) == []
 
 
