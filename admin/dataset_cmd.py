@@ -624,6 +624,6 @@ def card(
         table.close()
         storage.close()
     click.echo(
-        f"Wrote {out / 'README.md'}, {out / 'DATASHEET.md'} and {len(links)} data file link(s) in {out / 'data'}."
+        f"Wrote {out / 'README.md'}, {out / 'DATASHEET.md'} and {len(links)} data file {'link' if len(links) == 1 else 'links'} in {out / 'data'}."
     )
     click.echo(f'Load it with: datasets.load_dataset("{out}")  (record the run first: consentry dataset use)')
