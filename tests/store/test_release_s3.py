@@ -93,7 +93,7 @@ def test_release_builds_into_the_bucket_and_reads_back(kind: str, s3: S3Server, 
 
 
 def test_readers_read_the_snapshot_objects_through_the_endpoint(s3: S3Server, bucket: str, tmp_path: Path) -> None:
-    """pyarrow's S3 filesystem and polars (its own object-store client) read the release's objects offline."""
+    """pyarrow's S3 filesystem, polars (its own object-store client) and DuckDB read the release's objects offline."""
     import polars as pl
     import pyarrow.parquet as pq
 
@@ -114,6 +114,17 @@ def test_readers_read_the_snapshot_objects_through_the_endpoint(s3: S3Server, bu
     }
     frame = pl.read_parquet(files, storage_options=options, hive_partitioning=False)
     assert frame.height == 48 and frame["subject"].n_unique() == 2
+    # DuckDB's own S3 reader (httpfs) is a download at run time: it scans the objects as a pyarrow dataset.
+    import duckdb
+    import pyarrow.dataset as pads
+
+    objects = pads.dataset(
+        [f.removeprefix("s3://") for f in files], filesystem=filesystem, format="parquet", partitioning=None
+    )
+    con = duckdb.connect()
+    con.register("release", objects)
+    counted = con.execute("SELECT count(*), count(DISTINCT subject), count(DISTINCT category) FROM release").fetchone()
+    assert counted == (48, 2, 4)
 
 
 def test_erasure_removes_the_subject_from_every_object_in_the_bucket(
