@@ -34,6 +34,9 @@ Errors::
      +-- ReleaseExists         build() of a release id already built
      +-- UnknownRelease        read()/data_files() of a release never built
      +-- SnapshotExpired       a snapshot removed after an erasure or retention
+
+``open`` also raises ``store.releases.warehouse.WarehouseError`` (a ``ConsentryError``: the CLI shows it as
+it is) for an S3 warehouse it cannot use, or a table opened with another warehouse than its own.
 """
 
 from __future__ import annotations

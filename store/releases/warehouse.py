@@ -30,6 +30,7 @@ import configparser
 import ipaddress
 import os
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,8 +246,6 @@ class ObjectStore:
         Run before anything is created, so a bad setting changes nothing. ``WarehouseError`` says which
         of the three failed and what to do; it never quotes the credentials.
         """
-        import secrets
-
         from pyarrow import fs
 
         c = self.config
@@ -262,13 +261,6 @@ class ObjectStore:
                 "buckets), or correct [warehouse] url in the release policy; nothing was changed"
             )
         self._check_bucket_rules(where)
-        probe = "/".join(p for p in (c.bucket, c.prefix, f".consentry-probe-{secrets.token_hex(8)}") if p)
-        try:
-            with filesystem.open_output_stream(probe) as out:
-                out.write(b"consentry warehouse probe\n")
-            filesystem.delete_file(probe)
-        except OSError as exc:
-            raise self._mapped(exc, where, writing=True) from None
 
     def _check_bucket_rules(self, where: str) -> None:
         """Refuse a bucket that would keep erased rows or show them to others.
@@ -344,10 +336,25 @@ class ObjectStore:
                     f"the bucket {c.bucket!r} grants access to {whom}: released rows must be readable only with "
                     "the store's credentials. Make the bucket private; nothing was changed"
                 )
+            # One object written and deleted under the prefix: the credentials may write there. (botocore,
+            # not pyarrow: pyarrow's delete leaves an empty "prefix/" marker behind, and nothing may stay.)
+            probe = "/".join(p for p in (c.prefix, f".consentry-probe-{secrets.token_hex(8)}") if p)
+            try:
+                client.put_object(Bucket=c.bucket, Key=probe, Body=b"consentry warehouse probe\n")
+                client.delete_object(Bucket=c.bucket, Key=probe)
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                raise WarehouseError(
+                    f"{where} refused writing under s3://{c.bucket}/{c.prefix} with the credentials from "
+                    f"{k.source} ({code or 'an error'}): allow s3:PutObject and s3:DeleteObject there; "
+                    "nothing was changed"
+                ) from None
+            except BotoCoreError:
+                raise WarehouseError(f"cannot reach {where} to write to the bucket; nothing was changed") from None
         finally:
             client.close()
 
-    def _mapped(self, exc: OSError, where: str, *, writing: bool = False) -> WarehouseError:
+    def _mapped(self, exc: OSError, where: str) -> WarehouseError:
         text = str(exc)
         source = self._credentials.source
         if "NETWORK_CONNECTION" in text or "curlCode" in text or "Could not connect" in text:
@@ -357,9 +364,8 @@ class ObjectStore:
             )
         refused = ("ACCESS_DENIED", "SIGNATURE_DOES_NOT_MATCH", "INVALID_ACCESS_KEY_ID", "InvalidAccessKeyId", "403")
         if any(word in text for word in refused):
-            what = "writing to the bucket" if writing else "the bucket"
             return WarehouseError(
-                f"{where} refused the credentials from {source} for {what} {self.config.bucket!r} "
+                f"{where} refused the credentials from {source} for the bucket {self.config.bucket!r} "
                 "(a wrong key or secret, or no permission there); nothing was changed"
             )
         if "NO_SUCH_BUCKET" in text or "NoSuchBucket" in text:

@@ -203,6 +203,12 @@ def test_a_table_stays_in_the_warehouse_it_was_created_in(s3: S3Server, bucket: 
     with pytest.raises(WarehouseError, match=f"lives in s3://{bucket}/one/.*names s3://{bucket}/two"):
         ReleaseTable.open(None, data_dir=data, warehouse=_store(s3, f"s3://{bucket}/two"))
     assert not (data / "data" / "releases").exists()
+    local = tmp_path / "local"
+    DirBackend(local / "data").close()
+    ReleaseTable.open(None, data_dir=local).close()  # a table in the local folder ...
+    with pytest.raises(WarehouseError, match=f"lives in {local}/data/releases/.*names s3://{bucket}/three"):
+        ReleaseTable.open(None, data_dir=local, warehouse=_store(s3, f"s3://{bucket}/three"))  # ... stays there
+    assert not any(k.startswith(("two/", "three/")) for k in s3.objects(bucket)), list(s3.objects(bucket))
 
 
 def test_bad_warehouse_settings_are_refused_with_the_key_named(tmp_path: Path) -> None:
