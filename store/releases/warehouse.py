@@ -241,10 +241,11 @@ class ObjectStore:
         return fs.S3FileSystem(**kwargs)
 
     def check(self) -> None:
-        """Reach the endpoint, find the bucket, and write and delete one object under the prefix.
+        """Reach the endpoint, find the bucket, refuse a versioned or public one, and write and delete one
+        object under the prefix.
 
         Run before anything is created, so a bad setting changes nothing. ``WarehouseError`` says which
-        of the three failed and what to do; it never quotes the credentials.
+        step failed and what to do; it never quotes the credentials.
         """
         from pyarrow import fs
 
