@@ -72,6 +72,18 @@ def _release_policy(data_dir: Path, path: Path | None) -> Any:
         raise click.ClickException(str(exc)) from None
 
 
+def _warehouse(data_dir: Path, path: Path | None) -> Any:
+    """The release policy's ``[warehouse]`` (None: the local folder); a command that needs no other part of
+    the policy still opens the table where it is, and runs without a policy file as before."""
+    from store.releases.consumers import ReleasePolicyError
+    from store.releases.governance_sink import release_table_policy
+
+    try:
+        return release_table_policy(data_dir, path).warehouse
+    except ReleasePolicyError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _day(value: str) -> int:
     try:
         return int(datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC).timestamp())
@@ -394,7 +406,13 @@ def build(
     require_store_extra("pyiceberg")  # the release table: pip install 'consentry[store,release]'
     keys, _ = _keys(data_dir)
     storage = _open(backend, data_dir, dsn, schema)
-    table = open_release_table(StoreSettings(stewards=stewards), data_dir, backend, dsn, schema)
+    try:
+        table = open_release_table(
+            StoreSettings(stewards=stewards), data_dir, backend, dsn, schema, warehouse=policy.warehouse
+        )
+    except BaseException:
+        storage.close()
+        raise
     if table is None:  # require_store_extra above already refused; this keeps the type honest
         storage.close()
         raise click.ClickException("the release table needs pyiceberg: pip install 'consentry[store,release]'")
@@ -505,9 +523,18 @@ def runs(
 
 @dataset.command()
 @backend_options
+@release_policy_option
 @json_option
 @click.argument("release_id")
-def rows(backend: str, data_dir: Path, dsn: str | None, schema: str, as_json: bool, release_id: str) -> None:
+def rows(
+    backend: str,
+    data_dir: Path,
+    dsn: str | None,
+    schema: str,
+    release_policy: Path | None,
+    as_json: bool,
+    release_id: str,
+) -> None:
     """How many rows and subjects a release holds now, by category (rows erased since its build are gone)."""
     require_store_extra("pyiceberg")  # the release table: pip install 'consentry[store,release]'
     from protocol.stewards import StewardConfig
@@ -515,7 +542,8 @@ def rows(backend: str, data_dir: Path, dsn: str | None, schema: str, as_json: bo
     from store.releases.table import ReleaseTableError
     from store.settings import StoreSettings
 
-    table = open_release_table(StoreSettings(stewards=StewardConfig()), data_dir, backend, dsn, schema)
+    where = _warehouse(data_dir, release_policy)
+    table = open_release_table(StoreSettings(stewards=StewardConfig()), data_dir, backend, dsn, schema, warehouse=where)
     if table is None:  # require_store_extra above already refused; this keeps the type honest
         raise click.ClickException("the release table needs pyiceberg: pip install 'consentry[store,release]'")
     try:
@@ -565,7 +593,9 @@ def housekeep(
 
     policy = _release_policy(data_dir, release_policy)
     grace = timedelta(hours=policy.erasure_grace_hours)
-    table = open_release_table(StoreSettings(stewards=StewardConfig()), data_dir, backend, dsn, schema, grace=grace)
+    table = open_release_table(
+        StoreSettings(stewards=StewardConfig()), data_dir, backend, dsn, schema, grace=grace, warehouse=policy.warehouse
+    )
     if table is None:  # require_store_extra above already refused; this keeps the type honest
         raise click.ClickException("the release table needs pyiceberg: pip install 'consentry[store,release]'")
     try:
@@ -581,6 +611,7 @@ def housekeep(
 
 @dataset.command()
 @backend_options
+@release_policy_option
 @policy_option
 @click.option(
     "--out",
@@ -594,6 +625,7 @@ def card(
     data_dir: Path,
     dsn: str | None,
     schema: str,
+    release_policy: Path | None,
     policy_file: Path | None,
     out: Path | None,
     release_id: str,
@@ -606,8 +638,13 @@ def card(
     from store.settings import StoreSettings
 
     stewards = _stewards(policy_file)
+    where = _warehouse(data_dir, release_policy)
     storage = _open(backend, data_dir, dsn, schema)
-    table = open_release_table(StoreSettings(stewards=stewards), data_dir, backend, dsn, schema)
+    try:
+        table = open_release_table(StoreSettings(stewards=stewards), data_dir, backend, dsn, schema, warehouse=where)
+    except BaseException:
+        storage.close()
+        raise
     if table is None:  # require_store_extra above already refused; this keeps the type honest
         storage.close()
         raise click.ClickException("the release table needs pyiceberg: pip install 'consentry[store,release]'")
@@ -617,7 +654,16 @@ def card(
             click.echo(dataset_card(facts), nl=False)
             return
         write_documents(out, facts)
-        links = link_data_files(out, table.data_files(release_id))
+        files = table.data_files(release_id)
+        if not table.is_local:  # objects in a bucket: a link cannot point at them, and a copy would escape erasure
+            click.echo(f"Wrote {out / 'README.md'} and {out / 'DATASHEET.md'}.")
+            click.echo(
+                f"The release's {len(files)} data {'file is an object' if len(files) == 1 else 'files are objects'} "
+                f"in {table.location}; read them there with the warehouse's S3 endpoint and your own credentials "
+                "(docs/release-table.md, 'S3-compatible warehouse'), never as a copy."
+            )
+            return
+        links = link_data_files(out, files)
     except (EmptyReleaseCard, ReleaseTableError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:

@@ -194,24 +194,30 @@ def serve(
     click.echo(f"Serving on {scheme}://{host}:{port} ({backend} backend); Ctrl-C stops.", err=True)
     settings = StoreSettings(stewards=stewards, max_body_bytes=max_body_mb * 1024 * 1024, api_docs=docs)
     from store.releases.consumers import ReleasePolicyError
-    from store.releases.governance_sink import open_release_table, release_grace, release_table_eraser
+    from store.releases.governance_sink import open_release_table, release_table_eraser, release_table_policy
+    from store.releases.warehouse import WarehouseError
 
     try:
-        grace = release_grace(data_dir)  # the release policy's erasure_grace_hours
+        release_policy = release_table_policy(data_dir)  # erasure_grace_hours and [warehouse]
     except ReleasePolicyError as exc:
         storage.close()
         raise click.ClickException(f"{exc}\nFix it, then start the store again.") from None
+    from datetime import timedelta
+
+    grace = timedelta(hours=release_policy.erasure_grace_hours)
+    where = release_policy.warehouse
     housekeeper = None
     try:
-        table = open_release_table(settings, data_dir, backend, dsn, schema, grace=grace)  # erasures reach it
+        try:  # erasures reach it
+            table = open_release_table(settings, data_dir, backend, dsn, schema, grace=grace, warehouse=where)
+        except WarehouseError as exc:
+            raise click.ClickException(f"{exc}\nFix it, then start the store again.") from None
         erase = release_table_eraser(table) if table is not None else None
         if table is not None:  # its own catalog connection: the thread never shares the request handlers'
-            from datetime import timedelta
-
             from store.releases.housekeeping import ReleaseHousekeeper
 
             every = timedelta(minutes=release_housekeeping_minutes)
-            own = open_release_table(settings, data_dir, backend, dsn, schema, grace=grace)
+            own = open_release_table(settings, data_dir, backend, dsn, schema, grace=grace, warehouse=where)
             housekeeper = ReleaseHousekeeper(own, every=every).start()
         app = create_app(storage, keys, settings, erase_from_releases=erase, min_group_size=min_group_size)
         run(app, host, port, tls_cert=tls_cert, tls_key=tls_key)

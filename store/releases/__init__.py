@@ -10,9 +10,11 @@ from store.releases.table import (
     TableExpiry,
     TableRetention,
 )
+from store.releases.warehouse import ObjectStore, WarehouseConfig, WarehouseError
 
 __all__ = [
     "ColumnDoc",
+    "ObjectStore",
     "OpenedRecord",
     "ReleaseAliases",
     "ReleaseSnapshot",
@@ -22,6 +24,8 @@ __all__ = [
     "TableErasure",
     "TableExpiry",
     "TableRetention",
+    "WarehouseConfig",
+    "WarehouseError",
     "column_dictionary",
     "release_rows",
 ]

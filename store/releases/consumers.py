@@ -12,6 +12,12 @@ who may request releases is the store's business alone. Example::
 
     [consumers.keys]            # Ed25519 public keys (base64), by name; `consentry dataset keygen` prints one
     ml-team = "BASE64..."
+
+    [warehouse]                 # optional: the release table's files in an S3-compatible bucket
+    url = "s3://consentry-releases/prod"          # (store.releases.warehouse; default: DATA/data/releases/)
+    endpoint = "https://minio.internal:9000"
+    region = "us-east-1"
+    credentials_file = "/etc/consentry/s3.ini"    # 0600; else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from protocol.fields import FROZEN
 from protocol.stewards import b64_key
+from store.releases.warehouse import WarehouseConfig
 
 POLICY_FILE_NAME = "release-policy.toml"
 
@@ -60,6 +67,9 @@ class ReleasePolicy(BaseModel):
     licence: str = Field(default="internal use only; no redistribution", max_length=200)
     contact: str = Field(default="the data protection officer", max_length=200)
     consumers: ConsumerConfig = Field(default_factory=ConsumerConfig)
+    warehouse: WarehouseConfig | None = Field(
+        default=None, description="an S3-compatible bucket for the release table (default: the local folder)"
+    )
 
     @model_validator(mode="after")
     def _k_floor(self) -> ReleasePolicy:

@@ -88,26 +88,45 @@ def release_table_eraser(table: Any) -> Callable[[str], tuple[str, ...]]:
 
 
 def open_release_table(
-    settings: Any, data_dir: Path, backend: str, dsn: str | None, schema: str, *, grace: timedelta | None = None
+    settings: Any,
+    data_dir: Path,
+    backend: str,
+    dsn: str | None,
+    schema: str,
+    *,
+    grace: timedelta | None = None,
+    warehouse: Any | None = None,
 ) -> Any | None:
-    """The store's release table, or None when the [release] extra (pyiceberg) is not installed."""
+    """The store's release table, or None when the [release] extra (pyiceberg) is not installed.
+
+    ``warehouse``: the release policy's ``[warehouse]`` (a ``WarehouseConfig``), None for the local folder;
+    its credentials are read now (file or environment) and the bucket checked before anything is created.
+    """
     import importlib.util
 
     if importlib.util.find_spec("pyiceberg") is None:
         return None
     from store.releases.table import ReleaseTable
+    from store.releases.warehouse import ObjectStore
 
-    return ReleaseTable.open(settings, data_dir=data_dir, backend=backend, dsn=dsn, schema=schema, grace=grace)
+    store = ObjectStore.from_config(warehouse) if warehouse is not None else None
+    return ReleaseTable.open(
+        settings, data_dir=data_dir, backend=backend, dsn=dsn, schema=schema, grace=grace, warehouse=store
+    )
 
 
-def release_grace(data_dir: Path, policy_path: Path | None = None) -> timedelta:
-    """The release policy's grace period (``erasure_grace_hours``); the default 72 hours without a policy file.
+def release_table_policy(data_dir: Path, policy_path: Path | None = None) -> Any:
+    """The release policy if its file exists, else the defaults (72 hours' grace, the local warehouse).
 
     A policy file that exists but is invalid raises ``ReleasePolicyError`` (a ``ValueError``): the store
-    does not start on a guess about how long erased rows may stay.
+    does not start on a guess about how long erased rows may stay, or where the table's files are.
     """
     from store.releases.consumers import POLICY_FILE_NAME, ReleasePolicy, load_release_policy
 
     path = policy_path or data_dir / POLICY_FILE_NAME
-    policy = load_release_policy(path) if path.exists() else ReleasePolicy()
-    return timedelta(hours=policy.erasure_grace_hours)
+    return load_release_policy(path) if path.exists() else ReleasePolicy()
+
+
+def release_grace(data_dir: Path, policy_path: Path | None = None) -> timedelta:
+    """The release policy's grace period (``erasure_grace_hours``); the default 72 hours without a policy file."""
+    return timedelta(hours=release_table_policy(data_dir, policy_path).erasure_grace_hours)

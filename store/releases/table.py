@@ -7,8 +7,9 @@ Layout (the choice of format: docs/release-table.md)::
                 module's register, ``release_snapshots`` (release -> tag, alias key) and
                 ``release_erasures`` (pending physical removals, after an erasure or retention),
                 ``release_retention`` (release -> the retention its rows were released under)
-    warehouse   DATA/data/releases/ by default (0700 folders, 0600 files); any pyiceberg FileIO location
-                (an S3-compatible bucket: s3://bucket/prefix plus s3.* properties) as an option
+    warehouse   DATA/data/releases/ by default (0700 folders, 0600 files), or an S3-compatible bucket
+                (s3://bucket/prefix) named in the release policy's [warehouse] (store.releases.warehouse),
+                read and written through pyiceberg's PyArrowFileIO
     table       consentry.releases, schema ``store.releases.rows.RELEASE_SCHEMA``, partitioned by
                 release_id, category and day(start); column statistics off (a manifest never holds a
                 value of a row, so removing data files removes every copy of a value)
@@ -33,6 +34,9 @@ Errors::
      +-- ReleaseExists         build() of a release id already built
      +-- UnknownRelease        read()/data_files() of a release never built
      +-- SnapshotExpired       a snapshot removed after an erasure or retention
+
+``open`` also raises ``store.releases.warehouse.WarehouseError`` (a ``ConsentryError``: the CLI shows it as
+it is) for an S3 warehouse it cannot use, or a table opened with another warehouse than its own.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from store.releases.rows import RELEASE_SCHEMA, ReleaseAliases
+from store.releases.warehouse import ObjectStore, WarehouseError
 from store.settings import StoreSettings
 
 NAMESPACE = "consentry"
@@ -181,22 +186,27 @@ class ReleaseTable:
         backend: str = "dir",
         dsn: str | None = None,
         schema: str = "consentry",
-        warehouse: str | None = None,
-        warehouse_properties: dict[str, str] | None = None,
+        warehouse: ObjectStore | None = None,
         grace: timedelta | None = None,
     ) -> ReleaseTable:
         """Open (creating on first use) the release table of the store whose folder is ``data_dir``.
 
         ``data_dir`` is the store's ``--data`` folder: the catalog of ``dir`` is its data/store.db, the
-        warehouse data/releases/. ``backend``/``dsn``/``schema`` as the store's own (``postgres``: the
+        warehouse data/releases/ unless ``warehouse`` names an S3-compatible bucket (checked first: an
+        unreachable endpoint, a missing bucket or refused credentials raise ``WarehouseError`` before
+        anything is created). ``backend``/``dsn``/``schema`` as the store's own (``postgres``: the
         catalog tables live in ``schema`` of that database). ``grace`` defaults to 72 hours.
+
+        A table keeps the warehouse it was created in: opening it with another raises ``WarehouseError``.
         """
         from pyiceberg.catalog.sql import SqlCatalog
         from sqlalchemy import create_engine, text
 
-        del settings  # the policy's release settings are passed explicitly (grace); kept for one signature
+        del settings  # the policy's release settings are passed explicitly (grace, warehouse); kept for one signature
         if grace is not None and grace < timedelta(0):
             raise ValueError(f"the erasure grace period cannot be negative ({grace}); 0 removes at once")
+        if warehouse is not None:
+            warehouse.check()  # before the catalog is touched: a bad setting changes nothing
         store_data = data_dir / "data"
         store_data.mkdir(mode=0o700, parents=True, exist_ok=True)
         if backend == "dir":
@@ -215,21 +225,35 @@ class ReleaseTable:
                 conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
         else:
             raise ValueError(f"unknown backend {backend!r}; choose dir or postgres")
-        if warehouse is None:
-            folder = store_data / "releases"
-            folder.mkdir(mode=0o700, exist_ok=True)
-            os.chmod(folder, 0o700)
-            warehouse = folder.as_uri()
+        folder = store_data / "releases"
+        location = folder.as_uri() if warehouse is None else warehouse.url
+        properties = {"uri": url, "warehouse": location, **(warehouse.fileio_properties() if warehouse else {})}
         lock_dir = store_data
-        properties = {"uri": url, "warehouse": warehouse, **(warehouse_properties or {})}
         catalog = SqlCatalog(NAMESPACE, **properties)
         engine = catalog.engine
+        existing = _existing_location(catalog)
+        # A local table is refused only if it is not local (a store folder reached by another path is the same).
+        if existing is not None and (
+            urlparse(existing).scheme not in ("file", "")
+            if warehouse is None
+            else not existing.startswith(location.rstrip("/") + "/")
+        ):
+            engine.dispose()
+            named = f"the local folder {folder}" if warehouse is None else location
+            raise WarehouseError(
+                f"the release table lives in {_local(existing).split('/metadata/')[0]}, but the release policy "
+                f"names {named} as its warehouse. A table is not moved between warehouses: put [warehouse] back "
+                "as it was; nothing was changed"
+            )
+        if warehouse is None:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(folder, 0o700)
         with engine.begin() as conn:
             for statement in _REGISTER_SQL:
                 conn.execute(text(statement))
         catalog.create_namespace_if_not_exists(NAMESPACE)
         table = cls._open_or_create(catalog)
-        local = Path(_local(warehouse)) if urlparse(warehouse).scheme in ("file", "") else None
+        local = Path(_local(location)) if warehouse is None else None
         if local is not None:
             _private_tree(local)
         return cls(
@@ -477,6 +501,11 @@ class ReleaseTable:
     def snapshot_id(self, release_id: str) -> int:
         """The snapshot ``release_id``'s tag names now (a pinned reader keeps it; see ``read_snapshot``)."""
         return self._tag_snapshot(release_id)
+
+    @property
+    def is_local(self) -> bool:
+        """The warehouse is the local folder (False: an S3-compatible bucket)."""
+        return self._warehouse is not None
 
     @property
     def location(self) -> str:
@@ -760,6 +789,22 @@ def _balanced_or(parts: list[Any]) -> Any:
     return _or(_balanced_or(parts[:middle]), _balanced_or(parts[middle:]))
 
 
+def _existing_location(catalog: Any) -> str | None:
+    """Where the catalog's release table has its metadata, if it has the table: read from the catalog's own
+    SQL table, not through FileIO (which would need the credentials of a warehouse the caller did not name)."""
+    from sqlalchemy import text
+
+    with catalog.engine.begin() as conn:
+        row = conn.execute(
+            text(
+                "SELECT metadata_location FROM iceberg_tables "
+                "WHERE catalog_name = :c AND table_namespace = :n AND table_name = :t"
+            ),
+            {"c": NAMESPACE, "n": NAMESPACE, "t": TABLE},
+        ).first()
+    return None if row is None or row[0] is None else str(row[0])
+
+
 def _local(uri: str) -> str:
     parsed = urlparse(uri)
     return parsed.path if parsed.scheme in ("file", "") else uri
@@ -779,30 +824,40 @@ def _added_bytes(table: Any, snapshot: Any) -> int:
 
 
 def _reachable(table: Any) -> set[str]:
-    """Every file the table's remaining snapshots and current metadata need (local paths or URIs)."""
-    keep = {_local(table.metadata_location)}
+    """Every file the table's remaining snapshots and current metadata need, as FileIO paths (see ``_fs_path``)."""
+    keep = {_fs_path(table.metadata_location)}
     for snapshot in table.snapshots():
-        keep.add(_local(snapshot.manifest_list))
+        keep.add(_fs_path(snapshot.manifest_list))
         for manifest in snapshot.manifests(table.io):
-            keep.add(_local(manifest.manifest_path))
+            keep.add(_fs_path(manifest.manifest_path))
             for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
-                keep.add(_local(entry.data_file.file_path))
+                keep.add(_fs_path(entry.data_file.file_path))
     return keep
 
 
+def _fs_path(location: str) -> str:
+    """A file's location as pyarrow's filesystem names it: /abs/path locally, bucket/key in an object store."""
+    from pyiceberg.io.pyarrow import PyArrowFileIO
+
+    return PyArrowFileIO.parse_location(location)[2]
+
+
 def _remove_unreachable(table: Any) -> tuple[int, int]:
-    """Delete the table's files no snapshot needs; returns (files, bytes). Local warehouses only walk here."""
+    """Delete the table's files no snapshot needs; returns (files, bytes).
+
+    The files are listed and deleted through the table's own FileIO filesystem: the local folder, or
+    the objects under the table's prefix in an S3-compatible bucket (the same credentials and endpoint).
+    """
     from pyarrow import fs
+    from pyiceberg.io.pyarrow import PyArrowFileIO
 
     keep = _reachable(table)
-    filesystem, root = fs.FileSystem.from_uri(table.location())
+    scheme, netloc, root = PyArrowFileIO.parse_location(table.location())
+    filesystem = table.io.fs_by_scheme(scheme, netloc)
     removed = 0
     removed_bytes = 0
     for info in filesystem.get_file_info(fs.FileSelector(root, recursive=True, allow_not_found=True)):
-        if info.type != fs.FileType.File:
-            continue
-        path = info.path if filesystem.type_name != "local" else info.path
-        if path in keep or _local(path) in keep:
+        if info.type != fs.FileType.File or info.path in keep:
             continue
         removed_bytes += int(info.size or 0)
         filesystem.delete_file(info.path)
