@@ -96,3 +96,27 @@ def shown_manifest_digest(batch_id: str, review: Any) -> str:
             "nothing was signed. Tell the store operator and the other data stewards."
         )
     return digest
+
+
+WITHHELD_NOTE = (
+    "withheld: the device key id this version-1 manifest (from an older agent) names; "
+    "the hash recomputed here covers it"
+)
+
+
+def steward_json(review: Any) -> dict[str, Any]:
+    """A batch review as a steward's tools emit it: times as UTC text, the manifest without the fields
+    withheld from stewards (named in ``withheld``), and the hash recomputed here over the manifest as
+    received (withheld fields included) in ``recomputed_manifest_sha256``, to compare with
+    ``status.manifest_sha256``."""
+    from protocol import manifest_digest
+    from protocol.manifest import withheld_from_stewards
+    from protocol.timeutil import json_with_utc_times
+
+    data: dict[str, Any] = json_with_utc_times(review)
+    withheld = withheld_from_stewards(review.manifest)
+    for name in withheld:
+        del data["manifest"][name]
+    data["withheld"] = [f"manifest.{name}" for name in withheld]
+    data["recomputed_manifest_sha256"] = manifest_digest(review.manifest)
+    return data

@@ -13,9 +13,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+from admin.access import WITHHELD_NOTE
 from admin.review_set_page import ReviewSetPages
 from kit.web import templates
 from kit.web.server import Request, Response
+from protocol.manifest import withheld_from_stewards
 from protocol.timeutil import utc_text
 from store.check_detail import describe
 
@@ -181,6 +183,7 @@ class StewardPage:
             decisions=decisions,
             mismatch=mismatch,
             can_decide=status.state == "review" and digest is not None,
+            withheld=WITHHELD_NOTE if withheld_from_stewards(m) else "",
         )
 
     def _decide(self, request: Request, batch_id: str, decision: str) -> Response:

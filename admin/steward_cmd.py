@@ -12,11 +12,13 @@ from typing import Any, TypeVar
 import click
 
 from admin.access import (
+    WITHHELD_NOTE,
     default_key_file,
     key_file_option,
     load_signer,
     resolve_store_url,
     shown_manifest_digest,
+    steward_json,
     store_tls_ca,
     store_url_option,
 )
@@ -146,18 +148,35 @@ def queue(key_file: Path | None, store_url: str | None, as_json: bool) -> None:
 @steward.command()
 @batch_options()
 def show(batch_id: str, key_file: Path | None, store_url: str | None, as_json: bool) -> None:
-    """Show a batch's manifest and privacy checks (never its records)."""
+    """Show a batch's manifest and privacy checks (never its records).
+
+    Also the manifest hash recomputed here (what approve signs). A version-1 manifest's device key id is
+    withheld (--json names it in "withheld"); the hash covers it.
+    """
+    from protocol import manifest_digest
+    from protocol.manifest import withheld_from_stewards
+    from protocol.timeutil import utc_text
+
     with _client(store_url, key_file) as client:
         review = _call(lambda: client.review(batch_id))
     if as_json:
-        _emit(review)
+        _emit(steward_json(review))
         return
     m = review.manifest
     click.echo(
         f"Batch {m.batch_id} (subject {m.subject}, seq {m.seq}): {review.status.state}, "
         f"{review.status.approvals}/{review.status.approvals_required} approvals"
     )
-    from protocol.timeutil import utc_text
+    digest = manifest_digest(m)
+    if digest == review.status.manifest_sha256:
+        click.echo(f"Manifest SHA-256 (recomputed here from the manifest shown; what you sign): {digest}")
+    else:
+        click.echo(
+            f"Manifest SHA-256 recomputed here: {digest}; the store names {review.status.manifest_sha256}. "
+            "They differ: approve and reject will refuse. Tell the store operator and the other data stewards."
+        )
+    if withheld_from_stewards(m):
+        click.echo(f"Manifest version {m.v}: {WITHHELD_NOTE}.")
 
     click.echo(f"Period: {utc_text(m.period_start)} to {utc_text(m.period_end)} (UTC); schema v{m.schema_version}")
     click.echo("Records: " + ", ".join(f"{k}={v}" for k, v in sorted(m.record_counts.items())))

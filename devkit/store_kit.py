@@ -17,6 +17,7 @@ from devkit.components import require
 from protocol import (
     NO_PREVIOUS_BATCH,
     BatchManifest,
+    BatchManifestV1,
     ConsentReceiptRef,
     LedgerCheckpointRef,
     SealedBatch,
@@ -117,6 +118,11 @@ def make_records(n: int, *, start: int = T0, receipts: dict[Category, str] | Non
     return records
 
 
+def as_version_1(manifest: BatchManifest, device_kid: str) -> BatchManifestV1:
+    """``manifest`` as an agent before manifest version 2 built it: version 1, naming ``device_kid``."""
+    return BatchManifestV1.model_validate({**manifest.model_dump(mode="json"), "v": 1, "device_kid": device_kid})
+
+
 @dataclass
 class Agent:
     """A simulated workstation: a device key and its manifest chain."""
@@ -135,17 +141,18 @@ class Agent:
         start: int = T0,
         created: int = T0 + 86_400,
         receipts: dict[Category, str] | None = None,
+        version: int = 2,
     ) -> tuple[BatchManifest, bytes]:
+        """The next batch of this device; ``version=1`` builds it as an agent before manifest version 2 did."""
         batch_id = uuid.uuid4().hex
         receipts = receipts or {c: f"r-{c.value}" for c in Category}
         source = make_records(n_records, start=start, receipts=receipts)
         released = rekey_app_tokens(source, secrets.token_bytes(32))
         payload = encode_payload(batch_id, released)
         self.seq += 1
-        manifest = build_manifest(
+        manifest: BatchManifest = build_manifest(
             batch_id=batch_id,
             subject=self.subject,
-            device_kid=self.device.kid,
             seq=self.seq,
             prev_batch_hash=self.prev,
             records=released,
@@ -154,15 +161,16 @@ class Agent:
             created=created,
             source_records=source,
         )
+        if version == 1:
+            manifest = as_version_1(manifest, self.device.kid)
         self.prev = manifest_digest(manifest)
         return manifest, payload
 
     def seal(
         self, manifest: BatchManifest, payload: bytes, store_public: bytes, *, created: int = T0 + 90_000
     ) -> SealedBatch:
-        header = build_header(
-            manifest, LedgerCheckpointRef(seq=self.ledger_seq, head_hash=self.ledger_head), created=created
-        )
+        checkpoint = LedgerCheckpointRef(seq=self.ledger_seq, head_hash=self.ledger_head)
+        header = build_header(manifest, checkpoint, device_kid=self.device.kid, created=created)
         return seal_batch(header, payload, store_public, self.device)
 
 

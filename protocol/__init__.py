@@ -8,12 +8,13 @@ The workstation side (``vault.batches`` seals, ``agent.shipping`` ships) calls, 
     batch_key = os.urandom(32)                       # per batch; discard after sealing
     released = rekey_app_tokens(records, batch_key)  # anon: app tokens unlinkable across batches
     payload = encode_payload(batch_id, released)     # batch_id = uuid.uuid4().hex
-    manifest = build_manifest(batch_id=..., subject=..., device_kid=device_key.kid, seq=n,
+    manifest = build_manifest(batch_id=..., subject=..., seq=n,     # version 2: names no device
                               prev_batch_hash=<manifest_digest of batch n-1, or NO_PREVIOUS_BATCH>,
                               records=released, receipts=[ConsentReceiptRef(...), ...],
                               payload=payload, created=now, source_records=records)
     # employee preview / hold / veto on `manifest`; then StoreClient.submit_manifest(manifest)
-    # after approval: header = build_header(manifest, LedgerCheckpointRef(seq=, head_hash=), created=now)
+    # after approval: header = build_header(manifest, LedgerCheckpointRef(seq=, head_hash=),
+    #                                       device_kid=device_key.kid, created=now)
     sealed = seal_batch(header, payload, store_public_key, device_key)   # device_key: any Signer
     receipt = StoreClient(...).upload(sealed)                             # a verified LogReceipt
     StoreClient(...).submit_checkpoint(sign_checkpoint(device_key, seq, head, created=now))
@@ -22,7 +23,8 @@ The workstation side (``vault.batches`` seals, ``agent.shipping`` ships) calls, 
     # -> an ErasureReceipt, checked by verify_erasure_receipt against that very request
 
 ``seq`` is assigned when a manifest is *submitted* (a vetoed batch never gets one), starting at 1;
-``prev_batch_hash`` is ``manifest_digest`` of the previous submitted manifest. The store side calls
+``prev_batch_hash`` is ``manifest_digest`` of the previous submitted manifest (of either version:
+``read_manifest`` reads a stored one, version 1 from older agents included). The store side calls
 ``open_batch``, ``tally``, ``run_privacy_checks`` and the ``merkle``/``auditlog`` functions.
 Errors: crypto failures are the opaque ``protocol.errors.InvalidRecord``; unknown versions
 ``protocol.errors.UnsupportedVersion``; misuse a precise ``ValueError``.
@@ -80,6 +82,9 @@ _EXPORTS: dict[str, str] = {
     "b64decode": "protocol.fields",
     "b64encode": "protocol.fields",
     "BatchManifest": "protocol.manifest",
+    "BatchManifestV1": "protocol.manifest",
+    "BatchManifestV2": "protocol.manifest",
+    "read_manifest": "protocol.manifest",
     "build_manifest": "protocol.manifest",
     "manifest_digest": "protocol.manifest",
     "decode_payload": "protocol.payload",
@@ -182,7 +187,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from protocol.keyfile import decode_key
     from protocol.ledger_chain import chain_hash, entry_digest
     from protocol.ledger_head import ledger_head_message, verify_ledger_head
-    from protocol.manifest import NO_PREVIOUS_BATCH, BatchManifest, build_manifest, manifest_digest
+    from protocol.manifest import (
+        NO_PREVIOUS_BATCH,
+        BatchManifest,
+        BatchManifestV1,
+        BatchManifestV2,
+        build_manifest,
+        manifest_digest,
+        read_manifest,
+    )
     from protocol.payload import decode_payload, encode_payload, payload_digest
     from protocol.privacy import REQUIRED_CHECKS, STORE_CHECKS, PrivacyCheck, rekey_app_tokens, run_privacy_checks
     from protocol.request_signing import digest_message, sign_request, verify_request

@@ -5,7 +5,10 @@ its canonical JSON is what both refer to. ``SealedBatch`` is the upload body (JS
 
     {"v": 1, "header": {BatchHeader}, "sealed": base64(sealed bytes), "signature": base64(64 bytes)}
 
-The sealed bytes and the signed message are laid out in ``protocol.sealing``.
+The sealed bytes and the signed message are laid out in ``protocol.sealing``. The header is what binds a
+batch to its device: it names ``device_kid`` and the manifest's digest, and the device signs it. A
+version-2 manifest names no device (``protocol.manifest``); a version-1 manifest's ``device_kid`` must
+equal the header's.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from protocol.fields import (
     Subject,
     Versioned,
 )
-from protocol.manifest import BatchManifest, manifest_digest
+from protocol.manifest import BatchManifest, BatchManifestV1, manifest_digest
 
 
 class LedgerCheckpointRef(BaseModel):
@@ -59,13 +62,21 @@ class SealedBatch(Versioned):
     signature: Signature64
 
 
-def build_header(manifest: BatchManifest, ledger_checkpoint: LedgerCheckpointRef, *, created: int) -> BatchHeader:
-    """The header for shipping the batch that ``manifest`` describes (copies its ids, binds its digest)."""
+def build_header(
+    manifest: BatchManifest, ledger_checkpoint: LedgerCheckpointRef, *, device_kid: str, created: int
+) -> BatchHeader:
+    """The header for shipping the batch that ``manifest`` describes, from the device ``device_kid``
+    (the key that will sign it): copies the manifest's ids and binds its digest.
+
+    A version-1 manifest names its device itself; ``device_kid`` must be that one (ValueError otherwise).
+    """
+    if isinstance(manifest, BatchManifestV1) and manifest.device_kid != device_kid:
+        raise ValueError("the version-1 manifest names another device_kid than the signing device's")
     return BatchHeader(
         v=1,
         batch_id=manifest.batch_id,
         subject=manifest.subject,
-        device_kid=manifest.device_kid,
+        device_kid=device_kid,
         seq=manifest.seq,
         prev_batch_hash=manifest.prev_batch_hash,
         manifest_sha256=manifest_digest(manifest),
@@ -75,12 +86,18 @@ def build_header(manifest: BatchManifest, ledger_checkpoint: LedgerCheckpointRef
 
 
 def header_mismatches(header: BatchHeader, manifest: BatchManifest) -> tuple[str, ...]:
-    """Names of header fields that disagree with the manifest (empty when the header describes it)."""
+    """Names of header fields that disagree with the manifest (empty when the header describes it).
+
+    The header's ``device_kid`` is compared with a version-1 manifest's; a version-2 manifest names no
+    device, and the store compares the header's with the device that submitted the manifest instead.
+    """
     wrong = [
         name
-        for name in ("batch_id", "subject", "device_kid", "seq", "prev_batch_hash")
+        for name in ("batch_id", "subject", "seq", "prev_batch_hash")
         if getattr(header, name) != getattr(manifest, name)
     ]
+    if isinstance(manifest, BatchManifestV1) and header.device_kid != manifest.device_kid:
+        wrong.append("device_kid")
     if header.manifest_sha256 != manifest_digest(manifest):
         wrong.append("manifest_sha256")
     return tuple(wrong)

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from protocol.approval import CountedDecision
 from protocol.auditlog import LogEntry, LogReceipt
 from protocol.categories import Category, KeyClass, MouseButton
-from protocol.manifest import BatchManifest
+from protocol.manifest import BatchManifest, read_manifest
 from store import review_set_storage
 from store.audit import append_entry
 from store.backend import StoreBackend, StoredRecord
@@ -212,7 +212,7 @@ def export_parquet(
         batches = tx.stored_batches()
         # Single approvals and review-set inclusions (store.review_sets) alike.
         approvals = {b.batch_id: review_set_storage.decisions(tx, b.batch_id) for b in batches}
-    manifests = {b.batch_id: BatchManifest.model_validate_json(b.manifest_json) for b in batches if b.manifest_json}
+    manifests = {b.batch_id: read_manifest(b.manifest_json) for b in batches if b.manifest_json}
     ids = [b.batch_id for b in batches if b.batch_id in manifests]
     _private_folder(out)
     _private_folder(out / "data")

@@ -22,7 +22,7 @@ from protocol.approval import reason_digest, tally
 from protocol.auditlog import EntryKind, LogEntry
 from protocol.errors import InvalidRecord
 from protocol.fields import b64encode
-from protocol.manifest import BatchManifest, manifest_digest
+from protocol.manifest import BatchManifest, manifest_digest, read_manifest
 from protocol.review_set import (
     MAX_SET_SIZE,
     SetApproval,
@@ -71,9 +71,7 @@ class ReviewSets:
         """(batch id, manifest hash, manifest) of every batch waiting for review, oldest first."""
         rows = tx.list_batches(("review",), MAX_SET_SIZE)
         return [
-            (b.batch_id, b.manifest_sha256, BatchManifest.model_validate_json(b.manifest_json))
-            for b in rows
-            if b.manifest_json is not None
+            (b.batch_id, b.manifest_sha256, read_manifest(b.manifest_json)) for b in rows if b.manifest_json is not None
         ]
 
     def groups(self) -> list[GroupSummary]:
@@ -119,7 +117,7 @@ class ReviewSets:
                         batch_id=m.batch_id,
                         manifest_sha256=m.manifest_sha256,
                         state="erased" if row is None else row.state,  # type: ignore[arg-type]
-                        manifest=None if manifest is None else BatchManifest.model_validate_json(manifest),
+                        manifest=None if manifest is None else read_manifest(manifest),
                     )
                 )
             key = GroupKey.model_validate_json(key_json)
@@ -149,7 +147,7 @@ class ReviewSets:
         for raw in rows:
             if day_of(int(json.loads(raw)["period_start"])) != before:  # cheap filter before validating
                 continue
-            manifest = BatchManifest.model_validate_json(raw)
+            manifest = read_manifest(raw)
             k = group_key(manifest)
             if k.terms_sha256 == key.terms_sha256 and k.notices == key.notices:
                 chosen.append(manifest)

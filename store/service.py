@@ -21,7 +21,7 @@ from protocol.erasure import ErasureReceipt, ErasureRequest, sign_erasure_receip
 from protocol.errors import ConsentryError, InvalidRecord, UnsupportedVersion
 from protocol.fields import b64encode
 from protocol.ledger_chain import LEDGER_START_HASH
-from protocol.manifest import BatchManifest, manifest_digest
+from protocol.manifest import BatchManifest, BatchManifestV1, manifest_digest, read_manifest
 from protocol.payload import decode_payload, payload_digest
 from protocol.privacy import REQUIRED_CHECKS, STORE_CHECKS, run_privacy_checks
 from protocol.sealing import open_batch, verify_batch_signature
@@ -78,7 +78,12 @@ class StoreService:
 
     # review queue ------------------------------------------------------------------------------------------
     def submit_manifest(self, who: Principal, manifest: BatchManifest) -> BatchStatus:
-        if manifest.device_kid != who.kid:
+        """Queue ``manifest`` for review, bound to the device that sent it (``who``, authenticated).
+
+        A version-2 manifest names no device: the batch row records ``who``, and only a header signed by
+        that device can ship it (``upload``). A version-1 manifest (older agents) must name ``who``.
+        """
+        if isinstance(manifest, BatchManifestV1) and manifest.device_kid != who.kid:
             raise Forbidden("device_mismatch", "a device submits only its own manifests")
         if manifest.schema_version != SCHEMA_VERSION:
             raise Unprocessable(
@@ -145,7 +150,7 @@ class StoreService:
             for batch in tx.list_batches(states, self.settings.queue_limit):
                 if batch.manifest_json is None:
                     continue
-                manifest = BatchManifest.model_validate_json(batch.manifest_json)
+                manifest = read_manifest(batch.manifest_json)
                 t = self._tally(tx, batch, self._device(tx, batch.device_kid))
                 items.append(
                     QueueItem(
@@ -168,7 +173,7 @@ class StoreService:
             batch = self._batch(tx, batch_id)
             if batch.manifest_json is None:  # erased or withdrawn: the manifest is gone
                 raise Conflict(*_TERMINAL_REFUSALS.get(batch.state, _TERMINAL_REFUSALS["erased"]))
-            manifest = BatchManifest.model_validate_json(batch.manifest_json)
+            manifest = read_manifest(batch.manifest_json)
             status = self._status(tx, batch, self._device(tx, batch.device_kid))
             decisions = tuple(Approval.model_validate_json(a) for a in tx.approvals_json(batch_id))
         return BatchReview(
@@ -248,7 +253,7 @@ class StoreService:
         self._refuse_terminal(row)
         assert row.manifest_json is not None  # only erased batches lose it, and those were refused
         if checked is None:
-            manifest = BatchManifest.model_validate_json(row.manifest_json)
+            manifest = read_manifest(row.manifest_json)
             wrong = header_mismatches(batch.header, manifest)
             if wrong:
                 raise Unprocessable(

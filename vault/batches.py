@@ -30,7 +30,7 @@ from protocol.batch import LedgerCheckpointRef, SealedBatch, build_header
 from protocol.consent_ref import ConsentReceiptRef
 from protocol.envelope import Context, context, open_blob, seal
 from protocol.errors import ConsentError, VaultError
-from protocol.manifest import NO_PREVIOUS_BATCH, BatchManifest, build_manifest, manifest_digest
+from protocol.manifest import NO_PREVIOUS_BATCH, BatchManifest, build_manifest, manifest_digest, read_manifest
 from protocol.payload import decode_payload, encode_payload
 from protocol.privacy import rekey_app_tokens
 from protocol.timeutil import iso, parse_iso, utc_day
@@ -101,7 +101,6 @@ def seal_pending(vault: Vault, policy: MachinePolicy, now: datetime, *, up_to: i
         preview = build_manifest(
             batch_id=batch_id,
             subject=period.subject,
-            device_kid=vault.device_key.kid,
             seq=1,
             prev_batch_hash=NO_PREVIOUS_BATCH,
             records=released,
@@ -249,7 +248,7 @@ def prepare_submission(vault: Vault, batch_id: str, now: datetime) -> BatchManif
             int(r[0]) for r in vault.db.execute("SELECT record_id FROM records WHERE batch_id = ?", (batch_id,))
         ]
         manifest = build_manifest(
-            batch_id=batch_id, subject=subject, device_kid=vault.device_key.kid, seq=seq, prev_batch_hash=prev,
+            batch_id=batch_id, subject=subject, seq=seq, prev_batch_hash=prev,
             records=records, receipts=receipts, payload=data,
             created=int(parse_iso(info.created).timestamp()),
             source_records=vault.read_windows(record_ids=source_ids),  # lets the re-keying check run again
@@ -266,10 +265,11 @@ def subject_of(vault: Vault, batch_id: str) -> str:
 
 
 def manifest_of(vault: Vault, batch_id: str) -> BatchManifest:
+    """The manifest as numbered and stored: version 2, or version 1 for a batch submitted before it."""
     row = vault.db.execute("SELECT manifest FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
     if row is None or row[0] is None:
         raise VaultError(f"batch {batch_id} has not been submitted for review yet")
-    return BatchManifest.model_validate_json(row[0])
+    return read_manifest(row[0])
 
 
 def mark_submitted(vault: Vault, batch_id: str, now: datetime) -> bool:
@@ -319,7 +319,8 @@ def prepare_upload(
             return sealed, checkpoint
         checkpoint = vault.ledger.checkpoint(vault.device_key, now)
         ref = LedgerCheckpointRef(seq=checkpoint.seq, head_hash=checkpoint.head_hash)
-        header = build_header(manifest_of(vault, batch_id), ref, created=int(now.timestamp()))
+        manifest = manifest_of(vault, batch_id)
+        header = build_header(manifest, ref, device_kid=vault.device_key.kid, created=int(now.timestamp()))
         sealed = seal_batch(header, payload(vault, batch_id), store_public_key, vault.device_key)
         vault.db.execute("UPDATE batches SET upload = ? WHERE batch_id = ?", (sealed.model_dump_json(), batch_id))
     return sealed, checkpoint

@@ -43,7 +43,7 @@ from protocol.fields import (
     b64decode,
     b64encode,
 )
-from protocol.manifest import BatchManifest
+from protocol.manifest import read_manifest
 from protocol.signing import Signer, is_valid_signature
 from protocol.stewards import StewardConfig
 from store.audit import append_entry
@@ -385,7 +385,7 @@ def _covering_receipts(tx: StoreTx, batch_ids: list[str], purpose: str) -> dict[
         batch = tx.get_batch(batch_id)
         if batch is None or batch.manifest_json is None:
             continue  # erased since the request
-        manifest = BatchManifest.model_validate_json(batch.manifest_json)
+        manifest = read_manifest(batch.manifest_json)
         covering[batch_id] = {r.receipt_id for r in manifest.consent_receipts if purpose in r.purposes}
     return covering
 

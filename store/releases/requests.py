@@ -38,7 +38,7 @@ from protocol.fields import (
     b64decode,
     b64encode,
 )
-from protocol.manifest import BatchManifest
+from protocol.manifest import read_manifest
 from protocol.signing import Signer, is_valid_signature
 from store.backend import StoreTx
 from store.releases.consumers import ReleasePolicy
@@ -150,7 +150,7 @@ def release_manifest(
     for row in tx.stored_batches():
         if row.manifest_json is None:
             continue
-        manifest = BatchManifest.model_validate_json(row.manifest_json)
+        manifest = read_manifest(row.manifest_json)
         if manifest.period_start < request.period_start or manifest.period_end > request.period_end:
             continue
         taken = False

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from agent import shipping
 from agent.cli.main import cli
 from devkit.factories import apps_window, grant, keyboard_window, mouse_window, receipt_for
-from devkit.store_kit import Harness, Stewards, StoreProcess, free_port, running_store, write_policy
+from devkit.store_kit import Harness, Stewards, StoreProcess, as_version_1, free_port, running_store, write_policy
 from kit.store_client import RetryPolicy, StoreClient
 from protocol import b64decode, b64encode, manifest_digest, sign_approval
 from protocol.categories import Category
@@ -248,6 +248,39 @@ def test_batch_erased_after_submission_is_withdrawn_and_later_batches_still_ship
     r = receipt_for(vault.consent(policy), Category.KEYBOARD)
     vault.write_windows([keyboard_window(T + 600, r)])
     second = _submitted(vault, policy)
+    _approve(store, second.batch_id)
+    report = shipping.sync(vault, policy, NOW)
+    assert report.shipped == [second.batch_id] and not report.errors, report.errors
+
+
+def test_a_version_1_manifest_already_in_the_vault_ships_after_the_upgrade_and_the_next_batch_chains_to_it(
+    store, enrolled
+) -> None:
+    """A batch an older agent numbered (its manifest of version 1 stored in the vault, not yet sent) is
+    submitted, approved and shipped as it is; the next manifest is of version 2 and names its hash."""
+    vault, policy = enrolled
+    info = batches.seal_pending(vault, policy, NOW)
+    assert info is not None
+    batches.release(vault, info.batch_id, NOW)
+    new = batches.prepare_submission(vault, info.batch_id, NOW)
+    old = as_version_1(new, vault.device_key.kid)  # what the older agent stored before its crash or upgrade
+    with vault.transaction():
+        vault.db.execute(
+            "UPDATE batches SET manifest = ?, manifest_sha256 = ? WHERE batch_id = ?",
+            (old.model_dump_json(), manifest_digest(old), info.batch_id),
+        )
+    assert batches.manifest_of(vault, info.batch_id) == old
+    assert shipping.sync(vault, policy, NOW).submitted == [info.batch_id]
+    _approve(store, info.batch_id)
+    report = shipping.sync(vault, policy, NOW)
+    assert report.shipped == [info.batch_id] and not report.errors, report.errors
+    with store.backend.transaction() as tx:
+        assert tx.get_batch(info.batch_id).manifest_sha256 == manifest_digest(old)  # type: ignore[union-attr]
+    r = receipt_for(vault.consent(policy), Category.KEYBOARD)
+    vault.write_windows([keyboard_window(T + 600, r)])
+    second = _submitted(vault, policy)
+    following = batches.manifest_of(vault, second.batch_id)
+    assert following.v == 2 and following.seq == 2 and following.prev_batch_hash == manifest_digest(old)
     _approve(store, second.batch_id)
     report = shipping.sync(vault, policy, NOW)
     assert report.shipped == [second.batch_id] and not report.errors, report.errors

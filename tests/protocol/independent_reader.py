@@ -204,6 +204,29 @@ def open_upload(upload: str, store_private_key: bytes, device_public_key: bytes)
     return OpenedUpload(header, payload, body["records"])
 
 
+MANIFEST_FIELDS = {
+    "v", "batch_id", "subject", "seq", "prev_batch_hash", "period_start", "period_end", "schema_version",
+    "record_counts", "consent_receipts", "privacy_checks", "payload_sha256", "payload_bytes", "created",
+}  # fmt: skip
+
+
+def check_manifest(manifest: dict[str, Any], header: dict[str, Any]) -> str:
+    """A batch manifest of version 2 (no device_kid) or 1 (device_kid, equal to the header's) that the
+    header describes; returns its manifest_sha256 (SHA-256 of its canonical JSON, every field it has)."""
+    expected = {2: MANIFEST_FIELDS, 1: MANIFEST_FIELDS | {"device_kid"}}.get(manifest.get("v"))
+    if expected is None:
+        raise Unreadable("not a version-1 or version-2 manifest")
+    if set(manifest) != expected:
+        raise Unreadable(f"manifest fields are not those of version {manifest['v']}")
+    for name in ("batch_id", "subject", "seq", "prev_batch_hash") + (("device_kid",) if manifest["v"] == 1 else ()):
+        if header[name] != manifest[name]:
+            raise Unreadable(f"the header's {name} is not the manifest's")
+    digest = hashlib.sha256(canonical(manifest)).hexdigest()
+    if header["manifest_sha256"] != digest:
+        raise Unreadable("the header names another manifest")
+    return digest
+
+
 # -- the store's receipt (RFC 9162 tree) ---------------------------------------------------------------------------
 
 

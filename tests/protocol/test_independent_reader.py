@@ -112,6 +112,8 @@ def test_an_independent_reader_opens_the_vault_the_upload_and_the_receipt(store:
         opened = reader.open_upload(row["upload"], store.keys.seal.private_bytes(), reading.device_public_key)
         manifest = json.loads(row["manifest"])
         assert opened.header["batch_id"] == info.batch_id == manifest["batch_id"]
+        assert manifest["v"] == 2 and "device_kid" not in manifest  # the header names the device
+        assert reader.check_manifest(manifest, opened.header) == digest
         assert opened.header["manifest_sha256"] == hashlib.sha256(reader.canonical(manifest)).hexdigest()
         assert manifest["payload_sha256"] == hashlib.sha256(opened.payload).hexdigest()
         assert sorted((r["category"], r["start"]) for r in opened.records) == sorted(
@@ -168,6 +170,24 @@ def _flip(signature: str) -> str:
     raw = bytearray(base64.b64decode(signature))
     raw[0] ^= 1
     return base64.b64encode(bytes(raw)).decode()
+
+
+def test_the_reader_checks_both_manifest_versions_against_their_headers() -> None:
+    """Version 1 (device_kid, equal to the header's) and version 2 (none): each hash as documented."""
+    v1, v2 = _vector("release-v1.json"), _vector("manifest-v2.json")
+    assert reader.check_manifest(v1["manifest"], v1["header"]) == v1["manifest_sha256"]
+    assert reader.check_manifest(v2["manifest"], v2["header"]) == v2["manifest_sha256"]
+    assert v2["header"]["device_kid"] == v1["manifest"]["device_kid"] and "device_kid" not in v2["manifest"]
+    refused = (
+        ({**v2["manifest"], "device_kid": v2["header"]["device_kid"]}, v2["header"]),  # v2 naming a device
+        ({k: v for k, v in v1["manifest"].items() if k != "device_kid"}, v1["header"]),  # v1 without one
+        (v1["manifest"], {**v1["header"], "device_kid": "0123456789abcdef"}),  # another device's header
+        ({**v2["manifest"], "v": 3}, v2["header"]),
+        (v2["manifest"], v1["header"]),  # the header names the version-1 manifest's hash
+    )
+    for manifest, header in refused:
+        with pytest.raises(reader.Unreadable):
+            reader.check_manifest(manifest, header)
 
 
 def test_the_reader_verifies_every_frozen_signed_format_the_product_made() -> None:

@@ -15,7 +15,10 @@ from protocol import (
     Approval,
     BatchHeader,
     BatchManifest,
+    BatchManifestV1,
+    BatchManifestV2,
     LedgerCheckpoint,
+    LedgerCheckpointRef,
     SealedBatch,
     SigningKey,
     StoreSealKey,
@@ -28,6 +31,7 @@ from protocol import (
     manifest_digest,
     open_batch,
     payload_digest,
+    read_manifest,
     rekey_app_tokens,
     run_privacy_checks,
     seal_batch,
@@ -37,13 +41,17 @@ from protocol import (
     verify_erasure,
     verify_tree_head,
 )
+from protocol.batch import header_mismatches
+from protocol.canonical import canonical_json
 from protocol.categories import Category
 from protocol.erasure import ErasureRequest
 from protocol.errors import InvalidRecord, UnsupportedVersion
+from protocol.manifest import withheld_from_stewards
 from protocol.privacy import STORE_CHECKS
 from protocol.windows import AppsWindow, parse_window, window_to_json_dict
 
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "release-v1.json").read_text())
+MANIFEST_V2 = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "manifest-v2.json").read_text())
 
 
 @pytest.fixture
@@ -131,10 +139,84 @@ def test_sealing_with_a_key_that_is_not_the_headers_device_is_misuse(sealed_setu
         seal_batch(batch.header, payload, b"short", SigningKey.generate())
 
 
-@pytest.mark.parametrize("model", [BatchManifest, BatchHeader, SealedBatch, Approval, LedgerCheckpoint, TreeHead])
+@pytest.mark.parametrize("model", [BatchHeader, SealedBatch, Approval, LedgerCheckpoint, TreeHead])
 def test_unknown_wire_version_is_refused_before_other_fields(model: type) -> None:
     with pytest.raises(UnsupportedVersion):
         model.model_validate({"v": 2, "anything": "else"})
+
+
+def test_unknown_manifest_version_is_refused_before_other_fields() -> None:
+    for version in (0, 3, 99):
+        with pytest.raises(UnsupportedVersion):
+            read_manifest({"v": version, "anything": "else"})
+        with pytest.raises(UnsupportedVersion):
+            read_manifest(json.dumps({"v": version}))
+    with pytest.raises(UnsupportedVersion):  # each version's model takes only its own
+        BatchManifestV1.model_validate({"v": 2, "anything": "else"})
+    with pytest.raises(UnsupportedVersion):
+        BatchManifestV2.model_validate({"v": 1, "anything": "else"})
+
+
+# --- manifest versions -----------------------------------------------------------------------------------
+def test_new_manifests_are_version_2_and_name_no_device() -> None:
+    agent = Agent()
+    manifest, _ = agent.next_batch(3)
+    assert isinstance(manifest, BatchManifestV2) and manifest.v == 2
+    assert "device_kid" not in manifest.canonical_dict() and agent.device.kid not in manifest.model_dump_json()
+    assert read_manifest(manifest.model_dump_json()) == manifest
+    assert withheld_from_stewards(manifest) == ()
+
+
+def test_a_version_2_manifest_naming_a_device_is_refused() -> None:
+    manifest, _ = Agent().next_batch(3)
+    with pytest.raises(ValueError, match="device_kid"):
+        read_manifest({**manifest.canonical_dict(), "device_kid": "56475aa75463474c"})
+
+
+def test_a_version_1_manifest_is_read_and_hashed_as_sent() -> None:
+    agent = Agent()
+    manifest, _ = agent.next_batch(3, version=1)
+    assert isinstance(manifest, BatchManifestV1) and manifest.device_kid == agent.device.kid
+    again = read_manifest(manifest.model_dump_json())
+    assert again == manifest and manifest_digest(again) == manifest_digest(manifest)
+    assert withheld_from_stewards(manifest) == ("device_kid",)
+    version_2 = read_manifest({**{k: v for k, v in manifest.canonical_dict().items() if k != "device_kid"}, "v": 2})
+    assert manifest_digest(version_2) != manifest_digest(manifest)  # the version is part of what is hashed
+
+
+def test_the_header_binds_the_device_for_both_versions() -> None:
+    agent, other = Agent(), SigningKey.generate()
+    ref = LedgerCheckpointRef(seq=1, head_hash="ab" * 32)
+    for version in (1, 2):
+        manifest, _ = agent.next_batch(3, version=version)
+        header = build_header(manifest, ref, device_kid=agent.device.kid, created=T0)
+        assert header.device_kid == agent.device.kid and header_mismatches(header, manifest) == ()
+        other_device = header.model_copy(update={"device_kid": other.kid})
+        if version == 1:  # the manifest names its device: another in the header is a mismatch
+            with pytest.raises(ValueError, match="device_kid"):
+                build_header(manifest, ref, device_kid=other.kid, created=T0)
+            assert header_mismatches(other_device, manifest) == ("device_kid",)
+        else:  # the store compares the header's device with the one that submitted the manifest
+            assert header_mismatches(other_device, manifest) == ()
+
+
+def test_manifest_v2_vectors_reproduce_from_the_version_1_vector() -> None:
+    v = MANIFEST_V2
+    manifest = read_manifest(v["manifest"])
+    assert isinstance(manifest, BatchManifestV2)
+    assert canonical_json(manifest.canonical_dict()).hex() == v["manifest_canonical_hex"]
+    assert manifest_digest(manifest) == v["manifest_sha256"] != v["manifest_v1_sha256"]
+    v1 = read_manifest(VECTORS["manifest"])
+    assert {**v1.canonical_dict(), "v": 2} == {**manifest.canonical_dict(), "device_kid": VECTORS["device_kid"], "v": 2}
+    device = SigningKey(bytes.fromhex(VECTORS["device_private_key"]))
+    header = BatchHeader.model_validate(v["header"])
+    assert header.canonical_bytes().hex() == v["header_canonical_hex"] and header.device_kid == device.kid
+    assert build_header(manifest, header.ledger_checkpoint, device_kid=device.kid, created=header.created) == header
+    steward = SigningKey(bytes.fromhex(VECTORS["steward_private_key"]))
+    approval = Approval.model_validate(v["approval"])
+    assert (
+        sign_approval(steward, manifest.batch_id, v["manifest_sha256"], "approve", created=approval.created) == approval
+    )
 
 
 def test_payload_round_trips_and_an_unknown_version_is_refused() -> None:
@@ -236,7 +318,6 @@ def test_manifest_records_a_failed_rekey_check_when_tokens_were_not_rekeyed() ->
     manifest = build_manifest(
         batch_id=batch_id,
         subject="subj-00000001",
-        device_kid="dev0000000000001",
         seq=1,
         prev_batch_hash=NO_PREVIOUS_BATCH,
         records=records,
@@ -325,11 +406,11 @@ def test_release_v1_vectors_still_verify_and_reproduce() -> None:
     assert device.kid == v["device_kid"] and store.public_bytes.hex() == v["store_public_key"]
     payload = bytes.fromhex(v["payload_hex"])
     assert payload_digest(payload) == v["payload_sha256"]
-    manifest = BatchManifest.model_validate(v["manifest"])
-    assert manifest_digest(manifest) == v["manifest_sha256"]
+    manifest = read_manifest(v["manifest"])  # a version-1 manifest, hashed as it always was
+    assert manifest.v == 1 and manifest_digest(manifest) == v["manifest_sha256"]
     header = BatchHeader.model_validate(v["header"])
     assert header.canonical_bytes().hex() == v["header_canonical_hex"]
-    assert build_header(manifest, header.ledger_checkpoint, created=header.created) == header
+    assert build_header(manifest, header.ledger_checkpoint, device_kid=device.kid, created=header.created) == header
     sealed = SealedBatch.model_validate(v["sealed_batch"])
     assert open_batch(sealed, store, device.public_bytes) == payload
     approval = Approval.model_validate(v["approval"])

@@ -312,7 +312,9 @@ def test_ledger_checkpoints_may_not_go_back_or_fork(store: Harness, agent: Agent
         client.submit_manifest(manifest)
         store.approve(manifest)
         stale = seal_batch(
-            build_header(manifest, LedgerCheckpointRef(seq=3, head_hash="cc" * 32), created=T0),
+            build_header(
+                manifest, LedgerCheckpointRef(seq=3, head_hash="cc" * 32), device_kid=agent.device.kid, created=T0
+            ),
             payload,
             store.keys.seal.public_bytes,
             agent.device,

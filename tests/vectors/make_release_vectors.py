@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from devkit.store_kit import T0, make_records, receipt_ref
+from devkit.store_kit import T0, as_version_1, make_records, receipt_ref
 from protocol import (
     NO_PREVIOUS_BATCH,
     LedgerCheckpointRef,
@@ -35,19 +35,22 @@ store = StoreSealKey(bytes(range(96, 128)))
 batch_id = "0123456789abcdef0123456789abcdef"
 records = rekey_app_tokens(make_records(4), b"\x07" * 32)
 payload = encode_payload(batch_id, records)
-manifest = build_manifest(
-    batch_id=batch_id,
-    subject="subj-vector-0001",
-    device_kid=device.kid,
-    seq=1,
-    prev_batch_hash=NO_PREVIOUS_BATCH,
-    records=records,
-    receipts=[receipt_ref(c, f"r-{c.value}") for c in Category],
-    payload=payload,
-    created=T0,
-    source_records=make_records(4),
+# Version 1 of the manifest (it named the device); version 2 has its own file (make_manifest_v2_vectors.py).
+manifest = as_version_1(
+    build_manifest(
+        batch_id=batch_id,
+        subject="subj-vector-0001",
+        seq=1,
+        prev_batch_hash=NO_PREVIOUS_BATCH,
+        records=records,
+        receipts=[receipt_ref(c, f"r-{c.value}") for c in Category],
+        payload=payload,
+        created=T0,
+        source_records=make_records(4),
+    ),
+    device.kid,
 )
-header = build_header(manifest, LedgerCheckpointRef(seq=3, head_hash="ef" * 32), created=T0 + 10)
+header = build_header(manifest, LedgerCheckpointRef(seq=3, head_hash="ef" * 32), device_kid=device.kid, created=T0 + 10)
 sealed = seal_batch(header, payload, store.public_bytes, device)
 approval = sign_approval(steward, batch_id, manifest_digest(manifest), "approve", created=T0 + 20)
 cp = sign_checkpoint(device, 3, "ef" * 32, created=T0 + 5)
