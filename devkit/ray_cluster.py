@@ -39,7 +39,10 @@ def local_cluster(object_store_bytes: int) -> Iterator[tuple[str, dict[str, str]
     nodes: list[subprocess.Popen[bytes]] = []
     try:
         nodes.append(subprocess.Popen(_ray(*head, *common), env=env, start_new_session=True))
-        nodes.append(subprocess.Popen(_ray("start", f"--address={address}", *common), env=env, start_new_session=True))
+        # One log monitor per host (Ray's own advice for `--include-log-monitor`): the head's already
+        # watches this host's log folder, a second one only duplicates its work.
+        worker = ["start", f"--address={address}", "--include-log-monitor=false"]
+        nodes.append(subprocess.Popen(_ray(*worker, *common), env=env, start_new_session=True))
         yield address, env
     finally:
         for node in reversed(nodes):
