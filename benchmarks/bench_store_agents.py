@@ -90,7 +90,9 @@ def run(args: argparse.Namespace, processes: int) -> float:
     try:
         for _ in range(processes):  # one at a time: the first applies the migrations
             servers.append(
-                StoreProcess(tmp / "store", policy, backend=args.backend, port=free_port(), schema=schema).start()
+                StoreProcess(tmp / "store", policy, backend=args.backend, port=free_port(), schema=schema).start(
+                    timeout=120
+                )
             )
         # Setup straight through the service on the same backend (the server keeps no state of its own).
         service = StoreService(backend, keys, StoreSettings(stewards=stewards.config()), SystemClock())
@@ -271,6 +273,7 @@ class _WaitSampler:
         self._names = [f"consentry-store-{pid}" for pid in pids]
         self._conn = psycopg.connect(pg_dsn(), autocommit=True)
         self._counts: Counter[str] = Counter()
+        self._holder: Counter[str] = Counter()
         self._samples = 0
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -283,6 +286,14 @@ class _WaitSampler:
                 "WHERE application_name = ANY(%s) AND state <> 'idle'",
                 (self._names,),
             ).fetchall()
+            holder = self._conn.execute(
+                "SELECT a.state, a.wait_event_type, a.wait_event FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                "WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = ANY(%s)",
+                (self._names,),
+            ).fetchone()
+            if holder is not None:  # what the session holding the audit log's lock is doing
+                state, kind, event = holder
+                self._holder[f"{kind}: {event}" if kind else state] += 1
             self._samples += 1
             for state, kind, event, query in rows:
                 if kind == "Lock":
@@ -301,7 +312,13 @@ class _WaitSampler:
         self._conn.close()
         n = max(self._samples, 1)
         parts = [f"{what} {count / n:.2f}" for what, count in self._counts.most_common()]
-        return "store sessions, mean number at a time: " + ("; ".join(parts) or "none")
+        held = [f"{what} {count / n:.0%}" for what, count in self._holder.most_common()]
+        return (
+            "store sessions, mean number at a time: "
+            + ("; ".join(parts) or "none")
+            + "\naudit-log lock held, by what its holder was doing (share of samples): "
+            + (", ".join(held) or "never seen held")
+        )
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -104,15 +104,11 @@ def prepare(
             with ours.transaction() as tx:
                 row = tx.get_batch(manifest.batch_id)
                 assert row is not None
+            decoded = decode_payload(open_batch(sealed, keys.seal, agent.device.public_bytes)).records
             with base.transaction() as tx:
                 tx.insert_batch(row)
-                key = keyring.subject_key(tx, subject, create=True, now=1)
-            assert key is not None
-            decoded = decode_payload(open_batch(sealed, keys.seal, agent.device.public_bytes)).records
-            rows = [
-                (row.batch_id, r.record_index, r.category, r.sealed)
-                for r in keyring.seal_with(key, row.batch_id, subject, decoded)
-            ]
+                sealed_records = keyring.seal_batch(tx, row.batch_id, subject, decoded, 1)
+            rows = [(row.batch_id, r.record_index, r.category, r.sealed) for r in sealed_records]
             entry = LogEntry(
                 v=1,
                 kind="batch-stored",
