@@ -35,17 +35,20 @@ def append_entry(tx: StoreTx, log_key: Signer, entry: LogEntry) -> LogReceipt:
     Runs inside the caller's transaction, so the entry is durable exactly when what it records is.
     """
     tx.lock_log()
-    index = tx.log_size()
+    index, nodes = tx.log_frontier()  # every node appending needs is older than this leaf is in the frontier
+    size = index + 1
     data = entry.leaf_data()
+    completed = merkle.completed_nodes(index)
+    new = {(0, index), *completed}  # hashed here
+    wanted = {(level - 1, 2 * i) for level, i in completed}  # the left siblings the new nodes hash with
+    wanted |= merkle.nodes_for(lambda g: (merkle.root_hash(size, g), merkle.inclusion_path(index, size, g))) - new
+    if not wanted <= nodes.keys():  # never, by the frontier's definition; read rather than trust that
+        nodes.update(tx.get_nodes(wanted - nodes.keys()))
     tx.insert_leaf(index, entry.kind, entry.time, data)
     known = {(0, index): merkle.leaf_hash(data)}
-    completed = merkle.completed_nodes(index)
-    lefts = tx.get_nodes((level - 1, 2 * i) for level, i in completed)
     for level, i in completed:
-        known[(level, i)] = merkle.node_hash(lefts[(level - 1, 2 * i)], known[(level - 1, 2 * i + 1)])
+        known[(level, i)] = merkle.node_hash(nodes[(level - 1, 2 * i)], known[(level - 1, 2 * i + 1)])
     tx.insert_nodes((level, i, digest) for (level, i), digest in sorted(known.items()))
-    size = index + 1
-    nodes = tx.get_nodes(merkle.nodes_for(lambda g: (merkle.root_hash(size, g), merkle.inclusion_path(index, size, g))))
     nodes.update(known)
 
     def get(level: int, i: int) -> bytes:

@@ -74,10 +74,21 @@ class RecordKeyring:
             return self._kek.key
         return self._kek.for_id(recorded)
 
-    def subject_key(self, tx: StoreTx, subject_digest: str, *, create: bool, now: int = 0) -> bytes | None:
-        """The subject's data key; a new one when ``create`` and there is none (then ``now`` is its time)."""
+    def subject_key(
+        self,
+        tx: StoreTx,
+        subject_digest: str,
+        *,
+        create: bool,
+        now: int = 0,
+        read: tuple[bytes | None, str | None] | None = None,
+    ) -> bytes | None:
+        """The subject's data key; a new one when ``create`` and there is none (then ``now`` is its time).
+
+        ``read``: (wrapped key, KEK id) as this transaction already read them in one statement, instead of
+        reading them again first (``StoreTx.upload_view``)."""
         for attempt in (1, 2):
-            wrapped, recorded = tx.get_wrapped_key(subject_digest)
+            wrapped, recorded = read if read is not None and attempt == 1 else tx.get_wrapped_key(subject_digest)
             if wrapped is None and create:
                 held = tx.records_kek(share=True)  # no rotation may slip between wrapping and committing
                 key = new_key()
@@ -104,6 +115,13 @@ class RecordKeyring:
         """Every record of one batch sealed under its subject's key: one key lookup per batch."""
         key = self.subject_key(tx, subject_digest, create=True, now=now)
         assert key is not None
+        return self.seal_with(key, batch_id, subject_digest, records)
+
+    @staticmethod
+    def seal_with(
+        key: bytes, batch_id: str, subject_digest: str, records: Sequence[dict[str, Any]]
+    ) -> list[SealedRecord]:
+        """Every record of one batch sealed under ``key``, the subject's data key (``subject_key``)."""
         aad = StoreRecordAad(batch_id, subject_digest)
         # pydantic-core's encoder (already a dependency) is ~4x faster per record than the json module's.
         blobs = Envelope(key).seal_many([(to_json(r), aad.for_record(i, r["category"])) for i, r in enumerate(records)])

@@ -143,9 +143,26 @@ def inclusions_of(tx: StoreTx, batch_id: str) -> list[SetInclusion | SetRejectio
 
 def decisions(tx: StoreTx, batch_id: str) -> list[CountedDecision]:
     """Every decision on a batch that ``tally`` counts: single approvals, then set inclusions."""
-    found: list[CountedDecision] = [Approval.model_validate_json(a) for a in tx.approvals_json(batch_id)]
-    found.extend(inclusions_of(tx, batch_id))
-    return found
+    rows = _q(  # one statement for both tables, in the order approvals_json and inclusions_of give
+        tx,
+        "SELECT 0 AS src, approval_json AS decision, created, steward_key FROM approvals WHERE batch_id = ? "
+        "UNION ALL SELECT 1, inclusion_json, created, steward_key FROM set_inclusions WHERE batch_id = ? "
+        "ORDER BY src, created, steward_key",
+        (batch_id, batch_id),
+    ).fetchall()
+    return [Approval.model_validate_json(r[1]) if r[0] == 0 else _inclusion(str(r[1])) for r in rows]
+
+
+def decision_count(tx: StoreTx, batch_id: str) -> int:
+    """How many decisions ``decisions`` would return, in one statement. Decisions are only ever inserted,
+    never updated or deleted, so an unchanged count means unchanged decisions (upload's re-check)."""
+    row = _q(
+        tx,
+        "SELECT (SELECT COUNT(*) FROM approvals WHERE batch_id = ?) + "
+        "(SELECT COUNT(*) FROM set_inclusions WHERE batch_id = ?)",
+        (batch_id, batch_id),
+    ).fetchone()
+    return int(row[0])
 
 
 def recent_manifests_latest(tx: StoreTx, limit: int) -> list[str]:

@@ -9,11 +9,12 @@ records, its state, the audit-log entry and its receipt are committed in one tra
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from protocol.approval import Approval, Tally, approval_is_valid, reason_digest, tally
+from protocol.approval import Approval, CountedDecision, Tally, approval_is_valid, reason_digest, tally
 from protocol.auditlog import EntryKind, LogEntry, LogReceipt, subject_digest
 from protocol.batch import SealedBatch, header_mismatches
 from protocol.checkpoint import LedgerCheckpoint, extend_chain, verify_checkpoint
@@ -24,7 +25,7 @@ from protocol.ledger_chain import LEDGER_START_HASH
 from protocol.manifest import BatchManifest, BatchManifestV1, manifest_digest, read_manifest
 from protocol.payload import decode_payload, payload_digest
 from protocol.privacy import REQUIRED_CHECKS, STORE_CHECKS, run_privacy_checks
-from protocol.sealing import open_batch, verify_batch_signature
+from protocol.sealing import open_sealed, verify_batch_signature
 from protocol.signing import key_id
 from protocol.store_api import BatchReview, BatchStatus, CheckpointAck, QueueItem
 from protocol.store_errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable, Unprocessable
@@ -32,11 +33,19 @@ from protocol.windows import SCHEMA_VERSION
 from store import review_set_storage
 from store.audit import DEVICE_FREE_LEAF_FORMAT, append_entry
 from store.auth import Principal
-from store.backend import TERMINAL_STATES, BatchRow, DeviceRow, StoreBackend, StoreTx
+from store.backend import TERMINAL_STATES, BatchRow, DeviceRow, SealedRecord, StoreBackend, StoreTx, UploadView
 from store.keys import StoreKeys
 from store.record_keys import RecordKeyring, seal_legacy_records
 from store.releases.lineage import on_erasure as erasure_lineage
 from store.settings import StoreClock, StoreSettings
+
+# Uploads in their CPU-heavy steps (signature, checks, decryption, sealing) at once in one store process.
+# The server runs each request in a thread of one interpreter, so more never run Python faster; they only
+# contend for the GIL with the upload holding the audit log's lock, which waits for it after every database
+# answer (CPython hands the GIL over in 5 ms slices): with 40 threads computing, that lock was held for tens
+# of milliseconds per batch, and it serialises every store process on the database. Two: one computes
+# while one waits on the database.
+_CHECKING_SLOTS = 2
 
 _TERMINAL_REFUSALS: dict[str, tuple[str, str]] = {
     "stored": ("already_stored", "this batch is already stored"),
@@ -72,6 +81,7 @@ class StoreService:
         self.settings = settings
         self.clock = clock
         self.record_keys = RecordKeyring(keys.records)
+        self._checking = threading.BoundedSemaphore(_CHECKING_SLOTS)
         review_set_storage.ensure_tables(backend)  # set approvals count in _tally (store.review_sets)
         self.record_keys.rotate_if_due(backend)  # an erasure whose KEK rotation a crash or an error cut short
         seal_legacy_records(backend, self.record_keys, clock.now())  # a store from before records were sealed
@@ -218,16 +228,38 @@ class StoreService:
 
     # upload ------------------------------------------------------------------------------------------------
     def upload(self, who: Principal, batch: SealedBatch) -> LogReceipt:
+        """Verify, decrypt, check and seal outside any lock; then one short transaction stores it.
+
+        1. the device signature (no database);
+        2. a read-only transaction: every check that needs no decryption (``_check_before_decrypt``), and
+           the subject's data key if it has one;
+        3. no transaction: HPKE decryption, payload digest, privacy checks over every record, AES-GCM
+           sealing of every record under the subject key;
+        4. the writing transaction (``_ingest``): device and batch rows locked, what can have changed since
+           step 2 checked again, records copied in, then -- last, as the audit log's lock is held until the
+           commit -- the log append and the batch's receipt.
+        """
         header = batch.header
-        _signed_by_caller(who, header.device_kid, lambda key: verify_batch_signature(batch, key), "batch")
-        with self.backend.transaction() as tx:
-            row = self._batch(tx, header.batch_id)
-            previous = self._already_stored(row, who, header.digest())
-            if previous is not None:
-                return previous
-            manifest = self._check_before_decrypt(tx, row, who, batch)
-        verified = self._decrypt_and_check(batch, manifest, who)
-        return self._ingest(who, batch, verified)
+        with self._checking:  # steps 1-3: see _CHECKING_SLOTS
+            sealed = _signed_by_caller(who, header.device_kid, lambda key: verify_batch_signature(batch, key), "batch")
+            header_digest = header.digest()
+            with self.backend.transaction() as tx:
+                view = _found(tx.upload_view(header.batch_id, who.kid), "unknown_batch", _NO_BATCH)
+                row = view.batch
+                previous = self._already_stored(row, who, header_digest)
+                if previous is not None:
+                    return previous
+                manifest, decided = self._check_before_decrypt(tx, view, who, batch)
+                key = self.record_keys.subject_key(
+                    tx, row.subject_digest, create=False, read=(view.wrapped_key, view.kek_id)
+                )
+            verified = self._decrypt_and_check(batch, sealed, manifest)
+            records = (
+                None
+                if key is None
+                else self.record_keys.seal_with(key, row.batch_id, row.subject_digest, verified.records)
+            )
+        return self._ingest(who, batch, header_digest, verified, decided, records)
 
     @staticmethod
     def _already_stored(row: BatchRow, who: Principal, header_digest: str) -> LogReceipt | None:
@@ -240,35 +272,48 @@ class StoreService:
         return LogReceipt.model_validate_json(row.receipt_json)  # a retry gets the same receipt
 
     def _check_before_decrypt(
-        self,
-        tx: StoreTx,
-        row: BatchRow,
-        who: Principal,
-        batch: SealedBatch,
-        checked: tuple[BatchManifest, DeviceRow] | None = None,
-    ) -> BatchManifest:
-        """Every check that needs no decryption. ``checked``: the manifest this header already matched and
-        the device row just locked (the re-check under lock in ``_ingest``): a manifest never changes while
-        its batch is not in a final state, so only what can change is read again."""
+        self, tx: StoreTx, view: UploadView, who: Principal, batch: SealedBatch
+    ) -> tuple[BatchManifest, int]:
+        """Every check that needs no decryption; returns the manifest and how many decisions were counted."""
+        row = view.batch
         self._refuse_terminal(row)
         assert row.manifest_json is not None  # only erased batches lose it, and those were refused
-        if checked is None:
-            manifest = read_manifest(row.manifest_json)
-            wrong = header_mismatches(batch.header, manifest)
-            if wrong:
-                raise Unprocessable(
-                    "header_mismatch", f"header fields disagree with the approved manifest: {list(wrong)}"
-                )
-            device = self._device(tx, who.kid)
-        else:
-            manifest, device = checked
-        t = self._tally(tx, row, device)
+        manifest = read_manifest(row.manifest_json)
+        wrong = header_mismatches(batch.header, manifest)
+        if wrong:
+            raise Unprocessable("header_mismatch", f"header fields disagree with the approved manifest: {list(wrong)}")
+        device = _found(view.device, "unknown_key", _NOT_ENROLLED)
+        decisions = review_set_storage.decisions(tx, row.batch_id)
+        self._check_approved(self._tally_of(decisions, row, device))
+        if view.open_before:
+            raise Conflict("chain_out_of_order", "an earlier batch of this device is not stored or closed yet")
+        self._check_upload_checkpoint(device, batch)
+        return manifest, len(decisions)
+
+    def _recheck_under_lock(
+        self, tx: StoreTx, row: BatchRow, device: DeviceRow, batch: SealedBatch, decided: int
+    ) -> None:
+        """What can have changed since ``_check_before_decrypt``, with the device and batch rows now locked.
+
+        The manifest does not change while the batch is not final. Decisions are only ever added (never
+        updated or deleted), so the same count means the same decisions and the same tally; a new one
+        (a steward's late rejection, say) means the batch is counted again. A device's earlier batches
+        only ever move into a final state and new batches only come after it, so "no earlier open batch"
+        stays true. The device's witnessed checkpoint can have moved: checked again on the locked row.
+        """
+        self._refuse_terminal(row)
+        if review_set_storage.decision_count(tx, row.batch_id) != decided:
+            self._check_approved(self._tally(tx, row, device))
+        self._check_upload_checkpoint(device, batch)
+
+    @staticmethod
+    def _check_approved(t: Tally) -> None:
         if t.status == "rejected":
             raise Conflict("batch_rejected", "a steward rejected this batch")
         if t.status != "approved":
             raise Conflict("not_approved", f"{len(t.approved_by)} of {t.required} steward approvals so far")
-        if tx.open_batches_before(who.kid, row.seq):
-            raise Conflict("chain_out_of_order", "an earlier batch of this device is not stored or closed yet")
+
+    def _check_upload_checkpoint(self, device: DeviceRow, batch: SealedBatch) -> None:
         ref = batch.header.ledger_checkpoint
         self._check_checkpoint(device, ref.seq, ref.head_hash)
         if device.checkpoint_seq is not None and ref.seq > device.checkpoint_seq:
@@ -277,11 +322,10 @@ class StoreService:
                 f"ledger seq {ref.seq} is above the witnessed {device.checkpoint_seq}; submit that checkpoint with "
                 "its extension proof first (POST /v1/checkpoints)",
             )
-        return manifest
 
-    def _decrypt_and_check(self, batch: SealedBatch, manifest: BatchManifest, who: Principal) -> _Verified:
-        try:
-            payload = open_batch(batch, self.keys.seal, who.public_key)
+    def _decrypt_and_check(self, batch: SealedBatch, sealed: bytes, manifest: BatchManifest) -> _Verified:
+        try:  # the signature over these bytes was verified first (upload)
+            payload = open_sealed(sealed, batch.header, self.keys.seal)
         except InvalidRecord:
             raise Unprocessable("batch_undecryptable", "the batch does not decrypt with this store's key") from None
         if payload_digest(payload) != manifest.payload_sha256 or len(payload) != manifest.payload_bytes:
@@ -300,18 +344,30 @@ class StoreService:
             raise Unprocessable("privacy_check_failed", f"the payload fails {failed}")
         return _Verified(manifest, decoded.records, payload)
 
-    def _ingest(self, who: Principal, batch: SealedBatch, verified: _Verified) -> LogReceipt:
+    def _ingest(
+        self,
+        who: Principal,
+        batch: SealedBatch,
+        header_digest: str,
+        verified: _Verified,
+        decided: int,
+        records: list[SealedRecord] | None,
+    ) -> LogReceipt:
+        """The writing transaction. ``records``: sealed under the subject key read before, or None when the
+        subject had none yet (its first batch: the key is made here, where its row commits with the records)."""
         header = batch.header
         now = self.clock.now()
         with self.backend.transaction() as tx:
             device = self._device(tx, who.kid, lock=True)  # lock order: device, then batch, then log
             row = self._batch(tx, header.batch_id, lock=True)
-            previous = self._already_stored(row, who, header.digest())
+            previous = self._already_stored(row, who, header_digest)
             if previous is not None:
                 return previous  # another store process finished it while we decrypted
-            self._check_before_decrypt(tx, row, who, batch, checked=(verified.manifest, device))
-            sealed = self.record_keys.seal_batch(tx, row.batch_id, row.subject_digest, verified.records, now)
-            tx.store_records(row, sealed)
+            self._recheck_under_lock(tx, row, device, batch, decided)
+            if records is None:
+                records = self.record_keys.seal_batch(tx, row.batch_id, row.subject_digest, verified.records, now)
+            tx.store_records(row, records)
+            checkpoint = header.ledger_checkpoint
             entry = LogEntry(
                 v=1,
                 kind="batch-stored",
@@ -321,23 +377,26 @@ class StoreService:
                     "batch_id": row.batch_id,
                     "subject_digest": row.subject_digest,
                     "manifest_sha256": row.manifest_sha256,
-                    "header_sha256": header.digest(),
+                    "header_sha256": header_digest,
                     "records": len(verified.records),
                 },
             )
-            receipt = append_entry(tx, self.keys.log, entry)
-            tx.update_batch(
-                row.batch_id,
-                state="stored",
-                header_sha256=header.digest(),
-                stored_at=now,
-                receipt_json=receipt.model_dump_json(),
-                record_count=len(verified.records),
-            )
-            checkpoint = header.ledger_checkpoint
-            tx.insert_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash, header.created, now)
-            if device.checkpoint_seq is None or checkpoint.seq > device.checkpoint_seq:
-                tx.set_device_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash)
+            # Pipelined (PostgreSQL): the checkpoint rows travel with the log lock and the log size, the
+            # leaf with the node read, the nodes, head and batch row in one trip before the commit.
+            with tx.pipelined():
+                tx.insert_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash, header.created, now)
+                if device.checkpoint_seq is None or checkpoint.seq > device.checkpoint_seq:
+                    tx.set_device_checkpoint(who.kid, checkpoint.seq, checkpoint.head_hash)
+                # Last: the log's lock (PostgreSQL: an advisory transaction lock) is held from here to the commit.
+                receipt = append_entry(tx, self.keys.log, entry)
+                tx.update_batch(
+                    row.batch_id,
+                    state="stored",
+                    header_sha256=header_digest,
+                    stored_at=now,
+                    receipt_json=receipt.model_dump_json(),
+                    record_count=len(verified.records),
+                )
         return receipt
 
     # consent ledger witness --------------------------------------------------------------------------------
@@ -490,11 +549,11 @@ class StoreService:
     # helpers -----------------------------------------------------------------------------------------------
     @staticmethod
     def _device(tx: StoreTx, kid: str, *, lock: bool = False) -> DeviceRow:
-        return _found(tx.get_device(kid, lock=lock), "unknown_key", "this device is not enrolled")
+        return _found(tx.get_device(kid, lock=lock), "unknown_key", _NOT_ENROLLED)
 
     @staticmethod
     def _batch(tx: StoreTx, batch_id: str, *, lock: bool = False) -> BatchRow:
-        return _found(tx.get_batch(batch_id, lock=lock), "unknown_batch", "no such batch; submit its manifest first")
+        return _found(tx.get_batch(batch_id, lock=lock), "unknown_batch", _NO_BATCH)
 
     @staticmethod
     def _refuse_terminal(batch: BatchRow) -> None:
@@ -504,7 +563,10 @@ class StoreService:
             raise Conflict(code, message)
 
     def _tally(self, tx: StoreTx, batch: BatchRow, device: DeviceRow) -> Tally:
-        approvals = review_set_storage.decisions(tx, batch.batch_id)  # single approvals and set inclusions
+        # single approvals and set inclusions
+        return self._tally_of(review_set_storage.decisions(tx, batch.batch_id), batch, device)
+
+    def _tally_of(self, approvals: Sequence[CountedDecision], batch: BatchRow, device: DeviceRow) -> Tally:
         return tally(
             approvals,
             self.settings.stewards,
@@ -530,7 +592,10 @@ class StoreService:
         )
 
 
+_NOT_ENROLLED = "this device is not enrolled"
+_NO_BATCH = "no such batch; submit its manifest first"
 _Row = TypeVar("_Row")
+_T = TypeVar("_T")
 
 
 def _found(row: _Row | None, code: str, message: str) -> _Row:
@@ -561,13 +626,14 @@ _OWN_KEY_REFUSALS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _signed_by_caller(who: Principal, device_kid: str, verify: Callable[[bytes], object], what: str) -> None:
-    """A device acts only under its own key: ``what`` it sends names it, and ``verify(its key)`` accepts it."""
+def _signed_by_caller(who: Principal, device_kid: str, verify: Callable[[bytes], _T], what: str) -> _T:
+    """A device acts only under its own key: ``what`` it sends names it, and ``verify(its key)`` accepts it
+    (returns what ``verify`` returns)."""
     mismatch, code, message = _OWN_KEY_REFUSALS[what]
     if device_kid != who.kid:
         raise Forbidden("device_mismatch", mismatch)
     try:
-        verify(who.public_key)
+        return verify(who.public_key)
     except UnsupportedVersion as exc:
         raise BadRequest("unsupported_version", str(exc)) from None
     except InvalidRecord:

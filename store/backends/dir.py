@@ -14,6 +14,7 @@ truncated after the commit, so neither the key nor the records stay in the catal
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -35,6 +36,7 @@ CREATE TABLE records (batch_id TEXT NOT NULL, idx INTEGER NOT NULL, category TEX
     ),
 )
 _CHUNK = 500  # batch ids per IN (...) list; SQLite allows 32766 parameters
+_IDLE_CONNECTIONS = 8  # kept open between transactions (the store's worker threads share them)
 
 
 class DirTx(SqlTx):
@@ -108,6 +110,10 @@ class DirBackend:
         self.root = root
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._db = root / CATALOG
+        # Connections between transactions, reused: opening one costs its pragmas, and closing the last
+        # one open checkpoints the whole WAL into the catalog and deletes it (two more fsyncs per upload).
+        self._idle: list[sqlite3.Connection] = []
+        self._idle_lock = threading.Lock()
         self._migrate()
         self.sweep()
 
@@ -142,9 +148,23 @@ class DirBackend:
         finally:
             conn.close()
 
+    def _take(self) -> sqlite3.Connection:
+        with self._idle_lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._connect()
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        with self._idle_lock:
+            if len(self._idle) < _IDLE_CONNECTIONS and not conn.in_transaction:
+                self._idle.append(conn)
+                return
+        conn.close()
+
     @contextmanager
     def transaction(self) -> Iterator[DirTx]:
-        conn = self._connect()
+        conn = self._take()
+        reuse = False
         try:
             conn.execute("BEGIN IMMEDIATE")
             tx = DirTx(conn.cursor(), self)
@@ -162,8 +182,12 @@ class DirBackend:
             if tx.erased:
                 # Push erased pages out of the WAL into the (secure-deleted) main file.
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            reuse = True
         finally:
-            conn.close()
+            if reuse:
+                self._give_back(conn)
+            else:
+                conn.close()  # after an error: a fresh connection next time
 
     def legacy_path(self, batch_id: str) -> Path:
         return self.root / "batches" / batch_id[:2] / f"{batch_id}.json"
@@ -190,4 +214,8 @@ class DirBackend:
         """Nothing left to do: secure_delete zeroed the old rows and the commit checkpointed the WAL."""
 
     def close(self) -> None:
-        """Nothing held open between transactions."""
+        """Close the connections kept between transactions."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

@@ -11,9 +11,10 @@ recorded in ``_migrations``.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
@@ -62,8 +63,27 @@ class PostgresTx(SqlTx):
         super().__init__(cursor)
         self._pg = cursor
 
+    def pipelined(self) -> AbstractContextManager[object]:
+        """psycopg's pipeline mode: statements are sent without waiting for their answers, until a result
+        is read (or the block ends); each still runs in order, in this transaction, with its own snapshot.
+        An error surfaces at the next read or at the block's end, and aborts the transaction as before.
+        No COPY inside (pipeline mode does not allow it)."""
+        return self._pg.connection.pipeline()
+
     def lock_log(self) -> None:
         self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (_LOG_LOCK,))
+
+    def log_frontier(self) -> tuple[int, dict[tuple[int, int], bytes]]:
+        """One statement for the size and the frontier nodes (``SqlTx.log_frontier``); in a pipeline it travels
+        with the lock taken just before it, and its snapshot is taken after that lock is held."""
+        self._pg.execute(
+            "SELECT s.n, l.level, l.idx, l.hash FROM (SELECT COALESCE(MAX(idx) + 1, 0)::BIGINT AS n FROM log_leaves) s "
+            "LEFT JOIN generate_series(0, 62) AS b(level) ON ((s.n >> b.level) & 1) = 1 "
+            "LEFT JOIN log_nodes l ON l.level = b.level AND l.idx = (s.n >> b.level) - 1"
+        )
+        rows = self._pg.fetchall()
+        nodes = {(int(r[1]), int(r[2])): bytes(r[3]) for r in rows if r[1] is not None}
+        return int(rows[0][0]), nodes
 
     def store_records(self, batch: BatchRow, records: Sequence[SealedRecord]) -> None:
         copy_rows(self._pg, record_rows(batch.batch_id, records))
@@ -145,7 +165,8 @@ class PostgresBackend:
             dsn,
             min_size=min_size,
             max_size=max_size,
-            kwargs={"options": f"-c search_path={schema}"},
+            # The process id in application_name: pg_stat_activity tells which store process waits on what.
+            kwargs={"options": f"-c search_path={schema}", "application_name": f"consentry-store-{os.getpid()}"},
             open=True,
             timeout=30.0,
         )

@@ -7,10 +7,11 @@ style, the binary column type, row locking and how records are stored, which the
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from store.backend import TERMINAL_STATES, BatchRow, DeviceRow
+from store.backend import TERMINAL_STATES, BatchRow, DeviceRow, UploadView
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,11 @@ class SqlTx:
         self._cur.execute(sql, tuple(params))
         return self._cur
 
+    def pipelined(self) -> AbstractContextManager[object]:
+        """Statements whose results are not read may go to the database together (PostgresTx); SQLite runs
+        in-process, so there is nothing to save."""
+        return nullcontext()
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         """One statement (``?`` placeholders) for modules that keep their own tables (store.fleet_db)."""
         return self._q(sql, params)
@@ -202,6 +208,34 @@ class SqlTx:
             (batch_id,),
         ).fetchone()
         return None if row is None else self._batch(row)
+
+    def upload_view(self, batch_id: str, device_kid: str) -> UploadView | None:
+        """The batch, the device, its open earlier batches and the subject's wrapped key, in one statement."""
+        batch_columns = ", ".join("b." + c.strip() for c in _BATCH_COLUMNS.split(","))
+        marks = ", ".join("?" for _ in TERMINAL_STATES)
+        row = self._q(
+            f"SELECT {batch_columns}, d.kid, d.public_key, d.enrolled_at, d.last_seq, d.last_manifest_hash, "
+            "d.checkpoint_seq, d.checkpoint_hash, "
+            "(SELECT COUNT(*) FROM batches o WHERE o.device_kid = ? AND o.seq < b.seq "
+            f"AND o.state NOT IN ({marks})), "
+            "(SELECT wrapped FROM subject_keys k WHERE k.subject_digest = b.subject_digest), "
+            "(SELECT kek_id FROM records_kek WHERE one = 1) "
+            "FROM batches b LEFT JOIN devices d ON d.kid = ? WHERE b.batch_id = ?",
+            (device_kid, *TERMINAL_STATES, device_kid, batch_id),
+        ).fetchone()
+        if row is None:
+            return None
+        n = len(BatchRow.__dataclass_fields__)
+        d = row[n : n + 7]
+        device = None if d[0] is None else DeviceRow(d[0], bytes(d[1]), d[2], d[3], d[4], d[5], d[6])
+        wrapped, kek = row[n + 8], row[n + 9]
+        return UploadView(
+            self._batch(row[:n]),
+            device,
+            int(row[n + 7]),
+            None if wrapped is None else bytes(wrapped),
+            None if kek is None else str(kek),
+        )
 
     def insert_batch(self, batch: BatchRow) -> None:
         self._q(
@@ -345,6 +379,12 @@ class SqlTx:
         row = self._q("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_leaves").fetchone()
         return int(row[0])
 
+    def log_frontier(self) -> tuple[int, dict[tuple[int, int], bytes]]:
+        """The log's size n and its frontier: the perfect subtrees that n decomposes into, one per set bit b of
+        n, at ``(b, (n >> b) - 1)``. Appending leaf n needs no other node (``store.audit.append_entry``)."""
+        size = self.log_size()
+        return size, self.get_nodes(log_frontier_coords(size))
+
     def insert_leaf(self, index: int, kind: str, time: int, data: bytes) -> None:
         self._q("INSERT INTO log_leaves (idx, kind, time, data) VALUES (?, ?, ?, ?)", (index, kind, time, data))
 
@@ -421,3 +461,8 @@ class SqlTx:
         if table not in _TABLES:
             raise ValueError(f"unknown table {table!r}")
         return int(self._q(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def log_frontier_coords(size: int) -> list[tuple[int, int]]:
+    """The ``(level, index)`` of the perfect subtrees a log of ``size`` leaves decomposes into."""
+    return [(b, (size >> b) - 1) for b in range(size.bit_length()) if (size >> b) & 1]
