@@ -341,7 +341,7 @@ class ObjectStore:
             # not pyarrow: pyarrow's delete leaves an empty "prefix/" marker behind, and nothing may stay.)
             probe = "/".join(p for p in (c.prefix, f".consentry-probe-{secrets.token_hex(8)}") if p)
             try:
-                client.put_object(Bucket=c.bucket, Key=probe, Body=b"consentry warehouse probe\n")
+                client.put_object(Bucket=c.bucket, Key=probe, Body=b"write check\n")
                 client.delete_object(Bucket=c.bucket, Key=probe)
             except ClientError as exc:
                 code = str(exc.response.get("Error", {}).get("Code", ""))
