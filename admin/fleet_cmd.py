@@ -27,7 +27,10 @@ operator_key_option = click.option(
 
 
 def _emit(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+    """Machine output: every moment as UTC ISO text (``json_with_utc_times``), as the stewards' tools print it."""
+    from protocol.timeutil import json_with_utc_times
+
+    click.echo(json.dumps(json_with_utc_times(value), indent=2, sort_keys=True, default=str))
 
 
 def _when(epoch: int | None) -> str:
@@ -80,6 +83,7 @@ def register(store: click.Group) -> None:
         backend: str, data_dir: Path, dsn: str | None, schema: str, label: str, days: int, per_hour: int, as_json: bool
     ) -> None:
         """Create an enrollment secret and print it once (the store keeps only its hash)."""
+        from protocol.timeutil import utc_text
         from store.enrollment import create_secret
 
         storage = _storage(backend, data_dir, dsn, schema)
@@ -92,7 +96,14 @@ def register(store: click.Group) -> None:
         finally:
             storage.close()
         if as_json:
-            _emit({"secret": new.secret, "secret_id": new.secret_id, "label": new.label, "expires_at": new.expires_at})
+            _emit(
+                {
+                    "secret": new.secret,
+                    "secret_id": new.secret_id,
+                    "label": new.label,
+                    "expires_at": utc_text(new.expires_at),
+                }
+            )
             return
         click.echo(new.secret)
         click.echo(
@@ -116,7 +127,7 @@ def register(store: click.Group) -> None:
         finally:
             storage.close()
         if as_json:
-            _emit([s.model_dump(mode="json") for s in found])
+            _emit(found)
             return
         if not found:
             click.echo("No enrollment secrets yet. Create one with: consentry store enroll-secret create --label L")
@@ -249,7 +260,7 @@ def register(store: click.Group) -> None:
         with client() as c:
             report = _store_call(lambda: c.fleet(**filters, retired=retired))
         if as_json:
-            _emit(report.model_dump(mode="json"))
+            _emit(report)
             return
         print_report(report)
 

@@ -70,16 +70,38 @@ def main() -> None:
     if args.backend != "postgres":
         sys.exit("several store processes share one PostgreSQL database: use --backend postgres")
     rates: dict[int, list[float]] = {1: [], args.processes: []}
+    cpu_per_batch: list[tuple[float, float, float]] = []  # of the 1-process rounds: store, PostgreSQL, generator
     for r in range(args.rounds):
         for n in (1, args.processes) if r % 2 == 0 else (args.processes, 1):
-            rates[n].append(run(args, n))
+            rate, cpu = run(args, n)
+            rates[n].append(rate)
+            if n == 1:
+                cpu_per_batch.append(cpu)
     one, many = statistics.median(rates[1]), statistics.median(rates[args.processes])
     print(f"median batches/s: 1 process {one:,.1f}; {args.processes} processes {many:,.1f}")
     print(f"ratio {args.processes} processes / 1: {many / one:.2f} (target >= 1.7 with 2)")
+    print(cpu_ceiling_words(args.processes, os.cpu_count() or 1, cpu_per_batch))
 
 
-def run(args: argparse.Namespace, processes: int) -> float:
-    """One round with ``processes`` store processes on a fresh schema; returns batches/s."""
+def cpu_ceiling_words(processes: int, cores: int, cpu_per_batch: list[tuple[float, float, float]]) -> str:
+    """The highest ratio the CPU allows, from the 1-process rounds' CPU per batch (medians).
+
+    One store process does its Python work on one core at a time, so it stores at most 1/store batches/s;
+    N processes at most N/store, and all the work on the machine at most cores/(store + PostgreSQL +
+    generator). The ratio N/1 can therefore not exceed min(N, cores * store / (store + PostgreSQL + generator))
+    while the database and the generator share the machine's cores with the store."""
+    store, postgres, generator = (statistics.median(c[i] for c in cpu_per_batch) for i in range(3))
+    ceiling = min(processes, cores * store / (store + postgres + generator))
+    return (
+        f"CPU ceiling of that ratio on {cores} cores: {ceiling:.2f} (1-process rounds, per batch: store "
+        f"{store:.1f} ms, PostgreSQL {postgres:.1f} ms, generator {generator:.1f} ms; "
+        f"min({processes}, {cores} x store / all))"
+    )
+
+
+def run(args: argparse.Namespace, processes: int) -> tuple[float, tuple[float, float, float]]:
+    """One round with ``processes`` store processes on a fresh schema; returns batches/s and the CPU
+    milliseconds per batch of the store processes together, PostgreSQL and the generator."""
     tmp = Path(tempfile.mkdtemp(prefix="consentry-bench-"))
     schema = "bench_" + secrets.token_hex(4)
     stewards = Stewards.make(2, 2)
@@ -234,7 +256,9 @@ def run(args: argparse.Namespace, processes: int) -> float:
         for failure in failures[:5]:
             print("  ", failure)
         sys.stdout.flush()
-        return total / elapsed
+        postgres_cpu = (cpu_after[1] - cpu_before[1]) * 1000 / n
+        generator_cpu = (cpu_after[2] - cpu_before[2]) * 1000 / n
+        return total / elapsed, (sum(store_cpu), postgres_cpu, generator_cpu)
     finally:
         for server in servers:
             server.stop()

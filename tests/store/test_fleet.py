@@ -36,6 +36,7 @@ from protocol.keyfile import write_key_file
 from protocol.store_errors import StoreError
 from store import fleet_db
 from store.enrollment import create_secret
+from tests.store.test_steward_times import EPOCH, ISO
 from vault.paths import Layout
 from vault.policy import load_policy
 from vault.vault import Vault
@@ -220,6 +221,10 @@ def _check_fleet_views(live: Harness, devices: list[Device], tmp: Path) -> None:
         lines = _device_lines(shown.replace("</tr>", "</tr>\n"), kids, by_kid)
         assert len(lines[True]) == 1 and lines[True] == lines[False], lines
     assert _masked_rows(json.loads(as_json)["devices"]) == _masked_rows(rows)
+    # IT's tools read moments as UTC ISO text, as the stewards' do: never bare epoch seconds.
+    assert not EPOCH.findall(as_json), EPOCH.findall(as_json)
+    assert ISO.fullmatch(json.loads(as_json)["generated_at"])
+    assert all(ISO.fullmatch(d["last_seen"]) for d in json.loads(as_json)["devices"])
     # 5. The steward's queue names no device key.
     steward_key = tmp / "steward.key"
     write_key_file(steward_key, "ed25519", live.stewards.signers[0].private_bytes())
@@ -323,11 +328,15 @@ def test_store_cli_manages_enrollment_secrets_operators_and_retirement(home: Pat
     created = runner.invoke(store_cli, ["enroll-secret", "create", "--label", "eng", "--json", *data])
     assert created.exit_code == 0, created.output
     secret = json.loads(created.stdout)
+    assert ISO.fullmatch(secret["expires_at"]), secret["expires_at"]
     listed = runner.invoke(store_cli, ["enroll-secret", "list", *data], catch_exceptions=False).output
     assert secret["secret_id"] in listed and secret["secret"] not in listed and "0 devices" in listed
     revoked = runner.invoke(store_cli, ["enroll-secret", "revoke", secret["secret_id"], *data])
     assert revoked.exit_code == 0 and "keep working" in revoked.output
     assert "revoked" in runner.invoke(store_cli, ["enroll-secret", "list", *data]).output
+    listed_json = runner.invoke(store_cli, ["enroll-secret", "list", "--json", *data], catch_exceptions=False).output
+    assert not EPOCH.findall(listed_json), EPOCH.findall(listed_json)
+    assert all(ISO.fullmatch(s["created_at"]) and ISO.fullmatch(s["revoked_at"]) for s in json.loads(listed_json))
     unknown = runner.invoke(store_cli, ["enroll-secret", "revoke", "deadbeef", *data])
     assert unknown.exit_code == 1 and "enroll-secret list" in unknown.output
     bad_label = runner.invoke(store_cli, ["enroll-secret", "create", "--label", "../x", *data])
