@@ -657,7 +657,12 @@ class ReleaseTable:
         return self.expire_retention(now), self.expire(now)
 
     def expire(self, now: datetime) -> TableExpiry:
-        """After the grace period of each erasure, drop the snapshots before it and remove their files."""
+        """After the grace period of each erasure, drop the snapshots before it and remove their files.
+
+        Every run also removes the files no snapshot names: those a build left when it was killed between
+        writing its data files and committing them. No erasure can find rows there (they are in no
+        snapshot), so they would otherwise stay. Every writer holds the table's lock while its files are
+        uncommitted, and this runs under it, so no file of a live writer is taken."""
         from sqlalchemy import text
 
         deadline = int((now - self.grace).timestamp())
@@ -668,7 +673,7 @@ class ReleaseTable:
                     {"d": deadline},
                 ).all()
             if not due:
-                return TableExpiry(0, 0, 0)
+                return TableExpiry(0, *_remove_unreachable(self._table))
             due_ids = {int(r[0]) for r in due}
             latest = max(
                 (self._table.snapshot_by_id(s) for s in due_ids if self._table.snapshot_by_id(s) is not None),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -96,7 +97,7 @@ def test_erasure_removes_the_subject_from_every_file_after_the_grace_period(kind
         # current data at once: the release's tag reads without the subject
         assert set(table.read("r1")["receipt_id"].to_pylist()) == {kept}
         # within the grace period the old snapshot still exists (and holds the rows)
-        assert table.expire(start + timedelta(hours=71)).files_removed == 0
+        assert table.expire(start + timedelta(hours=71)).snapshots_expired == 0  # superseded metadata files may go
         assert files_holding(warehouse, erased)
         assert table.read_snapshot(snapshot_before, "r1").num_rows == pinned.num_rows
 
@@ -146,3 +147,65 @@ def test_column_dictionary_documents_every_column_from_the_record_models() -> No
     assert undocumented == []
     start = next(d for d in docs if d.name == "start")
     assert start.unit == "UTC time" and start.meaning == "when the time window began (a UTC timestamp)"
+
+
+_KILLED_BUILD = """
+import sys
+from datetime import timedelta
+from pathlib import Path
+from store.releases import ReleaseTable, release_rows
+from tests.store.release_kit import records
+
+table = ReleaseTable.open(None, data_dir=Path(sys.argv[1]), grace=timedelta(hours=72))
+rows = release_rows(records("s-crash", sys.argv[2], days=4, per_day=5000), "r-crash", table.aliases("r-crash"))
+print("writing", flush=True)
+table.build("r-crash", rows)
+print("built", flush=True)
+"""
+
+
+def test_a_build_killed_while_writing_leaves_no_file_behind_after_housekeeping(tmp_path: Path) -> None:
+    """A build killed between writing its data files and committing them (a crash, a kill -9, a reboot)
+    leaves files no snapshot names: no erasure can find the rows in them, so housekeeping removes them."""
+    import subprocess
+    import sys
+    import time
+
+    from store.backends.dir import DirBackend
+
+    value = "rcpt-crash-" + secrets.token_hex(6)
+    data = tmp_path / "store"
+    DirBackend(data / "data").close()
+    with open_release_table("dir", tmp_path) as table:
+        _build(table, "r1", {"s-kept": "rcpt-kept-6b1f"})  # a release that stays, and its files with it
+        warehouse = Path(table.location)
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_BUILD, str(data), value], cwd=root, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "writing\n"
+        deadline = time.monotonic() + 120
+        # Killed once half its 16 data files (4 categories x 4 days) are on disk: the commit comes after the last.
+        while len([p for p in warehouse.rglob("*.parquet") if "release_id=r-crash" in str(p)]) < 8:
+            assert child.poll() is None and time.monotonic() < deadline, "the build ended before it was killed"
+            time.sleep(0.002)
+        child.kill()
+    finally:
+        child.wait(timeout=60)
+    with open_release_table("dir", tmp_path) as table:
+        with pytest.raises(UnknownRelease):
+            table.read("r-crash")
+        assert files_holding(warehouse, value), "the killed build left no whole file behind"
+        # The employee erases: the rows are in no snapshot, so the erasure finds nothing to delete ...
+        assert table.erase_subject("s-crash").rows_deleted == 0
+        # ... and the next housekeeping run (store serve runs one every 15 minutes) removes the files.
+        expiry = table.housekeep(datetime.now(UTC))[1]
+        assert expiry.files_removed > 0
+        assert files_holding(warehouse, value) == []
+        assert not [p for p in warehouse.rglob("*") if "release_id=r-crash" in str(p) and p.is_file()]
+        assert set(table.read("r1")["receipt_id"].to_pylist()) == {"rcpt-kept-6b1f"}  # what a snapshot names stays
+        # The release can be built again, and a later run keeps every file it needs.
+        _build(table, "r-crash", {"s-again": value})
+        table.housekeep(datetime.now(UTC))
+        assert table.read("r-crash").num_rows == 24 and set(table.read("r-crash")["receipt_id"].to_pylist()) == {value}
