@@ -294,6 +294,10 @@ class ReleaseSink(Protocol):
         self, release_id: str, records: list[tuple[StoredRecord, dict[str, Any]]], *, retention_days: int
     ) -> dict[str, Any]: ...
 
+    def committed(self, release_id: str) -> dict[str, Any] | None:
+        """What an earlier ``write`` of ``release_id`` committed (as ``write`` returns it), or None."""
+        ...
+
 
 @dataclass(frozen=True)
 class BuildResult:
@@ -362,7 +366,9 @@ def build_release(
                 progress(len(chunk))
     if not picked:
         raise ReleaseError(f"release {release_id} would be empty (every record was erased or expired); nothing built")
-    written = sink.write(release_id, picked, retention_days=retention_days)
+    # A build killed after the sink committed the rows and before the store recorded them (two
+    # transactions) left the rows in place: record that build, never write them twice.
+    written = sink.committed(release_id) or sink.write(release_id, picked, retention_days=retention_days)
     subjects = sorted({r.subject for r, _ in picked})
     with backend.transaction() as tx:
         db.insert_subjects(tx, release_id, subjects)

@@ -35,8 +35,8 @@ class ParquetReleaseSink:
     ) -> dict[str, Any]:
         del retention_days  # a folder of files has no housekeeping; erasure removes it whole
         out = self.folder(release_id)
-        if out.exists():
-            raise FileExistsError(f"{out} exists; a release is built once")
+        if out.exists():  # left by a build the store never recorded (it records a build once): replaced
+            shutil.rmtree(out)
         _private_folder(self.root)
         _private_folder(out)
         aliases = ExportAliases()  # per release: its aliases join to nothing outside it
@@ -52,6 +52,10 @@ class ParquetReleaseSink:
                 )
             files[path.name] = len(rows)
         return {"folder": str(out), "files": files}
+
+    def committed(self, release_id: str) -> None:
+        """Never: a folder is not written all at once, so one a killed build left is not taken as done."""
+        del release_id
 
     def remove(self, release_id: str) -> bool:
         out = self.folder(release_id)
@@ -74,8 +78,16 @@ class TableReleaseSink:
 
         opened = (OpenedRecord(r.batch_id, r.subject, r.category, body) for r, body in records)
         rows = release_rows(opened, release_id, self.table.aliases(release_id))
-        snapshot = self.table.build(release_id, rows, retention_days=retention_days)
-        return {"tag": snapshot.tag, "snapshot_id": snapshot.snapshot_id, "data_files": len(snapshot.data_files)}
+        return _written(self.table.build(release_id, rows, retention_days=retention_days))
+
+    def committed(self, release_id: str) -> dict[str, Any] | None:
+        """The release's snapshot if a build committed it (a table commit is all or nothing)."""
+        snapshot = self.table.built_snapshot(release_id)
+        return None if snapshot is None else _written(snapshot)
+
+
+def _written(snapshot: Any) -> dict[str, Any]:
+    return {"tag": snapshot.tag, "snapshot_id": snapshot.snapshot_id, "data_files": len(snapshot.data_files)}
 
 
 def release_table_eraser(table: Any) -> Callable[[str], tuple[str, ...]]:

@@ -398,6 +398,8 @@ class ReleaseTable:
                 raise ReleaseExists(f"release {release_id} was already built; a release is immutable")
             if existing is None:
                 self.aliases(release_id)
+            else:
+                self._drop_unfinished(release_id, built)
             marker = secrets.token_hex(16)
             self._append(rows, {"consentry.release": release_id, "consentry.commit": marker})
             self._table = self._table.refresh()
@@ -430,6 +432,17 @@ class ReleaseTable:
         return ReleaseSnapshot(
             release_id, tag, snapshot.snapshot_id, rows.num_rows, tuple(self.data_files(release_id)), built
         )
+
+    def _drop_unfinished(self, release_id: str, when: datetime) -> None:
+        """Delete the rows an earlier build of ``release_id`` committed before it was killed (it never got
+        registered); the build now writes them anew. Registered like an erasure, so the snapshots that
+        still hold them expire after the grace period."""
+        if self._table.current_snapshot() is None:
+            return
+        where = _eq("release_id", release_id)
+        hits = self._table.scan(row_filter=where, selected_fields=("release_id", "category", "start")).to_arrow()
+        if hits.num_rows:
+            self._delete_and_retag(where, hits, "consentry.unfinished-build", when)
 
     def _append(self, rows: pa.Table, properties: dict[str, str]) -> None:
         """One append snapshot of ``rows``, its data files written one partition at a time.
@@ -498,6 +511,16 @@ class ReleaseTable:
         tasks = self._table.scan(row_filter=_eq("release_id", release_id), snapshot_id=snapshot_id).plan_files()
         return sorted(_local(t.file.file_path) for t in tasks)
 
+    def built_snapshot(self, release_id: str) -> ReleaseSnapshot | None:
+        """``release_id`` as ``build`` returned it, if a build of it committed; else None."""
+        row = self._register_row(release_id)
+        if row is None or row[2] < 0:
+            return None
+        built = datetime.fromtimestamp(int(row[4]), UTC)
+        return ReleaseSnapshot(
+            release_id, str(row[1]), int(row[2]), int(row[3]), tuple(self.data_files(release_id)), built
+        )
+
     def snapshot_id(self, release_id: str) -> int:
         """The snapshot ``release_id``'s tag names now (a pinned reader keeps it; see ``read_snapshot``)."""
         return self._tag_snapshot(release_id)
@@ -524,9 +547,9 @@ class ReleaseTable:
         when = now or datetime.now(UTC)
         with self._locked():
             with self._engine.begin() as conn:
-                registered = conn.execute(
-                    text("SELECT release_id, alias_key FROM release_snapshots WHERE snapshot_id >= 0")
-                ).all()
+                # Every release with an alias key, built or not: a build killed after its rows committed
+                # and before it was registered left them in the table (the next build replaces them).
+                registered = conn.execute(text("SELECT release_id, alias_key FROM release_snapshots")).all()
             predicates = {
                 r[0]: _and(
                     _eq("release_id", r[0]),

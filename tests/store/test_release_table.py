@@ -209,3 +209,67 @@ def test_a_build_killed_while_writing_leaves_no_file_behind_after_housekeeping(t
         _build(table, "r-crash", {"s-again": value})
         table.housekeep(datetime.now(UTC))
         assert table.read("r-crash").num_rows == 24 and set(table.read("r-crash")["receipt_id"].to_pylist()) == {value}
+
+
+_CUT_BUILD = """
+import sys
+from pathlib import Path
+from store.releases import ReleaseTable, release_rows
+from tests.store.release_kit import records
+
+data, dsn, schema = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+table = ReleaseTable.open(None, data_dir=data, backend="postgres", dsn=dsn, schema=schema)
+recs = records("s-gone", sys.argv[4]) + records("s-stays", sys.argv[5])
+table.build("r-cut", release_rows(recs, "r-cut", table.aliases("r-cut")))
+"""
+
+
+def test_a_build_killed_after_its_rows_committed_is_reached_by_erasure_and_built_once_again(tmp_path: Path) -> None:
+    """Killed after the table committed the rows and before the build was registered (PostgreSQL catalog:
+    a session holds the release's catalog row, so the build stops right there): an erasure still reaches
+    those rows, and building the release again gives each row once."""
+    import subprocess
+    import sys
+    import time
+
+    import psycopg
+
+    from devkit.store_kit import pg_dsn
+
+    gone, stays = "rcpt-gone-" + secrets.token_hex(6), "rcpt-stays-" + secrets.token_hex(6)
+    schema = "t_" + secrets.token_hex(6)
+    with open_release_table("postgres", tmp_path, grace=timedelta(0), schema=schema) as table:
+        _build(table, "r1", {"s-other": "rcpt-other-2d7e"})
+        table.aliases("r-cut")  # the catalog row a build makes first
+        warehouse = Path(table.location)
+        with psycopg.connect(pg_dsn()) as holder:
+            holder.execute(f"SET search_path = {schema}")
+            holder.execute("SELECT 1 FROM release_snapshots WHERE release_id = 'r-cut' FOR UPDATE")
+            xid = holder.execute("SELECT pg_current_xact_id()::text").fetchone()[0]  # type: ignore[index]
+            child = subprocess.Popen(
+                [sys.executable, "-c", _CUT_BUILD, str(tmp_path / "store"), pg_dsn(), schema, gone, stays],
+                cwd=Path(__file__).resolve().parents[2], stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            try:
+                deadline = time.monotonic() + 120
+                while not holder.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND transactionid::text = %s "
+                    "AND NOT granted",
+                    (xid,),
+                ).fetchone()[0]:  # type: ignore[index]
+                    assert child.poll() is None, child.communicate()
+                    assert time.monotonic() < deadline, "the build never reached its catalog row"
+                    time.sleep(0.05)
+                child.kill()  # the rows are committed, the release is not registered as built
+            finally:
+                child.wait(timeout=60)
+                holder.rollback()
+        assert table.releases() == ["r1"] and files_holding(warehouse, gone)
+        erased = table.erase_subject("s-gone")
+        assert erased.rows_deleted == 24 and erased.releases == ("r-cut",)
+        table.expire(datetime.now(UTC))
+        assert files_holding(warehouse, gone) == []
+        _build(table, "r-cut", {"s-stays": stays})  # built again, as the store would after the crash
+        rows = table.read("r-cut")
+        assert rows.num_rows == 24 and set(rows["receipt_id"].to_pylist()) == {stays}
+        assert table.read("r1").num_rows == 24
