@@ -8,6 +8,7 @@ Every rejection is a 4xx (503: retry) whose JSON body is ``{"error": {"code": <r
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
@@ -125,7 +126,7 @@ def create_app(
     settings: StoreSettings,
     *,
     clock: StoreClock | None = None,
-    erase_from_releases: Callable[[str], tuple[str, ...]] | None = None,
+    erase_from_releases: Callable[[str], AbstractContextManager[tuple[str, ...]]] | None = None,
     min_group_size: int | None = None,  # the fleet view's k (store.fleet); None: its default, 5
 ) -> FastAPI:
     clock = clock or SystemClock()

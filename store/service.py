@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -72,9 +73,10 @@ class StoreService:
         settings: StoreSettings,
         clock: StoreClock,
         *,
-        erase_from_releases: Callable[[str], tuple[str, ...]] | None = None,
+        erase_from_releases: Callable[[str], AbstractContextManager[tuple[str, ...]]] | None = None,
     ) -> None:
-        # erase_from_releases(subject_digest): the release table's rows of the subject go (store/releases/)
+        # erase_from_releases(subject_digest): the release table's rows of the subject go, and the table stays
+        # locked until the block ends (store/releases/governance_sink.release_table_eraser)
         self.erase_from_releases = erase_from_releases
         self.backend = backend
         self.keys = keys
@@ -483,9 +485,11 @@ class StoreService:
             owner = tx.subject_owner(subject)
         if owner is not None and owner != who.kid:
             raise Forbidden("subject_not_yours", "this subject's batches come from another device")
-        # Released rows first (their own catalog, not this transaction): a crash after it erases too much, never too little.
-        rewritten = self.erase_from_releases(subject) if self.erase_from_releases is not None else ()
-        with self.backend.transaction() as tx:
+        # Released rows first (their own catalog, not this transaction): a crash after it erases too much, never
+        # too little. The release table stays locked until the key is destroyed, so a build that read the
+        # subject's records before this either is done (its rows are erased here) or sees the key gone.
+        releases = self.erase_from_releases(subject) if self.erase_from_releases is not None else nullcontext(())
+        with releases as rewritten, self.backend.transaction() as tx:
             self._device(tx, who.kid, lock=True)
             done = tx.get_erasure(request.request_id)
             if done is not None:

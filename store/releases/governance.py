@@ -24,7 +24,7 @@ rejection stops the release.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -291,8 +291,15 @@ class ReleaseSink(Protocol):
     """Where a built release's rows go (the release table; a Parquet folder until it is merged)."""
 
     def write(
-        self, release_id: str, records: list[tuple[StoredRecord, dict[str, Any]]], *, retention_days: int
-    ) -> dict[str, Any]: ...
+        self,
+        release_id: str,
+        records: list[tuple[StoredRecord, dict[str, Any]]],
+        *,
+        retention_days: int,
+        erased: Callable[[], Collection[str]],
+    ) -> dict[str, Any]:
+        """Write the rows; ``erased()`` names the records' subjects erased since they were read."""
+        ...
 
     def committed(self, release_id: str) -> dict[str, Any] | None:
         """What an earlier ``write`` of ``release_id`` committed (as ``write`` returns it), or None."""
@@ -368,8 +375,16 @@ def build_release(
         raise ReleaseError(f"release {release_id} would be empty (every record was erased or expired); nothing built")
     # A build killed after the sink committed the rows and before the store recorded them (two
     # transactions) left the rows in place: record that build, never write them twice.
-    written = sink.committed(release_id) or sink.write(release_id, picked, retention_days=retention_days)
-    subjects = sorted({r.subject for r, _ in picked})
+    everyone = sorted({r.subject for r, _ in picked})
+
+    def erased() -> list[str]:  # an employee may erase while the records are read: their keys are gone
+        with backend.transaction() as tx:
+            return [s for s in everyone if tx.get_wrapped_key(s)[0] is None]
+
+    written = sink.committed(release_id) or sink.write(release_id, picked, retention_days=retention_days, erased=erased)
+    gone = set(erased())
+    picked = [(r, body) for r, body in picked if r.subject not in gone]
+    subjects = [s for s in everyone if s not in gone]
     with backend.transaction() as tx:
         db.insert_subjects(tx, release_id, subjects)
         db.set_release_state(tx, release_id, "built", built_at=now)

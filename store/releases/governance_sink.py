@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import shutil
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,16 @@ class ParquetReleaseSink:
         return self.root / release_id
 
     def write(
-        self, release_id: str, records: list[tuple[StoredRecord, dict[str, Any]]], *, retention_days: int
+        self,
+        release_id: str,
+        records: list[tuple[StoredRecord, dict[str, Any]]],
+        *,
+        retention_days: int,
+        erased: Callable[[], Collection[str]],
     ) -> dict[str, Any]:
         del retention_days  # a folder of files has no housekeeping; erasure removes it whole
+        gone = set(erased())  # a folder has no lock to hold against an erasure: filtered as late as it can be
+        records = [(r, body) for r, body in records if r.subject not in gone]
         out = self.folder(release_id)
         if out.exists():  # left by a build the store never recorded (it records a build once): replaced
             shutil.rmtree(out)
@@ -72,13 +80,18 @@ class TableReleaseSink:
         self.table = table
 
     def write(
-        self, release_id: str, records: list[tuple[StoredRecord, dict[str, Any]]], *, retention_days: int
+        self,
+        release_id: str,
+        records: list[tuple[StoredRecord, dict[str, Any]]],
+        *,
+        retention_days: int,
+        erased: Callable[[], Collection[str]],
     ) -> dict[str, Any]:
         from store.releases.rows import OpenedRecord, release_rows
 
         opened = (OpenedRecord(r.batch_id, r.subject, r.category, body) for r, body in records)
         rows = release_rows(opened, release_id, self.table.aliases(release_id))
-        return _written(self.table.build(release_id, rows, retention_days=retention_days))
+        return _written(self.table.build(release_id, rows, retention_days=retention_days, erased=erased))
 
     def committed(self, release_id: str) -> dict[str, Any] | None:
         """The release's snapshot if a build committed it (a table commit is all or nothing)."""
@@ -90,11 +103,14 @@ def _written(snapshot: Any) -> dict[str, Any]:
     return {"tag": snapshot.tag, "snapshot_id": snapshot.snapshot_id, "data_files": len(snapshot.data_files)}
 
 
-def release_table_eraser(table: Any) -> Callable[[str], tuple[str, ...]]:
-    """The store's erasure hook: the subject's rows leave the release table now; returns the releases rewritten."""
+def release_table_eraser(table: Any) -> Callable[[str], AbstractContextManager[tuple[str, ...]]]:
+    """The store's erasure hook: the subject's rows leave the release table now, and the table's lock is
+    held while the store destroys the subject's key (``ReleaseTable.erasing``); yields the releases rewritten."""
 
-    def erase(subject_digest: str) -> tuple[str, ...]:
-        return tuple(table.erase_subject(subject_digest).releases)
+    @contextmanager
+    def erase(subject_digest: str) -> Iterator[tuple[str, ...]]:
+        with table.erasing(subject_digest) as erasure:
+            yield tuple(erasure.releases)
 
     return erase
 

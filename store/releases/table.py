@@ -46,7 +46,7 @@ import itertools
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -370,12 +370,20 @@ class ReleaseTable:
 
     # ---- build and read ------------------------------------------------------------------------------------
     def build(
-        self, release_id: str, rows: pa.Table, *, now: datetime | None = None, retention_days: int | None = None
+        self,
+        release_id: str,
+        rows: pa.Table,
+        *,
+        now: datetime | None = None,
+        retention_days: int | None = None,
+        erased: Callable[[], Collection[str]] | None = None,
     ) -> ReleaseSnapshot:
         """Append ``rows`` (``RELEASE_SCHEMA``, all of ``release_id``) and tag the snapshot ``release/<id>``.
 
         ``retention_days``: a row leaves the table (``expire_retention``) once its window ended that many
         days ago; None keeps rows until an erasure (a table built outside the store's governed path).
+        ``erased``: the subject digests among the rows' subjects whose keys the store destroyed since the
+        rows were read; asked after the commit with the lock still held, and their rows erased (``erasing``).
         """
         from sqlalchemy import text
 
@@ -429,6 +437,8 @@ class ReleaseTable:
                         text("INSERT INTO release_retention (release_id, retention_days) VALUES (:r, :d)"),
                         {"r": release_id, "d": retention_days},
                     )
+            for subject_digest in erased() if erased is not None else ():  # erased while the rows were read
+                self._erase_locked(subject_digest, built)
         return ReleaseSnapshot(
             release_id, tag, snapshot.snapshot_id, rows.num_rows, tuple(self.data_files(release_id)), built
         )
@@ -542,31 +552,46 @@ class ReleaseTable:
     # ---- erasure and expiry ------------------------------------------------------------------------------------
     def erase_subject(self, subject_digest: str, *, now: datetime | None = None) -> TableErasure:
         """Delete every row of ``subject_digest`` now (one new snapshot) and move the tags to it."""
+        with self._locked():
+            return self._erase_locked(subject_digest, now or datetime.now(UTC))
+
+    @contextmanager
+    def erasing(self, subject_digest: str, *, now: datetime | None = None) -> Iterator[TableErasure]:
+        """``erase_subject``, with the table's lock held until the block ends.
+
+        The store destroys the subject's key inside the block. A build holds the same lock from writing its
+        rows until it has checked, after its commit, which of its subjects' keys are gone
+        (``build(erased=...)``): either the build comes first and this erasure finds its rows, or this
+        erasure comes first and the build sees the key gone. No interleaving leaves the rows in the table.
+        """
+        with self._locked():
+            yield self._erase_locked(subject_digest, now or datetime.now(UTC))
+
+    def _erase_locked(self, subject_digest: str, when: datetime) -> TableErasure:
         from sqlalchemy import text
 
-        when = now or datetime.now(UTC)
-        with self._locked():
-            with self._engine.begin() as conn:
-                # Every release with an alias key, built or not: a build killed after its rows committed
-                # and before it was registered left them in the table (the next build replaces them).
-                registered = conn.execute(text("SELECT release_id, alias_key FROM release_snapshots")).all()
-            predicates = {
-                r[0]: _and(
-                    _eq("release_id", r[0]),
-                    _eq("subject", ReleaseAliases(bytes.fromhex(r[1])).subject(subject_digest)),
-                )
-                for r in registered
-            }
-            if not predicates or self._table.current_snapshot() is None:
-                return TableErasure((), 0, 0, (), None)
-            combined: Any = None
-            for p in predicates.values():
-                combined = p if combined is None else _or(combined, p)
-            hits = self._table.scan(row_filter=combined, selected_fields=("release_id", "category", "start")).to_arrow()
-            if hits.num_rows == 0:
-                return TableErasure((), 0, 0, (), None)
-            releases = tuple(sorted(set(hits["release_id"].to_pylist())))
-            written, partitions, after = self._delete_and_retag(combined, hits, "consentry.erasure", when)
+        # The caller holds the table's lock.
+        with self._engine.begin() as conn:
+            # Every release with an alias key, built or not: a build killed after its rows committed
+            # and before it was registered left them in the table (the next build replaces them).
+            registered = conn.execute(text("SELECT release_id, alias_key FROM release_snapshots")).all()
+        predicates = {
+            r[0]: _and(
+                _eq("release_id", r[0]),
+                _eq("subject", ReleaseAliases(bytes.fromhex(r[1])).subject(subject_digest)),
+            )
+            for r in registered
+        }
+        if not predicates or self._table.current_snapshot() is None:
+            return TableErasure((), 0, 0, (), None)
+        combined: Any = None
+        for p in predicates.values():
+            combined = p if combined is None else _or(combined, p)
+        hits = self._table.scan(row_filter=combined, selected_fields=("release_id", "category", "start")).to_arrow()
+        if hits.num_rows == 0:
+            return TableErasure((), 0, 0, (), None)
+        releases = tuple(sorted(set(hits["release_id"].to_pylist())))
+        written, partitions, after = self._delete_and_retag(combined, hits, "consentry.erasure", when)
         return TableErasure(releases, hits.num_rows, written, partitions, after)
 
     def _delete_and_retag(

@@ -258,3 +258,38 @@ def test_release_is_a_table_snapshot_and_erasure_rewrites_it_and_says_so(backend
             "1 dataset release that held your data was rewritten without it, and 1 training run that used it "
             "was told to retrain or unlearn."
         )
+
+
+def test_an_erasure_while_a_build_reads_its_records_reaches_the_release(backend_kind: str, tmp_path: Path) -> None:
+    """An employee erases after the build read their records and before it wrote them: the release must not
+    hold them once the build ends (a large build reads for minutes, so this is no corner case)."""
+    pytest.importorskip("pyiceberg", reason="the [release] extra: pip install -e '.[store,release]'")
+    from kit.store_client import StoreClient
+    from store.app import create_app
+    from store.releases.governance_sink import TableReleaseSink, open_release_table, release_table_eraser
+    from store.server import ThreadedServer
+
+    consumer = SigningKey.generate()
+    with running_store(backend_kind, tmp_path) as store:
+        schema = getattr(store.backend, "schema", "consentry")
+        table = open_release_table(store.settings, tmp_path / "store", backend_kind, store_kit.pg_dsn(), schema)
+        agents = _fill(store, 6)
+        policy, stewards = _policy(consumer), store.settings.stewards
+        status = request_release(store.backend, store.keys, policy, stewards, _request(consumer), now=NOW)
+        _approve_all(store, status.release_id, status.manifest_sha256)
+        alice = agents[0]
+        app = create_app(store.backend, store.keys, store.settings, erase_from_releases=release_table_eraser(table))
+        with ThreadedServer(app) as server:  # the store as `store serve` runs it, with the table's eraser
+
+            def alice_erases(_batches: int) -> None:  # the build's progress: its records are read by now
+                with StoreClient(server.url, signer=alice.device, log_public_key=store.keys.log.public_bytes) as c:
+                    c.request_erasure(sign_erasure(alice.device, uuid.uuid4().hex, alice.subject, created=T0))
+
+            built = build_release(
+                store.backend, store.keys, stewards, status.release_id, TableReleaseSink(table), now=NOW,
+                retention_days=30, progress=alice_erases,
+            )  # fmt: skip
+        alias = table.aliases(status.release_id).subject(subject_digest(alice.subject))
+        rows = table.read(status.release_id)
+        assert alias not in rows["subject"].to_pylist()
+        assert rows.num_rows == 5 * 8 and built.subjects == 5
