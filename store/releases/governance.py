@@ -373,14 +373,14 @@ def build_release(
                 progress(len(chunk))
     if not picked:
         raise ReleaseError(f"release {release_id} would be empty (every record was erased or expired); nothing built")
-    # A build killed after the sink committed the rows and before the store recorded them (two
-    # transactions) left the rows in place: record that build, never write them twice.
     everyone = sorted({r.subject for r, _ in picked})
 
     def erased() -> list[str]:  # an employee may erase while the records are read: their keys are gone
         with backend.transaction() as tx:
             return [s for s in everyone if tx.get_wrapped_key(s)[0] is None]
 
+    # A build killed after the sink committed the rows and before the store recorded them (two
+    # transactions) left the rows in place: record that build, never write them twice.
     written = sink.committed(release_id) or sink.write(release_id, picked, retention_days=retention_days, erased=erased)
     gone = set(erased())
     picked = [(r, body) for r, body in picked if r.subject not in gone]
