@@ -7,6 +7,7 @@ import json
 import secrets
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -215,22 +216,33 @@ def test_erasure_marks_every_run_that_read_a_release_holding_the_subject(backend
         assert (again.log.entry.body["releases_with_subject"], again.log.entry.body["runs_notified"]) == (0, 0)
 
 
+def _approved_table_release(
+    store: Harness, backend_kind: str, tmp_path: Path, consumer: SigningKey, subjects: int
+) -> tuple[Any, list[Agent], ReleasePolicy, Any]:
+    """The store's release table, ``subjects`` employees' batches, and a release of them the quorum approved."""
+    from store.releases.governance_sink import open_release_table
+
+    schema = getattr(store.backend, "schema", "consentry")
+    table = open_release_table(store.settings, tmp_path / "store", backend_kind, store_kit.pg_dsn(), schema)
+    agents = _fill(store, subjects)
+    policy = _policy(consumer)
+    status = request_release(store.backend, store.keys, policy, store.settings.stewards, _request(consumer), now=NOW)
+    _approve_all(store, status.release_id, status.manifest_sha256)
+    return table, agents, policy, status
+
+
 def test_release_is_a_table_snapshot_and_erasure_rewrites_it_and_says_so(backend_kind: str, tmp_path: Path) -> None:
     """The build goes into the real release table (Iceberg; catalog in the store's own database); an erasure
     through the real store takes the subject's rows out of it and its receipt counts releases and runs."""
     pytest.importorskip("pyiceberg", reason="the [release] extra: pip install -e '.[store,release]'")
     from store.app import create_app
-    from store.releases.governance_sink import TableReleaseSink, open_release_table, release_table_eraser
+    from store.releases.governance_sink import TableReleaseSink, release_table_eraser
     from store.server import ThreadedServer
 
     consumer = SigningKey.generate()
     with running_store(backend_kind, tmp_path) as store:
-        schema = getattr(store.backend, "schema", "consentry")
-        table = open_release_table(store.settings, tmp_path / "store", backend_kind, store_kit.pg_dsn(), schema)
-        agents = _fill(store, 5)
-        policy, stewards = _policy(consumer), store.settings.stewards
-        status = request_release(store.backend, store.keys, policy, stewards, _request(consumer), now=NOW)
-        _approve_all(store, status.release_id, status.manifest_sha256)
+        table, agents, policy, status = _approved_table_release(store, backend_kind, tmp_path, consumer, 5)
+        stewards = store.settings.stewards
         built = build_release(
             store.backend, store.keys, stewards, status.release_id, TableReleaseSink(table), now=NOW, retention_days=30
         )
@@ -266,17 +278,12 @@ def test_an_erasure_while_a_build_reads_its_records_reaches_the_release(backend_
     pytest.importorskip("pyiceberg", reason="the [release] extra: pip install -e '.[store,release]'")
     from kit.store_client import StoreClient
     from store.app import create_app
-    from store.releases.governance_sink import TableReleaseSink, open_release_table, release_table_eraser
+    from store.releases.governance_sink import TableReleaseSink, release_table_eraser
     from store.server import ThreadedServer
 
-    consumer = SigningKey.generate()
     with running_store(backend_kind, tmp_path) as store:
-        schema = getattr(store.backend, "schema", "consentry")
-        table = open_release_table(store.settings, tmp_path / "store", backend_kind, store_kit.pg_dsn(), schema)
-        agents = _fill(store, 6)
-        policy, stewards = _policy(consumer), store.settings.stewards
-        status = request_release(store.backend, store.keys, policy, stewards, _request(consumer), now=NOW)
-        _approve_all(store, status.release_id, status.manifest_sha256)
+        table, agents, _, status = _approved_table_release(store, backend_kind, tmp_path, SigningKey.generate(), 6)
+        stewards = store.settings.stewards
         alice = agents[0]
         app = create_app(store.backend, store.keys, store.settings, erase_from_releases=release_table_eraser(table))
         with ThreadedServer(app) as server:  # the store as `store serve` runs it, with the table's eraser
