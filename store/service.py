@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -489,7 +489,22 @@ class StoreService:
         # too little. The release table stays locked until the key is destroyed, so a build that read the
         # subject's records before this either is done (its rows are erased here) or sees the key gone.
         releases = self.erase_from_releases(subject) if self.erase_from_releases is not None else nullcontext(())
-        with releases as rewritten, self.backend.transaction() as tx:
+        with ExitStack() as held:
+            try:
+                rewritten = held.enter_context(releases)
+            except Exception as exc:  # the table's files or catalog; the store has changed nothing yet
+                raise Unavailable(
+                    "erasure_unfinished",
+                    f"the store could not erase from its release table yet ({type(exc).__name__}); "
+                    "nothing of this erasure is recorded; retry",
+                ) from None
+            return self._erase_recorded(who, request, subject, now, rewritten)
+
+    def _erase_recorded(
+        self, who: Principal, request: ErasureRequest, subject: str, now: int, rewritten: tuple[str, ...]
+    ) -> ErasureReceipt:
+        """The store's part of an erasure, in one transaction (the release table's part is done)."""
+        with self.backend.transaction() as tx:
             self._device(tx, who.kid, lock=True)
             done = tx.get_erasure(request.request_id)
             if done is not None:

@@ -300,3 +300,51 @@ def test_an_erasure_while_a_build_reads_its_records_reaches_the_release(backend_
         rows = table.read(status.release_id)
         assert alias not in rows["subject"].to_pylist()
         assert rows.num_rows == 5 * 8 and built.subjects == 5
+
+
+def test_an_erasure_the_release_table_cannot_take_changes_nothing_and_says_retry(tmp_path: Path) -> None:
+    """The release table's files cannot be rewritten (chattr +i: even root cannot write there): the erasure
+    is refused as unfinished (503, retried by the agent), the store keeps everything; once the folder is
+    writable again, the same request erases."""
+    import shutil
+    import subprocess
+
+    from devkit.components import require
+    from kit.store_client import RetryPolicy, StoreClient
+    from protocol.store_errors import StoreError
+    from store.app import create_app
+    from store.releases.governance_sink import TableReleaseSink, release_table_eraser
+    from store.server import ThreadedServer
+
+    require(shutil.which("chattr") is not None, "chattr", "apt-get install e2fsprogs; run as root")
+    with running_store("dir", tmp_path) as store:
+        table, agents, _, status = _approved_table_release(store, "dir", tmp_path, SigningKey.generate(), 5)
+        build_release(
+            store.backend, store.keys, store.settings.stewards, status.release_id, TableReleaseSink(table),
+            now=NOW, retention_days=30,
+        )  # fmt: skip
+        alice = agents[0]
+        subject = subject_digest(alice.subject)
+        alias = table.aliases(status.release_id).subject(subject)
+        folders = [p for p in Path(table.location).rglob("*") if p.is_dir()]
+        request = sign_erasure(alice.device, uuid.uuid4().hex, alice.subject, created=T0)
+        app = create_app(store.backend, store.keys, store.settings, erase_from_releases=release_table_eraser(table))
+        with ThreadedServer(app) as server:
+            client = StoreClient(
+                server.url, signer=alice.device, log_public_key=store.keys.log.public_bytes,
+                retry=RetryPolicy(attempts=1),
+            )  # fmt: skip
+            with client as c:
+                subprocess.run(["chattr", "+i", *map(str, folders)], check=True)
+                try:
+                    with pytest.raises(StoreError) as refused:
+                        c.request_erasure(request)
+                finally:
+                    subprocess.run(["chattr", "-i", *map(str, folders)], check=True)
+                assert refused.value.code == "erasure_unfinished" and "retry" in refused.value.message
+                assert alias in table.read(status.release_id)["subject"].to_pylist()
+                with store.backend.transaction() as tx:  # nothing changed in the store: the key is there
+                    assert tx.get_wrapped_key(subject)[0] is not None and tx.get_erasure(request.request_id) is None
+                receipt = c.request_erasure(request)  # the agent's retry, the folder writable again
+        assert receipt.log.entry.body["releases_rewritten"] == 1
+        assert alias not in table.read(status.release_id)["subject"].to_pylist()
