@@ -67,6 +67,8 @@ TABLE = "releases"
 DEFAULT_GRACE = timedelta(hours=72)
 _RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TAG_PREFIX = "release/"
+# The snapshot property that marks a delete for erasure, retention or an unfinished build (_delete_and_retag).
+_DELETE_REASONS = ("consentry.erasure", "consentry.retention", "consentry.unfinished-build")
 _PRUNE_PARTITIONS = 32
 _PG_LOCK = 0x72656C73  # "rels": one advisory lock id for the release table's writers
 
@@ -311,6 +313,7 @@ class ReleaseTable:
                 shared.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK})
                 shared.commit()
             self._table = self._table.refresh()
+            self._finish_interrupted_deletes()
             yield
         finally:
             try:
@@ -649,6 +652,50 @@ class ReleaseTable:
                 {"s": after.snapshot_id, "e": int(when.timestamp())},
             )
         return written, partitions, after.snapshot_id
+
+    def _finish_interrupted_deletes(self) -> None:
+        """Finish what ``_delete_and_retag`` did not, if its process died after the delete's commit.
+
+        Its delete snapshot then exists (it carries one of ``_DELETE_REASONS``) but is not registered in
+        ``release_erasures``, and the release tags may still name older snapshots holding the deleted rows.
+        Every writer runs this first, under the lock: the stale tags move to the current snapshot (which
+        descends from the delete) and the delete is registered, so its rows' files expire after the grace
+        period like any other."""
+        from sqlalchemy import text
+
+        deletes = [
+            s
+            for s in self._table.snapshots()
+            if s.summary and any(s.summary.additional_properties.get(r) for r in _DELETE_REASONS)
+        ]
+        if not deletes:
+            return
+        with self._engine.begin() as conn:
+            known = {int(r[0]) for r in conn.execute(text("SELECT erasure_snapshot_id FROM release_erasures")).all()}
+        unregistered = [s for s in deletes if s.snapshot_id not in known]
+        current = self._table.current_snapshot()
+        if not unregistered or current is None:
+            return
+        newest = max(s.timestamp_ms for s in unregistered)
+        stale = [
+            name
+            for name, ref in self._table.metadata.refs.items()
+            if name.startswith(_TAG_PREFIX)
+            and (tagged := self._table.snapshot_by_id(ref.snapshot_id)) is not None
+            and tagged.timestamp_ms < newest
+        ]
+        if stale:
+            manage = self._table.manage_snapshots()
+            for tag in stale:
+                manage = manage.create_tag(current.snapshot_id, tag)
+            manage.commit()
+            self._table = self._table.refresh()
+        with self._engine.begin() as conn:
+            for snapshot in unregistered:
+                conn.execute(
+                    text("INSERT INTO release_erasures (erasure_snapshot_id, erased, expired) VALUES (:s, :e, NULL)"),
+                    {"s": snapshot.snapshot_id, "e": snapshot.timestamp_ms // 1000},
+                )
 
     def retention_days(self, release_id: str) -> int | None:
         """The retention ``release_id`` was built under (days after a window's end), or None if not recorded."""

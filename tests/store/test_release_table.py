@@ -273,3 +273,24 @@ def test_a_build_killed_after_its_rows_committed_is_reached_by_erasure_and_built
         rows = table.read("r-cut")
         assert rows.num_rows == 24 and set(rows["receipt_id"].to_pylist()) == {stays}
         assert table.read("r1").num_rows == 24
+
+
+def test_an_erasure_killed_between_its_delete_and_moving_the_tags_is_finished_by_the_next_writer(
+    kind: str, tmp_path: Path
+) -> None:
+    """An erasure commits its delete, then moves every release tag to it and registers it for expiry: three
+    steps. Killed after the first, the tags still name a snapshot with the rows, and nothing would expire
+    them. The next writer (here the housekeeping) finishes both."""
+    from pyiceberg.expressions import And, EqualTo
+
+    gone, kept = "rcpt-gone-" + secrets.token_hex(6), "rcpt-kept-" + secrets.token_hex(6)
+    with open_release_table(kind, tmp_path, grace=timedelta(0)) as table:
+        _build(table, "r1", {"s-gone": gone, "s-kept": kept})
+        alias = table.aliases("r1").subject("s-gone")
+        # The table as an erasure killed right after its first commit leaves it, made with pyiceberg itself.
+        where = And(EqualTo("release_id", "r1"), EqualTo("subject", alias))
+        table._table.delete(where, snapshot_properties={"consentry.commit": "cut", "consentry.erasure": "1"})
+        assert alias in table.read("r1")["subject"].to_pylist()  # the tag still names the old snapshot
+        table.housekeep(datetime.now(UTC))
+        assert alias not in table.read("r1")["subject"].to_pylist()
+        assert files_holding(Path(table.location), gone) == [] and files_holding(Path(table.location), kept)
