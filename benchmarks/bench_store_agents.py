@@ -8,7 +8,8 @@ checked against the backend afterwards.
 With ``--processes N`` (PostgreSQL) each round is run twice, alternating which goes first: once with one
 store process, once with N processes sharing the database and key folder, the agents spread over them
 round-robin (what a reverse proxy's upstream list does). It prints the batches/s ratio of N processes to
-one, medians over ``--rounds`` (target 1.7 with 2 processes).
+one, medians over ``--rounds`` (target 1.7 with 2 processes), and the most the CPU allows that ratio on
+this machine (``cpu_ceiling_words``).
 
 The load generator (``--client``): ``raw`` (default) builds, signs and serialises every upload request
 before the clock starts, and each agent thread sends its own with ``http.client`` on one kept-alive
