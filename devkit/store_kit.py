@@ -321,11 +321,10 @@ def write_policy(path: Path, stewards: Stewards) -> Path:
 
 
 def free_port() -> int:
-    import socket
+    """A free port on 127.0.0.1 that no other test process of a parallel run hands out (devkit/ports.py)."""
+    from devkit.ports import free_port as _free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return _free_port()
 
 
 class StoreProcess:
