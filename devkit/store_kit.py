@@ -372,13 +372,15 @@ class StoreProcess:
         self.proc: object = None
         self.log = data_dir / f"serve-{port}.log"
 
-    def start(self, timeout: float = 30.0) -> StoreProcess:
+    def start(self, timeout: float = 120.0) -> StoreProcess:
         import ssl
         import subprocess
         import time
 
         import httpx
 
+        # ``timeout`` is generous: it waits for the server to answer, it times nothing; on a machine loaded
+        # by a parallel test run, starting Python with the store's libraries can take tens of seconds.
         root = Path(__file__).resolve().parent.parent
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log.open("ab")
