@@ -98,3 +98,13 @@ def _use_a_database_of_this_worker(worker: str, run: str) -> None:
         os.environ[PG_DSN_ENV] = urlunsplit(urlsplit(base)._replace(path="/" + name))
     else:
         os.environ[PG_DSN_ENV] = make_conninfo(base, dbname=name)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test that changes the machine itself never runs beside others: not in a worker of pytest -n."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and item.get_closest_marker("machine_global") is not None:
+        pytest.fail(
+            "machine_global tests change the machine (dpkg, /etc, systemd) and must run alone: "
+            "scripts/test.sh runs them before the parallel phase; run them without -n",
+            pytrace=False,
+        )
