@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from devkit.ports import free_port
+
 # A driver waits for this before it reads: the worker node has joined.
 WAIT_FOR_TWO_NODES = """
 deadline = time.monotonic() + 120
@@ -31,7 +33,7 @@ while len([n for n in ray.nodes() if n["Alive"]]) < 2:
 def local_cluster(object_store_bytes: int) -> Iterator[tuple[str, dict[str, str]]]:
     """Yields the head's address and the environment a driver process should run with."""
     temp = Path(f"/tmp/ray-{secrets.token_hex(4)}")  # short: Ray's socket paths must fit in 107 bytes
-    port = 20000 + secrets.randbelow(20000)
+    port = free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     common = ["--num-cpus=1", f"--object-store-memory={object_store_bytes}", "--block", "--disable-usage-stats"]
     head = ["start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}"]

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devkit.ports import free_port
+
 REGION = "us-east-1"
 _S3_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
 
@@ -82,12 +84,6 @@ class S3Server:
         return paths
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     """A TCP connect, not a request: moto counts requests against the three it lets through unsigned."""
     deadline = time.monotonic() + timeout
@@ -107,7 +103,7 @@ def s3_server() -> Iterator[S3Server]:
     """Start moto's server on a free 127.0.0.1 port with credential checks on; yield it; kill it."""
     import boto3
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3", "MOTO_ALLOW_NONEXISTENT_REGION": "false"}
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         env.pop(name, None)

@@ -321,11 +321,10 @@ def write_policy(path: Path, stewards: Stewards) -> Path:
 
 
 def free_port() -> int:
-    import socket
+    """A free port on 127.0.0.1 that no other test process of a parallel run hands out (devkit/ports.py)."""
+    from devkit.ports import free_port as _free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return _free_port()
 
 
 class StoreProcess:
@@ -373,13 +372,15 @@ class StoreProcess:
         self.proc: object = None
         self.log = data_dir / f"serve-{port}.log"
 
-    def start(self, timeout: float = 30.0) -> StoreProcess:
+    def start(self, timeout: float = 120.0) -> StoreProcess:
         import ssl
         import subprocess
         import time
 
         import httpx
 
+        # ``timeout`` is generous: it waits for the server to answer, it times nothing; on a machine loaded
+        # by a parallel test run, starting Python with the store's libraries can take tens of seconds.
         root = Path(__file__).resolve().parent.parent
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log.open("ab")

@@ -34,6 +34,10 @@ psql_admin() { su postgres -c "psql -v ON_ERROR_STOP=1 -qtA -p ${PORT} $*"; }
 if [ "$(psql_admin "-c \"SELECT 1 FROM pg_roles WHERE rolname='${DB_USER}'\"")" != "1" ]; then
     psql_admin "-c \"CREATE ROLE ${DB_USER} LOGIN PASSWORD '${DB_PASS}'\"" >&2
 fi
+# CREATEDB: a parallel test run (pytest -n) gives each of its processes a database of its own (tests/conftest.py).
+if [ "$(psql_admin "-c \"SELECT rolcreatedb FROM pg_roles WHERE rolname='${DB_USER}'\"")" != "t" ]; then
+    psql_admin "-c \"ALTER ROLE ${DB_USER} CREATEDB\"" >&2
+fi
 if [ "$(psql_admin "-c \"SELECT 1 FROM pg_database WHERE datname='${DB_NAME}'\"")" != "1" ]; then
     psql_admin "-c \"CREATE DATABASE ${DB_NAME} OWNER ${DB_USER}\"" >&2
 fi

@@ -39,6 +39,9 @@ WINDOW_SECONDS = 10  # SHORT_WINDOW_POLICY
 # Typing counted by a test: over KEYBOARD_MIN_PRESSES, so its window keeps its counts.
 RUN = 40
 STOP_DEADLINE_SECONDS = 3.0
+# Time for the last xdotool events to reach the agent (its X record thread) before the next step. A wait,
+# not a timing claim: generous, since a machine loaded by a parallel test run delays their delivery.
+SETTLE_SECONDS = 1.5
 
 
 def _type_in_one_window(x: XServer, text: str) -> None:
@@ -51,6 +54,18 @@ def _type_in_one_window(x: XServer, text: str) -> None:
     if remaining < 4.0:
         time.sleep(remaining + 0.1)
     x.type(text)
+
+
+def _wait_counted(layout: Layout, letters: int, timeout: float = 4 * WINDOW_SECONDS) -> None:
+    """Wait (bounded) until the flushed keyboard windows count ``letters`` letter presses in all.
+
+    Waits for an event, the windows' flush, rather than a fixed time: on a loaded machine the last
+    presses can reach the agent seconds after xdotool typed them. Returns either way: the test's own
+    assertion after the agent stops says what was counted.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and key_total(records(layout, Category.KEYBOARD)) < letters:
+        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -96,6 +111,7 @@ def test_nothing_before_grant_nothing_after_revoke_and_records_carry_their_recei
         assert notify_consent_changed(layout)
         agent.wait_state("keyboard", "capturing")
         _type_in_one_window(x, "d" * (RUN + 6))
+        _wait_counted(layout, RUN + RUN + 6)
     finally:
         assert agent.stop() == 0
     stored = records(layout, Category.KEYBOARD)
@@ -121,7 +137,7 @@ def test_typed_password_never_reaches_vault_logs_or_any_file(x: XServer, layout:
             agent.wait_state(category, "capturing")
         _type_in_one_window(x, TYPED_WITH_SECRET)
         x.xdotool("mousemove", "100", "100", "click", "1", "mousemove", "300", "250", "click", "3", "click", "1")
-        time.sleep(0.5)  # let the last events reach the agent before it stops
+        time.sleep(SETTLE_SECONDS)  # let the last events reach the agent before it stops
     finally:
         assert agent.stop() == 0
 
@@ -186,7 +202,7 @@ def test_sigterm_flushes_every_open_window_and_exits_promptly(x: XServer, layout
         agent.wait_state(category, "capturing")
     _type_in_one_window(x, "s" * RUN)
     x.xdotool("click", "1", "click", "1", "click", "3")
-    time.sleep(0.5)  # let the last events reach the agent's buffers
+    time.sleep(SETTLE_SECONDS)  # let the last events reach the agent's buffers
     agent.proc.send_signal(signal.SIGTERM)
     # Far above the half second this takes, far below the 4.8 s of two 2-second thread joins it took.
     assert agent.proc.wait(timeout=STOP_DEADLINE_SECONDS) == 0
@@ -213,8 +229,8 @@ def test_focusing_an_excluded_app_suspends_every_source(x: XServer, layout: Layo
         agent.wait_state("keyboard", "capturing")
         _type_in_one_window(x, "a" * RUN)
         # Exclusion starts at the last focus poll (4 Hz) that still saw a permitted app, so input in
-        # the quarter second before a switch is dropped too; let a poll pass first.
-        time.sleep(0.6)
+        # the quarter second before a switch is dropped too; let the events arrive and a poll pass first.
+        time.sleep(SETTLE_SECONDS)
         x.activate(vault_app)
         status = agent.wait_state("keyboard", "excluded_app_focused")
         assert status["categories"]["apps"]["state"] == "excluded_app_focused"
@@ -222,7 +238,7 @@ def test_focusing_an_excluded_app_suspends_every_source(x: XServer, layout: Layo
         x.activate(normal)
         agent.wait_state("keyboard", "capturing")
         _type_in_one_window(x, "b" * (RUN + 3))
-        time.sleep(0.5)
+        _wait_counted(layout, 2 * RUN + 3)
     finally:
         assert agent.stop() == 0
     assert key_total(records(layout, Category.KEYBOARD)) == 2 * RUN + 3
@@ -249,7 +265,7 @@ def test_pause_and_timed_pause_stop_capture_and_resume(x: XServer, layout: Layou
         _type_in_one_window(x, "q" * RUN)
         agent.wait_state("keyboard", "capturing", timeout=30)  # the timed pause ends by itself
         _type_in_one_window(x, "c" * (RUN + 2))
-        time.sleep(0.5)
+        _wait_counted(layout, 3 * RUN + 3)
     finally:
         assert agent.stop() == 0
     assert key_total(records(layout, Category.KEYBOARD)) == 3 * RUN + 3
@@ -277,7 +293,7 @@ def test_invalid_policy_stops_all_capture_until_fixed(x: XServer, layout: Layout
         short_policy.write_text(SHORT_WINDOW_POLICY)
         agent.wait_state("keyboard", "capturing")
         _type_in_one_window(x, "o" * RUN)
-        time.sleep(0.5)
+        _wait_counted(layout, RUN)
     finally:
         assert agent.stop() == 0
     assert key_total(records(layout, Category.KEYBOARD)) == RUN

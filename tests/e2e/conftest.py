@@ -37,3 +37,11 @@ def system_install() -> Iterator[None]:
         run("dpkg", "--purge", "consentry")
     yield
     run("dpkg", "--purge", "consentry", check=False)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that builds or installs the packages changes the machine: it must say so (machine_global)."""
+    for item in items:
+        uses = {"packages", "system_install"} & set(getattr(item, "fixturenames", ()))
+        if uses and item.get_closest_marker("machine_global") is None:
+            raise pytest.UsageError(f"{item.nodeid} uses {', '.join(sorted(uses))}: mark it machine_global")

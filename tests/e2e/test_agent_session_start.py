@@ -24,6 +24,10 @@ import pytest
 from devkit.components import require, require_executable
 from tests.e2e.package_kit import EMPLOYEE, as_employee, employee_home, run
 
+# Installs packages into this machine (dpkg, /etc, /usr, systemd units) and builds them in build/package:
+# run alone, never beside other tests (scripts/test.sh runs these first, one at a time).
+pytestmark = pytest.mark.machine_global
+
 SYSTEMD = Path("/lib/systemd/systemd")
 DEADLINE = 60.0  # generous: waiting for a state, never asserting how long it took
 DESKTOP_TARGET = """[Unit]

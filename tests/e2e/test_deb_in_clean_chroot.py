@@ -11,8 +11,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from devkit.components import require, require_executable
 from tests.e2e.chroot_kit import apt_sources_file, debian_chroot, rootfs_tarball
+
+# Builds the packages in build/package and bootstraps into the shared chroot cache: run alone, never
+# beside other tests (scripts/test.sh runs these first, one at a time).
+pytestmark = pytest.mark.machine_global
 
 EMPLOYEE = "employee"
 POLICY = "/etc/xdg/consentry/policy.toml"

@@ -12,9 +12,15 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from devkit.components import require, require_executable
 from tests.e2e.package_kit import REPO, as_employee, employee_env, employee_home
 from tests.e2e.package_kit import run as _run
+
+# Installs packages into this machine (dpkg, /etc, /usr, systemd units) and builds them in build/package:
+# run alone, never beside other tests (scripts/test.sh runs these first, one at a time).
+pytestmark = pytest.mark.machine_global
 
 POLICY = Path("/etc/xdg/consentry/policy.toml")
 EXPECTED_FILES = [

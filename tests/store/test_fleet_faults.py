@@ -96,7 +96,7 @@ def test_batches_survive_cut_answers_store_kills_and_a_postgres_crash_exactly_on
                         cluster.restart("immediate")  # PostgreSQL crashes and recovers mid-run
                     if round_ == 4:
                         server.kill()
-                        server.start(timeout=60)
+                        server.start()
                     _sync_all(stations, capture=True)
                     _approve_queue(proxy.url, stewards)
                 assert proxy.counts["refused"] and proxy.counts["answers cut"], proxy.counts

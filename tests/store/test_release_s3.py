@@ -343,7 +343,7 @@ def test_store_serve_erases_into_the_bucket_by_itself(
         policy = write_policy(tmp_path / "policy.toml", Stewards.make())
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key_id)
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret_access_key)
-        server = StoreProcess(data, policy, backend=kind, port=free_port(), schema=schema).start(timeout=60)
+        server = StoreProcess(data, policy, backend=kind, port=free_port(), schema=schema).start()
         try:
             deadline = time.monotonic() + 120
             while (
@@ -360,5 +360,5 @@ def test_store_serve_erases_into_the_bucket_by_itself(
         # The same store started with a wrong secret does not start, and says why.
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-" + secrets.token_hex(8))
         with pytest.raises(RuntimeError, match="refused the credentials from the environment") as refused:
-            StoreProcess(data, policy, backend=kind, port=free_port(), schema=schema).start(timeout=60)
+            StoreProcess(data, policy, backend=kind, port=free_port(), schema=schema).start()
         assert "Traceback" not in str(refused.value)
