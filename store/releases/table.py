@@ -754,8 +754,8 @@ class ReleaseTable:
     def expire(self, now: datetime) -> TableExpiry:
         """After the grace period of each erasure, drop the snapshots before it and remove their files.
 
-        Every run also removes the files no snapshot names: those a build left when it was killed between
-        writing its data files and committing them. No erasure can find rows there (they are in no
+        Every run also removes the data and manifest files no snapshot names: those a build left when it was
+        killed between writing its data files and committing them. No erasure can find rows there (they are in no
         snapshot), so they would otherwise stay. Every writer holds the table's lock while its files are
         uncommitted, and this runs under it, so no file of a live writer is taken."""
         from sqlalchemy import text
@@ -768,7 +768,7 @@ class ReleaseTable:
                     {"d": deadline},
                 ).all()
             if not due:
-                return TableExpiry(0, *_remove_unreachable(self._table))
+                return TableExpiry(0, *_remove_unreachable(self._table, metadata_files=False))
             due_ids = {int(r[0]) for r in due}
             latest = max(
                 (self._table.snapshot_by_id(s) for s in due_ids if self._table.snapshot_by_id(s) is not None),
@@ -942,11 +942,13 @@ def _fs_path(location: str) -> str:
     return PyArrowFileIO.parse_location(location)[2]
 
 
-def _remove_unreachable(table: Any) -> tuple[int, int]:
+def _remove_unreachable(table: Any, *, metadata_files: bool = True) -> tuple[int, int]:
     """Delete the table's files no snapshot needs; returns (files, bytes).
 
     The files are listed and deleted through the table's own FileIO filesystem: the local folder, or
     the objects under the table's prefix in an S3-compatible bucket (the same credentials and endpoint).
+    ``metadata_files=False`` leaves the superseded ``*.metadata.json`` files, which hold no row and which
+    pyiceberg deletes itself after later commits (it warns when one is already gone).
     """
     from pyarrow import fs
     from pyiceberg.io.pyarrow import PyArrowFileIO
@@ -958,6 +960,8 @@ def _remove_unreachable(table: Any) -> tuple[int, int]:
     removed_bytes = 0
     for info in filesystem.get_file_info(fs.FileSelector(root, recursive=True, allow_not_found=True)):
         if info.type != fs.FileType.File or info.path in keep:
+            continue
+        if not metadata_files and info.path.endswith(".metadata.json"):
             continue
         removed_bytes += int(info.size or 0)
         filesystem.delete_file(info.path)

@@ -121,7 +121,11 @@ def _confirm(driver: Any, question: str, layout: Layout, before: int) -> None:
     wait_for(lambda: question in driver.page_source, f"the question {question!r}")
     assert not _erase_entries(layout, before), "nothing is erased before the employee confirms"
     driver.find_element(_by("XPATH"), "//button[text()='Yes, erase']").click()
-    wait_for(lambda: "flash" in driver.page_source and "/erase" in driver.current_url, "the erasure's result")
+    # The question page is at /erase too: wait until it has been replaced by the result.
+    wait_for(
+        lambda: question not in (shown := driver.page_source) and "flash" in shown and "/erase" in driver.current_url,
+        "the erasure's result",
+    )
 
 
 def _cli(home: Path, policy_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
