@@ -292,6 +292,9 @@ def test_invalid_policy_stops_all_capture_until_fixed(x: XServer, layout: Layout
         x.xdotool("click", "1")
         short_policy.write_text(SHORT_WINDOW_POLICY)
         agent.wait_state("keyboard", "capturing")
+        # The status says capturing once pynput's listener says it is ready, a moment before its X record
+        # context is enabled; a key typed in between is not seen (a known gap, noted in the issue).
+        time.sleep(SETTLE_SECONDS)
         _type_in_one_window(x, "o" * RUN)
         _wait_counted(layout, RUN)
     finally:
