@@ -71,12 +71,15 @@ class Capture:
 
     def begin(self, category: Category, receipt_id: str) -> None:
         """Capture for ``category`` starts now, under this grant."""
-        focused = None
-        if category is Category.APPS:
-            focused = self._focus[0] if self._focus is not None and not self._focus[1] else None
-        else:
-            self.buffers[SOURCE_FOR_CATEGORY[category]].clear()
-        self.pipelines[category].begin(receipt_id, self.clock.monotonic(), self.clock.time(), focused)
+        if category is not Category.APPS:
+            self.buffers[SOURCE_FOR_CATEGORY[category]].clear()  # nothing from before the grant
+        self.pipelines[category].begin(receipt_id, self.clock.monotonic(), self.clock.time(), self._focused(category))
+
+    def _focused(self, category: Category) -> str | None:
+        """The application an apps window opening now starts with (None while an excluded one has focus)."""
+        if category is not Category.APPS or self._focus is None or self._focus[1]:
+            return None
+        return self._focus[0]
 
     def cut(self, category: Category) -> list[AnyWindow]:
         """Capture for ``category`` stops now, keeping what was captured (pause, storage error, shutdown)."""
@@ -93,11 +96,24 @@ class Capture:
             return 0  # the focus buffer also serves exclusions; apps data lives only in the window
         return self.buffers[SOURCE_FOR_CATEGORY[category]].clear()
 
-    def set_window_seconds(self, seconds: int) -> None:
+    def resize(self, seconds: int) -> list[AnyWindow]:
+        """Windows are ``seconds`` long from now on; returns the windows this cut.
+
+        Each open window is cut now and the next opens at once under the same grant. Unlike a cut for
+        a pause, no buffered event is dropped: those still waiting for the focus horizon count in the
+        next window (a policy change is no change of consent).
+        """
+        records = self.pump()
+        now, wall = self.clock.monotonic(), self.clock.time()
         for pipeline in self.pipelines.values():
-            if pipeline.window is not None:
-                raise RuntimeError("cut every window before changing the window length")
+            receipt_id = pipeline.receipt_id
+            if receipt_id is not None:
+                record = pipeline.cut(now)
+                records += [record] if record is not None else []
             pipeline.size = seconds
+            if receipt_id is not None:
+                pipeline.begin(receipt_id, now, wall, self._focused(pipeline.category))
+        return records
 
     # -- the pump ----------------------------------------------------------------------------------
 

@@ -240,10 +240,7 @@ class Agent:
         self._witness.changed()  # a store added or removed: ask (or stop asking)
         self._refresh_consent(force=True)
         if self.policy.aggregation_window_seconds != old_size:
-            for category in ALL_CATEGORIES:
-                if self.capture.is_open(category):
-                    self.recorder.add(self.capture.cut(category))
-            self.capture.set_window_seconds(self.policy.aggregation_window_seconds)
+            self.recorder.add(self.capture.resize(self.policy.aggregation_window_seconds))
         if self.policy.file_extensions != old_extensions:
             self.supervisor.restart(SourceKind.FILES)
         self._reconcile()

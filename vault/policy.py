@@ -277,7 +277,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> MachinePolicy:
 
 
 def load_policy(path: Path, *, cache: Path | None = None) -> MachinePolicy:
-    """Load the policy at ``path``; a missing file means the embedded defaults.
+    """Load the policy at ``path``; a missing file means the embedded defaults, an empty one is an error.
 
     ``cache``: a file where the validated policy is kept, keyed by the SHA-256 of the policy file, so a
     command that only shows or withdraws does not pay for validating it again. The cache sits in the
@@ -291,6 +291,13 @@ def load_policy(path: Path, *, cache: Path | None = None) -> MachinePolicy:
         return MachinePolicy()
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"{path}: cannot read the machine policy: {exc}") from None
+    if not raw:
+        # A file rewritten in place is empty for a moment; read then as the defaults, it would widen
+        # what may be captured and change the terms employees granted under.
+        raise PolicyError(
+            f"{path}: the machine policy file is empty; write the policy into it, "
+            "or delete it to use the built-in defaults"
+        )
     if cache is None:
         return parse_policy(text, source=str(path))
     source_sha256 = sha256_hex(raw)

@@ -110,6 +110,44 @@ def test_events_wait_for_the_focus_horizon_and_excluded_spans_are_dropped() -> N
     assert _letters(records) == 5 * K  # 2 before, 3 after; the 5 + 7 in the excluded span are gone
 
 
+def test_a_new_window_length_loses_no_press_still_waiting_for_the_focus_horizon() -> None:
+    """IT changes the window length while the employee types: a policy change is no change of consent."""
+    capture, clock = _capture()
+    focus = capture.buffers[SourceKind.FOCUS]
+    capture.focus_started()
+    start = clock.monotonic()
+    focus.put((start, start, "cat:ide", False))
+    capture.begin(Category.KEYBOARD, "r1")
+    capture.begin(Category.APPS, "r2")
+    clock.advance(0.1)
+    _press(capture, clock, K)
+    poll = clock.monotonic()
+    focus.put((start, poll, "cat:ide", False))
+    clock.advance(0.1)
+    _press(capture, clock, 2 * K)  # after the last poll: held until the next one
+    records = capture.resize(20)  # at T0 + 2.2
+    assert [(r.start, r.end, r.receipt_id) for r in records if isinstance(r, KeyboardWindow)] == [
+        (int(T0), int(T0) + 3, "r1")
+    ]
+    clock.advance(0.1)
+    focus.put((poll, clock.monotonic(), "cat:ide", False))
+    _press(capture, clock, K)
+    clock.advance(20)
+    focus.put((poll, clock.monotonic(), "cat:ide", False))
+    records += capture.pump()
+    keyboard = [r for r in records if isinstance(r, KeyboardWindow)]
+    assert [(r.start, r.end, r.receipt_id) for r in keyboard] == [
+        (int(T0), int(T0) + 3, "r1"),
+        (int(T0) + 3, int(T0) + 20, "r1"),
+    ]
+    assert _letters(records) == 4 * K
+    apps = [r for r in records if not isinstance(r, KeyboardWindow)]
+    assert [(r.start, r.end, r.receipt_id) for r in apps] == [
+        (int(T0), int(T0) + 3, "r2"),
+        (int(T0) + 3, int(T0) + 20, "r2"),
+    ]
+
+
 def test_a_full_buffer_drops_the_newest_and_counts_it() -> None:
     buffer = EventBuffer(capacity=3)
     for i in range(5):

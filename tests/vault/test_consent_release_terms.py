@@ -96,7 +96,7 @@ def test_new_app_categories_are_material(home: Path, policy_path: Path) -> None:
         policy_path, home, "apps",
         before='[app_categories]\n"code" = "ide"\n',
         after='[app_categories]\n"code" = "ide"\n"slack" = "chat"\n',
-        narrower="",
+        narrower="# no application named by category\n",
         says="1 application(s) newly named by category", shows="slack as chat",
     )  # fmt: skip
 
@@ -123,7 +123,7 @@ def test_a_changed_steward_set_is_material(home: Path, policy_path: Path) -> Non
 
 def test_other_categories_ignore_app_categories(home: Path, policy_path: Path) -> None:
     """Only `apps` records categories of applications, so only its grant covers them."""
-    policy_path.write_text("")
+    policy_path.write_text("# the defaults\n")
     assert run("consent", "grant", "keyboard", "--yes").exit_code == 0
     policy_path.write_text('[app_categories]\n"slack" = "chat"\n')
     assert _state("keyboard")["state"] == "granted"

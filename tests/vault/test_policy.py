@@ -78,6 +78,17 @@ def test_unreadable_policy_is_an_error_not_defaults(tmp_path: Path) -> None:
         load_policy(path)
 
 
+def test_an_empty_policy_file_is_an_error_not_defaults(tmp_path: Path) -> None:
+    """A file rewritten in place is empty for a moment: read then, it must not mean the defaults."""
+    path = tmp_path / "policy.toml"
+    path.write_bytes(b"")
+    with pytest.raises(PolicyError, match="is empty") as info:
+        load_policy(path)
+    assert "delete it" in str(info.value)  # what to do, if the defaults were meant
+    path.write_text("# the defaults, on purpose\n")
+    assert load_policy(path) == MachinePolicy()
+
+
 def test_policy_has_no_field_that_grants_consent() -> None:
     fields = {f.name for f in dataclasses.fields(MachinePolicy)}
     assert not {f for f in fields if "grant" in f or "consent" in f or "enable" in f}
