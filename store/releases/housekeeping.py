@@ -34,6 +34,8 @@ def housekeeping_words(retention: Any, expiry: Any) -> str:
         if retention.rows_deleted
         else "no row was past its retention"
     )
+    if retention.unfinished_rows_deleted:
+        left += f"; {_counted(retention.unfinished_rows_deleted, 'row')} of an interrupted build left"
     gone = (
         f"{_counted(expiry.snapshots_expired, 'old snapshot')} expired and "
         f"{_counted(expiry.files_removed, 'file')} ({_counted(expiry.bytes_removed, 'byte')}) removed"

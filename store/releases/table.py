@@ -117,6 +117,7 @@ class TableRetention:
     releases: tuple[str, ...]  # releases that had rows past their retention
     rows_deleted: int
     snapshot_id: int | None  # the new current snapshot (None: nothing was past retention)
+    unfinished_rows_deleted: int = 0  # rows of builds killed after their commit, before their registration
 
 
 @dataclass(frozen=True)
@@ -446,16 +447,17 @@ class ReleaseTable:
             release_id, tag, snapshot.snapshot_id, rows.num_rows, tuple(self.data_files(release_id)), built
         )
 
-    def _drop_unfinished(self, release_id: str, when: datetime) -> None:
+    def _drop_unfinished(self, release_id: str, when: datetime) -> int:
         """Delete the rows an earlier build of ``release_id`` committed before it was killed (it never got
-        registered); the build now writes them anew. Registered like an erasure, so the snapshots that
-        still hold them expire after the grace period."""
+        registered); returns how many. Registered like an erasure, so the snapshots that still hold them
+        expire after the grace period."""
         if self._table.current_snapshot() is None:
-            return
+            return 0
         where = _eq("release_id", release_id)
         hits = self._table.scan(row_filter=where, selected_fields=("release_id", "category", "start")).to_arrow()
         if hits.num_rows:
             self._delete_and_retag(where, hits, "consentry.unfinished-build", when)
+        return int(hits.num_rows)
 
     def _append(self, rows: pa.Table, properties: dict[str, str]) -> None:
         """One append snapshot of ``rows``, its data files written one partition at a time.
@@ -709,13 +711,15 @@ class ReleaseTable:
 
     def expire_retention(self, now: datetime) -> TableRetention:
         """Delete every row whose window ended more than its release's retention before ``now`` (one new
-        snapshot, as an erasure: the tags move to it, and older snapshots expire after the grace period)."""
+        snapshot, as an erasure: the tags move to it, and older snapshots expire after the grace period),
+        and first the rows of builds killed between their commit and their registration."""
         from pyiceberg.expressions import LessThan, LessThanOrEqual
 
         with self._locked():
+            unfinished = self._drop_unfinished_builds(now)
             registered = self._retention_register()
             if not registered or self._table.current_snapshot() is None:
-                return TableRetention((), 0, None)
+                return TableRetention((), 0, None, unfinished)
             before: Any = LessThanOrEqual
             starts_before: Any = LessThan
             parts = []
@@ -728,10 +732,25 @@ class ReleaseTable:
             combined = _balanced_or(parts)
             hits = self._table.scan(row_filter=combined, selected_fields=("release_id", "category", "start")).to_arrow()
             if hits.num_rows == 0:
-                return TableRetention((), 0, None)
+                return TableRetention((), 0, None, unfinished)
             releases = tuple(sorted(set(hits["release_id"].to_pylist())))
             _, _, snapshot_id = self._delete_and_retag(combined, hits, "consentry.retention", now)
-        return TableRetention(releases, hits.num_rows, snapshot_id)
+        return TableRetention(releases, hits.num_rows, snapshot_id, unfinished)
+
+    def _drop_unfinished_builds(self, now: datetime) -> int:
+        """Delete the rows of every build that committed but was never registered; returns how many.
+
+        No retention is recorded for them, so they would stay until the release is built again, which may
+        never happen. The store builds an approved release again from its records. A build holds the lock
+        from its commit to its registration, and this runs under it, so no live build is touched.
+        """
+        from sqlalchemy import text
+
+        with self._engine.begin() as conn:
+            pending = [
+                str(r[0]) for r in conn.execute(text("SELECT release_id FROM release_snapshots WHERE snapshot_id < 0"))
+            ]
+        return sum(self._drop_unfinished(release_id, now) for release_id in pending)
 
     def _retention_register(self) -> list[tuple[str, int]]:
         from sqlalchemy import text
