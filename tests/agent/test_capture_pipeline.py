@@ -28,6 +28,18 @@ def _letters(records: list) -> int:  # type: ignore[type-arg]
     return sum(r.key_counts[KeyClass.LETTER] for r in records if isinstance(r, KeyboardWindow))
 
 
+def _typing_in_an_ide() -> tuple[Capture, ManualClock, EventBuffer, float]:
+    """Keyboard (grant r1) and apps (grant r2) open, a focus source running and an IDE focused at ``start``."""
+    capture, clock = _capture()
+    focus = capture.buffers[SourceKind.FOCUS]
+    capture.focus_started()
+    start = clock.monotonic()
+    focus.put((start, start, "cat:ide", False))
+    capture.begin(Category.KEYBOARD, "r1")
+    capture.begin(Category.APPS, "r2")
+    return capture, clock, focus, start
+
+
 def test_windows_close_at_aligned_boundaries_and_empty_ones_are_skipped() -> None:
     capture, clock = _capture()
     capture.begin(Category.KEYBOARD, "r1")
@@ -73,13 +85,7 @@ def test_drop_forgets_buffered_events_and_the_open_window() -> None:
 
 
 def test_events_wait_for_the_focus_horizon_and_excluded_spans_are_dropped() -> None:
-    capture, clock = _capture()
-    focus = capture.buffers[SourceKind.FOCUS]
-    capture.focus_started()
-    start = clock.monotonic()
-    focus.put((start, start, "cat:ide", False))
-    capture.begin(Category.KEYBOARD, "r1")
-    capture.begin(Category.APPS, "r2")
+    capture, clock, focus, start = _typing_in_an_ide()
     clock.advance(0.1)
     _press(capture, clock, 2 * K)  # at +0.1: before the next poll confirms the focus
     clock.advance(0.15)
@@ -112,13 +118,7 @@ def test_events_wait_for_the_focus_horizon_and_excluded_spans_are_dropped() -> N
 
 def test_a_new_window_length_loses_no_press_still_waiting_for_the_focus_horizon() -> None:
     """IT changes the window length while the employee types: a policy change is no change of consent."""
-    capture, clock = _capture()
-    focus = capture.buffers[SourceKind.FOCUS]
-    capture.focus_started()
-    start = clock.monotonic()
-    focus.put((start, start, "cat:ide", False))
-    capture.begin(Category.KEYBOARD, "r1")
-    capture.begin(Category.APPS, "r2")
+    capture, clock, focus, start = _typing_in_an_ide()
     clock.advance(0.1)
     _press(capture, clock, K)
     poll = clock.monotonic()

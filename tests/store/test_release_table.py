@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -224,10 +226,11 @@ table.build("r-cut", release_rows(recs, "r-cut", table.aliases("r-cut")))
 """
 
 
-def _build_killed_after_its_rows_committed(table: ReleaseTable, tmp_path: Path, schema: str, *receipts: str) -> None:
-    """Build "r-cut" (subjects s-gone and s-stays) in a child process killed after the table committed its
-    rows and before the build was registered: a session holds the release's catalog row (PostgreSQL
-    catalog), so the build stops right there."""
+@contextmanager
+def _with_a_build_killed_after_its_rows_committed(tmp_path: Path, gone: str, stays: str) -> Iterator[ReleaseTable]:
+    """A PostgreSQL-catalog table (grace period 0) holding release "r1", and the rows of "r-cut" (subjects
+    s-gone and s-stays) from a child process killed after the table committed them and before the build
+    was registered: a session holds the release's catalog row, so the build stops right there."""
     import subprocess
     import sys
     import time
@@ -236,40 +239,41 @@ def _build_killed_after_its_rows_committed(table: ReleaseTable, tmp_path: Path, 
 
     from devkit.store_kit import pg_dsn
 
-    table.aliases("r-cut")  # the catalog row a build makes first
-    with psycopg.connect(pg_dsn()) as holder:
-        holder.execute(f"SET search_path = {schema}")
-        holder.execute("SELECT 1 FROM release_snapshots WHERE release_id = 'r-cut' FOR UPDATE")
-        xid = holder.execute("SELECT pg_current_xact_id()::text").fetchone()[0]  # type: ignore[index]
-        child = subprocess.Popen(
-            [sys.executable, "-c", _CUT_BUILD, str(tmp_path / "store"), pg_dsn(), schema, *receipts],
-            cwd=Path(__file__).resolve().parents[2], stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 120
-            while not holder.execute(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND transactionid::text = %s "
-                "AND NOT granted",
-                (xid,),
-            ).fetchone()[0]:  # type: ignore[index]
-                assert child.poll() is None, child.communicate()
-                assert time.monotonic() < deadline, "the build never reached its catalog row"
-                time.sleep(0.05)
-            child.kill()  # the rows are committed, the release is not registered as built
-        finally:
-            child.wait(timeout=60)
-            holder.rollback()
+    schema = "t_" + secrets.token_hex(6)
+    with open_release_table("postgres", tmp_path, grace=timedelta(0), schema=schema) as table:
+        _build(table, "r1", {"s-other": "rcpt-other-2d7e"})
+        table.aliases("r-cut")  # the catalog row a build makes first
+        with psycopg.connect(pg_dsn()) as holder:
+            holder.execute(f"SET search_path = {schema}")
+            holder.execute("SELECT 1 FROM release_snapshots WHERE release_id = 'r-cut' FOR UPDATE")
+            xid = holder.execute("SELECT pg_current_xact_id()::text").fetchone()[0]  # type: ignore[index]
+            child = subprocess.Popen(
+                [sys.executable, "-c", _CUT_BUILD, str(tmp_path / "store"), pg_dsn(), schema, gone, stays],
+                cwd=Path(__file__).resolve().parents[2], stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            try:
+                deadline = time.monotonic() + 120
+                while not holder.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND transactionid::text = %s "
+                    "AND NOT granted",
+                    (xid,),
+                ).fetchone()[0]:  # type: ignore[index]
+                    assert child.poll() is None, child.communicate()
+                    assert time.monotonic() < deadline, "the build never reached its catalog row"
+                    time.sleep(0.05)
+                child.kill()  # the rows are committed, the release is not registered as built
+            finally:
+                child.wait(timeout=60)
+                holder.rollback()
+        yield table
 
 
 def test_a_build_killed_after_its_rows_committed_is_reached_by_erasure_and_built_once_again(tmp_path: Path) -> None:
     """An erasure still reaches the rows a killed build committed, and building the release again gives
     each row once."""
     gone, stays = "rcpt-gone-" + secrets.token_hex(6), "rcpt-stays-" + secrets.token_hex(6)
-    schema = "t_" + secrets.token_hex(6)
-    with open_release_table("postgres", tmp_path, grace=timedelta(0), schema=schema) as table:
-        _build(table, "r1", {"s-other": "rcpt-other-2d7e"})
+    with _with_a_build_killed_after_its_rows_committed(tmp_path, gone, stays) as table:
         warehouse = Path(table.location)
-        _build_killed_after_its_rows_committed(table, tmp_path, schema, gone, stays)
         assert table.releases() == ["r1"] and files_holding(warehouse, gone)
         erased = table.erase_subject("s-gone")
         assert erased.rows_deleted == 24 and erased.releases == ("r-cut",)
@@ -287,11 +291,8 @@ def test_rows_a_killed_build_committed_leave_at_the_next_housekeeping_even_if_ne
     """No retention covers rows of a build that was never registered: housekeeping deletes them (the store
     can build the approved release again), registered like an erasure so their files go after the grace period."""
     gone, stays = "rcpt-gone-" + secrets.token_hex(6), "rcpt-stays-" + secrets.token_hex(6)
-    schema = "t_" + secrets.token_hex(6)
-    with open_release_table("postgres", tmp_path, grace=timedelta(0), schema=schema) as table:
-        _build(table, "r1", {"s-other": "rcpt-other-2d7e"})
+    with _with_a_build_killed_after_its_rows_committed(tmp_path, gone, stays) as table:
         warehouse = Path(table.location)
-        _build_killed_after_its_rows_committed(table, tmp_path, schema, gone, stays)
         assert files_holding(warehouse, stays)
         table.housekeep(datetime.now(UTC))  # deletes the unfinished build's rows
         table.housekeep(datetime.now(UTC))  # a grace period of 0 has run out: their files go
