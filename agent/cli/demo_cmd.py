@@ -112,6 +112,10 @@ def _stop(proc: subprocess.Popen[str], timeout: float = 20.0) -> int:
     return proc.returncode
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _capture(d: Demo, seconds: float, use_x11: bool) -> None:
     """Run the real agent for ``seconds``: on a virtual X display with a typist, or on a replay stream."""
     from agent.cli import demo_display
@@ -121,17 +125,21 @@ def _capture(d: Demo, seconds: float, use_x11: bool) -> None:
         if not use_x11:
             Demo.step(f"Agent: capture for {seconds:.0f} s (a synthetic input stream through the real pipeline)")
             agent = d.start("agent", "run", "--replay", SYNTHETIC_INPUT, log=agent_log)
-            time.sleep(seconds)
-            code = _stop(agent)
+            try:
+                time.sleep(seconds)
+            finally:
+                code = _stop(agent)
         else:
             Demo.step(f"Agent: capture real X input for {seconds:.0f} s (Xvfb; xdotool types, moves, clicks)")
             with demo_display.VirtualDisplay(d.out / "display.log") as display:
                 click.echo(f"  virtual display {display.display}; the typist types: {demo_display.TYPED_TEXT!r}")
                 x_env = {k: v for k, v in d.env.items() if k not in ("WAYLAND_DISPLAY", "XDG_SESSION_TYPE")}
                 agent = d.start("agent", "run", log=agent_log, env={**x_env, "DISPLAY": display.display})
-                time.sleep(2)  # let the sources start before the typist does
-                demo_display.run_typist_in_background(display, seconds).join(seconds + 30)
-                code = _stop(agent)  # while the display still exists: the agent flushes, then exits
+                try:
+                    time.sleep(2)  # let the sources start before the typist does
+                    demo_display.run_typist_in_background(display, seconds).join(seconds + 30)
+                finally:
+                    code = _stop(agent)  # while the display still exists: the agent flushes, then exits
     if code not in (0, -signal.SIGTERM):
         raise click.ClickException(f"the agent stopped with exit code {code}; see {log_path}")
 
@@ -163,6 +171,9 @@ def demo(out: Path | None, seconds: float, input_mode: str) -> None:
     """
     from agent.cli import demo_display, demo_release
 
+    # Stopped by `timeout`, a service manager or `kill`: unwind as for Ctrl-C, so the store and agent
+    # this demo started stop with it (the finally blocks below) instead of running on.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     use_x11 = input_mode == "x11" or (input_mode == "auto" and demo_display.available())
     if use_x11 and not demo_display.available():
         raise click.UsageError(

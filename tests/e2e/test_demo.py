@@ -53,3 +53,63 @@ def test_demo_runs_the_whole_flow(tmp_path: Path, input_mode: str) -> None:
         assert "the release now holds 0 rows" in done.stdout  # after the employee erased everything
         assert "1 dataset release that held your data was rewritten without it" in done.stdout
         assert "demo-rhythm-v1" in done.stdout and "trained on erased data: retrain or unlearn" in done.stdout
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The live child processes of ``pid`` and their command lines, from /proc."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        if ppid == pid:
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def test_a_demo_told_to_stop_stops_its_store_and_agent(tmp_path: Path) -> None:
+    """`timeout`, a service manager or `kill` stop the demo with SIGTERM: its store and agent stop with it
+    rather than keep a port and the employee's vault open."""
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "demo",
+            "--out",
+            str(tmp_path / "demo"),
+            "--seconds",
+            "60",
+            "--input",
+            "replay",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(" agent run" in c for c in _children(demo.pid).values()):
+            assert demo.poll() is None and time.monotonic() < deadline, "the demo never started its agent"
+            time.sleep(0.1)
+        children = _children(demo.pid)
+        assert any(" store serve" in c for c in children.values()), children
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while [p for p in children if Path(f"/proc/{p}").exists()] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = {p: c for p, c in children.items() if Path(f"/proc/{p}").exists()}
+        assert not left, f"still running after the demo stopped: {left}"
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
