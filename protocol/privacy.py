@@ -139,6 +139,32 @@ def _records_adapter() -> TypeAdapter[list[AnyWindow]]:
     return TypeAdapter(list[WindowRecord])
 
 
+def _tally_records(
+    parsed: Sequence[AnyWindow | None], records: Sequence[Mapping[str, Any]], by_id: Mapping[str, ReceiptLike]
+) -> tuple[int, int, dict[str, int]]:
+    """One pass over the records (the store runs it on every record of every batch): how many contain free
+    text, how many no receipt covers, and how many valid records each category has."""
+    ids = set(by_id)
+    free_text = uncovered = 0
+    actual: dict[str, int] = {}
+    for p, raw in zip(parsed, records, strict=True):
+        if p is None:  # outside the schema: walked string by string, and never covered
+            free_text += _has_free_text(raw, ids)
+            uncovered += 1
+            continue
+        # The schema admits no free text except receipt_id, so a valid record needs only that checked.
+        receipt = by_id.get(p.receipt_id)
+        if receipt is None:
+            free_text += 1
+            uncovered += 1
+        # Windows are aligned to the wall clock, so the first one may start before the grant; it is
+        # covered when the grant began before the window ended (the vault's rule).
+        elif receipt.category != p.category or receipt.granted_at >= p.end:
+            uncovered += 1
+        actual[p.category] = actual.get(p.category, 0) + 1
+    return free_text, uncovered, actual
+
+
 def run_privacy_checks(
     records: Sequence[Mapping[str, Any]],
     receipts: Sequence[ReceiptLike],
@@ -150,40 +176,19 @@ def run_privacy_checks(
     """Run the checks in ``names`` over raw record dicts (JSON form) and return their results in order."""
     parsed = _parse_all(records)
     by_id = {r.receipt_id: r for r in receipts}
+    invalid = sum(p is None for p in parsed)
+    free_text, uncovered, actual = _tally_records(parsed, records, by_id)
     results: list[PrivacyCheck] = []
     for name in names:
         if name == "schema":
-            results.append(_check(name, sum(p is None for p in parsed), "outside the window schema"))
+            results.append(_check(name, invalid, "outside the window schema"))
         elif name == "no_free_text":
-            # The schema admits no free text except receipt_id, so a record that passed it needs only that
-            # checked; one that failed is walked string by string.
-            ids = set(by_id)
-            bad = sum(
-                (p.receipt_id not in ids) if p is not None else _has_free_text(r, ids)
-                for p, r in zip(parsed, records, strict=True)
-            )
-            results.append(_check(name, bad, "contain a string outside the closed vocabularies"))
+            results.append(_check(name, free_text, "contain a string outside the closed vocabularies"))
         elif name == "consent_coverage":
-            bad = 0
-            for p in parsed:
-                receipt = by_id.get(p.receipt_id) if p is not None else None
-                if (
-                    p is None
-                    or receipt is None
-                    or receipt.category != p.category
-                    # Windows are aligned to the wall clock, so the first one may start before the
-                    # grant; it is covered when the grant began before the window ended (the vault's rule).
-                    or receipt.granted_at >= p.end
-                ):
-                    bad += 1
-            results.append(_check(name, bad, "not covered by a consent receipt in the manifest"))
+            results.append(_check(name, uncovered, "not covered by a consent receipt in the manifest"))
         elif name == "counts_match":
-            actual: dict[str, int] = {}
-            for p in parsed:
-                if p is not None:
-                    actual[p.category] = actual.get(p.category, 0) + 1
             expected = {str(c): n for c, n in counts.items() if n}
-            if actual == expected and None not in parsed:
+            if actual == expected and not invalid:
                 results.append(PrivacyCheck(name=name, passed=True))
             else:
                 results.append(PrivacyCheck(name=name, passed=False, detail="record counts differ from the manifest"))
