@@ -41,13 +41,15 @@ APP_TOKEN_PATTERN = re.compile(r"^(cat:[a-z_]{2,32}|anon:[0-9a-f]{16})$")
 EXTENSION_PATTERN = re.compile(r"^[a-z0-9]{1,10}$")
 
 _frozen = BOUNDARY
+# Numbers and flags are strict (no "6" for 6, no 0 for false): the store keeps each record as sent, so a
+# converted value would be stored in its sent form and break what reads it as a number.
 
 
 class _WindowBase(BaseModel):
     model_config = _frozen
 
-    start: int = Field(ge=0, description=meaning("common", "start"))
-    end: int = Field(ge=0, description=meaning("common", "end"))
+    start: int = Field(strict=True, ge=0, description=meaning("common", "start"))
+    end: int = Field(strict=True, ge=0, description=meaning("common", "end"))
     receipt_id: str = Field(min_length=1, max_length=64, description=meaning("common", "receipt_id"))
 
     @model_validator(mode="after")
@@ -59,14 +61,19 @@ class _WindowBase(BaseModel):
 
 class KeyboardWindow(_WindowBase):
     category: Literal["keyboard"] = Field(default="keyboard", description=meaning("common", "category"))
-    key_counts: dict[KeyClass, Annotated[int, Field(ge=0)]] = Field(description=meaning("keyboard", "key_counts"))
-    iki_histogram: tuple[Annotated[int, Field(ge=0)], ...] = Field(description=meaning("keyboard", "iki_histogram"))
-    bursts: int = Field(ge=0, description=meaning("keyboard", "bursts"))
-    longest_burst: int = Field(ge=0, description=meaning("keyboard", "longest_burst"))
-    pauses: int = Field(ge=0, description=meaning("keyboard", "pauses"))
-    correction_ratio: float = Field(ge=0.0, le=1.0, description=meaning("keyboard", "correction_ratio"))
+    key_counts: dict[KeyClass, Annotated[int, Field(ge=0, strict=True)]] = Field(
+        description=meaning("keyboard", "key_counts")
+    )
+    iki_histogram: tuple[Annotated[int, Field(ge=0, strict=True)], ...] = Field(
+        description=meaning("keyboard", "iki_histogram")
+    )
+    bursts: int = Field(strict=True, ge=0, description=meaning("keyboard", "bursts"))
+    longest_burst: int = Field(strict=True, ge=0, description=meaning("keyboard", "longest_burst"))
+    pauses: int = Field(strict=True, ge=0, description=meaning("keyboard", "pauses"))
+    correction_ratio: float = Field(strict=True, ge=0.0, le=1.0, description=meaning("keyboard", "correction_ratio"))
     sparse: bool = Field(
         default=False,
+        strict=True,
         description=f"the keyboard was used, fewer than {KEYBOARD_MIN_PRESSES} presses: every count and statistic is withheld (zero)",
     )
 
@@ -109,11 +116,11 @@ class KeyboardWindow(_WindowBase):
 
 class MouseWindow(_WindowBase):
     category: Literal["mouse"] = Field(default="mouse", description=meaning("common", "category"))
-    clicks: dict[MouseButton, Annotated[int, Field(ge=0)]] = Field(description=meaning("mouse", "clicks"))
-    scroll_steps: int = Field(ge=0, description=meaning("mouse", "scroll_steps"))
-    moves: int = Field(ge=0, description=meaning("mouse", "moves"))
-    distance_px: float = Field(ge=0.0, description=meaning("mouse", "distance_px"))
-    idle_seconds: float = Field(ge=0.0, description=meaning("mouse", "idle_seconds"))
+    clicks: dict[MouseButton, Annotated[int, Field(ge=0, strict=True)]] = Field(description=meaning("mouse", "clicks"))
+    scroll_steps: int = Field(strict=True, ge=0, description=meaning("mouse", "scroll_steps"))
+    moves: int = Field(strict=True, ge=0, description=meaning("mouse", "moves"))
+    distance_px: float = Field(strict=True, ge=0.0, description=meaning("mouse", "distance_px"))
+    idle_seconds: float = Field(strict=True, ge=0.0, description=meaning("mouse", "idle_seconds"))
 
 
 class AppFocus(BaseModel):
@@ -123,7 +130,7 @@ class AppFocus(BaseModel):
         description="the application in focus: cat:<category> for an allow-listed kind (ide, browser, ...) or "
         "anon:<16 hex>, a pseudonym keyed per batch; never a name or a window title"
     )
-    seconds: float = Field(ge=0.0, description="seconds it had the focus in the window")
+    seconds: float = Field(strict=True, ge=0.0, description="seconds it had the focus in the window")
 
     @field_validator("app")
     @classmethod
@@ -136,7 +143,7 @@ class AppFocus(BaseModel):
 class AppsWindow(_WindowBase):
     category: Literal["apps"] = Field(default="apps", description=meaning("common", "category"))
     focus: tuple[AppFocus, ...] = Field(description=meaning("apps", "focus"))
-    switches: int = Field(ge=0, description=meaning("apps", "switches"))
+    switches: int = Field(strict=True, ge=0, description=meaning("apps", "switches"))
 
 
 class FileEventCount(BaseModel):
@@ -144,13 +151,16 @@ class FileEventCount(BaseModel):
 
     root_class: RootClass = Field(description="the kind of folder the file is in, among the folders the employee chose")
     depth: int = Field(
-        ge=0, le=MAX_FILE_DEPTH, description="how many folders deep below that folder the file is (0: directly in it)"
+        strict=True,
+        ge=0,
+        le=MAX_FILE_DEPTH,
+        description="how many folders deep below that folder the file is (0: directly in it)",
     )
     ext: str | None = Field(
         default=None, description="the file's extension if the policy allow-lists it, else null; never a name"
     )
     kind: FileEventKind = Field(description="what happened to the file")
-    count: int = Field(ge=1, description="how many such events in the window")
+    count: int = Field(strict=True, ge=1, description="how many such events in the window")
 
     @field_validator("ext")
     @classmethod

@@ -272,6 +272,20 @@ def test_field_outside_the_schema_fails_schema_and_free_text_checks() -> None:
     assert {"schema", "no_free_text"} <= _failed(raw)
 
 
+@pytest.mark.parametrize(
+    ("category", "field", "value"),
+    [("keyboard", "bursts", "6"), ("keyboard", "sparse", 0), ("keyboard", "end", "as a float"), ("mouse", "moves", True)],
+)
+def test_a_value_of_the_wrong_json_type_is_outside_the_schema(category: str, field: str, value: object) -> None:
+    """The store keeps each record as sent: a number sent as text would be stored as text and break the
+    exports that read it as a number, so the schema takes JSON types as they are, with no conversion."""
+    raw = _raw()
+    record = next(r for r in raw if r["category"] == category)
+    assert field in record
+    record[field] = float(record[field]) if value == "as a float" else value
+    assert "schema" in _failed(raw)
+
+
 def test_free_text_in_receipt_id_fails_even_though_the_schema_allows_the_string() -> None:
     raw = _raw()
     raw[0]["receipt_id"] = "dear diary"
