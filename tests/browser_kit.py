@@ -57,18 +57,42 @@ def chromium(profile: Path) -> Iterator[Any]:
 
 def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
     """Poll ``predicate`` until it is truthy; an element of a page being replaced counts as "not yet"."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import WebDriverException
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             value = predicate()
-        except (StaleElementReferenceException, NoSuchElementException):
+        except WebDriverException as exc:
+            if not _page_being_replaced(exc):
+                raise
             value = None  # a form was submitted and the next page is loading
         if value:
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def still_attached(element: Any) -> bool:
+    """Whether ``element`` is still in the page shown (False once a submitted form's next page replaced it)."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        element.is_displayed()
+        return True
+    except WebDriverException as exc:
+        if not _page_being_replaced(exc):
+            raise
+        return False
+
+
+def _page_being_replaced(exc: Exception) -> bool:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    # Mid-navigation Chrome may answer for an old node with an inspector error instead of "stale element".
+    return isinstance(exc, (StaleElementReferenceException, NoSuchElementException)) or (
+        "does not belong to the document" in str(exc)
+    )
 
 
 @contextmanager

@@ -274,7 +274,12 @@ def test_field_outside_the_schema_fails_schema_and_free_text_checks() -> None:
 
 @pytest.mark.parametrize(
     ("category", "field", "value"),
-    [("keyboard", "bursts", "6"), ("keyboard", "sparse", 0), ("keyboard", "end", "as a float"), ("mouse", "moves", True)],
+    [
+        ("keyboard", "bursts", "6"),
+        ("keyboard", "sparse", 0),
+        ("keyboard", "end", "as a float"),
+        ("mouse", "moves", True),
+    ],
 )
 def test_a_value_of_the_wrong_json_type_is_outside_the_schema(category: str, field: str, value: object) -> None:
     """The store keeps each record as sent: a number sent as text would be stored as text and break the

@@ -25,7 +25,7 @@ from devkit.fleet_kit import SimulatedDevice, add_operator, fleet_policy, simula
 from devkit.store_kit import Harness, backend_kind, running_store
 from kit.page_link import page_link
 from store.enrollment import create_secret
-from tests.browser_kit import chromium, wait_for
+from tests.browser_kit import chromium, still_attached, wait_for
 from tests.other_user import cookie_thief
 
 __all__ = ["backend_kind"]
@@ -114,17 +114,7 @@ def _filter(driver: object, **values: str) -> None:
             field.send_keys(value)
     old = driver.find_element(By.TAG_NAME, "h2")  # type: ignore[attr-defined]
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()  # type: ignore[attr-defined]
-    wait_for(lambda: not _still_there(old), "the filtered page")
-
-
-def _still_there(element: object) -> bool:
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    try:
-        element.is_displayed()  # type: ignore[attr-defined]
-        return True
-    except StaleElementReferenceException:
-        return False
+    wait_for(lambda: not still_attached(old), "the filtered page")
 
 
 def test_fleet_page_in_chromium_lists_health_and_no_register_of_who_consented(
