@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -89,10 +90,18 @@ class _PynputSource(ThreadedSource):
         # pynput's own wait() blocks forever if the thread dies before it is ready.
         while not getattr(listener, "_ready", True) and listener.is_alive() and time.monotonic() < deadline:
             time.sleep(0.005)
-        if not listener.is_alive() or not getattr(listener, "_ready", True):
-            _stop_quietly(listener)
+        if not listener.is_alive() or not getattr(listener, "_ready", True) or not self._recording(listener, deadline):
+            self._halt(listener)
             raise SourceUnavailable("the input listener could not start (display or permission problem)")
         self._worker = listener
+
+    def _recording(self, listener: Any, deadline: float) -> bool:
+        """On X, wait for the server to record: pynput says ready a moment before it enables its
+        XRecord context, and a key pressed in that moment is lost. The agent says "capturing" once
+        ``start`` returns, so that must be true from then on."""
+        if self._platform in ("darwin", "win32"):  # their hooks are installed when pynput says ready
+            return True
+        return bool(listener.consentry_recording.wait(max(0.0, deadline - time.monotonic())))
 
     def _halt(self, worker: Any) -> None:
         _stop_quietly(worker)  # a pynput Listener: a thread that ends when told
@@ -120,6 +129,17 @@ def _supervised(listener_cls: type, sink: EventSink) -> type:
 
     class Supervised(listener_cls):
         consentry_stopping = False
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.consentry_recording = threading.Event()
+
+        def _handler(self, reply: Any) -> None:
+            # X only: XRecord's first reply to the enable request (StartOfData) comes once the server
+            # records. Every reply passes here, hence the cheap check before the lock of set().
+            if not self.consentry_recording.is_set():
+                self.consentry_recording.set()
+            super()._handler(reply)
 
         def run(self) -> None:
             try:
