@@ -21,6 +21,8 @@ from typing import IO, Any
 
 import click
 
+from agent.cli.child_processes import end_with_this_process
+
 SYNTHETIC_INPUT = "synthetic:seed=7,key_rate=8,move_rate=120,focus_every=4"
 
 
@@ -76,7 +78,14 @@ class Demo:
 
     def start(self, *args: str, log: IO[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         styled(f"$ consentry {' '.join(args)} &", fg="cyan")
-        return subprocess.Popen(self.command(*args), env=env or self.env, stdout=log, stderr=log, text=True)
+        return subprocess.Popen(
+            self.command(*args),
+            env=env or self.env,
+            stdout=log,
+            stderr=log,
+            text=True,
+            preexec_fn=end_with_this_process(),
+        )
 
 
 def _free_port() -> int:

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from agent.cli.child_processes import end_with_this_process
+
 TOOLS = ("Xvfb", "openbox", "xterm", "xdotool", "xprop")
 # What the simulated employee types, password included: the demo then shows that only key
 # classes were stored, never a character.
@@ -48,18 +50,31 @@ class VirtualDisplay:
             pass_fds=(write_fd,),
             stdout=self._log,
             stderr=self._log,
+            preexec_fn=end_with_this_process(),
         )
         os.close(write_fd)
         self._procs.append(xvfb)
         with os.fdopen(read_fd) as pipe:
             self.display = ":" + pipe.readline().strip()
         self._procs.append(
-            subprocess.Popen(["openbox", "--sm-disable"], env=self.env, stdout=self._log, stderr=self._log)
+            subprocess.Popen(
+                ["openbox", "--sm-disable"],
+                env=self.env,
+                stdout=self._log,
+                stderr=self._log,
+                preexec_fn=end_with_this_process(),
+            )
         )
         # Windows mapped before the window manager manages the screen can be missed by xdotool.
         self._wait_for(self._window_manager_ready, "openbox to manage the screen")
         for wm_class in ("xterm", "ConsentryDemoTool"):  # an allow-listed terminal, and an unlisted app
-            proc = subprocess.Popen(["xterm", "-class", wm_class], env=self.env, stdout=self._log, stderr=self._log)
+            proc = subprocess.Popen(
+                ["xterm", "-class", wm_class],
+                env=self.env,
+                stdout=self._log,
+                stderr=self._log,
+                preexec_fn=end_with_this_process(),
+            )
             self._procs.append(proc)
             self.windows.append(self._wait_window(proc.pid, wm_class))
 

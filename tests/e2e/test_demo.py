@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -71,11 +74,10 @@ def _children(pid: int) -> dict[int, str]:
     return found
 
 
-def test_a_demo_told_to_stop_stops_its_store_and_agent(tmp_path: Path) -> None:
-    """`timeout`, a service manager or `kill` stop the demo with SIGTERM: its store and agent stop with it
-    rather than keep a port and the employee's vault open."""
-    import signal
-    import time
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_demo_told_to_stop_stops_its_store_and_agent(tmp_path: Path, signum: int) -> None:
+    """`timeout`, a service manager or `kill` stop the demo with SIGTERM, `kill -9` or the OOM killer with
+    SIGKILL: its store and agent stop with it rather than keep a port and the employee's vault open."""
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
     demo = subprocess.Popen(
@@ -95,6 +97,7 @@ def test_a_demo_told_to_stop_stops_its_store_and_agent(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
         env=env,
     )
+    children: dict[int, str] = {}
     try:
         deadline = time.monotonic() + 120
         while not any(" agent run" in c for c in _children(demo.pid).values()):
@@ -102,7 +105,7 @@ def test_a_demo_told_to_stop_stops_its_store_and_agent(tmp_path: Path) -> None:
             time.sleep(0.1)
         children = _children(demo.pid)
         assert any(" store serve" in c for c in children.values()), children
-        demo.send_signal(signal.SIGTERM)
+        demo.send_signal(signum)
         demo.wait(timeout=60)
         deadline = time.monotonic() + 30
         while [p for p in children if Path(f"/proc/{p}").exists()] and time.monotonic() < deadline:
@@ -113,3 +116,6 @@ def test_a_demo_told_to_stop_stops_its_store_and_agent(tmp_path: Path) -> None:
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+        for pid in children:  # never leave them running for the next test, whatever failed
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
