@@ -193,6 +193,7 @@ def serve(
     scheme = "https" if tls_cert else "http"
     click.echo(f"Serving on {scheme}://{host}:{port} ({backend} backend); Ctrl-C stops.", err=True)
     settings = StoreSettings(stewards=stewards, max_body_bytes=max_body_mb * 1024 * 1024, api_docs=docs)
+    from protocol.errors import KeyUnavailable
     from store.releases.consumers import ReleasePolicyError
     from store.releases.governance_sink import open_release_table, release_table_eraser, release_table_policy
     from store.releases.warehouse import WarehouseError
@@ -219,7 +220,10 @@ def serve(
             every = timedelta(minutes=release_housekeeping_minutes)
             own = open_release_table(settings, data_dir, backend, dsn, schema, grace=grace, warehouse=where)
             housekeeper = ReleaseHousekeeper(own, every=every).start()
-        app = create_app(storage, keys, settings, erase_from_releases=erase, min_group_size=min_group_size)
+        try:  # the records KEK is checked here, against the database
+            app = create_app(storage, keys, settings, erase_from_releases=erase, min_group_size=min_group_size)
+        except KeyUnavailable as exc:
+            raise click.ClickException(f"{exc}\nNothing was changed; the store did not start.") from None
         run(app, host, port, tls_cert=tls_cert, tls_key=tls_key)
     finally:
         if housekeeper is not None:

@@ -33,6 +33,13 @@ from protocol.keyfile import read_key_file, write_key_file
 
 RECORDS_KEK_FILE = "store-records-kek.key"
 STAGED_SUFFIX = ".next"
+# The ids (never the keys) of every KEK a rotation replaced: with them a database put back from a backup
+# older than the last erasure is told apart from a store started with the wrong key folder.
+RETIRED_IDS_FILE = "store-records-kek.retired"
+
+
+class DatabaseOlderThanKeys(KeyUnavailable):
+    """The database names a records KEK that an erasure replaced: it was put back from an older backup."""
 
 
 def kek_id(key: bytes) -> str:
@@ -88,6 +95,15 @@ class RecordsKek:
                     if path == self.path:
                         self._key = candidate  # another process rotated: follow it
                     return candidate
+        if wanted in self._retired_ids():
+            raise DatabaseOlderThanKeys(
+                "this database is older than the last erasure: it was put back from a backup taken before "
+                "it. Its subject keys are wrapped under a records KEK that the erasure replaced on purpose, "
+                "so that no copy of an erased person's key opens again; none of its records can be read. "
+                "Put back the newest database backup instead (one taken after the last erasure opens with "
+                "this key folder). Do not put back an older key folder: it would undo every erasure made "
+                "since that backup."
+            )
         raise KeyUnavailable(
             f"the records KEK ({RECORDS_KEK_FILE}) is not the one this database's subject keys are wrapped "
             "under: this store runs with another key folder than the one its records were stored with; "
@@ -125,6 +141,7 @@ class RecordsKek:
             return
         staged = self.staged_path
         if self.path is not None and staged is not None:
+            self._retire(kek_id(self._key))  # before the rename: a crash between leaves a harmless extra id
             try:
                 os.replace(staged, self.path)
             except FileNotFoundError:
@@ -133,6 +150,29 @@ class RecordsKek:
                     raise
             _fsync_folder(self.path.parent)
         self._key, self._staged = fresh, None
+
+    @property
+    def retired_path(self) -> Path | None:
+        return None if self.path is None else self.path.with_name(RETIRED_IDS_FILE)
+
+    def _retire(self, old_id: str) -> None:
+        """Add ``old_id`` to the retired ids: one line appended (atomic for a line this short) and fsync'd."""
+        path = self.retired_path
+        if path is None or old_id in self._retired_ids():
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, (old_id + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _retired_ids(self) -> set[str]:
+        path = self.retired_path
+        try:
+            return set() if path is None else set(path.read_text(encoding="ascii").split())
+        except FileNotFoundError:
+            return set()
 
     def discard(self) -> None:
         """Undo step 1 (the re-wrap failed): the staged KEK never wrapped anything."""

@@ -324,6 +324,48 @@ def test_another_records_kek_is_refused_with_a_clear_error(tmp_path: Path) -> No
             export_parquet(store.backend, wrong, tmp_path / "export", now=T0)
 
 
+def test_a_database_restored_from_before_an_erasure_is_refused_without_undoing_the_erasure(tmp_path: Path) -> None:
+    """The operator puts back a database backup taken before an erasure, with the key folder as it is now
+    (the docs say to keep the two apart). Every subject key in that copy is wrapped under a KEK an erasure
+    replaced on purpose. ``store serve`` must stop with words that say so, and must not send the operator to
+    restore an older key folder: with that, the erased person's records would open again."""
+    import sqlite3
+    import sys
+
+    store_dir = tmp_path / "store"
+    key_dir = store_dir / "keys"
+    with running_store("dir", tmp_path, key_dir=key_dir) as store:
+        alice, bob = Agent(), Agent()
+        for agent in (alice, bob):
+            store.enroll(agent)
+            _upload(store, agent, 3)
+        backup = tmp_path / "backup.sqlite3"
+        with sqlite3.connect(store.backend.root / "catalog.sqlite3") as live, sqlite3.connect(backup) as copy:  # type: ignore[attr-defined]
+            live.backup(copy)
+        with store.client(alice) as a:
+            a.request_erasure(sign_erasure(alice.device, uuid.uuid4().hex, alice.subject, created=T0))
+    (tmp_path / "store-data").rename(store_dir / "data")
+    for leftover in (store_dir / "data").glob("catalog.sqlite3*"):
+        leftover.unlink()
+    shutil.copyfile(backup, store_dir / "data" / "catalog.sqlite3")
+    keks = _key_folder_keks(key_dir)
+
+    policy = store_kit.write_policy(tmp_path / "policy.toml", store.stewards)
+    done = subprocess.run(
+        [sys.executable, "-c", "from admin.store_cmd import store; store()", "serve", "--backend", "dir"]
+        + ["--data", str(store_dir), "--policy", str(policy), "--port", str(store_kit.free_port())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0, done.stderr[-2000:]
+    said = " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "older than the last erasure" in said, said
+    assert "restore that folder" not in said and "Do not put back an older key folder" in said, said
+    assert _key_folder_keks(key_dir) == keks  # nothing was changed: no KEK made, none removed
+
+
 def _make_legacy(store: Harness, batch_id: str, payload: bytes) -> None:
     """Turn a stored batch back into how a store before record encryption kept it: plaintext."""
     records = decode_payload(payload).records
