@@ -91,6 +91,22 @@ def _day(value: str) -> int:
         raise click.BadParameter(f"{value!r} is not a date like 2026-12-01 (UTC)") from None
 
 
+def _open_table(settings: Any, data_dir: Path, backend: str, dsn: str | None, schema: str, **where: Any) -> Any:
+    """The release table, or one line saying why not: no pyiceberg, a warehouse that does not answer, or a
+    database put back from a backup older than the last erasure. ``where``: ``grace`` and ``warehouse``."""
+    from protocol.errors import KeyUnavailable
+    from store.releases.governance_sink import open_release_table
+    from store.releases.warehouse import WarehouseError
+
+    try:
+        table = open_release_table(settings, data_dir, backend, dsn, schema, **where)
+    except (KeyUnavailable, WarehouseError) as exc:
+        raise click.ClickException(f"{exc}\nNothing was changed.") from None
+    if table is None:  # callers ran require_store_extra("pyiceberg") first; this keeps the type honest
+        raise click.ClickException("the release table needs pyiceberg: pip install 'consentry[store,release]'")
+    return table
+
+
 def _guard(action: Any) -> Any:
     from store.releases.governance import ReleaseError
 
@@ -398,7 +414,7 @@ def build(
     require_store_extra("pyarrow")
     from store.releases.card import CARDS_FOLDER, release_facts, write_documents
     from store.releases.governance import build_release
-    from store.releases.governance_sink import TableReleaseSink, open_release_table
+    from store.releases.governance_sink import TableReleaseSink
     from store.settings import StoreSettings
 
     policy = _release_policy(data_dir, release_policy)
@@ -407,15 +423,12 @@ def build(
     keys, _ = _keys(data_dir)
     storage = _open(backend, data_dir, dsn, schema)
     try:
-        table = open_release_table(
+        table = _open_table(
             StoreSettings(stewards=stewards), data_dir, backend, dsn, schema, warehouse=policy.warehouse
         )
     except BaseException:
         storage.close()
         raise
-    if table is None:  # require_store_extra above already refused; this keeps the type honest
-        storage.close()
-        raise click.ClickException("the release table needs pyiceberg: pip install 'consentry[store,release]'")
     try:
         result = _guard(
             lambda: build_release(
@@ -538,14 +551,11 @@ def rows(
     """How many rows and subjects a release holds now, by category (rows erased since its build are gone)."""
     require_store_extra("pyiceberg")  # the release table: pip install 'consentry[store,release]'
     from protocol.stewards import StewardConfig
-    from store.releases.governance_sink import open_release_table
     from store.releases.table import ReleaseTableError
     from store.settings import StoreSettings
 
     where = _warehouse(data_dir, release_policy)
-    table = open_release_table(StoreSettings(stewards=StewardConfig()), data_dir, backend, dsn, schema, warehouse=where)
-    if table is None:  # require_store_extra above already refused; this keeps the type honest
-        raise click.ClickException("the release table needs pyiceberg: pip install 'consentry[store,release]'")
+    table = _open_table(StoreSettings(stewards=StewardConfig()), data_dir, backend, dsn, schema, warehouse=where)
     try:
         read = table.read(release_id)
     except ReleaseTableError as exc:
@@ -587,17 +597,14 @@ def housekeep(
     from datetime import timedelta
 
     from protocol.stewards import StewardConfig
-    from store.releases.governance_sink import open_release_table
     from store.releases.housekeeping import housekeeping_words
     from store.settings import StoreSettings
 
     policy = _release_policy(data_dir, release_policy)
     grace = timedelta(hours=policy.erasure_grace_hours)
-    table = open_release_table(
+    table = _open_table(
         StoreSettings(stewards=StewardConfig()), data_dir, backend, dsn, schema, grace=grace, warehouse=policy.warehouse
     )
-    if table is None:  # require_store_extra above already refused; this keeps the type honest
-        raise click.ClickException("the release table needs pyiceberg: pip install 'consentry[store,release]'")
     try:
         retention, expiry = table.housekeep(datetime.now(UTC))
     finally:
@@ -633,7 +640,6 @@ def card(
     """A release's dataset card as it stands now (print it, or --out DIR: a folder `datasets` loads)."""
     require_store_extra("pyiceberg")  # the release table: pip install 'consentry[store,release]'
     from store.releases.card import EmptyReleaseCard, dataset_card, link_data_files, release_facts, write_documents
-    from store.releases.governance_sink import open_release_table
     from store.releases.table import ReleaseTableError
     from store.settings import StoreSettings
 
@@ -641,13 +647,10 @@ def card(
     where = _warehouse(data_dir, release_policy)
     storage = _open(backend, data_dir, dsn, schema)
     try:
-        table = open_release_table(StoreSettings(stewards=stewards), data_dir, backend, dsn, schema, warehouse=where)
+        table = _open_table(StoreSettings(stewards=stewards), data_dir, backend, dsn, schema, warehouse=where)
     except BaseException:
         storage.close()
         raise
-    if table is None:  # require_store_extra above already refused; this keeps the type honest
-        storage.close()
-        raise click.ClickException("the release table needs pyiceberg: pip install 'consentry[store,release]'")
     try:
         facts = _guard(lambda: release_facts(storage, stewards, table, release_id))
         if out is None:

@@ -211,7 +211,7 @@ def serve(
     try:
         try:  # erasures reach it
             table = open_release_table(settings, data_dir, backend, dsn, schema, grace=grace, warehouse=where)
-        except WarehouseError as exc:
+        except (WarehouseError, KeyUnavailable) as exc:
             raise click.ClickException(f"{exc}\nFix it, then start the store again.") from None
         erase = release_table_eraser(table) if table is not None else None
         if table is not None:  # its own catalog connection: the thread never shares the request handlers'

@@ -41,6 +41,25 @@ RETIRED_IDS_FILE = "store-records-kek.retired"
 class DatabaseOlderThanKeys(KeyUnavailable):
     """The database names a records KEK that an erasure replaced: it was put back from an older backup."""
 
+    def __init__(self) -> None:
+        super().__init__(
+            "this database is older than the last erasure: it was put back from a backup taken before it. "
+            "Its subject keys are wrapped under a records KEK that the erasure replaced on purpose, so that "
+            "no copy of an erased person's key opens again; none of its records can be read, and the release "
+            "table kept in it may hold rows of people who have erased since. Put back the newest database "
+            "backup instead, with the release warehouse of the same time (a database backup taken after the "
+            "last erasure opens with this key folder). Do not put back an older key folder: it would undo "
+            "every erasure made since that backup."
+        )
+
+
+def retired_kek_ids(key_dir: Path) -> set[str]:
+    """The ids of every records KEK a rotation replaced in ``key_dir`` (none before the first erasure)."""
+    try:
+        return set((key_dir / RETIRED_IDS_FILE).read_text(encoding="ascii").split())
+    except FileNotFoundError:
+        return set()
+
 
 def kek_id(key: bytes) -> str:
     """A name for a KEK that says nothing about it (SHA-256 of a 256-bit random key, domain-separated)."""
@@ -95,15 +114,8 @@ class RecordsKek:
                     if path == self.path:
                         self._key = candidate  # another process rotated: follow it
                     return candidate
-        if wanted in self._retired_ids():
-            raise DatabaseOlderThanKeys(
-                "this database is older than the last erasure: it was put back from a backup taken before "
-                "it. Its subject keys are wrapped under a records KEK that the erasure replaced on purpose, "
-                "so that no copy of an erased person's key opens again; none of its records can be read. "
-                "Put back the newest database backup instead (one taken after the last erasure opens with "
-                "this key folder). Do not put back an older key folder: it would undo every erasure made "
-                "since that backup."
-            )
+        if self.path is not None and wanted in retired_kek_ids(self.path.parent):
+            raise DatabaseOlderThanKeys()
         raise KeyUnavailable(
             f"the records KEK ({RECORDS_KEK_FILE}) is not the one this database's subject keys are wrapped "
             "under: this store runs with another key folder than the one its records were stored with; "
@@ -158,7 +170,7 @@ class RecordsKek:
     def _retire(self, old_id: str) -> None:
         """Add ``old_id`` to the retired ids: one line appended (atomic for a line this short) and fsync'd."""
         path = self.retired_path
-        if path is None or old_id in self._retired_ids():
+        if path is None or old_id in retired_kek_ids(path.parent):
             return
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -166,13 +178,6 @@ class RecordsKek:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-    def _retired_ids(self) -> set[str]:
-        path = self.retired_path
-        try:
-            return set() if path is None else set(path.read_text(encoding="ascii").split())
-        except FileNotFoundError:
-            return set()
 
     def discard(self) -> None:
         """Undo step 1 (the re-wrap failed): the staged KEK never wrapped anything."""

@@ -58,6 +58,7 @@ from urllib.parse import quote, urlparse
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from store.records_kek import DatabaseOlderThanKeys, retired_kek_ids
 from store.releases.rows import RELEASE_SCHEMA, ReleaseAliases
 from store.releases.warehouse import ObjectStore, WarehouseError
 from store.settings import StoreSettings
@@ -251,6 +252,11 @@ class ReleaseTable:
         if warehouse is None:
             folder.mkdir(mode=0o700, exist_ok=True)
             os.chmod(folder, 0o700)
+        try:
+            _refuse_a_database_older_than_its_keys(engine, data_dir / "keys")
+        except DatabaseOlderThanKeys:
+            engine.dispose()
+            raise
         with engine.begin() as conn:
             for statement in _REGISTER_SQL:
                 conn.execute(text(statement))
@@ -821,6 +827,20 @@ class ReleaseTable:
                         {"s": snapshot_id, "e": stamp},
                     )
         return TableExpiry(len(doomed), removed, removed_bytes)
+
+
+def _refuse_a_database_older_than_its_keys(engine: Any, key_dir: Path) -> None:
+    """The catalog lives in the store's database. Put back from a backup older than the last erasure
+    (the records KEK it names was replaced by an erasure), it and its warehouse may hold rows of people
+    who erased since, and nothing here says whose: open nothing."""
+    from sqlalchemy import inspect, text
+
+    if not inspect(engine).has_table("records_kek"):
+        return  # the store never sealed a record: no erasure can have replaced a KEK
+    with engine.begin() as conn:
+        row = conn.execute(text("SELECT kek_id FROM records_kek WHERE one = 1")).first()
+    if row is not None and str(row[0]) in retired_kek_ids(key_dir):
+        raise DatabaseOlderThanKeys()
 
 
 def _partition_slices(rows: pa.Table) -> Iterator[pa.Table]:

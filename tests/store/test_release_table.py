@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import secrets
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
+from devkit.components import require
+from devkit.store_kit import PG_DSN_ENV, pg_dsn, postgres_available
 from devkit.table_files import files_holding
 from store.releases import ReleaseTable, SnapshotExpired, column_dictionary, release_rows
 from store.releases.rows import RELEASE_SCHEMA
@@ -237,8 +242,6 @@ def _with_a_build_killed_after_its_rows_committed(tmp_path: Path, gone: str, sta
 
     import psycopg
 
-    from devkit.store_kit import pg_dsn
-
     schema = "t_" + secrets.token_hex(6)
     with open_release_table("postgres", tmp_path, grace=timedelta(0), schema=schema) as table:
         _build(table, "r1", {"s-other": "rcpt-other-2d7e"})
@@ -321,3 +324,117 @@ def test_an_erasure_killed_between_its_delete_and_moving_the_tags_is_finished_by
         table.housekeep(datetime.now(UTC))
         assert alias not in table.read("r1")["subject"].to_pylist()
         assert files_holding(Path(table.location), gone) == [] and files_holding(Path(table.location), kept)
+
+
+class _DatabaseBackup:
+    """The store's database (which holds the release catalog) copied and put back as an operator would:
+    SQLite's backup API for ``dir``, ``pg_dump`` / ``pg_restore`` of the store's schema for ``postgres``."""
+
+    def __init__(self, kind: str, data_dir: Path, folder: Path) -> None:
+        from store.backends.dir import CATALOG
+
+        if kind == "postgres":
+            require(postgres_available(), "PostgreSQL", f"run: bash scripts/start-postgres.sh and set {PG_DSN_ENV}")
+        self.kind, self.folder = kind, folder
+        self.schema = "t_" + secrets.token_hex(6)
+        self.catalog = data_dir / "data" / CATALOG
+        self.dump = folder / "store.dump"
+
+    def open_backend(self) -> Any:
+        from store.backends.dir import DirBackend
+        from store.backends.postgres import PostgresBackend
+
+        if self.kind == "dir":
+            return DirBackend(self.catalog.parent)
+        return PostgresBackend(pg_dsn(), schema=self.schema)
+
+    def table_args(self) -> dict[str, Any]:
+        return {} if self.kind == "dir" else {"backend": "postgres", "dsn": pg_dsn(), "schema": self.schema}
+
+    def take(self) -> None:
+        import sqlite3
+
+        if self.kind == "dir":
+            with sqlite3.connect(self.catalog) as live, sqlite3.connect(self.folder / self.catalog.name) as copy:
+                live.backup(copy)
+        else:
+            subprocess.run(["pg_dump", "-Fc", "-n", self.schema, "-f", str(self.dump), pg_dsn()], check=True)
+
+    def put_back(self) -> None:
+        import shutil
+
+        if self.kind == "dir":
+            for leftover in self.catalog.parent.glob(self.catalog.name + "*"):
+                leftover.unlink()
+            shutil.copyfile(self.folder / self.catalog.name, self.catalog)
+        else:
+            self.drop()
+            subprocess.run(["pg_restore", "-d", pg_dsn(), str(self.dump)], check=True)
+
+    def drop(self) -> None:
+        if self.kind == "postgres":
+            import psycopg
+
+            with psycopg.connect(pg_dsn(), autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+
+
+def test_a_release_table_put_back_from_before_an_erasure_is_not_opened(kind: str, tmp_path: Path) -> None:
+    """The operator puts back the store's database (which holds the release catalog) and the warehouse from a
+    backup taken before an erasure. The erased person's rows are in that copy again. The table must not open:
+    no build, read, card or housekeeping may serve them, and the words must say why and what to do."""
+    import shutil
+
+    from store.keys import StoreKeys
+    from store.record_keys import RecordKeyring
+    from store.records_kek import DatabaseOlderThanKeys
+
+    erased, kept = "rcpt-erased-3d1a90c4", "rcpt-kept-6be20f17"
+    data_dir = tmp_path / "store"
+    warehouse = data_dir / "data" / "releases"
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    database = _DatabaseBackup(kind, data_dir, backup)
+    try:
+        backend = database.open_backend()
+        keyring = RecordKeyring(StoreKeys.load_or_create(data_dir / "keys")[0].records)
+        now = datetime(2026, 1, 1, tzinfo=UTC)
+        try:
+            with backend.transaction() as tx:
+                for subject in ("s-erased", "s-kept"):
+                    keyring.subject_key(tx, subject, create=True, now=int(now.timestamp()))
+            table = ReleaseTable.open(None, data_dir=data_dir, grace=timedelta(0), **database.table_args())
+            _build(table, "r1", {"s-erased": erased, "s-kept": kept})
+            database.take()
+            shutil.copytree(warehouse, backup / "releases")
+
+            with table.erasing("s-erased", now=now), backend.transaction() as tx:  # as the store erases
+                keyring.shred(tx, "s-erased")
+            keyring.rotate_if_due(backend)
+            table.expire(now)
+            assert not files_holding(warehouse, erased)
+            table.close()
+        finally:
+            backend.close()
+
+        database.put_back()
+        shutil.rmtree(warehouse)
+        shutil.copytree(backup / "releases", warehouse)
+        assert files_holding(warehouse, erased)  # the backup holds them, as backups do
+
+        with pytest.raises(DatabaseOlderThanKeys) as refused:
+            ReleaseTable.open(None, data_dir=data_dir, **database.table_args()).close()
+        said = " ".join(str(refused.value).split())
+        assert "older than the last erasure" in said and "Do not put back an older key folder" in said, said
+        where = [] if kind == "dir" else ["--backend", "postgres", "--dsn", pg_dsn(), "--schema", database.schema]
+        done = subprocess.run(  # the operator's commands say so in words, and stop
+            [sys.executable, "-m", "agent", "dataset", "rows", "r1", "--data", str(data_dir), *where],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert "older than the last erasure" in " ".join(done.stderr.split()), done.stderr
+        assert files_holding(warehouse, erased)  # nothing was changed either
+    finally:
+        database.drop()
