@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
@@ -52,12 +54,38 @@ def data_option(help_text: str) -> Callable[[F], F]:
     )
 
 
+def _no_password_in_arguments(ctx: click.Context, param: click.Parameter, dsn: str | None) -> str | None:
+    """Refuse a password typed into --dsn: every account on this computer reads a process's arguments
+    (``ps``), while its environment and ``~/.pgpass`` stay its own user's."""
+    from click.core import ParameterSource
+
+    if dsn is None or ctx.get_parameter_source(str(param.name)) is not ParameterSource.COMMANDLINE:
+        return dsn
+    parts = urlsplit(dsn)
+    in_url = parts.scheme in ("postgresql", "postgres") and (parts.password is not None or "password=" in parts.query)
+    if in_url or re.search(r"(^|\s)password\s*=", dsn):
+        raise click.BadParameter(
+            "it holds the database password, and every account on this computer can read a command's "
+            "arguments (ps). Leave the password out and keep it in ~/.pgpass (or the file PGPASSFILE names), "
+            "or give the whole DSN in the environment variable CONSENTRY_STORE_DSN instead. Nothing was changed.",
+            ctx=ctx,
+            param=param,
+        )
+    return dsn
+
+
 def backend_options(func: F) -> F:
     """--backend, --data and --dsn, shared by every command that opens the store's storage."""
     func = click.option(
         "--schema", default="consentry", show_default=True, help="PostgreSQL schema for the store's tables."
     )(func)
-    func = click.option("--dsn", envvar="CONSENTRY_STORE_DSN", help="PostgreSQL DSN (backend postgres).")(func)
+    func = click.option(
+        "--dsn",
+        envvar="CONSENTRY_STORE_DSN",
+        callback=_no_password_in_arguments,
+        help="PostgreSQL DSN (backend postgres). Without a password: keep that in ~/.pgpass, or give the whole "
+        "DSN in CONSENTRY_STORE_DSN instead.",
+    )(func)
     func = data_option("The store's folder: its keys, and with --backend dir all its data.")(func)
     func = click.option(
         "--backend",

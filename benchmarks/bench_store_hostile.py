@@ -317,9 +317,9 @@ def enroll_device(server: StoreProcess, backend: str, schema: str) -> str:
     """A real enrolled device (its kid is what the attacker knows)."""
     cmd = [sys.executable, "-c", "from admin.store_cmd import store; store()", "token", "--backend", backend]
     cmd += ["--data", str(server.data_dir), "--schema", schema, "--json"]
-    if backend == "postgres":
-        cmd += ["--dsn", pg_dsn()]
-    token = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout)["token"]
+    env = {**os.environ, "CONSENTRY_STORE_DSN": pg_dsn()} if backend == "postgres" else None
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60, env=env)
+    token = json.loads(done.stdout)["token"]
     from kit.store_client import StoreClient
 
     agent = Agent()

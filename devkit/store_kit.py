@@ -348,6 +348,7 @@ class StoreProcess:
         self.data_dir = data_dir
         self.tls = tls
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        self.env = {k: v for k, v in os.environ.items() if k != "CONSENTRY_STORE_DSN"}
         self.args = [
             sys.executable,
             "-c",
@@ -365,7 +366,7 @@ class StoreProcess:
             schema,
         ]
         if backend == "postgres":
-            self.args += ["--dsn", dsn or pg_dsn()]
+            self.env["CONSENTRY_STORE_DSN"] = dsn or pg_dsn()  # never in argv: every account reads that
         if tls is not None:
             self.args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.args += list(extra)
@@ -385,7 +386,9 @@ class StoreProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log.open("ab")
         verify = ssl.create_default_context(cafile=str(self.tls[0])) if self.tls else True
-        self.proc = subprocess.Popen(self.args, cwd=root, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            self.args, cwd=root, env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:  # type: ignore[attr-defined]

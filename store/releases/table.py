@@ -161,10 +161,32 @@ def _check_release_id(release_id: str) -> None:
 
 
 def _sqlalchemy_url(dsn: str) -> str:
-    """A libpq DSN as SQLAlchemy's psycopg (3) URL."""
-    if dsn.startswith("postgresql://") or dsn.startswith("postgres://"):
-        return "postgresql+psycopg://" + dsn.split("://", 1)[1]
-    raise ValueError("the release catalog needs a postgresql://user:password@host/database DSN")
+    """A libpq DSN, URL (postgresql://...) or keywords (host=... dbname=...), as SQLAlchemy's psycopg URL:
+    the store's own connections take either form, so its release catalog must too."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+    from sqlalchemy.engine import URL
+
+    try:
+        params = {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+    except ProgrammingError:
+        raise ValueError(
+            "the DSN is not a PostgreSQL connection string (postgresql://... or host=... dbname=...)"
+        ) from None
+    host = params.pop("host", None)
+    if host is not None and host.startswith("/"):  # a Unix socket folder goes in the query, as libpq reads it
+        params["host"], host = host, None
+    port = params.pop("port", None)
+    url = URL.create(
+        "postgresql+psycopg",
+        username=params.pop("user", None),
+        password=params.pop("password", None),
+        host=host,
+        port=int(port) if port else None,
+        database=params.pop("dbname", None),
+        query=params,
+    )
+    return url.render_as_string(hide_password=False)
 
 
 class ReleaseTable:

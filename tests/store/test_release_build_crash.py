@@ -8,6 +8,7 @@ running ``consentry dataset build`` again records the build, without writing the
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -30,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(args: list[str]):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(dataset, args, catch_exceptions=False)
+    # The DSN (with its password) from the environment, as the store's commands want it (never in argv).
+    return CliRunner(env={"CONSENTRY_STORE_DSN": pg_dsn()}).invoke(dataset, args, catch_exceptions=False)
 
 
 def _waiting_on_the_log(conn: psycopg.Connection, pid: int) -> bool:
@@ -59,7 +61,7 @@ def test_a_build_killed_after_the_table_committed_is_finished_by_the_next_build(
             f"k_min = 5\nretention_days = 3650\n\n[consumers.keys]\n{consumer.output.strip().splitlines()[-1]}\n"
         )
         schema = store.backend.schema  # type: ignore[attr-defined]
-        common = ["--data", str(data), "--backend", "postgres", "--dsn", pg_dsn(), "--schema", schema]
+        common = ["--data", str(data), "--backend", "postgres", "--schema", schema]
         requested = _run(
             ["request", *common, "--policy", str(policy), "--purpose", "work-pattern-research", "--category",
              "keyboard", "--from", "2023-11-13", "--to", "2023-11-16", "--description", "typing rhythm", "--json"]
@@ -77,7 +79,7 @@ def test_a_build_killed_after_the_table_committed_is_finished_by_the_next_build(
             holder.execute("SELECT pg_advisory_lock(%s)", (_LOG_LOCK,))
             child = subprocess.Popen(
                 [sys.executable, "-m", "agent.cli.main", *build], cwd=ROOT, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True,
+                stderr=subprocess.PIPE, text=True, env={**os.environ, "CONSENTRY_STORE_DSN": pg_dsn()},
             )  # fmt: skip
             try:
                 deadline = time.monotonic() + 120

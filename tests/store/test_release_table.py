@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import stat
 import subprocess
@@ -426,12 +427,13 @@ def test_a_release_table_put_back_from_before_an_erasure_is_not_opened(kind: str
             ReleaseTable.open(None, data_dir=data_dir, **database.table_args()).close()
         said = " ".join(str(refused.value).split())
         assert "older than the last erasure" in said and "Do not put back an older key folder" in said, said
-        where = [] if kind == "dir" else ["--backend", "postgres", "--dsn", pg_dsn(), "--schema", database.schema]
+        where = [] if kind == "dir" else ["--backend", "postgres", "--schema", database.schema]
         done = subprocess.run(  # the operator's commands say so in words, and stop
             [sys.executable, "-m", "agent", "dataset", "rows", "r1", "--data", str(data_dir), *where],
             capture_output=True,
             text=True,
             timeout=120,
+            env={**os.environ, "CONSENTRY_STORE_DSN": pg_dsn()},
         )
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
         assert "older than the last erasure" in " ".join(done.stderr.split()), done.stderr
