@@ -251,7 +251,7 @@ def serve(
         try:  # the records KEK is checked here, against the database
             app = create_app(storage, keys, settings, erase_from_releases=erase, min_group_size=min_group_size)
         except KeyUnavailable as exc:
-            raise click.ClickException(f"{exc}\nNothing was changed; the store did not start.") from None
+            raise click.ClickException(f"{exc}\nThe store did not start.") from None
         run(app, host, port, tls_cert=tls_cert, tls_key=tls_key)
     finally:
         if housekeeper is not None:

@@ -257,6 +257,11 @@ class ReleaseTable:
         lock_dir = store_data
         catalog = SqlCatalog(NAMESPACE, **properties)
         engine = catalog.engine
+        try:
+            _refuse_a_database_older_than_its_keys(engine, data_dir / "keys")
+        except DatabaseOlderThanKeys:
+            engine.dispose()
+            raise
         existing = _existing_location(catalog)
         # A local table is refused only if it is not local (a store folder reached by another path is the same).
         if existing is not None and (
@@ -274,11 +279,6 @@ class ReleaseTable:
         if warehouse is None:
             folder.mkdir(mode=0o700, exist_ok=True)
             os.chmod(folder, 0o700)
-        try:
-            _refuse_a_database_older_than_its_keys(engine, data_dir / "keys")
-        except DatabaseOlderThanKeys:
-            engine.dispose()
-            raise
         with engine.begin() as conn:
             for statement in _REGISTER_SQL:
                 conn.execute(text(statement))

@@ -351,19 +351,28 @@ def test_a_database_restored_from_before_an_erasure_is_refused_without_undoing_t
     keks = _key_folder_keks(key_dir)
 
     policy = store_kit.write_policy(tmp_path / "policy.toml", store.stewards)
-    done = subprocess.run(
-        [sys.executable, "-c", "from admin.store_cmd import store; store()", "serve", "--backend", "dir"]
-        + ["--data", str(store_dir), "--policy", str(policy), "--port", str(store_kit.free_port())],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode != 0, done.stderr[-2000:]
-    said = " ".join(done.stderr.split())
-    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+
+    def serve(folder: Path) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", "from admin.store_cmd import store; store()", "serve", "--backend", "dir"]
+            + ["--data", str(folder), "--policy", str(policy), "--port", str(store_kit.free_port())],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        return " ".join(done.stderr.split())
+
+    said = serve(store_dir)
     assert "older than the last erasure" in said, said
     assert "restore that folder" not in said and "Do not put back an older key folder" in said, said
     assert _key_folder_keks(key_dir) == keks  # nothing was changed: no KEK made, none removed
+
+    # Told apart from the other mistake, a key folder that is not this store's at all (here a new one).
+    shutil.copytree(store_dir / "data", tmp_path / "elsewhere" / "data")
+    said = serve(tmp_path / "elsewhere")
+    assert "another key folder than the one its records were stored with" in said, said
+    assert "older than the last erasure" not in said, said
 
 
 def _make_legacy(store: Harness, batch_id: str, payload: bytes) -> None:
