@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import stat
 import subprocess
 import sys
@@ -175,8 +176,6 @@ print("built", flush=True)
 def test_a_build_killed_while_writing_leaves_no_file_behind_after_housekeeping(tmp_path: Path) -> None:
     """A build killed between writing its data files and committing them (a crash, a kill -9, a reboot)
     leaves files no snapshot names: no erasure can find the rows in them, so housekeeping removes them."""
-    import subprocess
-    import sys
     import time
 
     from store.backends.dir import DirBackend
@@ -237,8 +236,6 @@ def _with_a_build_killed_after_its_rows_committed(tmp_path: Path, gone: str, sta
     """A PostgreSQL-catalog table (grace period 0) holding release "r1", and the rows of "r-cut" (subjects
     s-gone and s-stays) from a child process killed after the table committed them and before the build
     was registered: a session holds the release's catalog row, so the build stops right there."""
-    import subprocess
-    import sys
     import time
 
     import psycopg
@@ -362,8 +359,6 @@ class _DatabaseBackup:
             subprocess.run(["pg_dump", "-Fc", "-n", self.schema, "-f", str(self.dump), pg_dsn()], check=True)
 
     def put_back(self) -> None:
-        import shutil
-
         if self.kind == "dir":
             for leftover in self.catalog.parent.glob(self.catalog.name + "*"):
                 leftover.unlink()
@@ -384,8 +379,6 @@ def test_a_release_table_put_back_from_before_an_erasure_is_not_opened(kind: str
     """The operator puts back the store's database (which holds the release catalog) and the warehouse from a
     backup taken before an erasure. The erased person's rows are in that copy again. The table must not open:
     no build, read, card or housekeeping may serve them, and the words must say why and what to do."""
-    import shutil
-
     from store.keys import StoreKeys
     from store.record_keys import RecordKeyring
     from store.records_kek import DatabaseOlderThanKeys

@@ -124,9 +124,13 @@ def test_a_store_given_its_dsn_in_the_environment_shows_no_password_to_another_a
                 time.sleep(0.2)
         # What ``nobody`` sees of the running store: every argv on the machine, and the store's environment.
         look = (
-            "import pathlib, sys\n"
-            "argv = [p.joinpath('cmdline').read_bytes() for p in pathlib.Path('/proc').iterdir()"
-            " if p.name.isdigit() and p.joinpath('cmdline').exists()]\n"
+            "import pathlib\n"
+            "argv = []\n"
+            "for p in pathlib.Path('/proc').iterdir():\n"
+            "    try:\n"
+            "        argv.append(p.joinpath('cmdline').read_bytes() if p.name.isdigit() else b'')\n"
+            "    except OSError:\n"
+            "        pass  # a process that ended while we looked\n"
             "print(b' '.join(argv).replace(b'\\0', b' ').decode('utf-8', 'replace'))\n"
             "try:\n"
             f"    print(pathlib.Path('/proc/{proc.pid}/environ').read_bytes())\n"
