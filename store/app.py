@@ -7,8 +7,8 @@ Every rejection is a 4xx (503: retry) whose JSON body is ``{"error": {"code": <r
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
@@ -41,6 +41,7 @@ from store import audit
 from store.auth import Authenticator, Principal, Role, enroll
 from store.backend import StoreBackend
 from store.gate import PRINCIPAL_KEY, RequestGate, Rule, error_response
+from store.key_purge import KeyTablePurge
 from store.keys import StoreKeys
 from store.releases.governance_api import add_release_routes, release_rules
 from store.review_set_routes import RULES as REVIEW_SET_RULES
@@ -138,7 +139,16 @@ def create_app(
         approvals_required=settings.stewards.approvals_required,
         stewards=dict(settings.stewards.keys),
     )
+    key_purge = KeyTablePurge(backend, settings.key_purge_retry_seconds)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        key_purge.start()
+        yield
+        key_purge.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Consentry store",
         version="1",
         description="The on-prem store: enrollment, steward review, verified batch upload, erasure, audit log.",

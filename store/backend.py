@@ -153,5 +153,5 @@ class StoreBackend(Protocol):
     kind: BackendKind
 
     def transaction(self) -> AbstractContextManager[StoreTx]: ...
-    def purge_old_keys(self) -> None: ...  # after a KEK rotation: drop the old key rows' copies it can
+    def purge_old_keys(self) -> bool: ...  # after a KEK rotation: drop the old key rows' copies; False: retry
     def close(self) -> None: ...

@@ -55,6 +55,12 @@ class StoreSettings(BaseModel):
     clock_skew_seconds: int = Field(default=300, ge=5, le=3600, description="signed-request timestamp window")
     token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     queue_limit: int = Field(default=500, ge=1, le=10_000)
+    key_purge_retry_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="after an erasure, how often to retry rewriting the key table while a backup holds its old rows",
+    )
     api_docs: bool = Field(default=False, description="serve /docs, /redoc and /openapi.json (off: they map the API)")
 
     @property

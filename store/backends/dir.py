@@ -8,7 +8,8 @@ Layout under the data folder (0700)::
 
 Records are ciphertext under their subject's data key (``store.record_keys``). An erasure deletes
 the subject's records and key row; secure_delete zeroes the freed pages and the WAL is checkpointed and
-truncated after the commit, so neither the key nor the records stay in the catalog's files.
+truncated after the commit (once no reader holds it: ``purge_old_keys`` retries), so neither the key nor
+the records stay in the catalog's files.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ CREATE TABLE records (batch_id TEXT NOT NULL, idx INTEGER NOT NULL, category TEX
     ),
 )
 _CHUNK = 500  # batch ids per IN (...) list; SQLite allows 32766 parameters
+_BUSY_TIMEOUT_MS = 60_000  # a writer waits this long for another process's write
+_CHECKPOINT_WAIT_MS = 1_000  # an erasure's checkpoint waits this long for readers (writers wait meanwhile)
 _IDLE_CONNECTIONS = 8  # kept open between transactions (the store's worker threads share them)
 
 
@@ -114,11 +117,13 @@ class DirBackend:
         # one open checkpoints the whole WAL into the catalog and deletes it (two more fsyncs per upload).
         self._idle: list[sqlite3.Connection] = []
         self._idle_lock = threading.Lock()
+        self._checkpoint_due = False  # an erasure's pages may still be in the WAL (a reader held it)
+        self._checkpoint_lock = threading.Lock()
         self._migrate()
         self.sweep()
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._db, timeout=60.0, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(self._db, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")  # durable at COMMIT, before we acknowledge
         conn.execute("PRAGMA secure_delete=ON")  # erased rows are zeroed, not left in free pages
@@ -180,8 +185,7 @@ class DirBackend:
                 with suppress(OSError):  # not empty (yet), or another process removed it
                     folder.rmdir()  # an emptied legacy folder: nothing may suggest a payload is left
             if tx.erased:
-                # Push erased pages out of the WAL into the (secure-deleted) main file.
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._checkpoint(conn)
             reuse = True
         finally:
             if reuse:
@@ -210,8 +214,30 @@ class DirBackend:
                     removed += 1
         return removed
 
-    def purge_old_keys(self) -> None:
-        """Nothing left to do: secure_delete zeroed the old rows and the commit checkpointed the WAL."""
+    def _checkpoint(self, conn: sqlite3.Connection) -> bool:
+        """Push erased pages out of the WAL into the (secure-deleted) main file, and empty the WAL.
+
+        A reader (a ``sqlite3 .dump``, a long export) keeps the WAL's frames in use; the checkpoint would wait
+        for it while blocking every writer, so it gives up after a second and ``purge_old_keys`` retries.
+        """
+        with self._checkpoint_lock:  # the last checkpoint to finish says whether one is still due
+            conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS}")
+            try:
+                busy, _frames, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            self._checkpoint_due = bool(busy)
+        return not busy
+
+    def purge_old_keys(self) -> bool:
+        """secure_delete zeroed the old rows; an erasure's checkpoint that a reader put off is retried here."""
+        if not self._checkpoint_due:
+            return True
+        conn = self._take()
+        try:
+            return self._checkpoint(conn)
+        finally:
+            self._give_back(conn)
 
     def close(self) -> None:
         """Close the connections kept between transactions."""

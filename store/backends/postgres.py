@@ -50,7 +50,26 @@ CREATE TABLE records (batch_id TEXT NOT NULL, idx INTEGER NOT NULL, category TEX
     PRIMARY KEY (batch_id, idx))
 """,
     ),
+    Migration(
+        # The records KEK whose rotation last had the key table rewritten (PostgresBackend.purge_old_keys).
+        "0004_subject_keys_purged",
+        "CREATE TABLE subject_keys_purged (one INTEGER PRIMARY KEY CHECK (one = 1), kek_id TEXT NOT NULL)",
+    ),
 )
+# Sessions anywhere on the cluster, prepared transactions and replication slots (a standby's feedback) whose
+# oldest snapshot began no later than the last write to records_kek (the rotation): PostgreSQL keeps the
+# rows that rotation deleted for them, so a rewrite now would copy the erased key row into the new file.
+# Conservative: a session of another database defers the rewrite too.
+_OLDER_SNAPSHOTS = """
+WITH rotation AS (SELECT age(xmin) AS age FROM records_kek WHERE one = 1)
+SELECT
+    (SELECT count(*) FROM pg_stat_activity, rotation WHERE pid <> pg_backend_pid()
+        AND (age(backend_xmin) >= rotation.age OR age(backend_xid) >= rotation.age))
+  + (SELECT count(*) FROM pg_prepared_xacts, rotation WHERE age(transaction) >= rotation.age)
+  + (SELECT count(*) FROM pg_replication_slots, rotation WHERE age(xmin) >= rotation.age)
+"""
+# How long the rewrite waits for its exclusive lock: every key lookup (each upload) queues behind it meanwhile.
+_PURGE_LOCK_TIMEOUT = "1s"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -197,17 +216,45 @@ class PostgresBackend:
             # Connection lost or server restarting: nothing committed; the client retries on 503.
             raise Unavailable("backend_unavailable", f"PostgreSQL is unavailable: {type(exc).__name__}") from None
 
-    def purge_old_keys(self) -> None:
-        """Rewrite the key table without its dead rows (the erased key, the keys under the old KEK).
+    def purge_old_keys(self) -> bool:
+        """Rewrite the key table without its dead rows (the erased key, the keys under the old KEK), once per
+        rotation; returns whether that is done, False when it must be retried later.
 
-        VACUUM FULL writes a new file and unlinks the old one; it runs outside a transaction. The
-        table is one small row per subject, so its exclusive lock lasts milliseconds. pg_wal keeps the
-        old rows until recycled: they are wrapped under a KEK that no longer exists.
+        VACUUM FULL writes a new file and unlinks the old one; it runs outside a transaction. It is put off
+        while a transaction older than the rotation is open (a pg_dump runs in one for hours): PostgreSQL would
+        copy the dead rows into the new file for it, and the rewrite's exclusive lock would wait behind the
+        backup's, with every upload queued behind that. pg_wal keeps the old rows until recycled; they, and
+        copies made meanwhile, are wrapped under a KEK that no longer exists.
         """
+        try:
+            return self._purge_old_keys()
+        except psycopg.OperationalError as exc:
+            raise Unavailable("backend_unavailable", f"PostgreSQL is unavailable: {type(exc).__name__}") from None
+
+    def _purge_old_keys(self) -> bool:
         with self._pool.connection() as conn:
             conn.autocommit = True
             try:
-                conn.execute("VACUUM FULL subject_keys")
+                current = conn.execute("SELECT kek_id FROM records_kek WHERE one = 1").fetchone()
+                purged = conn.execute("SELECT kek_id FROM subject_keys_purged WHERE one = 1").fetchone()
+                if current is None or purged == current:
+                    return True
+                held = conn.execute(_OLDER_SNAPSHOTS).fetchone()
+                if held is None or held[0]:
+                    return False
+                conn.execute(f"SET lock_timeout = '{_PURGE_LOCK_TIMEOUT}'")
+                try:
+                    conn.execute("VACUUM FULL subject_keys")
+                except psycopg.errors.LockNotAvailable:
+                    return False  # a reader holds the table: the next try
+                finally:
+                    conn.execute("RESET lock_timeout")
+                conn.execute(
+                    "INSERT INTO subject_keys_purged (one, kek_id) VALUES (1, %s) "
+                    "ON CONFLICT (one) DO UPDATE SET kek_id = EXCLUDED.kek_id",
+                    current,
+                )
+                return True
             finally:
                 conn.autocommit = False
 
