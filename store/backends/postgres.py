@@ -56,16 +56,18 @@ CREATE TABLE records (batch_id TEXT NOT NULL, idx INTEGER NOT NULL, category TEX
         "CREATE TABLE subject_keys_purged (one INTEGER PRIMARY KEY CHECK (one = 1), kek_id TEXT NOT NULL)",
     ),
 )
-# Sessions anywhere on the cluster, prepared transactions and replication slots (a standby's feedback) whose
-# oldest snapshot began no later than the last write to records_kek (the rotation): PostgreSQL keeps the
-# rows that rotation deleted for them, so a rewrite now would copy the erased key row into the new file.
-# Conservative: a session of another database defers the rewrite too.
+# Sessions of this database (and processes of none: a standby's walsender), prepared transactions and
+# replication slots whose oldest snapshot began no later than the last write to records_kek (the rotation):
+# PostgreSQL keeps the rows that rotation deleted for them (its own test for what VACUUM may remove), so a
+# rewrite now would copy the erased key row into the new file.
 _OLDER_SNAPSHOTS = """
 WITH rotation AS (SELECT age(xmin) AS age FROM records_kek WHERE one = 1)
 SELECT
     (SELECT count(*) FROM pg_stat_activity, rotation WHERE pid <> pg_backend_pid()
+        AND (datname = current_database() OR datname IS NULL)
         AND (age(backend_xmin) >= rotation.age OR age(backend_xid) >= rotation.age))
-  + (SELECT count(*) FROM pg_prepared_xacts, rotation WHERE age(transaction) >= rotation.age)
+  + (SELECT count(*) FROM pg_prepared_xacts, rotation WHERE database = current_database()
+        AND age(transaction) >= rotation.age)
   + (SELECT count(*) FROM pg_replication_slots, rotation WHERE age(xmin) >= rotation.age)
 """
 # How long the rewrite waits for its exclusive lock: every key lookup (each upload) queues behind it meanwhile.

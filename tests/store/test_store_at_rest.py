@@ -222,8 +222,8 @@ def _key_table_holds(store: Harness, needle: bytes) -> bool:
 
 
 def _wait_for_key_table_without(store: Harness, needle: bytes, timeout: float = 120.0) -> None:
-    """The store's purge retries while a transaction older than the erasure is open anywhere on the cluster
-    (here: maybe another test's); ``timeout`` only bounds a failure, it times nothing."""
+    """The store's purge retries while a transaction older than the erasure is open in its database (here,
+    maybe an autovacuum's ANALYZE or a store thread); ``timeout`` only bounds a failure, it times nothing."""
     deadline = time.monotonic() + timeout
     while _key_table_holds(store, needle):
         assert time.monotonic() < deadline, "the key table still holds the erased key's dead row"
