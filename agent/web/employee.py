@@ -7,6 +7,7 @@ and an explicit confirmation, and records the SHA-256 of exactly the text that w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -141,13 +142,13 @@ class EmployeePage:
 
     # -- consent overview and pause ---------------------------------------------------------------
 
-    def _overview(self, request: Request) -> Response:
-        policy = self._policy(strict=False)
-        with self._vault() as vault:
-            snapshot = vault.consent(policy)
-            held = len(outbox.list_batches(vault, ("held",)))
-            report = vault.ledger.verify(vault.device_key.public_bytes)
-            head = vault.ledger_head_state()
+    def _live(self, vault: Vault, policy: MachinePolicy) -> dict[str, Any]:
+        """What the overview shows that can change while it is open: consent and capture per category (a pause
+        or a withdrawal from the CLI or the tray, a pause that ends, the agent stopping), held batches, the
+        ledger's last entry. Cheap to compute: the open page asks for its fingerprint every few seconds."""
+        snapshot = vault.consent(policy)
+        held = len(outbox.list_batches(vault, ("held",)))
+        head = vault.ledger_head_state()
         status = self._agent_status() or {}
         capture = status.get("categories") if isinstance(status.get("categories"), dict) else {}
         rows = []
@@ -172,12 +173,25 @@ class EmployeePage:
         paused_until = ""
         if snapshot.is_paused(self.clock()):
             paused_until = "until you resume" if paused and paused.year >= 9999 else f"until {self._local(paused)}"
+        return {
+            "rows": rows,
+            "paused_until": paused_until,
+            "held": counted(held, "batch", "batches"),
+            "ledger_seq": head.db_seq,
+            "ledger_warnings": _ledger_warnings(head, status),
+        }
+
+    def _overview(self, request: Request) -> Response:
+        policy = self._policy(strict=False)
+        with self._vault() as vault:
+            live = self._live(vault, policy)
+            report = vault.ledger.verify(vault.device_key.public_bytes)
         return self._page(
             request,
             "/",
             "overview.html",
-            rows=rows,
-            paused_until=paused_until,
+            **live,
+            shown=_fingerprint(live),
             pauses=(
                 ("15m", "Pause 15 min"),
                 ("1h", "Pause 1 hour"),
@@ -187,10 +201,14 @@ class EmployeePage:
             ledger_ok=report.ok,
             ledger_entries=counted(report.entries, "entry", "entries"),
             ledger_broken_at=report.first_broken_seq,
-            ledger_warnings=_ledger_warnings(head, status),
-            held=counted(held, "batch", "batches"),
             **self._done(request),
         )
+
+    def _state(self, request: Request) -> Response:
+        """The open overview's question "has what I show changed?" (``kit.web.server.STATE_PATH``)."""
+        with self._vault() as vault:
+            live = self._live(vault, self._policy(strict=False))
+        return Response.json({"shown": _fingerprint(live)})
 
     def _consent_page(self, request: Request, category: Category) -> Response:
         try:
@@ -388,6 +406,7 @@ class EmployeePage:
     # and its value passed to the handler. Anything not listed is "There is no such page here."
     ROUTES: ClassVar[tuple[tuple[str, tuple[str, ...], Callable[..., Response]], ...]] = (
         ("GET", (), _overview),
+        ("GET", ("state",), _state),
         ("GET", ("consent", "{category}"), _consent_page),
         ("POST", ("consent", "{category}", "grant"), _grant),
         ("POST", ("consent", "{category}", "revoke"), _revoke),
@@ -416,6 +435,10 @@ def _ledger_warnings(head: HeadState, status: dict[str, object]) -> list[tuple[s
     if isinstance(witness, dict) and witness.get("state") not in (None, "confirmed", "not-configured"):
         lines.append(("capture_stopped", str(witness.get("message") or "")))
     return lines
+
+
+def _fingerprint(live: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(live, sort_keys=True).encode()).hexdigest()
 
 
 def _in_force(state: str) -> bool:

@@ -94,8 +94,8 @@ class SessionGuard:
             self._sessions[_key(session_id)] = Session(csrf, now, now)
         return f"{self.cookie_name}={session_id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={int(self.absolute.total_seconds())}"
 
-    def session(self, cookie_header: str | None) -> Session | None:
-        """The live session this request's cookie names (and mark it used); None if none or expired."""
+    def session(self, cookie_header: str | None, *, touch: bool = True) -> Session | None:
+        """The live session this request's cookie names (marked used, if ``touch``); None if none or expired."""
         if not cookie_header:
             return None
         jar: SimpleCookie = SimpleCookie()
@@ -110,7 +110,7 @@ class SessionGuard:
         with self._lock:
             self._expire(now)
             found = self._sessions.get(_key(morsel.value))
-            if found is not None:
+            if found is not None and touch:
                 found.last_used = now
             return found
 

@@ -8,6 +8,7 @@ contains the token or a query string.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -59,6 +60,10 @@ class Response:
         return cls(status=status, body=text.encode("utf-8"))
 
     @classmethod
+    def json(cls, data: object, status: int = 200) -> Response:
+        return cls(status=status, body=json.dumps(data).encode("utf-8"), content_type="application/json")
+
+    @classmethod
     def redirect(cls, path: str, **params: str) -> Response:
         """303 See Other after a POST, so a reload never repeats the action."""
         target = path + ("?" + urlencode(params) if params else "")
@@ -71,6 +76,7 @@ class PageApp(Protocol):
     def handle(self, request: Request) -> Response: ...
 
 
+STATE_PATH = "/state"  # an open page's poll (kit/ui.html "follow"): GET, JSON, does not count as use
 EMPLOYEE_REOPEN = "Open it again from the Consentry tray icon, or with the command: consentry page"
 
 
@@ -203,7 +209,9 @@ class _Handler(BaseHTTPRequestHandler):
             nonce = secrets.token_urlsafe(16)
             self._send(Response.html(moving_page(target)), nonce=nonce, cookie=guard.start_session())
             return
-        session = guard.session(self.headers.get("Cookie"))
+        # An open page asking whether what it shows changed is not the person using it: an unattended page
+        # must not keep its session alive.
+        session = guard.session(self.headers.get("Cookie"), touch=parts.path != STATE_PATH)
         if session is None:
             self._refuse(
                 HTTPStatus.FORBIDDEN,

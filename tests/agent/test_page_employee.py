@@ -25,7 +25,7 @@ from protocol.categories import Category, KeyClass, MouseButton
 from protocol.errors import ConsentryError
 from protocol.timeutil import utc_now
 from protocol.windows import AppFocus, AppsWindow, KeyboardWindow, MouseWindow
-from tests.agent_harness import SHORT_WINDOW_POLICY, AgentProcess, agent_env, records, wait_records
+from tests.agent_harness import SHORT_WINDOW_POLICY, AgentProcess, agent_env, grant, records, wait_records
 from tests.browser_kit import attack_page, chromium, hostile_site, wait_for
 from tests.doc_shots import save_browser_shot
 from vault import batches as batch_ops
@@ -458,6 +458,7 @@ def test_the_routes_are_one_table_and_anything_else_is_no_such_page(page: PageSe
     table = {(method, "/" + "/".join(pattern)) for method, pattern, _ in EmployeePage.ROUTES}
     assert table == {
         ("GET", "/"),
+        ("GET", "/state"),
         ("GET", "/consent/{category}"),
         ("POST", "/consent/{category}/grant"),
         ("POST", "/consent/{category}/revoke"),
@@ -486,3 +487,45 @@ def test_the_routes_are_one_table_and_anything_else_is_no_such_page(page: PageSe
         answer = client.post(path, data={"csrf": csrf}, headers=origin)
         assert answer.status_code == 404 and "There is no such page here." in answer.text, path
     assert _ledger_kinds(layout) == before
+
+
+# -- the page follows what changes elsewhere ------------------------------------------------------
+
+
+def _capture_cell(driver: object, category: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    row = driver.find_element(By.XPATH, f"//tr[td/a[text()='{category}']]")  # type: ignore[attr-defined]
+    return str(row.find_elements(By.TAG_NAME, "td")[3].text)
+
+
+def test_the_open_page_follows_a_pause_from_the_cli_and_says_when_the_agent_stops(
+    layout: Layout, policy_path: Path, tmp_path: Path
+) -> None:
+    """The employee keeps the page open and pauses, then resumes, from the CLI (or the tray); later the agent
+    stops. The page's "Capture now" follows each change by itself: a page left saying "capturing" after a pause,
+    or "paused" after capture came back, tells the employee something false about their own data."""
+    policy_path.write_text(SHORT_WINDOW_POLICY)
+    env = agent_env(layout.home, policy_path, None)
+    grant(layout, policy_path, Category.KEYBOARD)
+    agent = AgentProcess(layout, env, "--replay", "synthetic:seed=3,key_rate=20,move_rate=0")
+    try:
+        link = wait_for(lambda: page_link(layout.page_link, "/"), "the agent's page.json")
+        agent.wait_state("keyboard", "capturing")
+        with chromium(tmp_path / "profile") as driver:
+            _open(driver, link)
+            assert _capture_cell(driver, "keyboard") == "capturing"
+
+            cli = [sys.executable, "-m", "agent"]
+            subprocess.run([*cli, "pause", "--for", "1h"], env=env, check=True, capture_output=True, timeout=60)
+            wait_for(lambda: "All capture is paused" in driver.page_source, "the page showing the pause", 30)
+            assert _capture_cell(driver, "keyboard") == "paused"
+
+            subprocess.run([*cli, "resume"], env=env, check=True, capture_output=True, timeout=60)
+            wait_for(lambda: _capture_cell(driver, "keyboard") == "capturing", "the page showing capture again", 30)
+            assert "All capture is paused" not in driver.page_source
+
+            assert agent.stop() == 0
+            wait_for(lambda: "not answering" in driver.page_source, "the page saying it no longer follows", 30)
+    finally:
+        agent.stop()

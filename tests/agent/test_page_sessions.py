@@ -7,7 +7,7 @@ import re
 import socket
 import subprocess
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -73,6 +73,45 @@ def test_a_session_ends_after_thirty_idle_minutes(server: PageServer, clock: Clo
     ended = client.get("/ledger")
     assert ended.status_code == 403 and "30 minutes without use" in ended.text and "consentry page" in ended.text
     assert _session(server).get("/ledger").status_code == 200  # the link opens a new one
+
+
+def test_an_open_page_asking_for_its_state_does_not_keep_its_session_alive(server: PageServer, clock: Clock) -> None:
+    """The overview asks /state every few seconds while it is open; an unattended page's session still ends."""
+    client = _session(server)
+    clock.advance(IDLE - timedelta(seconds=2))
+    asked = client.get("/state")
+    assert asked.status_code == 200 and asked.headers["Content-Type"] == "application/json"
+    assert re.fullmatch(r"[0-9a-f]{64}", asked.json()["shown"])
+    clock.advance(timedelta(seconds=2))
+    assert client.get("/state").status_code == 403  # thirty minutes since the person last used the page
+    assert client.get("/").status_code == 403
+
+
+class WallClock:
+    """The page's own clock (EmployeePage ``clock``): the time a pause is measured against."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_the_state_an_open_page_shows_changes_when_a_pause_ends(layout: Layout, policy_path: Path) -> None:
+    wall = WallClock()
+    Vault.open(layout).close()
+    with PageServer(EmployeePage(layout, policy_path, lambda: True, clock=wall, tz=UTC)) as page:
+        client = _session(page)
+        assert client.post(
+            "/pause", data={"csrf": _csrf(client), "for": "15m"}, headers={"Origin": page.url.rstrip("/")}
+        ).is_redirect
+        paused = client.get("/state").json()["shown"]
+        assert "All capture is paused until 2026-12-07 09:15 UTC" in client.get("/").text
+        wall.now += timedelta(minutes=14)
+        assert client.get("/state").json()["shown"] == paused  # nothing the page shows changed
+        wall.now += timedelta(minutes=1)
+        assert client.get("/state").json()["shown"] != paused  # the open page loads itself again
+        assert "All capture is paused" not in client.get("/").text
 
 
 def test_a_session_ends_after_eight_hours_however_busy(server: PageServer, clock: Clock) -> None:
