@@ -82,4 +82,5 @@ class AgentStatus(BaseModel):
 
 
 def write_status(path: Path, status: AgentStatus) -> None:
-    write_atomic(path, status.model_dump_json(indent=2).encode() + b"\n", mode=0o644)
+    # 0600 like everything of the employee's: it says which categories they consented to.
+    write_atomic(path, status.model_dump_json(indent=2).encode() + b"\n", mode=0o600)
