@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import os
@@ -18,7 +19,6 @@ def setup_logging(log_dir: Path, verbose: bool = False) -> logging.Logger:
     """Configure the agent's logger; returns it. Safe to call once per process."""
     log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = log_dir / LOG_FILE
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # created owner-only
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     logger = logging.getLogger(LOGGER)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -28,12 +28,21 @@ def setup_logging(log_dir: Path, verbose: bool = False) -> logging.Logger:
         handler.close()
     stream = logging.StreamHandler()
     stream.setFormatter(fmt)
-    rotating = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
+    rotating = _OwnerOnlyRotatingFile(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
     rotating.setFormatter(fmt)
     logger.addHandler(stream)
     logger.addHandler(rotating)
     threading.excepthook = _thread_died
     return logger
+
+
+class _OwnerOnlyRotatingFile(logging.handlers.RotatingFileHandler):
+    """Creates every log file 0600: the first, and the new one after each rollover (the standard handler's
+    ``open()`` would create it under the process umask, 0644 or even 0666)."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
 def _thread_died(args: threading.ExceptHookArgs) -> None:

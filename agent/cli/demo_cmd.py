@@ -22,6 +22,7 @@ from typing import IO, Any
 import click
 
 from agent.cli.child_processes import end_with_this_process
+from protocol.atomic import write_atomic
 
 SYNTHETIC_INPUT = "synthetic:seed=7,key_rate=8,move_rate=120,focus_every=4"
 
@@ -253,8 +254,8 @@ def demo(out: Path | None, seconds: float, input_mode: str) -> None:
 
         d.step("IT: enroll this computer with the store (one-time token), then the agent submits the manifest")
         token_file = out / "enroll-token"
-        token_file.write_text(d.json("store", "token", "--data", str(d.store_dir))["token"])
-        token_file.chmod(0o600)
+        token = d.json("store", "token", "--data", str(d.store_dir))["token"]
+        write_atomic(token_file, token.encode(), mode=0o600)  # never readable by another account, not even briefly
         d.run("enroll", "--token-file", str(token_file), show=1)
         d.run("batches", "sync", show=2)
 

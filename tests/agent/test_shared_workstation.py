@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.logs import BACKUPS, LOG_FILE, MAX_BYTES, setup_logging
 from protocol.categories import Category
 from tests.agent_harness import SHORT_WINDOW_POLICY, AgentProcess, agent_env, wait_records
 from tests.other_user import SYSTEM_PYTHON, as_other_user, require_other_user
@@ -107,3 +108,21 @@ def test_nothing_the_agent_and_the_cli_leave_behind_is_open_to_another_account(o
             assert agent.stop() == 0
     finally:
         os.umask(old_umask)
+
+
+def test_the_agent_log_stays_owner_only_across_rotations(tmp_path: Path) -> None:
+    """The log rotates at 1 MB; each new file is created under the process umask unless we say otherwise."""
+    old_umask = os.umask(0)
+    try:
+        logger = setup_logging(tmp_path / "logs")
+        for i in range(3 * MAX_BYTES // 60):
+            logger.debug("keyboard: capturing (a state line of about sixty bytes) %d", i)
+            logger.info("keyboard: capturing (a state line of about sixty bytes) %d", i)
+    finally:
+        os.umask(old_umask)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
+    files = sorted((tmp_path / "logs").iterdir())
+    assert [p.name for p in files] == [LOG_FILE, *(f"{LOG_FILE}.{n}" for n in range(1, BACKUPS + 1))]
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {p.name: "0o600" for p in files}
