@@ -117,7 +117,8 @@ class DirBackend:
         # one open checkpoints the whole WAL into the catalog and deletes it (two more fsyncs per upload).
         self._idle: list[sqlite3.Connection] = []
         self._idle_lock = threading.Lock()
-        self._checkpoint_due = False  # an erasure's pages may still be in the WAL (a reader held it)
+        # An erasure's pages may still be in the WAL (a reader held it); at start: maybe from an earlier process.
+        self._checkpoint_due = True
         self._checkpoint_lock = threading.Lock()
         self._migrate()
         self.sweep()
