@@ -26,6 +26,7 @@ from agent.control_protocol import ControlResponse
 from agent.control_server import PendingRequest
 from agent.gate import DROP_STATES, OPEN_STATES, Circumstances, category_status, eligible
 from agent.heartbeat import Health, Heartbeater, agent_health
+from agent.home_guard import HomeGuard
 from agent.housekeeping import Housekeeper
 from agent.ledger_witness import LedgerWitness, Verdict, store_configured
 from agent.policy_watch import PolicyWatcher, Stamp, policy_stamp
@@ -117,6 +118,8 @@ class Agent:
         self._heartbeat = Heartbeater(
             layout, policy_path, lambda: self.policy if self.policy_error is None else None, self._health
         )
+        self._home = HomeGuard(layout)
+        self.stopped_because: str | None = None  # set when the agent stopped by itself (``_stop_for_lost``)
 
     # -- small helpers ---------------------------------------------------------------------------
 
@@ -199,6 +202,8 @@ class Agent:
             self._shutdown()
 
     def _step(self) -> None:
+        if self.stopped_because is not None:
+            return  # nothing more is captured or written
         self.supervisor.collect_problems()
         self._reconcile()
         self.recorder.add(self.capture.pump())
@@ -211,6 +216,10 @@ class Agent:
 
     def _housekeeping(self) -> None:
         self._policy_dirty.clear()
+        lost = self._home.lost()
+        if lost is not None:
+            self._stop_for_lost(lost)
+            return
         if policy_stamp(self.policy_path) != self._policy_stamp:
             self._apply_policy()
         if self.settings.exclusions_changed():
@@ -225,6 +234,21 @@ class Agent:
             self._day_start = midnight
             self._written_before_today = 0
             self._written_at_day_start = self.recorder.written
+
+    def _stop_for_lost(self, lost: str) -> None:
+        """The vault (or the lock) at our path is gone or is another file: stop capture at once, drop what is
+        held, write nothing more anywhere (not even status.json, which would recreate the folder)."""
+        self.stopped_because = (
+            f"{lost} was removed or replaced while the agent ran: capture stopped, and nothing more was "
+            "written. Start the agent again to use the vault that is there now (a new, empty one if the "
+            "folder was removed: nothing is granted in it)"
+        )
+        log.error("%s", self.stopped_because)
+        self.supervisor.stop_all()
+        for category in ALL_CATEGORIES:
+            self.capture.drop(category)
+            self.recorder.discard(category.value)
+        self.request_stop()
 
     def _apply_policy(self) -> None:
         old_size = self.policy.aggregation_window_seconds
@@ -469,6 +493,9 @@ class Agent:
         self._witness.stop()
         self._heartbeat.stop()
         self.supervisor.stop_all()
+        if self.stopped_because is not None:
+            log.info("agent stopped")
+            return
         for category in ALL_CATEGORIES:
             if self.capture.is_open(category):
                 self.recorder.add(self.capture.cut(category))

@@ -2,6 +2,7 @@
 
 AgentError
 ├── AlreadyRunning        another agent holds this employee's lock
+├── HomeLost              the vault was removed or replaced while the agent ran
 ├── SourceUnavailable     a capture source cannot run here (no X display, Wayland, missing folder)
 │   └── UnsupportedPlatform   no backend exists for this operating system
 └── ControlError          the control socket answered with an error or garbage
@@ -16,6 +17,10 @@ class AgentError(Exception):
 
 class AlreadyRunning(AgentError):
     """Only one agent per employee may run: it owns the lock file in the runtime folder."""
+
+
+class HomeLost(AgentError):
+    """The agent stopped by itself: its vault or lock file was removed or replaced under it."""
 
 
 class SourceUnavailable(AgentError):

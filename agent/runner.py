@@ -8,6 +8,7 @@ from pathlib import Path
 
 from agent.control_server import ControlServer
 from agent.daemon import Agent
+from agent.errors import HomeLost
 from agent.instance import InstanceLock
 from agent.logs import setup_logging
 from agent.sources.select import ReplayConfig
@@ -21,7 +22,8 @@ STOPPING_AGENT_WAIT_SECONDS = 5.0
 
 
 def run_agent(layout: Layout, policy_path: Path, *, replay: ReplayConfig | None = None, verbose: bool = False) -> None:
-    """Run in the foreground until SIGTERM/SIGINT; raises AlreadyRunning or a ConsentryError at start."""
+    """Run in the foreground until SIGTERM/SIGINT; raises AlreadyRunning or a ConsentryError at start, and
+    HomeLost when the agent stopped by itself because its vault was removed or replaced."""
     layout.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = setup_logging(layout.log_dir, verbose)
     with InstanceLock(layout.agent_lock, wait_seconds=STOPPING_AGENT_WAIT_SECONDS):
@@ -46,4 +48,6 @@ def run_agent(layout: Layout, policy_path: Path, *, replay: ReplayConfig | None 
                     signal.signal(sig, handler)
                 stop_employee_page(layout, page)
                 server.stop()
-                logging.getLogger("consentry.agent").info("agent exited cleanly")
+            if agent.stopped_because is not None:
+                raise HomeLost(agent.stopped_because)
+            logging.getLogger("consentry.agent").info("agent exited cleanly")

@@ -47,7 +47,7 @@ def run(replay: str | None, replay_speed: float, verbose: bool) -> None:
     Nothing is captured for a category you have not granted (consentry consent grant CATEGORY).
     Logs go to stderr and to the logs folder of your Consentry home; status to run/status.json.
     """
-    from agent.errors import AlreadyRunning
+    from agent.errors import AlreadyRunning, HomeLost
     from agent.runner import run_agent
     from protocol.errors import ConsentryError
     from vault.paths import default_layout, default_policy_path
@@ -57,6 +57,8 @@ def run(replay: str | None, replay_speed: float, verbose: bool) -> None:
         run_agent(default_layout(), default_policy_path(), replay=config, verbose=verbose)  # type: ignore[arg-type]
     except AlreadyRunning as exc:
         raise click.ClickException(f"{exc}. Check it with: consentry status") from None
+    except HomeLost as exc:
+        raise click.ClickException(str(exc)) from None
     except ConsentryError as exc:
         raise click.ClickException(f"{exc}\nCheck the vault with: consentry doctor") from None
 

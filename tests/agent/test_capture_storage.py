@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,3 +115,43 @@ def test_read_only_vault_gives_storage_error_status_and_recovers(layout: Layout,
         if frozen[0].exists():
             _set_immutable([p for p in frozen if p.exists()], False)
         assert agent.stop() == 0
+
+
+def _vault_records(path: Path) -> int:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return int(db.execute("SELECT count(*) FROM records").fetchone()[0])
+
+
+@pytest.mark.parametrize("how", ["folder-removed", "vault-restored"])
+def test_a_vault_removed_or_replaced_while_the_agent_runs_stops_capture(
+    how: str, layout: Layout, policy_path: Path, tmp_path: Path
+) -> None:
+    """The employee (or a clean-up tool, or IT resetting a profile) deletes the Consentry folder, or puts
+    back a copy of the vault from a backup, while the agent captures. Before: the agent went on capturing
+    into the file it still had open, which no command could show or erase any more, while `consentry
+    status` said "not running" and nothing granted, and no command could reach it to pause or withdraw.
+    Now it stops: nothing more is captured or written, it says why, and it leaves the folder as it is."""
+    policy_path.write_text(SHORT_WINDOW_POLICY)
+    grant(layout, policy_path, Category.KEYBOARD)
+    backup = tmp_path / "vault-backup.sqlite3"
+    agent = AgentProcess(layout, agent_env(layout.home, policy_path, None), "--replay", "synthetic:seed=3,key_rate=20")
+    try:
+        agent.wait_state("keyboard", "capturing")
+        wait_records(layout, Category.KEYBOARD)
+        if how == "folder-removed":
+            shutil.rmtree(layout.home)
+        else:
+            with sqlite3.connect(layout.vault_db) as live, sqlite3.connect(backup) as copy:
+                live.backup(copy)  # SQLite's online backup, as a backup tool takes it
+            restored_records = _vault_records(backup)
+            os.replace(backup, layout.vault_db)
+        code = agent.proc.wait(timeout=30)  # before the fix it never ends by itself
+    finally:
+        agent.stop()
+    assert code == 1
+    assert "was removed or replaced while the agent ran" in agent.stderr
+    assert "capture stopped" in agent.stderr
+    if how == "folder-removed":
+        assert not layout.home.exists(), "the agent must not recreate the folder the employee removed"
+    else:
+        assert _vault_records(layout.vault_db) == restored_records  # nothing written into the restored copy
