@@ -56,18 +56,18 @@ CREATE TABLE records (batch_id TEXT NOT NULL, idx INTEGER NOT NULL, category TEX
         "CREATE TABLE subject_keys_purged (one INTEGER PRIMARY KEY CHECK (one = 1), kek_id TEXT NOT NULL)",
     ),
 )
-# Sessions of this database (and processes of none: a standby's walsender), prepared transactions and
-# replication slots whose oldest snapshot began no later than the last write to records_kek (the rotation):
-# PostgreSQL keeps the rows that rotation deleted for them (its own test for what VACUUM may remove), so a
-# rewrite now would copy the erased key row into the new file.
+# Whatever keeps PostgreSQL from removing the rows the rotation (the last write to records_kek) deleted, so
+# that a rewrite now would copy the erased key row into the new file: a transaction holding an xid no newer
+# than the rotation anywhere on the server (it is still running for every snapshot taken since, the
+# rewrite's own included), a session of this database (or of none: a standby's walsender) whose snapshot
+# is that old, a prepared transaction, a replication slot.
 _OLDER_SNAPSHOTS = """
 WITH rotation AS (SELECT age(xmin) AS age FROM records_kek WHERE one = 1)
 SELECT
     (SELECT count(*) FROM pg_stat_activity, rotation WHERE pid <> pg_backend_pid()
-        AND (datname = current_database() OR datname IS NULL)
-        AND (age(backend_xmin) >= rotation.age OR age(backend_xid) >= rotation.age))
-  + (SELECT count(*) FROM pg_prepared_xacts, rotation WHERE database = current_database()
-        AND age(transaction) >= rotation.age)
+        AND (age(backend_xid) >= rotation.age
+             OR ((datname = current_database() OR datname IS NULL) AND age(backend_xmin) >= rotation.age)))
+  + (SELECT count(*) FROM pg_prepared_xacts, rotation WHERE age(transaction) >= rotation.age)
   + (SELECT count(*) FROM pg_replication_slots, rotation WHERE age(xmin) >= rotation.age)
 """
 # How long the rewrite waits for its exclusive lock: every key lookup (each upload) queues behind it meanwhile.

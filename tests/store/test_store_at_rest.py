@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 import psycopg
 import pyarrow.parquet as pq
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from devkit import store_kit
 from devkit.components import require
@@ -291,6 +292,32 @@ def test_an_erasure_during_a_database_backup_answers_and_the_key_table_is_purged
         _wait_for_key_table_without(store, wrapped)  # the store retried on its own once the backup ended
         with store.backend.transaction() as tx:
             assert tx.get_subject_key(subject_digest(alice.subject)) is None
+
+
+def test_a_write_open_in_another_database_of_the_server_holds_the_rewrite_back_too(tmp_path: Path) -> None:
+    """A transaction that wrote anything, in any database of the same PostgreSQL server, is still running for
+    every snapshot taken after it, the rewrite's own included: PostgreSQL keeps the erased row for it. A
+    rewrite then would copy the row and record the rotation as done, and nothing would ever remove it."""
+    require(postgres_available(), "PostgreSQL", "run: bash scripts/start-postgres.sh")
+    with running_store("postgres", tmp_path, key_dir=tmp_path / "keys", key_purge_retry_seconds=0.2) as store:
+        alice, bob = Agent(), Agent()
+        store.enroll(alice)
+        store.enroll(bob)
+        _upload(store, alice)
+        _upload(store, bob)
+        with store.backend.transaction() as tx:
+            wrapped = tx.get_subject_key(subject_digest(alice.subject))
+        assert wrapped is not None
+        elsewhere = psycopg.connect(make_conninfo(pg_dsn(), dbname="postgres"))  # another database, same server
+        try:
+            elsewhere.execute("SELECT txid_current()").fetchone()  # it holds an xid now, as any write does
+            with store.client(alice, timeout=20.0) as a:
+                a.request_erasure(sign_erasure(alice.device, uuid.uuid4().hex, alice.subject, created=T0))
+            assert _key_table_holds(store, wrapped)  # the search sees the row where it is kept
+        finally:
+            elsewhere.rollback()
+            elsewhere.close()
+        _wait_for_key_table_without(store, wrapped)
 
 
 def test_a_records_kek_rotation_cut_short_by_a_crash_loses_nothing(backend_kind: str, tmp_path: Path) -> None:
