@@ -35,9 +35,10 @@ def policy_path(tmp_path: Path) -> Path:
 
 
 # A parallel run (pytest -n, as scripts/test.sh runs the suite): each worker process gets a PostgreSQL
-# database of its own. In one database, a transaction open in any session holds back what VACUUM may
-# remove, so a test proving that an erased key leaves no dead tuple (tests/store/test_store_at_rest.py)
-# would see other workers' sessions keep it; advisory locks are per database too. Dropped at the end.
+# database of its own. In one database, a snapshot open in any session holds back what VACUUM may remove
+# (a write open in any database does too: the store waits for both before it rewrites its key table, and
+# tests/store/test_store_at_rest.py waits for the store); advisory locks are per database too. Dropped at
+# the end.
 _worker_database: tuple[str, str] | None = None  # (the DSN it was created through, its name)
 
 
