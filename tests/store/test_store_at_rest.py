@@ -206,7 +206,7 @@ def test_an_erased_subject_key_found_in_the_data_files_does_not_open(backend_kin
             plain = Envelope(subject_key).open(sealed.sealed, aad)
             pytest.fail(f"the erased subject's key (copies in {copies}) opens; a record reads {plain[:40]!r}")
         if backend_kind == "postgres":  # the key table itself is rewritten: no dead tuple of the key is left
-            _wait_for_key_table_without(store, wrapped)  # at once, or after another test's open snapshot ends
+            _wait_for_key_table_without(store, wrapped)  # at once, or once another test's open write ends
 
         later = export_parquet(store.backend, store.keys, tmp_path / "later", now=T0)
         assert later.files["data/apps.parquet"] == 4  # bob's records still open under the new KEK
@@ -223,8 +223,8 @@ def _key_table_holds(store: Harness, needle: bytes) -> bool:
 
 
 def _wait_for_key_table_without(store: Harness, needle: bytes, timeout: float = 120.0) -> None:
-    """The store's purge retries while a transaction older than the erasure is open in its database (here,
-    maybe an autovacuum's ANALYZE or a store thread); ``timeout`` only bounds a failure, it times nothing."""
+    """The store's purge retries while a snapshot older than the erasure is open in its database, or a write
+    anywhere on the server (here, maybe another test's); ``timeout`` only bounds a failure, it times nothing."""
     deadline = time.monotonic() + timeout
     while _key_table_holds(store, needle):
         assert time.monotonic() < deadline, "the key table still holds the erased key's dead row"
