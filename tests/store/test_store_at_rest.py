@@ -258,6 +258,18 @@ class _Backup:
         self.session.close()
 
 
+def _two_employees_uploaded(store: Harness) -> tuple[Agent, Agent, bytes]:
+    """Alice and Bob each shipped a batch; returns them and Alice's wrapped key as the key table keeps it."""
+    alice, bob = Agent(), Agent()
+    for agent in (alice, bob):
+        store.enroll(agent)
+        _upload(store, agent)
+    with store.backend.transaction() as tx:
+        wrapped = tx.get_subject_key(subject_digest(alice.subject))
+    assert wrapped is not None
+    return alice, bob, wrapped
+
+
 @pytest.mark.parametrize(
     ("kind", "snapshot"), [("postgres", True), ("postgres", False), ("dir", True)], ids=["pg_dump", "reader", "dir"]
 )
@@ -271,14 +283,7 @@ def test_an_erasure_during_a_database_backup_answers_and_the_key_table_is_purged
     if kind == "postgres":
         require(postgres_available(), "PostgreSQL", "run: bash scripts/start-postgres.sh")
     with running_store(kind, tmp_path, key_dir=tmp_path / "keys", key_purge_retry_seconds=0.2) as store:
-        alice, bob = Agent(), Agent()
-        store.enroll(alice)
-        store.enroll(bob)
-        _upload(store, alice)
-        _upload(store, bob)
-        with store.backend.transaction() as tx:
-            wrapped = tx.get_subject_key(subject_digest(alice.subject))
-        assert wrapped is not None
+        alice, bob, wrapped = _two_employees_uploaded(store)
         backup = _Backup(store, snapshot=snapshot)
         try:
             with store.client(alice, timeout=20.0) as a:  # the timeout only ends a hang
@@ -300,14 +305,7 @@ def test_a_write_open_in_another_database_of_the_server_holds_the_rewrite_back_t
     rewrite then would copy the row and record the rotation as done, and nothing would ever remove it."""
     require(postgres_available(), "PostgreSQL", "run: bash scripts/start-postgres.sh")
     with running_store("postgres", tmp_path, key_dir=tmp_path / "keys", key_purge_retry_seconds=0.2) as store:
-        alice, bob = Agent(), Agent()
-        store.enroll(alice)
-        store.enroll(bob)
-        _upload(store, alice)
-        _upload(store, bob)
-        with store.backend.transaction() as tx:
-            wrapped = tx.get_subject_key(subject_digest(alice.subject))
-        assert wrapped is not None
+        alice, _, wrapped = _two_employees_uploaded(store)
         elsewhere = psycopg.connect(make_conninfo(pg_dsn(), dbname="postgres"))  # another database, same server
         try:
             elsewhere.execute("SELECT txid_current()").fetchone()  # it holds an xid now, as any write does
