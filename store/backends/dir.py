@@ -14,6 +14,7 @@ the records stay in the catalog's files.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -113,6 +114,8 @@ class DirBackend:
         self.root = root
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._db = root / CATALOG
+        # SQLite would create it 0644, and its WAL and shared-memory files take the database's mode.
+        os.close(os.open(self._db, os.O_RDWR | os.O_CREAT, 0o600))
         # Connections between transactions, reused: opening one costs its pragmas, and closing the last
         # one open checkpoints the whole WAL into the catalog and deletes it (two more fsyncs per upload).
         self._idle: list[sqlite3.Connection] = []

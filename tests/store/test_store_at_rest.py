@@ -424,6 +424,26 @@ def test_the_records_kek_is_a_private_key_file_and_never_printed(tmp_path: Path)
     assert kek.hex() not in repr(keys) and str(kek) not in repr(keys) and str(kek) not in repr(keys.records)
 
 
+def test_the_dir_catalog_and_its_wal_are_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    """SQLite creates a database under the process umask (0644, or 0666 under umask 000), and its WAL and
+    shared-memory files with the database's mode; the 0700 data folder must not be their only guard."""
+    from store.backends.dir import DirBackend
+
+    old_umask = os.umask(0)
+    try:
+        backend = DirBackend(tmp_path / "store-data")
+        try:
+            with backend.transaction() as tx:
+                tx.set_records_kek("k" * 16, rotation_due=False)  # a write: the WAL and its index exist now
+            files = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / "store-data").iterdir()}
+        finally:
+            backend.close()
+    finally:
+        os.umask(old_umask)
+    assert {"catalog.sqlite3", "catalog.sqlite3-wal", "catalog.sqlite3-shm"} <= set(files)
+    assert files == {name: "0o600" for name in files}
+
+
 def test_another_records_kek_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     with running_store("dir", tmp_path) as store:
         agent = Agent()
