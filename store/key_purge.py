@@ -33,21 +33,24 @@ class KeyTablePurge:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        waiting = False
+        waiting = unreachable = False  # each said once when it begins, and the wait once when it ends
         while True:
             try:
                 done = self._backend.purge_old_keys()
             except Unavailable as exc:
-                log.warning("could not rewrite the key table (%s); retrying", exc.message)
-                done = False
-            if not done and not waiting:
-                log.info(
-                    "the key table keeps the erased key's old row while a transaction that began before the "
-                    "erasure, or one reading the table, is open (a database backup?); retrying every %g s",
-                    self._interval,
-                )
-            elif done and waiting:
-                log.info("the key table is rewritten: the erased key's old row is gone")
-            waiting = not done
+                if not unreachable:
+                    log.warning("cannot check the key table (%s); retrying every %g s", exc.message, self._interval)
+                unreachable = True
+            else:
+                unreachable = False
+                if not done and not waiting:
+                    log.info(
+                        "the key table keeps the erased key's old row while a transaction that began before the "
+                        "erasure, or one reading the table, is open (a database backup?); retrying every %g s",
+                        self._interval,
+                    )
+                elif done and waiting:
+                    log.info("the key table is rewritten: the erased key's old row is gone")
+                waiting = not done
             if self._stopped.wait(self._interval):
                 return

@@ -156,6 +156,10 @@ class PostgresTx(SqlTx):
         return [dict(r[0]) for r in rows]
 
 
+def _unavailable(exc: Exception) -> Unavailable:
+    return Unavailable("backend_unavailable", f"PostgreSQL is unavailable: {type(exc).__name__}")
+
+
 def copy_rows(cursor: psycopg.Cursor[Any], rows: Sequence[tuple[str, int, str, bytes]]) -> None:
     """Binary COPY of prepared record rows (body already sealed); the benchmark's baseline uses it too."""
     with cursor.copy(f"COPY records ({', '.join(RECORD_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -216,7 +220,7 @@ class PostgresBackend:
                 yield PostgresTx(cur)
         except (psycopg.OperationalError, psycopg.errors.SerializationFailure) as exc:
             # Connection lost or server restarting: nothing committed; the client retries on 503.
-            raise Unavailable("backend_unavailable", f"PostgreSQL is unavailable: {type(exc).__name__}") from None
+            raise _unavailable(exc) from None
 
     def purge_old_keys(self) -> bool:
         """Rewrite the key table without its dead rows (the erased key, the keys under the old KEK), once per
@@ -231,7 +235,7 @@ class PostgresBackend:
         try:
             return self._purge_old_keys()
         except psycopg.OperationalError as exc:
-            raise Unavailable("backend_unavailable", f"PostgreSQL is unavailable: {type(exc).__name__}") from None
+            raise _unavailable(exc) from None
 
     def _purge_old_keys(self) -> bool:
         with self._pool.connection() as conn:
